@@ -1,0 +1,90 @@
+# rrc: a model compiler for self-supervised relational reasoning.
+#
+#   make          build ./rrc (installs missing Debian packages first)
+#   make test     build and run every test; ends with "N passed, N failed"
+#   make asan     the same tests under AddressSanitizer + UBSan
+#   make demo     the main job (see README.md)
+#   make goldens  regenerate tests/golden/ with PyTorch (needs python3-torch)
+#
+# Every target that compiles depends (order-only) on `deps`, which installs
+# what is missing with one apt-get and does nothing when all is there.
+
+CC      ?= gcc
+OPT     ?= -O2
+SAN     ?=
+BUILD   ?= build
+CFLAGS_WARN = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+              -Wmissing-prototypes -Wwrite-strings -Wundef -Wpointer-arith \
+              -Wformat=2 -Wcast-align -Wnull-dereference -Wvla
+CPPFLAGS = -D_GNU_SOURCE -Icompiler -Iruntime -I/usr/include/lua5.4
+CFLAGS  = -std=c11 $(OPT) -g $(CFLAGS_WARN) $(SAN) -pthread
+LDFLAGS = $(SAN) -pthread
+LDLIBS_RT = -ljansson -lz -lm
+LDLIBS    = -llua5.4 $(LDLIBS_RT)
+
+RT_SRCS  := $(wildcard runtime/*.c)
+CC_SRCS  := $(wildcard compiler/*.c compiler/frontend/*.c compiler/ir/*.c compiler/passes/*.c)
+CC_LIB_SRCS := $(filter-out compiler/main.c,$(CC_SRCS))
+TEST_SRCS := $(wildcard tests/*.c)
+
+RT_OBJS  := $(RT_SRCS:%.c=$(BUILD)/%.o)
+CC_LIB_OBJS := $(CC_LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/compiler/frontend/prelude_lua.o
+MAIN_OBJ := $(BUILD)/compiler/main.o
+TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps test asan demo clean goldens
+all: rrc
+
+deps:
+	@sh tools/deps.sh
+
+$(BUILD)/librrt.a: $(RT_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/librrc.a: $(CC_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+rrc: $(MAIN_OBJ) $(BUILD)/librrc.a $(BUILD)/librrt.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The rr prelude (Lua source) is compiled into the binary as a C string.
+$(BUILD)/compiler/frontend/prelude_lua.c: compiler/frontend/rr.lua tools/embed.sh | deps
+	@mkdir -p $(dir $@)
+	sh tools/embed.sh rr_prelude_lua $< > $@
+
+$(BUILD)/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/compiler/frontend/prelude_lua.o: $(BUILD)/compiler/frontend/prelude_lua.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/rrc_tests: $(TEST_OBJS) $(BUILD)/librrc.a $(BUILD)/librrt.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: rrc $(BUILD)/rrc_tests
+	@$(BUILD)/rrc_tests
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    RRC=build-asan/rrc test-asan
+
+.PHONY: test-asan
+test-asan: $(BUILD)/rrc_tests $(BUILD)/rrc
+	@RRC_BIN=$(BUILD)/rrc ASAN_OPTIONS=detect_leaks=1 $(BUILD)/rrc_tests
+
+$(BUILD)/rrc: $(MAIN_OBJ) $(BUILD)/librrc.a $(BUILD)/librrt.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+goldens:
+	/usr/bin/python3 tests/golden/make_goldens.py
+
+demo: rrc
+	@sh tools/demo.sh
+
+clean:
+	rm -rf build build-asan rrc
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

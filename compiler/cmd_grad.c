@@ -1,0 +1,161 @@
+/*
+** cmd_grad.c: `rrc grad`: one training-mode step on given views, without
+** an update, written as safetensors: loss [1], logits [P], grad.<name> for
+** every trainable parameter, state.<name> for every updated running
+** statistic, and param.<name> when the parameters were initialised here.
+** The engine for now is the reference interpreter.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver.h"
+#include "ir/lower.h"
+
+static void grad_usage(FILE *f) {
+    fprintf(f,
+            "usage: rrc grad SPEC --input X.safetensors --out G.safetensors [flags]\n"
+            "\n"
+            "Runs one training-mode step of SPEC (BatchNorm with batch statistics) on the views in\n"
+            "tensor 'x' of X (F32 [K*B,C,H,W], view k of image i in row k*B+i), without updating,\n"
+            "and writes loss, logits, grad.<param>, state.<running stat> (and param.<name> when\n"
+            "the parameters were initialised here) as F32 safetensors.\n"
+            "\n"
+            "  --input X           the views (required)\n"
+            "  --params P          parameters by full name (backbone.*, relation.*); default: seeded init\n"
+            "  --out G             where to write the results (required)\n"
+            "  --K K               views per image (default: the spec's)\n"
+            "  --aggregation A     cat | sum | mean | max (default: the spec's)\n"
+            "  --loss L            focal | bce (default: the spec's)\n"
+            "  --seed S            seed of the initialisation (default: the spec's)\n"
+            "  --engine E          interp (the reference interpreter; the compiled engines come with the\n"
+            "                      LLVM backend)\n");
+}
+
+static int write_results(const char *cmd, const char *out, Graph *g, Interp *it, bool with_params) {
+    int cap = g->nouts + g->nnodes, n = 0;
+    rt_tensor *ts = xcalloc((size_t)cap, sizeof *ts);
+    float **bufs = xcalloc((size_t)cap, sizeof *bufs);
+    char **names = xcalloc((size_t)cap, sizeof *names);
+    for (int i = 0; i < g->nouts; i++) {
+        const char *name = g->outs[i].name;
+        if (!strcmp(name, "targets")) continue;
+        const Node *node = g->outs[i].node;
+        names[n] = xstrdup(name);
+        ts[n].name = names[n];
+        ts[n].dtype = RT_F32;
+        ts[n].rank = node->rank;
+        for (int k = 0; k < node->rank; k++) ts[n].shape[k] = node->dim[k];
+        int64_t e = node_numel(node);
+        bufs[n] = xmalloc((size_t)e * sizeof(float));
+        const double *v = interp_value(it, node);
+        for (int64_t k = 0; k < e; k++) bufs[n][k] = (float)v[k];
+        ts[n].data = bufs[n];
+        ts[n].nbytes = (size_t)e * sizeof(float);
+        n++;
+    }
+    for (int i = 0; with_params && i < g->nnodes; i++) {
+        const Node *node = g->nodes[i];
+        if (node->op != OP_PARAM && node->op != OP_STATE) continue;
+        size_t len = strlen(node->name) + 7;
+        names[n] = xmalloc(len);
+        snprintf(names[n], len, "param.%s", node->name);
+        ts[n].name = names[n];
+        ts[n].dtype = RT_F32;
+        ts[n].rank = node->rank;
+        for (int k = 0; k < node->rank; k++) ts[n].shape[k] = node->dim[k];
+        int64_t e = node_numel(node);
+        bufs[n] = xmalloc((size_t)e * sizeof(float));
+        const double *v = interp_value(it, node);
+        for (int64_t k = 0; k < e; k++) bufs[n][k] = (float)v[k];
+        ts[n].data = bufs[n];
+        ts[n].nbytes = (size_t)e * sizeof(float);
+        n++;
+    }
+    const char *mk[] = {"format", "producer"}, *mv[] = {"rrc-grad-1", "rrc grad (interp)"};
+    char err[512];
+    int rc = rt_st_write(out, ts, n, mk, mv, 2, err, sizeof err);
+    if (rc != 0) fprintf(stderr, "rrc %s: %s\n", cmd, err);
+    for (int i = 0; i < n; i++) {
+        free(bufs[i]);
+        free(names[i]);
+    }
+    free(bufs);
+    free(names);
+    free(ts);
+    return rc == 0 ? 0 : EXIT_USAGE;
+}
+
+int cmd_grad(int argc, char **argv) {
+    const char *spec = NULL, *input = NULL, *params = NULL, *out = NULL, *engine = "interp";
+    SpecOverrides ov = {.seed = -1};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (flag_is(a, "--help") || flag_is(a, "-h")) { grad_usage(stdout); return 0; }
+        else if (flag_is(a, "--input")) input = flag_value("grad", argc, argv, &i, "--input");
+        else if (flag_is(a, "--params")) params = flag_value("grad", argc, argv, &i, "--params");
+        else if (flag_is(a, "--out")) out = flag_value("grad", argc, argv, &i, "--out");
+        else if (flag_is(a, "--K")) ov.K = (int)flag_int("grad", "--K", flag_value("grad", argc, argv, &i, "--K"), 2, 1024);
+        else if (flag_is(a, "--aggregation")) ov.aggregation = flag_value("grad", argc, argv, &i, "--aggregation");
+        else if (flag_is(a, "--loss")) ov.loss = flag_value("grad", argc, argv, &i, "--loss");
+        else if (flag_is(a, "--seed")) ov.seed = flag_int("grad", "--seed", flag_value("grad", argc, argv, &i, "--seed"), 0, 0x7fffffffL);
+        else if (flag_is(a, "--engine")) engine = flag_value("grad", argc, argv, &i, "--engine");
+        else if (a[0] == '-') { fprintf(stderr, "rrc grad: unknown flag '%s' (see rrc grad --help)\n", a); return EXIT_USAGE; }
+        else if (!spec) spec = a;
+        else { fprintf(stderr, "rrc grad: more than one spec given ('%s', '%s')\n", spec, a); return EXIT_USAGE; }
+    }
+    if (!spec || !input || !out) {
+        fprintf(stderr, "rrc grad: %s is required (see rrc grad --help)\n", !spec ? "a SPEC" : !input ? "--input" : "--out");
+        return EXIT_USAGE;
+    }
+    if (strcmp(engine, "interp") != 0) {
+        fprintf(stderr, "rrc grad: unknown engine '%s' (this build has: interp)\n", engine);
+        return EXIT_USAGE;
+    }
+    Arena arena = {0};
+    Spec *s = driver_load_spec("grad", spec, &ov, &arena);
+
+    rt_st_file xf = {0};
+    char err[512];
+    if (rt_st_read(input, &xf, err, sizeof err) != 0) {
+        fprintf(stderr, "rrc grad: %s\n", err);
+        arena_free(&arena);
+        return EXIT_USAGE;
+    }
+    int rc = EXIT_USAGE;
+    Interp it = {0};
+    float *xv = NULL;
+    const rt_tensor *x = rt_st_find(&xf, "x");
+    if (!x) { fprintf(stderr, "rrc grad: %s: no tensor 'x'\n", input); goto done; }
+    if (x->rank != 4 || x->shape[0] % s->K != 0 || x->shape[0] / s->K < 1) {
+        fprintf(stderr, "rrc grad: %s: 'x' must be F32 [K*B,C,H,W] with K=%d views of each image", input, s->K);
+        if (x->rank == 4) fprintf(stderr, " (%lld rows are not a multiple of %d)", (long long)x->shape[0], s->K);
+        fputc('\n', stderr);
+        goto done;
+    }
+    if (x->shape[1] != s->in_c) {
+        fprintf(stderr, "rrc grad: %s: 'x' has %lld channels, the spec's input has %d\n", input, (long long)x->shape[1], s->in_c);
+        goto done;
+    }
+    int64_t B = x->shape[0] / s->K;
+    Diag d = {0};
+    Graph *g = lower_train(s, B, x->shape[1], x->shape[2], x->shape[3], &arena, &d);
+    if (!g) { rc = EXIT_BADSPEC; goto done; }
+    PipelineOpts po = {.debug = rrc_env_debug()};
+    if (!pipeline_run(g, &d, &po)) { rc = EXIT_BADSPEC; goto done; }
+    interp_init(&it, g);
+    int64_t xe = rt_tensor_numel(x);
+    xv = xmalloc((size_t)xe * sizeof *xv);
+    if (rt_tensor_to_f32(x, xv, xe, input, err, sizeof err) != 0) { fprintf(stderr, "rrc grad: %s\n", err); goto done; }
+    interp_bind_f32(&it, graph_find_leaf(g, OP_INPUT, "x"), xv);
+    bool initialised;
+    if (!driver_bind_params("grad", g, &it, params, s->seed, &initialised)) goto done;
+    interp_run(&it);
+    rc = write_results("grad", out, g, &it, initialised);
+done:
+    free(xv);
+    interp_free(&it);
+    rt_st_free(&xf);
+    arena_free(&arena);
+    return rc;
+}

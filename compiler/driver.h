@@ -1,0 +1,46 @@
+/*
+** driver.h: what the rrc commands share: flag parsing, loading a spec with
+** command-line overrides, binding parameters from files or initialising
+** them, and running the pass pipeline.
+*/
+#ifndef RRC_DRIVER_H
+#define RRC_DRIVER_H
+
+#include "frontend/spec.h"
+#include "ir/ir.h"
+#include "passes/pipeline.h"
+#include "rt_safetensors.h"
+
+/* Flag parsing: argv[*i] is "--name" or "--name=value". */
+bool flag_is(const char *arg, const char *name);
+/* The value of flag `name` at argv[*i] ("--name V" or "--name=V"); advances
+   *i past it. Exits with status 1 and a message if the value is missing. */
+const char *flag_value(const char *cmd, int argc, char **argv, int *i, const char *name);
+long flag_int(const char *cmd, const char *name, const char *v, long lo, long hi);
+
+/* Overrides that every command accepts. */
+typedef struct SpecOverrides {
+    int K;                 /* 0: keep */
+    const char *aggregation, *loss;
+    long long seed;        /* -1: keep */
+    int batch;             /* 0: keep */
+    int epochs;            /* 0: keep */
+} SpecOverrides;
+
+/* Loads the spec and applies overrides; on error prints and exits with 2
+   (bad spec) or 1 (bad flag). */
+Spec *driver_load_spec(const char *cmd, const char *path, const SpecOverrides *ov, Arena *a);
+
+/* Binds every param and state leaf of g in the interpreter: from `file`
+   when given (all trainable tensors must be there with the right shapes;
+   running statistics optional; num_batches_tracked ignored; anything else
+   is an error), otherwise initialised from the seed. Returns false after
+   printing a one-line error. *initialised is set when values were made here. */
+bool driver_bind_params(const char *cmd, Graph *g, Interp *it, const char *file, uint64_t seed, bool *initialised);
+
+int rrc_env_debug(void);
+
+/* the commands (cmd_*.c) */
+int cmd_grad(int argc, char **argv);
+
+#endif

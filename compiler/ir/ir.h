@@ -1,0 +1,220 @@
+/*
+** ir.h: the graph IR of rrc.
+**
+** A Graph is a list of Nodes in topological order (a node's inputs always
+** come before it: the builder only appends). Every node has one f32 tensor
+** value with a static shape, an op from the op table (ops.def), up to
+** IR_MAX_IN inputs, integer and float attributes laid out by the op's
+** schema, and the spec line it was built for. Leaves are `input` (data fed
+** per step), `param` (trainable), `state` (BatchNorm running statistics):
+** they carry a tensor name. Named outputs (loss, logits, grad.<param>,
+** state.<name>, features) say what a graph computes.
+**
+** Sections: types; the op table; graph and builder; verifier and dump;
+** passes; the reference interpreter.
+*/
+#ifndef RRC_IR_H
+#define RRC_IR_H
+
+#include <stdio.h>
+
+#include "rt_init.h"
+#include "util.h"
+
+#define IR_MAX_IN 5
+#define IR_MAX_RANK 4
+#define IR_MAX_IA 8
+#define IR_MAX_FA 4
+
+/* ---- the op table (ops.def) ---- */
+
+typedef enum OpKind {
+#define OP(E, name, nin, fusion, diffmask, attrs) OP_##E,
+#define OPN(E, name, nin, fusion, attrs) OP_##E,
+#include "ir/ops.def"
+#undef OP
+#undef OPN
+    OP_COUNT
+} OpKind;
+
+/* Fusion classes (as TVM's OpPatternKind): what the fusion pass may merge. */
+typedef enum FusionClass {
+    FUSE_LEAF,       /* input, param, state: no computation */
+    FUSE_ELEMWISE,   /* out[i] = f(in[i]...) on one iteration space */
+    FUSE_BROADCAST,  /* elementwise with per-channel operands */
+    FUSE_INJECTIVE,  /* each output element from a few input elements (pool, pairs) */
+    FUSE_REDUCE,     /* reductions (BN statistics, channel sums, losses) */
+    FUSE_OUT_EWISE,  /* conv/matmul: elementwise epilogues may fuse into its output */
+    FUSE_OPAQUE,     /* fuses with nothing (backward convolutions, matmuls) */
+} FusionClass;
+
+typedef struct Cost {
+    double flops;    /* floating-point operations (a multiply-add counts 2) */
+    double bytes;    /* bytes read + written, at f32, without reuse */
+} Cost;
+
+typedef struct Node Node;
+typedef struct Graph Graph;
+
+typedef struct OpInfo {
+    const char *name;
+    int nin;                 /* number of inputs */
+    FusionClass fusion;
+    unsigned diffmask;       /* bit i: input i is differentiable; 0: op has no gradient */
+    const char *attrs;       /* schema: "i:stride i:pad f:eps" -> ia[0], ia[1], fa[0] */
+    /* Shape rule: sets n->rank/dim from inputs and attributes; on a user
+       error writes a message into err and returns false. */
+    bool (*shape)(Node *n, char *err, size_t errlen);
+    /* Reference forward kernel, in double: out = op(in...). NULL for leaves. */
+    void (*fwd)(const Node *n, const double *const *in, double *out);
+    /* Backward rule, as builder calls: given dy (the gradient of n's value),
+       sets dx[i] for each input i whose bit is set in `need`. NULL when
+       diffmask is 0. */
+    void (*bwd)(Graph *g, Node *n, Node *dy, unsigned need, Node **dx);
+    Cost (*cost)(const Node *n);
+} OpInfo;
+
+extern const OpInfo op_table[OP_COUNT];
+const char *fusion_class_name(FusionClass f);
+
+/* ---- nodes and graphs ---- */
+
+enum NodeFlags {
+    NF_TRAINABLE = 1u << 0,   /* param with a gradient */
+};
+
+struct Node {
+    int id;                   /* index in g->nodes */
+    OpKind op;
+    int nin;
+    Node *in[IR_MAX_IN];
+    int rank;
+    int64_t dim[IR_MAX_RANK];
+    int64_t ia[IR_MAX_IA];
+    double fa[IR_MAX_FA];
+    const char *name;         /* leaves: tensor name; others: the module path, or NULL */
+    SrcLoc loc;
+    rt_init init;             /* params and state: initial value */
+    unsigned flags;
+};
+
+typedef struct Output {
+    const char *name;         /* "loss", "logits", "grad.<p>", "state.<s>", "features" */
+    Node *node;
+} Output;
+
+struct Graph {
+    Arena *arena;
+    Node **nodes;
+    int nnodes, cap;
+    Output *outs;
+    int nouts, capouts;
+    /* builder state: stamped on nodes made from now on */
+    SrcLoc loc;
+    const char *label;
+    Diag *diag;               /* shape errors are reported here (NULL: abort) */
+};
+
+Graph *graph_new(Arena *a);
+int64_t node_numel(const Node *n);
+const OpInfo *node_info(const Node *n);
+Node *graph_find_leaf(Graph *g, OpKind op, const char *name);
+Output *graph_output(Graph *g, const char *name);   /* NULL if absent */
+void graph_add_output(Graph *g, const char *name, Node *n);
+
+/* Generic builder: appends a node after running the op's shape rule. On a
+   shape error reports "loc: label: message" to g->diag and returns NULL
+   (callers propagate NULL); without g->diag it is an internal error. */
+Node *ir_make(Graph *g, OpKind op, Node *const *in, int nin, const int64_t *ia, int nia,
+              const double *fa, int nfa);
+
+/* Leaves. */
+Node *ir_input(Graph *g, const char *name, int rank, const int64_t *dim);
+Node *ir_param(Graph *g, const char *name, int rank, const int64_t *dim, rt_init init);
+Node *ir_state(Graph *g, const char *name, int rank, const int64_t *dim, rt_init init);
+
+/* Typed builders, one per op (they all go through ir_make). */
+Node *ir_conv2d(Graph *g, Node *x, Node *w, int stride, int pad);
+Node *ir_conv2d_dx(Graph *g, Node *dy, Node *w, int stride, int pad, int64_t h, int64_t w_);
+Node *ir_conv2d_dw(Graph *g, Node *dy, Node *x, int stride, int pad, int64_t kh, int64_t kw);
+Node *ir_linear(Graph *g, Node *x, Node *w);
+Node *ir_linear_dx(Graph *g, Node *dy, Node *w);
+Node *ir_linear_dw(Graph *g, Node *dy, Node *x);
+Node *ir_bias_add(Graph *g, Node *x, Node *b);
+Node *ir_chan_sum(Graph *g, Node *x);
+Node *ir_relu(Graph *g, Node *x);
+Node *ir_relu_back(Graph *g, Node *dy, Node *y);
+Node *ir_leaky_relu(Graph *g, Node *x, double slope);
+Node *ir_leaky_relu_back(Graph *g, Node *dy, Node *x, double slope);
+Node *ir_add(Graph *g, Node *a, Node *b);
+Node *ir_avgpool2d(Graph *g, Node *x, int k, int s, int pad);
+Node *ir_avgpool2d_back(Graph *g, Node *dy, const Node *x, int k, int s, int pad);
+Node *ir_maxpool2d(Graph *g, Node *x, int k, int s, int pad);
+Node *ir_maxpool2d_back(Graph *g, Node *dy, Node *x, int k, int s, int pad);
+Node *ir_global_avgpool(Graph *g, Node *x);
+Node *ir_global_avgpool_back(Graph *g, Node *dy, int64_t h, int64_t w);
+Node *ir_reshape(Graph *g, Node *x, int rank, const int64_t *dim);
+Node *ir_bn_stats(Graph *g, Node *x);
+Node *ir_bn_train(Graph *g, Node *x, Node *stats, Node *gamma, Node *beta, double eps);
+Node *ir_bn_train_dx(Graph *g, Node *dy, Node *x, Node *stats, Node *gamma, double eps);
+Node *ir_bn_dgamma(Graph *g, Node *dy, Node *x, Node *stats, double eps);
+Node *ir_bn_eval(Graph *g, Node *x, Node *mean, Node *var, Node *gamma, Node *beta, double eps);
+Node *ir_bn_running(Graph *g, Node *old, Node *stats, int which, double momentum);
+Node *ir_pairs(Graph *g, Node *f, int K, int agg);
+Node *ir_pairs_back(Graph *g, Node *dp, Node *f, int K, int agg);
+Node *ir_pair_targets(Graph *g, int K, int64_t B);
+Node *ir_focal_loss(Graph *g, Node *z, Node *y, double gamma, double alpha);
+Node *ir_focal_back(Graph *g, Node *dl, Node *z, Node *y, double gamma, double alpha);
+Node *ir_bce_loss(Graph *g, Node *z, Node *y);
+Node *ir_bce_back(Graph *g, Node *dl, Node *z, Node *y);
+Node *ir_fill(Graph *g, int rank, const int64_t *dim, double value);
+
+/* ---- verifier and dump ---- */
+
+/* Checks the graph's invariants (topological order, arity, shapes agree
+   with the shape rules, saved-value edges, outputs). Returns true if all
+   hold; otherwise prints each violation and returns false. */
+bool graph_verify(Graph *g, const char *when);
+
+/* Writes the stable text form: one node per line with shape and spec line,
+   then outputs and a summary. */
+typedef struct GraphStats {
+    int64_t params_backbone, params_relation;
+    int64_t bn_stats_backbone, bn_stats_relation;
+    int64_t macs_per_image;      /* convs and linears of the backbone, forward */
+    int64_t macs_relation_per_pair;
+    int nnodes;
+} GraphStats;
+GraphStats graph_stats(const Graph *g, int64_t images);
+void graph_dump(FILE *f, const Graph *g);
+void fmt_shape(char *buf, size_t n, const Node *node);
+
+/* ---- passes (passes/) ---- */
+
+/* Reverse-mode autodiff: adds the gradient of output `loss` with respect to
+   every trainable param as output "grad.<name>". */
+bool pass_autodiff(Graph *g, Diag *d);
+/* The vector-Jacobian product behind it: with dy the gradient of y, adds
+   "grad.<name>" = dy . dy/dparam for every trainable param. */
+void ir_vjp(Graph *g, Node *y, Node *dy);
+/* Removes nodes that no output depends on; renumbers. */
+bool pass_dce(Graph *g, Diag *d);
+
+/* ---- the reference interpreter (ir/interp.c) ---- */
+
+/* Values of a graph run, in double: vals[node id]. Leaves must be bound
+   (interp_bind) before interp_run; intermediate values no output needs are
+   freed as soon as their last user has run. */
+typedef struct Interp {
+    const Graph *g;
+    double **vals;
+    bool *owned;
+} Interp;
+void interp_init(Interp *it, const Graph *g);
+void interp_bind(Interp *it, const Node *leaf, const double *data);      /* copies */
+void interp_bind_f32(Interp *it, const Node *leaf, const float *data);   /* converts */
+void interp_run(Interp *it);
+const double *interp_value(const Interp *it, const Node *n);
+void interp_free(Interp *it);
+
+#endif

@@ -1,0 +1,203 @@
+/*
+** lower.c: builds IR graphs from a model description.
+**
+** Parameter names follow PyTorch's state dicts: a module's name is one
+** component of the path; a child of a sequential without a name is named by
+** its index, as nn.Sequential does ("layer1.0.conv1.weight",
+** "downsample.1.running_var"); the body and shortcut of a residual add no
+** component of their own. The backbone's tensors are prefixed "backbone.",
+** the relation head's "relation.".
+*/
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ir/lower.h"
+
+typedef struct Lower {
+    Graph *g;
+    const Spec *s;
+    bool train;
+} Lower;
+
+rt_init init_conv_weight(int64_t out, int64_t k) {
+    return (rt_init){RT_INIT_NORMAL, sqrt(2.0 / (double)(k * k * out))};
+}
+
+rt_init init_linear(int64_t fan_in) { return (rt_init){RT_INIT_UNIFORM, 1.0 / sqrt((double)fan_in)}; }
+
+static const char *join(Lower *L, const char *prefix, const char *name) {
+    return arena_printf(L->g->arena, "%s.%s", prefix, name);
+}
+
+static Node *param(Lower *L, const char *path, const char *what, int rank, const int64_t *dim, rt_init init) {
+    return ir_param(L->g, join(L, path, what), rank, dim, init);
+}
+
+static Node *lower_layer(Lower *L, const Layer *ly, Node *x, const char *path);
+
+static Node *lower_batchnorm(Lower *L, const Layer *ly, Node *x, const char *path) {
+    Graph *g = L->g;
+    int want = ly->dims == 1 ? 2 : 4;
+    if (x->rank != want) {
+        char sh[64];
+        fmt_shape(sh, sizeof sh, x);
+        diag_error(g->diag, ly->loc, "batchnorm%dd: expects a %s input (got %s)", ly->dims == 1 ? 1 : 2,
+                   ly->dims == 1 ? "[N,C]" : "[N,C,H,W]", sh);
+        return NULL;
+    }
+    int64_t C = x->dim[1];
+    Node *gamma = param(L, path, "weight", 1, &C, (rt_init){RT_INIT_CONST, 1});
+    Node *beta = param(L, path, "bias", 1, &C, (rt_init){RT_INIT_CONST, 0});
+    Node *rm = ir_state(g, join(L, path, "running_mean"), 1, &C, (rt_init){RT_INIT_CONST, 0});
+    Node *rv = ir_state(g, join(L, path, "running_var"), 1, &C, (rt_init){RT_INIT_CONST, 1});
+    if (!L->train) return ir_bn_eval(g, x, rm, rv, gamma, beta, ly->eps);
+    Node *st = ir_bn_stats(g, x);
+    Node *y = ir_bn_train(g, x, st, gamma, beta, ly->eps);
+    if (!y) return NULL;
+    graph_add_output(g, arena_printf(g->arena, "state.%s", rm->name), ir_bn_running(g, rm, st, 0, ly->momentum));
+    graph_add_output(g, arena_printf(g->arena, "state.%s", rv->name), ir_bn_running(g, rv, st, 1, ly->momentum));
+    return y;
+}
+
+static Node *lower_layer(Lower *L, const Layer *ly, Node *x, const char *path) {
+    Graph *g = L->g;
+    if (!x) return NULL;
+    if (ly->name) path = join(L, path, ly->name);
+    g->loc = ly->loc;
+    g->label = path;
+    switch (ly->kind) {
+    case LK_SEQUENTIAL:
+        for (int i = 0; i < ly->nchildren && x; i++) {
+            const Layer *c = ly->children[i];
+            const char *cpath = c->name ? path : join(L, path, arena_printf(g->arena, "%d", i));
+            x = lower_layer(L, c, x, cpath);
+        }
+        return x;
+    case LK_CONV2D: {
+        if (x->rank != 4) {
+            char sh[64];
+            fmt_shape(sh, sizeof sh, x);
+            diag_error(g->diag, ly->loc, "conv2d: input must be [N,C,H,W] (got %s)", sh);
+            return NULL;
+        }
+        int64_t C = x->dim[1], wd[4] = {ly->out, C, ly->kernel, ly->kernel};
+        Node *w = param(L, path, "weight", 4, wd, init_conv_weight(ly->out, ly->kernel));
+        Node *y = ir_conv2d(g, x, w, ly->stride, ly->padding);
+        if (y && ly->bias) {
+            int64_t o = ly->out;
+            y = ir_bias_add(g, y, param(L, path, "bias", 1, &o, init_linear(C * ly->kernel * ly->kernel)));
+        }
+        return y;
+    }
+    case LK_LINEAR: {
+        if (x->rank != 2) {
+            char sh[64];
+            fmt_shape(sh, sizeof sh, x);
+            diag_error(g->diag, ly->loc, "linear: input must be [N,features] (got %s); add flatten or global_avgpool first", sh);
+            return NULL;
+        }
+        int64_t I = x->dim[1], wd[2] = {ly->out, I}, o = ly->out;
+        Node *y = ir_linear(g, x, param(L, path, "weight", 2, wd, init_linear(I)));
+        if (y && ly->bias) y = ir_bias_add(g, y, param(L, path, "bias", 1, &o, init_linear(I)));
+        return y;
+    }
+    case LK_BATCHNORM: return lower_batchnorm(L, ly, x, path);
+    case LK_RELU: return ir_relu(g, x);
+    case LK_LEAKY_RELU: return ir_leaky_relu(g, x, ly->slope);
+    case LK_AVGPOOL2D: return ir_avgpool2d(g, x, ly->kernel, ly->stride, ly->padding);
+    case LK_MAXPOOL2D: return ir_maxpool2d(g, x, ly->kernel, ly->stride, ly->padding);
+    case LK_GLOBAL_AVGPOOL: return ir_global_avgpool(g, x);
+    case LK_FLATTEN: {
+        int64_t d[2] = {x->dim[0], x->rank ? node_numel(x) / x->dim[0] : 1};
+        return ir_reshape(g, x, 2, d);
+    }
+    case LK_RESIDUAL: {
+        Node *y = lower_layer(L, ly->body, x, path);
+        Node *sc = ly->shortcut ? lower_layer(L, ly->shortcut, x, path) : x;
+        g->loc = ly->loc;
+        g->label = path;
+        return ir_add(g, y, sc);
+    }
+    }
+    RRC_ABORT("unknown layer kind %d", (int)ly->kind);
+}
+
+static Node *lower_backbone(Lower *L, Node *x) {
+    Node *f = lower_layer(L, L->s->backbone, x, "backbone");
+    if (f && f->rank != 2) {
+        char sh[64];
+        fmt_shape(sh, sizeof sh, f);
+        diag_error(L->g->diag, L->s->backbone->loc,
+                   "backbone: its output must be [N, features] (got %s); end it with global_avgpool or flatten", sh);
+        return NULL;
+    }
+    return f;
+}
+
+static Node *relation_head(Lower *L, Node *pairs) {
+    const RelationHead *h = &L->s->head;
+    Graph *g = L->g;
+    if (!pairs) return NULL;
+    g->loc = h->loc;
+    g->label = "relation.linear1";
+    int64_t I = pairs->dim[1], hid = h->hidden, w1[2] = {hid, I}, w2[2] = {1, hid}, one = 1;
+    Node *z = ir_linear(g, pairs, ir_param(g, "relation.linear1.weight", 2, w1, init_linear(I)));
+    z = ir_bias_add(g, z, ir_param(g, "relation.linear1.bias", 1, &hid, init_linear(I)));
+    g->label = "relation.bn1";
+    Layer bn = {.kind = LK_BATCHNORM, .loc = h->loc, .dims = 1, .eps = h->bn_eps, .momentum = h->bn_momentum};
+    z = lower_batchnorm(L, &bn, z, "relation.bn1");
+    g->loc = h->loc;
+    g->label = "relation.leaky_relu";
+    z = ir_leaky_relu(g, z, h->slope);
+    g->label = "relation.linear2";
+    z = ir_linear(g, z, ir_param(g, "relation.linear2.weight", 2, w2, init_linear(hid)));
+    z = ir_bias_add(g, z, ir_param(g, "relation.linear2.bias", 1, &one, init_linear(hid)));
+    if (!z) return NULL;
+    int64_t P = z->dim[0];
+    return ir_reshape(g, z, 1, &P);
+}
+
+Node *lower_module(Graph *g, const Layer *ly, Node *x, const char *path, bool train) {
+    Lower L = {g, NULL, train};
+    return lower_layer(&L, ly, x, path);
+}
+
+Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d) {
+    Graph *g = graph_new(a);
+    g->diag = d;
+    Lower L = {g, s, true};
+    int errors = d->nerrors;
+    int64_t xd[4] = {s->K * B, C, H, W};
+    Node *x = ir_input(g, "x", 4, xd);
+    Node *f = lower_backbone(&L, x);
+    g->loc = s->head.loc;
+    g->label = "pairs";
+    Node *p = f ? ir_pairs(g, f, s->K, (int)s->head.aggregation) : NULL;
+    Node *z = relation_head(&L, p);
+    if (!z || d->nerrors > errors) return NULL;
+    g->loc = s->loss.loc;
+    g->label = "loss";
+    Node *y = ir_pair_targets(g, s->K, B);
+    Node *loss = s->loss.kind == LOSS_FOCAL ? ir_focal_loss(g, z, y, s->loss.gamma, s->loss.alpha) : ir_bce_loss(g, z, y);
+    graph_add_output(g, "loss", loss);
+    graph_add_output(g, "logits", z);
+    graph_add_output(g, "targets", y);
+    g->loc = (SrcLoc){0};
+    g->label = NULL;
+    return g;
+}
+
+Graph *lower_features(const Spec *s, int64_t N, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d) {
+    Graph *g = graph_new(a);
+    g->diag = d;
+    Lower L = {g, s, false};
+    int errors = d->nerrors;
+    int64_t xd[4] = {N, C, H, W};
+    Node *f = lower_backbone(&L, ir_input(g, "x", 4, xd));
+    if (!f || d->nerrors > errors) return NULL;
+    graph_add_output(g, "features", f);
+    g->loc = (SrcLoc){0};
+    g->label = NULL;
+    return g;
+}

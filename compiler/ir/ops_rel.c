@@ -1,0 +1,249 @@
+/*
+** ops_rel.c: the relational-reasoning ops: pairs of views (with their
+** aggregation), the pair targets, and the focal and BCE losses, exactly as
+** METHOD.md describes the reference code.
+**
+** Pairs: features F[K*B, D] hold view k of image i in row k*B + i. For each
+** k1 < k2 in order, a positive block agg(F_k1[i], F_k2[i]) then a negative
+** block agg(F_k1[i], F_k2[(i - s) mod B]) (torch.roll by s); s starts at 1,
+** grows by one per (k1,k2) and goes back to 1 when it reaches B.
+*/
+#include "ir/ops_impl.h"
+
+enum { AGG_CAT_, AGG_SUM_, AGG_MEAN_, AGG_MAX_ };  /* ORDER AGG: as spec.h Aggregation */
+
+/* Walks the blocks of pairs in order, calling fn(ctx, pair row, row a,
+   row b) for every pair. */
+typedef void (*pair_fn)(void *ctx, int64_t p, int64_t ra, int64_t rb);
+static void for_each_pair(int64_t K, int64_t B, pair_fn fn, void *ctx) {
+    int64_t s = 1, blk = 0;
+    for (int64_t k1 = 0; k1 < K; k1++)
+        for (int64_t k2 = k1 + 1; k2 < K; k2++) {
+            for (int64_t i = 0; i < B; i++) fn(ctx, blk * B + i, k1 * B + i, k2 * B + i);
+            blk++;
+            for (int64_t i = 0; i < B; i++) fn(ctx, blk * B + i, k1 * B + i, k2 * B + ((i - s) % B + B) % B);
+            blk++;
+            s++;
+            if (s >= B) s = 1;
+        }
+}
+
+/* ---- pairs(F): ia = K, agg ---- */
+
+bool shape_pairs(Node *n, char *err, size_t errlen) {
+    const Node *f = n->in[0];
+    int64_t K = n->ia[0];
+    if (f->rank != 2) SHAPE_FAIL("pairs: features must be [K*B, D] (got %s); end the backbone with global_avgpool or flatten", shp(f));
+    if (K < 2) SHAPE_FAIL("pairs: K must be at least 2 (got %lld)", (long long)K);
+    if (f->dim[0] % K != 0 || f->dim[0] == 0)
+        SHAPE_FAIL("pairs: %lld feature rows are not K=%lld views of a batch", (long long)f->dim[0], (long long)K);
+    if (n->ia[1] < AGG_CAT_ || n->ia[1] > AGG_MAX_) SHAPE_FAIL("pairs: bad aggregation %lld", (long long)n->ia[1]);
+    int64_t B = f->dim[0] / K;
+    set_shape2(n, B * K * (K - 1), n->ia[1] == AGG_CAT_ ? 2 * f->dim[1] : f->dim[1]);
+    return true;
+}
+
+typedef struct { const Node *n; const double *F; double *out; int64_t D; } PairCtx;
+
+static void pair_fwd(void *vctx, int64_t p, int64_t ra, int64_t rb) {
+    PairCtx *c = vctx;
+    const double *a = c->F + ra * c->D, *b = c->F + rb * c->D;
+    int64_t W = c->n->dim[1];
+    double *o = c->out + p * W;
+    for (int64_t d = 0; d < c->D; d++) switch (c->n->ia[1]) {
+        case AGG_CAT_: o[d] = a[d]; o[c->D + d] = b[d]; break;
+        case AGG_SUM_: o[d] = a[d] + b[d]; break;
+        case AGG_MEAN_: o[d] = (a[d] + b[d]) / 2; break;
+        default: o[d] = a[d] >= b[d] ? a[d] : b[d]; break;
+        }
+}
+
+void fwd_pairs(const Node *n, const double *const *in, double *out) {
+    PairCtx c = {n, in[0], out, n->in[0]->dim[1]};
+    for_each_pair(n->ia[0], n->in[0]->dim[0] / n->ia[0], pair_fwd, &c);
+}
+
+Cost cost_pairs(const Node *n) { return (Cost){(double)node_numel(n), 8.0 * (double)node_numel(n)}; }
+
+void bwd_pairs(Graph *g, Node *n, Node *dy, unsigned need, Node **dx) {
+    if (need & 1) dx[0] = ir_pairs_back(g, dy, n->in[0], (int)n->ia[0], (int)n->ia[1]);
+}
+
+/* ---- pairs_back(dP, F): ia = K, agg. max sends the gradient to the larger
+   element and half to each on a tie (torch.maximum's rule) ---- */
+
+bool shape_pairs_back(Node *n, char *err, size_t errlen) {
+    Node tmp = *n;
+    tmp.in[0] = n->in[1];
+    if (!shape_pairs(&tmp, err, errlen)) return false;
+    if (!same_shape(&tmp, n->in[0])) SHAPE_FAIL("pairs_back: dP %s does not match pairs %s", shp(n->in[0]), shp(&tmp));
+    set_shape(n, 2, n->in[1]->dim);
+    return true;
+}
+
+typedef struct { const Node *n; const double *dP, *F; double *dF; int64_t D; } PairBackCtx;
+
+static void pair_bwd(void *vctx, int64_t p, int64_t ra, int64_t rb) {
+    PairBackCtx *c = vctx;
+    int64_t W = c->n->in[0]->dim[1], D = c->D;
+    const double *d = c->dP + p * W, *a = c->F + ra * D, *b = c->F + rb * D;
+    double *da = c->dF + ra * D, *db = c->dF + rb * D;
+    for (int64_t k = 0; k < D; k++) switch (c->n->ia[1]) {
+        case AGG_CAT_: da[k] += d[k]; db[k] += d[D + k]; break;
+        case AGG_SUM_: da[k] += d[k]; db[k] += d[k]; break;
+        case AGG_MEAN_: da[k] += d[k] / 2; db[k] += d[k] / 2; break;
+        default:
+            if (a[k] > b[k]) da[k] += d[k];
+            else if (a[k] < b[k]) db[k] += d[k];
+            else { da[k] += d[k] / 2; db[k] += d[k] / 2; }
+            break;
+        }
+}
+
+void fwd_pairs_back(const Node *n, const double *const *in, double *out) {
+    memset(out, 0, sizeof(double) * (size_t)node_numel(n));
+    PairBackCtx c = {n, in[0], in[1], out, n->dim[1]};
+    for_each_pair(n->ia[0], n->dim[0] / n->ia[0], pair_bwd, &c);
+}
+
+Cost cost_pairs_back(const Node *n) { return (Cost){(double)node_numel(n->in[0]), 12.0 * (double)node_numel(n->in[0])}; }
+
+/* ---- pair_targets: ia = K, B -> [P], 1 for positive blocks, 0 for negative ---- */
+
+bool shape_pair_targets(Node *n, char *err, size_t errlen) {
+    if (n->ia[0] < 2 || n->ia[1] < 1) SHAPE_FAIL("pair_targets: need K >= 2 and B >= 1");
+    set_shape1(n, n->ia[1] * n->ia[0] * (n->ia[0] - 1));
+    return true;
+}
+
+void fwd_pair_targets(const Node *n, const double *const *in, double *out) {
+    (void)in;
+    int64_t B = n->ia[1];
+    for (int64_t p = 0, P = n->dim[0]; p < P; p++) out[p] = (p / B) % 2 == 0 ? 1.0 : 0.0;
+}
+
+Cost cost_pair_targets(const Node *n) { return (Cost){0, 4.0 * (double)node_numel(n)}; }
+
+/* ---- losses: z [P], y [P] -> mean over P, shape [1] ---- */
+
+static bool loss_shape(Node *n, const char *op, char *err, size_t errlen) {
+    if (n->in[0]->rank != 1 || !same_shape(n->in[0], n->in[1]))
+        SHAPE_FAIL("%s: logits %s and targets %s must both be [P]", op, shp(n->in[0]), shp(n->in[1]));
+    set_shape1(n, 1);
+    return true;
+}
+
+static double sigmoid(double z) { return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)); }
+/* binary cross-entropy with logits, the numerically stable form */
+static double bce_logits(double z, double y) { return fmax(z, 0) - z * y + log1p(exp(-fabs(z))); }
+
+/* focal: fa = gamma, alpha */
+bool shape_focal_loss(Node *n, char *err, size_t errlen) { return loss_shape(n, "focal_loss", err, errlen); }
+
+void fwd_focal_loss(const Node *n, const double *const *in, double *out) {
+    double gamma = n->fa[0], alpha = n->fa[1], s = 0;
+    int64_t P = n->in[0]->dim[0];
+    for (int64_t i = 0; i < P; i++) {
+        double z = in[0][i], y = in[1][i], p = sigmoid(z);
+        double pt = y * p + (1 - y) * (1 - p), at = y * alpha + (1 - y) * (1 - alpha);
+        s += at * pow(1 - pt, gamma) * bce_logits(z, y);
+    }
+    out[0] = s / (double)P;
+}
+
+Cost cost_focal_loss(const Node *n) { return (Cost){30.0 * (double)node_numel(n->in[0]), 8.0 * (double)node_numel(n->in[0])}; }
+
+void bwd_focal_loss(Graph *g, Node *n, Node *dy, unsigned need, Node **dx) {
+    if (need & 1) dx[0] = ir_focal_back(g, dy, n->in[0], n->in[1], n->fa[0], n->fa[1]);
+}
+
+/* focal_back(dl, z, y): d/dz of a_t (1-p_t)^gamma bce, with dp_t/dz =
+   (2y-1) p (1-p) and dbce/dz = p - y; the (1-p_t)^gamma factor is not
+   detached (as in the reference code). */
+bool shape_focal_back(Node *n, char *err, size_t errlen) {
+    if (n->in[0]->rank != 1 || n->in[0]->dim[0] != 1) SHAPE_FAIL("focal_back: dl must be [1]");
+    if (!same_shape(n->in[1], n->in[2])) SHAPE_FAIL("focal_back: z and y differ");
+    set_shape1(n, n->in[1]->dim[0]);
+    return true;
+}
+
+void fwd_focal_back(const Node *n, const double *const *in, double *out) {
+    double gamma = n->fa[0], alpha = n->fa[1];
+    int64_t P = n->dim[0];
+    double scale = in[0][0] / (double)P;
+    for (int64_t i = 0; i < P; i++) {
+        double z = in[1][i], y = in[2][i], p = sigmoid(z);
+        double pt = y * p + (1 - y) * (1 - p), at = y * alpha + (1 - y) * (1 - alpha), q = 1 - pt;
+        double dq = -(2 * y - 1) * p * (1 - p);    /* d(1-p_t)/dz */
+        double dmod = (gamma == 0 || q == 0) ? 0 : gamma * pow(q, gamma - 1) * dq;
+        out[i] = scale * at * (dmod * bce_logits(z, y) + pow(q, gamma) * (p - y));
+    }
+}
+
+Cost cost_focal_back(const Node *n) { return (Cost){40.0 * (double)node_numel(n), 12.0 * (double)node_numel(n)}; }
+
+/* bce */
+bool shape_bce_loss(Node *n, char *err, size_t errlen) { return loss_shape(n, "bce_loss", err, errlen); }
+
+void fwd_bce_loss(const Node *n, const double *const *in, double *out) {
+    int64_t P = n->in[0]->dim[0];
+    double s = 0;
+    for (int64_t i = 0; i < P; i++) s += bce_logits(in[0][i], in[1][i]);
+    out[0] = s / (double)P;
+}
+
+Cost cost_bce_loss(const Node *n) { return (Cost){10.0 * (double)node_numel(n->in[0]), 8.0 * (double)node_numel(n->in[0])}; }
+
+void bwd_bce_loss(Graph *g, Node *n, Node *dy, unsigned need, Node **dx) {
+    if (need & 1) dx[0] = ir_bce_back(g, dy, n->in[0], n->in[1]);
+}
+
+bool shape_bce_back(Node *n, char *err, size_t errlen) { return shape_focal_back(n, err, errlen); }
+
+void fwd_bce_back(const Node *n, const double *const *in, double *out) {
+    int64_t P = n->dim[0];
+    double scale = in[0][0] / (double)P;
+    for (int64_t i = 0; i < P; i++) out[i] = scale * (sigmoid(in[1][i]) - in[2][i]);
+}
+
+Cost cost_bce_back(const Node *n) { return (Cost){10.0 * (double)node_numel(n), 12.0 * (double)node_numel(n)}; }
+
+/* ---- builders ---- */
+
+Node *ir_pairs(Graph *g, Node *f, int K, int agg) {
+    int64_t ia[] = {K, agg};
+    return ir_make(g, OP_PAIRS, &f, 1, ia, 2, NULL, 0);
+}
+
+Node *ir_pairs_back(Graph *g, Node *dp, Node *f, int K, int agg) {
+    Node *in[] = {dp, f};
+    int64_t ia[] = {K, agg};
+    return ir_make(g, OP_PAIRS_BACK, in, 2, ia, 2, NULL, 0);
+}
+
+Node *ir_pair_targets(Graph *g, int K, int64_t B) {
+    int64_t ia[] = {K, B};
+    return ir_make(g, OP_PAIR_TARGETS, NULL, 0, ia, 2, NULL, 0);
+}
+
+Node *ir_focal_loss(Graph *g, Node *z, Node *y, double gamma, double alpha) {
+    Node *in[] = {z, y};
+    double fa[] = {gamma, alpha};
+    return ir_make(g, OP_FOCAL_LOSS, in, 2, NULL, 0, fa, 2);
+}
+
+Node *ir_focal_back(Graph *g, Node *dl, Node *z, Node *y, double gamma, double alpha) {
+    Node *in[] = {dl, z, y};
+    double fa[] = {gamma, alpha};
+    return ir_make(g, OP_FOCAL_BACK, in, 3, NULL, 0, fa, 2);
+}
+
+Node *ir_bce_loss(Graph *g, Node *z, Node *y) {
+    Node *in[] = {z, y};
+    return ir_make(g, OP_BCE_LOSS, in, 2, NULL, 0, NULL, 0);
+}
+
+Node *ir_bce_back(Graph *g, Node *dl, Node *z, Node *y) {
+    Node *in[] = {dl, z, y};
+    return ir_make(g, OP_BCE_BACK, in, 3, NULL, 0, NULL, 0);
+}

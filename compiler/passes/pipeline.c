@@ -1,0 +1,69 @@
+/*
+** pipeline.c: the pass manager.
+*/
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "passes/pipeline.h"
+
+typedef struct Pass {
+    const char *name, *what;
+    bool (*run)(Graph *, Diag *);
+} Pass;
+
+static const Pass passes[] = {
+#define PASS(name, what) {#name, what, pass_##name},
+#include "passes/passes.def"
+#undef PASS
+};
+enum { NPASSES = sizeof passes / sizeof passes[0] };
+
+bool pipeline_has_pass(const char *name) {
+    if (strcmp(name, "lower") == 0) return true;
+    for (int i = 0; i < NPASSES; i++)
+        if (strcmp(passes[i].name, name) == 0) return true;
+    return false;
+}
+
+const char *pipeline_pass_names(void) {
+    static char buf[256];
+    if (!buf[0]) {
+        strcpy(buf, "lower");
+        for (int i = 0; i < NPASSES; i++) {
+            strcat(buf, ", ");
+            strcat(buf, passes[i].name);
+        }
+    }
+    return buf;
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+bool pipeline_run(Graph *g, Diag *d, const PipelineOpts *o) {
+    if (o->stop_after && !pipeline_has_pass(o->stop_after)) {
+        fprintf(stderr, "rrc: unknown pass '%s' (passes: %s)\n", o->stop_after, pipeline_pass_names());
+        return false;
+    }
+    if (o->verify_each && !graph_verify(g, "after lower")) return false;
+    if (o->stop_after && strcmp(o->stop_after, "lower") == 0) return true;
+    for (int i = 0; i < NPASSES; i++) {
+        double t0 = now();
+        int before = g->nnodes;
+        if (!passes[i].run(g, d)) return false;
+        if (o->debug >= 1)
+            fprintf(stderr, "rrc: pass %-10s %8.3f ms  nodes %d -> %d\n", passes[i].name, 1e3 * (now() - t0), before,
+                    g->nnodes);
+        if (o->verify_each) {
+            char when[64];
+            snprintf(when, sizeof when, "after %s", passes[i].name);
+            if (!graph_verify(g, when)) return false;
+        }
+        if (o->stop_after && strcmp(o->stop_after, passes[i].name) == 0) return true;
+    }
+    return true;
+}

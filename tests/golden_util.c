@@ -1,0 +1,68 @@
+/*
+** golden_util.c: see golden_util.h.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "golden_util.h"
+#include "test.h"
+
+double golden_compare(const char *what, const double *ours, const double *ref, int64_t n) {
+    double rmax = 0, err = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++) rmax = fmax(rmax, fabs(ref[i]));
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs(ours[i] - ref[i]);
+        if (!(e <= err)) { err = e; at = i; }   /* NaN counts as the worst */
+    }
+    double allowed = GOLDEN_ATOL + GOLDEN_RTOL * rmax, ratio = err / allowed;
+    if (!(ratio <= 1))
+        test_fail(__FILE__, __LINE__, "%s: max|ours - ref| = %.3g at [%lld] (ours %.9g, ref %.9g), allowed %.3g",
+                  what, err, (long long)at, ours[at], ref[at], allowed);
+    return ratio;
+}
+
+bool golden_read(const char *path, rt_st_file *f) {
+    char err[512];
+    if (rt_st_read(path, f, err, sizeof err) != 0) {
+        test_fail(__FILE__, __LINE__, "%s", err);
+        return false;
+    }
+    return true;
+}
+
+double *golden_tensor(const rt_st_file *f, const char *path, const char *name, int64_t n) {
+    const rt_tensor *t = rt_st_find(f, name);
+    if (!t) {
+        test_fail(__FILE__, __LINE__, "%s: no tensor '%s'", path, name);
+        return NULL;
+    }
+    double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    char err[512];
+    if (rt_tensor_to_f64(t, v, n, path, err, sizeof err) != 0) {
+        test_fail(__FILE__, __LINE__, "%s", err);
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+int golden_bind(Interp *it, Graph *g, const rt_st_file *f, const char *path) {
+    int unbound = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (op_table[n->op].fusion != FUSE_LEAF) continue;
+        if (!rt_st_find(f, n->name)) { unbound++; continue; }
+        double *v = golden_tensor(f, path, n->name, node_numel(n));
+        if (!v) { unbound++; continue; }
+        interp_bind(it, n, v);
+        free(v);
+    }
+    return unbound;
+}
+
+const char *golden_dir(void) {
+    const char *d = getenv("RRC_GOLDEN_DIR");
+    return d && *d ? d : "tests/golden";
+}

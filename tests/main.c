@@ -1,0 +1,111 @@
+/*
+** main.c: the test runner (see test.h).
+*/
+#include "test.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct { const char *name, *file; test_fn fn; } TestCase;
+static TestCase *cases;
+static int ncases, capcases;
+static int cur_failures;
+
+void test_register(const char *name, const char *file, test_fn fn) {
+    if (ncases == capcases) {
+        capcases = capcases ? 2 * capcases : 64;
+        cases = realloc(cases, (size_t)capcases * sizeof *cases);
+        if (!cases) abort();
+    }
+    cases[ncases++] = (TestCase){name, file, fn};
+}
+
+void test_fail(const char *file, int line, const char *fmt, ...) {
+    cur_failures++;
+    if (cur_failures > 20) return;
+    fprintf(stdout, "    %s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stdout, fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+bool test_failed_now(void) { return cur_failures > 0; }
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return strdup("");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+int test_run(const char *cmdline, char **out, char **err) {
+    char o[512], e[512], *cmd;
+    snprintf(o, sizeof o, "%s/cmd.out", test_tmpdir());
+    snprintf(e, sizeof e, "%s/cmd.err", test_tmpdir());
+    size_t n = strlen(cmdline) + 2 * sizeof o + 32;
+    cmd = malloc(n);
+    snprintf(cmd, n, "(%s) >%s 2>%s </dev/null", cmdline, o, e);
+    int st = system(cmd);
+    free(cmd);
+    if (out) *out = slurp(o);
+    if (err) *err = slurp(e);
+    if (st == -1) return -1;
+    if (WIFEXITED(st)) {
+        int code = WEXITSTATUS(st);
+        /* the shell reports a child killed by a signal as 128+sig */
+        return code > 128 ? -1 : code;
+    }
+    return -1;
+}
+
+const char *test_rrc(void) {
+    const char *b = getenv("RRC_BIN");
+    return b && *b ? b : "./rrc";
+}
+
+static char tmpdir[256];
+const char *test_tmpdir(void) {
+    if (!tmpdir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/rrc-test-XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(tmpdir)) { perror("mkdtemp"); exit(2); }
+    }
+    return tmpdir;
+}
+
+int main(int argc, char **argv) {
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    int passed = 0, failed = 0;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 0; i < ncases; i++) {
+        if (filter && !strstr(cases[i].name, filter)) continue;
+        cur_failures = 0;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cases[i].fn();
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        if (cur_failures) { failed++; printf("FAIL %s (%s, %.2fs)\n", cases[i].name, cases[i].file, s); }
+        else { passed++; printf("ok   %s (%.2fs)\n", cases[i].name, s); }
+    }
+    if (tmpdir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,44 @@
+/*
+** test.h: the small test runner of rrc.
+**
+** Each test file (tests/test_NAME.c) defines tests with TEST(name) { ... };
+** they register themselves at load time and tests/main.c runs them all (or those whose
+** name contains argv[1]) and ends with the line "N passed, N failed".
+** CHECK(cond) records a failure and goes on; REQUIRE(cond) records a
+** failure and leaves the test. Tests run in one process, in file order.
+*/
+#ifndef RRC_TEST_H
+#define RRC_TEST_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef void (*test_fn)(void);
+void test_register(const char *name, const char *file, test_fn fn);
+void test_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool test_failed_now(void);
+
+#define TEST(name)                                                         \
+    static void test_##name(void);                                         \
+    __attribute__((constructor)) static void test_reg_##name(void) {       \
+        test_register(#name, __FILE__, test_##name);                       \
+    }                                                                      \
+    static void test_##name(void)
+
+#define CHECK(c) do { if (!(c)) test_fail(__FILE__, __LINE__, "CHECK(%s)", #c); } while (0)
+#define CHECKF(c, ...) do { if (!(c)) test_fail(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+#define REQUIRE(c) do { if (!(c)) { test_fail(__FILE__, __LINE__, "REQUIRE(%s)", #c); return; } } while (0)
+#define REQUIREF(c, ...) do { if (!(c)) { test_fail(__FILE__, __LINE__, __VA_ARGS__); return; } } while (0)
+
+/* Runs a shell command line, capturing stdout and stderr (malloc'd, NUL
+   terminated; free them). Returns the exit status, or -1 if it was killed
+   by a signal (a crash). */
+int test_run(const char *cmdline, char **out, char **err);
+
+/* The rrc binary under test: $RRC_BIN or ./rrc. */
+const char *test_rrc(void);
+
+/* A fresh temporary directory for this process (created once). */
+const char *test_tmpdir(void);
+
+#endif
