@@ -16,14 +16,20 @@ BUILD   ?= build
 CFLAGS_WARN = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
               -Wmissing-prototypes -Wwrite-strings -Wundef -Wpointer-arith \
               -Wformat=2 -Wcast-align -Wnull-dereference -Wvla
-CPPFLAGS = -D_GNU_SOURCE -Icompiler -Iruntime -I/usr/include/lua5.4
+# Debian's llvm-19-dev paths are written out (not $(shell llvm-config-19 ...)):
+# the Makefile is read before `deps` can install LLVM on a fresh machine.
+LLVM_DIR = /usr/lib/llvm-19
+CPPFLAGS = -D_GNU_SOURCE -Icompiler -Iruntime -I/usr/include/lua5.4 -I$(LLVM_DIR)/include
 CFLAGS  = -std=c11 $(OPT) -g $(CFLAGS_WARN) $(SAN) -pthread
 LDFLAGS = $(SAN) -pthread
-LDLIBS_RT = -ljansson -lz -lm
-LDLIBS    = -llua5.4 $(LDLIBS_RT)
+LDLIBS_RT = -ljansson -lz -lm -lopenblas
+# rrc exports the runtime's kernels (-rdynamic, whole archive) so that code
+# JIT-compiled in-process resolves them as process symbols.
+LDLIBS    = -L$(LLVM_DIR)/lib -lLLVM-19 -llua5.4 $(LDLIBS_RT)
+LINK_RT   = -rdynamic -Wl,--whole-archive $(BUILD)/librrt.a -Wl,--no-whole-archive
 
 RT_SRCS  := $(wildcard runtime/*.c)
-CC_SRCS  := $(wildcard compiler/*.c compiler/frontend/*.c compiler/ir/*.c compiler/passes/*.c)
+CC_SRCS  := $(wildcard compiler/*.c compiler/frontend/*.c compiler/ir/*.c compiler/passes/*.c compiler/codegen/*.c)
 CC_LIB_SRCS := $(filter-out compiler/main.c,$(CC_SRCS))
 TEST_SRCS := $(wildcard tests/*.c)
 
@@ -47,7 +53,7 @@ $(BUILD)/librrc.a: $(CC_LIB_OBJS)
 	ar rcs $@ $^
 
 rrc: $(MAIN_OBJ) $(BUILD)/librrc.a $(BUILD)/librrt.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(BUILD)/librrc.a $(LINK_RT) $(LDLIBS)
 
 # The rr prelude (Lua source) is compiled into the binary as a C string.
 $(BUILD)/compiler/frontend/prelude_lua.c: compiler/frontend/rr.lua tools/embed.sh | deps
@@ -62,7 +68,7 @@ $(BUILD)/compiler/frontend/prelude_lua.o: $(BUILD)/compiler/frontend/prelude_lua
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/rrc_tests: $(TEST_OBJS) $(BUILD)/librrc.a $(BUILD)/librrt.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJS) $(BUILD)/librrc.a $(LINK_RT) $(LDLIBS)
 
 test: rrc $(BUILD)/rrc_tests
 	@$(BUILD)/rrc_tests
@@ -76,7 +82,7 @@ test-asan: $(BUILD)/rrc_tests $(BUILD)/rrc
 	@RRC_BIN=$(BUILD)/rrc ASAN_OPTIONS=detect_leaks=1 $(BUILD)/rrc_tests
 
 $(BUILD)/rrc: $(MAIN_OBJ) $(BUILD)/librrc.a $(BUILD)/librrt.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(BUILD)/librrc.a $(LINK_RT) $(LDLIBS)
 
 goldens:
 	/usr/bin/python3 tests/golden/make_goldens.py

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "driver.h"
+#include "engine.h"
 #include "ir/lower.h"
 
 static void grad_usage(FILE *f) {
@@ -28,11 +29,11 @@ static void grad_usage(FILE *f) {
             "  --aggregation A     cat | sum | mean | max (default: the spec's)\n"
             "  --loss L            focal | bce (default: the spec's)\n"
             "  --seed S            seed of the initialisation (default: the spec's)\n"
-            "  --engine E          interp (the reference interpreter; the compiled engines come with the\n"
-            "                      LLVM backend)\n");
+            "  --engine E          interp (the reference interpreter, in double; default) or jit (LLVM,\n"
+            "                      compiled in-process)\n");
 }
 
-static int write_results(const char *cmd, const char *out, Graph *g, Interp *it, bool with_params) {
+static int write_results(const char *cmd, const char *out, Graph *g, const Engine *en, bool with_params) {
     int cap = g->nouts + g->nnodes, n = 0;
     rt_tensor *ts = xcalloc((size_t)cap, sizeof *ts);
     float **bufs = xcalloc((size_t)cap, sizeof *bufs);
@@ -48,8 +49,7 @@ static int write_results(const char *cmd, const char *out, Graph *g, Interp *it,
         for (int k = 0; k < node->rank; k++) ts[n].shape[k] = node->dim[k];
         int64_t e = node_numel(node);
         bufs[n] = xmalloc((size_t)e * sizeof(float));
-        const double *v = interp_value(it, node);
-        for (int64_t k = 0; k < e; k++) bufs[n][k] = (float)v[k];
+        engine_get(en, node, bufs[n]);
         ts[n].data = bufs[n];
         ts[n].nbytes = (size_t)e * sizeof(float);
         n++;
@@ -66,13 +66,12 @@ static int write_results(const char *cmd, const char *out, Graph *g, Interp *it,
         for (int k = 0; k < node->rank; k++) ts[n].shape[k] = node->dim[k];
         int64_t e = node_numel(node);
         bufs[n] = xmalloc((size_t)e * sizeof(float));
-        const double *v = interp_value(it, node);
-        for (int64_t k = 0; k < e; k++) bufs[n][k] = (float)v[k];
+        engine_get(en, node, bufs[n]);
         ts[n].data = bufs[n];
         ts[n].nbytes = (size_t)e * sizeof(float);
         n++;
     }
-    const char *mk[] = {"format", "producer"}, *mv[] = {"rrc-grad-1", "rrc grad (interp)"};
+    const char *mk[] = {"format", "engine"}, *mv[] = {"rrc-grad-1", engine_name(en->kind)};
     char err[512];
     int rc = rt_st_write(out, ts, n, mk, mv, 2, err, sizeof err);
     if (rc != 0) fprintf(stderr, "rrc %s: %s\n", cmd, err);
@@ -108,8 +107,9 @@ int cmd_grad(int argc, char **argv) {
         fprintf(stderr, "rrc grad: %s is required (see rrc grad --help)\n", !spec ? "a SPEC" : !input ? "--input" : "--out");
         return EXIT_USAGE;
     }
-    if (strcmp(engine, "interp") != 0) {
-        fprintf(stderr, "rrc grad: unknown engine '%s' (this build has: interp)\n", engine);
+    EngineKind ek;
+    if (!engine_parse(engine, &ek)) {
+        fprintf(stderr, "rrc grad: unknown engine '%s' (engines: interp, jit)\n", engine);
         return EXIT_USAGE;
     }
     Arena arena = {0};
@@ -123,8 +123,9 @@ int cmd_grad(int argc, char **argv) {
         return EXIT_USAGE;
     }
     int rc = EXIT_USAGE;
-    Interp it = {0};
-    float *xv = NULL;
+    Engine en = {0};
+    float *xv = NULL, **pv = NULL;
+    Graph *g = NULL;
     const rt_tensor *x = rt_st_find(&xf, "x");
     if (!x) { fprintf(stderr, "rrc grad: %s: no tensor 'x'\n", input); goto done; }
     if (x->rank != 4 || x->shape[0] % s->K != 0 || x->shape[0] / s->K < 1) {
@@ -139,22 +140,27 @@ int cmd_grad(int argc, char **argv) {
     }
     int64_t B = x->shape[0] / s->K;
     Diag d = {0};
-    Graph *g = lower_train(s, B, x->shape[1], x->shape[2], x->shape[3], &arena, &d);
+    g = lower_train(s, B, x->shape[1], x->shape[2], x->shape[3], &arena, &d);
     if (!g) { rc = EXIT_BADSPEC; goto done; }
     PipelineOpts po = {.debug = rrc_env_debug()};
     if (!pipeline_run(g, &d, &po)) { rc = EXIT_BADSPEC; goto done; }
-    interp_init(&it, g);
     int64_t xe = rt_tensor_numel(x);
     xv = xmalloc((size_t)xe * sizeof *xv);
     if (rt_tensor_to_f32(x, xv, xe, input, err, sizeof err) != 0) { fprintf(stderr, "rrc grad: %s\n", err); goto done; }
-    interp_bind_f32(&it, graph_find_leaf(g, OP_INPUT, "x"), xv);
     bool initialised;
-    if (!driver_bind_params("grad", g, &it, params, s->seed, &initialised)) goto done;
-    interp_run(&it);
-    rc = write_results("grad", out, g, &it, initialised);
+    pv = driver_load_params("grad", g, params, s->seed, &initialised);
+    if (!pv) goto done;
+    CgOptions co = {.debug = rrc_env_debug()};
+    if (!engine_init(&en, g, ek, &co)) { rc = EXIT_USAGE; goto done; }
+    engine_set(&en, graph_find_leaf(g, OP_INPUT, "x"), xv);
+    for (int i = 0; i < g->nnodes; i++)
+        if (pv[i]) engine_set(&en, g->nodes[i], pv[i]);
+    engine_run(&en);
+    rc = write_results("grad", out, g, &en, initialised);
 done:
     free(xv);
-    interp_free(&it);
+    if (g) driver_free_params(g, pv);
+    engine_free(&en);
     rt_st_free(&xf);
     arena_free(&arena);
     return rc;

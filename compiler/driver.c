@@ -60,20 +60,22 @@ static bool ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-bool driver_bind_params(const char *cmd, Graph *g, Interp *it, const char *file, uint64_t seed, bool *initialised) {
+float **driver_load_params(const char *cmd, Graph *g, const char *file, uint64_t seed, bool *initialised) {
     rt_st_file f = {0};
     char err[512];
     *initialised = file == NULL;
     if (file && rt_st_read(file, &f, err, sizeof err) != 0) {
         fprintf(stderr, "rrc %s: %s\n", cmd, err);
-        return false;
+        return NULL;
     }
+    float **vals = xcalloc((size_t)g->nnodes, sizeof *vals);
     bool ok = true;
     for (int i = 0; i < g->nnodes && ok; i++) {
         Node *n = g->nodes[i];
         if (n->op != OP_PARAM && n->op != OP_STATE) continue;
         int64_t e = node_numel(n);
-        double *v = xmalloc((size_t)e * sizeof *v);
+        float *v = xmalloc((size_t)e * sizeof *v);
+        vals[i] = v;
         const rt_tensor *t = file ? rt_st_find(&f, n->name) : NULL;
         if (t) {
             bool shape_ok = t->rank == n->rank;
@@ -86,7 +88,7 @@ bool driver_bind_params(const char *cmd, Graph *g, Interp *it, const char *file,
                 strncat(got, "]", sizeof got - strlen(got) - 1);
                 fprintf(stderr, "rrc %s: %s: tensor '%s' has shape %s, the spec needs %s\n", cmd, file, n->name, got, want);
                 ok = false;
-            } else if (rt_tensor_to_f64(t, v, e, file, err, sizeof err) != 0) {
+            } else if (rt_tensor_to_f32(t, v, e, file, err, sizeof err) != 0) {
                 fprintf(stderr, "rrc %s: %s\n", cmd, err);
                 ok = false;
             }
@@ -94,13 +96,8 @@ bool driver_bind_params(const char *cmd, Graph *g, Interp *it, const char *file,
             fprintf(stderr, "rrc %s: %s: missing trainable tensor '%s'\n", cmd, file, n->name);
             ok = false;
         } else {
-            float *tmp = xmalloc((size_t)e * sizeof *tmp);
-            rt_init_fill(tmp, e, n->init, seed, n->name);
-            for (int64_t k = 0; k < e; k++) v[k] = tmp[k];
-            free(tmp);
+            rt_init_fill(v, e, n->init, seed, n->name);
         }
-        if (ok) interp_bind(it, n, v);
-        free(v);
     }
     /* anything in the file that the graph does not know is an error */
     for (int i = 0; file && ok && i < f.ntensors; i++) {
@@ -113,7 +110,17 @@ bool driver_bind_params(const char *cmd, Graph *g, Interp *it, const char *file,
         }
     }
     if (file) rt_st_free(&f);
-    return ok;
+    if (!ok) {
+        driver_free_params(g, vals);
+        return NULL;
+    }
+    return vals;
+}
+
+void driver_free_params(const Graph *g, float **vals) {
+    if (!vals) return;
+    for (int i = 0; i < g->nnodes; i++) free(vals[i]);
+    free(vals);
 }
 
 int rrc_env_debug(void) {

@@ -31,12 +31,14 @@ typedef struct SpecOverrides {
    (bad spec) or 1 (bad flag). */
 Spec *driver_load_spec(const char *cmd, const char *path, const SpecOverrides *ov, Arena *a);
 
-/* Binds every param and state leaf of g in the interpreter: from `file`
-   when given (all trainable tensors must be there with the right shapes;
-   running statistics optional; num_batches_tracked ignored; anything else
-   is an error), otherwise initialised from the seed. Returns false after
-   printing a one-line error. *initialised is set when values were made here. */
-bool driver_bind_params(const char *cmd, Graph *g, Interp *it, const char *file, uint64_t seed, bool *initialised);
+/* The values of every param and state leaf of g, indexed by node id (NULL
+   for other nodes): from `file` when given (all trainable tensors must be
+   there with the right shapes; running statistics optional;
+   num_batches_tracked ignored; anything else is an error), otherwise
+   initialised from the seed. Returns NULL after printing a one-line error.
+   *initialised is set when values were made here. */
+float **driver_load_params(const char *cmd, Graph *g, const char *file, uint64_t seed, bool *initialised);
+void driver_free_params(const Graph *g, float **vals);
 
 int rrc_env_debug(void);
 

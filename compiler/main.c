@@ -21,7 +21,7 @@ static void usage(FILE *f) {
             "rrc compiles a Lua spec of self-supervised relational reasoning into a trainer.\n"
             "\n"
             "commands:\n"
-            "  dump-ir SPEC [--after PASS] [--K K] [--batch B] [--aggregation A] [--loss L] [--verify-each]\n"
+            "  dump-ir SPEC [--after PASS] [--K K] [--batch B] [--input-shape CxHxW] ...\n"
             "                      print the training-step graph (one node per line) and its summary\n"
             "  grad SPEC --input X.safetensors [--params P.safetensors] --out G.safetensors ...\n"
             "                      run one training-mode step (no update) and write loss, logits, gradients\n"
@@ -40,6 +40,7 @@ static void dump_usage(FILE *f) {
             "  --batch B           images per batch (default: the spec's)\n"
             "  --aggregation A     cat | sum | mean | max\n"
             "  --loss L            focal | bce\n"
+            "  --input-shape CxHxW image shape (default: the spec's input)\n"
             "  --verify-each       verify the IR after every pass\n",
             pipeline_pass_names());
 }
@@ -60,6 +61,7 @@ static int cmd_dump_ir(int argc, char **argv) {
     const char *spec = NULL, *after = NULL;
     SpecOverrides ov = {.seed = -1};
     bool verify = false;
+    int shape[3] = {0, 0, 0};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (flag_is(a, "--help") || flag_is(a, "-h")) { dump_usage(stdout); return 0; }
@@ -69,6 +71,15 @@ static int cmd_dump_ir(int argc, char **argv) {
         else if (flag_is(a, "--aggregation")) ov.aggregation = flag_value("dump-ir", argc, argv, &i, "--aggregation");
         else if (flag_is(a, "--loss")) ov.loss = flag_value("dump-ir", argc, argv, &i, "--loss");
         else if (flag_is(a, "--verify-each")) verify = true;
+        else if (flag_is(a, "--input-shape")) {
+            const char *v = flag_value("dump-ir", argc, argv, &i, "--input-shape");
+            char tail;
+            if (sscanf(v, "%dx%dx%d%c", &shape[0], &shape[1], &shape[2], &tail) != 3 || shape[0] < 1 || shape[1] < 1 ||
+                shape[2] < 1) {
+                fprintf(stderr, "rrc dump-ir: --input-shape must be CxHxW, e.g. 3x32x32 (got \"%s\")\n", v);
+                return EXIT_USAGE;
+            }
+        }
         else if (a[0] == '-') { fprintf(stderr, "rrc dump-ir: unknown flag '%s' (see rrc dump-ir --help)\n", a); return EXIT_USAGE; }
         else if (!spec) spec = a;
         else { fprintf(stderr, "rrc dump-ir: more than one spec given ('%s', '%s')\n", spec, a); return EXIT_USAGE; }
@@ -76,6 +87,11 @@ static int cmd_dump_ir(int argc, char **argv) {
     if (!spec) { dump_usage(stderr); return EXIT_USAGE; }
     Arena arena = {0};
     Spec *s = driver_load_spec("dump-ir", spec, &ov, &arena);
+    if (shape[0]) {
+        s->in_c = shape[0];
+        s->in_h = shape[1];
+        s->in_w = shape[2];
+    }
     Diag d = {0};
     Graph *g = lower_train(s, s->batch, s->in_c, s->in_h, s->in_w, &arena, &d);
     if (!g) { arena_free(&arena); return EXIT_BADSPEC; }
@@ -95,6 +111,17 @@ static int cmd_dump_ir(int argc, char **argv) {
     printf(" (%.3f M)", (double)st.macs_per_image / 1e6);
     print_count(stdout, "\n  forward multiply-adds per pair (relation head): ", st.macs_relation_per_pair);
     printf("\n  nodes: %d\n", st.nnodes);
+    if (g->planned) {
+        printf("  memory plan (bytes):");
+        for (int r = 0; r < RT_NREGIONS; r++) {
+            print_count(stdout, r ? ", " : " ", g->region_bytes[r]);
+            printf(" %s", rt_region_name(r));
+        }
+        int64_t all = 0;
+        for (int i = 0; i < g->nnodes; i++) all += node_bytes(g->nodes[i]);
+        print_count(stdout, "\n  all values unshared would take ", all);
+        printf(" bytes\n");
+    }
     arena_free(&arena);
     return 0;
 }

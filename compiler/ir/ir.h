@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #include "rt_init.h"
+#include "rt_step.h"
 #include "util.h"
 
 #define IR_MAX_IN 5
@@ -96,6 +97,10 @@ struct Node {
     SrcLoc loc;
     rt_init init;             /* params and state: initial value */
     unsigned flags;
+    /* memory plan (passes/memplan.c): where the value lives in the step ABI */
+    int region;               /* RT_REGION_*, or -1 before planning */
+    int64_t offset;           /* bytes from the region's start */
+    int live_end;             /* index of the last node that reads it (scratch values) */
 };
 
 typedef struct Output {
@@ -109,6 +114,9 @@ struct Graph {
     int nnodes, cap;
     Output *outs;
     int nouts, capouts;
+    /* memory plan: bytes of each region (scratch without kernel workspace) */
+    int64_t region_bytes[RT_NREGIONS];
+    bool planned;
     /* builder state: stamped on nodes made from now on */
     SrcLoc loc;
     const char *label;
@@ -197,8 +205,14 @@ bool pass_autodiff(Graph *g, Diag *d);
 /* The vector-Jacobian product behind it: with dy the gradient of y, adds
    "grad.<name>" = dy . dy/dparam for every trainable param. */
 void ir_vjp(Graph *g, Node *y, Node *dy);
+/* Exact algebraic simplifications (passes/simplify.c). */
+bool pass_simplify(Graph *g, Diag *d);
 /* Removes nodes that no output depends on; renumbers. */
 bool pass_dce(Graph *g, Diag *d);
+/* Assigns every value a region and offset (rt_step.h): leaves and outputs
+   get fixed homes, intermediates share the scratch region by liveness. */
+bool pass_memplan(Graph *g, Diag *d);
+int64_t node_bytes(const Node *n);   /* f32 bytes rounded up to RT_ALIGN */
 
 /* ---- the reference interpreter (ir/interp.c) ---- */
 

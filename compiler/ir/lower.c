@@ -2,10 +2,10 @@
 ** lower.c: builds IR graphs from a model description.
 **
 ** Parameter names follow PyTorch's state dicts: a module's name is one
-** component of the path; a child of a sequential without a name is named by
-** its index, as nn.Sequential does ("layer1.0.conv1.weight",
-** "downsample.1.running_var"); the body and shortcut of a residual add no
-** component of their own. The backbone's tensors are prefixed "backbone.",
+** component of the path, an unnamed module adds none; specs name modules
+** as PyTorch does ("layer1.0.conv1.weight", "downsample.1.running_var",
+** with nn.Sequential's index names written out). Two tensors with one
+** name are an error at the second layer's line. The backbone's tensors are prefixed "backbone.",
 ** the relation head's "relation.".
 */
 #include <math.h>
@@ -30,8 +30,22 @@ static const char *join(Lower *L, const char *prefix, const char *name) {
     return arena_printf(L->g->arena, "%s.%s", prefix, name);
 }
 
+static bool name_taken(Lower *L, const char *name) {
+    if (graph_find_leaf(L->g, OP_PARAM, name) || graph_find_leaf(L->g, OP_STATE, name)) {
+        diag_error(L->g->diag, L->g->loc, "parameter name '%s' is used twice (give the layer a distinct name)", name);
+        return true;
+    }
+    return false;
+}
+
 static Node *param(Lower *L, const char *path, const char *what, int rank, const int64_t *dim, rt_init init) {
-    return ir_param(L->g, join(L, path, what), rank, dim, init);
+    const char *name = join(L, path, what);
+    return name_taken(L, name) ? NULL : ir_param(L->g, name, rank, dim, init);
+}
+
+static Node *state(Lower *L, const char *path, const char *what, int64_t C, double value) {
+    const char *name = join(L, path, what);
+    return name_taken(L, name) ? NULL : ir_state(L->g, name, 1, &C, (rt_init){RT_INIT_CONST, value});
 }
 
 static Node *lower_layer(Lower *L, const Layer *ly, Node *x, const char *path);
@@ -42,15 +56,15 @@ static Node *lower_batchnorm(Lower *L, const Layer *ly, Node *x, const char *pat
     if (x->rank != want) {
         char sh[64];
         fmt_shape(sh, sizeof sh, x);
-        diag_error(g->diag, ly->loc, "batchnorm%dd: expects a %s input (got %s)", ly->dims == 1 ? 1 : 2,
+        diag_error(g->diag, ly->loc, "%s: batchnorm%dd: expects a %s input (got %s)", path, ly->dims == 1 ? 1 : 2,
                    ly->dims == 1 ? "[N,C]" : "[N,C,H,W]", sh);
         return NULL;
     }
     int64_t C = x->dim[1];
     Node *gamma = param(L, path, "weight", 1, &C, (rt_init){RT_INIT_CONST, 1});
     Node *beta = param(L, path, "bias", 1, &C, (rt_init){RT_INIT_CONST, 0});
-    Node *rm = ir_state(g, join(L, path, "running_mean"), 1, &C, (rt_init){RT_INIT_CONST, 0});
-    Node *rv = ir_state(g, join(L, path, "running_var"), 1, &C, (rt_init){RT_INIT_CONST, 1});
+    Node *rm = state(L, path, "running_mean", C, 0), *rv = state(L, path, "running_var", C, 1);
+    if (!gamma || !beta || !rm || !rv) return NULL;
     if (!L->train) return ir_bn_eval(g, x, rm, rv, gamma, beta, ly->eps);
     Node *st = ir_bn_stats(g, x);
     Node *y = ir_bn_train(g, x, st, gamma, beta, ly->eps);
@@ -69,16 +83,14 @@ static Node *lower_layer(Lower *L, const Layer *ly, Node *x, const char *path) {
     switch (ly->kind) {
     case LK_SEQUENTIAL:
         for (int i = 0; i < ly->nchildren && x; i++) {
-            const Layer *c = ly->children[i];
-            const char *cpath = c->name ? path : join(L, path, arena_printf(g->arena, "%d", i));
-            x = lower_layer(L, c, x, cpath);
+            x = lower_layer(L, ly->children[i], x, path);
         }
         return x;
     case LK_CONV2D: {
         if (x->rank != 4) {
             char sh[64];
             fmt_shape(sh, sizeof sh, x);
-            diag_error(g->diag, ly->loc, "conv2d: input must be [N,C,H,W] (got %s)", sh);
+            diag_error(g->diag, ly->loc, "%s: conv2d: input must be [N,C,H,W] (got %s)", path, sh);
             return NULL;
         }
         int64_t C = x->dim[1], wd[4] = {ly->out, C, ly->kernel, ly->kernel};
@@ -94,7 +106,8 @@ static Node *lower_layer(Lower *L, const Layer *ly, Node *x, const char *path) {
         if (x->rank != 2) {
             char sh[64];
             fmt_shape(sh, sizeof sh, x);
-            diag_error(g->diag, ly->loc, "linear: input must be [N,features] (got %s); add flatten or global_avgpool first", sh);
+            diag_error(g->diag, ly->loc, "%s: linear: input must be [N,features] (got %s); add flatten or global_avgpool first",
+                       path, sh);
             return NULL;
         }
         int64_t I = x->dim[1], wd[2] = {ly->out, I}, o = ly->out;

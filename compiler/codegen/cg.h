@@ -1,0 +1,42 @@
+/*
+** cg.h: code generation with the LLVM C API (LLVM 19).
+**
+** A planned graph (passes/memplan.c) becomes one LLVM function with the
+** step ABI of rt_step.h: `void NAME(char *regions[5])`. For now every node
+** is a call into the runtime's f32 kernels (runtime/rt_kernels.h: BLAS for
+** convolutions and matrix products, vectorised loops for the rest) at the
+** planned addresses; generated fused loop kernels replace these calls op by
+** op. The module is verified, optimised for the host CPU (or the one asked
+** for), then either JIT-compiled in-process (ORC LLJIT) or written as an
+** object file.
+*/
+#ifndef RRC_CG_H
+#define RRC_CG_H
+
+#include "ir/ir.h"
+
+typedef struct CgOptions {
+    const char *cpu;          /* NULL: the host's */
+    const char *features;     /* NULL: the host's */
+    int debug;                /* RRC_DEBUG level: 3 prints the LLVM IR */
+} CgOptions;
+
+typedef struct CgModule CgModule;
+
+/* Builds and optimises a module with one step function `fn` computing g.
+   Adds the kernel workspace to g->region_bytes[RT_REGION_SCRATCH]. Returns
+   NULL after printing a message. */
+CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o);
+bool cg_op_supported(OpKind op);
+/* Writes the module's textual IR / an object file. */
+bool cg_write_ll(CgModule *m, const char *path);
+bool cg_write_object(CgModule *m, const char *path);
+void cg_free(CgModule *m);
+
+/* The JIT: compiles the module (consumed) and returns its step function. */
+typedef struct Jit Jit;
+Jit *jit_create(CgModule *m);
+rt_step_fn jit_lookup(Jit *j, const char *fn);
+void jit_free(Jit *j);
+
+#endif

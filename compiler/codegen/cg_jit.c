@@ -1,0 +1,62 @@
+/*
+** cg_jit.c: in-process compilation with ORC LLJIT. The generated code calls
+** the runtime's kernels, which are linked into rrc and exported
+** (-rdynamic), so LLJIT resolves them as process symbols.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+
+#include "codegen/cg_impl.h"
+
+struct Jit {
+    LLVMOrcLLJITRef lljit;
+};
+
+static bool jit_error(LLVMErrorRef e, const char *what) {
+    if (!e) return false;
+    char *m = LLVMGetErrorMessage(e);
+    fprintf(stderr, "rrc: JIT %s: %s\n", what, m);
+    LLVMDisposeErrorMessage(m);
+    return true;
+}
+
+Jit *jit_create(CgModule *m) {
+    LLVMTargetMachineRef tm = cg_target_machine(&m->opts, LLVMCodeModelJITDefault);
+    if (!tm) return NULL;
+    LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+    Jit *j = xcalloc(1, sizeof *j);
+    if (jit_error(LLVMOrcCreateLLJIT(&j->lljit, jb), "creation")) {
+        free(j);
+        return NULL;
+    }
+    /* the module and its context now belong to the JIT */
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m->mod, m->tsc);
+    m->mod = NULL;
+    if (jit_error(LLVMOrcLLJITAddLLVMIRModule(j->lljit, LLVMOrcLLJITGetMainJITDylib(j->lljit), tsm), "adding the module")) {
+        LLVMOrcDisposeThreadSafeModule(tsm);
+        jit_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+rt_step_fn jit_lookup(Jit *j, const char *fn) {
+    LLVMOrcExecutorAddress a = 0;
+    if (jit_error(LLVMOrcLLJITLookup(j->lljit, &a, fn), "lookup")) return NULL;
+    rt_step_fn f;
+    _Static_assert(sizeof f == sizeof(void *), "function pointers are data pointers here");
+    void *p = (void *)(uintptr_t)a;
+    memcpy(&f, &p, sizeof f);
+    return f;
+}
+
+void jit_free(Jit *j) {
+    if (!j) return;
+    if (j->lljit) jit_error(LLVMOrcDisposeLLJIT(j->lljit), "disposal");
+    free(j);
+}

@@ -1,0 +1,197 @@
+/*
+** cg_llvm.c: builds the LLVM module of a planned graph (see cg.h), the
+** target machine, the optimisation pipeline and object emission.
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "codegen/cg_impl.h"
+#include "rt_kernels.h"
+
+static void init_llvm(void) {
+    static bool done;
+    if (done) return;
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    LLVMInitializeNativeAsmParser();
+    done = true;
+}
+
+LLVMTargetMachineRef cg_target_machine(const CgOptions *o, LLVMCodeModel cm) {
+    init_llvm();
+    char *triple = LLVMGetDefaultTargetTriple(), *msg = NULL;
+    char *host_cpu = LLVMGetHostCPUName(), *host_feat = LLVMGetHostCPUFeatures();
+    LLVMTargetRef t;
+    LLVMTargetMachineRef tm = NULL;
+    if (LLVMGetTargetFromTriple(triple, &t, &msg)) {
+        fprintf(stderr, "rrc: LLVM has no target for %s: %s\n", triple, msg);
+    } else {
+        tm = LLVMCreateTargetMachine(t, triple, o && o->cpu ? o->cpu : host_cpu,
+                                     o && o->features ? o->features : host_feat, LLVMCodeGenLevelAggressive,
+                                     LLVMRelocPIC, cm);
+    }
+    LLVMDisposeMessage(msg);
+    LLVMDisposeMessage(triple);
+    LLVMDisposeMessage(host_cpu);
+    LLVMDisposeMessage(host_feat);
+    return tm;
+}
+
+LLVMValueRef cg_ptr(CG *cg, const Node *n) {
+    RRC_ASSERT(n->region >= 0 && n->region < RT_NREGIONS);
+    LLVMValueRef off = LLVMConstInt(cg->i64, (unsigned long long)n->offset, 0);
+    char name[32];
+    snprintf(name, sizeof name, "v%d", n->id);
+    return LLVMBuildGEP2(cg->b, cg->i8, cg->base[n->region], &off, 1, name);
+}
+
+LLVMValueRef cg_ws(CG *cg) {
+    LLVMValueRef off = LLVMConstInt(cg->i64, (unsigned long long)cg->ws_offset, 0);
+    return LLVMBuildGEP2(cg->b, cg->i8, cg->base[RT_REGION_SCRATCH], &off, 1, "ws");
+}
+
+void cg_call(CG *cg, const char *fn, const char *fmt, ...) {
+    LLVMTypeRef params[24];
+    LLVMValueRef args[24];
+    int n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    for (const char *f = fmt; *f; f++, n++) {
+        RRC_ASSERT(n < 24);
+        switch (*f) {
+        case 'p': params[n] = cg->ptr; args[n] = va_arg(ap, LLVMValueRef); break;
+        case 'i': params[n] = cg->i64; args[n] = LLVMConstInt(cg->i64, (unsigned long long)va_arg(ap, int64_t), 1); break;
+        case 'f': params[n] = cg->f32; args[n] = LLVMConstReal(cg->f32, va_arg(ap, double)); break;
+        default: RRC_ABORT("cg_call: bad format '%c'", *f);
+        }
+    }
+    va_end(ap);
+    LLVMTypeRef ft = LLVMFunctionType(cg->void_, params, (unsigned)n, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, fn);
+    if (!f) f = LLVMAddFunction(cg->mod, fn, ft);
+    LLVMBuildCall2(cg->b, ft, f, args, (unsigned)n, "");
+}
+
+CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
+    RRC_ASSERT(g->planned);
+    init_llvm();
+    CgModule *m = xcalloc(1, sizeof *m);
+    m->tsc = LLVMOrcCreateNewThreadSafeContext();
+    m->ctx = LLVMOrcThreadSafeContextGetContext(m->tsc);
+    m->mod = LLVMModuleCreateWithNameInContext(fn, m->ctx);
+    m->opts = o ? *o : (CgOptions){0};
+    CG cg = {.ctx = m->ctx, .mod = m->mod, .g = g};
+    cg.b = LLVMCreateBuilderInContext(m->ctx);
+    cg.ptr = LLVMPointerTypeInContext(m->ctx, 0);
+    cg.i8 = LLVMInt8TypeInContext(m->ctx);
+    cg.i64 = LLVMInt64TypeInContext(m->ctx);
+    cg.f32 = LLVMFloatTypeInContext(m->ctx);
+    cg.void_ = LLVMVoidTypeInContext(m->ctx);
+
+    /* kernel workspace: after the planned scratch values */
+    int64_t ws = 0;
+    for (int i = 0; i < g->nnodes; i++) ws = ws > cg_workspace(g->nodes[i]) ? ws : cg_workspace(g->nodes[i]);
+    cg.ws_offset = g->region_bytes[RT_REGION_SCRATCH];
+    g->region_bytes[RT_REGION_SCRATCH] += (ws + RT_ALIGN - 1) / RT_ALIGN * RT_ALIGN;
+
+    LLVMTypeRef ft = LLVMFunctionType(cg.void_, &cg.ptr, 1, 0);
+    LLVMValueRef f = LLVMAddFunction(m->mod, fn, ft);
+    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(m->ctx, f, "entry");
+    LLVMPositionBuilderAtEnd(cg.b, entry);
+    LLVMValueRef regions = LLVMGetParam(f, 0);
+    LLVMSetValueName2(regions, "regions", 7);
+    for (int r = 0; r < RT_NREGIONS; r++) {
+        LLVMValueRef idx = LLVMConstInt(cg.i64, (unsigned long long)r, 0);
+        LLVMValueRef slot = LLVMBuildGEP2(cg.b, cg.ptr, regions, &idx, 1, "");
+        cg.base[r] = LLVMBuildLoad2(cg.b, cg.ptr, slot, rt_region_name(r));
+    }
+    bool ok = true;
+    for (int i = 0; i < g->nnodes && ok; i++) {
+        const Node *n = g->nodes[i];
+        if (op_table[n->op].fusion == FUSE_LEAF) continue;
+        ok = cg_emit_node(&cg, n);
+        if (!ok) fprintf(stderr, "rrc: codegen: no emitter for op %s\n", op_table[n->op].name);
+    }
+    LLVMBuildRetVoid(cg.b);
+    LLVMDisposeBuilder(cg.b);
+    char *msg = NULL;
+    if (ok && LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {
+        fprintf(stderr, "rrc: internal error: generated LLVM module does not verify:\n%s\n", msg);
+        ok = false;
+    }
+    LLVMDisposeMessage(msg);
+    if (ok) {
+        LLVMTargetMachineRef tm = cg_target_machine(o, LLVMCodeModelDefault);
+        ok = tm != NULL;
+        if (ok) {
+            char *triple = LLVMGetTargetMachineTriple(tm);
+            LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+            LLVMSetModuleDataLayout(m->mod, dl);
+            LLVMSetTarget(m->mod, triple);
+            LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+            LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+            LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+            LLVMErrorRef e = LLVMRunPasses(m->mod, "default<O3>", tm, po);
+            if (e) {
+                char *em = LLVMGetErrorMessage(e);
+                fprintf(stderr, "rrc: LLVM optimisation failed: %s\n", em);
+                LLVMDisposeErrorMessage(em);
+                ok = false;
+            }
+            LLVMDisposePassBuilderOptions(po);
+            LLVMDisposeTargetData(dl);
+            LLVMDisposeMessage(triple);
+            LLVMDisposeTargetMachine(tm);
+        }
+    }
+    if (ok && m->opts.debug >= 3) {
+        char *ir = LLVMPrintModuleToString(m->mod);
+        fprintf(stderr, "%s", ir);
+        LLVMDisposeMessage(ir);
+    }
+    if (!ok) {
+        cg_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+bool cg_write_ll(CgModule *m, const char *path) {
+    char *msg = NULL;
+    if (LLVMPrintModuleToFile(m->mod, path, &msg)) {
+        fprintf(stderr, "rrc: cannot write %s: %s\n", path, msg);
+        LLVMDisposeMessage(msg);
+        return false;
+    }
+    return true;
+}
+
+bool cg_write_object(CgModule *m, const char *path) {
+    LLVMTargetMachineRef tm = cg_target_machine(&m->opts, LLVMCodeModelDefault);
+    if (!tm) return false;
+    /* codegen changes the IR it is given (CodeGenPrepare): emit from a clone */
+    LLVMModuleRef clone = LLVMCloneModule(m->mod);
+    char *msg = NULL;
+    bool ok = !LLVMTargetMachineEmitToFile(tm, clone, path, LLVMObjectFile, &msg);
+    if (!ok) fprintf(stderr, "rrc: cannot write %s: %s\n", path, msg);
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(clone);
+    LLVMDisposeTargetMachine(tm);
+    return ok;
+}
+
+void cg_free(CgModule *m) {
+    if (!m) return;
+    if (m->mod) LLVMDisposeModule(m->mod);
+    if (m->tsc) LLVMOrcDisposeThreadSafeContext(m->tsc);
+    free(m);
+}

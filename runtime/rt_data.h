@@ -1,0 +1,55 @@
+/*
+** rt_data.h: datasets, loaded whole into memory as uint8 images in HWC
+** layout (as PIL holds them), with integer labels. Every reader validates
+** its files (magic numbers, sizes, label ranges) before trusting them and
+** reports a one-line error naming the file.
+**
+** Names (`--data NAME[:PATH]`):
+**   fashion-mnist, mnist     IDX files, gzipped or not; default folder for
+**                            fashion-mnist: /usr/share/datasets/fashion-mnist
+**                            (Debian's dataset-fashion-mnist). Loaded 28x28
+**                            images are zero-padded to 32x32 and gray is
+**                            replicated to 3 channels (METHOD.md protocol).
+**   cifar10, cifar100, cifar100-20  the binary versions (cifar100-20: coarse labels)
+**   stl10                    binary version (96x96x3, column-major on disk)
+**   folder:PATH              one sub-folder per class of PNG/JPEG images
+**   synthetic[:N]            N seeded random images (default 1024) of the
+**                            size the caller asks for, 10 classes
+*/
+#ifndef RT_DATA_H
+#define RT_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum rt_split { RT_SPLIT_TRAIN, RT_SPLIT_TEST, RT_SPLIT_UNLABELED } rt_split;
+
+typedef struct rt_dataset {
+    char name[64];           /* e.g. "fashion-mnist" */
+    int64_t n;               /* number of images */
+    int h, w, c;             /* image shape after loading (HWC) */
+    uint8_t *pixels;         /* n * h * w * c bytes, image i at i*h*w*c */
+    int32_t *labels;         /* n labels in [0, nclasses), or NULL (unlabeled) */
+    int nclasses;
+    /* the dataset's own normalisation constants (mean/std of x/255 per
+       channel), when known; has_norm = 0 otherwise */
+    int has_norm;
+    double mean[3], std[3];
+} rt_dataset;
+
+/* Options for datasets whose shape the caller chooses (synthetic). */
+typedef struct rt_data_opts {
+    int h, w, c;             /* synthetic image shape */
+    uint64_t seed;           /* synthetic content */
+} rt_data_opts;
+
+/* Loads split `split` of dataset `spec` ("NAME" or "NAME:PATH"). Returns 0,
+   or -1 with a one-line message ("PATH: problem") in err. */
+int rt_dataset_load(const char *spec, rt_split split, const rt_data_opts *opts, rt_dataset *out, char *err,
+                    size_t errlen);
+void rt_dataset_free(rt_dataset *d);
+
+/* "fashion-mnist, mnist, cifar10, ..." for help texts */
+const char *rt_dataset_names(void);
+
+#endif

@@ -1,0 +1,156 @@
+/*
+** rt_kernels.h: the f32 kernels that compiled step functions call, one per
+** IR op (compiler/ir/ops.def). Each has exactly the semantics of the op's
+** double-precision reference kernel (compiler/ir/ops_*.c): the same
+** layouts (NCHW activations, [O,C,KH,KW] conv weights, [O,I] linear
+** weights), attribute meanings and tie rules. Only the rounding differs.
+**
+** Conventions, so that generated code can call them without glue:
+**   - sizes and attributes are int64_t, float attributes are float;
+**   - pointers: outputs first, then inputs, then sizes, then attributes,
+**     then (heavy kernels only) a scratch pointer `ws`;
+**   - outputs never alias inputs (restrict), except where noted;
+**   - a kernel with a `ws` argument needs rt_k_<op>_ws(...) floats of
+**     scratch there; kernels never allocate;
+**   - every kernel is re-entrant (no static state), so a thread pool may run
+**     the *_part variants on disjoint image ranges concurrently, each with
+**     its own `ws`.
+**
+** Reductions (bn_stats, chan_sum, bn_dgamma, the sums of bn_train_dx,
+** global_avgpool, the losses) accumulate in double; elementwise arithmetic is
+** in float. Convolutions and linear layers use OpenBLAS's cblas_sgemm (link
+** with -lopenblas).
+*/
+#ifndef RT_KERNELS_H
+#define RT_KERNELS_H
+
+#include <stdint.h>
+
+/* ---- convolution (rt_kernels_conv.c) ----
+   x [N,C,H,W], w [O,C,KH,KW], y [N,O,OH,OW]; stride S, zero padding P;
+   OH = (H + 2P - KH)/S + 1, OW likewise (the caller passes both). */
+
+/* Floats of scratch the three conv kernels need (the maximum of them; 0 for
+   a 1x1 stride-1 unpadded convolution, which needs none). */
+int64_t rt_k_conv2d_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
+                       int64_t S, int64_t P, int64_t OH, int64_t OW);
+
+/* y = conv2d(x, w) */
+void rt_k_conv2d(float *restrict y, const float *restrict x, const float *restrict w, int64_t N, int64_t C,
+                 int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P, int64_t OH,
+                 int64_t OW, float *restrict ws);
+/* dx [N,C,H,W] = gradient of the input from dy [N,O,OH,OW] */
+void rt_k_conv2d_dx(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
+                    int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P,
+                    int64_t OH, int64_t OW, float *restrict ws);
+/* dw [O,C,KH,KW] = gradient of the weight, summed over the N images */
+void rt_k_conv2d_dw(float *restrict dw, const float *restrict dy, const float *restrict x, int64_t N,
+                    int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P,
+                    int64_t OH, int64_t OW, float *restrict ws);
+
+/* The same on images [n0, n1) only (the pointers are still those of the
+   whole batch). Forward and dx write only those images; dw_part writes the
+   partial sum over those images into dw (overwriting it), so a pool gives
+   each worker its own dw buffer and adds them. Each call needs its own
+   rt_k_conv2d_ws(...) floats of `ws`. */
+void rt_k_conv2d_part(float *restrict y, const float *restrict x, const float *restrict w, int64_t N,
+                      int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P,
+                      int64_t OH, int64_t OW, int64_t n0, int64_t n1, float *restrict ws);
+void rt_k_conv2d_dx_part(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
+                         int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
+                         int64_t P, int64_t OH, int64_t OW, int64_t n0, int64_t n1, float *restrict ws);
+void rt_k_conv2d_dw_part(float *restrict dw, const float *restrict dy, const float *restrict x, int64_t N,
+                         int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
+                         int64_t P, int64_t OH, int64_t OW, int64_t n0, int64_t n1, float *restrict ws);
+
+/* ---- linear (rt_kernels_conv.c): x [N,In], w [O,In], y [N,O] = x w^T
+   (In, not I: <complex.h>, which cblas.h pulls in, defines I) ---- */
+void rt_k_linear(float *restrict y, const float *restrict x, const float *restrict w, int64_t N, int64_t In,
+                 int64_t O);
+/* dx [N,In] = dy [N,O] w */
+void rt_k_linear_dx(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
+                    int64_t In, int64_t O);
+/* dw [O,In] = dy^T x */
+void rt_k_linear_dw(float *restrict dw, const float *restrict dy, const float *restrict x, int64_t N,
+                    int64_t In, int64_t O);
+
+/* ---- elementwise and broadcast (rt_kernels_elem.c) ----
+   [N,C,S] views: S is the product of the dims after the channel axis. */
+void rt_k_bias_add(float *restrict y, const float *restrict x, const float *restrict b, int64_t N, int64_t C,
+                   int64_t S);
+/* out[c] = sum of x over all axes but 1 */
+void rt_k_chan_sum(float *restrict out, const float *restrict x, int64_t N, int64_t C, int64_t S);
+/* y = x > 0 ? x : 0 */
+void rt_k_relu(float *restrict y, const float *restrict x, int64_t n);
+/* dx = y > 0 ? dy : 0 (masked by the relu's output, as PyTorch) */
+void rt_k_relu_back(float *restrict dx, const float *restrict dy, const float *restrict y, int64_t n);
+void rt_k_leaky_relu(float *restrict y, const float *restrict x, int64_t n, float slope);
+/* dx = x > 0 ? dy : slope*dy (masked by the input) */
+void rt_k_leaky_relu_back(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t n,
+                          float slope);
+void rt_k_add(float *restrict y, const float *restrict a, const float *restrict b, int64_t n);
+/* also the kernel of reshape when it cannot be a view */
+void rt_k_copy(float *restrict y, const float *restrict x, int64_t n);
+void rt_k_fill(float *restrict y, int64_t n, float v);
+
+/* ---- pooling (rt_kernels_pool.c): NC planes of HxW; square window K,
+   stride S, padding P; floor output size OH x OW. Average pooling counts
+   the padding (divides by K*K); max pooling takes the first maximum of a
+   window in row-major order (a NaN wins), as PyTorch's CPU kernel. */
+void rt_k_avgpool2d(float *restrict y, const float *restrict x, int64_t NC, int64_t H, int64_t W, int64_t K,
+                    int64_t S, int64_t P, int64_t OH, int64_t OW);
+void rt_k_avgpool2d_back(float *restrict dx, const float *restrict dy, int64_t NC, int64_t H, int64_t W,
+                         int64_t K, int64_t S, int64_t P, int64_t OH, int64_t OW);
+void rt_k_maxpool2d(float *restrict y, const float *restrict x, int64_t NC, int64_t H, int64_t W, int64_t K,
+                    int64_t S, int64_t P, int64_t OH, int64_t OW);
+/* dx gets each dy at its window's argmax in x (summed where windows overlap) */
+void rt_k_maxpool2d_back(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t NC,
+                         int64_t H, int64_t W, int64_t K, int64_t S, int64_t P, int64_t OH, int64_t OW);
+/* y [NC] = mean over each plane of S values */
+void rt_k_global_avgpool(float *restrict y, const float *restrict x, int64_t NC, int64_t S);
+void rt_k_global_avgpool_back(float *restrict dx, const float *restrict dy, int64_t NC, int64_t S);
+
+/* ---- batch normalisation (rt_kernels_norm.c); st = [mean[C], var[C]] ---- */
+/* st = batch mean and biased variance over N and S */
+void rt_k_bn_stats(float *restrict st, const float *restrict x, int64_t N, int64_t C, int64_t S);
+/* y = gamma (x - mean) / sqrt(var + eps) + beta */
+void rt_k_bn_train(float *restrict y, const float *restrict x, const float *restrict st,
+                   const float *restrict gamma, const float *restrict beta, int64_t N, int64_t C, int64_t S,
+                   float eps);
+/* the full BatchNorm input gradient, through the batch statistics */
+void rt_k_bn_train_dx(float *restrict dx, const float *restrict dy, const float *restrict x,
+                      const float *restrict st, const float *restrict gamma, int64_t N, int64_t C, int64_t S,
+                      float eps);
+/* dg[c] = sum dy * xhat */
+void rt_k_bn_dgamma(float *restrict dg, const float *restrict dy, const float *restrict x,
+                    const float *restrict st, int64_t N, int64_t C, int64_t S, float eps);
+/* normalise with given (running) statistics */
+void rt_k_bn_eval(float *restrict y, const float *restrict x, const float *restrict mean,
+                  const float *restrict var, const float *restrict gamma, const float *restrict beta, int64_t N,
+                  int64_t C, int64_t S, float eps);
+/* out = (1-momentum) old + momentum stat, stat = mean (which 0) or the
+   variance unbiased by n/(n-1) (which 1); n = values per channel. out may
+   be old (an in-place update of the running statistic). */
+void rt_k_bn_running(float *out, const float *old, const float *restrict st, int64_t C, int64_t which,
+                     int64_t n, float momentum);
+
+/* ---- relational reasoning (rt_kernels_rel.c) ----
+   F [K*B, D]: view k of image i in row k*B+i. out [B*K*(K-1), D or 2D]. */
+enum { RT_AGG_CAT = 0, RT_AGG_SUM = 1, RT_AGG_MEAN = 2, RT_AGG_MAX = 3 };
+void rt_k_pairs(float *restrict out, const float *restrict F, int64_t K, int64_t B, int64_t D, int64_t agg);
+/* dF [K*B, D] from dP; max sends the gradient to the larger, half to each on a tie */
+void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *restrict F, int64_t K,
+                     int64_t B, int64_t D, int64_t agg);
+/* y [B*K*(K-1)]: 1 in positive blocks, 0 in negative ones */
+void rt_k_pair_targets(float *restrict y, int64_t K, int64_t B);
+/* out [1] = mean focal loss of logits z [P] against targets y [P] */
+void rt_k_focal_loss(float *restrict out, const float *restrict z, const float *restrict y, int64_t P,
+                     float gamma, float alpha);
+/* dz [P] from dl [1] */
+void rt_k_focal_back(float *restrict dz, const float *restrict dl, const float *restrict z,
+                     const float *restrict y, int64_t P, float gamma, float alpha);
+void rt_k_bce_loss(float *restrict out, const float *restrict z, const float *restrict y, int64_t P);
+void rt_k_bce_back(float *restrict dz, const float *restrict dl, const float *restrict z,
+                   const float *restrict y, int64_t P);
+
+#endif

@@ -1,0 +1,227 @@
+/*
+** rt_kernels_conv.c: conv2d (forward, dX, dW) and linear (forward, dX, dW)
+** in f32 on OpenBLAS's sgemm (see rt_kernels.h for the layouts).
+**
+** Convolution is lowered to GEMM one image at a time, never for the whole
+** batch at once: one image's column matrix (C*KH*KW x OH*OW; 0.56 MiB for
+** a ResNet stage-1 layer) stays in L2 between im2col and the GEMM, while a
+** whole-batch column matrix streams from DRAM and halves sgemm throughput
+** (/work/shared/TOOLCHAIN.md section 4). Per image, with K = C*KH*KW and
+** Q = OH*OW:
+**   forward  y_n [O,Q]  = W [O,K]  x col_n [K,Q]            (NN)
+**   dX       col [K,Q]  = W^T [K,O] x dy_n [O,Q]; col2im     (TN)
+**   dW       dW [O,K]  += dy_n [O,Q] x col_n^T [Q,K]         (NT, beta 1)
+** A 1x1 stride-1 unpadded convolution is already a GEMM on the image
+** (col_n = x_n), so it skips im2col / col2im and needs no scratch.
+*/
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt_kernels.h"
+
+/* sgemm takes int sizes; every size here is per image or per layer, far
+   below 2^31, but a wrong call from generated code must not wrap silently. */
+static blasint bi(int64_t v) {
+    if (v < 0 || v > 0x7fffffff) abort();
+    return (blasint)v;
+}
+
+static int is_pointwise(int64_t KH, int64_t KW, int64_t S, int64_t P) {
+    return KH == 1 && KW == 1 && S == 1 && P == 0;
+}
+
+/* The output columns ow whose input column ow*S - P + kw lies in [0, W):
+   [*lo, *hi). Computing the range once per kernel column keeps the inner
+   copy loops free of bounds tests. */
+static void valid_range(int64_t OW, int64_t W, int64_t S, int64_t P, int64_t kw, int64_t *lo, int64_t *hi) {
+    int64_t a = P - kw;                      /* need ow*S >= a */
+    int64_t l = a <= 0 ? 0 : (a + S - 1) / S;
+    int64_t b = W - 1 + P - kw;              /* need ow*S <= b */
+    int64_t h = b < 0 ? 0 : b / S + 1;
+    if (h > OW) h = OW;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* col [C*KH*KW, OH*OW] of one image x [C,H,W]; padding reads as 0. */
+static void im2col(float *restrict col, const float *restrict x, int64_t C, int64_t H, int64_t W, int64_t KH,
+                   int64_t KW, int64_t S, int64_t P, int64_t OH, int64_t OW) {
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                float *restrict row = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                int64_t lo, hi;
+                valid_range(OW, W, S, P, kw, &lo, &hi);
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    float *restrict r = row + oh * OW;
+                    int64_t ih = oh * S - P + kh;
+                    if (ih < 0 || ih >= H) {
+                        memset(r, 0, sizeof(float) * (size_t)OW);
+                        continue;
+                    }
+                    /* x index of output column ow is base + ow*S (>= 0 from lo on) */
+                    int64_t base = (c * H + ih) * W - P + kw;
+                    for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0;
+                    if (S == 1) {
+                        if (hi > lo) memcpy(r + lo, x + base + lo, sizeof(float) * (size_t)(hi - lo));
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ow++) r[ow] = x[base + ow * S];
+                    }
+                    for (int64_t ow = hi; ow < OW; ow++) r[ow] = 0;
+                }
+            }
+}
+
+/* dx [C,H,W] += the columns of col scattered back to their input pixels
+   (the adjoint of im2col; padding positions are dropped). */
+static void col2im(float *restrict dx, const float *restrict col, int64_t C, int64_t H, int64_t W, int64_t KH,
+                   int64_t KW, int64_t S, int64_t P, int64_t OH, int64_t OW) {
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const float *restrict row = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                int64_t lo, hi;
+                valid_range(OW, W, S, P, kw, &lo, &hi);
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    int64_t ih = oh * S - P + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    const float *restrict r = row + oh * OW;
+                    int64_t base = (c * H + ih) * W - P + kw;
+                    if (hi <= lo) continue;
+                    if (S == 1) {
+                        float *restrict dr = dx + base + lo;
+                        const float *restrict rr = r + lo;
+                        for (int64_t i = 0; i < hi - lo; i++) dr[i] += rr[i];
+                    } else {
+                        for (int64_t ow = lo; ow < hi; ow++) dx[base + ow * S] += r[ow];
+                    }
+                }
+            }
+}
+
+int64_t rt_k_conv2d_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
+                       int64_t S, int64_t P, int64_t OH, int64_t OW) {
+    (void)N; (void)H; (void)W; (void)O;
+    /* all three kernels use the one column matrix of one image */
+    return is_pointwise(KH, KW, S, P) ? 0 : C * KH * KW * OH * OW;
+}
+
+void rt_k_conv2d_part(float *restrict y, const float *restrict x, const float *restrict w, int64_t N,
+                      int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P,
+                      int64_t OH, int64_t OW, int64_t n0, int64_t n1, float *restrict ws) {
+    (void)N;
+    int64_t K = C * KH * KW, Q = OH * OW;
+    int pw = is_pointwise(KH, KW, S, P);
+    for (int64_t n = n0; n < n1; n++) {
+        const float *xn = x + n * C * H * W;
+        const float *col = xn;
+        if (!pw) {
+            im2col(ws, xn, C, H, W, KH, KW, S, P, OH, OW);
+            col = ws;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bi(O), bi(Q), bi(K), 1.0f, w, bi(K), col, bi(Q),
+                    0.0f, y + n * O * Q, bi(Q));
+    }
+}
+
+void rt_k_conv2d(float *restrict y, const float *restrict x, const float *restrict w, int64_t N, int64_t C,
+                 int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P, int64_t OH,
+                 int64_t OW, float *restrict ws) {
+    rt_k_conv2d_part(y, x, w, N, C, H, W, O, KH, KW, S, P, OH, OW, 0, N, ws);
+}
+
+void rt_k_conv2d_dx_part(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
+                         int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
+                         int64_t P, int64_t OH, int64_t OW, int64_t n0, int64_t n1, float *restrict ws) {
+    (void)N;
+    int64_t K = C * KH * KW, Q = OH * OW;
+    int pw = is_pointwise(KH, KW, S, P);
+    for (int64_t n = n0; n < n1; n++) {
+        float *dxn = dx + n * C * H * W;
+        const float *dyn = dy + n * O * Q;
+        if (pw) {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, bi(K), bi(Q), bi(O), 1.0f, w, bi(K), dyn, bi(Q),
+                        0.0f, dxn, bi(Q));
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, bi(K), bi(Q), bi(O), 1.0f, w, bi(K), dyn, bi(Q), 0.0f,
+                    ws, bi(Q));
+        /* Input pixels that no window covers (stride > kernel, or the
+           right/bottom remainder of a floor-sized output) get no gradient:
+           zero the image first, then accumulate. */
+        memset(dxn, 0, sizeof(float) * (size_t)(C * H * W));
+        col2im(dxn, ws, C, H, W, KH, KW, S, P, OH, OW);
+    }
+}
+
+void rt_k_conv2d_dx(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
+                    int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P,
+                    int64_t OH, int64_t OW, float *restrict ws) {
+    rt_k_conv2d_dx_part(dx, dy, w, N, C, H, W, O, KH, KW, S, P, OH, OW, 0, N, ws);
+}
+
+void rt_k_conv2d_dw_part(float *restrict dw, const float *restrict dy, const float *restrict x, int64_t N,
+                         int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
+                         int64_t P, int64_t OH, int64_t OW, int64_t n0, int64_t n1, float *restrict ws) {
+    (void)N;
+    int64_t K = C * KH * KW, Q = OH * OW;
+    int pw = is_pointwise(KH, KW, S, P);
+    if (n1 <= n0) {
+        memset(dw, 0, sizeof(float) * (size_t)(O * K));
+        return;
+    }
+    for (int64_t n = n0; n < n1; n++) {
+        const float *xn = x + n * C * H * W;
+        const float *col = xn;
+        if (!pw) {
+            im2col(ws, xn, C, H, W, KH, KW, S, P, OH, OW);
+            col = ws;
+        }
+        /* the first image overwrites dw, the others accumulate into it */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bi(O), bi(K), bi(Q), 1.0f, dy + n * O * Q, bi(Q), col,
+                    bi(Q), n == n0 ? 0.0f : 1.0f, dw, bi(K));
+    }
+}
+
+void rt_k_conv2d_dw(float *restrict dw, const float *restrict dy, const float *restrict x, int64_t N,
+                    int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P,
+                    int64_t OH, int64_t OW, float *restrict ws) {
+    rt_k_conv2d_dw_part(dw, dy, x, N, C, H, W, O, KH, KW, S, P, OH, OW, 0, N, ws);
+}
+
+/* ---- linear: one GEMM each; the batch is the GEMM's M (or K for dW) ---- */
+
+void rt_k_linear(float *restrict y, const float *restrict x, const float *restrict w, int64_t N, int64_t In,
+                 int64_t O) {
+    if (N == 0 || O == 0) return;
+    if (In == 0) {
+        memset(y, 0, sizeof(float) * (size_t)(N * O));
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bi(N), bi(O), bi(In), 1.0f, x, bi(In), w, bi(In), 0.0f, y,
+                bi(O));
+}
+
+void rt_k_linear_dx(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
+                    int64_t In, int64_t O) {
+    if (N == 0 || In == 0) return;
+    if (O == 0) {
+        memset(dx, 0, sizeof(float) * (size_t)(N * In));
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bi(N), bi(In), bi(O), 1.0f, dy, bi(O), w, bi(In), 0.0f,
+                dx, bi(In));
+}
+
+void rt_k_linear_dw(float *restrict dw, const float *restrict dy, const float *restrict x, int64_t N,
+                    int64_t In, int64_t O) {
+    if (O == 0 || In == 0) return;
+    if (N == 0) {
+        memset(dw, 0, sizeof(float) * (size_t)(O * In));
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, bi(O), bi(In), bi(N), 1.0f, dy, bi(O), x, bi(In), 0.0f, dw,
+                bi(In));
+}

@@ -1,0 +1,187 @@
+/*
+** rt_kernels_norm.c: batch normalisation kernels; semantics of
+** compiler/ir/ops_norm.c (PyTorch's BatchNorm1d/2d in training and eval
+** mode, st = [mean[C], biased var[C]]).
+**
+** The per-channel sums run in double. bn_stats makes one pass with the
+** data shifted by the channel's first value (sum d, sum d^2 with d = x - k),
+** which reads x once and still gives the variance without the cancellation
+** of E[x^2] - E[x]^2 when |mean| >> std. The per-element work is then an
+** f32 affine map per channel with coefficients computed in double.
+**
+** [N, C] inputs (S == 1: BatchNorm1d) have their channels contiguous, so
+** their reductions walk rows with a block of RT_CBLK channel accumulators
+** instead of striding down each channel.
+*/
+#include <math.h>
+
+#include "rt_kernels.h"
+#include "rt_kernels_impl.h"
+
+static void stats_finish(float *restrict st, int64_t C, int64_t c, double k, double s1, double s2, double M) {
+    double m1 = s1 / M;
+    double var = s2 / M - m1 * m1;
+    st[c] = (float)(k + m1);
+    st[C + c] = (float)(var > 0 ? var : 0);
+}
+
+void rt_k_bn_stats(float *restrict st, const float *restrict x, int64_t N, int64_t C, int64_t S) {
+    double M = (double)(N * S);
+    if (S == 1) {
+        for (int64_t c0 = 0; c0 < C; c0 += RT_CBLK) {
+            int64_t cb = C - c0 < RT_CBLK ? C - c0 : RT_CBLK;
+            double k[RT_CBLK], s1[RT_CBLK] = {0}, s2[RT_CBLK] = {0};
+            for (int64_t j = 0; j < cb; j++) k[j] = (double)x[c0 + j];
+            for (int64_t r = 0; r < N; r++) {
+                const float *restrict xr = x + r * C + c0;
+                for (int64_t j = 0; j < cb; j++) {
+                    double d = (double)xr[j] - k[j];
+                    s1[j] += d;
+                    s2[j] += d * d;
+                }
+            }
+            for (int64_t j = 0; j < cb; j++) stats_finish(st, C, c0 + j, k[j], s1[j], s2[j], M);
+        }
+        return;
+    }
+    for (int64_t c = 0; c < C; c++) {
+        double k = (double)x[c * S], s1 = 0, s2 = 0;
+        for (int64_t b = 0; b < N; b++) rt_shifted_sums(x + (b * C + c) * S, S, k, &s1, &s2);
+        stats_finish(st, C, c, k, s1, s2, M);
+    }
+}
+
+/* y = a (x - m) + b on a row of n values. */
+static void affine_row(float *restrict y, const float *restrict x, int64_t n, float m, float a, float b) {
+    for (int64_t i = 0; i < n; i++) y[i] = a * (x[i] - m) + b;
+}
+
+/* The normalisation shared by training and eval mode. */
+static void bn_apply(float *restrict y, const float *restrict x, const float *restrict mean,
+                     const float *restrict var, const float *restrict gamma, const float *restrict beta, int64_t N,
+                     int64_t C, int64_t S, float eps) {
+    if (S == 1) {
+        for (int64_t c0 = 0; c0 < C; c0 += RT_CBLK) {
+            int64_t cb = C - c0 < RT_CBLK ? C - c0 : RT_CBLK;
+            float a[RT_CBLK], m[RT_CBLK], b[RT_CBLK];
+            for (int64_t j = 0; j < cb; j++) {
+                a[j] = (float)((double)gamma[c0 + j] / sqrt((double)var[c0 + j] + (double)eps));
+                m[j] = mean[c0 + j];
+                b[j] = beta[c0 + j];
+            }
+            for (int64_t r = 0; r < N; r++) {
+                float *restrict yr = y + r * C + c0;
+                const float *restrict xr = x + r * C + c0;
+                for (int64_t j = 0; j < cb; j++) yr[j] = a[j] * (xr[j] - m[j]) + b[j];
+            }
+        }
+        return;
+    }
+    for (int64_t c = 0; c < C; c++) {
+        float a = (float)((double)gamma[c] / sqrt((double)var[c] + (double)eps));
+        for (int64_t b = 0; b < N; b++)
+            affine_row(y + (b * C + c) * S, x + (b * C + c) * S, S, mean[c], a, beta[c]);
+    }
+}
+
+void rt_k_bn_train(float *restrict y, const float *restrict x, const float *restrict st,
+                   const float *restrict gamma, const float *restrict beta, int64_t N, int64_t C, int64_t S,
+                   float eps) {
+    bn_apply(y, x, st, st + C, gamma, beta, N, C, S, eps);
+}
+
+void rt_k_bn_eval(float *restrict y, const float *restrict x, const float *restrict mean,
+                  const float *restrict var, const float *restrict gamma, const float *restrict beta, int64_t N,
+                  int64_t C, int64_t S, float eps) {
+    bn_apply(y, x, mean, var, gamma, beta, N, C, S, eps);
+}
+
+/* The sums of bn_train_dx / bn_dgamma for channels [c0, c0+cb) of an
+   [N, C] input: sdy = sum dy, sdyx = sum dy (x - mean) (not yet scaled
+   by rstd). */
+static void dy_sums_rows(double *restrict sdy, double *restrict sdyx, const float *restrict dy,
+                         const float *restrict x, const float *restrict mean, int64_t N, int64_t C, int64_t c0,
+                         int64_t cb) {
+    for (int64_t j = 0; j < cb; j++) sdy[j] = sdyx[j] = 0;
+    for (int64_t r = 0; r < N; r++) {
+        const float *restrict g = dy + r * C + c0, *restrict xr = x + r * C + c0;
+        for (int64_t j = 0; j < cb; j++) {
+            sdy[j] += (double)g[j];
+            sdyx[j] += (double)g[j] * ((double)xr[j] - (double)mean[c0 + j]);
+        }
+    }
+}
+
+/* dx = gamma rstd / M (M dy - sum dy - xhat sum(dy xhat)), written as
+   dx = a dy + b + cx (x - mean) with per-channel a, b, cx from the sums. */
+typedef struct { float a, b, cx, m; } DxCoef;
+
+static DxCoef dx_coef(double sdy, double sdyx, double mean, double var, double gamma, double eps, double M) {
+    double rstd = 1.0 / sqrt(var + eps), k1 = gamma * rstd;
+    return (DxCoef){(float)k1, (float)(-k1 * sdy / M), (float)(-k1 * rstd * rstd * sdyx / M), (float)mean};
+}
+
+void rt_k_bn_train_dx(float *restrict dx, const float *restrict dy, const float *restrict x,
+                      const float *restrict st, const float *restrict gamma, int64_t N, int64_t C, int64_t S,
+                      float eps) {
+    double M = (double)(N * S);
+    if (S == 1) {
+        for (int64_t c0 = 0; c0 < C; c0 += RT_CBLK) {
+            int64_t cb = C - c0 < RT_CBLK ? C - c0 : RT_CBLK;
+            double sdy[RT_CBLK], sdyx[RT_CBLK];
+            float a[RT_CBLK], b[RT_CBLK], cx[RT_CBLK], m[RT_CBLK];
+            dy_sums_rows(sdy, sdyx, dy, x, st, N, C, c0, cb);
+            for (int64_t j = 0; j < cb; j++) {
+                int64_t c = c0 + j;
+                DxCoef k = dx_coef(sdy[j], sdyx[j], st[c], st[C + c], gamma[c], eps, M);
+                a[j] = k.a, b[j] = k.b, cx[j] = k.cx, m[j] = k.m;
+            }
+            for (int64_t r = 0; r < N; r++) {
+                float *restrict o = dx + r * C + c0;
+                const float *restrict g = dy + r * C + c0, *restrict xr = x + r * C + c0;
+                for (int64_t j = 0; j < cb; j++) o[j] = a[j] * g[j] + b[j] + cx[j] * (xr[j] - m[j]);
+            }
+        }
+        return;
+    }
+    for (int64_t c = 0; c < C; c++) {
+        double sdy = 0, sdyx = 0;
+        for (int64_t b = 0; b < N; b++)
+            rt_dy_sums(dy + (b * C + c) * S, x + (b * C + c) * S, S, (double)st[c], &sdy, &sdyx);
+        DxCoef k = dx_coef(sdy, sdyx, st[c], st[C + c], gamma[c], eps, M);
+        for (int64_t b = 0; b < N; b++) {
+            float *restrict o = dx + (b * C + c) * S;
+            const float *restrict g = dy + (b * C + c) * S, *restrict xr = x + (b * C + c) * S;
+            for (int64_t i = 0; i < S; i++) o[i] = k.a * g[i] + k.b + k.cx * (xr[i] - k.m);
+        }
+    }
+}
+
+void rt_k_bn_dgamma(float *restrict dg, const float *restrict dy, const float *restrict x,
+                    const float *restrict st, int64_t N, int64_t C, int64_t S, float eps) {
+    if (S == 1) {
+        for (int64_t c0 = 0; c0 < C; c0 += RT_CBLK) {
+            int64_t cb = C - c0 < RT_CBLK ? C - c0 : RT_CBLK;
+            double sdy[RT_CBLK], sdyx[RT_CBLK];
+            dy_sums_rows(sdy, sdyx, dy, x, st, N, C, c0, cb);
+            for (int64_t j = 0; j < cb; j++)
+                dg[c0 + j] = (float)(sdyx[j] / sqrt((double)st[C + c0 + j] + (double)eps));
+        }
+        return;
+    }
+    for (int64_t c = 0; c < C; c++) {
+        double sdy = 0, sdyx = 0;
+        for (int64_t b = 0; b < N; b++)
+            rt_dy_sums(dy + (b * C + c) * S, x + (b * C + c) * S, S, (double)st[c], &sdy, &sdyx);
+        dg[c] = (float)(sdyx / sqrt((double)st[C + c] + (double)eps));
+    }
+}
+
+void rt_k_bn_running(float *out, const float *old, const float *restrict st, int64_t C, int64_t which,
+                     int64_t n, float momentum) {
+    double m = (double)momentum, cnt = (double)n;
+    for (int64_t c = 0; c < C; c++) {
+        double stat = which == 0 ? (double)st[c] : (double)st[C + c] * cnt / (cnt - 1);
+        out[c] = (float)((1 - m) * (double)old[c] + m * stat);
+    }
+}

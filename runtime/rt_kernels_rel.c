@@ -1,0 +1,154 @@
+/*
+** rt_kernels_rel.c: the relational-reasoning kernels (pairs of views and
+** their backward, pair targets, focal and BCE losses); semantics of
+** compiler/ir/ops_rel.c.
+**
+** Pairs: for each k1 < k2 in order, a positive block pairs row i of view k1
+** with row i of view k2, then a negative block pairs it with row (i - s)
+** mod B of view k2 (torch.roll by s); s starts at 1, grows by one per
+** (k1, k2) and goes back to 1 when it reaches B. The blocks are copies of
+** whole feature rows, so the kernels are row loops.
+**
+** The losses work in double per element: P (the number of pairs) is small
+** next to the backbone's tensors, and exp/log1p/pow in double keep them as
+** close to the reference as the f32 inputs allow.
+*/
+#include <math.h>
+#include <string.h>
+
+#include "rt_kernels.h"
+
+/* Row of view k2 paired with row i of view k1 in a negative block. */
+static int64_t rolled(int64_t i, int64_t s, int64_t B) { return ((i - s) % B + B) % B; }
+
+static void pair_row(float *restrict o, const float *restrict a, const float *restrict b, int64_t D, int64_t agg) {
+    switch (agg) {
+    case RT_AGG_CAT:
+        memcpy(o, a, sizeof(float) * (size_t)D);
+        memcpy(o + D, b, sizeof(float) * (size_t)D);
+        break;
+    case RT_AGG_SUM:
+        for (int64_t d = 0; d < D; d++) o[d] = a[d] + b[d];
+        break;
+    case RT_AGG_MEAN:
+        /* (a+b)/2 as the reference; halving is exact */
+        for (int64_t d = 0; d < D; d++) o[d] = (a[d] + b[d]) * 0.5f;
+        break;
+    default:
+        for (int64_t d = 0; d < D; d++) o[d] = a[d] >= b[d] ? a[d] : b[d];
+        break;
+    }
+}
+
+void rt_k_pairs(float *restrict out, const float *restrict F, int64_t K, int64_t B, int64_t D, int64_t agg) {
+    int64_t Wd = agg == RT_AGG_CAT ? 2 * D : D, s = 1, blk = 0;
+    for (int64_t k1 = 0; k1 < K; k1++)
+        for (int64_t k2 = k1 + 1; k2 < K; k2++) {
+            for (int64_t i = 0; i < B; i++)
+                pair_row(out + (blk * B + i) * Wd, F + (k1 * B + i) * D, F + (k2 * B + i) * D, D, agg);
+            blk++;
+            for (int64_t i = 0; i < B; i++)
+                pair_row(out + (blk * B + i) * Wd, F + (k1 * B + i) * D, F + (k2 * B + rolled(i, s, B)) * D, D,
+                         agg);
+            blk++;
+            if (++s >= B) s = 1;
+        }
+}
+
+/* Accumulates the gradient of one pair row d into rows da (view k1) and db
+   (view k2); a and b are the features (max's routing). */
+static void pair_row_back(float *restrict da, float *restrict db, const float *restrict d, const float *restrict a,
+                          const float *restrict b, int64_t D, int64_t agg) {
+    switch (agg) {
+    case RT_AGG_CAT:
+        for (int64_t k = 0; k < D; k++) da[k] += d[k];
+        for (int64_t k = 0; k < D; k++) db[k] += d[D + k];
+        break;
+    case RT_AGG_SUM:
+        for (int64_t k = 0; k < D; k++) da[k] += d[k];
+        for (int64_t k = 0; k < D; k++) db[k] += d[k];
+        break;
+    case RT_AGG_MEAN:
+        for (int64_t k = 0; k < D; k++) da[k] += d[k] * 0.5f;
+        for (int64_t k = 0; k < D; k++) db[k] += d[k] * 0.5f;
+        break;
+    default:
+        /* torch.maximum: the larger gets it all, a tie splits it in half */
+        for (int64_t k = 0; k < D; k++) {
+            if (a[k] > b[k]) da[k] += d[k];
+            else if (a[k] < b[k]) db[k] += d[k];
+            else {
+                da[k] += d[k] * 0.5f;
+                db[k] += d[k] * 0.5f;
+            }
+        }
+        break;
+    }
+}
+
+void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *restrict F, int64_t K,
+                     int64_t B, int64_t D, int64_t agg) {
+    int64_t Wd = agg == RT_AGG_CAT ? 2 * D : D, s = 1, blk = 0;
+    memset(dF, 0, sizeof(float) * (size_t)(K * B * D));
+    for (int64_t k1 = 0; k1 < K; k1++)
+        for (int64_t k2 = k1 + 1; k2 < K; k2++) {
+            for (int64_t i = 0; i < B; i++) {
+                int64_t ra = k1 * B + i, rb = k2 * B + i;
+                pair_row_back(dF + ra * D, dF + rb * D, dP + (blk * B + i) * Wd, F + ra * D, F + rb * D, D, agg);
+            }
+            blk++;
+            for (int64_t i = 0; i < B; i++) {
+                int64_t ra = k1 * B + i, rb = k2 * B + rolled(i, s, B);
+                pair_row_back(dF + ra * D, dF + rb * D, dP + (blk * B + i) * Wd, F + ra * D, F + rb * D, D, agg);
+            }
+            blk++;
+            if (++s >= B) s = 1;
+        }
+}
+
+void rt_k_pair_targets(float *restrict y, int64_t K, int64_t B) {
+    int64_t P = B * K * (K - 1);
+    for (int64_t p = 0; p < P; p++) y[p] = (p / B) % 2 == 0 ? 1.0f : 0.0f;
+}
+
+/* ---- losses (double per element) ---- */
+
+static double sigmoid(double z) { return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)); }
+/* binary cross-entropy with logits, the numerically stable form */
+static double bce_logits(double z, double y) { return fmax(z, 0) - z * y + log1p(exp(-fabs(z))); }
+
+void rt_k_focal_loss(float *restrict out, const float *restrict z, const float *restrict y, int64_t P,
+                     float gamma, float alpha) {
+    double g = (double)gamma, al = (double)alpha, s = 0;
+    for (int64_t i = 0; i < P; i++) {
+        double zi = (double)z[i], yi = (double)y[i], p = sigmoid(zi);
+        double pt = yi * p + (1 - yi) * (1 - p), at = yi * al + (1 - yi) * (1 - al);
+        s += at * pow(1 - pt, g) * bce_logits(zi, yi);
+    }
+    out[0] = (float)(s / (double)P);
+}
+
+void rt_k_focal_back(float *restrict dz, const float *restrict dl, const float *restrict z,
+                     const float *restrict y, int64_t P, float gamma, float alpha) {
+    double g = (double)gamma, al = (double)alpha, scale = (double)dl[0] / (double)P;
+    for (int64_t i = 0; i < P; i++) {
+        double zi = (double)z[i], yi = (double)y[i], p = sigmoid(zi);
+        double pt = yi * p + (1 - yi) * (1 - p), at = yi * al + (1 - yi) * (1 - al), q = 1 - pt;
+        double dq = -(2 * yi - 1) * p * (1 - p);   /* d(1-p_t)/dz */
+        /* (1-p_t)^gamma is not detached (as the reference code) */
+        double dmod = (g == 0 || q == 0) ? 0 : g * pow(q, g - 1) * dq;
+        dz[i] = (float)(scale * at * (dmod * bce_logits(zi, yi) + pow(q, g) * (p - yi)));
+    }
+}
+
+void rt_k_bce_loss(float *restrict out, const float *restrict z, const float *restrict y, int64_t P) {
+    double s = 0;
+    for (int64_t i = 0; i < P; i++) s += bce_logits((double)z[i], (double)y[i]);
+    out[0] = (float)(s / (double)P);
+}
+
+void rt_k_bce_back(float *restrict dz, const float *restrict dl, const float *restrict z,
+                   const float *restrict y, int64_t P) {
+    double scale = (double)dl[0] / (double)P;
+    for (int64_t i = 0; i < P; i++) dz[i] = (float)(scale * (sigmoid((double)z[i]) - (double)y[i]));
+}

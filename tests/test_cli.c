@@ -1,0 +1,255 @@
+/*
+** test_cli.c: the rrc command as a user runs it: bad specs give their
+** expected error lines and exit status 2 (never a crash); dump-ir output
+** against golden text; the parameter and multiply-add counts of the
+** bundled specs; `rrc grad` end to end against a PyTorch golden, and its
+** errors for bad inputs.
+*/
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "golden_util.h"
+#include "test.h"
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    size_t got = fread(s, 1, (size_t)n, f);
+    s[got] = 0;
+    fclose(f);
+    return s;
+}
+
+/* Checks one bad spec: its "-- expect: LINE" comments are the first lines of
+   stderr, in order, and the exit status is 2. */
+static void check_bad_spec(const char *path) {
+    char *src = read_text(path), *err = NULL, cmd[1024];
+    REQUIREF(src, "cannot read %s", path);
+    snprintf(cmd, sizeof cmd, "%s dump-ir %s", test_rrc(), path);
+    int rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 2, "%s: exit status %d, expected 2 (stderr: %.300s)", path, rc, err);
+    const char *e = err;
+    int nexp = 0;
+    for (const char *p = strstr(src, "-- expect: "); p; p = strstr(p + 1, "-- expect: ")) {
+        const char *line = p + 11, *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        const char *eend = strchr(e, '\n');
+        size_t elen = eend ? (size_t)(eend - e) : strlen(e);
+        CHECKF(elen == len && strncmp(e, line, len) == 0, "%s: stderr line %d is\n      %.*s\n    expected\n      %.*s", path,
+               nexp + 1, (int)elen, e, (int)len, line);
+        e = eend ? eend + 1 : e + elen;
+        nexp++;
+    }
+    CHECKF(nexp > 0, "%s has no '-- expect:' line", path);
+    free(src);
+    free(err);
+}
+
+TEST(cli_bad_specs) {
+    DIR *dp = opendir("tests/specs");
+    REQUIRE(dp);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(dp))) {
+        if (strncmp(de->d_name, "bad_", 4) || !strstr(de->d_name, ".lua")) continue;
+        char path[512];
+        snprintf(path, sizeof path, "tests/specs/%s", de->d_name);
+        check_bad_spec(path);
+        n++;
+    }
+    closedir(dp);
+    CHECKF(n >= 20, "only %d bad specs", n);
+}
+
+TEST(cli_usage_errors) {
+    char cmd[512], *err = NULL;
+    struct { const char *args, *msg; int rc; } cases[] = {
+        {"", "usage: rrc COMMAND", 1},
+        {"frobnicate", "unknown command 'frobnicate'", 1},
+        {"dump-ir", "usage: rrc dump-ir", 1},
+        {"dump-ir specs/conv4.lua --bogus", "unknown flag '--bogus'", 1},
+        {"dump-ir specs/conv4.lua --K 1", "--K must be an integer in [2, 1024] (got \"1\")", 1},
+        {"dump-ir specs/conv4.lua --after nonsense", "unknown pass 'nonsense'", 1},
+        {"dump-ir specs/conv4.lua --aggregation median", "--aggregation must be cat, sum, mean or max", 1},
+        {"dump-ir specs/nonexistent.lua", "specs/nonexistent.lua", 2},
+        {"grad specs/conv4.lua --out /tmp/x", "--input is required", 1},
+        {"grad specs/conv4.lua --input /nonexistent.safetensors --out /tmp/x", "/nonexistent.safetensors", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s", test_rrc(), cases[i].args);
+        int rc = test_run(cmd, NULL, &err);
+        CHECKF(rc == cases[i].rc, "'rrc %s': exit %d, expected %d", cases[i].args, rc, cases[i].rc);
+        CHECKF(strstr(err, cases[i].msg), "'rrc %s': stderr lacks \"%s\":\n%s", cases[i].args, cases[i].msg, err);
+        free(err);
+    }
+}
+
+/* The numbers of the "done when": parameters and multiply-adds. */
+TEST(cli_model_counts) {
+    struct { const char *spec, *shape; const char *params, *relation, *macs; } c[] = {
+        {"conv4", "3x32x32", "backbone 24,648,", "relation 33,793,", "1,105,920 (1.106 M)"},
+        {"resnet8", "3x32x32", "backbone 77,392,", "relation 33,793,", "(12.501 M)"},
+        {"resnet32", "3x32x32", "backbone 466,256,", "relation 33,793,", "(69.124 M)"},
+        {"resnet56", "3x32x32", "backbone 855,120,", "relation 33,793,", "(125.747 M)"},
+        {"resnet34", "3x32x32", "backbone 21,284,672,", "relation 263,169,", "(74.760 M)"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char cmd[512], *out = NULL, *err = NULL;
+        snprintf(cmd, sizeof cmd, "%s dump-ir specs/%s.lua --K 2 --batch 2 --input-shape %s --after lower", test_rrc(),
+                 c[i].spec, c[i].shape);
+        int rc = test_run(cmd, &out, &err);
+        CHECKF(rc == 0, "%s: exit %d: %s", c[i].spec, rc, err);
+        CHECKF(strstr(out, c[i].params), "%s: no \"%s\" in the summary", c[i].spec, c[i].params);
+        CHECKF(strstr(out, c[i].relation), "%s: no \"%s\" in the summary", c[i].spec, c[i].relation);
+        CHECKF(strstr(out, c[i].macs), "%s: no \"%s\" in the summary", c[i].spec, c[i].macs);
+        free(out);
+        free(err);
+    }
+}
+
+/* dump-ir text against tests/golden/ir/NAME.ir; RRC_UPDATE_GOLDENS=1 rewrites them. */
+TEST(cli_dump_ir_goldens) {
+    struct { const char *name, *args; } c[] = {
+        {"tiny_lower", "tests/specs/tiny.lua --after lower"},
+        {"tiny", "tests/specs/tiny.lua"},
+        {"tiny_max_bce", "tests/specs/tiny.lua --aggregation max --loss bce --K 3"},
+        {"conv4_K2_B2", "specs/conv4.lua --K 2 --batch 2 --verify-each"},
+        {"resnet8_K2_B2_lower", "specs/resnet8.lua --K 2 --batch 2 --after lower"},
+    };
+    bool update = getenv("RRC_UPDATE_GOLDENS") && *getenv("RRC_UPDATE_GOLDENS") == '1';
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char cmd[512], path[256], *out = NULL, *err = NULL;
+        snprintf(cmd, sizeof cmd, "%s dump-ir %s", test_rrc(), c[i].args);
+        snprintf(path, sizeof path, "tests/golden/ir/%s.ir", c[i].name);
+        int rc = test_run(cmd, &out, &err);
+        CHECKF(rc == 0, "%s: exit %d: %s", c[i].name, rc, err);
+        if (update) {
+            FILE *f = fopen(path, "w");
+            REQUIRE(f);
+            fputs(out, f);
+            fclose(f);
+        }
+        char *want = read_text(path);
+        CHECKF(want, "missing %s (make it with RRC_UPDATE_GOLDENS=1 build/rrc_tests dump_ir)", path);
+        if (want && strcmp(want, out) != 0) {
+            const char *a = want, *b = out;
+            int line = 1;
+            while (*a && *a == *b) { if (*a == '\n') line++; a++; b++; }
+            test_fail(__FILE__, __LINE__, "%s differs from `rrc dump-ir %s` at line %d", path, c[i].args, line);
+        }
+        free(want);
+        free(out);
+        free(err);
+    }
+}
+
+/* Writes the tensors of `src` whose names pass `keep` to `dst`. */
+static bool extract(const rt_st_file *src, const char *dst, bool (*keep)(const char *, void *), void *ctx) {
+    rt_tensor *ts = calloc((size_t)src->ntensors, sizeof *ts);
+    int n = 0;
+    for (int i = 0; i < src->ntensors; i++)
+        if (keep(src->tensors[i].name, ctx)) ts[n++] = src->tensors[i];
+    char err[512];
+    int rc = rt_st_write(dst, ts, n, NULL, NULL, 0, err, sizeof err);
+    if (rc) test_fail(__FILE__, __LINE__, "%s", err);
+    free(ts);
+    return rc == 0;
+}
+
+static bool is_x(const char *n, void *c) { (void)c; return strcmp(n, "x") == 0; }
+static bool is_param(const char *n, void *skip) {
+    if (skip && strcmp(n, (const char *)skip) == 0) return false;
+    return !strncmp(n, "backbone.", 9) || !strncmp(n, "relation.", 9);
+}
+
+TEST(cli_grad_matches_pytorch) {
+    char golden[512], xf[512], pf[512], of[512], cmd[2048], *err = NULL;
+    snprintf(golden, sizeof golden, "%s/steps/conv4_B3_K3_cat_focal.safetensors", golden_dir());
+    rt_st_file g = {0}, o = {0};
+    REQUIRE(golden_read(golden, &g));
+    snprintf(xf, sizeof xf, "%s/x.safetensors", test_tmpdir());
+    snprintf(pf, sizeof pf, "%s/p.safetensors", test_tmpdir());
+    snprintf(of, sizeof of, "%s/g.safetensors", test_tmpdir());
+    REQUIRE(extract(&g, xf, is_x, NULL) && extract(&g, pf, is_param, NULL));
+    snprintf(cmd, sizeof cmd, "%s grad specs/conv4.lua --input %s --params %s --K 3 --aggregation cat --loss focal --out %s",
+             test_rrc(), xf, pf, of);
+    int rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 0, "rrc grad: exit %d: %s", rc, err);
+    free(err);
+    if (rc == 0 && golden_read(of, &o)) {
+        int compared = 0;
+        for (int i = 0; i < o.ntensors; i++) {
+            const rt_tensor *t = &o.tensors[i];
+            CHECKF(t->dtype == RT_F32, "%s is not F32", t->name);
+            int64_t n = rt_tensor_numel(t);
+            double *ours = golden_tensor(&o, of, t->name, n), *ref = golden_tensor(&g, golden, t->name, n);
+            if (ours && ref) {
+                golden_compare(t->name, ours, ref, n);
+                compared++;
+            }
+            free(ours);
+            free(ref);
+        }
+        CHECKF(compared >= 2 + 12 + 6 + 10, "only %d tensors in the output", compared);
+        CHECKF(rt_st_find(&o, "grad.backbone.layer4.conv.weight") && rt_st_find(&o, "logits"), "missing outputs");
+        CHECK(!rt_st_find(&o, "param.backbone.layer1.conv.weight"));   /* params were given */
+    }
+    rt_st_free(&o);
+
+    /* bad parameter files: a missing tensor, a wrong shape, an unknown tensor */
+    struct { const char *skip, *msg; } bad[] = {
+        {"backbone.layer2.conv.weight", "missing trainable tensor 'backbone.layer2.conv.weight'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        REQUIRE(extract(&g, pf, is_param, (void *)bad[i].skip));
+        rc = test_run(cmd, NULL, &err);
+        CHECKF(rc == 1 && strstr(err, bad[i].msg), "missing tensor: exit %d, stderr: %s", rc, err);
+        free(err);
+    }
+    snprintf(cmd, sizeof cmd, "%s grad specs/conv4.lua --input %s --params %s --K 2 --out %s", test_rrc(), xf, golden, of);
+    rc = test_run(cmd, NULL, &err);   /* 9 rows are not K=2 views; and the golden has extra tensors */
+    CHECKF(rc == 1 && strstr(err, "9 rows are not a multiple of 2"), "bad K: exit %d, stderr: %s", rc, err);
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s grad specs/conv4.lua --input %s --params %s --K 3 --out %s", test_rrc(), xf, golden, of);
+    rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 1 && strstr(err, "unknown tensor"), "unknown tensor: exit %d, stderr: %s", rc, err);
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s grad specs/resnet8.lua --input %s --params %s --K 3 --out %s", test_rrc(), xf, pf, of);
+    rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 1 && strstr(err, "missing trainable tensor 'backbone.conv1.weight'"), "other spec: exit %d, stderr: %s", rc, err);
+    free(err);
+    rt_st_free(&g);
+}
+
+TEST(cli_grad_seeded_init_is_deterministic) {
+    char golden[512], xf[512], a[512], b[512], cmd[2048];
+    snprintf(golden, sizeof golden, "%s/steps/conv4_B2_K2_cat_focal.safetensors", golden_dir());
+    snprintf(xf, sizeof xf, "%s/x2.safetensors", test_tmpdir());
+    snprintf(a, sizeof a, "%s/a.safetensors", test_tmpdir());
+    snprintf(b, sizeof b, "%s/b.safetensors", test_tmpdir());
+    rt_st_file g = {0};
+    REQUIRE(golden_read(golden, &g));
+    REQUIRE(extract(&g, xf, is_x, NULL));
+    rt_st_free(&g);
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "%s grad specs/conv4.lua --input %s --K 2 --seed 7 --out %s", test_rrc(), xf, i ? b : a);
+        char *err = NULL;
+        int rc = test_run(cmd, NULL, &err);
+        CHECKF(rc == 0, "exit %d: %s", rc, err);
+        free(err);
+    }
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
+    CHECK(system(cmd) == 0);
+    rt_st_file o = {0};
+    REQUIRE(golden_read(a, &o));
+    const rt_tensor *w = rt_st_find(&o, "param.backbone.layer1.conv.weight");
+    CHECK(w && w->rank == 4 && w->shape[0] == 8);
+    const rt_tensor *bnw = rt_st_find(&o, "param.backbone.layer1.bn.weight");
+    CHECK(bnw && ((const float *)bnw->data)[0] == 1.0f);
+    rt_st_free(&o);
+}

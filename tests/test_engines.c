@@ -1,0 +1,122 @@
+/*
+** test_engines.c: the compiled engine against the oracle. Every golden
+** training step runs through the LLVM JIT (f32, runtime kernels) and must
+** match PyTorch's float64 values by the same rule as the interpreter; the
+** memory plan never lets two live values share bytes; every op can be
+** emitted.
+*/
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver.h"
+#include "engine.h"
+#include "golden_util.h"
+#include "ir/lower.h"
+#include "test.h"
+
+TEST(cg_every_op_has_an_emitter) {
+    for (int op = 0; op < OP_COUNT; op++)
+        if (op_table[op].fusion != FUSE_LEAF) CHECKF(cg_op_supported((OpKind)op), "op %s cannot be compiled", op_table[op].name);
+}
+
+/* Builds the planned training graph of a golden step file. */
+static Graph *golden_graph(const rt_st_file *f, const char *path, Arena *a) {
+    char spec[256];
+    snprintf(spec, sizeof spec, "specs/%s.lua", rt_st_meta(f, "model"));
+    Diag d = {0};
+    Spec *s = spec_load(spec, a, &d);
+    if (!s) { test_fail(__FILE__, __LINE__, "%s: cannot load %s", path, spec); return NULL; }
+    s->K = atoi(rt_st_meta(f, "K"));
+    aggregation_parse(rt_st_meta(f, "aggregation"), &s->head.aggregation);
+    loss_parse(rt_st_meta(f, "loss"), &s->loss.kind);
+    Graph *g = lower_train(s, atoi(rt_st_meta(f, "B")), 3, 32, 32, a, &d);
+    PipelineOpts po = {.verify_each = true};
+    if (!g || !pipeline_run(g, &d, &po)) { test_fail(__FILE__, __LINE__, "%s: graph failed", path); return NULL; }
+    return g;
+}
+
+/* No two values whose lifetimes overlap share a byte of scratch. */
+static void check_plan(const Graph *g, const char *what) {
+    int64_t total = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *a = g->nodes[i];
+        total += node_bytes(a);
+        CHECKF(a->region >= 0 && a->offset >= 0 && a->offset + node_bytes(a) <= g->region_bytes[a->region],
+               "%s: %%%d lies outside its region", what, i);
+        for (int k = i + 1; k < g->nnodes; k++) {
+            const Node *b = g->nodes[k];
+            if (a->region != b->region) continue;
+            bool bytes = a->offset < b->offset + node_bytes(b) && b->offset < a->offset + node_bytes(a);
+            bool live = a->region != RT_REGION_SCRATCH || (k <= a->live_end);   /* b made while a still read */
+            CHECKF(!(bytes && live), "%s: %%%d and %%%d overlap while both live", what, a->id, b->id);
+        }
+    }
+    CHECKF(g->region_bytes[RT_REGION_SCRATCH] < total, "%s: the plan shares nothing", what);
+}
+
+static void check_jit_file(const char *path) {
+    rt_st_file f = {0};
+    if (!golden_read(path, &f)) return;
+    Arena a = {0};
+    Graph *g = golden_graph(&f, path, &a);
+    if (g) {
+        check_plan(g, path);
+        Engine en;
+        CgOptions co = {0};
+        if (!engine_init(&en, g, ENGINE_JIT, &co)) {
+            test_fail(__FILE__, __LINE__, "%s: JIT failed", path);
+        } else {
+            for (int i = 0; i < g->nnodes; i++) {
+                Node *n = g->nodes[i];
+                if (op_table[n->op].fusion != FUSE_LEAF) continue;
+                int64_t e = node_numel(n);
+                double *v = golden_tensor(&f, path, n->name, e);
+                float *fv = malloc((size_t)e * sizeof *fv);
+                for (int64_t k = 0; v && k < e; k++) fv[k] = (float)v[k];
+                if (v) engine_set(&en, n, fv);
+                free(v);
+                free(fv);
+            }
+            engine_run(&en);
+            for (int i = 0; i < g->nouts; i++) {
+                const Node *n = g->outs[i].node;
+                int64_t e = node_numel(n);
+                double *ref = golden_tensor(&f, path, g->outs[i].name, e), *ours = malloc((size_t)e * sizeof *ours);
+                float *fv = malloc((size_t)e * sizeof *fv);
+                engine_get(&en, n, fv);
+                for (int64_t k = 0; k < e; k++) ours[k] = fv[k];
+                char what[700];
+                snprintf(what, sizeof what, "jit %s: %s", path, g->outs[i].name);
+                if (ref) golden_compare(what, ours, ref, e);
+                free(ref);
+                free(ours);
+                free(fv);
+            }
+            engine_free(&en);
+        }
+    }
+    arena_free(&a);
+    rt_st_free(&f);
+}
+
+static int each_golden(const char *with, void (*fn)(const char *)) {
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/steps", golden_dir());
+    DIR *dp = opendir(dir);
+    if (!dp) return 0;
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(dp))) {
+        if (!strstr(e->d_name, with) || strstr(e->d_name, "adam")) continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        fn(path);
+        n++;
+    }
+    closedir(dp);
+    return n;
+}
+
+TEST(jit_golden_steps_conv4) { CHECK(each_golden("conv4_B", check_jit_file) >= 10); }
+TEST(jit_golden_steps_resnet) { CHECK(each_golden("resnet", check_jit_file) >= 6); }

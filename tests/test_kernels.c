@@ -1,0 +1,580 @@
+/*
+** test_kernels.c: the runtime's f32 kernels (runtime/rt_kernels*.c) against
+** the IR's double-precision reference kernels (compiler/ir/ops_*.c), op by
+** op. Each case builds the reference node with the compiler's own builders
+** (so shapes and attributes mean what the code generator will pass), runs
+** the reference in double on random data that is exactly representable in
+** f32, runs the f32 kernel on the same data, and requires per tensor
+**     max |ours - ref| <= 1e-5 + 1e-4 * max |ref|.
+** Outputs are prefilled with NaN so an element a kernel forgets to write
+** fails the comparison; scratch is sized exactly by rt_k_conv2d_ws so
+** ASan catches a kernel that overruns it.
+**
+** Shapes cover the real ResNet/Conv-4 layers at small N (C 3/16/32/64, H
+** 32/16/8, 3x3 s1/s2, 1x1 s2 projections, the 7x7 s2 p3 stem), odd sizes
+** (7x9, strides that leave pixels uncovered, non-square kernels), [N, C]
+** BatchNorm with channel counts around the kernels' channel block, pairs for
+** every aggregation with K/B that make the roll shift wrap, and max pooling
+** and max aggregation on data full of ties.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/ir.h"
+#include "rt_kernels.h"
+#include "rt_rng.h"
+#include "test.h"
+
+/* ---- helpers ---- */
+
+/* A tensor held in both precisions: f is what the kernel reads, d (the
+   same values) what the reference reads. */
+typedef struct { int64_t n; float *f; double *d; } T;
+
+static T t_new(int64_t n) {
+    T t = {n, calloc((size_t)(n ? n : 1), sizeof(float)), calloc((size_t)(n ? n : 1), sizeof(double))};
+    if (!t.f || !t.d) abort();
+    return t;
+}
+
+/* uniform in [lo, hi), rounded to f32; quant > 0 rounds to multiples of
+   quant instead (to make ties) */
+static T t_rand(int64_t n, uint32_t seed, double lo, double hi, double quant) {
+    T t = t_new(n);
+    rt_stream s;
+    rt_stream_init(&s, 1234, RT_DOMAIN_TEST, seed, (uint32_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        double v = lo + (hi - lo) * rt_stream_uniform(&s);
+        if (quant > 0) v = quant * floor(v / quant);
+        t.f[i] = (float)v;
+        t.d[i] = (double)t.f[i];
+    }
+    return t;
+}
+
+static void t_set(T *t, int64_t i, float v) {
+    t->f[i] = v;
+    t->d[i] = (double)v;
+}
+
+static void t_free(T *t) {
+    free(t->f);
+    free(t->d);
+    t->f = NULL;
+    t->d = NULL;
+}
+
+static float *out_f32(int64_t n) {
+    float *o = malloc(sizeof(float) * (size_t)(n ? n : 1));
+    if (!o) abort();
+    for (int64_t i = 0; i < n; i++) o[i] = NAN;
+    return o;
+}
+
+/* The reference kernel of node n on inputs in (malloc'd result). */
+static double *ref_run(const Node *n, const double *const *in) {
+    int64_t e = node_numel(n);
+    double *out = malloc(sizeof(double) * (size_t)(e ? e : 1));
+    if (!out) abort();
+    op_table[n->op].fwd(n, in, out);
+    return out;
+}
+
+/* The tolerance check; a NaN matches only a NaN. Returns true if close. */
+static bool close_to(const char *what, const float *ours, const double *ref, int64_t n) {
+    double maxref = 0, maxerr = 0;
+    int64_t at = -1, nanbad = -1;
+    for (int64_t i = 0; i < n; i++)
+        if (isfinite(ref[i]) && fabs(ref[i]) > maxref) maxref = fabs(ref[i]);
+    for (int64_t i = 0; i < n; i++) {
+        if (isnan(ref[i]) || isnan(ours[i])) {
+            if (isnan(ref[i]) != isnan(ours[i]) && nanbad < 0) nanbad = i;
+            continue;
+        }
+        double e = fabs((double)ours[i] - ref[i]);
+        if (e > maxerr) maxerr = e, at = i;
+    }
+    double tol = 1e-5 + 1e-4 * maxref;
+    if (nanbad >= 0) {
+        test_fail(__FILE__, __LINE__, "%s: element %lld is %g, reference %g", what, (long long)nanbad,
+                  (double)ours[nanbad], ref[nanbad]);
+        return false;
+    }
+    if (maxerr > tol) {
+        test_fail(__FILE__, __LINE__, "%s: max error %.3g at %lld (ours %.9g, ref %.9g) > tol %.3g", what, maxerr,
+                  (long long)at, (double)ours[at], ref[at], tol);
+        return false;
+    }
+    return true;
+}
+
+/* Runs the reference of n on the given inputs and compares with ours. */
+static bool check_op(const char *what, const Node *n, const T *const *in, int nin, const float *ours) {
+    const double *din[IR_MAX_IN] = {0};
+    for (int i = 0; i < nin; i++) din[i] = in[i]->d;
+    double *ref = ref_run(n, din);
+    bool ok = close_to(what, ours, ref, node_numel(n));
+    free(ref);
+    return ok;
+}
+
+/* ---- convolution ---- */
+
+typedef struct { int64_t N, C, H, W, O, KH, KW, S, P; } ConvCase;
+
+static void conv_case(const ConvCase *k, uint32_t seed) {
+    Arena a = {0};
+    Graph *g = graph_new(&a);
+    int64_t xd[] = {k->N, k->C, k->H, k->W}, wd[] = {k->O, k->C, k->KH, k->KW};
+    Node *x = ir_input(g, "x", 4, xd), *w = ir_input(g, "w", 4, wd);
+    Node *y = ir_conv2d(g, x, w, (int)k->S, (int)k->P);
+    int64_t OH = y->dim[2], OW = y->dim[3];
+    Node *dy = ir_input(g, "dy", 4, y->dim);
+    Node *dxn = ir_conv2d_dx(g, dy, w, (int)k->S, (int)k->P, k->H, k->W);
+    Node *dwn = ir_conv2d_dw(g, dy, x, (int)k->S, (int)k->P, k->KH, k->KW);
+
+    T tx = t_rand(node_numel(x), seed, -1, 1, 0), tw = t_rand(node_numel(w), seed + 1, -0.5, 0.5, 0);
+    T tdy = t_rand(node_numel(y), seed + 2, -1, 1, 0);
+    int64_t wsn = rt_k_conv2d_ws(k->N, k->C, k->H, k->W, k->O, k->KH, k->KW, k->S, k->P, OH, OW);
+    float *ws = wsn ? out_f32(wsn) : NULL;
+    char what[160];
+    snprintf(what, sizeof what, "conv N%lld C%lld %lldx%lld O%lld k%lldx%lld s%lld p%lld",
+             (long long)k->N, (long long)k->C, (long long)k->H, (long long)k->W, (long long)k->O,
+             (long long)k->KH, (long long)k->KW, (long long)k->S, (long long)k->P);
+    size_t wl = strlen(what);
+
+    float *oy = out_f32(node_numel(y));
+    rt_k_conv2d(oy, tx.f, tw.f, k->N, k->C, k->H, k->W, k->O, k->KH, k->KW, k->S, k->P, OH, OW, ws);
+    snprintf(what + wl, sizeof what - wl, " fwd");
+    check_op(what, y, (const T *[]){&tx, &tw}, 2, oy);
+
+    float *odx = out_f32(node_numel(x));
+    rt_k_conv2d_dx(odx, tdy.f, tw.f, k->N, k->C, k->H, k->W, k->O, k->KH, k->KW, k->S, k->P, OH, OW, ws);
+    snprintf(what + wl, sizeof what - wl, " dx");
+    check_op(what, dxn, (const T *[]){&tdy, &tw}, 2, odx);
+
+    float *odw = out_f32(node_numel(w));
+    rt_k_conv2d_dw(odw, tdy.f, tx.f, k->N, k->C, k->H, k->W, k->O, k->KH, k->KW, k->S, k->P, OH, OW, ws);
+    snprintf(what + wl, sizeof what - wl, " dw");
+    check_op(what, dwn, (const T *[]){&tdy, &tx}, 2, odw);
+
+    free(oy); free(odx); free(odw); free(ws);
+    t_free(&tx); t_free(&tw); t_free(&tdy);
+    arena_free(&a);
+}
+
+static const ConvCase conv_cases[] = {
+    /* ResNet-32 (CIFAR): stem, the three stages, the stride-2 entries and
+       their 1x1 stride-2 projections */
+    {2, 3, 32, 32, 16, 3, 3, 1, 1},
+    {2, 16, 32, 32, 16, 3, 3, 1, 1},
+    {2, 16, 32, 32, 32, 3, 3, 2, 1},
+    {2, 16, 32, 32, 32, 1, 1, 2, 0},
+    {2, 32, 16, 16, 32, 3, 3, 1, 1},
+    {2, 32, 16, 16, 64, 3, 3, 2, 1},
+    {2, 32, 16, 16, 64, 1, 1, 2, 0},
+    {2, 64, 8, 8, 64, 3, 3, 1, 1},
+    /* 1x1 stride 1: the no-im2col path */
+    {2, 64, 8, 8, 32, 1, 1, 1, 0},
+    {3, 5, 7, 9, 4, 1, 1, 1, 0},
+    /* Conv-4 blocks (3x3 s1 p1, 32 -> 16 -> 8 -> 4) */
+    {2, 3, 32, 32, 32, 3, 3, 1, 1},
+    {2, 32, 8, 8, 32, 3, 3, 1, 1},
+    {2, 32, 4, 4, 32, 3, 3, 1, 1},
+    /* ImageNet-style 7x7 s2 p3 stem */
+    {2, 3, 32, 32, 16, 7, 7, 2, 3},
+    /* odd sizes: 7x9, strides leaving right/bottom pixels uncovered,
+       stride larger than the kernel, non-square kernels, padding 2 */
+    {3, 5, 7, 9, 6, 3, 3, 1, 1},
+    {3, 5, 7, 9, 4, 3, 3, 2, 0},
+    {2, 4, 9, 7, 3, 2, 2, 3, 1},
+    {2, 3, 7, 9, 5, 3, 1, 1, 0},
+    {2, 3, 7, 9, 5, 1, 3, 2, 1},
+    {1, 2, 5, 6, 3, 5, 5, 1, 2},
+    {1, 1, 1, 1, 1, 1, 1, 1, 0},
+};
+
+TEST(kernel_conv2d) {
+    for (size_t i = 0; i < sizeof conv_cases / sizeof conv_cases[0]; i++) conv_case(&conv_cases[i], (uint32_t)(10 * i));
+}
+
+/* The *_part entry points split over images give the whole-batch result
+   (dw_part: partial sums that add up). */
+TEST(kernel_conv2d_parts) {
+    const int64_t N = 5, C = 6, H = 9, W = 7, O = 4, KH = 3, KW = 3, S = 2, P = 1;
+    const int64_t OH = (H + 2 * P - KH) / S + 1, OW = (W + 2 * P - KW) / S + 1;
+    T x = t_rand(N * C * H * W, 1, -1, 1, 0), w = t_rand(O * C * KH * KW, 2, -1, 1, 0);
+    T dy = t_rand(N * O * OH * OW, 3, -1, 1, 0);
+    int64_t wsn = rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW);
+    float *ws = out_f32(wsn);
+    float *y1 = out_f32(N * O * OH * OW), *y2 = out_f32(N * O * OH * OW);
+    float *dx1 = out_f32(N * C * H * W), *dx2 = out_f32(N * C * H * W);
+    float *dw1 = out_f32(O * C * KH * KW), *dwa = out_f32(O * C * KH * KW), *dwb = out_f32(O * C * KH * KW);
+    rt_k_conv2d(y1, x.f, w.f, N, C, H, W, O, KH, KW, S, P, OH, OW, ws);
+    rt_k_conv2d_part(y2, x.f, w.f, N, C, H, W, O, KH, KW, S, P, OH, OW, 0, 2, ws);
+    rt_k_conv2d_part(y2, x.f, w.f, N, C, H, W, O, KH, KW, S, P, OH, OW, 2, N, ws);
+    CHECK(memcmp(y1, y2, sizeof(float) * (size_t)(N * O * OH * OW)) == 0);
+    rt_k_conv2d_dx(dx1, dy.f, w.f, N, C, H, W, O, KH, KW, S, P, OH, OW, ws);
+    rt_k_conv2d_dx_part(dx2, dy.f, w.f, N, C, H, W, O, KH, KW, S, P, OH, OW, 3, N, ws);
+    rt_k_conv2d_dx_part(dx2, dy.f, w.f, N, C, H, W, O, KH, KW, S, P, OH, OW, 0, 3, ws);
+    CHECK(memcmp(dx1, dx2, sizeof(float) * (size_t)(N * C * H * W)) == 0);
+    rt_k_conv2d_dw(dw1, dy.f, x.f, N, C, H, W, O, KH, KW, S, P, OH, OW, ws);
+    rt_k_conv2d_dw_part(dwa, dy.f, x.f, N, C, H, W, O, KH, KW, S, P, OH, OW, 0, 2, ws);
+    rt_k_conv2d_dw_part(dwb, dy.f, x.f, N, C, H, W, O, KH, KW, S, P, OH, OW, 2, N, ws);
+    double worst = 0;
+    for (int64_t i = 0; i < O * C * KH * KW; i++) worst = fmax(worst, fabs((double)dwa[i] + dwb[i] - dw1[i]));
+    CHECKF(worst < 1e-5, "dw parts differ from the whole by %g", worst);
+    /* an empty range gives a zero partial sum */
+    rt_k_conv2d_dw_part(dwa, dy.f, x.f, N, C, H, W, O, KH, KW, S, P, OH, OW, 2, 2, ws);
+    CHECK(dwa[0] == 0 && dwa[O * C * KH * KW - 1] == 0);
+    free(ws); free(y1); free(y2); free(dx1); free(dx2); free(dw1); free(dwa); free(dwb);
+    t_free(&x); t_free(&w); t_free(&dy);
+}
+
+TEST(kernel_conv2d_ws) {
+    /* one image's column matrix; none for a pointwise convolution */
+    CHECK(rt_k_conv2d_ws(256, 16, 32, 32, 16, 3, 3, 1, 1, 32, 32) == 16 * 9 * 32 * 32);
+    CHECK(rt_k_conv2d_ws(256, 16, 32, 32, 32, 1, 1, 2, 0, 16, 16) == 16 * 16 * 16);
+    CHECK(rt_k_conv2d_ws(256, 64, 8, 8, 64, 1, 1, 1, 0, 8, 8) == 0);
+}
+
+/* ---- linear ---- */
+
+TEST(kernel_linear) {
+    static const int64_t cases[][3] = {{4, 64, 10}, {5, 7, 3}, {96, 256, 1}, {96, 128, 256}, {1, 1, 1}, {3, 1, 5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t N = cases[c][0], I = cases[c][1], O = cases[c][2];
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        int64_t xd[] = {N, I}, wd[] = {O, I}, yd[] = {N, O};
+        Node *x = ir_input(g, "x", 2, xd), *w = ir_input(g, "w", 2, wd), *dy = ir_input(g, "dy", 2, yd);
+        Node *y = ir_linear(g, x, w), *dxn = ir_linear_dx(g, dy, w), *dwn = ir_linear_dw(g, dy, x);
+        T tx = t_rand(N * I, (uint32_t)c, -1, 1, 0), tw = t_rand(O * I, 100 + (uint32_t)c, -1, 1, 0);
+        T tdy = t_rand(N * O, 200 + (uint32_t)c, -1, 1, 0);
+        float *oy = out_f32(N * O), *odx = out_f32(N * I), *odw = out_f32(O * I);
+        char what[96];
+        rt_k_linear(oy, tx.f, tw.f, N, I, O);
+        snprintf(what, sizeof what, "linear %lldx%lld->%lld fwd", (long long)N, (long long)I, (long long)O);
+        check_op(what, y, (const T *[]){&tx, &tw}, 2, oy);
+        rt_k_linear_dx(odx, tdy.f, tw.f, N, I, O);
+        snprintf(what, sizeof what, "linear %lldx%lld->%lld dx", (long long)N, (long long)I, (long long)O);
+        check_op(what, dxn, (const T *[]){&tdy, &tw}, 2, odx);
+        rt_k_linear_dw(odw, tdy.f, tx.f, N, I, O);
+        snprintf(what, sizeof what, "linear %lldx%lld->%lld dw", (long long)N, (long long)I, (long long)O);
+        check_op(what, dwn, (const T *[]){&tdy, &tx}, 2, odw);
+        free(oy); free(odx); free(odw);
+        t_free(&tx); t_free(&tw); t_free(&tdy);
+        arena_free(&a);
+    }
+}
+
+/* ---- elementwise and broadcast ---- */
+
+TEST(kernel_bias_add_chan_sum) {
+    /* [N, C, S] views: S == 1 is the [N, C] path; C 70 crosses the channel block */
+    static const int64_t cases[][4] = {{4, 16, 32, 32}, {3, 5, 7, 9}, {33, 70, 1, 1}, {2, 130, 1, 1}, {1, 1, 1, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t N = cases[c][0], C = cases[c][1], S = cases[c][2] * cases[c][3];
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        int64_t xd[] = {N, C, cases[c][2], cases[c][3]}, bd[] = {C};
+        int rank = cases[c][2] == 1 && cases[c][3] == 1 ? 2 : 4;
+        Node *x = ir_input(g, "x", rank, xd), *b = ir_input(g, "b", 1, bd);
+        Node *y = ir_bias_add(g, x, b), *cs = ir_chan_sum(g, x);
+        T tx = t_rand(N * C * S, (uint32_t)c, -1, 1, 0), tb = t_rand(C, 50 + (uint32_t)c, -1, 1, 0);
+        float *oy = out_f32(N * C * S), *ocs = out_f32(C);
+        rt_k_bias_add(oy, tx.f, tb.f, N, C, S);
+        check_op("bias_add", y, (const T *[]){&tx, &tb}, 2, oy);
+        rt_k_chan_sum(ocs, tx.f, N, C, S);
+        check_op("chan_sum", cs, (const T *[]){&tx}, 1, ocs);
+        free(oy); free(ocs);
+        t_free(&tx); t_free(&tb);
+        arena_free(&a);
+    }
+}
+
+TEST(kernel_elementwise) {
+    const int64_t n = 1037;   /* not a multiple of any vector width */
+    Arena a = {0};
+    Graph *g = graph_new(&a);
+    int64_t d[] = {n};
+    Node *x = ir_input(g, "x", 1, d), *x2 = ir_input(g, "x2", 1, d), *dy = ir_input(g, "dy", 1, d);
+    /* quantised data has exact zeros: relu's and leaky relu's masks at 0 */
+    T tx = t_rand(n, 1, -2, 2, 0.25), tx2 = t_rand(n, 2, -1, 1, 0), tdy = t_rand(n, 3, -1, 1, 0);
+    float *o = out_f32(n);
+    const double slope = 0.01f;   /* the value the kernel gets, as f32 */
+
+    Node *r = ir_relu(g, x);
+    rt_k_relu(o, tx.f, n);
+    check_op("relu", r, (const T *[]){&tx}, 1, o);
+    /* relu_back is masked by the relu's output: feed it y = relu(x) */
+    T ty = t_new(n);
+    for (int64_t i = 0; i < n; i++) t_set(&ty, i, tx.f[i] > 0 ? tx.f[i] : 0);
+    Node *yn = ir_input(g, "y", 1, d);
+    rt_k_relu_back(o, tdy.f, ty.f, n);
+    check_op("relu_back", ir_relu_back(g, dy, yn), (const T *[]){&tdy, &ty}, 2, o);
+
+    rt_k_leaky_relu(o, tx.f, n, (float)slope);
+    check_op("leaky_relu", ir_leaky_relu(g, x, slope), (const T *[]){&tx}, 1, o);
+    rt_k_leaky_relu_back(o, tdy.f, tx.f, n, (float)slope);
+    check_op("leaky_relu_back", ir_leaky_relu_back(g, dy, x, slope), (const T *[]){&tdy, &tx}, 2, o);
+
+    rt_k_add(o, tx.f, tx2.f, n);
+    check_op("add", ir_add(g, x, x2), (const T *[]){&tx, &tx2}, 2, o);
+
+    int64_t rd[] = {1, 17, 61};
+    Node *rs = ir_reshape(g, x, 3, rd);
+    for (int64_t i = 0; i < n; i++) o[i] = NAN;
+    rt_k_copy(o, tx.f, n);
+    check_op("reshape (copy)", rs, (const T *[]){&tx}, 1, o);
+
+    int64_t fd[] = {n};
+    rt_k_fill(o, n, -0.375f);
+    check_op("fill", ir_fill(g, 1, fd, -0.375), NULL, 0, o);
+
+    free(o);
+    t_free(&tx); t_free(&tx2); t_free(&tdy); t_free(&ty);
+    arena_free(&a);
+}
+
+/* ---- pooling ---- */
+
+typedef struct { int64_t N, C, H, W, K, S, P; } PoolCase;
+
+static void pool_case(const PoolCase *k, uint32_t seed, bool nan) {
+    Arena a = {0};
+    Graph *g = graph_new(&a);
+    int64_t xd[] = {k->N, k->C, k->H, k->W};
+    Node *x = ir_input(g, "x", 4, xd);
+    Node *av = ir_avgpool2d(g, x, (int)k->K, (int)k->S, (int)k->P);
+    Node *mx = ir_maxpool2d(g, x, (int)k->K, (int)k->S, (int)k->P);
+    int64_t NC = k->N * k->C, OH = av->dim[2], OW = av->dim[3];
+    Node *dy = ir_input(g, "dy", 4, av->dim);
+    Node *avb = ir_avgpool2d_back(g, dy, x, (int)k->K, (int)k->S, (int)k->P);
+    Node *mxb = ir_maxpool2d_back(g, dy, x, (int)k->K, (int)k->S, (int)k->P);
+    /* values on a coarse grid: most windows hold ties for the maximum, and
+       all-negative windows check that padding is never the maximum */
+    T tx = t_rand(node_numel(x), seed, -3, 1, 1.0), tdy = t_rand(node_numel(av), seed + 1, -1, 1, 0);
+    if (nan) {
+        t_set(&tx, 3, NAN);
+        t_set(&tx, k->W + 1, NAN);
+        t_set(&tx, 2 * k->W, -INFINITY);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "pool %lldx%lld k%lld s%lld p%lld%s", (long long)k->H, (long long)k->W,
+             (long long)k->K, (long long)k->S, (long long)k->P, nan ? " nan" : "");
+    size_t wl = strlen(what);
+    float *oy = out_f32(node_numel(av)), *odx = out_f32(node_numel(x));
+    if (!nan) {
+        rt_k_avgpool2d(oy, tx.f, NC, k->H, k->W, k->K, k->S, k->P, OH, OW);
+        snprintf(what + wl, sizeof what - wl, " avg");
+        check_op(what, av, (const T *[]){&tx}, 1, oy);
+        rt_k_avgpool2d_back(odx, tdy.f, NC, k->H, k->W, k->K, k->S, k->P, OH, OW);
+        snprintf(what + wl, sizeof what - wl, " avg back");
+        check_op(what, avb, (const T *[]){&tdy}, 1, odx);
+    }
+    rt_k_maxpool2d(oy, tx.f, NC, k->H, k->W, k->K, k->S, k->P, OH, OW);
+    snprintf(what + wl, sizeof what - wl, " max");
+    check_op(what, mx, (const T *[]){&tx}, 1, oy);
+    rt_k_maxpool2d_back(odx, tdy.f, tx.f, NC, k->H, k->W, k->K, k->S, k->P, OH, OW);
+    snprintf(what + wl, sizeof what - wl, " max back");
+    check_op(what, mxb, (const T *[]){&tdy, &tx}, 2, odx);
+    free(oy); free(odx);
+    t_free(&tx); t_free(&tdy);
+    arena_free(&a);
+}
+
+TEST(kernel_pool) {
+    static const PoolCase cases[] = {
+        {2, 16, 32, 32, 2, 2, 0}, {2, 3, 7, 9, 2, 2, 0}, {2, 4, 8, 8, 3, 2, 1}, {1, 3, 7, 9, 3, 1, 1},
+        {1, 2, 9, 7, 3, 3, 0},    {1, 2, 6, 6, 4, 2, 2}, {2, 2, 5, 5, 1, 2, 0}, {1, 1, 4, 4, 4, 1, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) pool_case(&cases[i], (uint32_t)(7 * i), false);
+    pool_case(&cases[2], 99, true);
+    pool_case(&cases[0], 98, true);
+}
+
+TEST(kernel_global_avgpool) {
+    static const int64_t cases[][4] = {{4, 64, 8, 8}, {3, 5, 7, 9}, {2, 3, 1, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        Node *x = ir_input(g, "x", 4, cases[c]);
+        Node *y = ir_global_avgpool(g, x);
+        Node *dy = ir_input(g, "dy", 2, y->dim);
+        Node *b = ir_global_avgpool_back(g, dy, cases[c][2], cases[c][3]);
+        int64_t NC = cases[c][0] * cases[c][1], S = cases[c][2] * cases[c][3];
+        T tx = t_rand(NC * S, (uint32_t)c, -1, 3, 0), tdy = t_rand(NC, 10 + (uint32_t)c, -1, 1, 0);
+        float *oy = out_f32(NC), *odx = out_f32(NC * S);
+        rt_k_global_avgpool(oy, tx.f, NC, S);
+        check_op("global_avgpool", y, (const T *[]){&tx}, 1, oy);
+        rt_k_global_avgpool_back(odx, tdy.f, NC, S);
+        check_op("global_avgpool_back", b, (const T *[]){&tdy}, 1, odx);
+        free(oy); free(odx);
+        t_free(&tx); t_free(&tdy);
+        arena_free(&a);
+    }
+}
+
+/* ---- batch normalisation ---- */
+
+TEST(kernel_batchnorm) {
+    /* N, C, H, W (H = W = 0: a [N, C] input); offset shifts the data's mean */
+    static const struct { int64_t N, C, H, W; double offset; } cases[] = {
+        {4, 16, 32, 32, 0}, {2, 64, 8, 8, 0.5}, {7, 3, 7, 9, 0}, {3, 5, 1, 1, 0},
+        {33, 70, 0, 0, 0},  {5, 130, 0, 0, 1}, {2, 5, 0, 0, 0},  {4, 8, 4, 4, 100},
+    };
+    const double eps = 1e-5f, momentum = 0.1f;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t N = cases[c].N, C = cases[c].C, S = cases[c].H ? cases[c].H * cases[c].W : 1;
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        int64_t xd[] = {N, C, cases[c].H, cases[c].W}, cd[] = {C}, sd[] = {2, C};
+        int rank = cases[c].H ? 4 : 2;
+        Node *x = ir_input(g, "x", rank, xd), *dy = ir_input(g, "dy", rank, xd);
+        Node *gam = ir_input(g, "gamma", 1, cd), *bet = ir_input(g, "beta", 1, cd), *old = ir_input(g, "old", 1, cd);
+        Node *mean = ir_input(g, "mean", 1, cd), *var = ir_input(g, "var", 1, cd);
+        Node *stn = ir_bn_stats(g, x);
+        /* the reference's other kernels read the stats as an input; a leaf
+           of the same shape stands for them */
+        Node *st = ir_input(g, "st", 2, sd);
+        Node *tr = ir_bn_train(g, x, st, gam, bet, eps);
+        Node *trdx = ir_bn_train_dx(g, dy, x, st, gam, eps);
+        Node *dg = ir_bn_dgamma(g, dy, x, st, eps);
+        Node *ev = ir_bn_eval(g, x, mean, var, gam, bet, eps);
+        Node *run0 = ir_bn_running(g, old, stn, 0, momentum), *run1 = ir_bn_running(g, old, stn, 1, momentum);
+        uint32_t s0 = 20 * (uint32_t)c;
+        double o = cases[c].offset;
+        T tx = t_rand(N * C * S, s0, o - 1, o + 2, 0), tdy = t_rand(N * C * S, s0 + 1, -1, 1, 0);
+        T tg = t_rand(C, s0 + 2, 0.5, 1.5, 0), tb = t_rand(C, s0 + 3, -0.5, 0.5, 0);
+        T tmean = t_rand(C, s0 + 4, -0.5, 0.5, 0), tvar = t_rand(C, s0 + 5, 0.2, 2, 0);
+        T told = t_rand(C, s0 + 6, 0, 1, 0);
+        char what[96];
+        snprintf(what, sizeof what, "bn N%lld C%lld S%lld", (long long)N, (long long)C, (long long)S);
+        size_t wl = strlen(what);
+
+        float *ost = out_f32(2 * C);
+        rt_k_bn_stats(ost, tx.f, N, C, S);
+        snprintf(what + wl, sizeof what - wl, " stats");
+        check_op(what, stn, (const T *[]){&tx}, 1, ost);
+        /* the f32 kernels below all read the same stats: ours, rounded */
+        T tst = t_new(2 * C);
+        for (int64_t i = 0; i < 2 * C; i++) t_set(&tst, i, ost[i]);
+
+        float *oy = out_f32(N * C * S), *oc = out_f32(C);
+        rt_k_bn_train(oy, tx.f, tst.f, tg.f, tb.f, N, C, S, (float)eps);
+        snprintf(what + wl, sizeof what - wl, " train");
+        check_op(what, tr, (const T *[]){&tx, &tst, &tg, &tb}, 4, oy);
+        rt_k_bn_train_dx(oy, tdy.f, tx.f, tst.f, tg.f, N, C, S, (float)eps);
+        snprintf(what + wl, sizeof what - wl, " train_dx");
+        check_op(what, trdx, (const T *[]){&tdy, &tx, &tst, &tg}, 4, oy);
+        rt_k_bn_dgamma(oc, tdy.f, tx.f, tst.f, N, C, S, (float)eps);
+        snprintf(what + wl, sizeof what - wl, " dgamma");
+        check_op(what, dg, (const T *[]){&tdy, &tx, &tst}, 3, oc);
+        rt_k_bn_eval(oy, tx.f, tmean.f, tvar.f, tg.f, tb.f, N, C, S, (float)eps);
+        snprintf(what + wl, sizeof what - wl, " eval");
+        check_op(what, ev, (const T *[]){&tx, &tmean, &tvar, &tg, &tb}, 5, oy);
+        rt_k_bn_running(oc, told.f, tst.f, C, 0, N * S, (float)momentum);
+        snprintf(what + wl, sizeof what - wl, " running mean");
+        check_op(what, run0, (const T *[]){&told, &tst}, 2, oc);
+        /* in place, as a state update */
+        float *inplace = out_f32(C);
+        memcpy(inplace, told.f, sizeof(float) * (size_t)C);
+        rt_k_bn_running(inplace, inplace, tst.f, C, 1, N * S, (float)momentum);
+        snprintf(what + wl, sizeof what - wl, " running var (in place)");
+        check_op(what, run1, (const T *[]){&told, &tst}, 2, inplace);
+
+        free(ost); free(oy); free(oc); free(inplace);
+        t_free(&tx); t_free(&tdy); t_free(&tg); t_free(&tb); t_free(&tmean); t_free(&tvar); t_free(&told);
+        t_free(&tst);
+        arena_free(&a);
+    }
+}
+
+/* ---- relational reasoning ---- */
+
+TEST(kernel_pairs) {
+    /* K, B: B = 1, 2, 3 with K = 4 or 5 make the roll shift s wrap back to
+       1 (it would reach B); K = 2 has a single (k1, k2) */
+    static const int64_t kb[][2] = {{2, 4}, {3, 3}, {4, 2}, {4, 3}, {5, 3}, {4, 1}, {4, 8}, {5, 4}};
+    static const int64_t dims[] = {1, 5, 16};
+    for (size_t i = 0; i < sizeof kb / sizeof kb[0]; i++)
+        for (size_t j = 0; j < sizeof dims / sizeof dims[0]; j++)
+            for (int agg = 0; agg < 4; agg++) {
+                int64_t K = kb[i][0], B = kb[i][1], D = dims[j];
+                Arena a = {0};
+                Graph *g = graph_new(&a);
+                int64_t fd[] = {K * B, D};
+                Node *f = ir_input(g, "F", 2, fd);
+                Node *p = ir_pairs(g, f, (int)K, agg);
+                Node *dp = ir_input(g, "dP", 2, p->dim);
+                Node *pb = ir_pairs_back(g, dp, f, (int)K, agg);
+                /* coarse values: max aggregation meets many ties */
+                uint32_t s = (uint32_t)(100 * i + 10 * j) + (uint32_t)agg;
+                T tf = t_rand(K * B * D, s, -2, 2, 0.5), tdp = t_rand(node_numel(p), s + 7, -1, 1, 0);
+                float *op = out_f32(node_numel(p)), *odf = out_f32(K * B * D);
+                char what[96];
+                snprintf(what, sizeof what, "pairs K%lld B%lld D%lld agg%d", (long long)K, (long long)B,
+                         (long long)D, agg);
+                rt_k_pairs(op, tf.f, K, B, D, agg);
+                check_op(what, p, (const T *[]){&tf}, 1, op);
+                rt_k_pairs_back(odf, tdp.f, tf.f, K, B, D, agg);
+                snprintf(what, sizeof what, "pairs_back K%lld B%lld D%lld agg%d", (long long)K, (long long)B,
+                         (long long)D, agg);
+                check_op(what, pb, (const T *[]){&tdp, &tf}, 2, odf);
+                free(op); free(odf);
+                t_free(&tf); t_free(&tdp);
+                arena_free(&a);
+            }
+}
+
+TEST(kernel_pair_targets) {
+    static const int64_t kb[][2] = {{2, 1}, {4, 3}, {5, 7}};
+    for (size_t i = 0; i < sizeof kb / sizeof kb[0]; i++) {
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        Node *t = ir_pair_targets(g, (int)kb[i][0], kb[i][1]);
+        float *o = out_f32(node_numel(t));
+        rt_k_pair_targets(o, kb[i][0], kb[i][1]);
+        check_op("pair_targets", t, NULL, 0, o);
+        free(o);
+        arena_free(&a);
+    }
+}
+
+TEST(kernel_losses) {
+    const int64_t P = 4 * 3 * 64;
+    static const float ga[][2] = {{2, 0.25f}, {0, 0.5f}, {0.5f, 0.75f}, {1, 0.25f}, {3, 1}};
+    Arena a = {0};
+    Graph *g = graph_new(&a);
+    int64_t pd[] = {P}, one[] = {1};
+    Node *z = ir_input(g, "z", 1, pd), *y = ir_input(g, "y", 1, pd), *dl = ir_input(g, "dl", 1, one);
+    T tz = t_rand(P, 1, -8, 8, 0), ty = t_new(P), tdl = t_new(1);
+    /* extreme logits, and exact zeros (q = 0 never happens in double, but
+       p = 1/2 does) */
+    t_set(&tz, 0, 40);
+    t_set(&tz, 1, -40);
+    t_set(&tz, 2, 0);
+    t_set(&tz, 3, 1e-3f);
+    rt_k_pair_targets(ty.f, 4, 64);
+    for (int64_t i = 0; i < P; i++) ty.d[i] = (double)ty.f[i];
+    t_set(&tdl, 0, 0.375f);
+    float o[1], *odz = out_f32(P);
+    for (size_t k = 0; k < sizeof ga / sizeof ga[0]; k++) {
+        char what[64];
+        snprintf(what, sizeof what, "focal gamma %g alpha %g", (double)ga[k][0], (double)ga[k][1]);
+        rt_k_focal_loss(o, tz.f, ty.f, P, ga[k][0], ga[k][1]);
+        check_op(what, ir_focal_loss(g, z, y, ga[k][0], ga[k][1]), (const T *[]){&tz, &ty}, 2, o);
+        rt_k_focal_back(odz, tdl.f, tz.f, ty.f, P, ga[k][0], ga[k][1]);
+        snprintf(what, sizeof what, "focal_back gamma %g alpha %g", (double)ga[k][0], (double)ga[k][1]);
+        check_op(what, ir_focal_back(g, dl, z, y, ga[k][0], ga[k][1]), (const T *[]){&tdl, &tz, &ty}, 3, odz);
+    }
+    rt_k_bce_loss(o, tz.f, ty.f, P);
+    check_op("bce", ir_bce_loss(g, z, y), (const T *[]){&tz, &ty}, 2, o);
+    rt_k_bce_back(odz, tdl.f, tz.f, ty.f, P);
+    check_op("bce_back", ir_bce_back(g, dl, z, y), (const T *[]){&tdl, &tz, &ty}, 3, odz);
+    free(odz);
+    t_free(&tz); t_free(&ty); t_free(&tdl);
+    arena_free(&a);
+}
