@@ -22,7 +22,7 @@ LLVM_DIR = /usr/lib/llvm-19
 CPPFLAGS = -D_GNU_SOURCE -Icompiler -Iruntime -I/usr/include/lua5.4 -I$(LLVM_DIR)/include
 CFLAGS  = -std=c11 $(OPT) -g $(CFLAGS_WARN) $(SAN) -pthread
 LDFLAGS = $(SAN) -pthread
-LDLIBS_RT = -ljansson -lz -lm -lopenblas
+LDLIBS_RT = -ljansson -lz -lpng -ljpeg -lm -lopenblas
 # rrc exports the runtime's kernels (-rdynamic, whole archive) so that code
 # JIT-compiled in-process resolves them as process symbols.
 LDLIBS    = -L$(LLVM_DIR)/lib -lLLVM-19 -llua5.4 $(LDLIBS_RT)

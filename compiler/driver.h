@@ -44,5 +44,7 @@ int rrc_env_debug(void);
 
 /* the commands (cmd_*.c) */
 int cmd_grad(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_lineval(int argc, char **argv);
 
 #endif

@@ -42,18 +42,23 @@ typedef struct rt_aug_pipeline {
 /* One view of image `img` (h x w x c uint8, HWC; c = 1 or 3) written to out as
    float CHW [c_out, out_h, out_w], normalised by the pipeline's normalize
    step (or x/255 without one). Gray images are treated as 3 equal channels
-   when c_out = 3. */
+   when c_out = 3; c = 3 with c_out = 1 gives the L of the view. The
+   pipeline must have passed rt_aug_check for this image shape. Aborts with
+   a message on stderr if memory runs out (there is no error return). */
 void rt_augment_view(const rt_aug_pipeline *p, const uint8_t *img, int h, int w, int c, int c_out,
                      uint64_t seed, uint32_t epoch, uint32_t image, uint32_t view, float *out);
 
 /* K views of the B images idx[0..B) of `pixels` (n x h x w x c), written to
    x [K*B, c_out, out_h, out_w] with view k of image i in row k*B + i, using
    nthreads threads (1 = the calling thread). Deterministic for any
-   nthreads. */
+   nthreads: the rows are split statically and every view has its own
+   random stream. The random key of row k*B + i is (seed, epoch, idx[i], k). */
 void rt_augment_batch(const rt_aug_pipeline *p, const uint8_t *pixels, int h, int w, int c, int c_out,
                       const int64_t *idx, int B, int K, uint64_t seed, uint32_t epoch, int nthreads, float *x);
 
-/* Normalise only (evaluation): x/255, then (x - mean)/std per channel. */
+/* Normalise only (evaluation): x/255, then (x - mean)/std per channel, in
+   float32 as torchvision's to_tensor + normalize (bit-identical); mean and
+   std NULL: x/255 only. Channels as for rt_augment_view. */
 void rt_normalize_image(const uint8_t *img, int h, int w, int c, int c_out, const double mean[3],
                         const double std[3], float *out);
 

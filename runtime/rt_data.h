@@ -15,6 +15,13 @@
 **   folder:PATH              one sub-folder per class of PNG/JPEG images
 **   synthetic[:N]            N seeded random images (default 1024) of the
 **                            size the caller asks for, 10 classes
+**
+** Splits: TRAIN and TEST everywhere (folder:PATH needs PATH/train plus
+** PATH/test or PATH/val for TEST); UNLABELED only for stl10, where labels
+** is NULL and nclasses 0. Normalisation constants: METHOD.md's for CIFAR
+** and STL-10; for the padded MNIST-format sets fashion-mnist's fixed
+** 0.2190/0.3318 and mnist's computed from its train split at load; none
+** (has_norm = 0) for folder and synthetic. Details in rt_data*.c.
 */
 #ifndef RT_DATA_H
 #define RT_DATA_H

@@ -30,8 +30,10 @@
    x [N,C,H,W], w [O,C,KH,KW], y [N,O,OH,OW]; stride S, zero padding P;
    OH = (H + 2P - KH)/S + 1, OW likewise (the caller passes both). */
 
-/* Floats of scratch the three conv kernels need (the maximum of them; 0 for
-   a 1x1 stride-1 unpadded convolution, which needs none). */
+/* Floats of scratch the three conv kernels need (the maximum of them): one
+   image's column matrix C*KH*KW x OH*OW (none for a 1x1 stride-1 unpadded
+   convolution), plus C*KH*KW x O when C*KH*KW >= O (dw's transposed
+   accumulator). Independent of N. */
 int64_t rt_k_conv2d_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
                        int64_t S, int64_t P, int64_t OH, int64_t OW);
 
@@ -152,5 +154,12 @@ void rt_k_focal_back(float *restrict dz, const float *restrict dl, const float *
 void rt_k_bce_loss(float *restrict out, const float *restrict z, const float *restrict y, int64_t P);
 void rt_k_bce_back(float *restrict dz, const float *restrict dl, const float *restrict z,
                    const float *restrict y, int64_t P);
+
+/* ---- supervised loss (rt_kernels_ce.c) ----
+   out [1] = mean softmax cross-entropy of logits z [N,C] against class
+   indices y [N] (floats); dz [N,C] = dl (softmax(z) - onehot(y)) / N */
+void rt_k_softmax_ce(float *restrict out, const float *restrict z, const float *restrict y, int64_t N, int64_t C);
+void rt_k_softmax_ce_back(float *restrict dz, const float *restrict dl, const float *restrict z,
+                          const float *restrict y, int64_t N, int64_t C);
 
 #endif

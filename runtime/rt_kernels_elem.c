@@ -1,8 +1,9 @@
 /*
 ** rt_kernels_elem.c: the elementwise and broadcast kernels (bias, channel
 ** sum, ReLU, leaky ReLU, add, copy, fill); semantics of
-** compiler/ir/ops_elem.c. Plain loops over restrict pointers so that gcc -O2
-** vectorises them; the channel sum accumulates in double.
+** compiler/ir/ops_elem.c. Plain loops over restrict pointers, blocked with
+** RT_VFOR so that gcc -O2 vectorises them (rt_kernels_impl.h); the channel
+** sum accumulates in double.
 */
 #include <string.h>
 
@@ -16,7 +17,7 @@ void rt_k_bias_add(float *restrict y, const float *restrict x, const float *rest
         for (int64_t r = 0; r < N; r++) {
             float *restrict yr = y + r * C;
             const float *restrict xr = x + r * C;
-            for (int64_t c = 0; c < C; c++) yr[c] = xr[c] + b[c];
+            RT_VFOR(c, C, yr[c] = xr[c] + b[c];);
         }
         return;
     }
@@ -24,7 +25,7 @@ void rt_k_bias_add(float *restrict y, const float *restrict x, const float *rest
         float bc = b[r % C];
         float *restrict yr = y + r * S;
         const float *restrict xr = x + r * S;
-        for (int64_t s = 0; s < S; s++) yr[s] = xr[s] + bc;
+        RT_VFOR(s, S, yr[s] = xr[s] + bc;);
     }
 }
 
@@ -35,7 +36,7 @@ void rt_k_chan_sum(float *restrict out, const float *restrict x, int64_t N, int6
             double acc[RT_CBLK] = {0};
             for (int64_t r = 0; r < N; r++) {
                 const float *restrict xr = x + r * C + c0;
-                for (int64_t j = 0; j < cb; j++) acc[j] += (double)xr[j];
+                RT_VFOR(j, cb, acc[j] += (double)xr[j];);
             }
             for (int64_t j = 0; j < cb; j++) out[c0 + j] = (float)acc[j];
         }
@@ -49,24 +50,28 @@ void rt_k_chan_sum(float *restrict out, const float *restrict x, int64_t N, int6
 }
 
 void rt_k_relu(float *restrict y, const float *restrict x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;
+    RT_VFOR(i, n, float v = x[i]; y[i] = v > 0 ? v : 0.0f;);
 }
 
 void rt_k_relu_back(float *restrict dx, const float *restrict dy, const float *restrict y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+    RT_VFOR(i, n, float m = y[i], g = dy[i]; dx[i] = m > 0 ? g : 0.0f;);
 }
 
 void rt_k_leaky_relu(float *restrict y, const float *restrict x, int64_t n, float slope) {
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : slope * x[i];
+    /* pos + slope*neg with complementary masks: exactly x or slope*x (a NaN
+       goes to the slope term, as in the reference) */
+    RT_VFOR(i, n, float v = x[i]; float pos = v > 0 ? v : 0.0f, neg = v > 0 ? 0.0f : v;
+            y[i] = pos + slope * neg;);
 }
 
 void rt_k_leaky_relu_back(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t n,
                           float slope) {
-    for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : slope * dy[i];
+    RT_VFOR(i, n, float m = x[i], g = dy[i]; float pos = m > 0 ? g : 0.0f, neg = m > 0 ? 0.0f : g;
+            dx[i] = pos + slope * neg;);
 }
 
 void rt_k_add(float *restrict y, const float *restrict a, const float *restrict b, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    RT_VFOR(i, n, y[i] = a[i] + b[i];);
 }
 
 void rt_k_copy(float *restrict y, const float *restrict x, int64_t n) {
@@ -74,5 +79,5 @@ void rt_k_copy(float *restrict y, const float *restrict x, int64_t n) {
 }
 
 void rt_k_fill(float *restrict y, int64_t n, float v) {
-    for (int64_t i = 0; i < n; i++) y[i] = v;
+    RT_VFOR(i, n, y[i] = v;);
 }

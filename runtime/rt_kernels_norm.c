@@ -3,11 +3,12 @@
 ** compiler/ir/ops_norm.c (PyTorch's BatchNorm1d/2d in training and eval
 ** mode, st = [mean[C], biased var[C]]).
 **
-** The per-channel sums run in double. bn_stats makes one pass with the
-** data shifted by the channel's first value (sum d, sum d^2 with d = x - k),
-** which reads x once and still gives the variance without the cancellation
-** of E[x^2] - E[x]^2 when |mean| >> std. The per-element work is then an
-** f32 affine map per channel with coefficients computed in double.
+** The per-channel sums run in double (over f32 partials of 16 elements,
+** see rt_kernels_impl.h). bn_stats makes one pass with the data shifted by
+** the channel's first value (sum d, sum d^2 with d = x - k), which reads x
+** once and still gives the variance without the cancellation of
+** E[x^2] - E[x]^2 when |mean| >> std. The per-element work is then an f32
+** affine map per channel with coefficients computed in double.
 **
 ** [N, C] inputs (S == 1: BatchNorm1d) have their channels contiguous, so
 ** their reductions walk rows with a block of RT_CBLK channel accumulators
@@ -34,18 +35,15 @@ void rt_k_bn_stats(float *restrict st, const float *restrict x, int64_t N, int64
             for (int64_t j = 0; j < cb; j++) k[j] = (double)x[c0 + j];
             for (int64_t r = 0; r < N; r++) {
                 const float *restrict xr = x + r * C + c0;
-                for (int64_t j = 0; j < cb; j++) {
-                    double d = (double)xr[j] - k[j];
-                    s1[j] += d;
-                    s2[j] += d * d;
-                }
+                RT_VFOR(j, cb, double d = (double)xr[j] - k[j]; s1[j] += d; s2[j] += d * d;);
             }
             for (int64_t j = 0; j < cb; j++) stats_finish(st, C, c0 + j, k[j], s1[j], s2[j], M);
         }
         return;
     }
     for (int64_t c = 0; c < C; c++) {
-        double k = (double)x[c * S], s1 = 0, s2 = 0;
+        float k = x[c * S];
+        double s1 = 0, s2 = 0;
         for (int64_t b = 0; b < N; b++) rt_shifted_sums(x + (b * C + c) * S, S, k, &s1, &s2);
         stats_finish(st, C, c, k, s1, s2, M);
     }
@@ -53,7 +51,7 @@ void rt_k_bn_stats(float *restrict st, const float *restrict x, int64_t N, int64
 
 /* y = a (x - m) + b on a row of n values. */
 static void affine_row(float *restrict y, const float *restrict x, int64_t n, float m, float a, float b) {
-    for (int64_t i = 0; i < n; i++) y[i] = a * (x[i] - m) + b;
+    RT_VFOR(i, n, y[i] = a * (x[i] - m) + b;);
 }
 
 /* The normalisation shared by training and eval mode. */
@@ -72,7 +70,7 @@ static void bn_apply(float *restrict y, const float *restrict x, const float *re
             for (int64_t r = 0; r < N; r++) {
                 float *restrict yr = y + r * C + c0;
                 const float *restrict xr = x + r * C + c0;
-                for (int64_t j = 0; j < cb; j++) yr[j] = a[j] * (xr[j] - m[j]) + b[j];
+                RT_VFOR(j, cb, yr[j] = a[j] * (xr[j] - m[j]) + b[j];);
             }
         }
         return;
@@ -102,13 +100,14 @@ void rt_k_bn_eval(float *restrict y, const float *restrict x, const float *restr
 static void dy_sums_rows(double *restrict sdy, double *restrict sdyx, const float *restrict dy,
                          const float *restrict x, const float *restrict mean, int64_t N, int64_t C, int64_t c0,
                          int64_t cb) {
-    for (int64_t j = 0; j < cb; j++) sdy[j] = sdyx[j] = 0;
+    double m[RT_CBLK];
+    for (int64_t j = 0; j < cb; j++) {
+        sdy[j] = sdyx[j] = 0;
+        m[j] = (double)mean[c0 + j];
+    }
     for (int64_t r = 0; r < N; r++) {
         const float *restrict g = dy + r * C + c0, *restrict xr = x + r * C + c0;
-        for (int64_t j = 0; j < cb; j++) {
-            sdy[j] += (double)g[j];
-            sdyx[j] += (double)g[j] * ((double)xr[j] - (double)mean[c0 + j]);
-        }
+        RT_VFOR(j, cb, double gj = (double)g[j]; sdy[j] += gj; sdyx[j] += gj * ((double)xr[j] - m[j]););
     }
 }
 
@@ -139,7 +138,7 @@ void rt_k_bn_train_dx(float *restrict dx, const float *restrict dy, const float 
             for (int64_t r = 0; r < N; r++) {
                 float *restrict o = dx + r * C + c0;
                 const float *restrict g = dy + r * C + c0, *restrict xr = x + r * C + c0;
-                for (int64_t j = 0; j < cb; j++) o[j] = a[j] * g[j] + b[j] + cx[j] * (xr[j] - m[j]);
+                RT_VFOR(j, cb, o[j] = a[j] * g[j] + b[j] + cx[j] * (xr[j] - m[j]););
             }
         }
         return;
@@ -147,12 +146,13 @@ void rt_k_bn_train_dx(float *restrict dx, const float *restrict dy, const float 
     for (int64_t c = 0; c < C; c++) {
         double sdy = 0, sdyx = 0;
         for (int64_t b = 0; b < N; b++)
-            rt_dy_sums(dy + (b * C + c) * S, x + (b * C + c) * S, S, (double)st[c], &sdy, &sdyx);
+            rt_dy_sums(dy + (b * C + c) * S, x + (b * C + c) * S, S, st[c], &sdy, &sdyx);
         DxCoef k = dx_coef(sdy, sdyx, st[c], st[C + c], gamma[c], eps, M);
         for (int64_t b = 0; b < N; b++) {
             float *restrict o = dx + (b * C + c) * S;
             const float *restrict g = dy + (b * C + c) * S, *restrict xr = x + (b * C + c) * S;
-            for (int64_t i = 0; i < S; i++) o[i] = k.a * g[i] + k.b + k.cx * (xr[i] - k.m);
+            float ka = k.a, kb = k.b, kcx = k.cx, km = k.m;
+            RT_VFOR(i, S, o[i] = ka * g[i] + kb + kcx * (xr[i] - km););
         }
     }
 }
@@ -172,7 +172,7 @@ void rt_k_bn_dgamma(float *restrict dg, const float *restrict dy, const float *r
     for (int64_t c = 0; c < C; c++) {
         double sdy = 0, sdyx = 0;
         for (int64_t b = 0; b < N; b++)
-            rt_dy_sums(dy + (b * C + c) * S, x + (b * C + c) * S, S, (double)st[c], &sdy, &sdyx);
+            rt_dy_sums(dy + (b * C + c) * S, x + (b * C + c) * S, S, st[c], &sdy, &sdyx);
         dg[c] = (float)(sdyx / sqrt((double)st[C + c] + (double)eps));
     }
 }

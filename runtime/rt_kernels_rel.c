@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "rt_kernels.h"
+#include "rt_kernels_impl.h"
 
 /* Row of view k2 paired with row i of view k1 in a negative block. */
 static int64_t rolled(int64_t i, int64_t s, int64_t B) { return ((i - s) % B + B) % B; }
@@ -28,14 +29,14 @@ static void pair_row(float *restrict o, const float *restrict a, const float *re
         memcpy(o + D, b, sizeof(float) * (size_t)D);
         break;
     case RT_AGG_SUM:
-        for (int64_t d = 0; d < D; d++) o[d] = a[d] + b[d];
+        RT_VFOR(d, D, o[d] = a[d] + b[d];);
         break;
     case RT_AGG_MEAN:
         /* (a+b)/2 as the reference; halving is exact */
-        for (int64_t d = 0; d < D; d++) o[d] = (a[d] + b[d]) * 0.5f;
+        RT_VFOR(d, D, o[d] = (a[d] + b[d]) * 0.5f;);
         break;
     default:
-        for (int64_t d = 0; d < D; d++) o[d] = a[d] >= b[d] ? a[d] : b[d];
+        RT_VFOR(d, D, float p = a[d], q = b[d]; o[d] = p >= q ? p : q;);
         break;
     }
 }
@@ -61,27 +62,25 @@ static void pair_row_back(float *restrict da, float *restrict db, const float *r
                           const float *restrict b, int64_t D, int64_t agg) {
     switch (agg) {
     case RT_AGG_CAT:
-        for (int64_t k = 0; k < D; k++) da[k] += d[k];
-        for (int64_t k = 0; k < D; k++) db[k] += d[D + k];
+        RT_VFOR(k, D, da[k] += d[k];);
+        RT_VFOR(k, D, db[k] += d[D + k];);
         break;
     case RT_AGG_SUM:
-        for (int64_t k = 0; k < D; k++) da[k] += d[k];
-        for (int64_t k = 0; k < D; k++) db[k] += d[k];
+        RT_VFOR(k, D, da[k] += d[k];);
+        RT_VFOR(k, D, db[k] += d[k];);
         break;
     case RT_AGG_MEAN:
-        for (int64_t k = 0; k < D; k++) da[k] += d[k] * 0.5f;
-        for (int64_t k = 0; k < D; k++) db[k] += d[k] * 0.5f;
+        RT_VFOR(k, D, da[k] += d[k] * 0.5f;);
+        RT_VFOR(k, D, db[k] += d[k] * 0.5f;);
         break;
     default:
         /* torch.maximum: the larger gets it all, a tie splits it in half */
-        for (int64_t k = 0; k < D; k++) {
-            if (a[k] > b[k]) da[k] += d[k];
-            else if (a[k] < b[k]) db[k] += d[k];
-            else {
-                da[k] += d[k] * 0.5f;
-                db[k] += d[k] * 0.5f;
-            }
-        }
+        /* written as masked terms (one of ga, gb, th is nonzero) so it
+           vectorises; "neither greater nor less" includes a NaN, which the
+           reference also splits */
+        RT_VFOR(k, D, float p = a[k], q = b[k], g = d[k], h = g * 0.5f;
+                float ga = p > q ? g : 0.0f, gb = p < q ? g : 0.0f, th = (p > q || p < q) ? 0.0f : h;
+                da[k] += ga + th; db[k] += gb + th;);
         break;
     }
 }

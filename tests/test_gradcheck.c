@@ -79,7 +79,20 @@ static Node *b_bce(Graph *g) {
     return ir_bce_loss(g, z, ir_pair_targets(g, 3, 2));
 }
 
+static Node *b_softmax_ce(Graph *g) {
+    /* labels are an input leaf; the harness gives leaves values in [-1, 1),
+       so build them as a fixed pattern through pair_targets (0/1) instead */
+    Node *z = P(g, "z", 2, 4, 2, 0, 0);
+    return ir_softmax_ce(g, z, ir_pair_targets(g, 2, 2));
+}
+static Node *b_softmax_ce_wide(Graph *g) {
+    Node *z = P(g, "z", 2, 6, 5, 0, 0);
+    return ir_softmax_ce(g, z, ir_pair_targets(g, 2, 3));
+}
+
 static const GradCase cases[] = {
+    {"softmax_ce", OP_SOFTMAX_CE, b_softmax_ce},
+    {"softmax_ce 5 classes", OP_SOFTMAX_CE, b_softmax_ce_wide},
     {"conv2d s1 p1", OP_CONV2D, b_conv_s1p1},
     {"conv2d s2 p1", OP_CONV2D, b_conv_s2p1},
     {"conv2d k1 s2", OP_CONV2D, b_conv_k1s2},

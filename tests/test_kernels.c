@@ -178,6 +178,7 @@ static const ConvCase conv_cases[] = {
     /* 1x1 stride 1: the no-im2col path */
     {2, 64, 8, 8, 32, 1, 1, 1, 0},
     {3, 5, 7, 9, 4, 1, 1, 1, 0},
+    {2, 4, 7, 9, 8, 1, 1, 1, 0},
     /* Conv-4 blocks (3x3 s1 p1, 32 -> 16 -> 8 -> 4) */
     {2, 3, 32, 32, 32, 3, 3, 1, 1},
     {2, 32, 8, 8, 32, 3, 3, 1, 1},
@@ -233,10 +234,13 @@ TEST(kernel_conv2d_parts) {
 }
 
 TEST(kernel_conv2d_ws) {
-    /* one image's column matrix; none for a pointwise convolution */
-    CHECK(rt_k_conv2d_ws(256, 16, 32, 32, 16, 3, 3, 1, 1, 32, 32) == 16 * 9 * 32 * 32);
-    CHECK(rt_k_conv2d_ws(256, 16, 32, 32, 32, 1, 1, 2, 0, 16, 16) == 16 * 16 * 16);
-    CHECK(rt_k_conv2d_ws(256, 64, 8, 8, 64, 1, 1, 1, 0, 8, 8) == 0);
+    /* one image's column matrix (none for a pointwise convolution), plus
+       dw's transposed accumulator when C*KH*KW >= O; independent of N */
+    CHECK(rt_k_conv2d_ws(256, 16, 32, 32, 16, 3, 3, 1, 1, 32, 32) == 144 * 1024 + 144 * 16);
+    CHECK(rt_k_conv2d_ws(1, 16, 32, 32, 16, 3, 3, 1, 1, 32, 32) == 144 * 1024 + 144 * 16);
+    CHECK(rt_k_conv2d_ws(256, 16, 32, 32, 32, 1, 1, 2, 0, 16, 16) == 16 * 256);
+    CHECK(rt_k_conv2d_ws(256, 64, 8, 8, 64, 1, 1, 1, 0, 8, 8) == 64 * 64);
+    CHECK(rt_k_conv2d_ws(256, 16, 8, 8, 64, 1, 1, 1, 0, 8, 8) == 0);
 }
 
 /* ---- linear ---- */
@@ -527,6 +531,29 @@ TEST(kernel_pairs) {
                 t_free(&tf); t_free(&tdp);
                 arena_free(&a);
             }
+}
+
+/* max aggregation with NaN features: the forward takes b unless a >= b,
+   the backward splits the gradient when neither is greater */
+TEST(kernel_pairs_nan) {
+    const int64_t K = 3, B = 4, D = 9;
+    Arena a = {0};
+    Graph *g = graph_new(&a);
+    int64_t fd[] = {K * B, D};
+    Node *f = ir_input(g, "F", 2, fd);
+    Node *p = ir_pairs(g, f, (int)K, RT_AGG_MAX);
+    Node *dp = ir_input(g, "dP", 2, p->dim);
+    Node *pb = ir_pairs_back(g, dp, f, (int)K, RT_AGG_MAX);
+    T tf = t_rand(K * B * D, 5, -2, 2, 0.5), tdp = t_rand(node_numel(p), 6, -1, 1, 0);
+    for (int64_t i = 0; i < K * B * D; i += 5) t_set(&tf, i, NAN);
+    float *op = out_f32(node_numel(p)), *odf = out_f32(K * B * D);
+    rt_k_pairs(op, tf.f, K, B, D, RT_AGG_MAX);
+    check_op("pairs max nan", p, (const T *[]){&tf}, 1, op);
+    rt_k_pairs_back(odf, tdp.f, tf.f, K, B, D, RT_AGG_MAX);
+    check_op("pairs_back max nan", pb, (const T *[]){&tdp, &tf}, 2, odf);
+    free(op); free(odf);
+    t_free(&tf); t_free(&tdp);
+    arena_free(&a);
 }
 
 TEST(kernel_pair_targets) {

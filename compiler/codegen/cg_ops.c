@@ -95,6 +95,8 @@ bool cg_emit_node(CG *cg, const Node *n) {
     case OP_FOCAL_BACK: cg_call(cg, "rt_k_focal_back", "ppppiff", O, I(0), I(1), I(2), D(n, 0), n->fa[0], n->fa[1]); return true;
     case OP_BCE_LOSS: cg_call(cg, "rt_k_bce_loss", "pppi", O, I(0), I(1), D(a, 0)); return true;
     case OP_BCE_BACK: cg_call(cg, "rt_k_bce_back", "ppppi", O, I(0), I(1), I(2), D(n, 0)); return true;
+    case OP_SOFTMAX_CE: cg_call(cg, "rt_k_softmax_ce", "pppii", O, I(0), I(1), D(a, 0), D(a, 1)); return true;
+    case OP_SOFTMAX_CE_BACK: cg_call(cg, "rt_k_softmax_ce_back", "ppppii", O, I(0), I(1), I(2), D(n, 0), D(n, 1)); return true;
     case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_COUNT: break;
     }
     return false;

@@ -175,6 +175,7 @@ Node *ir_focal_loss(Graph *g, Node *z, Node *y, double gamma, double alpha);
 Node *ir_focal_back(Graph *g, Node *dl, Node *z, Node *y, double gamma, double alpha);
 Node *ir_bce_loss(Graph *g, Node *z, Node *y);
 Node *ir_bce_back(Graph *g, Node *dl, Node *z, Node *y);
+Node *ir_softmax_ce(Graph *g, Node *z, Node *y);
 Node *ir_fill(Graph *g, int rank, const int64_t *dim, double value);
 
 /* ---- verifier and dump ---- */

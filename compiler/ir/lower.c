@@ -214,3 +214,29 @@ Graph *lower_features(const Spec *s, int64_t N, int64_t C, int64_t H, int64_t W,
     g->label = NULL;
     return g;
 }
+
+Graph *lower_supervised(const Spec *s, int64_t B, int64_t classes, int64_t C, int64_t H, int64_t W, bool train, Arena *a,
+                        Diag *d) {
+    Graph *g = graph_new(a);
+    g->diag = d;
+    Lower L = {g, s, train};
+    int errors = d->nerrors;
+    int64_t xd[4] = {B, C, H, W};
+    Node *f = lower_backbone(&L, ir_input(g, "x", 4, xd));
+    if (!f || d->nerrors > errors) return NULL;
+    g->loc = s->backbone->loc;
+    g->label = "classifier";
+    int64_t F = f->dim[1], wd[2] = {classes, F};
+    Node *z = ir_linear(g, f, ir_param(g, "classifier.weight", 2, wd, init_linear(F)));
+    z = ir_bias_add(g, z, ir_param(g, "classifier.bias", 1, &classes, init_linear(F)));
+    if (!z) return NULL;
+    graph_add_output(g, "logits", z);
+    if (train) {
+        Node *y = ir_input(g, "y", 1, &B);
+        g->label = "loss";
+        graph_add_output(g, "loss", ir_softmax_ce(g, z, y));
+    }
+    g->loc = (SrcLoc){0};
+    g->label = NULL;
+    return g;
+}

@@ -21,6 +21,15 @@ Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Ar
    [N, F], BatchNorm with running statistics. */
 Graph *lower_features(const Spec *s, int64_t N, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d);
 
+/* Supervised training (the upper bound of METHOD.md): input "x" [B,C,H,W]
+   and labels "y" [B] (class indices as floats) -> backbone -> linear
+   classifier (params "classifier.weight", "classifier.bias") -> softmax
+   cross-entropy. Outputs "loss", "logits" [B,classes] and the running
+   statistics. With train = false: BatchNorm in eval mode, no labels, no
+   loss: the classifier's logits of a test batch. */
+Graph *lower_supervised(const Spec *s, int64_t B, int64_t classes, int64_t C, int64_t H, int64_t W, bool train, Arena *a,
+                        Diag *d);
+
 /* One layer (and its children) applied to x, with parameter names under
    `path`; for tests and tools that build graphs by hand. */
 Node *lower_module(Graph *g, const Layer *ly, Node *x, const char *path, bool train);

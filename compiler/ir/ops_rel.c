@@ -247,3 +247,66 @@ Node *ir_bce_back(Graph *g, Node *dl, Node *z, Node *y) {
     Node *in[] = {dl, z, y};
     return ir_make(g, OP_BCE_BACK, in, 3, NULL, 0, NULL, 0);
 }
+
+/* ---- softmax cross-entropy: z [N,C], y [N] class indices -> [1] ---- */
+
+bool shape_softmax_ce(Node *n, char *err, size_t errlen) {
+    const Node *z = n->in[0], *y = n->in[1];
+    if (z->rank != 2 || y->rank != 1 || y->dim[0] != z->dim[0])
+        SHAPE_FAIL("softmax_ce: logits %s and labels %s must be [N,C] and [N]", shp(z), shp(y));
+    set_shape1(n, 1);
+    return true;
+}
+
+/* log-sum-exp of one row, shifted by its max for stability */
+static double row_lse(const double *z, int64_t C) {
+    double m = z[0], s = 0;
+    for (int64_t c = 1; c < C; c++) m = fmax(m, z[c]);
+    for (int64_t c = 0; c < C; c++) s += exp(z[c] - m);
+    return m + log(s);
+}
+
+void fwd_softmax_ce(const Node *n, const double *const *in, double *out) {
+    int64_t N = n->in[0]->dim[0], C = n->in[0]->dim[1];
+    double s = 0;
+    for (int64_t i = 0; i < N; i++) {
+        int64_t y = (int64_t)in[1][i];
+        RRC_ASSERT(y >= 0 && y < C);
+        s += row_lse(in[0] + i * C, C) - in[0][i * C + y];
+    }
+    out[0] = s / (double)N;
+}
+
+Cost cost_softmax_ce(const Node *n) { return (Cost){20.0 * (double)node_numel(n->in[0]), 4.0 * (double)node_numel(n->in[0])}; }
+
+void bwd_softmax_ce(Graph *g, Node *n, Node *dy, unsigned need, Node **dx) {
+    if (need & 1) {
+        Node *in[] = {dy, n->in[0], n->in[1]};
+        dx[0] = ir_make(g, OP_SOFTMAX_CE_BACK, in, 3, NULL, 0, NULL, 0);
+    }
+}
+
+/* softmax_ce_back(dl, z, y) = dl * (softmax(z) - onehot(y)) / N */
+bool shape_softmax_ce_back(Node *n, char *err, size_t errlen) {
+    if (n->in[0]->rank != 1 || n->in[0]->dim[0] != 1) SHAPE_FAIL("softmax_ce_back: dl must be [1]");
+    set_shape(n, 2, n->in[1]->dim);
+    return true;
+}
+
+void fwd_softmax_ce_back(const Node *n, const double *const *in, double *out) {
+    int64_t N = n->dim[0], C = n->dim[1];
+    double scale = in[0][0] / (double)N;
+    for (int64_t i = 0; i < N; i++) {
+        const double *z = in[1] + i * C;
+        double lse = row_lse(z, C);
+        int64_t y = (int64_t)in[2][i];
+        for (int64_t c = 0; c < C; c++) out[i * C + c] = scale * (exp(z[c] - lse) - (c == y ? 1.0 : 0.0));
+    }
+}
+
+Cost cost_softmax_ce_back(const Node *n) { return (Cost){20.0 * (double)node_numel(n), 8.0 * (double)node_numel(n)}; }
+
+Node *ir_softmax_ce(Graph *g, Node *z, Node *y) {
+    Node *in[] = {z, y};
+    return ir_make(g, OP_SOFTMAX_CE, in, 2, NULL, 0, NULL, 0);
+}

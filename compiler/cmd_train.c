@@ -1,0 +1,109 @@
+/*
+** cmd_train.c: `rrc train` and `rrc lineval`: the spec is JIT-compiled
+** into a runtime program (program.c) with the flags that change the graph
+** (--K, --batch, --aggregation, --loss) applied, then the runtime's command
+** line (runtime/rt_cli.c, the same one AOT trainers run) does the rest.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver.h"
+#include "program.h"
+#include "rt_cli.h"
+#include "rt_data.h"
+
+typedef enum { CMD_TRAIN, CMD_LINEVAL } Cmd;
+
+static int run(Cmd cmd, int argc, char **argv) {
+    const char *name = cmd == CMD_TRAIN ? "train" : "lineval";
+    const char *spec = NULL, *data = NULL, *method = "relational";
+    SpecOverrides ov = {.seed = -1};
+    char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (flag_is(a, "--help") || flag_is(a, "-h")) {
+            if (cmd == CMD_TRAIN) rt_cli_train_usage(stdout, "rrc train", " SPEC");
+            else rt_cli_lineval_usage(stdout, "rrc lineval", " SPEC");
+            free(rest);
+            return 0;
+        }
+        if (a[0] != '-') {
+            if (spec) {
+                fprintf(stderr, "rrc %s: more than one spec given ('%s', '%s')\n", name, spec, a);
+                free(rest);
+                return EXIT_USAGE;
+            }
+            spec = a;
+            continue;
+        }
+        /* flags that change the graph are applied here and passed on, so
+           that the runtime sees them match */
+        rest[nrest++] = argv[i];
+        bool takes = !strchr(a, '=') && i + 1 < argc;
+        if (flag_is(a, "--K")) ov.K = (int)flag_int(name, "--K", flag_value(name, argc, argv, &i, "--K"), 2, 1024);
+        else if (flag_is(a, "--batch")) ov.batch = (int)flag_int(name, "--batch", flag_value(name, argc, argv, &i, "--batch"), 2, 1 << 16);
+        else if (flag_is(a, "--aggregation")) ov.aggregation = flag_value(name, argc, argv, &i, "--aggregation");
+        else if (flag_is(a, "--loss")) ov.loss = flag_value(name, argc, argv, &i, "--loss");
+        else if (flag_is(a, "--data")) data = flag_value(name, argc, argv, &i, "--data");
+        else if (flag_is(a, "--method")) method = flag_value(name, argc, argv, &i, "--method");
+        else takes = false;
+        if (takes) rest[nrest++] = argv[i];
+        else if (!strchr(a, '=') && i + 1 < argc && argv[i + 1][0] != '-' && !flag_is(a, "--quiet") &&
+                 !flag_is(a, "--random-init"))
+            rest[nrest++] = argv[++i];   /* a value of a runtime flag */
+    }
+    if (!spec) {
+        if (cmd == CMD_TRAIN) rt_cli_train_usage(stderr, "rrc train", " SPEC");
+        else rt_cli_lineval_usage(stderr, "rrc lineval", " SPEC");
+        free(rest);
+        return EXIT_USAGE;
+    }
+    bool supervised = !strcmp(method, "supervised");
+    if (!supervised && strcmp(method, "relational") != 0) {
+        fprintf(stderr, "rrc %s: --method must be relational or supervised (got \"%s\")\n", name, method);
+        free(rest);
+        return EXIT_USAGE;
+    }
+    if (supervised && !ov.batch) ov.batch = 128;   /* METHOD.md's supervised batch */
+    Arena arena = {0};
+    Spec *s = driver_load_spec(name, spec, &ov, &arena);
+    if (!data) data = s->data;
+    /* the size of the training set decides the last batch's variant */
+    int64_t n_train = 0;
+    int classes = 0;
+    if (cmd == CMD_TRAIN) {
+        rt_dataset d = {0};
+        rt_data_opts o = {s->in_h, s->in_w, s->in_c, s->seed};
+        char err[1024];
+        if (rt_dataset_load(data, RT_SPLIT_TRAIN, &o, &d, err, sizeof err) != 0) {
+            fprintf(stderr, "rrc %s: %s\n", name, err);
+            free(rest);
+            arena_free(&arena);
+            return EXIT_USAGE;
+        }
+        n_train = d.n;
+        classes = d.nclasses;
+        rt_dataset_free(&d);
+    }
+    Program pr;
+    CgOptions co = {.debug = rrc_env_debug()};
+    int rc = EXIT_USAGE;
+    bool built = supervised ? program_build_supervised(&pr, s, classes, n_train, 256, &co)
+                            : program_build(&pr, s, n_train, 256, &co);
+    if (built) {
+        if (rrc_env_debug() >= 1 || cmd == CMD_TRAIN)
+            fprintf(stderr, "rrc: compiled %s (%d entries) in %.2f s\n", s->name, pr.p.train_last ? 3 : 2, pr.compile_seconds);
+        char prog[64];
+        snprintf(prog, sizeof prog, "rrc %s", name);
+        rc = cmd == CMD_TRAIN ? rt_cli_train(&pr.p, prog, nrest, rest) : rt_cli_lineval(&pr.p, prog, nrest, rest);
+        program_free(&pr);
+    }
+    free(rest);
+    arena_free(&arena);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv) { return run(CMD_TRAIN, argc, argv); }
+int cmd_lineval(int argc, char **argv) { return run(CMD_LINEVAL, argc, argv); }

@@ -1,0 +1,181 @@
+/*
+** program.c: building a runtime program with the JIT (see program.h).
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include "driver.h"
+#include "ir/lower.h"
+#include "program.h"
+
+rt_step_tensor *program_tensor_table(Graph *g, Arena *a, int *n) {
+    rt_step_tensor *t = arena_alloc(a, (size_t)(g->nnodes + g->nouts) * sizeof *t);
+    int k = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *x = g->nodes[i];
+        if (op_table[x->op].fusion != FUSE_LEAF) continue;
+        t[k] = (rt_step_tensor){x->name, x->region, x->offset, x->rank, {0}, x->init};
+        memcpy(t[k].dim, x->dim, sizeof t[k].dim);
+        k++;
+    }
+    for (int i = 0; i < g->nouts; i++) {
+        Node *x = g->outs[i].node;
+        t[k] = (rt_step_tensor){g->outs[i].name, x->region, x->offset, x->rank, {0}, {0}};
+        memcpy(t[k].dim, x->dim, sizeof t[k].dim);
+        k++;
+    }
+    *n = k;
+    return t;
+}
+
+static rt_aug_op convert_aug(const AugOp *a) {
+    static const rt_aug_kind kinds[] = {
+        [AUG_RANDOM_RESIZED_CROP] = RT_AUG_RANDOM_RESIZED_CROP, [AUG_HFLIP] = RT_AUG_HFLIP,
+        [AUG_COLOR_JITTER] = RT_AUG_COLOR_JITTER, [AUG_GRAYSCALE] = RT_AUG_GRAYSCALE,
+        [AUG_NORMALIZE] = RT_AUG_NORMALIZE, [AUG_RANDOM_CROP] = RT_AUG_RANDOM_CROP,
+    };
+    rt_aug_op o = {.kind = kinds[a->kind], .size = a->size, .p = a->p, .brightness = a->brightness,
+                   .contrast = a->contrast, .saturation = a->saturation, .hue = a->hue, .padding = a->padding};
+    memcpy(o.scale, a->scale, sizeof o.scale);
+    memcpy(o.ratio, a->ratio, sizeof o.ratio);
+    memcpy(o.mean, a->mean, sizeof o.mean);
+    memcpy(o.std, a->std, sizeof o.std);
+    return o;
+}
+
+static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, int64_t B, const CgOptions *co) {
+    Diag d = {0};
+    PipelineOpts po = {.debug = co ? co->debug : 0};
+    if (!g || !pipeline_run(g, &d, &po)) return false;
+    if (!engine_init(&pr->eng[i], g, ENGINE_JIT, co)) return false;
+    pr->graph[i] = g;
+    pr->compile_seconds += pr->eng[i].compile_seconds;
+    rt_entry *e = &pr->entry[i];
+    e->name = arena_strdup(&pr->arena, name);
+    e->fn = pr->eng[i].fn;
+    memcpy(e->region_bytes, g->region_bytes, sizeof e->region_bytes);
+    e->tensors = program_tensor_table(g, &pr->arena, &e->ntensors);
+    e->K = K;
+    e->B = B;
+    return true;
+}
+
+/* Every PARAM and STATE tensor of `e` sits where train_full has it. */
+static bool same_layout(const rt_entry *e, const rt_entry *full) {
+    for (int i = 0; i < e->ntensors; i++) {
+        const rt_step_tensor *t = &e->tensors[i];
+        if (t->region != RT_REGION_PARAM && t->region != RT_REGION_STATE) continue;
+        const rt_step_tensor *u = rt_entry_tensor(full, t->name);
+        if (!u || u->region != t->region || u->offset != t->offset) {
+            fprintf(stderr, "rrc: internal error: entry %s places %s differently from %s\n", e->name, t->name, full->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows, const CgOptions *co) {
+    memset(pr, 0, sizeof *pr);
+    Diag d = {0};
+    int64_t B = s->batch, Blast = n_train ? n_train % B : 0;
+    char name[64];
+    snprintf(name, sizeof name, "train_b%lld", (long long)B);
+    if (!build_entry(pr, 0, lower_train(s, B, s->in_c, s->in_h, s->in_w, &pr->arena, &d), name, s->K, B, co)) return false;
+    if (Blast >= 2) {
+        snprintf(name, sizeof name, "train_b%lld", (long long)Blast);
+        if (!build_entry(pr, 1, lower_train(s, Blast, s->in_c, s->in_h, s->in_w, &pr->arena, &d), name, s->K, Blast, co))
+            return false;
+    }
+    if (!build_entry(pr, 2, lower_features(s, features_rows, s->in_c, s->in_h, s->in_w, &pr->arena, &d), "features", 0,
+                     features_rows, co))
+        return false;
+    rt_program *p = &pr->p;
+    p->spec_name = s->name;
+    p->train_full = &pr->entry[0];
+    p->train_last = Blast >= 2 ? &pr->entry[1] : NULL;
+    p->features = &pr->entry[2];
+    if ((p->train_last && !same_layout(p->train_last, p->train_full)) || !same_layout(p->features, p->train_full)) return false;
+    p->layout_hash = rt_layout_hash(p->train_full);
+    p->in_c = s->in_c;
+    p->in_h = s->in_h;
+    p->in_w = s->in_w;
+    const rt_step_tensor *f = rt_entry_tensor(p->features, "features");
+    p->feat_dim = f ? f->dim[1] : 0;
+    p->K = s->K;
+    p->batch = s->batch;
+    p->epochs = s->epochs;
+    p->seed = s->seed;
+    p->data = s->data;
+    p->aggregation = aggregation_name(s->head.aggregation);
+    p->loss = loss_name(s->loss.kind);
+    p->naug = s->naug;
+    p->aug = arena_alloc(&pr->arena, (size_t)(s->naug ? s->naug : 1) * sizeof *p->aug);
+    for (int i = 0; i < s->naug; i++) p->aug[i] = convert_aug(&s->aug[i]);
+    p->optim = s->optim.kind == OPT_ADAM ? RT_OPT_ADAM : RT_OPT_SGD;
+    p->adam = (rt_adam){s->optim.lr, s->optim.beta1, s->optim.beta2, s->optim.eps, s->optim.weight_decay};
+    p->sgd = (rt_sgd){s->optim.lr, s->optim.momentum, s->optim.weight_decay};
+    p->nmilestones = s->optim.nmilestones;
+    memcpy(p->milestones, s->optim.milestones, sizeof p->milestones);
+    p->lr_gamma = s->optim.lr_gamma;
+    return true;
+}
+
+bool program_build_supervised(Program *pr, Spec *s, int classes, int64_t n_train, int64_t rows, const CgOptions *co) {
+    memset(pr, 0, sizeof *pr);
+    Diag d = {0};
+    int64_t B = s->batch, Blast = n_train ? n_train % B : 0;
+    char name[64];
+    snprintf(name, sizeof name, "supervised_b%lld", (long long)B);
+    if (!build_entry(pr, 0, lower_supervised(s, B, classes, s->in_c, s->in_h, s->in_w, true, &pr->arena, &d), name, 1, B, co))
+        return false;
+    if (Blast >= 2) {
+        snprintf(name, sizeof name, "supervised_b%lld", (long long)Blast);
+        if (!build_entry(pr, 1, lower_supervised(s, Blast, classes, s->in_c, s->in_h, s->in_w, true, &pr->arena, &d), name, 1,
+                         Blast, co))
+            return false;
+    }
+    if (!build_entry(pr, 2, lower_features(s, rows, s->in_c, s->in_h, s->in_w, &pr->arena, &d), "features", 0, rows, co) ||
+        !build_entry(pr, 3, lower_supervised(s, rows, classes, s->in_c, s->in_h, s->in_w, false, &pr->arena, &d), "classify", 0,
+                     rows, co))
+        return false;
+    rt_program *p = &pr->p;
+    p->spec_name = s->name;
+    p->method = RT_METHOD_SUPERVISED;
+    p->train_full = &pr->entry[0];
+    p->train_last = Blast >= 2 ? &pr->entry[1] : NULL;
+    p->features = &pr->entry[2];
+    p->classify = &pr->entry[3];
+    p->classes = classes;
+    if ((p->train_last && !same_layout(p->train_last, p->train_full)) || !same_layout(p->features, p->train_full) ||
+        !same_layout(p->classify, p->train_full))
+        return false;
+    p->layout_hash = rt_layout_hash(p->train_full);
+    p->in_c = s->in_c;
+    p->in_h = s->in_h;
+    p->in_w = s->in_w;
+    p->feat_dim = rt_entry_tensor(p->features, "features")->dim[1];
+    p->K = 1;
+    p->batch = s->batch;
+    p->epochs = s->epochs;
+    p->seed = s->seed;
+    p->data = s->data;
+    p->aggregation = aggregation_name(s->head.aggregation);
+    p->loss = "cross-entropy";
+    p->naug = s->naug;
+    p->aug = arena_alloc(&pr->arena, (size_t)(s->naug ? s->naug : 1) * sizeof *p->aug);
+    for (int i = 0; i < s->naug; i++) p->aug[i] = convert_aug(&s->aug[i]);
+    /* METHOD.md's supervised schedule, whatever the spec's relational optimizer */
+    p->optim = RT_OPT_SGD;
+    p->sgd = (rt_sgd){0.1, 0.9, 0.0};
+    p->nmilestones = 2;
+    p->milestones[0] = 0.5;
+    p->milestones[1] = 0.75;
+    p->lr_gamma = 0.1;
+    return true;
+}
+
+void program_free(Program *pr) {
+    for (int i = 0; i < 4; i++) engine_free(&pr->eng[i]);
+    arena_free(&pr->arena);
+    memset(pr, 0, sizeof *pr);
+}

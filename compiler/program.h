@@ -1,0 +1,36 @@
+/*
+** program.h: a spec compiled into a runtime program (rt_program.h) by the
+** JIT: the training step for a full batch, for the last partial batch of
+** the dataset, and the eval-mode features, each lowered, passed, planned
+** and JIT-compiled in this process.
+*/
+#ifndef RRC_PROGRAM_H
+#define RRC_PROGRAM_H
+
+#include "engine.h"
+#include "frontend/spec.h"
+#include "rt_program.h"
+
+typedef struct Program {
+    rt_program p;
+    rt_entry entry[4];        /* train_full, train_last, features, classify */
+    Engine eng[4];
+    Graph *graph[4];
+    Arena arena;
+    double compile_seconds;
+} Program;
+
+/* n_train: images in the training set (decides the last batch; 0 = none);
+   features_rows: rows of the features entry. Prints and returns false on
+   error. */
+bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows, const CgOptions *co);
+/* The supervised program: training steps of backbone + linear classifier
+   (classes wide) for batch s->batch and the last partial batch, eval
+   features and the eval classifier. */
+bool program_build_supervised(Program *pr, Spec *s, int classes, int64_t n_train, int64_t rows, const CgOptions *co);
+void program_free(Program *pr);
+
+/* The step table of a planned graph: every leaf and output. */
+rt_step_tensor *program_tensor_table(Graph *g, Arena *a, int *n);
+
+#endif

@@ -1,0 +1,329 @@
+/*
+** rt_cli.c: `train` and `lineval` command lines over a compiled program
+** (see rt_cli.h).
+*/
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cblas.h>
+
+#include "rt_checkpoint.h"
+#include "rt_cli.h"
+#include "rt_lineval.h"
+#include "rt_train.h"
+
+/* ---- flags ---- */
+
+typedef struct Flags {
+    const char *prog;
+    int argc;
+    char **argv;
+    int i;
+    int bad;            /* an error was printed */
+} Flags;
+
+static bool is_flag(const char *a, const char *name) {
+    size_t n = strlen(name);
+    return strncmp(a, name, n) == 0 && (a[n] == 0 || a[n] == '=');
+}
+
+static const char *value(Flags *f, const char *name) {
+    const char *a = f->argv[f->i], *eq = strchr(a, '=');
+    if (eq) return eq + 1;
+    if (f->i + 1 >= f->argc) {
+        fprintf(stderr, "%s: flag %s needs a value\n", f->prog, name);
+        f->bad = 1;
+        return NULL;
+    }
+    return f->argv[++f->i];
+}
+
+static long long int_value(Flags *f, const char *name, long long lo, long long hi) {
+    const char *v = value(f, name);
+    if (!v) return lo;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        fprintf(stderr, "%s: %s must be an integer in [%lld, %lld] (got \"%s\")\n", f->prog, name, lo, hi, v);
+        f->bad = 1;
+        return lo;
+    }
+    return x;
+}
+
+/* A compile-time setting given again at run time must match. */
+static void must_match(Flags *f, const char *name, const char *given, const char *compiled) {
+    if (given && strcmp(given, compiled) != 0) {
+        fprintf(stderr, "%s: this program was compiled with %s %s; %s %s needs a recompile (rrc compile ... %s %s)\n",
+                f->prog, name, compiled, name, given, name, given);
+        f->bad = 1;
+    }
+}
+
+static bool compiled_flag(Flags *f, const rt_program *p) {
+    const char *a = f->argv[f->i];
+    char buf[32];
+    if (is_flag(a, "--K")) {
+        snprintf(buf, sizeof buf, "%d", p->K);
+        must_match(f, "--K", value(f, "--K"), buf);
+    } else if (is_flag(a, "--batch")) {
+        snprintf(buf, sizeof buf, "%d", p->batch);
+        must_match(f, "--batch", value(f, "--batch"), buf);
+    } else if (is_flag(a, "--aggregation")) {
+        must_match(f, "--aggregation", value(f, "--aggregation"), p->aggregation);
+    } else if (is_flag(a, "--loss")) {
+        must_match(f, "--loss", value(f, "--loss"), p->loss);
+    } else if (is_flag(a, "--method")) {
+        must_match(f, "--method", value(f, "--method"), p->method == RT_METHOD_SUPERVISED ? "supervised" : "relational");
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* ---- train ---- */
+
+void rt_cli_train_usage(FILE *f, const char *prog, const char *spec_arg) {
+    fprintf(f,
+            "usage: %s%s [flags]\n"
+            "\n"
+            "Trains the backbone and relation head with self-supervised relational reasoning.\n"
+            "\n"
+            "  --data NAME[:PATH]  dataset (%s); default: the spec's\n"
+            "  --epochs E          epochs (default: the spec's)\n"
+            "  --seed S            seed of initialisation, shuffling and augmentation\n"
+            "  --threads N         threads (augmentation workers and BLAS); default 2\n"
+            "  --out RUN           run directory (default runs/SPECNAME): metrics.csv, curves.png,\n"
+            "                      last.safetensors\n"
+            "  --max-steps N       stop after N steps (continue with --resume)\n"
+            "  --resume RUN        continue the run in RUN from its last.safetensors\n"
+            "  --checkpoint-every E  also keep epoch_E.safetensors every E epochs\n"
+            "  --quiet             no progress output\n"
+            "  --method M          relational (default) or supervised: the backbone with a linear\n"
+            "                      classifier, SGD 0.1 x0.1 at 50%%/75%%, batch 128, crop+flip (the upper\n"
+            "                      bound of METHOD.md); prints the classifier's test accuracy\n"
+            "  --K K, --batch B, --aggregation A, --loss L, --method M   compiled into the step\n",
+            prog, spec_arg, rt_dataset_names());
+}
+
+int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
+    Flags f = {prog, argc, argv, 0, 0};
+    rt_train_opts o = {.data = p->data, .epochs = p->epochs, .nthreads = 2, .seed = p->seed, .engine = "compiled"};
+    char outbuf[512];
+    for (f.i = 0; f.i < argc && !f.bad; f.i++) {
+        const char *a = argv[f.i];
+        if (is_flag(a, "--help") || is_flag(a, "-h")) { rt_cli_train_usage(stdout, prog, ""); return 0; }
+        else if (compiled_flag(&f, p)) continue;
+        else if (is_flag(a, "--data")) o.data = value(&f, "--data");
+        else if (is_flag(a, "--epochs")) o.epochs = (int)int_value(&f, "--epochs", 1, 100000);
+        else if (is_flag(a, "--seed")) o.seed = (uint64_t)int_value(&f, "--seed", 0, 0x7fffffffLL);
+        else if (is_flag(a, "--threads")) o.nthreads = (int)int_value(&f, "--threads", 1, 256);
+        else if (is_flag(a, "--out")) o.out_dir = value(&f, "--out");
+        else if (is_flag(a, "--max-steps")) o.max_steps = int_value(&f, "--max-steps", 1, 0x7fffffffffffLL);
+        else if (is_flag(a, "--resume")) o.resume = value(&f, "--resume");
+        else if (is_flag(a, "--checkpoint-every")) o.checkpoint_every = (int)int_value(&f, "--checkpoint-every", 1, 100000);
+        else if (is_flag(a, "--quiet")) o.quiet = 1;
+        else if (is_flag(a, "--engine")) o.engine = value(&f, "--engine");
+        else { fprintf(stderr, "%s: unknown flag '%s' (see --help)\n", prog, a); return 1; }
+    }
+    if (f.bad || !o.data) return 1;
+    if (!o.out_dir) {
+        if (o.resume) {
+            o.out_dir = o.resume;
+        } else {
+            mkdir("runs", 0777);
+            snprintf(outbuf, sizeof outbuf, "runs/%s", p->spec_name);
+            o.out_dir = outbuf;
+        }
+    }
+    openblas_set_num_threads(o.nthreads);
+    char err[1024];
+    if (p->method == RT_METHOD_SUPERVISED) {
+        rt_dataset tr = {0}, te = {0};
+        rt_data_opts dopts = {p->in_h, p->in_w, p->in_c, o.seed};
+        double acc = 0;
+        int rc = 1;
+        if (rt_dataset_load(o.data, RT_SPLIT_TRAIN, &dopts, &tr, err, sizeof err) != 0 ||
+            rt_dataset_load(o.data, RT_SPLIT_TEST, &dopts, &te, err, sizeof err) != 0 ||
+            rt_train_supervised(p, &o, &tr, &te, &acc, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+        } else {
+            printf("supervised %s on %s, %d epochs: test top-1 %.2f%%\n", p->spec_name, o.data, o.epochs, 100 * acc);
+            char path[1100];
+            snprintf(path, sizeof path, "%s/supervised.txt", o.out_dir);
+            FILE *fo = fopen(path, "w");
+            if (fo) {
+                fprintf(fo, "spec %s\ndata %s\nepochs %d\nbatch %d\nseed %llu\ntest_top1 %.4f\n", p->spec_name, o.data, o.epochs,
+                        p->batch, (unsigned long long)o.seed, acc);
+                fclose(fo);
+            }
+            rc = 0;
+        }
+        rt_dataset_free(&tr);
+        rt_dataset_free(&te);
+        return rc;
+    }
+    if (rt_train(p, &o, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- lineval ---- */
+
+void rt_cli_lineval_usage(FILE *f, const char *prog, const char *spec_arg) {
+    fprintf(f,
+            "usage: %s%s --data NAME[:PATH] (--checkpoint FILE | --random-init) [flags]\n"
+            "\n"
+            "Linear evaluation (METHOD.md): the backbone frozen in eval mode, features computed once,\n"
+            "a linear classifier trained with Adam (lr 1e-3) and cross-entropy on the train split;\n"
+            "prints the test top-1 accuracy and writes it to OUT/lineval.txt.\n"
+            "\n"
+            "  --checkpoint FILE   backbone weights (an rrc checkpoint, or a PyTorch backbone saved\n"
+            "                      as safetensors with its bare names)\n"
+            "  --random-init       a randomly initialised backbone (the lower bound)\n"
+            "  --epochs E          classifier epochs (default 100)\n"
+            "  --batch B           classifier batch (default 128)\n"
+            "  --seed S            seed (default: the spec's)\n"
+            "  --threads N         BLAS threads (default 2)\n"
+            "  --out DIR           where to write lineval.txt (default: the checkpoint's folder)\n",
+            prog, spec_arg);
+}
+
+/* The normalisation of evaluation: the dataset's own constants, else the
+   spec's normalize step, else none. */
+static void eval_norm(const rt_program *p, const rt_dataset *d, double mean[3], double std[3]) {
+    for (int c = 0; c < 3; c++) { mean[c] = 0; std[c] = 1; }
+    if (d->has_norm) {
+        memcpy(mean, d->mean, 3 * sizeof *mean);
+        memcpy(std, d->std, 3 * sizeof *std);
+        return;
+    }
+    for (int i = 0; i < p->naug; i++)
+        if (p->aug[i].kind == RT_AUG_NORMALIZE) {
+            memcpy(mean, p->aug[i].mean, 3 * sizeof *mean);
+            memcpy(std, p->aug[i].std, 3 * sizeof *std);
+        }
+}
+
+typedef struct ProbeCtx { const char *prog; int epochs; } ProbeCtx;
+
+static void probe_progress(void *vctx, int epoch, double loss, double acc) {
+    ProbeCtx *c = vctx;
+    if (epoch == 1 || epoch % 10 == 0 || epoch == c->epochs)
+        fprintf(stderr, "%s: classifier epoch %d/%d: loss %.4f, train accuracy %.4f\n", c->prog, epoch, c->epochs, loss, acc);
+}
+
+static int load_split(const char *prog, const rt_program *p, const char *data, rt_split split, uint64_t seed, rt_dataset *d) {
+    char err[1024];
+    rt_data_opts o = {p->in_h, p->in_w, p->in_c, seed};
+    if (rt_dataset_load(data, split, &o, d, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return -1;
+    }
+    if (d->h != p->in_h || d->w != p->in_w) {
+        fprintf(stderr, "%s: %s: images are %dx%d, %s expects %dx%d\n", prog, data, d->h, d->w, p->spec_name, p->in_h, p->in_w);
+        return -1;
+    }
+    if (!d->labels) {
+        fprintf(stderr, "%s: %s has no labels\n", prog, data);
+        return -1;
+    }
+    return 0;
+}
+
+int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv) {
+    Flags f = {prog, argc, argv, 0, 0};
+    const char *data = p->data, *ckpt = NULL, *out = NULL;
+    int random_init = 0, epochs = 100, batch = 128, threads = 2;
+    uint64_t seed = p->seed;
+    for (f.i = 0; f.i < argc && !f.bad; f.i++) {
+        const char *a = argv[f.i];
+        if (is_flag(a, "--help") || is_flag(a, "-h")) { rt_cli_lineval_usage(stdout, prog, ""); return 0; }
+        else if (compiled_flag(&f, p)) continue;
+        else if (is_flag(a, "--data")) data = value(&f, "--data");
+        else if (is_flag(a, "--checkpoint")) ckpt = value(&f, "--checkpoint");
+        else if (is_flag(a, "--random-init")) random_init = 1;
+        else if (is_flag(a, "--epochs")) epochs = (int)int_value(&f, "--epochs", 1, 100000);
+        else if (is_flag(a, "--batch")) batch = (int)int_value(&f, "--batch", 1, 1 << 20);
+        else if (is_flag(a, "--seed")) seed = (uint64_t)int_value(&f, "--seed", 0, 0x7fffffffLL);
+        else if (is_flag(a, "--threads")) threads = (int)int_value(&f, "--threads", 1, 256);
+        else if (is_flag(a, "--out")) out = value(&f, "--out");
+        else { fprintf(stderr, "%s: unknown flag '%s' (see --help)\n", prog, a); return 1; }
+    }
+    if (f.bad || !data) return 1;
+    if ((!ckpt && !random_init) || (ckpt && random_init)) {
+        fprintf(stderr, "%s: give exactly one of --checkpoint FILE and --random-init\n", prog);
+        return 1;
+    }
+    openblas_set_num_threads(threads);
+    int rc = 1;
+    rt_dataset tr = {0}, te = {0};
+    rt_model m = {0};
+    float *ftr = NULL, *fte = NULL;
+    char err[1024];
+    if (load_split(prog, p, data, RT_SPLIT_TRAIN, seed, &tr) != 0 || load_split(prog, p, data, RT_SPLIT_TEST, seed, &te) != 0)
+        goto done;
+    if (rt_model_init(&m, p, err, sizeof err) != 0) { fprintf(stderr, "%s: %s\n", prog, err); goto done; }
+    rt_model_seed(&m, seed);
+    if (ckpt && rt_checkpoint_load(ckpt, p, m.params, m.state, NULL, NULL, NULL, NULL, RT_CKPT_BACKBONE_ONLY, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        goto done;
+    }
+    double mean[3], std[3];
+    eval_norm(p, &tr, mean, std);
+    int64_t F = p->feat_dim;
+    ftr = malloc((size_t)(tr.n * F) * sizeof *ftr);
+    fte = malloc((size_t)(te.n * F) * sizeof *fte);
+    if (!ftr || !fte) { fprintf(stderr, "%s: out of memory for features\n", prog); goto done; }
+    rt_features(&m, &tr, mean, std, ftr);
+    rt_features(&m, &te, mean, std, fte);
+    fprintf(stderr, "%s: features of %lld train and %lld test images (%lld-d) computed\n", prog, (long long)tr.n,
+            (long long)te.n, (long long)F);
+    int nclasses = tr.nclasses > te.nclasses ? tr.nclasses : te.nclasses;
+    ProbeCtx pc = {prog, epochs};
+    rt_probe_opts po = {.epochs = epochs, .batch = batch, .lr = 1e-3, .seed = seed, .progress = probe_progress, .ctx = &pc};
+    rt_probe_report rep = {0};
+    double acc = rt_linear_probe(ftr, tr.labels, tr.n, fte, te.labels, te.n, F, nclasses, &po, &rep);
+    const char *what = ckpt ? ckpt : "random init";
+    printf("linear evaluation of %s (%s) on %s: test top-1 %.2f%% (train %.2f%%)\n", p->spec_name, what, data, 100 * acc,
+           100 * rep.train_acc);
+    char dir[1024], path[1100];
+    if (out) {
+        snprintf(dir, sizeof dir, "%s", out);
+        mkdir(dir, 0777);
+    } else if (ckpt) {
+        snprintf(dir, sizeof dir, "%s", ckpt);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        else strcpy(dir, ".");
+    } else {
+        mkdir("runs", 0777);
+        snprintf(dir, sizeof dir, "runs/%s-random", p->spec_name);
+        mkdir(dir, 0777);
+    }
+    snprintf(path, sizeof path, "%s/lineval%s.txt", dir, ckpt ? "" : "_random");
+    FILE *fo = fopen(path, "w");
+    if (!fo) {
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, path, strerror(errno));
+        goto done;
+    }
+    fprintf(fo, "spec %s\nbackbone %s\ndata %s\nepochs %d\nbatch %d\nseed %llu\ntest_top1 %.4f\ntrain_top1 %.4f\n", p->spec_name,
+            what, data, epochs, batch, (unsigned long long)seed, acc, rep.train_acc);
+    fclose(fo);
+    fprintf(stderr, "%s: wrote %s\n", prog, path);
+    rc = 0;
+done:
+    free(ftr);
+    free(fte);
+    rt_model_free(&m);
+    rt_dataset_free(&tr);
+    rt_dataset_free(&te);
+    return rc;
+}

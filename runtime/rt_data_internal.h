@@ -1,0 +1,65 @@
+/*
+** rt_data_internal.h: what the dataset readers (rt_data*.c) share, and
+** nothing else includes: the error formatter, path helpers, the allocation
+** of a dataset's arrays, and one loader per file format. Not a public API:
+** callers use rt_data.h.
+**
+** Conventions of every loader here: `out` arrives zeroed with its name set;
+** the loader fills it; on error it frees its own temporaries, writes one
+** line "PATH: problem" to err and returns -1, and rt_dataset_load frees
+** whatever the loader already attached to `out`.
+*/
+#ifndef RT_DATA_INTERNAL_H
+#define RT_DATA_INTERNAL_H
+
+#include "rt_data.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Longest path the readers build (directory + file name). */
+#define RTD_PATH_MAX 4096
+
+/* Largest side of a decoded PNG/JPEG and largest pixel count: a 1 KB file
+   may legitimately decode to a huge image, so this cap (PIL warns about
+   "decompression bombs" at 89M pixels) is what bounds the allocation. */
+#define RTD_IMAGE_MAX_SIDE (1 << 14)
+#define RTD_IMAGE_MAX_PIXELS ((int64_t)1 << 26)
+
+void rtd_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* dir + "/" + name into buf; -1 with "DIR: path too long" if it does not fit. */
+int rtd_join(char *buf, size_t n, const char *dir, const char *name, char *err, size_t errlen);
+int rtd_is_dir(const char *path);
+int rtd_is_file(const char *path);
+
+/* Opens a regular file for reading and returns its size; -1 with
+   "PATH: cannot open: REASON" or "PATH: not a regular file". */
+int rtd_open_sized(const char *path, FILE **f, int64_t *size, char *err, size_t errlen);
+
+/* Allocates d->pixels (n*h*w*c bytes, zeroed) and, if labeled, d->labels,
+   and sets n/h/w/c. `what` names the data in the out-of-memory message. */
+int rtd_alloc(rt_dataset *d, int64_t n, int h, int w, int c, int labeled, const char *what, char *err,
+              size_t errlen);
+
+void rtd_set_norm(rt_dataset *d, const double mean[3], const double std[3]);
+
+/* The formats. `dir` is the PATH part of the spec (may be NULL where the
+   format has a default). */
+int rtd_load_idx(const char *name, const char *dir, rt_split split, rt_dataset *out, char *err,
+                 size_t errlen);
+int rtd_load_cifar(const char *name, const char *dir, rt_split split, rt_dataset *out, char *err,
+                   size_t errlen);
+int rtd_load_stl10(const char *name, const char *dir, rt_split split, rt_dataset *out, char *err,
+                   size_t errlen);
+int rtd_load_folder(const char *dir, rt_split split, rt_dataset *out, char *err, size_t errlen);
+
+/* Decodes one PNG or JPEG (chosen by the file's first bytes, not by its
+   name) into a malloc'd h*w*3 RGB buffer: gray is replicated, alpha
+   dropped, 16-bit samples keep their high byte. If want_h/want_w are
+   nonzero and the image has another size, returns -2 with *h, *w set and
+   nothing allocated (the caller names both files in its message). */
+int rtd_decode_image(const char *path, int want_h, int want_w, uint8_t **rgb, int *h, int *w, char *err,
+                     size_t errlen);
+
+#endif

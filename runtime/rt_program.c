@@ -1,0 +1,51 @@
+/*
+** rt_program.c: small helpers over a program's entries (rt_program.h):
+** finding a tensor by name and the layout hash that tells two compiled
+** programs apart by what their PARAM and STATE regions hold.
+*/
+#include "rt_program.h"
+
+#include <string.h>
+
+const rt_step_tensor *rt_entry_tensor(const rt_entry *e, const char *name) {
+    /* Linear: tables hold at most a few hundred tensors and lookups happen
+       while planning, never per step. */
+    for (int i = 0; i < e->ntensors; i++)
+        if (strcmp(e->tensors[i].name, name) == 0) return &e->tensors[i];
+    return NULL;
+}
+
+#define FNV64_BASIS UINT64_C(14695981039346656037)
+#define FNV64_PRIME UINT64_C(1099511628211)
+
+static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= FNV64_PRIME;
+    }
+    return h;
+}
+
+/* Integers are hashed as 8 little-endian bytes, so the hash is the same on
+   every host and for every int width the fields may have. */
+static uint64_t fnv_i64(uint64_t h, int64_t v) {
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++) b[i] = (unsigned char)((uint64_t)v >> (8 * i));
+    return fnv_bytes(h, b, 8);
+}
+
+uint64_t rt_layout_hash(const rt_entry *e) {
+    uint64_t h = FNV64_BASIS;
+    for (int i = 0; i < e->ntensors; i++) {
+        const rt_step_tensor *t = &e->tensors[i];
+        if (t->region != RT_REGION_PARAM && t->region != RT_REGION_STATE) continue;
+        /* The name with its NUL, so "ab"+"c" and "a"+"bc" differ. */
+        h = fnv_bytes(h, t->name, strlen(t->name) + 1);
+        h = fnv_i64(h, t->rank);
+        for (int d = 0; d < t->rank && d < 4; d++) h = fnv_i64(h, t->dim[d]);
+        h = fnv_i64(h, t->region);
+        h = fnv_i64(h, t->offset);
+    }
+    return h;
+}

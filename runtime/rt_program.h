@@ -1,0 +1,71 @@
+/*
+** rt_program.h: a compiled spec as the runtime sees it. A program is a few
+** entry points (rt_step.h ABI) plus what the spec says about training:
+** views, augmentation, optimizer, loss, data. `rrc train` builds one in
+** process from JIT-compiled graphs; an AOT trainer gets one from the
+** generated code of `rrc compile`. The training loop, checkpoints and
+** linear evaluation work on it and never see the compiler.
+**
+** All entries of a program share one layout of the PARAM and STATE regions
+** (the same tensors at the same offsets), so parameters live in one place.
+*/
+#ifndef RT_PROGRAM_H
+#define RT_PROGRAM_H
+
+#include <stdint.h>
+
+#include "rt_augment.h"
+#include "rt_optim.h"
+#include "rt_step.h"
+
+typedef struct rt_entry {
+    const char *name;           /* "train_b64", "train_b32", "features" */
+    rt_step_fn fn;
+    int64_t region_bytes[RT_NREGIONS];
+    const rt_step_tensor *tensors;   /* every named tensor it reads or writes */
+    int ntensors;
+    int K;                      /* train entries: views per image */
+    int64_t B;                  /* train entries: images per batch; features: rows */
+} rt_entry;
+
+typedef enum rt_optim_kind { RT_OPT_ADAM, RT_OPT_SGD } rt_optim_kind;
+
+/* What train_full/train_last compute: the relational-reasoning step, or
+   supervised training of the backbone with a linear classifier (METHOD.md's
+   upper bound; then `classify` holds the eval-mode classifier). */
+typedef enum rt_method { RT_METHOD_RELATIONAL, RT_METHOD_SUPERVISED } rt_method;
+
+typedef struct rt_program {
+    const char *spec_name;
+    uint64_t layout_hash;       /* hash of names, shapes and offsets of PARAM and STATE tensors */
+    int in_c, in_h, in_w;       /* input images of the backbone */
+    int64_t feat_dim;           /* backbone feature width */
+    /* entries: training for a full batch, for the last partial batch of an
+       epoch (NULL if the dataset size is a multiple of the batch), eval-mode
+       features (rows = features->B) */
+    const rt_entry *train_full, *train_last, *features;
+    rt_method method;
+    const rt_entry *classify;   /* supervised: x [rows] -> logits, eval mode */
+    int classes;                /* supervised: classifier width */
+    /* what the spec says */
+    int K, batch, epochs;
+    uint64_t seed;
+    const char *data;           /* dataset name of the spec */
+    const char *aggregation;    /* "cat", "sum", "mean", "max" (compiled in) */
+    const char *loss;           /* "focal", "bce" (compiled in) */
+    rt_aug_op *aug;             /* one view's pipeline */
+    int naug;
+    rt_optim_kind optim;
+    rt_adam adam;
+    rt_sgd sgd;
+    int nmilestones;
+    double milestones[8], lr_gamma;
+} rt_program;
+
+/* The tensor `name` of an entry, or NULL. */
+const rt_step_tensor *rt_entry_tensor(const rt_entry *e, const char *name);
+/* Computes the layout hash of an entry's PARAM and STATE tensors (FNV-1a
+   over name, rank, dims, region and offset). */
+uint64_t rt_layout_hash(const rt_entry *e);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+** rt_train.h: the relational-reasoning training loop and what evaluation
+** needs from a program: shuffled epochs (the last partial batch kept, as
+** the reference code does), K augmented views per image made on worker
+** threads, the compiled step, the optimizer update, per-step metrics,
+** progress, metrics.csv, checkpoints and curves; and eval-mode features.
+*/
+#ifndef RT_TRAIN_H
+#define RT_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rt_data.h"
+#include "rt_program.h"
+
+typedef struct rt_train_opts {
+    const char *data;        /* dataset spec, "NAME[:PATH]" */
+    const char *out_dir;     /* run directory (created) */
+    int epochs;              /* total epochs of the run */
+    int64_t max_steps;       /* stop after this many steps in all (0 = no limit) */
+    int nthreads;            /* augmentation worker threads (>= 1) */
+    uint64_t seed;
+    const char *resume;      /* run directory to continue from (its last.safetensors), or NULL */
+    int quiet;               /* no progress line */
+    int checkpoint_every;    /* also keep epoch_<e>.safetensors every this many epochs (0 = only last) */
+    const char *engine;      /* for the log: "jit", "aot", ... */
+    const rt_dataset *dataset;   /* already loaded (else loaded from `data`) */
+} rt_train_opts;
+
+/* State of a program in memory: the PARAM and STATE regions and the
+   optimizer's buffers (laid out like PARAM). */
+typedef struct rt_model {
+    const rt_program *p;
+    char *params, *state;
+    float *opt_m, *opt_v;
+    /* per entry: INPUT, OUTPUT and SCRATCH regions (one set, sized for the largest entry) */
+    char *io[RT_NREGIONS];
+} rt_model;
+
+int rt_model_init(rt_model *m, const rt_program *p, char *err, size_t errlen);
+/* Initialises params and running statistics from the seed (rt_init). */
+void rt_model_seed(rt_model *m, uint64_t seed);
+void rt_model_free(rt_model *m);
+/* Runs an entry with the model's regions. */
+void rt_model_run(rt_model *m, const rt_entry *e);
+
+/* Trains; returns 0, or -1 with a one-line message in err. */
+int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errlen);
+
+/* Eval-mode features of images idx... of a dataset: normalised with
+   mean/std (no augmentation), written to out [n, p->feat_dim]. */
+void rt_features(rt_model *m, const rt_dataset *d, const double mean[3], const double std[3], float *out);
+
+/* Supervised training (rt_supervised.c): train on `train`, then the
+   classifier's test top-1 accuracy on `test` in *test_acc; writes
+   metrics.csv and last.safetensors to o->out_dir. */
+int rt_train_supervised(const rt_program *p, const rt_train_opts *o, const rt_dataset *train, const rt_dataset *test,
+                        double *test_acc, char *err, size_t errlen);
+double rt_classify_accuracy(rt_model *m, const rt_dataset *d, const double mean[3], const double std[3]);
+
+/* Metrics of one step from logits and targets (METHOD.md step 7). */
+typedef struct rt_step_metrics {
+    double loss, pair_acc, pos_acc, neg_acc;
+} rt_step_metrics;
+rt_step_metrics rt_pair_metrics(const float *logits, const float *targets, int64_t P, double loss);
+
+#endif
