@@ -20,7 +20,7 @@ CFLAGS_WARN = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
 # the Makefile is read before `deps` can install LLVM on a fresh machine.
 LLVM_DIR = /usr/lib/llvm-19
 CPPFLAGS = -D_GNU_SOURCE -Icompiler -Iruntime -I/usr/include/lua5.4 -I$(LLVM_DIR)/include
-CFLAGS  = -std=c11 $(OPT) -g $(CFLAGS_WARN) $(SAN) -pthread
+CFLAGS  = -std=c11 $(OPT) -g $(CFLAGS_WARN) $(SAN) -pthread -DRRC_LINK_SAN='"$(SAN)"'
 LDFLAGS = $(SAN) -pthread
 LDLIBS_RT = -ljansson -lz -lpng -ljpeg -lm -lopenblas
 # rrc exports the runtime's kernels (-rdynamic, whole archive) so that code
@@ -52,8 +52,13 @@ $(BUILD)/librrc.a: $(CC_LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-rrc: $(MAIN_OBJ) $(BUILD)/librrc.a $(BUILD)/librrt.a
+rrc: $(MAIN_OBJ) $(BUILD)/librrc.a $(BUILD)/librrt.a $(BUILD)/rrc_trainer_main.o
 	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(BUILD)/librrc.a $(LINK_RT) $(LDLIBS)
+
+# the main() of AOT trainers; `rrc compile` links it with the generated object
+$(BUILD)/rrc_trainer_main.o: runtime/trainer/main.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # The rr prelude (Lua source) is compiled into the binary as a C string.
 $(BUILD)/compiler/frontend/prelude_lua.c: compiler/frontend/rr.lua tools/embed.sh | deps
@@ -81,7 +86,7 @@ asan:
 test-asan: $(BUILD)/rrc_tests $(BUILD)/rrc
 	@RRC_BIN=$(BUILD)/rrc ASAN_OPTIONS=detect_leaks=1 $(BUILD)/rrc_tests
 
-$(BUILD)/rrc: $(MAIN_OBJ) $(BUILD)/librrc.a $(BUILD)/librrt.a
+$(BUILD)/rrc: $(MAIN_OBJ) $(BUILD)/librrc.a $(BUILD)/librrt.a $(BUILD)/rrc_trainer_main.o
 	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(BUILD)/librrc.a $(LINK_RT) $(LDLIBS)
 
 goldens:

@@ -87,7 +87,7 @@ static int run(Cmd cmd, int argc, char **argv) {
         classes = d.nclasses;
         rt_dataset_free(&d);
     }
-    Program pr;
+    Program pr = {0};
     CgOptions co = {.debug = rrc_env_debug()};
     int rc = EXIT_USAGE;
     bool built = supervised ? program_build_supervised(&pr, s, classes, n_train, 256, &co)

@@ -46,5 +46,6 @@ int rrc_env_debug(void);
 int cmd_grad(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_lineval(int argc, char **argv);
+int cmd_compile(int argc, char **argv);
 
 #endif

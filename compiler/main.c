@@ -27,6 +27,8 @@ static void usage(FILE *f) {
             "                      run one training-mode step (no update) and write loss, logits, gradients\n"
             "  train SPEC [--data D] [--epochs E] [--batch B] [--K K] [--threads N] [--seed S] [--out RUN]\n"
             "                      train with relational reasoning (JIT-compiled step)\n"
+            "  compile SPEC [-o DIR] [--emit-llvm]\n"
+            "                      ahead-of-time compile into a standalone trainer DIR/NAME-train\n"
             "  lineval SPEC --data D (--checkpoint FILE | --random-init)\n"
             "                      linear evaluation of a backbone\n"
             "  help                this text; `rrc COMMAND --help` for a command's flags\n");
@@ -137,6 +139,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "dump-ir")) return cmd_dump_ir(argc - 2, argv + 2);
     if (!strcmp(cmd, "grad")) return cmd_grad(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
     if (!strcmp(cmd, "lineval")) return cmd_lineval(argc - 2, argv + 2);
     fprintf(stderr, "rrc: unknown command '%s' (see rrc help)\n", cmd);
     return EXIT_USAGE;

@@ -43,13 +43,20 @@ static rt_aug_op convert_aug(const AugOp *a) {
     return o;
 }
 
+const char *const program_fn_names[4] = {"rrc_train_full", "rrc_train_last", "rrc_features", "rrc_classify"};
+
 static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, int64_t B, const CgOptions *co) {
     Diag d = {0};
     PipelineOpts po = {.debug = co ? co->debug : 0};
     if (!g || !pipeline_run(g, &d, &po)) return false;
-    if (!engine_init(&pr->eng[i], g, ENGINE_JIT, co)) return false;
+    if (pr->aot) {
+        pr->cgm[i] = cg_build(g, program_fn_names[i], co);
+        if (!pr->cgm[i]) return false;
+    } else {
+        if (!engine_init(&pr->eng[i], g, ENGINE_JIT, co)) return false;
+        pr->compile_seconds += pr->eng[i].compile_seconds;
+    }
     pr->graph[i] = g;
-    pr->compile_seconds += pr->eng[i].compile_seconds;
     rt_entry *e = &pr->entry[i];
     e->name = arena_strdup(&pr->arena, name);
     e->fn = pr->eng[i].fn;
@@ -75,7 +82,9 @@ static bool same_layout(const rt_entry *e, const rt_entry *full) {
 }
 
 bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows, const CgOptions *co) {
+    bool aot = pr->aot;
     memset(pr, 0, sizeof *pr);
+    pr->aot = aot;
     Diag d = {0};
     int64_t B = s->batch, Blast = n_train ? n_train % B : 0;
     char name[64];
@@ -121,7 +130,9 @@ bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows,
 }
 
 bool program_build_supervised(Program *pr, Spec *s, int classes, int64_t n_train, int64_t rows, const CgOptions *co) {
+    bool aot = pr->aot;
     memset(pr, 0, sizeof *pr);
+    pr->aot = aot;
     Diag d = {0};
     int64_t B = s->batch, Blast = n_train ? n_train % B : 0;
     char name[64];
@@ -175,7 +186,10 @@ bool program_build_supervised(Program *pr, Spec *s, int classes, int64_t n_train
 }
 
 void program_free(Program *pr) {
-    for (int i = 0; i < 4; i++) engine_free(&pr->eng[i]);
+    for (int i = 0; i < 4; i++) {
+        engine_free(&pr->eng[i]);
+        cg_free(pr->cgm[i]);
+    }
     arena_free(&pr->arena);
     memset(pr, 0, sizeof *pr);
 }

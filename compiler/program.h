@@ -18,12 +18,16 @@ typedef struct Program {
     Graph *graph[4];
     Arena arena;
     double compile_seconds;
+    bool aot;                 /* build LLVM modules only (cgm), no JIT */
+    CgModule *cgm[4];
 } Program;
 
 /* n_train: images in the training set (decides the last batch; 0 = none);
    features_rows: rows of the features entry. Prints and returns false on
    error. */
 bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows, const CgOptions *co);
+/* Function names of the entries in AOT objects, by slot. */
+extern const char *const program_fn_names[4];
 /* The supervised program: training steps of backbone + linear classifier
    (classes wide) for batch s->batch and the last partial batch, eval
    features and the eval classifier. */

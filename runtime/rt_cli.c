@@ -14,6 +14,7 @@
 #include "rt_checkpoint.h"
 #include "rt_cli.h"
 #include "rt_lineval.h"
+#include "rt_safetensors.h"
 #include "rt_train.h"
 
 /* ---- flags ---- */
@@ -325,5 +326,95 @@ done:
     rt_model_free(&m);
     rt_dataset_free(&tr);
     rt_dataset_free(&te);
+    return rc;
+}
+
+/* ---- grad ---- */
+
+static void grad_usage(FILE *f, const char *prog) {
+    fprintf(f,
+            "usage: %s grad --input X.safetensors --out G.safetensors [--params P.safetensors] [--seed S]\n"
+            "\n"
+            "One training-mode step (no update) on the views in tensor 'x' of X, with the\n"
+            "parameters of P (full names) or initialised from the seed; writes loss, logits,\n"
+            "grad.<param>, state.<running stat> (and param.<name> when initialised) as F32.\n"
+            "x must have the shape this trainer was compiled for.\n",
+            prog);
+}
+
+int rt_cli_grad(const rt_program *p, const char *prog, int argc, char **argv) {
+    Flags f = {prog, argc, argv, 0, 0};
+    const char *input = NULL, *params = NULL, *out = NULL;
+    uint64_t seed = p->seed;
+    for (f.i = 0; f.i < argc && !f.bad; f.i++) {
+        const char *a = argv[f.i];
+        if (is_flag(a, "--help") || is_flag(a, "-h")) { grad_usage(stdout, prog); return 0; }
+        else if (compiled_flag(&f, p)) continue;
+        else if (is_flag(a, "--input")) input = value(&f, "--input");
+        else if (is_flag(a, "--params")) params = value(&f, "--params");
+        else if (is_flag(a, "--out")) out = value(&f, "--out");
+        else if (is_flag(a, "--seed")) seed = (uint64_t)int_value(&f, "--seed", 0, 0x7fffffffLL);
+        else if (is_flag(a, "--engine")) value(&f, "--engine");
+        else { fprintf(stderr, "%s: unknown flag '%s' (see %s grad --help)\n", prog, a, prog); return 1; }
+    }
+    if (f.bad) return 1;
+    if (!input || !out) { fprintf(stderr, "%s: grad needs --input and --out\n", prog); return 1; }
+    const rt_entry *e = p->train_full;
+    const rt_step_tensor *xt = rt_entry_tensor(e, "x");
+    rt_st_file xf = {0};
+    rt_model m = {0};
+    char err[1024];
+    int rc = 1;
+    if (rt_st_read(input, &xf, err, sizeof err) != 0) { fprintf(stderr, "%s: %s\n", prog, err); return 1; }
+    const rt_tensor *x = rt_st_find(&xf, "x");
+    bool same = x && x->rank == xt->rank;
+    for (int k = 0; same && k < xt->rank; k++) same = x->shape[k] == xt->dim[k];
+    if (!same) {
+        fprintf(stderr, "%s: %s: 'x' must be [%lld,%lld,%lld,%lld]: this trainer was compiled for K=%d, B=%lld\n", prog, input,
+                (long long)xt->dim[0], (long long)xt->dim[1], (long long)xt->dim[2], (long long)xt->dim[3], e->K, (long long)e->B);
+        goto done;
+    }
+    if (rt_model_init(&m, p, err, sizeof err) != 0) { fprintf(stderr, "%s: %s\n", prog, err); goto done; }
+    rt_model_seed(&m, seed);
+    if (params && rt_checkpoint_load(params, p, m.params, m.state, NULL, NULL, NULL, NULL, 0, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        goto done;
+    }
+    int64_t xn = 1;
+    for (int k = 0; k < xt->rank; k++) xn *= xt->dim[k];
+    if (rt_tensor_to_f32(x, (float *)(m.io[RT_REGION_INPUT] + xt->offset), xn, input, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        goto done;
+    }
+    rt_model_run(&m, e);
+    rt_tensor *ts = calloc((size_t)(2 * e->ntensors), sizeof *ts);
+    char **names = calloc((size_t)(2 * e->ntensors), sizeof *names);
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < e->ntensors; i++) {
+            const rt_step_tensor *t = &e->tensors[i];
+            bool output = t->region == RT_REGION_OUTPUT && strcmp(t->name, "targets") != 0;
+            bool param = !params && (t->region == RT_REGION_PARAM || t->region == RT_REGION_STATE);
+            if (pass == 0 ? !output : !param) continue;
+            size_t len = strlen(t->name) + 8;
+            names[n] = malloc(len);
+            snprintf(names[n], len, "%s%s", pass ? "param." : "", t->name);
+            int64_t cnt = 1;
+            for (int k = 0; k < t->rank; k++) cnt *= t->dim[k];
+            char *base = t->region == RT_REGION_PARAM ? m.params : t->region == RT_REGION_STATE ? m.state : m.io[t->region];
+            ts[n] = (rt_tensor){.name = names[n], .dtype = RT_F32, .rank = t->rank, .data = base + t->offset,
+                                .nbytes = (size_t)cnt * sizeof(float)};
+            for (int k = 0; k < t->rank; k++) ts[n].shape[k] = t->dim[k];
+            n++;
+        }
+    const char *mk[] = {"format", "engine"}, *mv[] = {"rrc-grad-1", "aot"};
+    if (rt_st_write(out, ts, n, mk, mv, 2, err, sizeof err) != 0) fprintf(stderr, "%s: %s\n", prog, err);
+    else rc = 0;
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    free(ts);
+done:
+    rt_model_free(&m);
+    rt_st_free(&xf);
     return rc;
 }

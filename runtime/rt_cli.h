@@ -17,6 +17,7 @@
    command in messages ("rrc train", "conv4-train"). Returns an exit status. */
 int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv);
 int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv);
+int rt_cli_grad(const rt_program *p, const char *prog, int argc, char **argv);
 void rt_cli_train_usage(FILE *f, const char *prog, const char *spec_arg);
 void rt_cli_lineval_usage(FILE *f, const char *prog, const char *spec_arg);
 

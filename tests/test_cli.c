@@ -253,3 +253,48 @@ TEST(cli_grad_seeded_init_is_deterministic) {
     CHECK(bnw && ((const float *)bnw->data)[0] == 1.0f);
     rt_st_free(&o);
 }
+
+/* The AOT trainer's grad subcommand against PyTorch, on a golden step. */
+TEST(aot_grad_matches_pytorch) {
+    char golden[512], xf[512], pf[512], of[512], dir[512], cmd[4096], *err = NULL;
+    snprintf(golden, sizeof golden, "%s/steps/resnet8_B3_K3_max_bce.safetensors", golden_dir());
+    rt_st_file g = {0}, o = {0};
+    REQUIRE(golden_read(golden, &g));
+    snprintf(xf, sizeof xf, "%s/ax.safetensors", test_tmpdir());
+    snprintf(pf, sizeof pf, "%s/ap.safetensors", test_tmpdir());
+    snprintf(of, sizeof of, "%s/ag.safetensors", test_tmpdir());
+    snprintf(dir, sizeof dir, "%s/aot_r8", test_tmpdir());
+    REQUIRE(extract(&g, xf, is_x, NULL) && extract(&g, pf, is_param, NULL));
+    snprintf(cmd, sizeof cmd,
+             "%s compile specs/resnet8.lua --K 3 --batch 3 --aggregation max --loss bce --train-size 300 -o %s && "
+             "%s/resnet8-train grad --input %s --params %s --out %s",
+             test_rrc(), dir, dir, xf, pf, of);
+    int rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 0, "compile + grad: exit %d: %s", rc, err);
+    free(err);
+    if (rc == 0 && golden_read(of, &o)) {
+        int compared = 0;
+        for (int i = 0; i < o.ntensors; i++) {
+            const rt_tensor *t = &o.tensors[i];
+            int64_t n = rt_tensor_numel(t);
+            double *ours = golden_tensor(&o, of, t->name, n), *ref = golden_tensor(&g, golden, t->name, n);
+            if (ours && ref) {
+                char what[300];
+                snprintf(what, sizeof what, "aot %s", t->name);
+                golden_compare(what, ours, ref, n);
+                compared++;
+            }
+            free(ours);
+            free(ref);
+        }
+        CHECKF(compared > 30, "only %d tensors compared", compared);
+    }
+    rt_st_free(&o);
+    /* x of another shape is refused */
+    snprintf(cmd, sizeof cmd, "%s/resnet8-train grad --input %s/steps/conv4_B2_K2_cat_focal.safetensors --params %s --out %s", dir,
+             golden_dir(), pf, of);
+    rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 1 && strstr(err, "compiled for K=3, B=3"), "wrong x: exit %d: %s", rc, err);
+    free(err);
+    rt_st_free(&g);
+}

@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "golden_util.h"
 #include "ir/lower.h"
+#include "rt_rng.h"
 #include "test.h"
 
 TEST(cg_every_op_has_an_emitter) {
@@ -120,3 +121,64 @@ static int each_golden(const char *with, void (*fn)(const char *)) {
 
 TEST(jit_golden_steps_conv4) { CHECK(each_golden("conv4_B", check_jit_file) >= 10); }
 TEST(jit_golden_steps_resnet) { CHECK(each_golden("resnet", check_jit_file) >= 6); }
+
+/* The JIT against the interpreter on graphs with no PyTorch golden: the
+   supervised step (softmax cross-entropy), eval-mode features and the
+   eval classifier (bn_eval), with random inputs and parameters. */
+static void jit_vs_interp(Graph *g, const char *what) {
+    Diag d = {0};
+    PipelineOpts po = {.verify_each = true};
+    REQUIREF(g && pipeline_run(g, &d, &po), "%s: graph failed", what);
+    Engine ei, ej;
+    CgOptions co = {0};
+    REQUIRE(engine_init(&ei, g, ENGINE_INTERP, NULL));
+    REQUIREF(engine_init(&ej, g, ENGINE_JIT, &co), "%s: JIT failed", what);
+    rt_stream s;
+    rt_stream_init(&s, 3, RT_DOMAIN_TEST, 77, 0);
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (op_table[n->op].fusion != FUSE_LEAF) continue;
+        int64_t e = node_numel(n);
+        float *v = malloc((size_t)e * sizeof *v);
+        for (int64_t k = 0; k < e; k++) {
+            double u = rt_stream_uniform(&s);
+            v[k] = !strcmp(n->name, "y") ? (float)(k % 3)                     /* class labels */
+                 : strstr(n->name, "running_var") ? (float)(0.5 + u)          /* positive variances */
+                 : (float)(2 * u - 1);
+        }
+        engine_set(&ei, n, v);
+        engine_set(&ej, n, v);
+        free(v);
+    }
+    engine_run(&ei);
+    engine_run(&ej);
+    for (int i = 0; i < g->nouts; i++) {
+        const Node *n = g->outs[i].node;
+        int64_t e = node_numel(n);
+        float *a = malloc((size_t)e * sizeof *a), *b = malloc((size_t)e * sizeof *b);
+        double *da = malloc((size_t)e * sizeof *da), *db = malloc((size_t)e * sizeof *db);
+        engine_get(&ei, n, a);
+        engine_get(&ej, n, b);
+        for (int64_t k = 0; k < e; k++) { da[k] = a[k]; db[k] = b[k]; }
+        char name[600];
+        snprintf(name, sizeof name, "%s: %s (jit vs interp)", what, g->outs[i].name);
+        golden_compare(name, db, da, e);
+        free(a); free(b); free(da); free(db);
+    }
+    engine_free(&ei);
+    engine_free(&ej);
+}
+
+TEST(jit_matches_interp_supervised_and_eval) {
+    Arena a = {0};
+    Diag d = {0};
+    Spec *s = spec_load("specs/conv4.lua", &a, &d);
+    REQUIRE(s);
+    jit_vs_interp(lower_supervised(s, 6, 3, 3, 32, 32, true, &a, &d), "conv4 supervised step");
+    jit_vs_interp(lower_supervised(s, 5, 3, 3, 32, 32, false, &a, &d), "conv4 eval classifier");
+    jit_vs_interp(lower_features(s, 4, 3, 32, 32, &a, &d), "conv4 features");
+    Spec *r = spec_load("specs/resnet8.lua", &a, &d);
+    REQUIRE(r);
+    jit_vs_interp(lower_features(r, 3, 3, 16, 16, &a, &d), "resnet8 features 16x16");
+    arena_free(&a);
+}

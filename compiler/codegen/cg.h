@@ -32,6 +32,10 @@ bool cg_op_supported(OpKind op);
 bool cg_write_ll(CgModule *m, const char *path);
 bool cg_write_object(CgModule *m, const char *path);
 void cg_free(CgModule *m);
+/* An object holding `rrc_program_json` (the program's description),
+   `rrc_program_fns` (pointers to the named entry functions, defined in
+   other objects) and `rrc_program_nfns`: what an AOT trainer's main reads. */
+bool cg_write_program_object(const char *path, const char *json, const char *const *fns, int nfns, const CgOptions *o);
 
 /* The JIT: compiles the module (consumed) and returns its step function. */
 typedef struct Jit Jit;

@@ -195,3 +195,42 @@ void cg_free(CgModule *m) {
     if (m->tsc) LLVMOrcDisposeThreadSafeContext(m->tsc);
     free(m);
 }
+
+bool cg_write_program_object(const char *path, const char *json, const char *const *fns, int nfns, const CgOptions *o) {
+    init_llvm();
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef mod = LLVMModuleCreateWithNameInContext("rrc_program", ctx);
+    LLVMTypeRef ptr = LLVMPointerTypeInContext(ctx, 0), i32 = LLVMInt32TypeInContext(ctx);
+    LLVMTypeRef ft = LLVMFunctionType(LLVMVoidTypeInContext(ctx), &ptr, 1, 0);
+    /* the description, NUL-terminated */
+    LLVMValueRef str = LLVMConstStringInContext(ctx, json, (unsigned)strlen(json), 0);
+    LLVMValueRef g = LLVMAddGlobal(mod, LLVMTypeOf(str), "rrc_program_json");
+    LLVMSetInitializer(g, str);
+    LLVMSetGlobalConstant(g, 1);
+    /* the entry functions, by index */
+    LLVMValueRef *fv = xcalloc((size_t)(nfns ? nfns : 1), sizeof *fv);
+    for (int i = 0; i < nfns; i++) fv[i] = LLVMAddFunction(mod, fns[i], ft);
+    LLVMValueRef arr = LLVMConstArray2(ptr, fv, (uint64_t)nfns);
+    LLVMValueRef ga = LLVMAddGlobal(mod, LLVMTypeOf(arr), "rrc_program_fns");
+    LLVMSetInitializer(ga, arr);
+    LLVMSetGlobalConstant(ga, 1);
+    LLVMValueRef gn = LLVMAddGlobal(mod, i32, "rrc_program_nfns");
+    LLVMSetInitializer(gn, LLVMConstInt(i32, (unsigned long long)nfns, 0));
+    LLVMSetGlobalConstant(gn, 1);
+    free(fv);
+    bool ok = false;
+    char *msg = NULL;
+    LLVMTargetMachineRef tm = cg_target_machine(o, LLVMCodeModelDefault);
+    if (tm) {
+        char *triple = LLVMGetTargetMachineTriple(tm);
+        LLVMSetTarget(mod, triple);
+        LLVMDisposeMessage(triple);
+        ok = !LLVMTargetMachineEmitToFile(tm, mod, path, LLVMObjectFile, &msg);
+        if (!ok) fprintf(stderr, "rrc: cannot write %s: %s\n", path, msg);
+        LLVMDisposeMessage(msg);
+        LLVMDisposeTargetMachine(tm);
+    }
+    LLVMDisposeModule(mod);
+    LLVMContextDispose(ctx);
+    return ok;
+}
