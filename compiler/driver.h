@@ -42,10 +42,13 @@ void driver_free_params(const Graph *g, float **vals);
 
 int rrc_env_debug(void);
 
+#define RRC_VERSION "0.1.0"
+
 /* the commands (cmd_*.c) */
 int cmd_grad(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_lineval(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
+int cmd_augment_preview(int argc, char **argv);
 
 #endif

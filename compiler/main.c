@@ -31,6 +31,8 @@ static void usage(FILE *f) {
             "                      ahead-of-time compile into a standalone trainer DIR/NAME-train\n"
             "  lineval SPEC --data D (--checkpoint FILE | --random-init)\n"
             "                      linear evaluation of a backbone\n"
+            "  augment-preview SPEC --out views.png [--data D]\n"
+            "                      a PNG grid of images and their augmented views\n"
             "  help                this text; `rrc COMMAND --help` for a command's flags\n");
 }
 
@@ -140,6 +142,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "grad")) return cmd_grad(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
     if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
+    if (!strcmp(cmd, "augment-preview")) return cmd_augment_preview(argc - 2, argv + 2);
     if (!strcmp(cmd, "lineval")) return cmd_lineval(argc - 2, argv + 2);
     fprintf(stderr, "rrc: unknown command '%s' (see rrc help)\n", cmd);
     return EXIT_USAGE;

@@ -28,7 +28,7 @@ rt_step_tensor *program_tensor_table(Graph *g, Arena *a, int *n) {
     return t;
 }
 
-static rt_aug_op convert_aug(const AugOp *a) {
+rt_aug_op convert_aug(const AugOp *a) {
     static const rt_aug_kind kinds[] = {
         [AUG_RANDOM_RESIZED_CROP] = RT_AUG_RANDOM_RESIZED_CROP, [AUG_HFLIP] = RT_AUG_HFLIP,
         [AUG_COLOR_JITTER] = RT_AUG_COLOR_JITTER, [AUG_GRAYSCALE] = RT_AUG_GRAYSCALE,

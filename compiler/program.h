@@ -34,6 +34,9 @@ extern const char *const program_fn_names[4];
 bool program_build_supervised(Program *pr, Spec *s, int classes, int64_t n_train, int64_t rows, const CgOptions *co);
 void program_free(Program *pr);
 
+/* A spec's augmentation step as the runtime's. */
+rt_aug_op convert_aug(const AugOp *a);
+
 /* The step table of a planned graph: every leaf and output. */
 rt_step_tensor *program_tensor_table(Graph *g, Arena *a, int *n);
 

@@ -280,22 +280,35 @@ static int make_dir(const char *path, char *err, size_t errlen) {
     return 0;
 }
 
-/* Plots per-epoch mean loss and pair accuracy from metrics.csv with gnuplot. */
+/* Plots per-epoch mean loss and pair accuracy from metrics.csv: writes the
+   gnuplot script RUN/curves.gp (kept, so the plot can be remade) and runs it. */
 static void plot_curves(const char *dir, int quiet) {
-    char csv[1024], png[1024], cmd[4096];
-    snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
+    char gp[1024], png[1024], cmd[2200];
+    snprintf(gp, sizeof gp, "%s/curves.gp", dir);
     snprintf(png, sizeof png, "%s/curves.png", dir);
+    FILE *f = fopen(gp, "w");
+    if (!f) return;
+    fprintf(f,
+            "# made by rrc: per-epoch means of %s/metrics.csv\n"
+            "set terminal png size 1000,420\n"
+            "set output '%s'\n"
+            "set datafile separator ','\n"
+            "set multiplot layout 1,2\n"
+            "set xlabel 'epoch'\n"
+            "set key off\n"
+            "set grid\n"
+            "set title 'relational loss (mean per epoch)'\n"
+            "plot '%s/metrics.csv' every ::1 using 1:3 smooth unique with linespoints pt 7\n"
+            "set title 'pair accuracy (mean per epoch)'\n"
+            "plot '%s/metrics.csv' every ::1 using 1:4 smooth unique with linespoints pt 7\n"
+            "unset multiplot\n",
+            dir, png, dir, dir);
+    fclose(f);
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-        if (!quiet) fprintf(stderr, "rrc: gnuplot not found; no %s (apt-get install gnuplot-nox)\n", png);
+        if (!quiet) fprintf(stderr, "rrc: gnuplot not found; no %s (apt-get install gnuplot-nox; then gnuplot %s)\n", png, gp);
         return;
     }
-    snprintf(cmd, sizeof cmd,
-             "gnuplot -e \"set terminal png size 1000,420; set output '%s'; set datafile separator ','; "
-             "set multiplot layout 1,2; set xlabel 'epoch'; set key off; "
-             "set title 'loss (mean per epoch)'; plot '%s' every ::1 using ($1+0):3 smooth unique with linespoints; "
-             "set title 'pair accuracy (mean per epoch)'; set yrange [0:1]; "
-             "plot '%s' every ::1 using ($1+0):4 smooth unique with linespoints; unset multiplot\" 2>/dev/null",
-             png, csv, csv);
+    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", gp);
     if (system(cmd) != 0 && !quiet) fprintf(stderr, "rrc: gnuplot failed; no %s\n", png);
 }
 

@@ -298,3 +298,42 @@ TEST(aot_grad_matches_pytorch) {
     free(err);
     rt_st_free(&g);
 }
+
+/* rrc grad --engine aot: builds a trainer into the cache, reuses it, and
+   rebuilds (never runs) a corrupted one. */
+TEST(cli_grad_engine_aot_cache) {
+    char golden[512], xf[512], pf[512], of[512], cache[512], cmd[4096], *err = NULL;
+    snprintf(golden, sizeof golden, "%s/steps/conv4_B2_K3_sum_focal.safetensors", golden_dir());
+    rt_st_file g = {0}, o = {0};
+    REQUIRE(golden_read(golden, &g));
+    snprintf(xf, sizeof xf, "%s/cx.safetensors", test_tmpdir());
+    snprintf(pf, sizeof pf, "%s/cp.safetensors", test_tmpdir());
+    snprintf(of, sizeof of, "%s/cg.safetensors", test_tmpdir());
+    snprintf(cache, sizeof cache, "%s/cache", test_tmpdir());
+    REQUIRE(extract(&g, xf, is_x, NULL) && extract(&g, pf, is_param, NULL));
+    for (int round = 0; round < 3; round++) {
+        if (round == 2) {   /* corrupt the cached trainer: it must be rebuilt */
+            snprintf(cmd, sizeof cmd, "for f in %s/*/conv4-train; do printf 'garbage' > \"$f\"; done", cache);
+            CHECK(system(cmd) == 0);
+        }
+        snprintf(cmd, sizeof cmd,
+                 "RRC_CACHE_DIR=%s %s grad specs/conv4.lua --engine aot --input %s --params %s --K 3 --aggregation sum "
+                 "--loss focal --out %s",
+                 cache, test_rrc(), xf, pf, of);
+        int rc = test_run(cmd, NULL, &err);
+        CHECKF(rc == 0, "round %d: exit %d: %s", round, rc, err);
+        CHECKF((round == 2) == (strstr(err, "rebuilding") != NULL), "round %d: stderr %s", round, err);
+        free(err);
+        if (rc == 0 && golden_read(of, &o)) {
+            for (int i = 0; i < o.ntensors; i++) {
+                int64_t n = rt_tensor_numel(&o.tensors[i]);
+                double *ours = golden_tensor(&o, of, o.tensors[i].name, n), *ref = golden_tensor(&g, golden, o.tensors[i].name, n);
+                if (ours && ref) golden_compare(o.tensors[i].name, ours, ref, n);
+                free(ours);
+                free(ref);
+            }
+        }
+        rt_st_free(&o);
+    }
+    rt_st_free(&g);
+}

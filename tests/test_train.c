@@ -143,3 +143,23 @@ TEST(aot_trainer_equals_jit) {
     CHECKF(rc == 1 && strstr(err, "last batch"), "unplanned last batch: exit %d: %s", rc, err);
     free(err);
 }
+
+TEST(augment_preview_writes_png) {
+    char cmd[2048], path[600], *err = NULL;
+    snprintf(path, sizeof path, "%s/views.png", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s augment-preview tests/specs/small_conv.lua --data synthetic:20 --images 3 --scale 2 --out %s",
+             test_rrc(), path);
+    int rc = test_run(cmd, NULL, &err);
+    REQUIREF(rc == 0, "exit %d: %s", rc, err);
+    free(err);
+    FILE *f = fopen(path, "rb");
+    REQUIRE(f);
+    unsigned char h[24];
+    size_t n = fread(h, 1, sizeof h, f);
+    fclose(f);
+    CHECK(n == 24 && memcmp(h, "\x89PNG\r\n\x1a\n", 8) == 0);
+    /* IHDR: width = 4 + 4 * (32 + 4) (original + K=3 views at 16x16, x2), height = 4 + 3 * (32 + 4) */
+    unsigned w = (unsigned)h[16] << 24 | (unsigned)h[17] << 16 | (unsigned)h[18] << 8 | h[19];
+    unsigned hh = (unsigned)h[20] << 24 | (unsigned)h[21] << 16 | (unsigned)h[22] << 8 | h[23];
+    CHECKF(w == 148 && hh == 112, "grid is %ux%u", w, hh);
+}

@@ -5,10 +5,10 @@
 # evaluates the trained backbone and a random one by linear evaluation, and
 # prints the two test accuracies side by side.
 #
-#   DEMO_EPOCHS (default 4), DEMO_THREADS (default 2), DEMO_RUN (default runs/demo-conv4)
+#   DEMO_EPOCHS (default 10), DEMO_THREADS (default 2), DEMO_RUN (default runs/demo-conv4)
 set -e
 RRC_EXTRA_PKGS="dataset-fashion-mnist gnuplot-nox" sh tools/deps.sh
-EPOCHS=${DEMO_EPOCHS:-4}
+EPOCHS=${DEMO_EPOCHS:-10}
 THREADS=${DEMO_THREADS:-2}
 RUN=${DEMO_RUN:-runs/demo-conv4}
 mkdir -p runs
