@@ -31,6 +31,8 @@ static void usage(FILE *f) {
             "\n"
             "  -o DIR              output folder\n"
             "  --emit-llvm         also write the optimised LLVM IR (NAME.<entry>.ll)\n"
+            "  --verify-each       verify the IR after every pass\n"
+            "  --dump-after PASS   print the IR after PASS (or all) to stderr\n"
             "  --data NAME[:PATH]  the dataset the trainer will train on (its size decides the last\n"
             "                      batch's variant); default: the spec's\n"
             "  --train-size N      the number of training images, instead of --data\n"
@@ -125,11 +127,14 @@ int cmd_compile(int argc, char **argv) {
     long long train_size = -1;
     int classes = 0;
     CgOptions co = {.debug = rrc_env_debug()};
+    PipelineOpts pipe = {0};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (flag_is(a, "--help") || flag_is(a, "-h")) { usage(stdout); return 0; }
         else if (flag_is(a, "-o")) dir = flag_value("compile", argc, argv, &i, "-o");
         else if (flag_is(a, "--emit-llvm")) emit_ll = true;
+        else if (flag_is(a, "--verify-each")) pipe.verify_each = true;
+        else if (flag_is(a, "--dump-after")) pipe.dump_after = flag_value("compile", argc, argv, &i, "--dump-after");
         else if (flag_is(a, "--data")) data = flag_value("compile", argc, argv, &i, "--data");
         else if (flag_is(a, "--train-size")) train_size = flag_int("compile", "--train-size", flag_value("compile", argc, argv, &i, "--train-size"), 2, 1L << 40);
         else if (flag_is(a, "--K")) ov.K = (int)flag_int("compile", "--K", flag_value("compile", argc, argv, &i, "--K"), 2, 1024);
@@ -180,7 +185,7 @@ int cmd_compile(int argc, char **argv) {
         arena_free(&arena);
         return EXIT_USAGE;
     }
-    Program pr = {.aot = true};
+    Program pr = {.aot = true, .pipe = pipe};
     int rc = EXIT_USAGE;
     bool built = supervised ? program_build_supervised(&pr, s, classes, n, 256, &co) : program_build(&pr, s, n, 256, &co);
     if (!built) goto done;

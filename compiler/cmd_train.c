@@ -21,6 +21,7 @@ static int run(Cmd cmd, int argc, char **argv) {
     SpecOverrides ov = {.seed = -1};
     char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
     int nrest = 0;
+    PipelineOpts pipe = {0};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (flag_is(a, "--help") || flag_is(a, "-h")) {
@@ -38,6 +39,8 @@ static int run(Cmd cmd, int argc, char **argv) {
             spec = a;
             continue;
         }
+        if (flag_is(a, "--verify-each")) { pipe.verify_each = true; continue; }
+        if (flag_is(a, "--dump-after")) { pipe.dump_after = flag_value(name, argc, argv, &i, "--dump-after"); continue; }
         /* flags that change the graph are applied here and passed on, so
            that the runtime sees them match */
         rest[nrest++] = argv[i];
@@ -87,7 +90,7 @@ static int run(Cmd cmd, int argc, char **argv) {
         classes = d.nclasses;
         rt_dataset_free(&d);
     }
-    Program pr = {0};
+    Program pr = {.pipe = pipe};
     CgOptions co = {.debug = rrc_env_debug()};
     int rc = EXIT_USAGE;
     bool built = supervised ? program_build_supervised(&pr, s, classes, n_train, 256, &co)

@@ -47,7 +47,8 @@ const char *const program_fn_names[4] = {"rrc_train_full", "rrc_train_last", "rr
 
 static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, int64_t B, const CgOptions *co) {
     Diag d = {0};
-    PipelineOpts po = {.debug = co ? co->debug : 0};
+    PipelineOpts po = pr->pipe;
+    po.debug = co ? co->debug : 0;
     if (!g || !pipeline_run(g, &d, &po)) return false;
     if (pr->aot) {
         pr->cgm[i] = cg_build(g, program_fn_names[i], co);
@@ -81,10 +82,41 @@ static bool same_layout(const rt_entry *e, const rt_entry *full) {
     return true;
 }
 
-bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows, const CgOptions *co) {
+/* Clears pr but for the build options (aot, pipe). */
+static void program_reset(Program *pr) {
     bool aot = pr->aot;
+    PipelineOpts pipe = pr->pipe;
     memset(pr, 0, sizeof *pr);
     pr->aot = aot;
+    pr->pipe = pipe;
+}
+
+/* What the spec says, for every kind of program; the entries are set. */
+static bool program_fill(Program *pr, const Spec *s) {
+    rt_program *p = &pr->p;
+    p->spec_name = s->name;
+    const rt_entry *others[] = {p->train_last, p->features, p->classify};
+    for (int i = 0; i < 3; i++)
+        if (others[i] && !same_layout(others[i], p->train_full)) return false;
+    p->layout_hash = rt_layout_hash(p->train_full);
+    p->in_c = s->in_c;
+    p->in_h = s->in_h;
+    p->in_w = s->in_w;
+    const rt_step_tensor *f = rt_entry_tensor(p->features, "features");
+    p->feat_dim = f ? f->dim[1] : 0;
+    p->batch = s->batch;
+    p->epochs = s->epochs;
+    p->seed = s->seed;
+    p->data = s->data;
+    p->aggregation = aggregation_name(s->head.aggregation);
+    p->naug = s->naug;
+    p->aug = arena_alloc(&pr->arena, (size_t)(s->naug ? s->naug : 1) * sizeof *p->aug);
+    for (int i = 0; i < s->naug; i++) p->aug[i] = convert_aug(&s->aug[i]);
+    return true;
+}
+
+bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows, const CgOptions *co) {
+    program_reset(pr);
     Diag d = {0};
     int64_t B = s->batch, Blast = n_train ? n_train % B : 0;
     char name[64];
@@ -99,27 +131,12 @@ bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows,
                      features_rows, co))
         return false;
     rt_program *p = &pr->p;
-    p->spec_name = s->name;
     p->train_full = &pr->entry[0];
     p->train_last = Blast >= 2 ? &pr->entry[1] : NULL;
     p->features = &pr->entry[2];
-    if ((p->train_last && !same_layout(p->train_last, p->train_full)) || !same_layout(p->features, p->train_full)) return false;
-    p->layout_hash = rt_layout_hash(p->train_full);
-    p->in_c = s->in_c;
-    p->in_h = s->in_h;
-    p->in_w = s->in_w;
-    const rt_step_tensor *f = rt_entry_tensor(p->features, "features");
-    p->feat_dim = f ? f->dim[1] : 0;
+    if (!program_fill(pr, s)) return false;
     p->K = s->K;
-    p->batch = s->batch;
-    p->epochs = s->epochs;
-    p->seed = s->seed;
-    p->data = s->data;
-    p->aggregation = aggregation_name(s->head.aggregation);
     p->loss = loss_name(s->loss.kind);
-    p->naug = s->naug;
-    p->aug = arena_alloc(&pr->arena, (size_t)(s->naug ? s->naug : 1) * sizeof *p->aug);
-    for (int i = 0; i < s->naug; i++) p->aug[i] = convert_aug(&s->aug[i]);
     p->optim = s->optim.kind == OPT_ADAM ? RT_OPT_ADAM : RT_OPT_SGD;
     p->adam = (rt_adam){s->optim.lr, s->optim.beta1, s->optim.beta2, s->optim.eps, s->optim.weight_decay};
     p->sgd = (rt_sgd){s->optim.lr, s->optim.momentum, s->optim.weight_decay};
@@ -130,9 +147,7 @@ bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows,
 }
 
 bool program_build_supervised(Program *pr, Spec *s, int classes, int64_t n_train, int64_t rows, const CgOptions *co) {
-    bool aot = pr->aot;
-    memset(pr, 0, sizeof *pr);
-    pr->aot = aot;
+    program_reset(pr);
     Diag d = {0};
     int64_t B = s->batch, Blast = n_train ? n_train % B : 0;
     char name[64];
@@ -150,31 +165,15 @@ bool program_build_supervised(Program *pr, Spec *s, int classes, int64_t n_train
                      rows, co))
         return false;
     rt_program *p = &pr->p;
-    p->spec_name = s->name;
     p->method = RT_METHOD_SUPERVISED;
     p->train_full = &pr->entry[0];
     p->train_last = Blast >= 2 ? &pr->entry[1] : NULL;
     p->features = &pr->entry[2];
     p->classify = &pr->entry[3];
     p->classes = classes;
-    if ((p->train_last && !same_layout(p->train_last, p->train_full)) || !same_layout(p->features, p->train_full) ||
-        !same_layout(p->classify, p->train_full))
-        return false;
-    p->layout_hash = rt_layout_hash(p->train_full);
-    p->in_c = s->in_c;
-    p->in_h = s->in_h;
-    p->in_w = s->in_w;
-    p->feat_dim = rt_entry_tensor(p->features, "features")->dim[1];
+    if (!program_fill(pr, s)) return false;
     p->K = 1;
-    p->batch = s->batch;
-    p->epochs = s->epochs;
-    p->seed = s->seed;
-    p->data = s->data;
-    p->aggregation = aggregation_name(s->head.aggregation);
     p->loss = "cross-entropy";
-    p->naug = s->naug;
-    p->aug = arena_alloc(&pr->arena, (size_t)(s->naug ? s->naug : 1) * sizeof *p->aug);
-    for (int i = 0; i < s->naug; i++) p->aug[i] = convert_aug(&s->aug[i]);
     /* METHOD.md's supervised schedule, whatever the spec's relational optimizer */
     p->optim = RT_OPT_SGD;
     p->sgd = (rt_sgd){0.1, 0.9, 0.0};

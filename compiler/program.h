@@ -19,6 +19,7 @@ typedef struct Program {
     Arena arena;
     double compile_seconds;
     bool aot;                 /* build LLVM modules only (cgm), no JIT */
+    PipelineOpts pipe;        /* --verify-each, --dump-after (debug comes from CgOptions) */
     CgModule *cgm[4];
 } Program;
 

@@ -45,21 +45,6 @@ static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...
     return -1;
 }
 
-/* A name from a file as it may appear in a one-line message: control
-   characters become '?', long names are cut (files may be hostile). */
-typedef struct { char s[104]; } Shown;
-static Shown shown(const char *name) {
-    Shown r;
-    size_t i = 0;
-    for (; name[i] && i < 96; i++) {
-        unsigned char c = (unsigned char)name[i];
-        r.s[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-    }
-    if (name[i]) { memcpy(r.s + i, "...", 3); i += 3; }
-    r.s[i] = 0;
-    return r;
-}
-
 /* "[32,16,3,3]", as PyTorch users read shapes. */
 typedef struct { char s[8 + RT_MAX_RANK * 22]; } ShapeText;
 static ShapeText shape_text(int rank, const int64_t *dim) {
@@ -223,10 +208,10 @@ static int add_copy(Loader *L, const rt_tensor *src, const rt_step_tensor *t, ch
     bool same = src->rank == t->rank;
     for (int d = 0; same && d < t->rank; d++) same = src->shape[d] == t->dim[d];
     if (!same)
-        return fail(L->err, L->errlen, L->path, "tensor '%s' has shape %s, this spec needs %s%s", shown(src->name).s,
+        return fail(L->err, L->errlen, L->path, "tensor '%s' has shape %s, this spec needs %s%s", rt_shown_name(src->name).s,
                     shape_text(src->rank, src->shape).s, shape_text(t->rank, t->dim).s, L->hint);
     if (src->dtype != RT_F32 && src->dtype != RT_F64)
-        return fail(L->err, L->errlen, L->path, "tensor '%s' has dtype %s, expected F32", shown(src->name).s,
+        return fail(L->err, L->errlen, L->path, "tensor '%s' has dtype %s, expected F32", rt_shown_name(src->name).s,
                     rt_dtype_name(src->dtype));
     L->copies[L->ncopies++] = (Copy){src, (float *)(void *)(base + t->offset), step_numel(t)};
     return 0;
@@ -251,7 +236,7 @@ static int meta_int(const Loader *L, const char *key, int64_t *out, bool require
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || *end || v < 0)
-        return fail(L->err, L->errlen, L->path, "metadata '%s' is '%s', not a non-negative integer", key, shown(s).s);
+        return fail(L->err, L->errlen, L->path, "metadata '%s' is '%s', not a non-negative integer", key, rt_shown_name(s).s);
     *out = v;
     return 0;
 }
@@ -271,13 +256,13 @@ static int check_unknown(const Loader *L, const char *name, int flags) {
             const rt_step_tensor *t = rt_entry_tensor(e, full);
             if (t && is_saved(t)) return 0;
             return fail(L->err, L->errlen, L->path, "tensor '%s' is not a backbone tensor of spec '%s'%s",
-                        shown(name).s, spec, L->hint);
+                        rt_shown_name(name).s, spec, L->hint);
         }
         if (!starts_with(name, BACKBONE)) return 0;   /* relation head, optimizer: not wanted here */
         const rt_step_tensor *t = rt_entry_tensor(e, name);
         if (t && is_saved(t)) return 0;
         return fail(L->err, L->errlen, L->path, "unknown tensor '%s': spec '%s' has no such backbone tensor%s",
-                    shown(name).s, spec, L->hint);
+                    rt_shown_name(name).s, spec, L->hint);
     }
     const rt_step_tensor *t = rt_entry_tensor(e, name);
     if (t && is_saved(t)) return 0;
@@ -287,7 +272,7 @@ static int check_unknown(const Loader *L, const char *name, int flags) {
         t = rt_entry_tensor(e, name + strlen(opt_prefixes[i]));
         if (t && t->region == RT_REGION_PARAM) return 0;
     }
-    return fail(L->err, L->errlen, L->path, "unknown tensor '%s': spec '%s' has no such tensor%s", shown(name).s, spec,
+    return fail(L->err, L->errlen, L->path, "unknown tensor '%s': spec '%s' has no such tensor%s", rt_shown_name(name).s, spec,
                 L->hint);
 }
 
@@ -301,7 +286,7 @@ static int plan_optim(Loader *L, const Plan *pl, const char *prefix, float *buf,
         const char *want = L->p->optim == RT_OPT_SGD ? "sgd" : "adam", *said = rt_st_meta(L->f, "optimizer");
         if (said && strcmp(said, want) != 0)
             return fail(L->err, L->errlen, L->path,
-                        "has optimizer state for %s, this spec trains with %s; cannot resume", shown(said).s, want);
+                        "has optimizer state for %s, this spec trains with %s; cannot resume", rt_shown_name(said).s, want);
         return fail(L->err, L->errlen, L->path, "has no optimizer state; cannot resume");
     }
     char name[600];
@@ -330,13 +315,13 @@ int rt_checkpoint_load(const char *path, const rt_program *p, char *params, char
        "format" (PyTorch's save_file writes "pt") is a plain state dict. */
     const char *fmt = rt_st_meta(&f, "format");
     if (fmt && starts_with(fmt, "rrc-checkpoint-") && strcmp(fmt, RT_CKPT_FORMAT) != 0) {
-        fail(err, errlen, path, "checkpoint format '%s' is not %s (written by another version of rrc?)", shown(fmt).s,
+        fail(err, errlen, path, "checkpoint format '%s' is not %s (written by another version of rrc?)", rt_shown_name(fmt).s,
              RT_CKPT_FORMAT);
         goto out;
     }
     const char *spec = rt_st_meta(&f, "spec");
     if (spec && p->spec_name && strcmp(spec, p->spec_name) != 0)
-        snprintf(L.hint, sizeof L.hint, " (a checkpoint of another spec? it says spec '%s')", shown(spec).s);
+        snprintf(L.hint, sizeof L.hint, " (a checkpoint of another spec? it says spec '%s')", rt_shown_name(spec).s);
     if (backbone_only) {
         L.bare = true;
         for (int i = 0; i < f.ntensors && L.bare; i++) L.bare = !starts_with(f.tensors[i].name, BACKBONE);

@@ -97,12 +97,11 @@ static int fail(char *err, size_t errlen, const char *path, const char *fmt, ...
 /* A name as it may appear in a one-line message: control characters
    become '?' and long names are cut, because names come from files that
    may be hostile. Returned by value; the array lives until the end of the
-   full expression that called shown(), which is all a message needs. */
-typedef struct { char s[80]; } Shown;
-static Shown shown(const char *name) {
-    Shown r;
+   full expression that called it, which is all a message needs. */
+rt_shown rt_shown_name(const char *name) {
+    rt_shown r;
     size_t i = 0;
-    for (; name[i] && i < 64; i++) {
+    for (; name[i] && i < 96; i++) {
         unsigned char c = (unsigned char)name[i];
         r.s[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
     }
@@ -177,58 +176,58 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
     e->name = name;
     if (!json_is_object(v))
         return fail(err, errlen, path, "tensor '%s': entry is not an object {dtype, shape, data_offsets}",
-                    shown(name).s);
+                    rt_shown_name(name).s);
 
     json_t *dt = json_object_get(v, "dtype");
     if (!json_is_string(dt))
-        return fail(err, errlen, path, "tensor '%s': %s", shown(name).s,
+        return fail(err, errlen, path, "tensor '%s': %s", rt_shown_name(name).s,
                     dt ? "dtype is not a string" : "no \"dtype\"");
     if (!dtype_parse(json_string_value(dt), &e->dtype))
         return fail(err, errlen, path,
                     "tensor '%s': unknown dtype '%s' (known: F32 F64 F16 BF16 I64 I32 I16 I8 U8 BOOL)",
-                    shown(name).s, shown(json_string_value(dt)).s);
+                    rt_shown_name(name).s, rt_shown_name(json_string_value(dt)).s);
 
     json_t *sh = json_object_get(v, "shape");
     if (!json_is_array(sh))
-        return fail(err, errlen, path, "tensor '%s': %s", shown(name).s,
+        return fail(err, errlen, path, "tensor '%s': %s", rt_shown_name(name).s,
                     sh ? "shape is not an array" : "no \"shape\"");
     size_t rank = json_array_size(sh);
     if (rank > RT_MAX_RANK)
         return fail(err, errlen, path, "tensor '%s': rank %zu is over the limit of %d",
-                    shown(name).s, rank, RT_MAX_RANK);
+                    rt_shown_name(name).s, rank, RT_MAX_RANK);
     e->rank = (int)rank;
     for (size_t i = 0; i < rank; i++) {
         uint64_t d;
         if (!get_uint(json_array_get(sh, i), &d))
             return fail(err, errlen, path, "tensor '%s': shape[%zu] is not a non-negative integer",
-                        shown(name).s, i);
+                        rt_shown_name(name).s, i);
         e->shape[i] = (int64_t)d;
     }
 
     json_t *off = json_object_get(v, "data_offsets");
-    if (!off) return fail(err, errlen, path, "tensor '%s': no \"data_offsets\"", shown(name).s);
+    if (!off) return fail(err, errlen, path, "tensor '%s': no \"data_offsets\"", rt_shown_name(name).s);
     if (!json_is_array(off) || json_array_size(off) != 2 ||
         !get_uint(json_array_get(off, 0), &e->begin) || !get_uint(json_array_get(off, 1), &e->end))
         return fail(err, errlen, path, "tensor '%s': data_offsets is not [begin, end] (non-negative integers)",
-                    shown(name).s);
+                    rt_shown_name(name).s);
     if (e->begin > e->end)
         return fail(err, errlen, path, "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin",
-                    shown(name).s, e->begin, e->end);
+                    rt_shown_name(name).s, e->begin, e->end);
 
     uint64_t nbytes;
     if (!byte_size(e->rank, e->shape, dtypes[e->dtype].size, &nbytes))
         return fail(err, errlen, path, "tensor '%s': shape %s is too large",
-                    shown(name).s, shape_text(e->rank, e->shape).s);
+                    rt_shown_name(name).s, shape_text(e->rank, e->shape).s);
     if (e->end - e->begin != nbytes)
         return fail(err, errlen, path,
                     "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] do not match %s %s (%" PRIu64 " bytes)",
-                    shown(name).s, e->begin, e->end, dtypes[e->dtype].name,
+                    rt_shown_name(name).s, e->begin, e->end, dtypes[e->dtype].name,
                     shape_text(e->rank, e->shape).s, nbytes);
     if (e->end > data_size)
         return fail(err, errlen, path,
                     "tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64 "] run past the end of the data "
                     "(%" PRIu64 " bytes; truncated file?)",
-                    shown(name).s, e->begin, e->end, data_size);
+                    rt_shown_name(name).s, e->begin, e->end, data_size);
     return 0;
 }
 
@@ -310,7 +309,7 @@ int rt_st_read(const char *path, rt_st_file *out, char *err, size_t errlen) {
             json_t *mv;
             json_object_foreach(val, mk, mv) {
                 if (!json_is_string(mv)) {
-                    fail(err, errlen, path, "__metadata__ '%s' is not a string", shown(mk).s);
+                    fail(err, errlen, path, "__metadata__ '%s' is not a string", rt_shown_name(mk).s);
                     goto done;
                 }
                 strbytes += strlen(mk) + 1 + json_string_length(mv) + 1;
@@ -335,7 +334,7 @@ int rt_st_read(const char *path, rt_st_file *out, char *err, size_t errlen) {
         if (far && e->begin < far->end) {
             fail(err, errlen, path,
                  "tensors '%s' [%" PRIu64 ", %" PRIu64 "] and '%s' [%" PRIu64 ", %" PRIu64 "] overlap",
-                 shown(far->name).s, far->begin, far->end, shown(e->name).s, e->begin, e->end);
+                 rt_shown_name(far->name).s, far->begin, far->end, rt_shown_name(e->name).s, e->begin, e->end);
             goto done;
         }
         if (!far || e->end > far->end) far = e;
@@ -434,14 +433,14 @@ const char *rt_st_meta(const rt_st_file *f, const char *key) {
 static int check_float(const rt_tensor *t, int64_t n, const char *path, char *err, size_t errlen) {
     if (t->dtype != RT_F32 && t->dtype != RT_F64)
         return fail(err, errlen, path, "tensor '%s' has dtype %s, expected F32 or F64",
-                    shown(t->name).s, rt_dtype_name(t->dtype));
+                    rt_shown_name(t->name).s, rt_dtype_name(t->dtype));
     int64_t have = rt_tensor_numel(t);
     if (have != n)
         return fail(err, errlen, path, "tensor '%s' has shape %s (%" PRId64 " elements), expected %" PRId64 " elements",
-                    shown(t->name).s, shape_text(t->rank, t->shape).s, have, n);
+                    rt_shown_name(t->name).s, shape_text(t->rank, t->shape).s, have, n);
     if (t->nbytes != (size_t)n * rt_dtype_size(t->dtype))
         return fail(err, errlen, path, "tensor '%s': %zu bytes of data for %s %s",
-                    shown(t->name).s, t->nbytes, rt_dtype_name(t->dtype), shape_text(t->rank, t->shape).s);
+                    rt_shown_name(t->name).s, t->nbytes, rt_dtype_name(t->dtype), shape_text(t->rank, t->shape).s);
     return 0;
 }
 
@@ -524,14 +523,14 @@ static json_t *build_header(const char *path, const rt_tensor *tensors, int n,
         }
     }
     const char *dup = find_duplicate(meta_keys, nmeta);
-    if (dup) { fail(err, errlen, path, "metadata key '%s' appears twice", shown(dup).s); return NULL; }
+    if (dup) { fail(err, errlen, path, "metadata key '%s' appears twice", rt_shown_name(dup).s); return NULL; }
 
     const char **names = malloc((size_t)(n ? n : 1) * sizeof *names);
     if (!names) { fail(err, errlen, path, "out of memory"); return NULL; }
     for (int i = 0; i < n; i++) names[i] = tensors[i].name ? tensors[i].name : "";
     dup = find_duplicate(names, n);
     free(names);
-    if (dup) { fail(err, errlen, path, "tensor name '%s' appears twice", shown(dup).s); return NULL; }
+    if (dup) { fail(err, errlen, path, "tensor name '%s' appears twice", rt_shown_name(dup).s); return NULL; }
 
     json_t *root = json_object();
     if (!root) { fail(err, errlen, path, "out of memory"); return NULL; }
@@ -546,7 +545,7 @@ static json_t *build_header(const char *path, const rt_tensor *tensors, int n,
         for (int i = 0; i < nmeta; i++) {
             /* json_string and the key both refuse invalid UTF-8. */
             if (json_object_set_new(m, meta_keys[i], json_string(meta_vals[i]))) {
-                fail(err, errlen, path, "metadata '%s' is not valid UTF-8", shown(meta_keys[i]).s);
+                fail(err, errlen, path, "metadata '%s' is not valid UTF-8", rt_shown_name(meta_keys[i]).s);
                 goto fail;
             }
         }
@@ -561,17 +560,17 @@ static json_t *build_header(const char *path, const rt_tensor *tensors, int n,
             goto fail;
         }
         if (rt_dtype_size(t->dtype) == 0) {
-            fail(err, errlen, path, "tensor '%s': invalid dtype %d", shown(t->name).s, (int)t->dtype);
+            fail(err, errlen, path, "tensor '%s': invalid dtype %d", rt_shown_name(t->name).s, (int)t->dtype);
             goto fail;
         }
         if (t->rank < 0 || t->rank > RT_MAX_RANK) {
-            fail(err, errlen, path, "tensor '%s': rank %d is not in 0..%d", shown(t->name).s, t->rank, RT_MAX_RANK);
+            fail(err, errlen, path, "tensor '%s': rank %d is not in 0..%d", rt_shown_name(t->name).s, t->rank, RT_MAX_RANK);
             goto fail;
         }
         for (int d = 0; d < t->rank; d++) {
             if (t->shape[d] < 0) {
                 fail(err, errlen, path, "tensor '%s': negative dimension in shape %s",
-                     shown(t->name).s, shape_text(t->rank, t->shape).s);
+                     rt_shown_name(t->name).s, shape_text(t->rank, t->shape).s);
                 goto fail;
             }
         }
@@ -580,16 +579,16 @@ static json_t *build_header(const char *path, const rt_tensor *tensors, int n,
         uint64_t nbytes = 0;
         if (!byte_size(t->rank, t->shape, rt_dtype_size(t->dtype), &nbytes)) {
             fail(err, errlen, path, "tensor '%s': shape %s is too large",
-                 shown(t->name).s, shape_text(t->rank, t->shape).s);
+                 rt_shown_name(t->name).s, shape_text(t->rank, t->shape).s);
             goto fail;
         }
         if (nbytes != t->nbytes) {
             fail(err, errlen, path, "tensor '%s': %zu bytes of data, but %s %s is %" PRIu64 " bytes",
-                 shown(t->name).s, t->nbytes, rt_dtype_name(t->dtype), shape_text(t->rank, t->shape).s, nbytes);
+                 rt_shown_name(t->name).s, t->nbytes, rt_dtype_name(t->dtype), shape_text(t->rank, t->shape).s, nbytes);
             goto fail;
         }
         if (nbytes > 0 && !t->data) {
-            fail(err, errlen, path, "tensor '%s' has no data", shown(t->name).s);
+            fail(err, errlen, path, "tensor '%s' has no data", rt_shown_name(t->name).s);
             goto fail;
         }
         if (nbytes > (uint64_t)INT64_MAX - offset) {
@@ -613,7 +612,7 @@ static json_t *build_header(const char *path, const rt_tensor *tensors, int n,
         }
         /* set_new takes e even when it fails (e.g. a name that is not UTF-8). */
         if (json_object_set_new(root, t->name, e)) {
-            fail(err, errlen, path, "tensor name '%s' is not valid UTF-8", shown(t->name).s);
+            fail(err, errlen, path, "tensor name '%s' is not valid UTF-8", rt_shown_name(t->name).s);
             goto fail;
         }
         offset += nbytes;

@@ -57,6 +57,11 @@ int64_t rt_tensor_numel(const rt_tensor *t);
 int rt_tensor_to_f32(const rt_tensor *t, float *dst, int64_t n, const char *path, char *err, size_t errlen);
 int rt_tensor_to_f64(const rt_tensor *t, double *dst, int64_t n, const char *path, char *err, size_t errlen);
 
+/* A name from a file made printable for a one-line message: control
+   characters become '?', names longer than 96 characters are cut ("..."). */
+typedef struct rt_shown { char s[104]; } rt_shown;
+rt_shown rt_shown_name(const char *name);
+
 /* Writes the tensors (in the given order) and metadata pairs atomically.
    Names must be unique. Returns 0, or -1 with a message in err. */
 int rt_st_write(const char *path, const rt_tensor *tensors, int n,

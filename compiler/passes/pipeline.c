@@ -45,6 +45,10 @@ static double now(void) {
 }
 
 bool pipeline_run(Graph *g, Diag *d, const PipelineOpts *o) {
+    if (o->dump_after && strcmp(o->dump_after, "all") != 0 && !pipeline_has_pass(o->dump_after)) {
+        fprintf(stderr, "rrc: unknown pass '%s' (passes: %s)\n", o->dump_after, pipeline_pass_names());
+        return false;
+    }
     if (o->stop_after && !pipeline_has_pass(o->stop_after)) {
         fprintf(stderr, "rrc: unknown pass '%s' (passes: %s)\n", o->stop_after, pipeline_pass_names());
         return false;
@@ -58,6 +62,10 @@ bool pipeline_run(Graph *g, Diag *d, const PipelineOpts *o) {
         if (o->debug >= 1)
             fprintf(stderr, "rrc: pass %-10s %8.3f ms  nodes %d -> %d\n", passes[i].name, 1e3 * (now() - t0), before,
                     g->nnodes);
+        if (o->debug >= 2 || (o->dump_after && (!strcmp(o->dump_after, "all") || !strcmp(o->dump_after, passes[i].name)))) {
+            fprintf(stderr, "# IR after %s\n", passes[i].name);
+            graph_dump(stderr, g);
+        }
         if (o->verify_each) {
             char when[64];
             snprintf(when, sizeof when, "after %s", passes[i].name);

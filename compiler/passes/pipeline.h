@@ -10,7 +10,8 @@
 typedef struct PipelineOpts {
     bool verify_each;         /* run graph_verify after every pass */
     const char *stop_after;   /* NULL: run all; "lower": none; else a pass name */
-    int debug;                /* RRC_DEBUG level: 1 = pass timings and node counts */
+    int debug;                /* RRC_DEBUG level: 1 = pass timings and node counts, 2 = the IR after each pass */
+    const char *dump_after;   /* print the IR to stderr after this pass ("all": after each) */
 } PipelineOpts;
 
 /* Returns false (after reporting) if a pass or a verification fails, or if
