@@ -21,11 +21,13 @@
 ** GFLOP/s with that). Measured single-thread figures: tools/bench_kernels.c.
 */
 #include <cblas.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rt_kernels.h"
 #include "rt_kernels_impl.h"
+#include "rt_pool.h"
 
 /* sgemm takes int sizes; every size here is per image or per layer, far
    below 2^31, but a wrong call from generated code must not wrap silently. */
@@ -182,9 +184,58 @@ void rt_k_conv2d_part(float *restrict y, const float *restrict x, const float *r
     }
 }
 
+/* ---- over the thread pool: images split into contiguous parts, part t on
+   thread t with its own scratch; dW parts summed in thread order ---- */
+
+typedef struct ConvJob {
+    int kind;                    /* 0 fwd, 1 dx, 2 dw */
+    float *out;
+    const float *a, *b;
+    int64_t N, C, H, W, O, KH, KW, S, P, OH, OW;
+    float *ws;                   /* the planned scratch, for thread 0 */
+    int64_t wsn;
+    float *partial[64];          /* dw: partial sums of threads 1.. */
+    int parts;
+} ConvJob;
+
+static void conv_task(void *vctx, int t) {
+    ConvJob *j = vctx;
+    int64_t n0 = j->N * t / j->parts, n1 = j->N * (t + 1) / j->parts;
+    float *ws = t == 0 ? j->ws : rt_pool_scratch(t, (size_t)j->wsn);
+    if (j->kind == 0)
+        rt_k_conv2d_part(j->out, j->a, j->b, j->N, j->C, j->H, j->W, j->O, j->KH, j->KW, j->S, j->P, j->OH, j->OW, n0, n1, ws);
+    else if (j->kind == 1)
+        rt_k_conv2d_dx_part(j->out, j->a, j->b, j->N, j->C, j->H, j->W, j->O, j->KH, j->KW, j->S, j->P, j->OH, j->OW, n0, n1,
+                            ws);
+    else
+        rt_k_conv2d_dw_part(t == 0 ? j->out : j->partial[t], j->a, j->b, j->N, j->C, j->H, j->W, j->O, j->KH, j->KW, j->S,
+                            j->P, j->OH, j->OW, n0, n1, ws);
+}
+
+/* Runs a convolution kernel over the pool; false if it should run alone. */
+static bool conv_parallel(int kind, float *out, const float *a, const float *b, int64_t N, int64_t C, int64_t H,
+                          int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P, int64_t OH, int64_t OW,
+                          float *ws) {
+    int T = rt_pool_threads();
+    if (T > 64) T = 64;
+    if (T < 2 || N < 2) return false;
+    if (T > N) T = (int)N;
+    ConvJob j = {kind, out, a, b, N, C, H, W, O, KH, KW, S, P, OH, OW, ws,
+                 rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW), {0}, T};
+    int64_t dwn = O * C * KH * KW;
+    if (kind == 2)   /* scratch and partial sum share thread t's buffer: size it once, before the tasks */
+        for (int t = 1; t < T; t++) j.partial[t] = rt_pool_scratch(t, (size_t)(j.wsn + dwn)) + j.wsn;
+    rt_pool_run(T, conv_task, &j);
+    if (kind == 2)
+        for (int t = 1; t < T; t++)
+            for (int64_t i = 0; i < dwn; i++) out[i] += j.partial[t][i];
+    return true;
+}
+
 void rt_k_conv2d(float *restrict y, const float *restrict x, const float *restrict w, int64_t N, int64_t C,
                  int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P, int64_t OH,
                  int64_t OW, float *restrict ws) {
+    if (conv_parallel(0, y, x, w, N, C, H, W, O, KH, KW, S, P, OH, OW, ws)) return;
     rt_k_conv2d_part(y, x, w, N, C, H, W, O, KH, KW, S, P, OH, OW, 0, N, ws);
 }
 
@@ -215,6 +266,7 @@ void rt_k_conv2d_dx_part(float *restrict dx, const float *restrict dy, const flo
 void rt_k_conv2d_dx(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
                     int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P,
                     int64_t OH, int64_t OW, float *restrict ws) {
+    if (conv_parallel(1, dx, dy, w, N, C, H, W, O, KH, KW, S, P, OH, OW, ws)) return;
     rt_k_conv2d_dx_part(dx, dy, w, N, C, H, W, O, KH, KW, S, P, OH, OW, 0, N, ws);
 }
 
@@ -254,6 +306,7 @@ void rt_k_conv2d_dw_part(float *restrict dw, const float *restrict dy, const flo
 void rt_k_conv2d_dw(float *restrict dw, const float *restrict dy, const float *restrict x, int64_t N,
                     int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P,
                     int64_t OH, int64_t OW, float *restrict ws) {
+    if (conv_parallel(2, dw, dy, x, N, C, H, W, O, KH, KW, S, P, OH, OW, ws)) return;
     rt_k_conv2d_dw_part(dw, dy, x, N, C, H, W, O, KH, KW, S, P, OH, OW, 0, N, ws);
 }
 

@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "golden_util.h"
 #include "ir/lower.h"
+#include "rt_pool.h"
 #include "rt_rng.h"
 #include "test.h"
 
@@ -181,4 +182,14 @@ TEST(jit_matches_interp_supervised_and_eval) {
     REQUIRE(r);
     jit_vs_interp(lower_features(r, 3, 3, 16, 16, &a, &d), "resnet8 features 16x16");
     arena_free(&a);
+}
+
+/* The convolutions split over a pool of threads (rt_pool.h) still match
+   PyTorch; then back to one thread for the other tests. */
+TEST(jit_golden_steps_threaded) {
+    rt_pool_init(3);
+    CHECKF(rt_pool_threads() == 3, "pool has %d threads", rt_pool_threads());
+    CHECK(each_golden("conv4_B5", check_jit_file) >= 1);
+    CHECK(each_golden("resnet8_B4", check_jit_file) >= 1);
+    rt_pool_init(1);
 }
