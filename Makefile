@@ -5,6 +5,7 @@
 #   make asan     the same tests under AddressSanitizer + UBSan
 #   make demo     the main job (see README.md)
 #   make goldens  regenerate tests/golden/ with PyTorch (needs python3-torch)
+#   make bench    rrc against the PyTorch reference (docs/PERFORMANCE.md)
 #
 # Every target that compiles depends (order-only) on `deps`, which installs
 # what is missing with one apt-get and does nothing when all is there.
@@ -38,7 +39,7 @@ CC_LIB_OBJS := $(CC_LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/compiler/frontend/prelud
 MAIN_OBJ := $(BUILD)/compiler/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test asan demo clean goldens
+.PHONY: all deps test asan demo clean goldens bench
 all: rrc
 
 deps:
@@ -94,6 +95,11 @@ goldens:
 
 demo: rrc
 	@sh tools/demo.sh
+
+# rrc against the PyTorch reference; writes docs/PERFORMANCE.md
+bench: rrc
+	@RRC_EXTRA_PKGS="python3-torch python3-torchvision" sh tools/deps.sh
+	/usr/bin/python3 bench/bench.py
 
 clean:
 	rm -rf build build-asan rrc

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cblas.h>
 
@@ -15,6 +16,7 @@
 #include "rt_cli.h"
 #include "rt_lineval.h"
 #include "rt_pool.h"
+#include "rt_rng.h"
 #include "rt_safetensors.h"
 #include "rt_train.h"
 
@@ -425,4 +427,73 @@ done:
     rt_model_free(&m);
     rt_st_free(&xf);
     return rc;
+}
+
+/* ---- bench: the training step alone (no augmentation) ---- */
+
+static double mono(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv) {
+    Flags f = {prog, argc, argv, 0, 0};
+    int steps = 20, warmup = 3, threads = 2;
+    for (f.i = 0; f.i < argc && !f.bad; f.i++) {
+        const char *a = argv[f.i];
+        if (is_flag(a, "--help") || is_flag(a, "-h")) {
+            printf("usage: %s bench [--steps N] [--warmup W] [--threads T]\n\n"
+                   "Times the compiled training step with its optimizer update on fixed random views (no\n"
+                   "augmentation) and prints one line: median seconds per step and backbone images/s.\n",
+                   prog);
+            return 0;
+        } else if (compiled_flag(&f, p)) continue;
+        else if (is_flag(a, "--steps")) steps = (int)int_value(&f, "--steps", 1, 1000000);
+        else if (is_flag(a, "--warmup")) warmup = (int)int_value(&f, "--warmup", 0, 1000);
+        else if (is_flag(a, "--threads")) threads = (int)int_value(&f, "--threads", 1, 256);
+        else { fprintf(stderr, "%s: unknown flag '%s' (see %s bench --help)\n", prog, a, prog); return 1; }
+    }
+    if (f.bad) return 1;
+    openblas_set_num_threads(1);
+    rt_pool_init(threads);
+    rt_model m;
+    char err[1024];
+    if (rt_model_init(&m, p, err, sizeof err) != 0) { fprintf(stderr, "%s: %s\n", prog, err); return 1; }
+    rt_model_seed(&m, p->seed);
+    const rt_entry *e = p->train_full;
+    const rt_step_tensor *x = rt_entry_tensor(e, "x");
+    int64_t xn = 1;
+    for (int k = 0; k < x->rank; k++) xn *= x->dim[k];
+    rt_stream s;
+    rt_stream_init(&s, p->seed, RT_DOMAIN_TEST, 1, 0);
+    float *xv = (float *)(m.io[RT_REGION_INPUT] + x->offset);
+    for (int64_t i = 0; i < xn; i++) xv[i] = (float)rt_stream_normal(&s);
+    double *dt = malloc((size_t)steps * sizeof *dt);
+    for (int t = 0; t < warmup + steps; t++) {
+        double t0 = mono();
+        rt_model_run(&m, e);
+        for (int i = 0; i < e->ntensors; i++) {   /* the update, as in training */
+            const rt_step_tensor *g = &e->tensors[i];
+            if (strncmp(g->name, "grad.", 5)) continue;
+            const rt_step_tensor *w = rt_entry_tensor(e, g->name + 5);
+            int64_t n = 1;
+            for (int k = 0; k < w->rank; k++) n *= w->dim[k];
+            rt_adam_update((float *)(m.params + w->offset), (const float *)(m.io[RT_REGION_OUTPUT] + g->offset),
+                           (float *)((char *)m.opt_m + w->offset), (float *)((char *)m.opt_v + w->offset), n, t + 1, &p->adam);
+        }
+        if (t >= warmup) dt[t - warmup] = mono() - t0;
+    }
+    qsort(dt, (size_t)steps, sizeof *dt, cmp_double);
+    double med = dt[steps / 2];
+    printf("bench %s K=%d B=%lld threads=%d steps=%d: median %.6f s/step, %.1f images/s\n", p->spec_name, e->K, (long long)e->B,
+           threads, steps, med, (double)(e->K * e->B) / med);
+    free(dt);
+    rt_model_free(&m);
+    return 0;
 }

@@ -18,6 +18,8 @@
 int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv);
 int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv);
 int rt_cli_grad(const rt_program *p, const char *prog, int argc, char **argv);
+/* Times the training step (with its update) on fixed views: `bench`. */
+int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv);
 void rt_cli_train_usage(FILE *f, const char *prog, const char *spec_arg);
 void rt_cli_lineval_usage(FILE *f, const char *prog, const char *spec_arg);
 

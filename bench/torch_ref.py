@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""torch_ref.py: the PyTorch reference of one training step of relational
+reasoning, for `make bench` (Debian's python3-torch, float32, CPU).
+
+The models and initialisation are those of the golden script
+(tests/golden/make_goldens.py: METHOD.md exactly); the step is forward,
+backward and torch.optim.Adam, on fixed random views (no augmentation).
+
+    torch_ref.py --model conv4 --K 4 --B 64 --threads 1 --steps 20 --warmup 3
+
+prints one JSON line: median step seconds, backbone images/s, peak RSS.
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden"))
+import make_goldens as mg  # noqa: E402  (models and the focal loss of METHOD.md)
+
+
+def pairs(feats, B, K):
+    """METHOD.md step 3 with cat aggregation (the golden script's make_pairs
+    without its self-checks, which would be timed too)."""
+    rows, targets, s = [], [], 1
+    for k1 in range(K):
+        for k2 in range(k1 + 1, K):
+            a, b = feats[k1 * B:(k1 + 1) * B], feats[k2 * B:(k2 + 1) * B]
+            rows.append(torch.cat([a, b], 1))
+            rows.append(torch.cat([a, torch.roll(b, shifts=s, dims=0)], 1))
+            targets += [torch.ones(B), torch.zeros(B)]
+            s = s + 1 if s + 1 < B else 1
+    return torch.cat(rows, 0), torch.cat(targets, 0)
+
+
+def focal(z, y, gamma=2.0, alpha=0.5):
+    """METHOD.md step 5 (the golden script's focal_loss without its float64
+    self-check)."""
+    p = torch.sigmoid(z)
+    p_t = y * p + (1 - y) * (1 - p)
+    a_t = y * alpha + (1 - y) * (1 - alpha)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none")
+    return (a_t * (1 - p_t) ** gamma * bce).mean()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="conv4")
+    ap.add_argument("--K", type=int, default=4)
+    ap.add_argument("--B", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--head-only", action="store_true", help="time the relation head alone on random features")
+    ap.add_argument("--e2e", action="store_true", help="with torchvision/PIL augmentation of K views per image, in process")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    backbone, head = mg.build_models(a.model, "cat", 1)
+    backbone.train()
+    head.train()
+    params = list(head.parameters()) + ([] if a.head_only else list(backbone.parameters()))
+    opt = torch.optim.Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    x = torch.randn(a.K * a.B, 3, 32, 32)
+    feats_fixed = torch.randn(a.K * a.B, backbone.fdim)
+    aug = None
+    if a.e2e:
+        import numpy as np
+        import torchvision.transforms as T
+        from PIL import Image
+        rng = np.random.default_rng(1)
+        images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(a.B)]
+        aug = T.Compose([
+            T.RandomResizedCrop(32, scale=(0.08, 1.0)), T.RandomHorizontalFlip(),
+            T.RandomApply([T.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8), T.RandomGrayscale(p=0.2),
+            T.ToTensor(), T.Normalize((0.491, 0.482, 0.447), (0.247, 0.243, 0.262))])
+    times = []
+    for t in range(a.warmup + a.steps):
+        t0 = time.perf_counter()
+        if aug is not None:   # K views of every image, augmentation-major
+            x = torch.stack([aug(images[i]) for k in range(a.K) for i in range(a.B)])
+        opt.zero_grad(set_to_none=True)
+        f = feats_fixed.requires_grad_(False) if a.head_only else backbone(x)
+        p, y = pairs(f, a.B, a.K)
+        z = head(p).reshape(-1)
+        loss = focal(z, y)
+        loss.backward()
+        opt.step()
+        if t >= a.warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    med = times[len(times) // 2]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"step_s": med, "images_per_s": a.K * a.B / med, "peak_rss_mb": rss, "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()
