@@ -12,6 +12,7 @@
 
 #include "driver.h"
 #include "ir/lower.h"
+#include "rt_blas.h"
 
 
 static void usage(FILE *f) {
@@ -135,6 +136,7 @@ static int cmd_dump_ir(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    rt_blas_select(argv);
     if (argc < 2) { usage(stderr); return EXIT_USAGE; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }

@@ -13,6 +13,7 @@
 #include <cblas.h>
 
 #include "rt_checkpoint.h"
+#include "rt_blas.h"
 #include "rt_cli.h"
 #include "rt_lineval.h"
 #include "rt_pool.h"
@@ -491,8 +492,8 @@ int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv) {
     }
     qsort(dt, (size_t)steps, sizeof *dt, cmp_double);
     double med = dt[steps / 2];
-    printf("bench %s K=%d B=%lld threads=%d steps=%d: median %.6f s/step, %.1f images/s\n", p->spec_name, e->K, (long long)e->B,
-           threads, steps, med, (double)(e->K * e->B) / med);
+    printf("bench %s K=%d B=%lld threads=%d steps=%d: median %.6f s/step, %.1f images/s (BLAS kernels %s)\n", p->spec_name,
+           e->K, (long long)e->B, threads, steps, med, (double)(e->K * e->B) / med, rt_blas_core());
     free(dt);
     rt_model_free(&m);
     return 0;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "rt_blas.h"
 #include "rt_cli.h"
 #include "rt_program_json.h"
 
@@ -50,6 +51,7 @@ static void info(const rt_program *p) {
 }
 
 int main(int argc, char **argv) {
+    rt_blas_select(argv);
     const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
     rt_program p;
     char err[1024];
