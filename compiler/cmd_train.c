@@ -54,7 +54,7 @@ static int run(Cmd cmd, int argc, char **argv) {
         else takes = false;
         if (takes) rest[nrest++] = argv[i];
         else if (!strchr(a, '=') && i + 1 < argc && argv[i + 1][0] != '-' && !flag_is(a, "--quiet") &&
-                 !flag_is(a, "--random-init"))
+                 !flag_is(a, "--random-init") && !flag_is(a, "--profile"))
             rest[nrest++] = argv[++i];   /* a value of a runtime flag */
     }
     if (!spec) {

@@ -50,11 +50,13 @@ static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, i
     PipelineOpts po = pr->pipe;
     po.debug = co ? co->debug : 0;
     if (!g || !pipeline_run(g, &d, &po)) return false;
+    CgOptions eo = co ? *co : (CgOptions){0};
+    eo.entry = name;   /* profile sites say "train_b64: ...", not the function's name */
     if (pr->aot) {
-        pr->cgm[i] = cg_build(g, program_fn_names[i], co);
+        pr->cgm[i] = cg_build(g, program_fn_names[i], &eo);
         if (!pr->cgm[i]) return false;
     } else {
-        if (!engine_init(&pr->eng[i], g, ENGINE_JIT, co)) return false;
+        if (!engine_init(&pr->eng[i], g, ENGINE_JIT, &eo)) return false;
         pr->compile_seconds += pr->eng[i].compile_seconds;
     }
     pr->graph[i] = g;

@@ -17,6 +17,7 @@
 #include "rt_cli.h"
 #include "rt_lineval.h"
 #include "rt_pool.h"
+#include "rt_prof.h"
 #include "rt_rng.h"
 #include "rt_safetensors.h"
 #include "rt_train.h"
@@ -91,6 +92,30 @@ static bool compiled_flag(Flags *f, const rt_program *p) {
     return true;
 }
 
+/* ---- --profile ---- */
+
+#define PROF_TOP 30   /* kernels in the printed table; the CSV has them all */
+
+/* After a profiled command: the table on stdout and the CSV (when csv is
+   not NULL) if the command succeeded; profiling off in any case, before
+   the compiled code that holds the sites can go away. */
+static int prof_finish(const char *prog, int rc, const char *csv) {
+    char err[1024];
+    if (rc == 0) {
+        fflush(stdout);
+        int bad = rt_prof_report(stdout, PROF_TOP, csv, err, sizeof err);
+        fflush(stdout);
+        if (bad) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            rc = 1;
+        } else if (csv) {
+            fprintf(stderr, "%s: wrote the profile to %s\n", prog, csv);
+        }
+    }
+    rt_prof_stop();
+    return rc;
+}
+
 /* ---- train ---- */
 
 void rt_cli_train_usage(FILE *f, const char *prog, const char *spec_arg) {
@@ -111,6 +136,10 @@ void rt_cli_train_usage(FILE *f, const char *prog, const char *spec_arg) {
             "  --resume RUN        continue the run in RUN from its last.safetensors\n"
             "  --checkpoint-every E  also keep epoch_E.safetensors every E epochs\n"
             "  --quiet             no progress output\n"
+            "  --profile           time every kernel of the steps; at the end prints the slowest\n"
+            "                      kernels (ms per step, share of the step, GFLOP/s) and sums by op\n"
+            "                      and by module, and writes them all to RUN/profile.csv\n"
+            "  --profile-csv FILE  --profile, with the CSV written to FILE\n"
             "  --method M          relational (default) or supervised: the backbone with a linear\n"
             "                      classifier, SGD 0.1 x0.1 at 50%%/75%%, batch 128, crop+flip (the upper\n"
             "                      bound of METHOD.md); prints the classifier's test accuracy\n"
@@ -118,10 +147,40 @@ void rt_cli_train_usage(FILE *f, const char *prog, const char *spec_arg) {
             prog, spec_arg, rt_dataset_names());
 }
 
+/* --method supervised: train, then the classifier's test accuracy (printed and in OUT/supervised.txt). */
+static int train_supervised(const rt_program *p, const char *prog, const rt_train_opts *o) {
+    rt_dataset tr = {0}, te = {0};
+    rt_data_opts dopts = {p->in_h, p->in_w, p->in_c, o->seed};
+    double acc = 0;
+    int rc = 1;
+    char err[1024];
+    if (rt_dataset_load(o->data, RT_SPLIT_TRAIN, &dopts, &tr, err, sizeof err) != 0 ||
+        rt_dataset_load(o->data, RT_SPLIT_TEST, &dopts, &te, err, sizeof err) != 0 ||
+        rt_train_supervised(p, o, &tr, &te, &acc, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+    } else {
+        printf("supervised %s on %s, %d epochs: test top-1 %.2f%%\n", p->spec_name, o->data, o->epochs, 100 * acc);
+        char path[1100];
+        snprintf(path, sizeof path, "%s/supervised.txt", o->out_dir);
+        FILE *fo = fopen(path, "w");
+        if (fo) {
+            fprintf(fo, "spec %s\ndata %s\nepochs %d\nbatch %d\nseed %llu\ntest_top1 %.4f\n", p->spec_name, o->data, o->epochs,
+                    p->batch, (unsigned long long)o->seed, acc);
+            fclose(fo);
+        }
+        rc = 0;
+    }
+    rt_dataset_free(&tr);
+    rt_dataset_free(&te);
+    return rc;
+}
+
 int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
     Flags f = {prog, argc, argv, 0, 0};
     rt_train_opts o = {.data = p->data, .epochs = p->epochs, .nthreads = 2, .seed = p->seed, .engine = "compiled"};
-    char outbuf[512];
+    char outbuf[512], csvbuf[1100];
+    int profile = 0;
+    const char *prof_csv = NULL;
     for (f.i = 0; f.i < argc && !f.bad; f.i++) {
         const char *a = argv[f.i];
         if (is_flag(a, "--help") || is_flag(a, "-h")) { rt_cli_train_usage(stdout, prog, ""); return 0; }
@@ -135,6 +194,8 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
         else if (is_flag(a, "--resume")) o.resume = value(&f, "--resume");
         else if (is_flag(a, "--checkpoint-every")) o.checkpoint_every = (int)int_value(&f, "--checkpoint-every", 1, 100000);
         else if (is_flag(a, "--quiet")) o.quiet = 1;
+        else if (is_flag(a, "--profile")) profile = 1;
+        else if (is_flag(a, "--profile-csv")) { prof_csv = value(&f, "--profile-csv"); profile = 1; }
         else if (is_flag(a, "--engine")) o.engine = value(&f, "--engine");
         else { fprintf(stderr, "%s: unknown flag '%s' (see --help)\n", prog, a); return 1; }
     }
@@ -154,36 +215,22 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
     openblas_set_num_threads(1);
     rt_pool_init(o.nthreads);
     char err[1024];
+    if (profile) rt_prof_start();
+    int rc = 0;
     if (p->method == RT_METHOD_SUPERVISED) {
-        rt_dataset tr = {0}, te = {0};
-        rt_data_opts dopts = {p->in_h, p->in_w, p->in_c, o.seed};
-        double acc = 0;
-        int rc = 1;
-        if (rt_dataset_load(o.data, RT_SPLIT_TRAIN, &dopts, &tr, err, sizeof err) != 0 ||
-            rt_dataset_load(o.data, RT_SPLIT_TEST, &dopts, &te, err, sizeof err) != 0 ||
-            rt_train_supervised(p, &o, &tr, &te, &acc, err, sizeof err) != 0) {
-            fprintf(stderr, "%s: %s\n", prog, err);
-        } else {
-            printf("supervised %s on %s, %d epochs: test top-1 %.2f%%\n", p->spec_name, o.data, o.epochs, 100 * acc);
-            char path[1100];
-            snprintf(path, sizeof path, "%s/supervised.txt", o.out_dir);
-            FILE *fo = fopen(path, "w");
-            if (fo) {
-                fprintf(fo, "spec %s\ndata %s\nepochs %d\nbatch %d\nseed %llu\ntest_top1 %.4f\n", p->spec_name, o.data, o.epochs,
-                        p->batch, (unsigned long long)o.seed, acc);
-                fclose(fo);
-            }
-            rc = 0;
-        }
-        rt_dataset_free(&tr);
-        rt_dataset_free(&te);
-        return rc;
-    }
-    if (rt_train(p, &o, err, sizeof err) != 0) {
+        rc = train_supervised(p, prog, &o);
+    } else if (rt_train(p, &o, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
-        return 1;
+        rc = 1;
     }
-    return 0;
+    if (profile) {
+        if (!prof_csv) {
+            snprintf(csvbuf, sizeof csvbuf, "%s/profile.csv", o.out_dir);
+            prof_csv = csvbuf;
+        }
+        rc = prof_finish(prog, rc, prof_csv);
+    }
+    return rc;
 }
 
 /* ---- lineval ---- */
@@ -445,19 +492,25 @@ static int cmp_double(const void *a, const void *b) {
 
 int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv) {
     Flags f = {prog, argc, argv, 0, 0};
-    int steps = 20, warmup = 3, threads = 2;
+    int steps = 20, warmup = 3, threads = 2, profile = 0;
+    const char *prof_csv = NULL;
     for (f.i = 0; f.i < argc && !f.bad; f.i++) {
         const char *a = argv[f.i];
         if (is_flag(a, "--help") || is_flag(a, "-h")) {
-            printf("usage: %s bench [--steps N] [--warmup W] [--threads T]\n\n"
+            printf("usage: %s bench [--steps N] [--warmup W] [--threads T] [--profile] [--profile-csv FILE]\n\n"
                    "Times the compiled training step with its optimizer update on fixed random views (no\n"
-                   "augmentation) and prints one line: median seconds per step and backbone images/s.\n",
+                   "augmentation) and prints one line: median seconds per step and backbone images/s.\n"
+                   "--profile also times every kernel of the timed steps and prints the slowest (ms per\n"
+                   "step, share of the step, GFLOP/s) and sums by op and by module; --profile-csv FILE\n"
+                   "writes them all as CSV.\n",
                    prog);
             return 0;
         } else if (compiled_flag(&f, p)) continue;
         else if (is_flag(a, "--steps")) steps = (int)int_value(&f, "--steps", 1, 1000000);
         else if (is_flag(a, "--warmup")) warmup = (int)int_value(&f, "--warmup", 0, 1000);
         else if (is_flag(a, "--threads")) threads = (int)int_value(&f, "--threads", 1, 256);
+        else if (is_flag(a, "--profile")) profile = 1;
+        else if (is_flag(a, "--profile-csv")) { prof_csv = value(&f, "--profile-csv"); profile = 1; }
         else { fprintf(stderr, "%s: unknown flag '%s' (see %s bench --help)\n", prog, a, prog); return 1; }
     }
     if (f.bad) return 1;
@@ -476,7 +529,9 @@ int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv) {
     float *xv = (float *)(m.io[RT_REGION_INPUT] + x->offset);
     for (int64_t i = 0; i < xn; i++) xv[i] = (float)rt_stream_normal(&s);
     double *dt = malloc((size_t)steps * sizeof *dt);
+    if (profile) rt_prof_start();
     for (int t = 0; t < warmup + steps; t++) {
+        if (t >= warmup) rt_prof_step_begin();   /* the timed steps only */
         double t0 = mono();
         rt_model_run(&m, e);
         for (int i = 0; i < e->ntensors; i++) {   /* the update, as in training */
@@ -489,12 +544,14 @@ int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv) {
                            (float *)((char *)m.opt_m + w->offset), (float *)((char *)m.opt_v + w->offset), n, t + 1, &p->adam);
         }
         if (t >= warmup) dt[t - warmup] = mono() - t0;
+        rt_prof_step_end();
     }
     qsort(dt, (size_t)steps, sizeof *dt, cmp_double);
     double med = dt[steps / 2];
     printf("bench %s K=%d B=%lld threads=%d steps=%d: median %.6f s/step, %.1f images/s (BLAS kernels %s)\n", p->spec_name,
            e->K, (long long)e->B, threads, steps, med, (double)(e->K * e->B) / med, rt_blas_core());
     free(dt);
+    int rc = profile ? prof_finish(prog, 0, prof_csv) : 0;
     rt_model_free(&m);
-    return 0;
+    return rc;
 }

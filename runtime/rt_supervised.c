@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "rt_checkpoint.h"
+#include "rt_prof.h"
 #include "rt_rng.h"
 #include "rt_train.h"
 
@@ -160,6 +161,7 @@ int rt_train_supervised(const rt_program *p, const rt_train_opts *o, const rt_da
         }
         double ep_loss = 0, ep_acc = 0;
         for (int64_t st = 0; st < steps; st++) {
+            rt_prof_step_begin();   /* --profile: views, step and update */
             double ts = now();
             int64_t b0 = st * B, bsz = b0 + B <= n ? B : n - b0;
             double acc;
@@ -169,6 +171,7 @@ int rt_train_supervised(const rt_program *p, const rt_train_opts *o, const rt_da
             ep_loss += loss;
             ep_acc += acc;
             double dt = now() - ts;
+            rt_prof_step_end();
             fprintf(csv, "%d,%lld,%.6f,%.6f,%g,%.1f,%.3f\n", epoch + 1, (long long)t, loss, acc, lr,
                     (double)bsz / (dt > 0 ? dt : 1e-9), now() - t0);
         }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "rt_checkpoint.h"
+#include "rt_prof.h"
 #include "rt_rng.h"
 #include "rt_train.h"
 
@@ -414,6 +415,7 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
             prefetch_start(&pf, perm + b0, (int)bsz, (uint32_t)epoch, xbuf[cur]);
         }
         for (int64_t s = first; s < steps_per_epoch; s++) {
+            rt_prof_step_begin();   /* --profile: the whole iteration, waiting for views included */
             double t0 = now();
             int64_t b0 = s * B, bsz = b0 + B <= n ? B : n - b0;
             prefetch_wait(&pf);
@@ -451,6 +453,7 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
                         tty ? "\r" : "", epoch + 1, o->epochs, (long long)(s + 1), (long long)steps_per_epoch, mt.loss,
                         mt.pair_acc, mt.pos_acc, mt.neg_acc, ips, eta, tty ? "\033[K" : "\n");
             }
+            rt_prof_step_end();
             cur = 1 - cur;
             if (o->max_steps && run_steps >= o->max_steps) {
                 stopped = true;

@@ -19,6 +19,7 @@ typedef struct CgOptions {
     const char *cpu;          /* NULL: the host's */
     const char *features;     /* NULL: the host's */
     int debug;                /* RRC_DEBUG level: 3 prints the LLVM IR */
+    const char *entry;        /* prefix of the profile sites' names (the entry, "train_b64"); NULL: the function's */
 } CgOptions;
 
 typedef struct CgModule CgModule;

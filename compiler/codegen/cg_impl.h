@@ -25,6 +25,10 @@ typedef struct CG {
     LLVMValueRef base[RT_NREGIONS];   /* region base pointers, loaded at entry */
     int64_t ws_offset;                /* kernel workspace, in the scratch region */
     Graph *g;
+    const char *entry;                /* prefix of profile site names */
+    LLVMTypeRef prof_ty;              /* rt_prof_site (runtime/rt_prof.h) */
+    LLVMValueRef prof_site;           /* the site of the kernel being emitted */
+    int nsites;
 } CG;
 
 LLVMTargetMachineRef cg_target_machine(const CgOptions *o, LLVMCodeModel cm);
@@ -33,6 +37,16 @@ LLVMValueRef cg_ptr(CG *cg, const Node *n);
 LLVMValueRef cg_ws(CG *cg);
 /* Emits `fn(args)`; fmt: p = pointer (LLVMValueRef), i = int64_t, f = double (as float). */
 void cg_call(CG *cg, const char *fn, const char *fmt, ...);
+/* Brackets the emission of one kernel call (of a node, or of a fused group
+   of nodes): a global rt_prof_site named "ENTRY: LABEL" with the kernel's
+   cost, and calls of rt_prof_begin/end around the call (runtime/rt_prof.h).
+   LABEL is "MODULE OP" (cg_node_label): the profile sums by what follows
+   the first space (the op, or a fused kernel's description) and by the
+   module path's first component. */
+void cg_kernel_begin(CG *cg, const char *label, Cost c);
+void cg_kernel_end(CG *cg);
+/* "MODULE OP" of a node ("backbone.layer1.conv conv2d", "- fill"), in buf. */
+const char *cg_node_label(const Node *n, char *buf, size_t len);
 /* cg_ops.c: one node; false if the op has no emitter */
 bool cg_emit_node(CG *cg, const Node *n);
 int64_t cg_workspace(const Node *n);   /* bytes of kernel workspace a node needs */

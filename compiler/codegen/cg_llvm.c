@@ -81,6 +81,56 @@ void cg_call(CG *cg, const char *fn, const char *fmt, ...) {
     LLVMBuildCall2(cg->b, ft, f, args, (unsigned)n, "");
 }
 
+/* ---- profile sites (runtime/rt_prof.h) ---- */
+
+const char *cg_node_label(const Node *n, char *buf, size_t len) {
+    snprintf(buf, len, "%s %s", n->name ? n->name : "-", op_table[n->op].name);
+    return buf;
+}
+
+/* A private constant C string. */
+static LLVMValueRef global_string(CG *cg, const char *s, const char *gname) {
+    LLVMValueRef str = LLVMConstStringInContext(cg->ctx, s, (unsigned)strlen(s), 0);
+    LLVMValueRef g = LLVMAddGlobal(cg->mod, LLVMTypeOf(str), gname);
+    LLVMSetInitializer(g, str);
+    LLVMSetGlobalConstant(g, 1);
+    LLVMSetLinkage(g, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
+    return g;
+}
+
+void cg_kernel_begin(CG *cg, const char *label, Cost c) {
+    RRC_ASSERT(!cg->prof_site);
+    if (!cg->prof_ty) {   /* LAYOUT: rt_prof_site */
+        LLVMTypeRef d = LLVMDoubleTypeInContext(cg->ctx);
+        LLVMTypeRef el[8] = {cg->ptr, d, d, cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64};
+        cg->prof_ty = LLVMStructCreateNamed(cg->ctx, "rt_prof_site");
+        LLVMStructSetBody(cg->prof_ty, el, 8, 0);
+    }
+    size_t len = strlen(cg->entry) + strlen(label) + 3;
+    char *name = xcalloc(len, 1), gname[48];
+    snprintf(name, len, "%s: %s", cg->entry, label);
+    snprintf(gname, sizeof gname, "rrc_prof_name.%d", cg->nsites);
+    LLVMValueRef str = global_string(cg, name, gname);
+    free(name);
+    LLVMTypeRef d = LLVMStructGetTypeAtIndex(cg->prof_ty, 1);
+    LLVMValueRef zero = LLVMConstInt(cg->i64, 0, 0);
+    LLVMValueRef f[8] = {str, LLVMConstReal(d, c.flops), LLVMConstReal(d, c.bytes), zero, zero, zero, LLVMConstNull(cg->ptr), zero};
+    snprintf(gname, sizeof gname, "rrc_prof_site.%d", cg->nsites++);
+    LLVMValueRef site = LLVMAddGlobal(cg->mod, cg->prof_ty, gname);
+    LLVMSetInitializer(site, LLVMConstNamedStruct(cg->prof_ty, f, 8));
+    LLVMSetLinkage(site, LLVMInternalLinkage);
+    LLVMSetAlignment(site, 8);
+    cg_call(cg, "rt_prof_begin", "p", site);
+    cg->prof_site = site;
+}
+
+void cg_kernel_end(CG *cg) {
+    RRC_ASSERT(cg->prof_site);
+    cg_call(cg, "rt_prof_end", "p", cg->prof_site);
+    cg->prof_site = NULL;
+}
+
 CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
     RRC_ASSERT(g->planned);
     init_llvm();
@@ -89,7 +139,8 @@ CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
     m->ctx = LLVMOrcThreadSafeContextGetContext(m->tsc);
     m->mod = LLVMModuleCreateWithNameInContext(fn, m->ctx);
     m->opts = o ? *o : (CgOptions){0};
-    CG cg = {.ctx = m->ctx, .mod = m->mod, .g = g};
+    m->opts.entry = NULL;   /* read during the build only; it may not outlive it */
+    CG cg = {.ctx = m->ctx, .mod = m->mod, .g = g, .entry = o && o->entry ? o->entry : fn};
     cg.b = LLVMCreateBuilderInContext(m->ctx);
     cg.ptr = LLVMPointerTypeInContext(m->ctx, 0);
     cg.i8 = LLVMInt8TypeInContext(m->ctx);
@@ -115,10 +166,13 @@ CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
         cg.base[r] = LLVMBuildLoad2(cg.b, cg.ptr, slot, rt_region_name(r));
     }
     bool ok = true;
+    char label[256];
     for (int i = 0; i < g->nnodes && ok; i++) {
         const Node *n = g->nodes[i];
         if (op_table[n->op].fusion == FUSE_LEAF) continue;
+        cg_kernel_begin(&cg, cg_node_label(n, label, sizeof label), op_table[n->op].cost(n));
         ok = cg_emit_node(&cg, n);
+        cg_kernel_end(&cg);
         if (!ok) fprintf(stderr, "rrc: codegen: no emitter for op %s\n", op_table[n->op].name);
     }
     LLVMBuildRetVoid(cg.b);
