@@ -41,6 +41,14 @@ int64_t rt_k_conv2d_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, in
 void rt_k_conv2d(float *restrict y, const float *restrict x, const float *restrict w, int64_t N, int64_t C,
                  int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P, int64_t OH,
                  int64_t OW, float *restrict ws);
+/* y = conv2d(x, w) and st [2,O] = BatchNorm statistics of y (mean, biased
+   variance per channel): the conv_stats fused kernel. Needs
+   rt_k_conv2d_stats_ws(...) floats of ws. */
+int64_t rt_k_conv2d_stats_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
+                             int64_t S, int64_t P, int64_t OH, int64_t OW);
+void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,
+                       int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
+                       int64_t P, int64_t OH, int64_t OW, float *restrict ws);
 /* dx [N,C,H,W] = gradient of the input from dy [N,O,OH,OW] */
 void rt_k_conv2d_dx(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
                     int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P,

@@ -188,21 +188,62 @@ void rt_k_conv2d_part(float *restrict y, const float *restrict x, const float *r
    thread t with its own scratch; dW parts summed in thread order ---- */
 
 typedef struct ConvJob {
-    int kind;                    /* 0 fwd, 1 dx, 2 dw */
+    int kind;                    /* 0 fwd, 1 dx, 2 dw, 3 fwd + BatchNorm statistics */
     float *out;
     const float *a, *b;
     int64_t N, C, H, W, O, KH, KW, S, P, OH, OW;
     float *ws;                   /* the planned scratch, for thread 0 */
     int64_t wsn;
-    float *partial[64];          /* dw: partial sums of threads 1.. */
+    float *partial[64];          /* dw: partial sums of threads 1..; stats: (mean, m2) of every thread */
     int parts;
 } ConvJob;
+
+/* ---- forward + BatchNorm statistics of the output (the conv_stats fused
+   kernel): each image's output [O, Q] is reduced right after its GEMM,
+   while it is in cache. Per image and channel, the mean and the sum of
+   squared deviations from it are made in double (two passes over the
+   cache-hot plane: no cancellation however large the mean), then merged
+   into the running (mean, m2) by Chan et al.'s pairwise formula, images in
+   order; the pool's parts merge in thread order. ---- */
+
+static void stats_merge(double *restrict mean, double *restrict m2, double na, double mb, double m2b, double nb) {
+    double n = na + nb, d = mb - *mean;
+    *mean += d * (nb / n);
+    *m2 += m2b + d * d * (na * nb / n);
+}
+
+static void stats_image(double *restrict acc, double cnt, const float *restrict yn, int64_t O, int64_t Q) {
+    for (int64_t o = 0; o < O; o++) {
+        const float *restrict p = yn + o * Q;
+        double s = 0, q = 0;
+        RT_VFOR(i, Q, s += (double)p[i];);
+        double mi = s / (double)Q;
+        RT_VFOR(i, Q, double e = (double)p[i] - mi; q += e * e;);
+        if (cnt == 0) {
+            acc[o] = mi;
+            acc[O + o] = q;
+        } else {
+            stats_merge(&acc[o], &acc[O + o], cnt, mi, q, (double)Q);
+        }
+    }
+}
+
+static void conv_stats_part(const ConvJob *j, int64_t n0, int64_t n1, float *ws, double *acc) {
+    int64_t Q = j->OH * j->OW;
+    for (int64_t n = n0; n < n1; n++) {
+        rt_k_conv2d_part(j->out, j->a, j->b, j->N, j->C, j->H, j->W, j->O, j->KH, j->KW, j->S, j->P, j->OH, j->OW, n, n + 1,
+                         ws);
+        stats_image(acc, (double)((n - n0) * Q), j->out + n * j->O * Q, j->O, Q);
+    }
+}
 
 static void conv_task(void *vctx, int t) {
     ConvJob *j = vctx;
     int64_t n0 = j->N * t / j->parts, n1 = j->N * (t + 1) / j->parts;
     float *ws = t == 0 ? j->ws : rt_pool_scratch(t, (size_t)j->wsn);
-    if (j->kind == 0)
+    if (j->kind == 3)
+        conv_stats_part(j, n0, n1, ws, (double *)(void *)j->partial[t]);
+    else if (j->kind == 0)
         rt_k_conv2d_part(j->out, j->a, j->b, j->N, j->C, j->H, j->W, j->O, j->KH, j->KW, j->S, j->P, j->OH, j->OW, n0, n1, ws);
     else if (j->kind == 1)
         rt_k_conv2d_dx_part(j->out, j->a, j->b, j->N, j->C, j->H, j->W, j->O, j->KH, j->KW, j->S, j->P, j->OH, j->OW, n0, n1,
@@ -230,6 +271,40 @@ static bool conv_parallel(int kind, float *out, const float *a, const float *b, 
         for (int t = 1; t < T; t++)
             for (int64_t i = 0; i < dwn; i++) out[i] += j.partial[t][i];
     return true;
+}
+
+int64_t rt_k_conv2d_stats_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
+                             int64_t S, int64_t P, int64_t OH, int64_t OW) {
+    /* the convolution's, then thread 0's (mean, m2) in double, 64-byte aligned */
+    int64_t ws = rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW);
+    return (ws + 15) / 16 * 16 + 4 * O;
+}
+
+void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,
+                       int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
+                       int64_t P, int64_t OH, int64_t OW, float *restrict ws) {
+    int T = rt_pool_threads();
+    if (T > 64) T = 64;
+    if (T > N) T = (int)N;
+    if (T < 1) T = 1;
+    int64_t wsn = rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW), off = (wsn + 15) / 16 * 16;
+    ConvJob j = {3, y, x, w, N, C, H, W, O, KH, KW, S, P, OH, OW, ws, wsn, {0}, T};
+    j.partial[0] = ws + off;
+    for (int t = 1; t < T; t++) j.partial[t] = rt_pool_scratch(t, (size_t)(off + 4 * O)) + off;
+    if (T > 1) rt_pool_run(T, conv_task, &j);
+    else conv_stats_part(&j, 0, N, ws, (double *)(void *)j.partial[0]);
+    double *acc = (double *)(void *)j.partial[0], Q = (double)(OH * OW);
+    for (int t = 1; t < T; t++) {
+        double na = (double)(N * t / T) * Q, nb = (double)(N * (t + 1) / T - N * t / T) * Q;
+        const double *p = (const double *)(void *)j.partial[t];
+        if (nb == 0) continue;
+        for (int64_t o = 0; o < O; o++) stats_merge(&acc[o], &acc[O + o], na, p[o], p[O + o], nb);
+    }
+    double M = (double)N * Q;
+    for (int64_t o = 0; o < O; o++) {
+        st[o] = (float)acc[o];
+        st[O + o] = (float)(acc[O + o] / M);
+    }
 }
 
 void rt_k_conv2d(float *restrict y, const float *restrict x, const float *restrict w, int64_t N, int64_t C,

@@ -109,3 +109,30 @@ float *rt_pool_scratch(int t, size_t n) {
     }
     return scratch[t];
 }
+
+/* ---- rows of a generated kernel over the pool ---- */
+
+typedef struct RowsJob {
+    rt_rows_fn fn;
+    void **args;
+    int64_t rows;
+    int parts;
+} RowsJob;
+
+static void rows_task(void *ctx, int t) {
+    const RowsJob *j = ctx;
+    int64_t r0 = j->rows * t / j->parts, r1 = j->rows * (t + 1) / j->parts;
+    if (r1 > r0) j->fn(j->args, r0, r1);
+}
+
+void rt_par_rows(rt_rows_fn fn, void **args, int64_t rows, int64_t min_rows) {
+    int T = nthreads;
+    if (min_rows < 1) min_rows = 1;
+    if (T > 1 && rows / min_rows < T) T = (int)(rows / min_rows);
+    if (T <= 1) {
+        if (rows > 0) fn(args, 0, rows);
+        return;
+    }
+    RowsJob j = {fn, args, rows, T};
+    rt_pool_run(T, rows_task, &j);
+}

@@ -11,6 +11,7 @@
 #define RT_POOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Starts n - 1 worker threads (n >= 1); again with another n restarts. */
 void rt_pool_init(int n);
@@ -21,5 +22,13 @@ void rt_pool_run(int ntasks, void (*fn)(void *ctx, int t), void *ctx);
 /* Scratch of thread t of at least n floats (64-byte aligned), kept. */
 float *rt_pool_scratch(int t, size_t n);
 void rt_pool_shutdown(void);
+
+/* A generated kernel (compiler/codegen/cg_fuse.c): computes rows [r0, r1)
+   of its iteration space from the pointers in args. Rows are independent,
+   so any split gives the same result. */
+typedef void (*rt_rows_fn)(void **args, int64_t r0, int64_t r1);
+/* Runs fn on [0, rows) split into contiguous parts over the pool, each
+   part at least min_rows rows (fewer parts when rows are few). */
+void rt_par_rows(rt_rows_fn fn, void **args, int64_t rows, int64_t min_rows);
 
 #endif

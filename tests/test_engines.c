@@ -38,23 +38,54 @@ static Graph *golden_graph(const rt_st_file *f, const char *path, Arena *a) {
     return g;
 }
 
-/* No two values whose lifetimes overlap share a byte of scratch. */
+/* Where node i's reads happen, recomputed here rather than trusted from
+   memplan: at its fused kernel's last member; an inlined node's reads happen
+   wherever a kernel recomputing it runs (the latest of its readers'). */
+static int *read_positions(const Graph *g) {
+    int n = g->nnodes, *at = calloc((size_t)n, sizeof *at);
+    for (int i = 0; i < n; i++) {
+        const Node *x = g->nodes[i];
+        at[i] = x->inlined ? -1 : x->kernel ? x->kernel->members[x->kernel->nmembers - 1]->id : i;
+    }
+    for (int i = n - 1; i >= 0; i--)
+        for (int k = 0; k < g->nodes[i]->nin; k++) {
+            const Node *p = g->nodes[i]->in[k];
+            if (p->inlined && at[i] > at[p->id]) at[p->id] = at[i];
+        }
+    return at;
+}
+
+/* No two values whose lifetimes overlap share a byte of scratch; inlined
+   values take none. */
 static void check_plan(const Graph *g, const char *what) {
     int64_t total = 0;
-    for (int i = 0; i < g->nnodes; i++) {
+    int n = g->nnodes, *at = read_positions(g), *last = calloc((size_t)n, sizeof *last);
+    for (int i = 0; i < n; i++) last[i] = i;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < g->nodes[i]->nin; k++) {
+            int p = g->nodes[i]->in[k]->id;
+            if (at[i] > last[p]) last[p] = at[i];
+        }
+    for (int i = 0; i < n; i++) {
         const Node *a = g->nodes[i];
         total += node_bytes(a);
+        if (a->inlined) {
+            CHECKF(a->region < 0, "%s: inlined %%%d has memory", what, i);
+            continue;
+        }
         CHECKF(a->region >= 0 && a->offset >= 0 && a->offset + node_bytes(a) <= g->region_bytes[a->region],
                "%s: %%%d lies outside its region", what, i);
-        for (int k = i + 1; k < g->nnodes; k++) {
+        for (int k = i + 1; k < n; k++) {
             const Node *b = g->nodes[k];
-            if (a->region != b->region) continue;
+            if (b->inlined || a->region != b->region) continue;
             bool bytes = a->offset < b->offset + node_bytes(b) && b->offset < a->offset + node_bytes(a);
-            bool live = a->region != RT_REGION_SCRATCH || (k <= a->live_end);   /* b made while a still read */
+            bool live = a->region != RT_REGION_SCRATCH || k <= last[i];   /* b made while a still read */
             CHECKF(!(bytes && live), "%s: %%%d and %%%d overlap while both live", what, a->id, b->id);
         }
     }
     CHECKF(g->region_bytes[RT_REGION_SCRATCH] < total, "%s: the plan shares nothing", what);
+    free(at);
+    free(last);
 }
 
 static void check_jit_file(const char *path) {

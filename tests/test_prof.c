@@ -199,9 +199,9 @@ TEST(prof_train_jit_same_losses) {
     int n = 0;
     CsvRow *r = read_profile(csv, &n);
     REQUIREF(r, "no readable %s", csv);
-    CHECK(find_row(r, n, "kernel", "train_b12: backbone.layer1.conv conv2d") &&
-          find_row(r, n, "kernel", "train_b10: backbone.layer1.conv conv2d"));
-    const CsvRow *k = find_row(r, n, "kernel", "train_b12: backbone.layer1.conv conv2d");
+    CHECK(find_row(r, n, "kernel", "train_b12: backbone.layer1.conv conv2d [conv_stats]") &&
+          find_row(r, n, "kernel", "train_b10: backbone.layer1.conv conv2d [conv_stats]"));
+    const CsvRow *k = find_row(r, n, "kernel", "train_b12: backbone.layer1.conv conv2d [conv_stats]");
     CHECK(k && k->calls == 23);
     CHECKF(fabs(kernel_and_other_share(r, n) - 100) < 0.01, "shares add up to %.4f%%", kernel_and_other_share(r, n));
     free(r);

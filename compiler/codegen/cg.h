@@ -32,6 +32,8 @@ bool cg_op_supported(OpKind op);
 /* Writes the module's textual IR / an object file. */
 bool cg_write_ll(CgModule *m, const char *path);
 bool cg_write_object(CgModule *m, const char *path);
+/* The module's assembly for its target (malloc'd; NULL on error). */
+char *cg_assembly(CgModule *m);
 void cg_free(CgModule *m);
 /* An object holding `rrc_program_json` (the program's description),
    `rrc_program_fns` (pointers to the named entry functions, defined in

@@ -25,6 +25,7 @@ typedef struct CG {
     LLVMValueRef base[RT_NREGIONS];   /* region base pointers, loaded at entry */
     int64_t ws_offset;                /* kernel workspace, in the scratch region */
     Graph *g;
+    const char *features;             /* the target's CPU features ("+avx512f,...") */
     const char *entry;                /* prefix of profile site names */
     LLVMTypeRef prof_ty;              /* rt_prof_site (runtime/rt_prof.h) */
     LLVMValueRef prof_site;           /* the site of the kernel being emitted */
@@ -50,5 +51,9 @@ const char *cg_node_label(const Node *n, char *buf, size_t len);
 /* cg_ops.c: one node; false if the op has no emitter */
 bool cg_emit_node(CG *cg, const Node *n);
 int64_t cg_workspace(const Node *n);   /* bytes of kernel workspace a node needs */
+/* cg_fuse.c: a fused kernel (passes/fuse.c), emitted where its last member
+   runs; and the workspace bytes it needs */
+void cg_emit_kernel(CG *cg, const Kernel *k);
+int64_t cg_kernel_workspace(const Kernel *k);
 
 #endif

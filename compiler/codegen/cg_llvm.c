@@ -147,10 +147,16 @@ CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
     cg.i64 = LLVMInt64TypeInContext(m->ctx);
     cg.f32 = LLVMFloatTypeInContext(m->ctx);
     cg.void_ = LLVMVoidTypeInContext(m->ctx);
+    char *host_feat = LLVMGetHostCPUFeatures();
+    cg.features = o && o->features ? o->features : host_feat;
 
     /* kernel workspace: after the planned scratch values */
     int64_t ws = 0;
-    for (int i = 0; i < g->nnodes; i++) ws = ws > cg_workspace(g->nodes[i]) ? ws : cg_workspace(g->nodes[i]);
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        int64_t w = n->kernel ? cg_kernel_workspace(n->kernel) : cg_workspace(n);
+        ws = ws > w ? ws : w;
+    }
     cg.ws_offset = g->region_bytes[RT_REGION_SCRATCH];
     g->region_bytes[RT_REGION_SCRATCH] += (ws + RT_ALIGN - 1) / RT_ALIGN * RT_ALIGN;
 
@@ -169,7 +175,22 @@ CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
     char label[256];
     for (int i = 0; i < g->nnodes && ok; i++) {
         const Node *n = g->nodes[i];
-        if (op_table[n->op].fusion == FUSE_LEAF) continue;
+        if (!node_emits(n)) continue;   /* leaves, inlined values, members emitted with their kernel's last */
+        if (n->kernel) {
+            const Kernel *k = n->kernel;
+            Cost c = {0, 0};
+            for (int j = 0; j < k->nmembers; j++) {
+                Cost cj = op_table[k->members[j]->op].cost(k->members[j]);
+                c.flops += cj.flops;
+                c.bytes += cj.bytes;
+            }
+            size_t len = strlen(cg_node_label(k->members[0], label, sizeof label));
+            snprintf(label + len, sizeof label - len, " [%s]", kernel_kind_name(k->kind));
+            cg_kernel_begin(&cg, label, c);
+            cg_emit_kernel(&cg, k);
+            cg_kernel_end(&cg);
+            continue;
+        }
         cg_kernel_begin(&cg, cg_node_label(n, label, sizeof label), op_table[n->op].cost(n));
         ok = cg_emit_node(&cg, n);
         cg_kernel_end(&cg);
@@ -177,6 +198,7 @@ CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
     }
     LLVMBuildRetVoid(cg.b);
     LLVMDisposeBuilder(cg.b);
+    LLVMDisposeMessage(host_feat);
     char *msg = NULL;
     if (ok && LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {
         fprintf(stderr, "rrc: internal error: generated LLVM module does not verify:\n%s\n", msg);
@@ -241,6 +263,27 @@ bool cg_write_object(CgModule *m, const char *path) {
     LLVMDisposeModule(clone);
     LLVMDisposeTargetMachine(tm);
     return ok;
+}
+
+char *cg_assembly(CgModule *m) {
+    LLVMTargetMachineRef tm = cg_target_machine(&m->opts, LLVMCodeModelDefault);
+    if (!tm) return NULL;
+    LLVMModuleRef clone = LLVMCloneModule(m->mod);
+    char *msg = NULL, *out = NULL;
+    LLVMMemoryBufferRef buf = NULL;
+    if (!LLVMTargetMachineEmitToMemoryBuffer(tm, clone, LLVMAssemblyFile, &msg, &buf)) {
+        size_t n = LLVMGetBufferSize(buf);
+        out = xmalloc(n + 1);
+        memcpy(out, LLVMGetBufferStart(buf), n);
+        out[n] = 0;
+        LLVMDisposeMemoryBuffer(buf);
+    } else {
+        fprintf(stderr, "rrc: cannot emit assembly: %s\n", msg);
+    }
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(clone);
+    LLVMDisposeTargetMachine(tm);
+    return out;
 }
 
 void cg_free(CgModule *m) {

@@ -101,7 +101,29 @@ struct Node {
     int region;               /* RT_REGION_*, or -1 before planning */
     int64_t offset;           /* bytes from the region's start */
     int live_end;             /* index of the last node that reads it (scratch values) */
+    /* fusion (passes/fuse.c) */
+    struct Kernel *kernel;    /* the fused kernel writing this value, or NULL */
+    bool inlined;             /* computed inside its consumers' kernels: never in memory */
 };
+
+/* A fused kernel (passes/fuse.c): one generated or runtime kernel writing the
+   values of several nodes. Its members are contiguous in node order, root
+   first; it runs at the position of its last member. Inlined nodes (their
+   values recomputed wherever they are read) belong to no kernel. */
+typedef enum KernelKind {
+    KERNEL_EW,          /* elementwise map over [N, C, S] with per-channel operands: root is the last op */
+    KERNEL_BN_DX,       /* bn_train_dx root + its bn_dgamma / chan_sum siblings: sums, then dx */
+    KERNEL_CONV_STATS,  /* conv2d root + bn_stats of its output, accumulated per image */
+} KernelKind;
+
+#define KERNEL_MAX_MEMBERS 4
+struct Kernel {
+    KernelKind kind;
+    int nmembers;
+    Node *members[KERNEL_MAX_MEMBERS];   /* members[0] is the root */
+};
+typedef struct Kernel Kernel;
+const char *kernel_kind_name(KernelKind k);
 
 typedef struct Output {
     const char *name;         /* "loss", "logits", "grad.<p>", "state.<s>", "features" */
@@ -117,6 +139,10 @@ struct Graph {
     /* memory plan: bytes of each region (scratch without kernel workspace) */
     int64_t region_bytes[RT_NREGIONS];
     bool planned;
+    /* fused kernels (passes/fuse.c) */
+    Kernel *kernels;
+    int nkernels;
+    bool fused;
     /* builder state: stamped on nodes made from now on */
     SrcLoc loc;
     const char *label;
@@ -210,6 +236,17 @@ void ir_vjp(Graph *g, Node *y, Node *dy);
 bool pass_simplify(Graph *g, Diag *d);
 /* Removes nodes that no output depends on; renumbers. */
 bool pass_dce(Graph *g, Diag *d);
+/* Groups nodes into fused kernels and marks values computed inside their
+   consumers (passes/fuse.c); reorders so every kernel's members are
+   contiguous. */
+bool pass_fuse(Graph *g, Diag *d);
+/* For planning and codegen: whether n runs as its own kernel or is the last
+   member of a fused one (the node at whose position a kernel is emitted). */
+bool node_emits(const Node *n);
+/* Kernels a compiled step runs: nodes that emit (runtime calls and fused kernels). */
+int graph_kernel_count(const Graph *g);
+/* Ops that generated elementwise kernels compute (cg_fuse.c emits them). */
+bool fuse_ew_op(OpKind op);
 /* Assigns every value a region and offset (rt_step.h): leaves and outputs
    get fixed homes, intermediates share the scratch region by liveness. */
 bool pass_memplan(Graph *g, Diag *d);

@@ -8,6 +8,11 @@
 ** block is free for reuse once its last reader has run (a reader's output
 ** never shares memory with its own inputs). Blocks are taken best-fit from
 ** the freed ones, else from the top; the top is the region's peak.
+**
+** After fusion (fuse.c) a node's reads happen where its kernel runs: at the
+** kernel's last member, or, for an inlined value (never stored), wherever
+** each kernel that recomputes it runs; so a value stays alive up to the
+** latest of those positions.
 */
 #include <stdlib.h>
 
@@ -31,8 +36,25 @@ bool pass_memplan(Graph *g, Diag *d) {
         x->region = -1;
         x->live_end = i;
     }
+    /* where each node's reads happen: its kernel's position; for inlined
+       nodes the latest position of a kernel reading them (readers first) */
+    int *at = xmalloc((size_t)(n ? n : 1) * sizeof *at);
+    for (int i = 0; i < n; i++) {
+        Node *x = g->nodes[i];
+        at[i] = x->kernel ? x->kernel->members[x->kernel->nmembers - 1]->id : i;
+        if (x->inlined) at[i] = -1;
+    }
+    for (int i = n - 1; i >= 0; i--)
+        for (int k = 0; k < g->nodes[i]->nin; k++) {
+            Node *p = g->nodes[i]->in[k];
+            if (p->inlined && at[i] > at[p->id]) at[p->id] = at[i];
+        }
     for (int i = 0; i < n; i++)
-        for (int k = 0; k < g->nodes[i]->nin; k++) g->nodes[i]->in[k]->live_end = i;
+        for (int k = 0; k < g->nodes[i]->nin; k++) {
+            Node *p = g->nodes[i]->in[k];
+            if (at[i] > p->live_end) p->live_end = at[i];
+        }
+    free(at);
 
     /* fixed homes */
     for (int i = 0; i < n; i++) {
@@ -62,7 +84,7 @@ bool pass_memplan(Graph *g, Diag *d) {
             }
         }
         Node *x = g->nodes[i];
-        if (x->region >= 0) continue;
+        if (x->region >= 0 || x->inlined) continue;
         int64_t need = node_bytes(x);
         int best = -1;
         for (int k = 0; k < nfree; k++)

@@ -1,0 +1,477 @@
+/*
+** cg_fuse.c: the generated kernels of fused groups (passes/fuse.c).
+**
+** A kernel is two LLVM functions: the body, named after the spec layer and
+** op it serves (e.g. "backbone.layer1.0.relu#34"), taking one `noalias`
+** pointer per value it reads or writes and a row range [r0, r1); and a
+** wrapper "<body>.rows" with the uniform signature of rt_rows_fn (pointers in
+** an array) that the step calls through rt_par_rows, which splits the rows
+** over the thread pool. Rows are independent, so every split gives the
+** same bits. Loops are plain counted loops on static shapes; LLVM's loop
+** vectoriser turns them into AVX-512 code (prefer-vector-width=512 when the
+** target has it), and the per-channel terms are hoisted out of the inner
+** loops by LICM, which the noalias parameters make legal.
+**
+** Iteration spaces, for values [N, C, S] (S = the spatial size, 1 for [N, C]):
+**  - KERNEL_EW, S > 1: rows are the N*C planes, the inner loop runs over S;
+**    S == 1: rows are the N samples, the inner loop runs over C;
+**  - KERNEL_BN_DX: rows are channels. With S > 1 each channel sums its
+**    N planes (f32 vector partials of a plane, added in double: the
+**    runtime's rule) and then writes its dx planes; with S == 1 a row range
+**    of channels keeps double sums per channel while walking the samples, so
+**    the inner loops stay contiguous.
+** An inlined value is recomputed from its inputs wherever it is read
+** (val()); everything else is loaded from its planned address.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Core.h>
+
+#include "codegen/cg_impl.h"
+#include "rt_kernels.h"
+
+#define MAX_EXT 32
+
+typedef struct KB {
+    CG *cg;
+    LLVMBuilderRef b;
+    LLVMValueRef fn;
+    LLVMBasicBlockRef entry;
+    LLVMTypeRef f64;
+    const Node *ext[MAX_EXT];   /* values in memory the kernel reads or writes */
+    LLVMValueRef p[MAX_EXT];    /* their pointers: the body's parameters */
+    int next;
+    LLVMValueRef *memo;         /* element values in the loop body being emitted, by node id */
+    LLVMValueRef idx, c;        /* element and channel index of that body */
+    int64_t C;
+} KB;
+
+/* ---- small builders ---- */
+
+static LLVMValueRef i64c(KB *k, int64_t v) { return LLVMConstInt(k->cg->i64, (unsigned long long)v, 1); }
+static LLVMValueRef f32c(KB *k, double v) { return LLVMConstReal(k->cg->f32, v); }
+static LLVMValueRef f64c(KB *k, double v) { return LLVMConstReal(k->f64, v); }
+
+static LLVMValueRef entry_alloca(KB *k, LLVMTypeRef t, const char *name) {
+    LLVMBuilderRef e = LLVMCreateBuilderInContext(k->cg->ctx);
+    LLVMValueRef first = LLVMGetFirstInstruction(k->entry);
+    if (first) LLVMPositionBuilderBefore(e, first);
+    else LLVMPositionBuilderAtEnd(e, k->entry);
+    LLVMValueRef a = LLVMBuildAlloca(e, t, name);
+    LLVMDisposeBuilder(e);
+    return a;
+}
+
+static LLVMValueRef gep(KB *k, LLVMTypeRef t, LLVMValueRef p, LLVMValueRef i) {
+    return LLVMBuildInBoundsGEP2(k->b, t, p, &i, 1, "");
+}
+
+static LLVMValueRef loadf(KB *k, LLVMValueRef p, LLVMValueRef i) {
+    return LLVMBuildLoad2(k->b, k->cg->f32, gep(k, k->cg->f32, p, i), "");
+}
+
+static void storef(KB *k, LLVMValueRef v, LLVMValueRef p, LLVMValueRef i) {
+    LLVMBuildStore(k->b, v, gep(k, k->cg->f32, p, i));
+}
+
+static LLVMValueRef intrinsic(KB *k, const char *name, LLVMTypeRef t, LLVMValueRef *args, unsigned n) {
+    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(k->cg->mod, id, &t, 1);
+    LLVMTypeRef ps[3] = {t, t, t};
+    return LLVMBuildCall2(k->b, LLVMFunctionType(t, ps, n, 0), f, args, n, "");
+}
+
+static LLVMValueRef fma_(KB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+    LLVMValueRef args[3] = {a, b, c};
+    return intrinsic(k, "llvm.fmuladd", LLVMTypeOf(a), args, 3);
+}
+
+/* a + b, reassociable: what lets the vectoriser split a sum into lanes */
+static LLVMValueRef fadd_reassoc(KB *k, LLVMValueRef a, LLVMValueRef b) {
+    LLVMValueRef v = LLVMBuildFAdd(k->b, a, b, "");
+    LLVMSetFastMathFlags(v, LLVMFastMathAllowReassoc);
+    return v;
+}
+
+/* A counted loop for i in [lo, hi) (the counter lives in an alloca that
+   mem2reg turns into a phi). */
+typedef struct Loop {
+    LLVMValueRef slot, i;
+    LLVMBasicBlockRef head, exit;
+} Loop;
+
+static LLVMValueRef loop_open(KB *k, Loop *L, LLVMValueRef lo, LLVMValueRef hi, const char *name) {
+    L->slot = entry_alloca(k, k->cg->i64, name);
+    LLVMBuildStore(k->b, lo, L->slot);
+    L->head = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, name);
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, "body");
+    L->exit = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, "exit");
+    LLVMBuildBr(k->b, L->head);
+    LLVMPositionBuilderAtEnd(k->b, L->head);
+    L->i = LLVMBuildLoad2(k->b, k->cg->i64, L->slot, name);
+    LLVMBuildCondBr(k->b, LLVMBuildICmp(k->b, LLVMIntSLT, L->i, hi, ""), body, L->exit);
+    LLVMPositionBuilderAtEnd(k->b, body);
+    return L->i;
+}
+
+static void loop_close(KB *k, Loop *L) {
+    LLVMBuildStore(k->b, LLVMBuildNSWAdd(k->b, L->i, i64c(k, 1), ""), L->slot);
+    LLVMBuildBr(k->b, L->head);
+    LLVMPositionBuilderAtEnd(k->b, L->exit);
+}
+
+/* An accumulator in an alloca (type t), set to zero here. */
+static LLVMValueRef acc_new(KB *k, LLVMTypeRef t, const char *name) {
+    LLVMValueRef a = entry_alloca(k, t, name);
+    LLVMBuildStore(k->b, LLVMConstReal(t, 0), a);
+    return a;
+}
+
+static void acc_add(KB *k, LLVMValueRef acc, LLVMTypeRef t, LLVMValueRef v) {
+    LLVMBuildStore(k->b, fadd_reassoc(k, LLVMBuildLoad2(k->b, t, acc, ""), v), acc);
+}
+
+/* ---- the values a kernel touches ---- */
+
+static int ext_slot(KB *k, const Node *v) {
+    for (int i = 0; i < k->next; i++)
+        if (k->ext[i] == v) return i;
+    RRC_ASSERT(k->next < MAX_EXT);
+    k->ext[k->next] = v;
+    return k->next++;
+}
+
+/* Every value in memory an expression reads: inlined nodes are walked
+   through. */
+static void collect(KB *k, const Node *v) {
+    if (!v->inlined) {
+        ext_slot(k, v);
+        return;
+    }
+    for (int i = 0; i < v->nin; i++) collect(k, v->in[i]);
+}
+
+static LLVMValueRef ptr_of(KB *k, const Node *v) { return k->p[ext_slot(k, v)]; }
+
+/* Per-channel operand (input i of v, at channel c, plus `off` channels:
+   bn statistics hold the variance at C + c). */
+static LLVMValueRef chan(KB *k, const Node *v, int i, int64_t off) {
+    LLVMValueRef c = off ? LLVMBuildNSWAdd(k->b, k->c, i64c(k, off), "") : k->c;
+    return loadf(k, ptr_of(k, v->in[i]), c);
+}
+
+/* f32 gamma / sqrt(var + eps), computed in double (the runtime's rule) */
+static LLVMValueRef bn_scale(KB *k, LLVMValueRef gamma, LLVMValueRef var, double eps) {
+    LLVMValueRef vd = LLVMBuildFPExt(k->b, var, k->f64, ""), gd = LLVMBuildFPExt(k->b, gamma, k->f64, "");
+    LLVMValueRef s = LLVMBuildFAdd(k->b, vd, f64c(k, (double)(float)eps), "");
+    s = intrinsic(k, "llvm.sqrt", k->f64, &s, 1);
+    return LLVMBuildFPTrunc(k->b, LLVMBuildFDiv(k->b, gd, s, ""), k->cg->f32, "");
+}
+
+static LLVMValueRef val(KB *k, const Node *v);
+
+static LLVMValueRef gt0(KB *k, LLVMValueRef x) { return LLVMBuildFCmp(k->b, LLVMRealOGT, x, f32c(k, 0), ""); }
+
+/* One op on the current element; ORDER: fuse_ew_op in passes/fuse.c. */
+static LLVMValueRef op_value(KB *k, const Node *v) {
+    LLVMBuilderRef b = k->b;
+    switch (v->op) {
+    case OP_RELU: {
+        LLVMValueRef x = val(k, v->in[0]);
+        return LLVMBuildSelect(b, gt0(k, x), x, f32c(k, 0), "");
+    }
+    case OP_RELU_BACK:
+        return LLVMBuildSelect(b, gt0(k, val(k, v->in[1])), val(k, v->in[0]), f32c(k, 0), "");
+    case OP_LEAKY_RELU: {
+        LLVMValueRef x = val(k, v->in[0]);
+        return LLVMBuildSelect(b, gt0(k, x), x, LLVMBuildFMul(b, f32c(k, v->fa[0]), x, ""), "");
+    }
+    case OP_LEAKY_RELU_BACK: {
+        LLVMValueRef dy = val(k, v->in[0]);
+        return LLVMBuildSelect(b, gt0(k, val(k, v->in[1])), dy, LLVMBuildFMul(b, f32c(k, v->fa[0]), dy, ""), "");
+    }
+    case OP_ADD: return LLVMBuildFAdd(b, val(k, v->in[0]), val(k, v->in[1]), "");
+    case OP_BIAS_ADD: return LLVMBuildFAdd(b, val(k, v->in[0]), chan(k, v, 1, 0), "");
+    case OP_BN_TRAIN: {   /* in: x, st [mean; var], gamma, beta */
+        LLVMValueRef a = bn_scale(k, chan(k, v, 2, 0), chan(k, v, 1, k->C), v->fa[0]);
+        LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), chan(k, v, 1, 0), "");
+        return fma_(k, a, d, chan(k, v, 3, 0));
+    }
+    case OP_BN_EVAL: {    /* in: x, mean, var, gamma, beta */
+        LLVMValueRef a = bn_scale(k, chan(k, v, 3, 0), chan(k, v, 2, 0), v->fa[0]);
+        LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), chan(k, v, 1, 0), "");
+        return fma_(k, a, d, chan(k, v, 4, 0));
+    }
+    default: RRC_ABORT("cg_fuse: op %s is not elementwise", op_table[v->op].name);
+    }
+}
+
+static LLVMValueRef val(KB *k, const Node *v) {
+    if (k->memo[v->id]) return k->memo[v->id];
+    LLVMValueRef x = v->inlined ? op_value(k, v) : loadf(k, ptr_of(k, v), k->idx);
+    k->memo[v->id] = x;
+    return x;
+}
+
+/* Sets the element being emitted: clears the values of the previous body. */
+static void at_element(KB *k, LLVMValueRef idx, LLVMValueRef c) {
+    memset(k->memo, 0, (size_t)k->cg->g->nnodes * sizeof *k->memo);
+    k->idx = idx;
+    k->c = c;
+}
+
+/* ---- kernels ---- */
+
+static void nc_dims(const Node *v, int64_t *N, int64_t *C, int64_t *S) {
+    *N = v->dim[0];
+    *C = v->dim[1];
+    *S = 1;
+    for (int i = 2; i < v->rank; i++) *S *= v->dim[i];
+}
+
+static void ew_kernel(KB *k, const Node *root, LLVMValueRef r0, LLVMValueRef r1) {
+    int64_t N, C, S;
+    nc_dims(root, &N, &C, &S);
+    (void)N;
+    LLVMValueRef out = ptr_of(k, root);
+    Loop R, I;
+    if (S > 1) {   /* rows: planes (n, c) */
+        LLVMValueRef r = loop_open(k, &R, r0, r1, "plane");
+        LLVMValueRef c = LLVMBuildSRem(k->b, r, i64c(k, C), "c"), base = LLVMBuildNSWMul(k->b, r, i64c(k, S), "");
+        LLVMValueRef s = loop_open(k, &I, i64c(k, 0), i64c(k, S), "s");
+        LLVMValueRef idx = LLVMBuildNSWAdd(k->b, base, s, "");
+        at_element(k, idx, c);
+        storef(k, op_value(k, root), out, idx);
+        loop_close(k, &I);
+        loop_close(k, &R);
+    } else {       /* rows: samples n, inner loop over channels */
+        LLVMValueRef n = loop_open(k, &R, r0, r1, "n");
+        LLVMValueRef base = LLVMBuildNSWMul(k->b, n, i64c(k, C), "");
+        LLVMValueRef c = loop_open(k, &I, i64c(k, 0), i64c(k, C), "c");
+        LLVMValueRef idx = LLVMBuildNSWAdd(k->b, base, c, "");
+        at_element(k, idx, c);
+        storef(k, op_value(k, root), out, idx);
+        loop_close(k, &I);
+        loop_close(k, &R);
+    }
+}
+
+/* dx = a g + b + cx (x - m) with per-channel f32 coefficients from the
+   double sums (rt_kernels_norm.c's dx_coef); dgamma = sdyx / sqrt(var +
+   eps); dbeta = sdy. Writes the coefficients into the given slots. */
+static void bn_dx_coef(KB *k, const Kernel *K, LLVMValueRef sdy, LLVMValueRef sdyx, LLVMValueRef var32,
+                       LLVMValueRef gamma32, double M, LLVMValueRef c, LLVMValueRef *ka, LLVMValueRef *kb,
+                       LLVMValueRef *kcx) {
+    const Node *dx = K->members[0];
+    LLVMBuilderRef b = k->b;
+    LLVMValueRef var = LLVMBuildFPExt(b, var32, k->f64, ""), gamma = LLVMBuildFPExt(b, gamma32, k->f64, "");
+    LLVMValueRef sq = LLVMBuildFAdd(b, var, f64c(k, (double)(float)dx->fa[0]), "");
+    sq = intrinsic(k, "llvm.sqrt", k->f64, &sq, 1);
+    LLVMValueRef rstd = LLVMBuildFDiv(b, f64c(k, 1), sq, ""), k1 = LLVMBuildFMul(b, gamma, rstd, "");
+    *ka = LLVMBuildFPTrunc(b, k1, k->cg->f32, "");
+    LLVMValueRef t = LLVMBuildFDiv(b, LLVMBuildFMul(b, k1, sdy, ""), f64c(k, M), "");
+    *kb = LLVMBuildFPTrunc(b, LLVMBuildFNeg(b, t, ""), k->cg->f32, "");
+    t = LLVMBuildFDiv(b, LLVMBuildFMul(b, LLVMBuildFMul(b, LLVMBuildFMul(b, k1, rstd, ""), rstd, ""), sdyx, ""), f64c(k, M), "");
+    *kcx = LLVMBuildFPTrunc(b, LLVMBuildFNeg(b, t, ""), k->cg->f32, "");
+    for (int i = 1; i < K->nmembers; i++) {
+        const Node *m = K->members[i];
+        LLVMValueRef v = m->op == OP_BN_DGAMMA ? LLVMBuildFDiv(b, sdyx, sq, "") : sdy;
+        storef(k, LLVMBuildFPTrunc(b, v, k->cg->f32, ""), ptr_of(k, m), c);
+    }
+}
+
+static LLVMValueRef dx_value(KB *k, const Node *dx, LLVMValueRef ka, LLVMValueRef kb, LLVMValueRef kcx, LLVMValueRef m) {
+    LLVMValueRef g = val(k, dx->in[0]), xv = val(k, dx->in[1]);
+    LLVMValueRef t = fma_(k, ka, g, kb);
+    return fma_(k, kcx, LLVMBuildFSub(k->b, xv, m, ""), t);
+}
+
+static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r1) {
+    const Node *dx = K->members[0];
+    int64_t N, C, S;
+    nc_dims(dx, &N, &C, &S);
+    double M = (double)N * (double)S;
+    LLVMTypeRef f32 = k->cg->f32, f64 = k->f64;
+    LLVMValueRef out = ptr_of(k, dx), st = ptr_of(k, dx->in[2]), gm = ptr_of(k, dx->in[3]);
+    Loop Lc, Ln, Ls;
+    if (S > 1) {   /* rows: channels; per channel: sums over its planes, then dx */
+        LLVMValueRef c = loop_open(k, &Lc, r0, r1, "c");
+        LLVMValueRef m = loadf(k, st, c), var = loadf(k, st, LLVMBuildNSWAdd(k->b, c, i64c(k, C), ""));
+        LLVMValueRef sdy = acc_new(k, f64, "sdy"), sdyx = acc_new(k, f64, "sdyx");
+        LLVMValueRef n = loop_open(k, &Ln, i64c(k, 0), i64c(k, N), "n");
+        LLVMValueRef base = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, ""), i64c(k, S), "");
+        LLVMValueRef f1 = acc_new(k, f32, "p1"), f2 = acc_new(k, f32, "p2");
+        LLVMValueRef s = loop_open(k, &Ls, i64c(k, 0), i64c(k, S), "s");
+        at_element(k, LLVMBuildNSWAdd(k->b, base, s, ""), c);
+        LLVMValueRef g = val(k, dx->in[0]), xv = val(k, dx->in[1]);
+        acc_add(k, f1, f32, g);
+        acc_add(k, f2, f32, LLVMBuildFMul(k->b, g, LLVMBuildFSub(k->b, xv, m, ""), ""));
+        loop_close(k, &Ls);
+        acc_add(k, sdy, f64, LLVMBuildFPExt(k->b, LLVMBuildLoad2(k->b, f32, f1, ""), f64, ""));
+        acc_add(k, sdyx, f64, LLVMBuildFPExt(k->b, LLVMBuildLoad2(k->b, f32, f2, ""), f64, ""));
+        loop_close(k, &Ln);
+        LLVMValueRef ka, kb, kcx;
+        k->c = c;
+        bn_dx_coef(k, K, LLVMBuildLoad2(k->b, f64, sdy, ""), LLVMBuildLoad2(k->b, f64, sdyx, ""), var, loadf(k, gm, c), M, c,
+                   &ka, &kb, &kcx);
+        n = loop_open(k, &Ln, i64c(k, 0), i64c(k, N), "n2");
+        base = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, ""), i64c(k, S), "");
+        s = loop_open(k, &Ls, i64c(k, 0), i64c(k, S), "s2");
+        LLVMValueRef idx = LLVMBuildNSWAdd(k->b, base, s, "");
+        at_element(k, idx, c);
+        storef(k, dx_value(k, dx, ka, kb, kcx, m), out, idx);
+        loop_close(k, &Ls);
+        loop_close(k, &Ln);
+        loop_close(k, &Lc);
+        return;
+    }
+    /* [N, C]: rows are a channel range; per-channel double sums in arrays
+       while walking the samples, so the inner loops run along memory */
+    LLVMTypeRef ad = LLVMArrayType2(f64, (uint64_t)C), af = LLVMArrayType2(f32, (uint64_t)C);
+    LLVMValueRef A1 = entry_alloca(k, ad, "sdy"), A2 = entry_alloca(k, ad, "sdyx");
+    LLVMValueRef Ka = entry_alloca(k, af, "ka"), Kb = entry_alloca(k, af, "kb"), Kc = entry_alloca(k, af, "kcx");
+    LLVMValueRef c = loop_open(k, &Lc, r0, r1, "c0");
+    LLVMBuildStore(k->b, f64c(k, 0), gep(k, f64, A1, c));
+    LLVMBuildStore(k->b, f64c(k, 0), gep(k, f64, A2, c));
+    loop_close(k, &Lc);
+    LLVMValueRef n = loop_open(k, &Ln, i64c(k, 0), i64c(k, N), "n");
+    c = loop_open(k, &Lc, r0, r1, "c");
+    at_element(k, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, ""), c);
+    LLVMValueRef g = LLVMBuildFPExt(k->b, val(k, dx->in[0]), f64, "");
+    LLVMValueRef xv = LLVMBuildFPExt(k->b, val(k, dx->in[1]), f64, ""), m = LLVMBuildFPExt(k->b, loadf(k, st, c), f64, "");
+    LLVMValueRef p1 = gep(k, f64, A1, c), p2 = gep(k, f64, A2, c);
+    LLVMBuildStore(k->b, LLVMBuildFAdd(k->b, LLVMBuildLoad2(k->b, f64, p1, ""), g, ""), p1);
+    LLVMBuildStore(k->b, fma_(k, g, LLVMBuildFSub(k->b, xv, m, ""), LLVMBuildLoad2(k->b, f64, p2, "")), p2);
+    loop_close(k, &Lc);
+    loop_close(k, &Ln);
+    c = loop_open(k, &Lc, r0, r1, "c1");
+    k->c = c;
+    LLVMValueRef ka, kb, kcx;
+    bn_dx_coef(k, K, LLVMBuildLoad2(k->b, f64, gep(k, f64, A1, c), ""), LLVMBuildLoad2(k->b, f64, gep(k, f64, A2, c), ""),
+               loadf(k, st, LLVMBuildNSWAdd(k->b, c, i64c(k, C), "")), loadf(k, gm, c), M, c, &ka, &kb, &kcx);
+    LLVMBuildStore(k->b, ka, gep(k, f32, Ka, c));
+    LLVMBuildStore(k->b, kb, gep(k, f32, Kb, c));
+    LLVMBuildStore(k->b, kcx, gep(k, f32, Kc, c));
+    loop_close(k, &Lc);
+    n = loop_open(k, &Ln, i64c(k, 0), i64c(k, N), "n2");
+    c = loop_open(k, &Lc, r0, r1, "c2");
+    LLVMValueRef idx = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, "");
+    at_element(k, idx, c);
+    LLVMValueRef v = dx_value(k, dx, LLVMBuildLoad2(k->b, f32, gep(k, f32, Ka, c), ""),
+                              LLVMBuildLoad2(k->b, f32, gep(k, f32, Kb, c), ""),
+                              LLVMBuildLoad2(k->b, f32, gep(k, f32, Kc, c), ""), loadf(k, st, c));
+    storef(k, v, out, idx);
+    loop_close(k, &Lc);
+    loop_close(k, &Ln);
+}
+
+/* "backbone.layer1.0" + "relu" + id: the body's name */
+static void kernel_name(char *buf, size_t n, const Node *root) {
+    snprintf(buf, n, "%s%s%s#%d", root->name ? root->name : "", root->name ? "." : "", op_table[root->op].name, root->id);
+}
+
+static bool wants_512(const CG *cg) {
+    const char *f = cg->features;
+    return f && strstr(f, "+avx512f") != NULL;
+}
+
+/* Emits a kernel and the step's call to it. */
+static void emit_generated(CG *cg, const Kernel *K) {
+    const Node *root = K->members[0];
+    KB k = {.cg = cg, .f64 = LLVMDoubleTypeInContext(cg->ctx)};
+    k.memo = xcalloc((size_t)cg->g->nnodes, sizeof *k.memo);
+    /* the values in memory: outputs first, then what the expressions read */
+    for (int i = 0; i < K->nmembers; i++) ext_slot(&k, K->members[i]);
+    for (int i = 0; i < root->nin; i++) collect(&k, root->in[i]);
+    int64_t N, C, S;
+    nc_dims(root, &N, &C, &S);
+    k.C = C;
+
+    LLVMTypeRef params[MAX_EXT + 2];
+    for (int i = 0; i < k.next; i++) params[i] = cg->ptr;
+    params[k.next] = params[k.next + 1] = cg->i64;
+    char name[256], wname[300];
+    kernel_name(name, sizeof name, root);
+    LLVMTypeRef ft = LLVMFunctionType(cg->void_, params, (unsigned)k.next + 2, 0);
+    k.fn = LLVMAddFunction(cg->mod, name, ft);
+    LLVMSetLinkage(k.fn, LLVMInternalLinkage);
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    for (int i = 0; i < k.next; i++) {
+        LLVMAddAttributeAtIndex(k.fn, (unsigned)i + 1, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
+        k.p[i] = LLVMGetParam(k.fn, (unsigned)i);
+    }
+    LLVMAddAttributeAtIndex(k.fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
+    if (wants_512(cg))
+        LLVMAddAttributeAtIndex(k.fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, "512", 3));
+    k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
+    k.b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderAtEnd(k.b, k.entry);
+    LLVMValueRef r0 = LLVMGetParam(k.fn, (unsigned)k.next), r1 = LLVMGetParam(k.fn, (unsigned)k.next + 1);
+    int64_t rows, per_row;
+    if (K->kind == KERNEL_BN_DX) {
+        bn_dx_kernel(&k, K, r0, r1);
+        rows = C;
+        per_row = N * S;
+    } else {
+        ew_kernel(&k, root, r0, r1);
+        rows = S > 1 ? N * C : N;
+        per_row = S > 1 ? S : C;
+    }
+    LLVMBuildRetVoid(k.b);
+
+    /* the wrapper: rt_rows_fn */
+    snprintf(wname, sizeof wname, "%s.rows", name);
+    LLVMTypeRef wp[3] = {cg->ptr, cg->i64, cg->i64};
+    LLVMValueRef w = LLVMAddFunction(cg->mod, wname, LLVMFunctionType(cg->void_, wp, 3, 0));
+    LLVMSetLinkage(w, LLVMInternalLinkage);
+    LLVMPositionBuilderAtEnd(k.b, LLVMAppendBasicBlockInContext(cg->ctx, w, "entry"));
+    LLVMValueRef a[MAX_EXT + 2];
+    for (int i = 0; i < k.next; i++) {
+        LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
+        a[i] = LLVMBuildLoad2(k.b, cg->ptr, LLVMBuildGEP2(k.b, cg->ptr, LLVMGetParam(w, 0), &ix, 1, ""), "");
+    }
+    a[k.next] = LLVMGetParam(w, 1);
+    a[k.next + 1] = LLVMGetParam(w, 2);
+    LLVMBuildCall2(k.b, ft, k.fn, a, (unsigned)k.next + 2, "");
+    LLVMBuildRetVoid(k.b);
+    LLVMDisposeBuilder(k.b);
+
+    /* the step: pointers into an array, then rt_par_rows */
+    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)k.next, 0), "args");
+    for (int i = 0; i < k.next; i++) {
+        LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
+        LLVMBuildStore(cg->b, cg_ptr(cg, k.ext[i]), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+    }
+    int64_t min_rows = per_row >= 16384 ? 1 : 16384 / (per_row ? per_row : 1);
+    LLVMTypeRef cp[4] = {cg->ptr, cg->ptr, cg->i64, cg->i64};
+    LLVMTypeRef cft = LLVMFunctionType(cg->void_, cp, 4, 0);
+    LLVMValueRef callee = LLVMGetNamedFunction(cg->mod, "rt_par_rows");
+    if (!callee) callee = LLVMAddFunction(cg->mod, "rt_par_rows", cft);
+    LLVMValueRef args[4] = {w, arr, LLVMConstInt(cg->i64, (unsigned long long)rows, 1),
+                            LLVMConstInt(cg->i64, (unsigned long long)min_rows, 1)};
+    LLVMBuildCall2(cg->b, cft, callee, args, 4, "");
+    free(k.memo);
+}
+
+#define CONV_DIMS(x, w, y) (x)->dim[0], (x)->dim[1], (x)->dim[2], (x)->dim[3], (w)->dim[0], (w)->dim[2], (w)->dim[3], \
+                           (y)->ia[0], (y)->ia[1], (y)->dim[2], (y)->dim[3]
+
+int64_t cg_kernel_workspace(const Kernel *K) {
+    if (K->kind != KERNEL_CONV_STATS) return 0;
+    const Node *y = K->members[0];
+    return 4 * rt_k_conv2d_stats_ws(CONV_DIMS(y->in[0], y->in[1], y));
+}
+
+void cg_emit_kernel(CG *cg, const Kernel *K) {
+    if (K->kind == KERNEL_CONV_STATS) {
+        const Node *y = K->members[0], *st = K->members[1];
+        cg_call(cg, "rt_k_conv2d_stats", "ppppiiiiiiiiiiip", cg_ptr(cg, y), cg_ptr(cg, st), cg_ptr(cg, y->in[0]),
+                cg_ptr(cg, y->in[1]), CONV_DIMS(y->in[0], y->in[1], y), cg_ws(cg));
+        return;
+    }
+    emit_generated(cg, K);
+}

@@ -1,0 +1,210 @@
+/*
+** fuse.c: the fusion pass. Groups nodes into kernels that read their
+** inputs once and write only what leaves them (see Kernel in ir/ir.h):
+**
+**  - elementwise chains: an elementwise or per-channel op (fuse_ew_op) whose
+**    every reader is such an op reading it elementwise, and which is not an
+**    output, is INLINED: its value is recomputed inside each reader's
+**    kernel and never stored. What is left is one generated loop per
+**    remaining op, with its inlined producers in the loop body
+**    (bn_train -> add -> relu is one kernel);
+**  - BatchNorm backward: bn_train_dx(g, x, st, gamma) is a KERNEL_BN_DX with
+**    the bn_dgamma(g, x, st) and chan_sum(g) of the same g as members: one
+**    kernel makes the per-channel sums once and writes dx, dgamma and dbeta;
+**    the relu_back (and residual add) making g is inlined into it;
+**  - convolution + BatchNorm statistics: bn_stats of a conv2d's output is
+**    accumulated per image while the image's output is in cache
+**    (KERNEL_CONV_STATS).
+** Members of a kernel are moved next to their root (they read only what
+** the root reads, or the root's value), so every kernel runs at the
+** position of its last member; memplan keeps a kernel's inputs, and the
+** inputs of everything inlined into it, alive up to there.
+**
+** The pass changes no value: the interpreter runs the fused graph node by
+** node as before, and the compiled kernels are tested against it.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/ir.h"
+
+const char *kernel_kind_name(KernelKind k) {
+    switch (k) {
+    case KERNEL_EW: return "ew";
+    case KERNEL_BN_DX: return "bn_dx";
+    case KERNEL_CONV_STATS: return "conv_stats";
+    }
+    return "?";
+}
+
+bool node_emits(const Node *n) {
+    if (n->inlined || op_table[n->op].fusion == FUSE_LEAF) return false;
+    if (!n->kernel) return true;
+    return n->kernel->members[n->kernel->nmembers - 1] == n;
+}
+
+int graph_kernel_count(const Graph *g) {
+    int k = 0;
+    for (int i = 0; i < g->nnodes; i++) k += node_emits(g->nodes[i]);
+    return k;
+}
+
+/* Ops the code generator emits as elementwise loop bodies (cg_fuse.c). */
+bool fuse_ew_op(OpKind op) {
+    switch (op) {
+    case OP_RELU: case OP_RELU_BACK: case OP_LEAKY_RELU: case OP_LEAKY_RELU_BACK:
+    case OP_ADD: case OP_BIAS_ADD: case OP_BN_TRAIN: case OP_BN_EVAL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Whether input k of n is read elementwise (same shape and index as n's
+   value, for the ops of generated kernels) rather than per channel. */
+static bool reads_elementwise(const Node *n, int k) {
+    switch (n->op) {
+    case OP_RELU: case OP_LEAKY_RELU: case OP_BIAS_ADD: case OP_BN_TRAIN: case OP_BN_EVAL: case OP_CHAN_SUM:
+        return k == 0;
+    case OP_RELU_BACK: case OP_LEAKY_RELU_BACK: case OP_ADD: case OP_BN_TRAIN_DX: case OP_BN_DGAMMA:
+        return k <= 1;
+    default:
+        return false;
+    }
+}
+
+static bool same_shape(const Node *a, const Node *b) {
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dim[i] != b->dim[i]) return false;
+    return true;
+}
+
+/* [N, C, spatial...] values of rank 2..4: what generated kernels iterate. */
+static bool nc_shape(const Node *n) { return n->rank >= 2 && n->rank <= 4; }
+
+typedef struct Uses {
+    int *start, *list;   /* readers of node i: list[start[i] .. start[i+1]) (node ids) */
+} Uses;
+
+static Uses uses_of(const Graph *g) {
+    Uses u;
+    u.start = xcalloc((size_t)g->nnodes + 1, sizeof *u.start);
+    for (int i = 0; i < g->nnodes; i++)
+        for (int k = 0; k < g->nodes[i]->nin; k++) u.start[g->nodes[i]->in[k]->id + 1]++;
+    for (int i = 0; i < g->nnodes; i++) u.start[i + 1] += u.start[i];
+    int *fill = xcalloc((size_t)g->nnodes, sizeof *fill);
+    u.list = xcalloc((size_t)u.start[g->nnodes] + 1, sizeof *u.list);
+    for (int i = 0; i < g->nnodes; i++)
+        for (int k = 0; k < g->nodes[i]->nin; k++) {
+            int p = g->nodes[i]->in[k]->id;
+            u.list[u.start[p] + fill[p]++] = i;
+        }
+    free(fill);
+    return u;
+}
+
+static Kernel *new_kernel(Graph *g, KernelKind kind, Node *root) {
+    Kernel *k = &g->kernels[g->nkernels++];
+    k->kind = kind;
+    k->nmembers = 1;
+    k->members[0] = root;
+    root->kernel = k;
+    return k;
+}
+
+static void add_member(Kernel *k, Node *n) {
+    RRC_ASSERT(k->nmembers < KERNEL_MAX_MEMBERS && !n->kernel);
+    k->members[k->nmembers++] = n;
+    n->kernel = k;
+}
+
+static bool is_output(const Graph *g, const Node *n) {
+    for (int i = 0; i < g->nouts; i++)
+        if (g->outs[i].node == n) return true;
+    return false;
+}
+
+bool pass_fuse(Graph *g, Diag *d) {
+    (void)d;
+    int n = g->nnodes;
+    g->kernels = arena_alloc(g->arena, (size_t)(n ? n : 1) * sizeof *g->kernels);
+    g->nkernels = 0;
+    for (int i = 0; i < n; i++) {
+        g->nodes[i]->kernel = NULL;
+        g->nodes[i]->inlined = false;
+    }
+
+    /* BatchNorm backward: bn_train_dx with its siblings */
+    for (int i = 0; i < n; i++) {
+        Node *dx = g->nodes[i];
+        if (dx->op != OP_BN_TRAIN_DX || !nc_shape(dx)) continue;
+        Kernel *k = new_kernel(g, KERNEL_BN_DX, dx);
+        Node *dg = NULL, *db = NULL;
+        for (int j = i + 1; j < n && (!dg || !db); j++) {
+            Node *s = g->nodes[j];
+            if (s->kernel) continue;
+            if (!dg && s->op == OP_BN_DGAMMA && s->in[0] == dx->in[0] && s->in[1] == dx->in[1] && s->in[2] == dx->in[2] &&
+                s->fa[0] == dx->fa[0])
+                dg = s;
+            else if (!db && s->op == OP_CHAN_SUM && s->in[0] == dx->in[0])
+                db = s;
+        }
+        if (dg) add_member(k, dg);
+        if (db) add_member(k, db);
+    }
+
+    /* convolution + statistics of its output */
+    for (int i = 0; i < n; i++) {
+        Node *st = g->nodes[i], *y = st->nin ? st->in[0] : NULL;
+        if (st->op != OP_BN_STATS || !y || y->op != OP_CONV2D || y->kernel || y->rank != 4) continue;
+        Kernel *k = new_kernel(g, KERNEL_CONV_STATS, y);
+        add_member(k, st);
+    }
+
+    /* inlining, readers first: a value is inlined when every reader computes
+       it in a generated loop (an elementwise op, itself inlined or a root,
+       or a BN_DX member) reading it elementwise */
+    Uses u = uses_of(g);
+    for (int i = n - 1; i >= 0; i--) {
+        Node *x = g->nodes[i];
+        if (!fuse_ew_op(x->op) || !nc_shape(x) || x->kernel || is_output(g, x) || u.start[i] == u.start[i + 1]) continue;
+        bool ok = true;
+        for (int p = u.start[i]; p < u.start[i + 1] && ok; p++) {
+            Node *r = g->nodes[u.list[p]];
+            bool generated = fuse_ew_op(r->op) || (r->kernel && r->kernel->kind == KERNEL_BN_DX);
+            const Node *space = r->op == OP_BN_DGAMMA || r->op == OP_CHAN_SUM ? r->in[0] : r;   /* what r iterates */
+            ok = generated && nc_shape(space) && same_shape(space, x);
+            for (int k = 0; k < r->nin && ok; k++)
+                if (r->in[k] == x && !reads_elementwise(r, k)) ok = false;
+        }
+        x->inlined = ok;
+    }
+    free(u.start);
+    free(u.list);
+
+    /* every other generated op is a kernel of its own */
+    for (int i = 0; i < n; i++) {
+        Node *x = g->nodes[i];
+        if (fuse_ew_op(x->op) && nc_shape(x) && !x->inlined && !x->kernel) new_kernel(g, KERNEL_EW, x);
+    }
+
+    /* members next to their root */
+    Node **order = xmalloc((size_t)(n ? n : 1) * sizeof *order);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        Node *x = g->nodes[i];
+        if (x->kernel && x->kernel->members[0] != x) continue;   /* placed with its root */
+        order[m++] = x;
+        if (x->kernel)
+            for (int j = 1; j < x->kernel->nmembers; j++) order[m++] = x->kernel->members[j];
+    }
+    RRC_ASSERT(m == n);
+    for (int i = 0; i < n; i++) {
+        g->nodes[i] = order[i];
+        g->nodes[i]->id = i;
+    }
+    free(order);
+    g->fused = true;
+    return true;
+}

@@ -1,0 +1,196 @@
+/*
+** test_fuse.c: the fusion pass (passes/fuse.c) and its generated kernels
+** (codegen/cg_fuse.c).
+**
+** Each case builds a small graph, runs fuse + memplan, checks how many
+** kernels a step runs and which values were inlined, then runs the graph on
+** the JIT and on the reference interpreter with the same random leaves and
+** compares every output (the fused kernels against the oracle, on both
+** iteration spaces: [N, C, H, W] planes and [N, C] rows). A last test looks
+** for 512-bit vector code in a generated kernel's assembly.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "codegen/cg.h"
+#include "engine.h"
+#include "ir/ir.h"
+#include "rt_rng.h"
+#include "test.h"
+
+static Node *leaf(Graph *g, bool param, const char *name, int rank, int64_t a, int64_t b, int64_t c, int64_t d) {
+    int64_t dim[4] = {a, b, c, d};
+    return param ? ir_param(g, name, rank, dim, (rt_init){RT_INIT_UNIFORM, 1.0}) : ir_input(g, name, rank, dim);
+}
+
+static Graph *new_graph(Arena *a) {
+    Graph *g = graph_new(a);
+    return g;
+}
+
+static void plan(Graph *g) {
+    Diag d = {0};
+    REQUIRE(pass_fuse(g, &d) && pass_memplan(g, &d) && graph_verify(g, "fuse test"));
+}
+
+static int count_kind(const Graph *g, KernelKind k) {
+    int n = 0;
+    for (int i = 0; i < g->nkernels; i++) n += g->kernels[i].kind == k;
+    return n;
+}
+
+/* Runs g on the JIT and the interpreter with the same leaves (uniform in
+   [-1, 1], but BatchNorm statistics: variances positive) and compares every
+   output: max |jit - interp| <= 1e-5 (1 + max |interp|). */
+static void compare_engines(Graph *g, const char *what) {
+    Engine ej, ei;
+    CgOptions co = {0};
+    REQUIREF(engine_init(&ej, g, ENGINE_JIT, &co), "%s: JIT build failed", what);
+    REQUIREF(engine_init(&ei, g, ENGINE_INTERP, NULL), "%s: interpreter init failed", what);
+    rt_stream s;
+    rt_stream_init(&s, 7, 1, 2, 3);
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *x = g->nodes[i];
+        if (op_table[x->op].fusion != FUSE_LEAF) continue;
+        int64_t n = node_numel(x);
+        float *v = malloc((size_t)n * sizeof *v);
+        for (int64_t j = 0; j < n; j++) v[j] = (float)(2 * rt_stream_uniform(&s) - 1);
+        if (x->name && !strcmp(x->name, "st"))   /* [mean; var]: variances in [0.5, 1.5] */
+            for (int64_t j = n / 2; j < n; j++) v[j] = 0.5f + fabsf(v[j]);
+        engine_set(&ej, x, v);
+        engine_set(&ei, x, v);
+        free(v);
+    }
+    engine_run(&ej);
+    engine_run(&ei);
+    for (int o = 0; o < g->nouts; o++) {
+        const Node *x = g->outs[o].node;
+        int64_t n = node_numel(x);
+        float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+        engine_get(&ej, x, a);
+        engine_get(&ei, x, b);
+        double err = 0, ref = 0;
+        for (int64_t j = 0; j < n; j++) {
+            err = fmax(err, fabs((double)a[j] - (double)b[j]));
+            ref = fmax(ref, fabs((double)b[j]));
+        }
+        CHECKF(err <= 1e-5 * (1 + ref), "%s: output %s: max|jit - interp| = %.3g (max|interp| %.3g)", what,
+               g->outs[o].name, err, ref);
+        free(a);
+        free(b);
+    }
+    engine_free(&ej);
+    engine_free(&ei);
+}
+
+/* conv -> BatchNorm (batch statistics) -> ReLU: conv and statistics in one
+   kernel, normalisation and ReLU in another. */
+TEST(fuse_conv_bn_relu_two_kernels) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *x = leaf(g, false, "x", 4, 3, 2, 7, 6), *w = leaf(g, true, "w", 4, 5, 2, 3, 3);
+    Node *y = ir_conv2d(g, x, w, 1, 1), *st = ir_bn_stats(g, y);
+    Node *z = ir_relu(g, ir_bn_train(g, y, st, leaf(g, true, "gamma", 1, 5, 0, 0, 0), leaf(g, true, "beta", 1, 5, 0, 0, 0), 1e-5));
+    graph_add_output(g, "features", z);
+    plan(g);
+    CHECKF(graph_kernel_count(g) <= 2, "conv -> bn -> relu runs %d kernels", graph_kernel_count(g));
+    CHECK(count_kind(g, KERNEL_CONV_STATS) == 1 && count_kind(g, KERNEL_EW) == 1);
+    compare_engines(g, "conv-bn-relu");
+    arena_free(&a);
+}
+
+/* BatchNorm -> + shortcut -> ReLU of a residual block: one kernel after the
+   statistics, the normalisation and the sum inlined. */
+TEST(fuse_residual_tail_one_kernel) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *x = leaf(g, false, "x", 4, 2, 3, 4, 5), *r = leaf(g, false, "r", 4, 2, 3, 4, 5);
+    Node *st = ir_bn_stats(g, x);
+    Node *bn = ir_bn_train(g, x, st, leaf(g, true, "gamma", 1, 3, 0, 0, 0), leaf(g, true, "beta", 1, 3, 0, 0, 0), 1e-5);
+    Node *sum = ir_add(g, bn, r), *z = ir_relu(g, sum);
+    graph_add_output(g, "features", z);
+    plan(g);
+    CHECK(graph_kernel_count(g) == 2 && count_kind(g, KERNEL_EW) == 1);   /* statistics, then the rest */
+    CHECK(bn->inlined && sum->inlined && !z->inlined);
+    compare_engines(g, "residual tail");
+    arena_free(&a);
+}
+
+/* ReLU backward -> BatchNorm backward (dx, dgamma, dbeta): one kernel. */
+static void bn_backward_case(int rank, const char *what) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    int64_t N = 3, C = 4, H = rank == 4 ? 5 : 0, W = rank == 4 ? 3 : 0;
+    Node *dy = leaf(g, false, "dy", rank, N, C, H, W), *y = leaf(g, false, "y", rank, N, C, H, W);
+    Node *x = leaf(g, false, "x", rank, N, C, H, W), *st = leaf(g, false, "st", 2, 2, C, 0, 0);
+    Node *gamma = leaf(g, true, "gamma", 1, C, 0, 0, 0);
+    Node *gr = ir_relu_back(g, dy, y);
+    Node *dx = ir_bn_train_dx(g, gr, x, st, gamma, 1e-5), *dg = ir_bn_dgamma(g, gr, x, st, 1e-5), *db = ir_chan_sum(g, gr);
+    graph_add_output(g, "dx", dx);
+    graph_add_output(g, "dgamma", dg);
+    graph_add_output(g, "dbeta", db);
+    plan(g);
+    CHECKF(graph_kernel_count(g) == 1, "%s: %d kernels", what, graph_kernel_count(g));
+    CHECK(gr->inlined && dx->kernel && dx->kernel->kind == KERNEL_BN_DX && dx->kernel->nmembers == 3);
+    compare_engines(g, what);
+    arena_free(&a);
+}
+
+TEST(fuse_bn_backward_one_kernel_planes) { bn_backward_case(4, "bn backward [N,C,H,W]"); }
+TEST(fuse_bn_backward_one_kernel_rows) { bn_backward_case(2, "bn backward [N,C]"); }
+
+/* The relation head's forward shape: [N, C] BatchNorm -> LeakyReLU. */
+TEST(fuse_rows_bn_leaky_relu) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *x = leaf(g, false, "x", 2, 7, 19, 0, 0), *st = ir_bn_stats(g, x);
+    Node *bn = ir_bn_train(g, x, st, leaf(g, true, "gamma", 1, 19, 0, 0, 0), leaf(g, true, "beta", 1, 19, 0, 0, 0), 1e-5);
+    Node *z = ir_leaky_relu(g, bn, 0.01);
+    graph_add_output(g, "features", z);
+    plan(g);
+    CHECK(graph_kernel_count(g) == 2 && count_kind(g, KERNEL_EW) == 1 && bn->inlined);
+    compare_engines(g, "rows bn leaky_relu");
+    arena_free(&a);
+}
+
+/* A value read outside generated kernels is stored, not inlined. */
+TEST(fuse_keeps_values_read_by_other_kernels) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *x = leaf(g, false, "x", 4, 2, 3, 4, 4), *w = leaf(g, true, "w", 4, 3, 3, 1, 1);
+    Node *r = ir_relu(g, x), *y = ir_conv2d(g, r, w, 1, 0), *z = ir_add(g, r, y);
+    graph_add_output(g, "features", z);
+    plan(g);
+    CHECK(!r->inlined && r->region >= 0);
+    compare_engines(g, "relu read by conv");
+    arena_free(&a);
+}
+
+/* 512-bit vectors in a generated kernel, on a host that has them. */
+TEST(fuse_generated_code_uses_zmm) {
+    char *feat = LLVMGetHostCPUFeatures();
+    bool avx512 = strstr(feat, "+avx512f") != NULL;
+    LLVMDisposeMessage(feat);
+    if (!avx512) {
+        printf("    host without AVX-512: zmm check skipped\n");
+        return;
+    }
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *x = leaf(g, false, "x", 4, 8, 16, 32, 32), *r = leaf(g, false, "r", 4, 8, 16, 32, 32);
+    graph_add_output(g, "features", ir_relu(g, ir_add(g, x, r)));
+    plan(g);
+    CgModule *m = cg_build(g, "zmm_probe", NULL);
+    REQUIRE(m);
+    char *asm_text = cg_assembly(m);
+    REQUIRE(asm_text);
+    CHECKF(strstr(asm_text, "%zmm") != NULL, "no zmm register in the generated kernel");
+    free(asm_text);
+    cg_free(m);
+    arena_free(&a);
+}
