@@ -201,8 +201,9 @@ typedef struct ConvJob {
 /* ---- forward + BatchNorm statistics of the output (the conv_stats fused
    kernel): each image's output [O, Q] is reduced right after its GEMM,
    while it is in cache. Per image and channel, the mean and the sum of
-   squared deviations from it are made in double (two passes over the
-   cache-hot plane: no cancellation however large the mean), then merged
+   squared deviations come from one pass of shifted sums (d = y - y[0],
+   rt_shifted_sums: f32 partials of 16, double totals; the shift avoids the
+   cancellation of E[y^2] - E[y]^2), then are merged
    into the running (mean, m2) by Chan et al.'s pairwise formula, images in
    order; the pool's parts merge in thread order. ---- */
 
@@ -215,10 +216,10 @@ static void stats_merge(double *restrict mean, double *restrict m2, double na, d
 static void stats_image(double *restrict acc, double cnt, const float *restrict yn, int64_t O, int64_t Q) {
     for (int64_t o = 0; o < O; o++) {
         const float *restrict p = yn + o * Q;
-        double s = 0, q = 0;
-        RT_VFOR(i, Q, s += (double)p[i];);
-        double mi = s / (double)Q;
-        RT_VFOR(i, Q, double e = (double)p[i] - mi; q += e * e;);
+        double s1 = 0, s2 = 0, k = (double)p[0];
+        rt_shifted_sums(p, Q, p[0], &s1, &s2);   /* sums of d = y - y[0]: no cancellation */
+        double mi = k + s1 / (double)Q, q = s2 - s1 * s1 / (double)Q;
+        if (q < 0) q = 0;
         if (cnt == 0) {
             acc[o] = mi;
             acc[O + o] = q;

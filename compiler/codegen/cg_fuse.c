@@ -23,6 +23,7 @@
 ** An inlined value is recomputed from its inputs wherever it is read
 ** (val()); everything else is loaded from its planned address.
 */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,7 +378,128 @@ static bool wants_512(const CG *cg) {
     return f && strstr(f, "+avx512f") != NULL;
 }
 
-/* Emits a kernel and the step's call to it. */
+/* ---- sharing: kernels of the same structure (ops, attributes, shapes,
+   and which value goes where) are one function; residual stages repeat the
+   same blocks, so ResNet-32's ~190 fused kernels need ~20 functions ---- */
+
+struct CgShared {
+    char *sig;
+    LLVMValueRef wrapper;
+};
+
+typedef struct Sig {
+    char *buf;
+    size_t len, cap;
+} Sig;
+
+static void sig_put(Sig *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sig_put(Sig *s, const char *fmt, ...) {
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (s->len + (size_t)n + 1 > s->cap) {
+        s->cap = 2 * (s->len + (size_t)n + 1);
+        s->buf = xrealloc(s->buf, s->cap);
+    }
+    memcpy(s->buf + s->len, tmp, (size_t)n + 1);
+    s->len += (size_t)n;
+}
+
+static void sig_node(Sig *s, KB *k, const Node *v) {
+    if (!v->inlined) {
+        sig_put(s, "e%d", ext_slot(k, v));
+        return;
+    }
+    sig_put(s, "%s(", op_table[v->op].name);
+    for (int i = 0; i < v->nin; i++) {
+        sig_node(s, k, v->in[i]);
+        sig_put(s, ",");
+    }
+    for (int i = 0; i < IR_MAX_FA; i++) sig_put(s, "%.17g,", v->fa[i]);
+    sig_put(s, ")");
+}
+
+/* The structure of kernel K: kind, members with their shapes and
+   attributes, and the expressions of the root's inputs. */
+static char *kernel_sig(KB *k, const Kernel *K) {
+    Sig s = {0};
+    sig_put(&s, "%s", kernel_kind_name(K->kind));
+    for (int i = 0; i < K->nmembers; i++) {
+        const Node *m = K->members[i];
+        sig_put(&s, " %s[", op_table[m->op].name);
+        for (int d = 0; d < m->rank; d++) sig_put(&s, "%lld,", (long long)m->dim[d]);
+        for (int a = 0; a < IR_MAX_FA; a++) sig_put(&s, "%.17g,", m->fa[a]);
+        sig_put(&s, "]");
+    }
+    const Node *root = K->members[0];
+    for (int i = 0; i < root->nin; i++) {
+        sig_put(&s, " ");
+        sig_node(&s, k, root->in[i]);
+    }
+    return s.buf;
+}
+
+/* The body and the rows wrapper of a kernel; returns the wrapper. */
+static LLVMValueRef build_kernel(CG *cg, KB *k, const Kernel *K, const Node *root) {
+    LLVMValueRef w;
+    LLVMTypeRef params[MAX_EXT + 2];
+    for (int i = 0; i < k->next; i++) params[i] = cg->ptr;
+    params[k->next] = params[k->next + 1] = cg->i64;
+    char name[256], wname[300];
+    kernel_name(name, sizeof name, root);
+    LLVMTypeRef ft = LLVMFunctionType(cg->void_, params, (unsigned)k->next + 2, 0);
+    k->fn = LLVMAddFunction(cg->mod, name, ft);
+    LLVMSetLinkage(k->fn, LLVMInternalLinkage);
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
+    for (int i = 0; i < k->next; i++) {
+        LLVMAddAttributeAtIndex(k->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
+        k->p[i] = LLVMGetParam(k->fn, (unsigned)i);
+    }
+    LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
+    if (wants_512(cg))
+        LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, "512", 3));
+    k->entry = LLVMAppendBasicBlockInContext(cg->ctx, k->fn, "entry");
+    k->b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderAtEnd(k->b, k->entry);
+    LLVMValueRef r0 = LLVMGetParam(k->fn, (unsigned)k->next), r1 = LLVMGetParam(k->fn, (unsigned)k->next + 1);
+    if (K->kind == KERNEL_BN_DX) bn_dx_kernel(k, K, r0, r1);
+    else ew_kernel(k, root, r0, r1);
+    LLVMBuildRetVoid(k->b);
+
+    /* the wrapper: rt_rows_fn */
+    snprintf(wname, sizeof wname, "%s.rows", name);
+    LLVMTypeRef wp[3] = {cg->ptr, cg->i64, cg->i64};
+    w = LLVMAddFunction(cg->mod, wname, LLVMFunctionType(cg->void_, wp, 3, 0));
+    LLVMSetLinkage(w, LLVMInternalLinkage);
+    LLVMPositionBuilderAtEnd(k->b, LLVMAppendBasicBlockInContext(cg->ctx, w, "entry"));
+    LLVMValueRef a[MAX_EXT + 2];
+    for (int i = 0; i < k->next; i++) {
+        LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
+        a[i] = LLVMBuildLoad2(k->b, cg->ptr, LLVMBuildGEP2(k->b, cg->ptr, LLVMGetParam(w, 0), &ix, 1, ""), "");
+    }
+    a[k->next] = LLVMGetParam(w, 1);
+    a[k->next + 1] = LLVMGetParam(w, 2);
+    LLVMBuildCall2(k->b, ft, k->fn, a, (unsigned)k->next + 2, "");
+    LLVMBuildRetVoid(k->b);
+    LLVMDisposeBuilder(k->b);
+
+    return w;
+}
+
+void cg_fuse_done(CG *cg) {
+    for (int i = 0; i < cg->nshared; i++) free(cg->shared[i].sig);
+    free(cg->shared);
+    cg->shared = NULL;
+    cg->nshared = cg->capshared = 0;
+}
+
+/* Emits a kernel (or finds one of the same structure) and the step's call
+   to it. */
 static void emit_generated(CG *cg, const Kernel *K) {
     const Node *root = K->members[0];
     KB k = {.cg = cg, .f64 = LLVMDoubleTypeInContext(cg->ctx)};
@@ -388,57 +510,28 @@ static void emit_generated(CG *cg, const Kernel *K) {
     int64_t N, C, S;
     nc_dims(root, &N, &C, &S);
     k.C = C;
-
-    LLVMTypeRef params[MAX_EXT + 2];
-    for (int i = 0; i < k.next; i++) params[i] = cg->ptr;
-    params[k.next] = params[k.next + 1] = cg->i64;
-    char name[256], wname[300];
-    kernel_name(name, sizeof name, root);
-    LLVMTypeRef ft = LLVMFunctionType(cg->void_, params, (unsigned)k.next + 2, 0);
-    k.fn = LLVMAddFunction(cg->mod, name, ft);
-    LLVMSetLinkage(k.fn, LLVMInternalLinkage);
-    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
-    for (int i = 0; i < k.next; i++) {
-        LLVMAddAttributeAtIndex(k.fn, (unsigned)i + 1, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
-        k.p[i] = LLVMGetParam(k.fn, (unsigned)i);
-    }
-    LLVMAddAttributeAtIndex(k.fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
-    if (wants_512(cg))
-        LLVMAddAttributeAtIndex(k.fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, "512", 3));
-    k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
-    k.b = LLVMCreateBuilderInContext(cg->ctx);
-    LLVMPositionBuilderAtEnd(k.b, k.entry);
-    LLVMValueRef r0 = LLVMGetParam(k.fn, (unsigned)k.next), r1 = LLVMGetParam(k.fn, (unsigned)k.next + 1);
     int64_t rows, per_row;
     if (K->kind == KERNEL_BN_DX) {
-        bn_dx_kernel(&k, K, r0, r1);
         rows = C;
         per_row = N * S;
     } else {
-        ew_kernel(&k, root, r0, r1);
         rows = S > 1 ? N * C : N;
         per_row = S > 1 ? S : C;
     }
-    LLVMBuildRetVoid(k.b);
-
-    /* the wrapper: rt_rows_fn */
-    snprintf(wname, sizeof wname, "%s.rows", name);
-    LLVMTypeRef wp[3] = {cg->ptr, cg->i64, cg->i64};
-    LLVMValueRef w = LLVMAddFunction(cg->mod, wname, LLVMFunctionType(cg->void_, wp, 3, 0));
-    LLVMSetLinkage(w, LLVMInternalLinkage);
-    LLVMPositionBuilderAtEnd(k.b, LLVMAppendBasicBlockInContext(cg->ctx, w, "entry"));
-    LLVMValueRef a[MAX_EXT + 2];
-    for (int i = 0; i < k.next; i++) {
-        LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
-        a[i] = LLVMBuildLoad2(k.b, cg->ptr, LLVMBuildGEP2(k.b, cg->ptr, LLVMGetParam(w, 0), &ix, 1, ""), "");
+    char *sig = kernel_sig(&k, K);
+    LLVMValueRef w = NULL;
+    for (int i = 0; i < cg->nshared && !w; i++)
+        if (!strcmp(cg->shared[i].sig, sig)) w = cg->shared[i].wrapper;
+    if (w) {
+        free(sig);
+    } else {
+        w = build_kernel(cg, &k, K, root);
+        if (cg->nshared == cg->capshared) {
+            cg->capshared = cg->capshared ? 2 * cg->capshared : 32;
+            cg->shared = xrealloc(cg->shared, (size_t)cg->capshared * sizeof *cg->shared);
+        }
+        cg->shared[cg->nshared++] = (struct CgShared){sig, w};
     }
-    a[k.next] = LLVMGetParam(w, 1);
-    a[k.next + 1] = LLVMGetParam(w, 2);
-    LLVMBuildCall2(k.b, ft, k.fn, a, (unsigned)k.next + 2, "");
-    LLVMBuildRetVoid(k.b);
-    LLVMDisposeBuilder(k.b);
 
     /* the step: pointers into an array, then rt_par_rows */
     LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)k.next, 0), "args");

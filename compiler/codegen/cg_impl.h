@@ -26,6 +26,8 @@ typedef struct CG {
     int64_t ws_offset;                /* kernel workspace, in the scratch region */
     Graph *g;
     const char *features;             /* the target's CPU features ("+avx512f,...") */
+    struct CgShared *shared;          /* generated kernels by structure (cg_fuse.c), shared by same-shape layers */
+    int nshared, capshared;
     const char *entry;                /* prefix of profile site names */
     LLVMTypeRef prof_ty;              /* rt_prof_site (runtime/rt_prof.h) */
     LLVMValueRef prof_site;           /* the site of the kernel being emitted */
@@ -55,5 +57,6 @@ int64_t cg_workspace(const Node *n);   /* bytes of kernel workspace a node needs
    runs; and the workspace bytes it needs */
 void cg_emit_kernel(CG *cg, const Kernel *k);
 int64_t cg_kernel_workspace(const Kernel *k);
+void cg_fuse_done(CG *cg);   /* frees what cg_emit_kernel kept */
 
 #endif

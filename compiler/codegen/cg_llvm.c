@@ -199,6 +199,7 @@ CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
     LLVMBuildRetVoid(cg.b);
     LLVMDisposeBuilder(cg.b);
     LLVMDisposeMessage(host_feat);
+    cg_fuse_done(&cg);
     char *msg = NULL;
     if (ok && LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {
         fprintf(stderr, "rrc: internal error: generated LLVM module does not verify:\n%s\n", msg);
