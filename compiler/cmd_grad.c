@@ -9,12 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <llvm-c/Core.h>
-#include <llvm-c/TargetMachine.h>
-
+#include "cache.h"
 #include "driver.h"
 #include "engine.h"
 #include "ir/lower.h"
@@ -37,7 +33,7 @@ static void grad_usage(FILE *f) {
             "  --seed S            seed of the initialisation (default: the spec's)\n"
             "  --engine E          interp (the reference interpreter, in double; default), jit (LLVM,\n"
             "                      compiled in-process) or aot (an AOT trainer, built by rrc compile\n"
-            "                      into the cache $RRC_CACHE_DIR (default ~/.cache/rrc) and reused)\n");
+            "                      into the compile cache $RRC_CACHE_DIR (default ~/.cache/rrc) and reused)\n");
 }
 
 static int write_results(const char *cmd, const char *out, Graph *g, const Engine *en, bool with_params) {
@@ -94,87 +90,26 @@ static int write_results(const char *cmd, const char *out, Graph *g, const Engin
 
 /* ---- --engine aot: a cached AOT trainer runs the step ---- */
 
-static uint64_t fnv64(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
-    return h;
-}
-
-/* FNV-1a of a file's bytes; 0 if unreadable. */
-static uint64_t file_hash(const char *path, long *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    unsigned char buf[1 << 16];
-    size_t n;
-    *size = 0;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-        h = fnv64(h, buf, n);
-        *size += (long)n;
-    }
-    fclose(f);
-    return h;
-}
-
-static void cache_root(char *buf, size_t n) {
-    const char *d = getenv("RRC_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (d && *d) snprintf(buf, n, "%s", d);
-    else if (x && *x) snprintf(buf, n, "%s/rrc", x);
-    else snprintf(buf, n, "%s/.cache/rrc", home && *home ? home : "/tmp");
-}
-
-static void mkdirs(const char *path) {
-    char tmp[2048];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(tmp, 0777);
-            *p = '/';
-        }
-    mkdir(tmp, 0777);
-}
-
-/* The key of a compiled trainer: the training graph as dumped text, the
-   target CPU and features, and rrc's version. */
-static uint64_t graph_key(Graph *g) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-    graph_dump(m, g);
-    fclose(m);
-    uint64_t h = fnv64(0xcbf29ce484222325ULL, text, len);
-    free(text);
-    char *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
-    h = fnv64(h, cpu, strlen(cpu));
-    h = fnv64(h, feat, strlen(feat));
-    h = fnv64(h, RRC_VERSION, strlen(RRC_VERSION));
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(feat);
-    return h;
-}
-
 static int grad_aot(const char *spec, const Spec *s, Graph *g, int64_t B, const char *input, const char *params, const char *out) {
-    char root[1024], dir[1200], trainer[1400], manifest[1400], line[256];
-    uint64_t key = graph_key(g);
-    cache_root(root, sizeof root);
-    snprintf(dir, sizeof dir, "%s/%016llx", root, (unsigned long long)key);
-    snprintf(trainer, sizeof trainer, "%s/%s-train", dir, s->name);
-    snprintf(manifest, sizeof manifest, "%s/manifest", dir);
+    char trainer[1600], name[300];
+    CacheEntry ce;
+    if (!cache_entry(&ce, g, "aot", NULL, NULL)) {
+        fprintf(stderr, "rrc grad: --engine aot builds its trainer in the compile cache, which is off (RRC_CACHE_DIR=off) or unusable\n");
+        return EXIT_USAGE;
+    }
+    snprintf(name, sizeof name, "%s-train", s->name);
+    snprintf(trainer, sizeof trainer, "%s/%s", ce.dir, name);
     /* a cache entry is used only if its manifest names this key and the
        trainer's exact size and hash; anything else is rebuilt */
-    bool ok = false;
-    FILE *mf = fopen(manifest, "r");
-    if (mf) {
-        unsigned long long k = 0, h = 0;
-        long size = -1, got = -2;
-        if (fgets(line, sizeof line, mf) && sscanf(line, "rrc-cache-1 %llx %ld %llx", &k, &size, &h) == 3 && k == key)
-            ok = (unsigned long long)file_hash(trainer, &got) == h && got == size;
-        fclose(mf);
-        if (!ok) fprintf(stderr, "rrc grad: cache entry %s does not match its manifest; rebuilding\n", dir);
-    }
-    if (!ok) {
-        mkdirs(dir);
+    CacheLookup r = cache_check(&ce, name);
+    if (r == CACHE_BAD) fprintf(stderr, "rrc grad: cache entry %s does not match its manifest; rebuilding\n", ce.dir);
+    if (r != CACHE_HIT) {
+        if (!cache_mkdirs(ce.dir)) {
+            fprintf(stderr, "rrc grad: cannot create %s: %s\n", ce.dir, strerror(errno));
+            return EXIT_USAGE;
+        }
+        char manifest[1400];
+        snprintf(manifest, sizeof manifest, "%s/manifest", ce.dir);
         remove(manifest);
         char kbuf[16], bbuf[32], nbuf[32];
         snprintf(kbuf, sizeof kbuf, "%d", s->K);
@@ -185,15 +120,9 @@ static int grad_aot(const char *spec, const Spec *s, Graph *g, int64_t B, const 
         snprintf(agg, sizeof agg, "%s", aggregation_name(s->head.aggregation));
         snprintf(loss, sizeof loss, "%s", loss_name(s->loss.kind));
         snprintf(sp, sizeof sp, "%s", spec);
-        char *av[] = {sp, a_o, dir, a_k, kbuf, a_b, bbuf, a_a, agg, a_l, loss, a_n, nbuf, NULL};
+        char *av[] = {sp, a_o, ce.dir, a_k, kbuf, a_b, bbuf, a_a, agg, a_l, loss, a_n, nbuf, NULL};
         if (cmd_compile(13, av) != 0) return EXIT_USAGE;
-        long size = 0;
-        uint64_t h = file_hash(trainer, &size);
-        mf = fopen(manifest, "w");
-        if (mf) {
-            fprintf(mf, "rrc-cache-1 %016llx %ld %016llx\n", (unsigned long long)key, size, (unsigned long long)h);
-            fclose(mf);
-        }
+        if (!cache_commit(&ce, name)) fprintf(stderr, "rrc grad: note: cannot write the manifest of %s: %s\n", ce.dir, strerror(errno));
     }
     char cmd[6000];
     snprintf(cmd, sizeof cmd, "'%s' grad --input '%s' --out '%s' --seed %llu%s%s%s", trainer, input, out,

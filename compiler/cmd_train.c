@@ -96,8 +96,12 @@ static int run(Cmd cmd, int argc, char **argv) {
     bool built = supervised ? program_build_supervised(&pr, s, classes, n_train, 256, &co)
                             : program_build(&pr, s, n_train, 256, &co);
     if (built) {
-        if (rrc_env_debug() >= 1 || cmd == CMD_TRAIN)
-            fprintf(stderr, "rrc: compiled %s (%d entries) in %.2f s\n", s->name, pr.p.train_last ? 3 : 2, pr.compile_seconds);
+        if (rrc_env_debug() >= 1 || cmd == CMD_TRAIN) {
+            char cached[48] = "";
+            if (pr.ncached == pr.ncompiled) snprintf(cached, sizeof cached, " (cached)");
+            else if (pr.ncached) snprintf(cached, sizeof cached, " (%d of %d cached)", pr.ncached, pr.ncompiled);
+            fprintf(stderr, "rrc: compiled %s (%d entries) in %.2f s%s\n", s->name, pr.ncompiled, pr.compile_seconds, cached);
+        }
         char prog[64];
         snprintf(prog, sizeof prog, "rrc %s", name);
         rc = cmd == CMD_TRAIN ? rt_cli_train(&pr.p, prog, nrest, rest) : rt_cli_lineval(&pr.p, prog, nrest, rest);

@@ -1,12 +1,19 @@
 /*
 ** engine.c: the interpreter and the JIT behind one interface (engine.h).
+** The JIT links an object file: loaded from the compile cache when a valid
+** entry exists (a second run of the same step starts at once), otherwise
+** built by LLVM and then stored. Both ways run the very same bytes.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cache.h"
 #include "engine.h"
+
+#define STEP_FN "rrc_step"
+#define STEP_OBJECT "rrc_step.o"
 
 bool engine_parse(const char *s, EngineKind *k) {
     if (!strcmp(s, "interp")) *k = ENGINE_INTERP;
@@ -23,6 +30,52 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Links an object into a new JIT and finds the step in it. */
+static bool link_step(Engine *e, const char *obj, size_t len, const CgOptions *o) {
+    e->jit = jit_create(obj, len, o);
+    e->fn = e->jit ? jit_lookup(e->jit, STEP_FN) : NULL;
+    if (!e->fn) {
+        jit_free(e->jit);
+        e->jit = NULL;
+    }
+    return e->fn != NULL;
+}
+
+/* The step from a valid cache entry; false (g unchanged) if there is none.
+   RRC_DEBUG=3 wants the LLVM IR printed, so it always builds. */
+static bool load_step(Engine *e, Graph *g, const CacheEntry *ce, const CgOptions *o) {
+    if (o && o->debug >= 3) return false;
+    char *obj = NULL;
+    size_t len = 0;
+    CacheLookup r = cache_load(ce, STEP_OBJECT, &obj, &len);
+    if (r == CACHE_HIT) {
+        int64_t scratch = g->region_bytes[RT_REGION_SCRATCH];
+        cg_plan_workspace(g);   /* what cg_build would have added */
+        e->cached = link_step(e, obj, len, o);
+        free(obj);
+        if (e->cached) return true;
+        g->region_bytes[RT_REGION_SCRATCH] = scratch;
+        fprintf(stderr, "rrc: cache entry %s does not link; rebuilding\n", ce->dir);
+    }
+    if (r == CACHE_BAD) fprintf(stderr, "rrc: cache entry %s does not match its manifest; rebuilding\n", ce->dir);
+    return false;
+}
+
+/* Builds the step (LLVM module, O3, object), links it, and stores the
+   object once it has linked. */
+static bool build_step(Engine *e, Graph *g, const CacheEntry *ce, const CgOptions *o) {
+    CgModule *m = cg_build(g, STEP_FN, o);
+    if (!m) return false;
+    char *obj = NULL;
+    size_t len = 0;
+    bool ok = cg_emit_jit_object(m, &obj, &len);
+    cg_free(m);
+    ok = ok && link_step(e, obj, len, o);
+    if (ok && ce) cache_store(ce, STEP_OBJECT, obj, len);
+    free(obj);
+    return ok;
+}
+
 bool engine_init(Engine *e, Graph *g, EngineKind k, const CgOptions *o) {
     memset(e, 0, sizeof *e);
     e->kind = k;
@@ -33,14 +86,12 @@ bool engine_init(Engine *e, Graph *g, EngineKind k, const CgOptions *o) {
     }
     if (!g->planned) RRC_ABORT("engine_init: the JIT needs a planned graph (memplan pass)");
     double t0 = now();
-    CgModule *m = cg_build(g, "rrc_step", o);
-    if (!m) return false;
-    e->jit = jit_create(m);
-    cg_free(m);
-    if (!e->jit) return false;
-    e->fn = jit_lookup(e->jit, "rrc_step");
-    if (!e->fn) return false;
+    CacheEntry ce;
+    bool use_cache = cache_entry(&ce, g, "jit", STEP_FN, o);
+    if (!(use_cache && load_step(e, g, &ce, o)) && !build_step(e, g, use_cache ? &ce : NULL, o)) return false;
     e->compile_seconds = now() - t0;
+    if (o && o->debug >= 1 && use_cache) fprintf(stderr, "rrc: compile cache: %s %s\n", e->cached ? "loaded" : "built", ce.dir);
+    else if (o && o->debug >= 1) fprintf(stderr, "rrc: compile cache: off\n");
     for (int r = 0; r < RT_NREGIONS; r++) {
         size_t bytes = (size_t)(g->region_bytes[r] + RT_ALIGN);
         bytes = (bytes + RT_ALIGN - 1) / RT_ALIGN * RT_ALIGN;

@@ -19,12 +19,15 @@ typedef struct Engine {
     rt_step_fn fn;
     char *regions[RT_NREGIONS];
     double compile_seconds;
+    bool cached;                     /* jit: the object came from the compile cache */
 } Engine;
 
 bool engine_parse(const char *s, EngineKind *k);
 const char *engine_name(EngineKind k);
 /* g must have been through the pass pipeline (planned for the JIT).
-   Returns false after printing a message. */
+   The JIT's object comes from the compile cache (cache.h) when it holds
+   this graph's; otherwise it is built and stored there. Returns false
+   after printing a message. */
 bool engine_init(Engine *e, Graph *g, EngineKind k, const CgOptions *o);
 void engine_set(Engine *e, const Node *leaf, const float *data);
 void engine_run(Engine *e);

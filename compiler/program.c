@@ -58,6 +58,8 @@ static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, i
     } else {
         if (!engine_init(&pr->eng[i], g, ENGINE_JIT, &eo)) return false;
         pr->compile_seconds += pr->eng[i].compile_seconds;
+        pr->ncompiled++;
+        pr->ncached += pr->eng[i].cached;
     }
     pr->graph[i] = g;
     rt_entry *e = &pr->entry[i];

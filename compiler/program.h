@@ -18,6 +18,7 @@ typedef struct Program {
     Graph *graph[4];
     Arena arena;
     double compile_seconds;
+    int ncompiled, ncached;   /* JIT entries built, and how many of them came from the cache */
     bool aot;                 /* build LLVM modules only (cgm), no JIT */
     PipelineOpts pipe;        /* --verify-each, --dump-after (debug comes from CgOptions) */
     CgModule *cgm[4];

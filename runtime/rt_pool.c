@@ -19,15 +19,16 @@ static pthread_cond_t cv_start = PTHREAD_COND_INITIALIZER, cv_done = PTHREAD_CON
 static void (*job_fn)(void *, int);
 static void *job_ctx;
 static int job_tasks, pending, quitting;
-static unsigned long generation;
+static unsigned long generation, start_generation;
 static float *scratch[MAX_THREADS];
 static size_t scratch_cap[MAX_THREADS];
 
 static void *worker_main(void *arg) {
     int id = (int)(intptr_t)arg;
-    unsigned long seen = 0;
     pthread_mutex_lock(&mu);
-    seen = generation;
+    /* the generation when the pool was made, not when this thread first
+       runs: a job posted before then is still this worker's to do */
+    unsigned long seen = start_generation;
     for (;;) {
         while (generation == seen && !quitting) pthread_cond_wait(&cv_start, &mu);
         if (quitting) break;
@@ -65,6 +66,7 @@ void rt_pool_init(int n) {
     if (n > MAX_THREADS) n = MAX_THREADS;
     if (n == nthreads) return;
     rt_pool_shutdown();
+    start_generation = generation;
     int started = 1;
     for (int i = 1; i < n; i++) {
         if (pthread_create(&workers[i], NULL, worker_main, (void *)(intptr_t)i) != 0) break;

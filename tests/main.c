@@ -90,6 +90,11 @@ int main(int argc, char **argv) {
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
+    /* the compile cache of the JIT (and of every rrc the tests run) lives in
+       the temporary directory, never in the user's ~/.cache */
+    char cache[512];
+    snprintf(cache, sizeof cache, "%s/compile-cache", test_tmpdir());
+    setenv("RRC_CACHE_DIR", cache, 1);
     for (int i = 0; i < ncases; i++) {
         if (filter && !strstr(cases[i].name, filter)) continue;
         cur_failures = 0;

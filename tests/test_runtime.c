@@ -9,19 +9,23 @@
 ** conversion, not an unlucky seed. The safetensors tests build damaged
 ** files byte by byte and check that each is refused with a one-line
 ** "PATH: problem" message (and, under ASan, without a leak or a crash).
+** The thread pool (rt_pool) runs a job posted right after it starts.
 */
 #include "test.h"
 
 #include "rt_init.h"
+#include "rt_pool.h"
 #include "rt_rng.h"
 #include "rt_safetensors.h"
 
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- rt_rng ------------------------------------------------------------ */
 
@@ -672,4 +676,30 @@ TEST(st_write_atomic_and_errors) {
     REQUIREF(rt_st_read(path, &f, err, sizeof err) == 0, "%s", err);
     CHECK(f.ntensors == 0 && f.nmeta == 0);
     rt_st_free(&f);
+}
+
+/* A job posted right after rt_pool_init, before the new workers have first
+   run, is still done by each of them (it used to be missed, and the caller
+   waited forever). */
+static void pool_mark(void *ctx, int t) { ((int *)ctx)[t]++; }
+
+static void pool_watchdog(int sig) {
+    (void)sig;
+    static const char m[] = "    rt_pool: a job posted right after rt_pool_init never finished\n";
+    if (write(1, m, sizeof m - 1) < 0) _exit(2);
+    _exit(1);
+}
+
+TEST(pool_job_right_after_init) {
+    signal(SIGALRM, pool_watchdog);
+    alarm(60);
+    for (int i = 0; i < 300; i++) {
+        int done[3] = {0};
+        rt_pool_init(3);
+        rt_pool_run(3, pool_mark, done);
+        CHECKF(done[0] == 1 && done[1] == 1 && done[2] == 1, "round %d: tasks ran %d %d %d times", i, done[0], done[1], done[2]);
+        rt_pool_init(1);
+    }
+    alarm(0);
+    signal(SIGALRM, SIG_DFL);
 }

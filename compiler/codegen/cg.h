@@ -7,8 +7,9 @@
 ** convolutions and matrix products, vectorised loops for the rest) at the
 ** planned addresses; generated fused loop kernels replace these calls op by
 ** op. The module is verified, optimised for the host CPU (or the one asked
-** for), then either JIT-compiled in-process (ORC LLJIT) or written as an
-** object file.
+** for), then compiled to an object file: written out (rrc compile), or kept
+** in memory and linked in-process by ORC LLJIT, the same bytes that the
+** compile cache (../cache.h) stores and loads.
 */
 #ifndef RRC_CG_H
 #define RRC_CG_H
@@ -25,24 +26,33 @@ typedef struct CgOptions {
 typedef struct CgModule CgModule;
 
 /* Builds and optimises a module with one step function `fn` computing g.
-   Adds the kernel workspace to g->region_bytes[RT_REGION_SCRATCH]. Returns
-   NULL after printing a message. */
+   Adds the kernel workspace to g->region_bytes[RT_REGION_SCRATCH] (with
+   cg_plan_workspace). Returns NULL after printing a message. */
 CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o);
+/* Places the kernel workspace after the planned scratch values: adds its
+   bytes to g->region_bytes[RT_REGION_SCRATCH] and returns its offset. Code
+   loaded from the compile cache instead of built by cg_build must still
+   plan it, so that the regions have the sizes the code was compiled for. */
+int64_t cg_plan_workspace(Graph *g);
 bool cg_op_supported(OpKind op);
 /* Writes the module's textual IR / an object file. */
 bool cg_write_ll(CgModule *m, const char *path);
 bool cg_write_object(CgModule *m, const char *path);
 /* The module's assembly for its target (malloc'd; NULL on error). */
 char *cg_assembly(CgModule *m);
+/* An object file of the module for the JIT (its code model) in memory:
+   *data is malloc'd. Code generation changes the module: emit it last. */
+bool cg_emit_jit_object(CgModule *m, char **data, size_t *len);
 void cg_free(CgModule *m);
 /* An object holding `rrc_program_json` (the program's description),
    `rrc_program_fns` (pointers to the named entry functions, defined in
    other objects) and `rrc_program_nfns`: what an AOT trainer's main reads. */
 bool cg_write_program_object(const char *path, const char *json, const char *const *fns, int nfns, const CgOptions *o);
 
-/* The JIT: compiles the module (consumed) and returns its step function. */
+/* The JIT: links an object made by cg_emit_jit_object for target o (the
+   bytes are copied) and returns its step functions by name. */
 typedef struct Jit Jit;
-Jit *jit_create(CgModule *m);
+Jit *jit_create(const void *object, size_t len, const CgOptions *o);
 rt_step_fn jit_lookup(Jit *j, const char *fn);
 void jit_free(Jit *j);
 

@@ -1,6 +1,8 @@
 /*
-** cg_jit.c: in-process compilation with ORC LLJIT. The generated code calls
-** the runtime's kernels, which are linked into rrc and exported
+** cg_jit.c: in-process linking with ORC LLJIT. The JIT is given objects, not
+** IR modules: a freshly built step and one loaded from the compile cache
+** then go through the same path, and run the same code. The generated code
+** calls the runtime's kernels, which are linked into rrc and exported
 ** (-rdynamic), so LLJIT resolves them as process symbols.
 */
 #include <stdio.h>
@@ -24,8 +26,9 @@ static bool jit_error(LLVMErrorRef e, const char *what) {
     return true;
 }
 
-Jit *jit_create(CgModule *m) {
-    LLVMTargetMachineRef tm = cg_target_machine(&m->opts, LLVMCodeModelJITDefault);
+Jit *jit_create(const void *object, size_t len, const CgOptions *o) {
+    /* the target machine the object was emitted with (cg_emit_jit_object) */
+    LLVMTargetMachineRef tm = cg_target_machine(o, LLVMCodeModelJITDefault);
     if (!tm) return NULL;
     LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
     LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
@@ -34,11 +37,9 @@ Jit *jit_create(CgModule *m) {
         free(j);
         return NULL;
     }
-    /* the module and its context now belong to the JIT */
-    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m->mod, m->tsc);
-    m->mod = NULL;
-    if (jit_error(LLVMOrcLLJITAddLLVMIRModule(j->lljit, LLVMOrcLLJITGetMainJITDylib(j->lljit), tsm), "adding the module")) {
-        LLVMOrcDisposeThreadSafeModule(tsm);
+    /* the buffer now belongs to the JIT, even on error */
+    LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(object, len, "rrc_step.o");
+    if (jit_error(LLVMOrcLLJITAddObjectFile(j->lljit, LLVMOrcLLJITGetMainJITDylib(j->lljit), buf), "adding the object")) {
         jit_free(j);
         return NULL;
     }

@@ -131,6 +131,19 @@ void cg_kernel_end(CG *cg) {
     cg->prof_site = NULL;
 }
 
+int64_t cg_plan_workspace(Graph *g) {
+    /* kernel workspace: after the planned scratch values */
+    int64_t ws = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        int64_t w = n->kernel ? cg_kernel_workspace(n->kernel) : cg_workspace(n);
+        ws = ws > w ? ws : w;
+    }
+    int64_t offset = g->region_bytes[RT_REGION_SCRATCH];
+    g->region_bytes[RT_REGION_SCRATCH] += (ws + RT_ALIGN - 1) / RT_ALIGN * RT_ALIGN;
+    return offset;
+}
+
 CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
     RRC_ASSERT(g->planned);
     init_llvm();
@@ -150,15 +163,7 @@ CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
     char *host_feat = LLVMGetHostCPUFeatures();
     cg.features = o && o->features ? o->features : host_feat;
 
-    /* kernel workspace: after the planned scratch values */
-    int64_t ws = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        const Node *n = g->nodes[i];
-        int64_t w = n->kernel ? cg_kernel_workspace(n->kernel) : cg_workspace(n);
-        ws = ws > w ? ws : w;
-    }
-    cg.ws_offset = g->region_bytes[RT_REGION_SCRATCH];
-    g->region_bytes[RT_REGION_SCRATCH] += (ws + RT_ALIGN - 1) / RT_ALIGN * RT_ALIGN;
+    cg.ws_offset = cg_plan_workspace(g);
 
     LLVMTypeRef ft = LLVMFunctionType(cg.void_, &cg.ptr, 1, 0);
     LLVMValueRef f = LLVMAddFunction(m->mod, fn, ft);
@@ -285,6 +290,25 @@ char *cg_assembly(CgModule *m) {
     LLVMDisposeModule(clone);
     LLVMDisposeTargetMachine(tm);
     return out;
+}
+
+bool cg_emit_jit_object(CgModule *m, char **data, size_t *len) {
+    LLVMTargetMachineRef tm = cg_target_machine(&m->opts, LLVMCodeModelJITDefault);
+    if (!tm) return false;
+    char *msg = NULL;
+    LLVMMemoryBufferRef buf = NULL;
+    bool ok = !LLVMTargetMachineEmitToMemoryBuffer(tm, m->mod, LLVMObjectFile, &msg, &buf);
+    if (ok) {
+        *len = LLVMGetBufferSize(buf);
+        *data = xmalloc(*len ? *len : 1);
+        memcpy(*data, LLVMGetBufferStart(buf), *len);
+        LLVMDisposeMemoryBuffer(buf);
+    } else {
+        fprintf(stderr, "rrc: cannot emit the JIT's object: %s\n", msg);
+    }
+    LLVMDisposeMessage(msg);
+    LLVMDisposeTargetMachine(tm);
+    return ok;
 }
 
 void cg_free(CgModule *m) {
