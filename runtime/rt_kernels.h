@@ -26,6 +26,8 @@
 
 #include <stdint.h>
 
+#include "rt_pool.h"
+
 /* ---- convolution (rt_kernels_conv.c) ----
    x [N,C,H,W], w [O,C,KH,KW], y [N,O,OH,OW]; stride S, zero padding P;
    OH = (H + 2P - KH)/S + 1, OW likewise (the caller passes both). */
@@ -43,12 +45,14 @@ void rt_k_conv2d(float *restrict y, const float *restrict x, const float *restri
                  int64_t OW, float *restrict ws);
 /* y = conv2d(x, w) and st [2,O] = BatchNorm statistics of y (mean, biased
    variance per channel): the conv_stats fused kernel. Needs
-   rt_k_conv2d_stats_ws(...) floats of ws. */
+   rt_k_conv2d_stats_ws(...) floats of ws. With fwd, the convolution of
+   image n is fwd(fargs, n, n + 1) (a generated direct kernel) instead of
+   im2col + sgemm. */
 int64_t rt_k_conv2d_stats_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
                              int64_t S, int64_t P, int64_t OH, int64_t OW);
 void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,
                        int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
-                       int64_t P, int64_t OH, int64_t OW, float *restrict ws);
+                       int64_t P, int64_t OH, int64_t OW, float *restrict ws, rt_rows_fn fwd, void **fargs);
 /* dx [N,C,H,W] = gradient of the input from dy [N,O,OH,OW] */
 void rt_k_conv2d_dx(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
                     int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P,

@@ -196,6 +196,8 @@ typedef struct ConvJob {
     int64_t wsn;
     float *partial[64];          /* dw: partial sums of threads 1..; stats: (mean, m2) of every thread */
     int parts;
+    rt_rows_fn fwd;              /* stats: a generated per-image forward, or NULL for im2col + BLAS */
+    void **fargs;
 } ConvJob;
 
 /* ---- forward + BatchNorm statistics of the output (the conv_stats fused
@@ -232,8 +234,11 @@ static void stats_image(double *restrict acc, double cnt, const float *restrict 
 static void conv_stats_part(const ConvJob *j, int64_t n0, int64_t n1, float *ws, double *acc) {
     int64_t Q = j->OH * j->OW;
     for (int64_t n = n0; n < n1; n++) {
-        rt_k_conv2d_part(j->out, j->a, j->b, j->N, j->C, j->H, j->W, j->O, j->KH, j->KW, j->S, j->P, j->OH, j->OW, n, n + 1,
-                         ws);
+        if (j->fwd)
+            j->fwd(j->fargs, n, n + 1);
+        else
+            rt_k_conv2d_part(j->out, j->a, j->b, j->N, j->C, j->H, j->W, j->O, j->KH, j->KW, j->S, j->P, j->OH, j->OW, n,
+                             n + 1, ws);
         stats_image(acc, (double)((n - n0) * Q), j->out + n * j->O * Q, j->O, Q);
     }
 }
@@ -263,7 +268,7 @@ static bool conv_parallel(int kind, float *out, const float *a, const float *b, 
     if (T < 2 || N < 2) return false;
     if (T > N) T = (int)N;
     ConvJob j = {kind, out, a, b, N, C, H, W, O, KH, KW, S, P, OH, OW, ws,
-                 rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW), {0}, T};
+                 rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW), {0}, T, NULL, NULL};
     int64_t dwn = O * C * KH * KW;
     if (kind == 2)   /* scratch and partial sum share thread t's buffer: size it once, before the tasks */
         for (int t = 1; t < T; t++) j.partial[t] = rt_pool_scratch(t, (size_t)(j.wsn + dwn)) + j.wsn;
@@ -283,13 +288,13 @@ int64_t rt_k_conv2d_stats_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t
 
 void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,
                        int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
-                       int64_t P, int64_t OH, int64_t OW, float *restrict ws) {
+                       int64_t P, int64_t OH, int64_t OW, float *restrict ws, rt_rows_fn fwd, void **fargs) {
     int T = rt_pool_threads();
     if (T > 64) T = 64;
     if (T > N) T = (int)N;
     if (T < 1) T = 1;
     int64_t wsn = rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW), off = (wsn + 15) / 16 * 16;
-    ConvJob j = {3, y, x, w, N, C, H, W, O, KH, KW, S, P, OH, OW, ws, wsn, {0}, T};
+    ConvJob j = {3, y, x, w, N, C, H, W, O, KH, KW, S, P, OH, OW, ws, wsn, {0}, T, fwd, fargs};
     j.partial[0] = ws + off;
     for (int t = 1; t < T; t++) j.partial[t] = rt_pool_scratch(t, (size_t)(off + 4 * O)) + off;
     if (T > 1) rt_pool_run(T, conv_task, &j);

@@ -18,6 +18,7 @@
 #include <llvm-c/TargetMachine.h>
 
 #include "codegen/cg.h"
+#include "codegen/cg_impl.h"
 #include "engine.h"
 #include "ir/ir.h"
 #include "rt_rng.h"
@@ -169,6 +170,32 @@ TEST(fuse_keeps_values_read_by_other_kernels) {
     CHECK(!r->inlined && r->region >= 0);
     compare_engines(g, "relu read by conv");
     arena_free(&a);
+}
+
+/* Direct 3x3 convolutions (codegen/cg_conv.c), forward and input gradient,
+   on shapes that exercise the tiling: channel counts that the output block
+   does not divide, planes of one and of three vectors per row. */
+static void direct_conv_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *x = leaf(g, false, "x", 4, N, C, H, W), *w = leaf(g, true, "w", 4, O, C, 3, 3);
+    Node *dy = leaf(g, false, "dy", 4, N, O, H, W);
+    Node *y = ir_conv2d(g, x, w, 1, 1), *dx = ir_conv2d_dx(g, dy, w, 1, 1, H, W);
+    graph_add_output(g, "y", y);
+    graph_add_output(g, "dx", dx);
+    plan(g);
+    char what[96];
+    snprintf(what, sizeof what, "direct conv N%lld C%lld O%lld %lldx%lld", (long long)N, (long long)C, (long long)O,
+             (long long)H, (long long)W);
+    CHECKF(cg_conv_direct(y) && cg_conv_direct(dx), "%s: not direct", what);
+    compare_engines(g, what);
+    arena_free(&a);
+}
+
+TEST(fuse_direct_conv_matches_interpreter) {
+    direct_conv_case(2, 3, 5, 6, 16);
+    direct_conv_case(3, 16, 16, 32, 32);
+    direct_conv_case(1, 7, 6, 4, 48);
 }
 
 /* 512-bit vectors in a generated kernel, on a host that has them. */

@@ -562,8 +562,10 @@ int64_t cg_kernel_workspace(const Kernel *K) {
 void cg_emit_kernel(CG *cg, const Kernel *K) {
     if (K->kind == KERNEL_CONV_STATS) {
         const Node *y = K->members[0], *st = K->members[1];
-        cg_call(cg, "rt_k_conv2d_stats", "ppppiiiiiiiiiiip", cg_ptr(cg, y), cg_ptr(cg, st), cg_ptr(cg, y->in[0]),
-                cg_ptr(cg, y->in[1]), CONV_DIMS(y->in[0], y->in[1], y), cg_ws(cg));
+        LLVMValueRef fn = LLVMConstNull(cg->ptr), args = LLVMConstNull(cg->ptr);
+        if (cg_conv_direct(y)) fn = cg_conv_direct_fn(cg, y, &args);
+        cg_call(cg, "rt_k_conv2d_stats", "ppppiiiiiiiiiiippp", cg_ptr(cg, y), cg_ptr(cg, st), cg_ptr(cg, y->in[0]),
+                cg_ptr(cg, y->in[1]), CONV_DIMS(y->in[0], y->in[1], y), cg_ws(cg), fn, args);
         return;
     }
     emit_generated(cg, K);

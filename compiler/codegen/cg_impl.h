@@ -57,6 +57,11 @@ int64_t cg_workspace(const Node *n);   /* bytes of kernel workspace a node needs
    runs; and the workspace bytes it needs */
 void cg_emit_kernel(CG *cg, const Kernel *k);
 int64_t cg_kernel_workspace(const Kernel *k);
-void cg_fuse_done(CG *cg);   /* frees what cg_emit_kernel kept */
+void cg_fuse_done(CG *cg);
+/* cg_conv.c: whether conv2d / conv2d_dx node n gets a generated direct
+   kernel; its rt_rows_fn wrapper (rows: images), with *args set to an array
+   {input, weight, output} built in the step. */
+bool cg_conv_direct(const Node *n);
+LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args);   /* frees what cg_emit_kernel kept */
 
 #endif

@@ -43,8 +43,18 @@ bool cg_emit_node(CG *cg, const Node *n) {
     const Node *a = n->nin > 0 ? n->in[0] : NULL, *b = n->nin > 1 ? n->in[1] : NULL;
     int64_t e = node_numel(n);
     switch (n->op) {
-    case OP_CONV2D: cg_call(cg, "rt_k_conv2d", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(a, b, n), cg_ws(cg)); return true;
-    case OP_CONV2D_DX: cg_call(cg, "rt_k_conv2d_dx", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(n, b, a), cg_ws(cg)); return true;
+    case OP_CONV2D:
+    case OP_CONV2D_DX:
+        if (cg_conv_direct(n)) {
+            LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args);
+            cg_call(cg, "rt_par_rows", "ppii", fn, args, D(n, 0), (int64_t)1);
+            return true;
+        }
+        if (n->op == OP_CONV2D_DX) {
+            cg_call(cg, "rt_k_conv2d_dx", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(n, b, a), cg_ws(cg));
+            return true;
+        }
+        cg_call(cg, "rt_k_conv2d", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(a, b, n), cg_ws(cg)); return true;
     case OP_CONV2D_DW: cg_call(cg, "rt_k_conv2d_dw", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(b, n, a), cg_ws(cg)); return true;
     case OP_LINEAR: cg_call(cg, "rt_k_linear", "pppiii", O, I(0), I(1), D(a, 0), D(a, 1), D(b, 0)); return true;
     case OP_LINEAR_DX: cg_call(cg, "rt_k_linear_dx", "pppiii", O, I(0), I(1), D(a, 0), D(b, 1), D(b, 0)); return true;
