@@ -391,6 +391,43 @@ void rt_k_conv2d_dw(float *restrict dw, const float *restrict dy, const float *r
     rt_k_conv2d_dw_part(dw, dy, x, N, C, H, W, O, KH, KW, S, P, OH, OW, 0, N, ws);
 }
 
+/* ---- the weight gradient of a generated direct kernel: images split over
+   the pool, each part written into its own buffer by fn (args {x, dy, out}),
+   the parts summed in thread order into dw ---- */
+
+typedef struct DwJob {
+    rt_rows_fn fn;
+    void *args[64][3];
+    int64_t N;
+    int parts;
+} DwJob;
+
+static void dw_task(void *ctx, int t) {
+    DwJob *j = ctx;
+    j->fn(j->args[t], j->N * t / j->parts, j->N * (t + 1) / j->parts);
+}
+
+void rt_k_conv2d_dw_gen(float *restrict dw, rt_rows_fn fn, void **args, int64_t N, int64_t dwn) {
+    int T = rt_pool_threads();
+    if (T > 64) T = 64;
+    if (T > N) T = (int)N;
+    if (T <= 1) {
+        fn(args, 0, N);
+        return;
+    }
+    DwJob j = {.fn = fn, .N = N, .parts = T};
+    for (int t = 0; t < T; t++) {
+        j.args[t][0] = args[0];
+        j.args[t][1] = args[1];
+        j.args[t][2] = t == 0 ? (void *)dw : (void *)rt_pool_scratch(t, (size_t)dwn);
+    }
+    rt_pool_run(T, dw_task, &j);
+    for (int t = 1; t < T; t++) {
+        const float *p = j.args[t][2];
+        for (int64_t i = 0; i < dwn; i++) dw[i] += p[i];
+    }
+}
+
 /* ---- linear: one GEMM each; the batch is the GEMM's M (or K for dW) ---- */
 
 void rt_k_linear(float *restrict y, const float *restrict x, const float *restrict w, int64_t N, int64_t In,

@@ -172,7 +172,7 @@ TEST(fuse_keeps_values_read_by_other_kernels) {
     arena_free(&a);
 }
 
-/* Direct 3x3 convolutions (codegen/cg_conv.c), forward and input gradient,
+/* Direct 3x3 convolutions (codegen/cg_conv.c), forward and both gradients,
    on shapes that exercise the tiling: channel counts that the output block
    does not divide, planes of one and of three vectors per row. */
 static void direct_conv_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
@@ -180,14 +180,15 @@ static void direct_conv_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t
     Graph *g = new_graph(&a);
     Node *x = leaf(g, false, "x", 4, N, C, H, W), *w = leaf(g, true, "w", 4, O, C, 3, 3);
     Node *dy = leaf(g, false, "dy", 4, N, O, H, W);
-    Node *y = ir_conv2d(g, x, w, 1, 1), *dx = ir_conv2d_dx(g, dy, w, 1, 1, H, W);
+    Node *y = ir_conv2d(g, x, w, 1, 1), *dx = ir_conv2d_dx(g, dy, w, 1, 1, H, W), *dw = ir_conv2d_dw(g, dy, x, 1, 1, 3, 3);
     graph_add_output(g, "y", y);
     graph_add_output(g, "dx", dx);
+    graph_add_output(g, "dw", dw);
     plan(g);
     char what[96];
     snprintf(what, sizeof what, "direct conv N%lld C%lld O%lld %lldx%lld", (long long)N, (long long)C, (long long)O,
              (long long)H, (long long)W);
-    CHECKF(cg_conv_direct(y) && cg_conv_direct(dx), "%s: not direct", what);
+    CHECKF(cg_conv_direct(y) && cg_conv_direct(dx) && cg_conv_direct(dw), "%s: not direct", what);
     compare_engines(g, what);
     arena_free(&a);
 }

@@ -39,6 +39,10 @@ bool cg_conv_direct(const Node *n) {
     switch (n->op) {
     case OP_CONV2D: w = n->in[1]; big = n; break;
     case OP_CONV2D_DX: w = n->in[1]; big = n; break;
+    case OP_CONV2D_DW:   /* dw [O,C,3,3] from dy [N,O,H,W] and x [N,C,H,W] */
+        return n->dim[2] == 3 && n->dim[3] == 3 && n->ia[0] == 1 && n->ia[1] == 1 &&
+               n->in[0]->dim[2] == n->in[1]->dim[2] && n->in[0]->dim[3] == n->in[1]->dim[3] &&
+               direct_shape(n->in[1]->dim[2], n->in[1]->dim[3]);
     default: return false;
     }
     if (w->dim[2] != 3 || w->dim[3] != 3 || n->ia[0] != 1 || n->ia[1] != 1) return false;
@@ -104,6 +108,75 @@ static LLVMValueRef vfma(CB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) 
     return LLVMBuildCall2(k->b, LLVMFunctionType(k->vt, ps, 3, 0), f, args, 3, "");
 }
 
+static void kernel_attrs(CB *k) {
+    CG *cg = k->cg;
+    LLVMSetLinkage(k->fn, LLVMInternalLinkage);
+    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
+    for (unsigned i = 1; i <= 3; i++) LLVMAddAttributeAtIndex(k->fn, i, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
+    LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
+    if (cg->features && strstr(cg->features, "+avx512f"))
+        LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, "512", 3));
+}
+
+/* The padded image [C][PH][PW]: its border zeroed once per call (the
+   interior is rewritten per image by pad_image). */
+static LLVMValueRef pad_buffer(CB *k, int64_t C, int64_t PH, int64_t PW) {
+    CG *cg = k->cg;
+    int64_t plane = PH * PW;
+    LLVMValueRef xp = alloca_entry(k, LLVMArrayType2(cg->f32, (uint64_t)(C * plane)), "xpad");
+    LLVMSetAlignment(xp, 64);
+    CLoop Lc, Lh;
+    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, C), 1, "zc");
+    LLVMValueRef base = LLVMBuildNSWMul(k->b, c, I(k, plane), "");
+    LLVMValueRef zero8 = LLVMConstInt(cg->i8, 0, 0);
+    LLVMBuildMemSet(k->b, fptr(k, xp, base), zero8, I(k, PW * 4), 4);
+    LLVMBuildMemSet(k->b, fptr(k, xp, LLVMBuildNSWAdd(k->b, base, I(k, (PH - 1) * PW), "")), zero8, I(k, PW * 4), 4);
+    LLVMValueRef h = cloop_open(k, &Lh, I(k, 1), I(k, PH - 1), 1, "zh");
+    LLVMValueRef row = LLVMBuildNSWAdd(k->b, base, LLVMBuildNSWMul(k->b, h, I(k, PW), ""), "");
+    LLVMBuildStore(k->b, LLVMConstReal(cg->f32, 0), fptr(k, xp, row));
+    LLVMBuildStore(k->b, LLVMConstReal(cg->f32, 0), fptr(k, xp, LLVMBuildNSWAdd(k->b, row, I(k, PW - 1), "")));
+    cloop_close(k, &Lh, 1);
+    cloop_close(k, &Lc, 1);
+    return xp;
+}
+
+/* xp's interior = image n of x [N][C][H][W] */
+static void pad_image(CB *k, LLVMValueRef xp, LLVMValueRef x, LLVMValueRef n, int64_t C, int64_t H, int64_t W) {
+    int64_t PW = W + 2, plane = (H + 2) * PW;
+    CLoop Lc, Lh;
+    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, C), 1, "pc");
+    LLVMValueRef h = cloop_open(k, &Lh, I(k, 0), I(k, H), 1, "ph");
+    LLVMValueRef src = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, I(k, C), ""), c, ""), I(k, H), ""), h, ""), I(k, W), "");
+    LLVMValueRef dst = LLVMBuildNSWAdd(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, c, I(k, plane), ""), LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, h, I(k, 1), ""), I(k, PW), ""), ""), I(k, 1), "");
+    LLVMBuildMemCpy(k->b, fptr(k, xp, dst), 4, fptr(k, x, src), 4, I(k, W * 4));
+    cloop_close(k, &Lh, 1);
+    cloop_close(k, &Lc, 1);
+}
+
+/* The rt_rows_fn wrapper "<name>.rows" of a body (p0, p1, p2, n0, n1):
+   args = {p0, p1, p2}. */
+static LLVMValueRef rows_wrapper(CB *k, const char *name, LLVMTypeRef body_t) {
+    CG *cg = k->cg;
+    char wname[300];
+    snprintf(wname, sizeof wname, "%s.rows", name);
+    LLVMTypeRef wp[3] = {cg->ptr, cg->i64, cg->i64};
+    LLVMValueRef wf = LLVMAddFunction(cg->mod, wname, LLVMFunctionType(cg->void_, wp, 3, 0));
+    LLVMSetLinkage(wf, LLVMInternalLinkage);
+    LLVMPositionBuilderAtEnd(k->b, LLVMAppendBasicBlockInContext(cg->ctx, wf, "entry"));
+    LLVMValueRef a[5];
+    for (int i = 0; i < 3; i++) {
+        LLVMValueRef ix = I(k, i);
+        a[i] = LLVMBuildLoad2(k->b, cg->ptr, LLVMBuildGEP2(k->b, cg->ptr, LLVMGetParam(wf, 0), &ix, 1, ""), "");
+    }
+    a[3] = LLVMGetParam(wf, 1);
+    a[4] = LLVMGetParam(wf, 2);
+    LLVMBuildCall2(k->b, body_t, k->fn, a, 5, "");
+    LLVMBuildRetVoid(k->b);
+    return wf;
+}
+
 /* The kernel for one direction: `in` [N, Ci, H, W] -> `out` [N, Co, H, W]
    with weights w [O][C][3][3]; transposed: Co = C, Ci = O, weight of
    (co, ci, kh, kw) = w[ci][co][2-kh][2-kw]. */
@@ -120,48 +193,17 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
     LLVMTypeRef ps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
     LLVMTypeRef body_t = LLVMFunctionType(cg->void_, ps, 5, 0);
     k.fn = LLVMAddFunction(cg->mod, name, body_t);
-    LLVMSetLinkage(k.fn, LLVMInternalLinkage);
-    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-    for (unsigned i = 1; i <= 3; i++) LLVMAddAttributeAtIndex(k.fn, i, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
-    LLVMAddAttributeAtIndex(k.fn, LLVMAttributeFunctionIndex,
-                            LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
-    if (cg->features && strstr(cg->features, "+avx512f"))
-        LLVMAddAttributeAtIndex(k.fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, "512", 3));
+    kernel_attrs(&k);
     k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
     k.b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k.b, k.entry);
     LLVMValueRef x = LLVMGetParam(k.fn, 0), wt = LLVMGetParam(k.fn, 1), y = LLVMGetParam(k.fn, 2);
     LLVMValueRef n0 = LLVMGetParam(k.fn, 3), n1 = LLVMGetParam(k.fn, 4);
 
-    /* the padded image: its border zeroed once per call, its interior
-       rewritten per image */
-    LLVMValueRef xp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)(Ci * plane)), "xpad");
-    LLVMSetAlignment(xp, 64);
-    CLoop Ln, Lc, Lh, Lo, Li;
-    {
-        LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, Ci), 1, "zc");
-        LLVMValueRef base = LLVMBuildNSWMul(k.b, c, I(&k, plane), "");
-        LLVMValueRef zero8 = LLVMConstInt(cg->i8, 0, 0);
-        LLVMBuildMemSet(k.b, fptr(&k, xp, base), zero8, I(&k, PW * 4), 4);
-        LLVMBuildMemSet(k.b, fptr(&k, xp, LLVMBuildNSWAdd(k.b, base, I(&k, (PH - 1) * PW), "")), zero8, I(&k, PW * 4), 4);
-        LLVMValueRef h = cloop_open(&k, &Lh, I(&k, 1), I(&k, PH - 1), 1, "zh");
-        LLVMValueRef row = LLVMBuildNSWAdd(k.b, base, LLVMBuildNSWMul(k.b, h, I(&k, PW), ""), "");
-        LLVMBuildStore(k.b, LLVMConstReal(cg->f32, 0), fptr(&k, xp, row));
-        LLVMBuildStore(k.b, LLVMConstReal(cg->f32, 0), fptr(&k, xp, LLVMBuildNSWAdd(k.b, row, I(&k, PW - 1), "")));
-        cloop_close(&k, &Lh, 1);
-        cloop_close(&k, &Lc, 1);
-    }
-
+    LLVMValueRef xp = pad_buffer(&k, Ci, PH, PW);
+    CLoop Ln, Lh, Lo, Li;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
-    /* interior rows */
-    LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, Ci), 1, "pc");
-    LLVMValueRef h = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), 1, "ph");
-    LLVMValueRef src = LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, n, I(&k, Ci), ""), c, ""), I(&k, H), ""), h, ""), I(&k, W), "");
-    LLVMValueRef dst = LLVMBuildNSWAdd(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, c, I(&k, plane), ""), LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, h, I(&k, 1), ""), I(&k, PW), ""), ""), I(&k, 1), "");
-    LLVMBuildMemCpy(k.b, fptr(&k, xp, dst), 4, fptr(&k, x, src), 4, I(&k, W * 4));
-    cloop_close(&k, &Lh, 1);
-    cloop_close(&k, &Lc, 1);
+    pad_image(&k, xp, x, n, Ci, H, W);
 
     /* tiles: output channel blocks x row blocks */
     LLVMValueRef acc[16];
@@ -214,22 +256,96 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
     cloop_close(&k, &Ln, 1);
     LLVMBuildRetVoid(k.b);
 
-    /* rt_rows_fn wrapper: args = {in, w, out} */
-    char wname[300];
-    snprintf(wname, sizeof wname, "%s.rows", name);
-    LLVMTypeRef wp[3] = {cg->ptr, cg->i64, cg->i64};
-    LLVMValueRef wf = LLVMAddFunction(cg->mod, wname, LLVMFunctionType(cg->void_, wp, 3, 0));
-    LLVMSetLinkage(wf, LLVMInternalLinkage);
-    LLVMPositionBuilderAtEnd(k.b, LLVMAppendBasicBlockInContext(cg->ctx, wf, "entry"));
-    LLVMValueRef a[5];
-    for (int i = 0; i < 3; i++) {
-        LLVMValueRef ix = I(&k, i);
-        a[i] = LLVMBuildLoad2(k.b, cg->ptr, LLVMBuildGEP2(k.b, cg->ptr, LLVMGetParam(wf, 0), &ix, 1, ""), "");
+    LLVMValueRef wf = rows_wrapper(&k, name, body_t);
+    LLVMDisposeBuilder(k.b);
+    return wf;
+}
+
+/* The weight gradient over images [n0, n1), written (not added) to out
+   [O][C][3][3]: per image the padded x as above; per pair of output
+   channels and input channel, 18 vector accumulators (2 x 9 taps) run over
+   the plane: 2 dy loads and 9 shifted x loads feed 18 FMAs. The vector
+   partials live in a [O*C*9] array across images and are summed lane by
+   lane in order at the end (llvm.vector.reduce.fadd without reassociation:
+   the same bits whatever the vector unit). */
+static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int64_t H, int64_t W) {
+    CB k = {.cg = cg};
+    int64_t L = 16, VR = W / L, PW = W + 2, PH = H + 2, plane = PH * PW, OB = O % 2 ? 1 : 2;
+    k.vt = LLVMVectorType(cg->f32, (unsigned)L);
+    LLVMTypeRef ps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
+    LLVMTypeRef body_t = LLVMFunctionType(cg->void_, ps, 5, 0);
+    k.fn = LLVMAddFunction(cg->mod, name, body_t);
+    kernel_attrs(&k);
+    k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
+    k.b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderAtEnd(k.b, k.entry);
+    LLVMValueRef x = LLVMGetParam(k.fn, 0), dy = LLVMGetParam(k.fn, 1), out = LLVMGetParam(k.fn, 2);
+    LLVMValueRef n0 = LLVMGetParam(k.fn, 3), n1 = LLVMGetParam(k.fn, 4);
+    LLVMValueRef xp = pad_buffer(&k, C, PH, PW);
+    int64_t nacc = O * C * 9;
+    LLVMValueRef accv = alloca_entry(&k, LLVMArrayType2(k.vt, (uint64_t)nacc), "dwacc");
+    LLVMSetAlignment(accv, 64);
+    LLVMBuildMemSet(k.b, accv, LLVMConstInt(cg->i8, 0, 0), I(&k, nacc * L * 4), 64);
+    CLoop Ln, Lo, Lc, Lh;
+    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
+    pad_image(&k, xp, x, n, C, H, W);
+    LLVMValueRef o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), OB, "o0");
+    LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, C), 1, "c");
+    LLVMValueRef slot[2][9], cur[2][9];
+    for (int i = 0; i < OB; i++)
+        for (int t = 0; t < 9; t++) {
+            /* accv[((o0 + i) * C + c) * 9 + t] */
+            LLVMValueRef ix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, o0, I(&k, i), ""), I(&k, C), ""), c, ""), I(&k, 9), ""), I(&k, t), "");
+            slot[i][t] = LLVMBuildInBoundsGEP2(k.b, k.vt, accv, &ix, 1, "");
+            cur[i][t] = LLVMBuildLoad2(k.b, k.vt, slot[i][t], "");
+        }
+    /* the plane, carried through allocas so the h loop keeps them in registers */
+    LLVMValueRef car[2][9];
+    for (int i = 0; i < OB; i++)
+        for (int t = 0; t < 9; t++) {
+            car[i][t] = alloca_entry(&k, k.vt, "a");
+            LLVMBuildStore(k.b, cur[i][t], car[i][t]);
+        }
+    LLVMValueRef h = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), 1, "h");
+    for (int i = 0; i < OB; i++)
+        for (int t = 0; t < 9; t++) cur[i][t] = LLVMBuildLoad2(k.b, k.vt, car[i][t], "");
+    for (int64_t seg = 0; seg < VR; seg++) {
+        LLVMValueRef d[2];
+        for (int i = 0; i < OB; i++) {
+            /* dy[((n * O + o0 + i) * H + h) * W + seg * L] */
+            LLVMValueRef ix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, n, I(&k, O), ""), LLVMBuildNSWAdd(k.b, o0, I(&k, i), ""), ""), I(&k, H), ""), h, ""), I(&k, W), ""), I(&k, seg * L), "");
+            d[i] = LLVMBuildLoad2(k.b, k.vt, fptr(&k, dy, ix), "");
+            LLVMSetAlignment(d[i], 4);
+        }
+        LLVMValueRef pb = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, c, I(&k, plane), ""), LLVMBuildNSWMul(k.b, h, I(&k, PW), ""), "");
+        for (int kh = 0; kh < 3; kh++)
+            for (int kw = 0; kw < 3; kw++) {
+                LLVMValueRef ld = LLVMBuildLoad2(k.b, k.vt, fptr(&k, xp, LLVMBuildNSWAdd(k.b, pb, I(&k, kh * PW + seg * L + kw), "")), "");
+                LLVMSetAlignment(ld, 4);
+                for (int i = 0; i < OB; i++) cur[i][kh * 3 + kw] = vfma(&k, d[i], ld, cur[i][kh * 3 + kw]);
+            }
     }
-    a[3] = LLVMGetParam(wf, 1);
-    a[4] = LLVMGetParam(wf, 2);
-    LLVMBuildCall2(k.b, body_t, k.fn, a, 5, "");
+    for (int i = 0; i < OB; i++)
+        for (int t = 0; t < 9; t++) LLVMBuildStore(k.b, cur[i][t], car[i][t]);
+    cloop_close(&k, &Lh, 1);
+    for (int i = 0; i < OB; i++)
+        for (int t = 0; t < 9; t++) LLVMBuildStore(k.b, LLVMBuildLoad2(k.b, k.vt, car[i][t], ""), slot[i][t]);
+    cloop_close(&k, &Lc, 1);
+    cloop_close(&k, &Lo, OB);
+    cloop_close(&k, &Ln, 1);
+    /* out[j] = the lanes of accv[j] summed in order */
+    CLoop Lj;
+    LLVMValueRef j = cloop_open(&k, &Lj, I(&k, 0), I(&k, nacc), 1, "j");
+    LLVMValueRef v = LLVMBuildLoad2(k.b, k.vt, LLVMBuildInBoundsGEP2(k.b, k.vt, accv, &j, 1, ""), "");
+    unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
+    LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &k.vt, 1);
+    LLVMTypeRef rps[2] = {cg->f32, k.vt};
+    LLVMValueRef rargs[2] = {LLVMConstReal(cg->f32, -0.0), v};
+    LLVMValueRef sum = LLVMBuildCall2(k.b, LLVMFunctionType(cg->f32, rps, 2, 0), rf, rargs, 2, "");
+    LLVMBuildStore(k.b, sum, fptr(&k, out, j));
+    cloop_close(&k, &Lj, 1);
     LLVMBuildRetVoid(k.b);
+    LLVMValueRef wf = rows_wrapper(&k, name, body_t);
     LLVMDisposeBuilder(k.b);
     return wf;
 }
@@ -238,18 +354,18 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
    conv2d or conv2d_dx with cg_conv_direct(n)); one function per shape and
    direction in a module. */
 LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args) {
-    const Node *in = n->in[0], *w = n->in[1];
-    bool tr = n->op == OP_CONV2D_DX;
-    int64_t Ci = in->dim[1], Co = n->dim[1], H = n->dim[2], W = n->dim[3];
+    bool tr = n->op == OP_CONV2D_DX, dw = n->op == OP_CONV2D_DW;
+    const Node *in = dw ? n->in[1] : n->in[0];   /* what is padded: x, or dy for dx */
+    int64_t Ci = in->dim[1], Co = dw ? n->dim[0] : n->dim[1], H = in->dim[2], W = in->dim[3];
     char name[128];
-    snprintf(name, sizeof name, "conv3x3.%s.%lldx%lld.%lldx%lld", tr ? "dx" : "fwd", (long long)Ci, (long long)Co,
-             (long long)H, (long long)W);
+    snprintf(name, sizeof name, "conv3x3.%s.%lldx%lld.%lldx%lld", dw ? "dw" : tr ? "dx" : "fwd", (long long)Ci,
+             (long long)Co, (long long)H, (long long)W);
     char wname[160];
     snprintf(wname, sizeof wname, "%s.rows", name);
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, wname);
-    if (!f) f = build(cg, name, Ci, Co, H, W, tr);
+    if (!f) f = dw ? build_dw(cg, name, Ci, Co, H, W) : build(cg, name, Ci, Co, H, W, tr);
     LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, 3, 0), "cargs");
-    const Node *ptrs[3] = {in, w, n};
+    const Node *ptrs[3] = {in, dw ? n->in[0] : n->in[1], n};   /* {x, dy, dw} or {in, w, out} */
     for (int i = 0; i < 3; i++) {
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
         LLVMBuildStore(cg->b, cg_ptr(cg, ptrs[i]), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));

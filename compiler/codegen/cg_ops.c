@@ -55,7 +55,13 @@ bool cg_emit_node(CG *cg, const Node *n) {
             return true;
         }
         cg_call(cg, "rt_k_conv2d", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(a, b, n), cg_ws(cg)); return true;
-    case OP_CONV2D_DW: cg_call(cg, "rt_k_conv2d_dw", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(b, n, a), cg_ws(cg)); return true;
+    case OP_CONV2D_DW:
+        if (cg_conv_direct(n)) {
+            LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args);
+            cg_call(cg, "rt_k_conv2d_dw_gen", "pppii", O, fn, args, D(b, 0), node_numel(n));
+            return true;
+        }
+        cg_call(cg, "rt_k_conv2d_dw", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(b, n, a), cg_ws(cg)); return true;
     case OP_LINEAR: cg_call(cg, "rt_k_linear", "pppiii", O, I(0), I(1), D(a, 0), D(a, 1), D(b, 0)); return true;
     case OP_LINEAR_DX: cg_call(cg, "rt_k_linear_dx", "pppiii", O, I(0), I(1), D(a, 0), D(b, 1), D(b, 0)); return true;
     case OP_LINEAR_DW: cg_call(cg, "rt_k_linear_dw", "pppiii", O, I(0), I(1), D(a, 0), D(b, 1), D(a, 1)); return true;
