@@ -174,7 +174,8 @@ TEST(fuse_keeps_values_read_by_other_kernels) {
 
 /* Direct 3x3 convolutions (codegen/cg_conv.c), forward and both gradients,
    on shapes that exercise the tiling: channel counts that the output block
-   does not divide, planes of one and of three vectors per row. */
+   does not divide, planes of one and of three vectors per row, and narrow
+   planes packed two and four rows to a vector. */
 static void direct_conv_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
     Arena a = {0};
     Graph *g = new_graph(&a);
@@ -197,6 +198,8 @@ TEST(fuse_direct_conv_matches_interpreter) {
     direct_conv_case(2, 3, 5, 6, 16);
     direct_conv_case(3, 16, 16, 32, 32);
     direct_conv_case(1, 7, 6, 4, 48);
+    direct_conv_case(3, 5, 6, 8, 8);     /* packed: two rows per vector */
+    direct_conv_case(2, 4, 8, 4, 4);     /* packed: four rows per vector */
 }
 
 /* 512-bit vectors in a generated kernel, on a host that has them. */

@@ -31,7 +31,8 @@
 /* Whether a [N, C, H, W] -> [N, O, H, W] 3x3 "same" convolution (either
    direction) gets a direct kernel. */
 static bool direct_shape(int64_t H, int64_t W) {
-    return W >= 16 && W % 16 == 0 && H % 2 == 0;
+    if (W >= 16) return W % 16 == 0 && H % 2 == 0;
+    return W >= 4 && 16 % W == 0 && H % (16 / W) == 0;   /* packed: 16 / W rows per vector */
 }
 
 bool cg_conv_direct(const Node *n) {
@@ -120,39 +121,81 @@ static void kernel_attrs(CB *k) {
                                 LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, "512", 3));
 }
 
-/* The padded image [C][PH][PW]: its border zeroed once per call (the
-   interior is rewritten per image by pad_image). */
-static LLVMValueRef pad_buffer(CB *k, int64_t C, int64_t PH, int64_t PW) {
+/* The padded copy of an image the taps read. Wide planes (W >= 16):
+   [C][H+2][W+2] with a zero border; a tap's vector is 16 pixels of one row.
+   Narrow planes (W < 16, "packed"): three copies [3][C][H+2][W], copy kw
+   holding the padded rows shifted by kw, so a tap's vector (16 / W whole
+   rows) is 16 consecutive floats. Borders are zeroed once per call; the
+   interior is rewritten per image. */
+typedef struct Pad {
+    bool packed;
+    int64_t C, H, W, PW, plane, rpv;   /* rpv: rows per vector (packed) */
+    LLVMValueRef buf;
+} Pad;
+
+static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
     CG *cg = k->cg;
-    int64_t plane = PH * PW;
-    LLVMValueRef xp = alloca_entry(k, LLVMArrayType2(cg->f32, (uint64_t)(C * plane)), "xpad");
-    LLVMSetAlignment(xp, 64);
+    p->packed = W < 16;
+    p->C = C;
+    p->H = H;
+    p->W = W;
+    p->PW = p->packed ? W : W + 2;
+    p->plane = (H + 2) * p->PW;
+    p->rpv = p->packed ? 16 / W : 1;
+    int64_t n = (p->packed ? 3 : 1) * C * p->plane;
+    p->buf = alloca_entry(k, LLVMArrayType2(cg->f32, (uint64_t)n), "xpad");
+    LLVMSetAlignment(p->buf, 64);
+    LLVMValueRef zero8 = LLVMConstInt(cg->i8, 0, 0), zero = LLVMConstReal(cg->f32, 0);
     CLoop Lc, Lh;
-    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, C), 1, "zc");
-    LLVMValueRef base = LLVMBuildNSWMul(k->b, c, I(k, plane), "");
-    LLVMValueRef zero8 = LLVMConstInt(cg->i8, 0, 0);
-    LLVMBuildMemSet(k->b, fptr(k, xp, base), zero8, I(k, PW * 4), 4);
-    LLVMBuildMemSet(k->b, fptr(k, xp, LLVMBuildNSWAdd(k->b, base, I(k, (PH - 1) * PW), "")), zero8, I(k, PW * 4), 4);
-    LLVMValueRef h = cloop_open(k, &Lh, I(k, 1), I(k, PH - 1), 1, "zh");
-    LLVMValueRef row = LLVMBuildNSWAdd(k->b, base, LLVMBuildNSWMul(k->b, h, I(k, PW), ""), "");
-    LLVMBuildStore(k->b, LLVMConstReal(cg->f32, 0), fptr(k, xp, row));
-    LLVMBuildStore(k->b, LLVMConstReal(cg->f32, 0), fptr(k, xp, LLVMBuildNSWAdd(k->b, row, I(k, PW - 1), "")));
+    int64_t copies = p->packed ? 3 * C : C;
+    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, copies), 1, "zc");
+    LLVMValueRef base = LLVMBuildNSWMul(k->b, c, I(k, p->plane), "");
+    LLVMBuildMemSet(k->b, fptr(k, p->buf, base), zero8, I(k, p->PW * 4), 4);
+    LLVMBuildMemSet(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, base, I(k, (H + 1) * p->PW), "")), zero8, I(k, p->PW * 4), 4);
+    LLVMValueRef h = cloop_open(k, &Lh, I(k, 1), I(k, H + 1), 1, "zh");
+    LLVMValueRef row = LLVMBuildNSWAdd(k->b, base, LLVMBuildNSWMul(k->b, h, I(k, p->PW), ""), "");
+    /* wide: columns 0 and W+1; packed: column 0 of copy 0 and W-1 of copy 2
+       (zeroing both columns of every copy is harmless: copy 1 is rewritten) */
+    LLVMBuildStore(k->b, zero, fptr(k, p->buf, row));
+    LLVMBuildStore(k->b, zero, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, p->PW - 1), "")));
     cloop_close(k, &Lh, 1);
     cloop_close(k, &Lc, 1);
-    return xp;
 }
 
-/* xp's interior = image n of x [N][C][H][W] */
-static void pad_image(CB *k, LLVMValueRef xp, LLVMValueRef x, LLVMValueRef n, int64_t C, int64_t H, int64_t W) {
-    int64_t PW = W + 2, plane = (H + 2) * PW;
+/* The interior = image n of x [N][C][H][W]. */
+static void pad_fill(CB *k, const Pad *p, LLVMValueRef x, LLVMValueRef n) {
+    int64_t C = p->C, H = p->H, W = p->W;
     CLoop Lc, Lh;
     LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, C), 1, "pc");
     LLVMValueRef h = cloop_open(k, &Lh, I(k, 0), I(k, H), 1, "ph");
     LLVMValueRef src = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, I(k, C), ""), c, ""), I(k, H), ""), h, ""), I(k, W), "");
-    LLVMValueRef dst = LLVMBuildNSWAdd(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, c, I(k, plane), ""), LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, h, I(k, 1), ""), I(k, PW), ""), ""), I(k, 1), "");
-    LLVMBuildMemCpy(k->b, fptr(k, xp, dst), 4, fptr(k, x, src), 4, I(k, W * 4));
+    LLVMValueRef row = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, c, I(k, p->plane), ""), LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, h, I(k, 1), ""), I(k, p->PW), ""), "");
+    if (!p->packed) {
+        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), "")), 4, fptr(k, x, src), 4, I(k, W * 4));
+    } else {
+        int64_t copy = C * p->plane;   /* copy kw at kw * copy: x[w + kw - 1] at column w */
+        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), "")), 4, fptr(k, x, src), 4, I(k, (W - 1) * 4));
+        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, copy), "")), 4, fptr(k, x, src), 4, I(k, W * 4));
+        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 2 * copy), "")), 4,
+                        fptr(k, x, LLVMBuildNSWAdd(k->b, src, I(k, 1), "")), 4, I(k, (W - 1) * 4));
+    }
     cloop_close(k, &Lh, 1);
     cloop_close(k, &Lc, 1);
+}
+
+/* The vector of tap (kh, kw) of input channel ci whose first output pixel
+   is row `row`, column seg * 16. */
+static LLVMValueRef pad_load(CB *k, const Pad *p, LLVMValueRef ci, LLVMValueRef row, int kh, int kw, int64_t seg) {
+    LLVMValueRef off;
+    if (!p->packed)
+        off = LLVMBuildNSWAdd(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, ci, I(k, p->plane), ""), LLVMBuildNSWMul(k->b, row, I(k, p->PW), ""), ""),
+                              I(k, kh * p->PW + seg * 16 + kw), "");
+    else
+        off = LLVMBuildNSWAdd(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, ci, I(k, p->plane), ""), LLVMBuildNSWMul(k->b, row, I(k, p->PW), ""), ""),
+                              I(k, kw * p->C * p->plane + kh * p->PW), "");
+    LLVMValueRef ld = LLVMBuildLoad2(k->b, k->vt, fptr(k, p->buf, off), "");
+    LLVMSetAlignment(ld, 4);
+    return ld;
 }
 
 /* The rt_rows_fn wrapper "<name>.rows" of a body (p0, p1, p2, n0, n1):
@@ -182,13 +225,24 @@ static LLVMValueRef rows_wrapper(CB *k, const char *name, LLVMTypeRef body_t) {
    (co, ci, kh, kw) = w[ci][co][2-kh][2-kw]. */
 static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int64_t H, int64_t W, bool transposed) {
     CB k = {.cg = cg};
-    int64_t L = 16, VR = W / L, R = VR >= 4 ? 1 : 4 / VR;   /* about 4 vectors per tile */
-    if (R > H) R = H;
-    while (H % R) R--;
-    int64_t V = R * VR, OB = 16 / V;
+    /* a tile: V vectors (about 4) of output rows x OB output channels */
+    int64_t L = 16, VR, R, V;
+    if (W >= L) {   /* VR vectors per row, R rows */
+        VR = W / L;
+        R = VR >= 4 ? 1 : 4 / VR;
+        if (R > H) R = H;
+        while (H % R) R--;
+        V = R * VR;
+    } else {        /* packed: a vector is 16 / W rows */
+        int64_t rpv = L / W;
+        VR = 0;
+        V = H / rpv < 4 ? H / rpv : 4;
+        while (H % (V * rpv)) V--;
+        R = V * rpv;
+    }
+    int64_t OB = 16 / V;
     if (OB < 1) OB = 1;
     while (Co % OB) OB--;
-    int64_t PW = W + 2, PH = H + 2, plane = PH * PW;
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
     LLVMTypeRef ps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
     LLVMTypeRef body_t = LLVMFunctionType(cg->void_, ps, 5, 0);
@@ -200,10 +254,11 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
     LLVMValueRef x = LLVMGetParam(k.fn, 0), wt = LLVMGetParam(k.fn, 1), y = LLVMGetParam(k.fn, 2);
     LLVMValueRef n0 = LLVMGetParam(k.fn, 3), n1 = LLVMGetParam(k.fn, 4);
 
-    LLVMValueRef xp = pad_buffer(&k, Ci, PH, PW);
+    Pad pd;
+    pad_init(&k, &pd, Ci, H, W);
     CLoop Ln, Lh, Lo, Li;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
-    pad_image(&k, xp, x, n, Ci, H, W);
+    pad_fill(&k, &pd, x, n);
 
     /* tiles: output channel blocks x row blocks */
     LLVMValueRef acc[16];
@@ -212,18 +267,14 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
     LLVMValueRef h0 = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), R, "h0");
     for (int a = 0; a < OB * V; a++) LLVMBuildStore(k.b, LLVMConstNull(k.vt), acc[a]);
     LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, Ci), 1, "ci");
-    LLVMValueRef pbase = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, ci, I(&k, plane), ""), LLVMBuildNSWMul(k.b, h0, I(&k, PW), ""), "");
     LLVMValueRef cur[16];
     for (int a = 0; a < OB * V; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, acc[a], "");
     for (int kh = 0; kh < 3; kh++)
         for (int kw = 0; kw < 3; kw++) {
             LLVMValueRef xin[16];
             for (int v = 0; v < V; v++) {
-                int64_t r = v / VR, seg = v % VR;
-                LLVMValueRef off = LLVMBuildNSWAdd(k.b, pbase, I(&k, (r + kh) * PW + seg * L + kw), "");
-                LLVMValueRef ld = LLVMBuildLoad2(k.b, k.vt, fptr(&k, xp, off), "");
-                LLVMSetAlignment(ld, 4);
-                xin[v] = ld;
+                int64_t r = VR ? v / VR : v * (L / W), seg = VR ? v % VR : 0;
+                xin[v] = pad_load(&k, &pd, ci, LLVMBuildNSWAdd(k.b, h0, I(&k, r), ""), kh, kw, seg);
             }
             for (int o = 0; o < OB; o++) {
                 /* weight of (output channel ob+o, input channel ci, tap) */
@@ -244,7 +295,7 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
     cloop_close(&k, &Li, 1);
     for (int o = 0; o < OB; o++)
         for (int v = 0; v < V; v++) {
-            int64_t r = v / VR, seg = v % VR;
+            int64_t r = VR ? v / VR : v * (L / W), seg = VR ? v % VR : 0;
             LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
             LLVMValueRef row = LLVMBuildNSWAdd(k.b, h0, I(&k, r), "");
             LLVMValueRef idx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, n, I(&k, Co), ""), co, ""), I(&k, H), ""), row, ""), I(&k, W), ""), I(&k, seg * L), "");
@@ -270,7 +321,8 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
    the same bits whatever the vector unit). */
 static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int64_t H, int64_t W) {
     CB k = {.cg = cg};
-    int64_t L = 16, VR = W / L, PW = W + 2, PH = H + 2, plane = PH * PW, OB = O % 2 ? 1 : 2;
+    int64_t L = 16, OB = O % 2 ? 1 : 2;
+    int64_t nseg = W >= L ? W / L : 1, hstep = W >= L ? 1 : L / W;   /* vectors per row step, rows per step */
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
     LLVMTypeRef ps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
     LLVMTypeRef body_t = LLVMFunctionType(cg->void_, ps, 5, 0);
@@ -281,14 +333,15 @@ static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int
     LLVMPositionBuilderAtEnd(k.b, k.entry);
     LLVMValueRef x = LLVMGetParam(k.fn, 0), dy = LLVMGetParam(k.fn, 1), out = LLVMGetParam(k.fn, 2);
     LLVMValueRef n0 = LLVMGetParam(k.fn, 3), n1 = LLVMGetParam(k.fn, 4);
-    LLVMValueRef xp = pad_buffer(&k, C, PH, PW);
+    Pad pd;
+    pad_init(&k, &pd, C, H, W);
     int64_t nacc = O * C * 9;
     LLVMValueRef accv = alloca_entry(&k, LLVMArrayType2(k.vt, (uint64_t)nacc), "dwacc");
     LLVMSetAlignment(accv, 64);
     LLVMBuildMemSet(k.b, accv, LLVMConstInt(cg->i8, 0, 0), I(&k, nacc * L * 4), 64);
     CLoop Ln, Lo, Lc, Lh;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
-    pad_image(&k, xp, x, n, C, H, W);
+    pad_fill(&k, &pd, x, n);
     LLVMValueRef o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), OB, "o0");
     LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, C), 1, "c");
     LLVMValueRef slot[2][9], cur[2][9];
@@ -306,10 +359,10 @@ static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int
             car[i][t] = alloca_entry(&k, k.vt, "a");
             LLVMBuildStore(k.b, cur[i][t], car[i][t]);
         }
-    LLVMValueRef h = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), 1, "h");
+    LLVMValueRef h = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), hstep, "h");
     for (int i = 0; i < OB; i++)
         for (int t = 0; t < 9; t++) cur[i][t] = LLVMBuildLoad2(k.b, k.vt, car[i][t], "");
-    for (int64_t seg = 0; seg < VR; seg++) {
+    for (int64_t seg = 0; seg < nseg; seg++) {
         LLVMValueRef d[2];
         for (int i = 0; i < OB; i++) {
             /* dy[((n * O + o0 + i) * H + h) * W + seg * L] */
@@ -317,17 +370,15 @@ static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int
             d[i] = LLVMBuildLoad2(k.b, k.vt, fptr(&k, dy, ix), "");
             LLVMSetAlignment(d[i], 4);
         }
-        LLVMValueRef pb = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, c, I(&k, plane), ""), LLVMBuildNSWMul(k.b, h, I(&k, PW), ""), "");
         for (int kh = 0; kh < 3; kh++)
             for (int kw = 0; kw < 3; kw++) {
-                LLVMValueRef ld = LLVMBuildLoad2(k.b, k.vt, fptr(&k, xp, LLVMBuildNSWAdd(k.b, pb, I(&k, kh * PW + seg * L + kw), "")), "");
-                LLVMSetAlignment(ld, 4);
+                LLVMValueRef ld = pad_load(&k, &pd, c, h, kh, kw, seg);
                 for (int i = 0; i < OB; i++) cur[i][kh * 3 + kw] = vfma(&k, d[i], ld, cur[i][kh * 3 + kw]);
             }
     }
     for (int i = 0; i < OB; i++)
         for (int t = 0; t < 9; t++) LLVMBuildStore(k.b, cur[i][t], car[i][t]);
-    cloop_close(&k, &Lh, 1);
+    cloop_close(&k, &Lh, hstep);
     for (int i = 0; i < OB; i++)
         for (int t = 0; t < 9; t++) LLVMBuildStore(k.b, LLVMBuildLoad2(k.b, k.vt, car[i][t], ""), slot[i][t]);
     cloop_close(&k, &Lc, 1);
