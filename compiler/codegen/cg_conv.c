@@ -162,13 +162,14 @@ static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
     cloop_close(k, &Lc, 1);
 }
 
-/* The interior = image n of x [N][C][H][W]. */
-static void pad_fill(CB *k, const Pad *p, LLVMValueRef x, LLVMValueRef n) {
+/* The interior = channels [c0, c0 + p->C) of image n of x [N][Ctot][H][W]. */
+static void pad_fill(CB *k, const Pad *p, LLVMValueRef x, LLVMValueRef n, LLVMValueRef c0, int64_t Ctot) {
     int64_t C = p->C, H = p->H, W = p->W;
     CLoop Lc, Lh;
     LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, C), 1, "pc");
     LLVMValueRef h = cloop_open(k, &Lh, I(k, 0), I(k, H), 1, "ph");
-    LLVMValueRef src = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, I(k, C), ""), c, ""), I(k, H), ""), h, ""), I(k, W), "");
+    LLVMValueRef sc = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, I(k, Ctot), ""), LLVMBuildNSWAdd(k->b, c0, c, ""), "");
+    LLVMValueRef src = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, sc, I(k, H), ""), h, ""), I(k, W), "");
     LLVMValueRef row = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, c, I(k, p->plane), ""), LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, h, I(k, 1), ""), I(k, p->PW), ""), "");
     if (!p->packed) {
         LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), "")), 4, fptr(k, x, src), 4, I(k, W * 4));
@@ -258,7 +259,7 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
     pad_init(&k, &pd, Ci, H, W);
     CLoop Ln, Lh, Lo, Li;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
-    pad_fill(&k, &pd, x, n);
+    pad_fill(&k, &pd, x, n, I(&k, 0), Ci);
 
     /* tiles: output channel blocks x row blocks */
     LLVMValueRef acc[16];
@@ -333,22 +334,26 @@ static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int
     LLVMPositionBuilderAtEnd(k.b, k.entry);
     LLVMValueRef x = LLVMGetParam(k.fn, 0), dy = LLVMGetParam(k.fn, 1), out = LLVMGetParam(k.fn, 2);
     LLVMValueRef n0 = LLVMGetParam(k.fn, 3), n1 = LLVMGetParam(k.fn, 4);
+    /* input channels in blocks whose vector partials (O x cblk x 9) stay in L2 */
+    int64_t cblk = C;
+    while (cblk > 1 && (O * cblk * 9 * L * 4 > 262144 || C % cblk)) cblk--;
     Pad pd;
-    pad_init(&k, &pd, C, H, W);
-    int64_t nacc = O * C * 9;
+    pad_init(&k, &pd, cblk, H, W);
+    int64_t nacc = O * cblk * 9;
     LLVMValueRef accv = alloca_entry(&k, LLVMArrayType2(k.vt, (uint64_t)nacc), "dwacc");
     LLVMSetAlignment(accv, 64);
+    CLoop Lb, Ln, Lo, Lc, Lh;
+    LLVMValueRef cb0 = cloop_open(&k, &Lb, I(&k, 0), I(&k, C), cblk, "cb0");
     LLVMBuildMemSet(k.b, accv, LLVMConstInt(cg->i8, 0, 0), I(&k, nacc * L * 4), 64);
-    CLoop Ln, Lo, Lc, Lh;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
-    pad_fill(&k, &pd, x, n);
+    pad_fill(&k, &pd, x, n, cb0, C);
     LLVMValueRef o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), OB, "o0");
-    LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, C), 1, "c");
+    LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, cblk), 1, "c");   /* within the block */
     LLVMValueRef slot[2][9], cur[2][9];
     for (int i = 0; i < OB; i++)
         for (int t = 0; t < 9; t++) {
-            /* accv[((o0 + i) * C + c) * 9 + t] */
-            LLVMValueRef ix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, o0, I(&k, i), ""), I(&k, C), ""), c, ""), I(&k, 9), ""), I(&k, t), "");
+            /* accv[((o0 + i) * cblk + c) * 9 + t] */
+            LLVMValueRef ix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, o0, I(&k, i), ""), I(&k, cblk), ""), c, ""), I(&k, 9), ""), I(&k, t), "");
             slot[i][t] = LLVMBuildInBoundsGEP2(k.b, k.vt, accv, &ix, 1, "");
             cur[i][t] = LLVMBuildLoad2(k.b, k.vt, slot[i][t], "");
         }
@@ -384,7 +389,7 @@ static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int
     cloop_close(&k, &Lc, 1);
     cloop_close(&k, &Lo, OB);
     cloop_close(&k, &Ln, 1);
-    /* out[j] = the lanes of accv[j] summed in order */
+    /* out[o][cb0 + c][t] = the lanes of accv[(o * cblk + c) * 9 + t] summed in order */
     CLoop Lj;
     LLVMValueRef j = cloop_open(&k, &Lj, I(&k, 0), I(&k, nacc), 1, "j");
     LLVMValueRef v = LLVMBuildLoad2(k.b, k.vt, LLVMBuildInBoundsGEP2(k.b, k.vt, accv, &j, 1, ""), "");
@@ -393,8 +398,11 @@ static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int
     LLVMTypeRef rps[2] = {cg->f32, k.vt};
     LLVMValueRef rargs[2] = {LLVMConstReal(cg->f32, -0.0), v};
     LLVMValueRef sum = LLVMBuildCall2(k.b, LLVMFunctionType(cg->f32, rps, 2, 0), rf, rargs, 2, "");
-    LLVMBuildStore(k.b, sum, fptr(&k, out, j));
+    LLVMValueRef o = LLVMBuildSDiv(k.b, j, I(&k, cblk * 9), ""), rest = LLVMBuildSRem(k.b, j, I(&k, cblk * 9), "");
+    LLVMValueRef oix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, o, I(&k, C), ""), cb0, ""), I(&k, 9), ""), rest, "");
+    LLVMBuildStore(k.b, sum, fptr(&k, out, oix));
     cloop_close(&k, &Lj, 1);
+    cloop_close(&k, &Lb, cblk);
     LLVMBuildRetVoid(k.b);
     LLVMValueRef wf = rows_wrapper(&k, name, body_t);
     LLVMDisposeBuilder(k.b);
