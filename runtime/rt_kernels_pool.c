@@ -10,11 +10,13 @@
 ** chunk of a row at a time (see sum_chunk).
 */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "rt_kernels.h"
 #include "rt_kernels_impl.h"
+#include "rt_pool.h"
 
 /* The window of output o along one axis, clipped to [0, n): [*lo, *hi). */
 static void clip(int64_t o, int64_t n, int64_t K, int64_t S, int64_t P, int64_t *lo, int64_t *hi) {
@@ -55,9 +57,66 @@ static void sum_chunk(float *restrict out, const float *restrict plane, int64_t 
         }
 }
 
+/* Non-overlapping windows that tile the plane exactly (K == S, no padding,
+   OH*K == H, OW*K == W: conv4's 2x2 pooling): no clipping, and backward
+   writes each input pixel once. Same summation order as the general path
+   (rows, then columns within a row). */
+static bool tiles_exactly(int64_t H, int64_t W, int64_t K, int64_t S, int64_t P, int64_t OH, int64_t OW) {
+    return K == S && P == 0 && OH * K == H && OW * K == W;
+}
+
+/* Output rows [r0, r1) of an exactly tiling average pool (rt_rows_fn over
+   the pool: rows are independent), forward and backward. */
+typedef struct PoolJob {
+    float *out;
+    const float *in;
+    int64_t W, K, OW;
+    float inv;
+} PoolJob;
+
+static void avgpool_rows(void **arg, int64_t r0, int64_t r1) {
+    const PoolJob *j = (const PoolJob *)(void *)arg;
+    int64_t W = j->W, K = j->K, OW = j->OW;
+    float inv = j->inv;
+    for (int64_t r = r0; r < r1; r++) {   /* output row r of plane r / OH */
+        const float *restrict in = j->in + r * K * W;
+        float *restrict out = j->out + r * OW;
+        if (K == 2) {
+            for (int64_t ow = 0; ow < OW; ow++)
+                out[ow] = (((in[2 * ow] + in[2 * ow + 1]) + in[W + 2 * ow]) + in[W + 2 * ow + 1]) * inv;
+            continue;
+        }
+        for (int64_t ow = 0; ow < OW; ow++) {
+            float s = 0;
+            for (int64_t ih = 0; ih < K; ih++)
+                for (int64_t iw = 0; iw < K; iw++) s += in[ih * W + ow * K + iw];
+            out[ow] = s * inv;
+        }
+    }
+}
+
+static void avgpool_back_rows(void **arg, int64_t r0, int64_t r1) {
+    const PoolJob *j = (const PoolJob *)(void *)arg;
+    int64_t W = j->W, K = j->K, OW = j->OW;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *restrict g = j->in + r * OW;
+        float *restrict out = j->out + r * K * W;
+        for (int64_t ih = 0; ih < K; ih++)
+            for (int64_t ow = 0; ow < OW; ow++) {
+                float d = g[ow] * j->inv;
+                for (int64_t iw = 0; iw < K; iw++) out[ih * W + ow * K + iw] = d;
+            }
+    }
+}
+
 void rt_k_avgpool2d(float *restrict y, const float *restrict x, int64_t NC, int64_t H, int64_t W, int64_t K,
                     int64_t S, int64_t P, int64_t OH, int64_t OW) {
     float inv = (float)(1.0 / (double)(K * K));
+    if (tiles_exactly(H, W, K, S, P, OH, OW)) {
+        PoolJob j = {y, x, W, K, OW, inv};
+        rt_par_rows(avgpool_rows, (void **)&j, NC * OH, 4096 / (OW * K * K) + 1);
+        return;
+    }
     int64_t a, b;
     interior_cols(OW, W, K, S, P, &a, &b);
     for (int64_t c = 0; c < NC; c++) {
@@ -88,6 +147,11 @@ void rt_k_avgpool2d(float *restrict y, const float *restrict x, int64_t NC, int6
 void rt_k_avgpool2d_back(float *restrict dx, const float *restrict dy, int64_t NC, int64_t H, int64_t W,
                          int64_t K, int64_t S, int64_t P, int64_t OH, int64_t OW) {
     float inv = (float)(1.0 / (double)(K * K));
+    if (tiles_exactly(H, W, K, S, P, OH, OW)) {
+        PoolJob j = {dx, dy, W, K, OW, inv};
+        rt_par_rows(avgpool_back_rows, (void **)&j, NC * OH, 4096 / (OW * K * K) + 1);
+        return;
+    }
     memset(dx, 0, sizeof(float) * (size_t)(NC * H * W));
     for (int64_t c = 0; c < NC; c++) {
         float *restrict plane = dx + c * H * W;
