@@ -215,6 +215,23 @@ TEST(jit_matches_interp_supervised_and_eval) {
     arena_free(&a);
 }
 
+/* Whole training steps at K, B and inputs that no golden has (random
+   views and parameters): the compiled step against the interpreter. */
+TEST(jit_matches_interp_train_steps_off_the_goldens) {
+    Arena a = {0};
+    Diag d = {0};
+    Spec *r = spec_load("specs/resnet8.lua", &a, &d);
+    REQUIRE(r);
+    r->K = 5;
+    jit_vs_interp(lower_train(r, 3, 3, 32, 32, &a, &d), "resnet8 K=5 B=3 step");
+    Spec *c = spec_load("specs/conv4.lua", &a, &d);
+    REQUIRE(c);
+    c->K = 6;
+    aggregation_parse("max", &c->head.aggregation);
+    jit_vs_interp(lower_train(c, 2, 3, 32, 32, &a, &d), "conv4 K=6 B=2 max step");
+    arena_free(&a);
+}
+
 /* The convolutions split over a pool of threads (rt_pool.h) still match
    PyTorch; then back to one thread for the other tests. */
 TEST(jit_golden_steps_threaded) {

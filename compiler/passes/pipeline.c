@@ -59,9 +59,16 @@ bool pipeline_run(Graph *g, Diag *d, const PipelineOpts *o) {
         double t0 = now();
         int before = g->nnodes;
         if (!passes[i].run(g, d)) return false;
-        if (o->debug >= 1)
-            fprintf(stderr, "rrc: pass %-10s %8.3f ms  nodes %d -> %d\n", passes[i].name, 1e3 * (now() - t0), before,
+        if (o->debug >= 1) {
+            fprintf(stderr, "rrc: pass %-10s %8.3f ms  nodes %d -> %d", passes[i].name, 1e3 * (now() - t0), before,
                     g->nnodes);
+            if (g->fused) {   /* what a step runs: fused kernels and runtime calls */
+                int inl = 0;
+                for (int k = 0; k < g->nnodes; k++) inl += g->nodes[k]->inlined;
+                fprintf(stderr, "  kernels %d (%d fused, %d values inlined)", graph_kernel_count(g), g->nkernels, inl);
+            }
+            fputc('\n', stderr);
+        }
         if (o->debug >= 2 || (o->dump_after && (!strcmp(o->dump_after, "all") || !strcmp(o->dump_after, passes[i].name)))) {
             fprintf(stderr, "# IR after %s\n", passes[i].name);
             graph_dump(stderr, g);
