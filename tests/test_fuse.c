@@ -145,6 +145,26 @@ static void bn_backward_case(int rank, const char *what) {
 TEST(fuse_bn_backward_one_kernel_planes) { bn_backward_case(4, "bn backward [N,C,H,W]"); }
 TEST(fuse_bn_backward_one_kernel_rows) { bn_backward_case(2, "bn backward [N,C]"); }
 
+/* A residual gradient relu_back(a + b, y) read by two BatchNorm backwards
+   (a block's bn2 and its shortcut's): recomputing it in both would load
+   three tensors twice per pass, so it is stored once; the sum inside it
+   stays inlined. */
+TEST(fuse_stores_values_costly_to_recompute) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *da = leaf(g, false, "da", 4, 2, 3, 4, 4), *db = leaf(g, false, "db", 4, 2, 3, 4, 4);
+    Node *y = leaf(g, false, "y", 4, 2, 3, 4, 4), *x1 = leaf(g, false, "x1", 4, 2, 3, 4, 4), *x2 = leaf(g, false, "x2", 4, 2, 3, 4, 4);
+    Node *sum = ir_add(g, da, db), *gr = ir_relu_back(g, sum, y);
+    Node *g1 = leaf(g, true, "g1", 1, 3, 0, 0, 0), *g2 = leaf(g, true, "g2", 1, 3, 0, 0, 0);
+    Node *st1 = ir_bn_stats(g, x1), *st2 = ir_bn_stats(g, x2);
+    graph_add_output(g, "dx1", ir_bn_train_dx(g, gr, x1, st1, g1, 1e-5));
+    graph_add_output(g, "dx2", ir_bn_train_dx(g, gr, x2, st2, g2, 1e-5));
+    plan(g);
+    CHECK(!gr->inlined && gr->region >= 0 && sum->inlined);
+    compare_engines(g, "stored residual gradient");
+    arena_free(&a);
+}
+
 /* The relation head's forward shape: [N, C] BatchNorm -> LeakyReLU. */
 TEST(fuse_rows_bn_leaky_relu) {
     Arena a = {0};

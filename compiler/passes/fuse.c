@@ -180,6 +180,40 @@ bool pass_fuse(Graph *g, Diag *d) {
         }
         x->inlined = ok;
     }
+    /* Recomputation has a price: a value read by several kernels is
+       recomputed in each, from everything it is made of. Walking producers
+       first, such a value stays inlined only if it is made from stored
+       values alone, at most two loads (relu_back(dy, y) into a BatchNorm
+       backward and its siblings is one kernel reading it); otherwise it
+       is stored once. This stops a chain of residual gradients from being
+       recomputed block after block back to the end of a stage. */
+    int *cost = xcalloc((size_t)(n ? n : 1), sizeof *cost);
+    for (int i = 0; i < n; i++) {
+        Node *x = g->nodes[i];
+        cost[i] = 1;
+        if (!x->inlined) continue;
+        int c = 0, readers = 0;
+        bool nested = false;
+        for (int k = 0; k < x->nin; k++) {
+            if (!reads_elementwise(x, k)) continue;
+            if (x->in[k]->inlined) {
+                c += cost[x->in[k]->id];
+                nested = true;
+            } else {
+                c += 1;
+            }
+        }
+        const Kernel *seen = NULL;
+        for (int p = u.start[i]; p < u.start[i + 1]; p++) {
+            const Node *r = g->nodes[u.list[p]];
+            if (r->kernel && r->kernel == seen) continue;   /* members of one kernel read it once */
+            seen = r->kernel;
+            readers++;
+        }
+        if (readers > 1 && (nested || c > 2)) x->inlined = false;
+        else cost[i] = c;
+    }
+    free(cost);
     free(u.start);
     free(u.list);
 
