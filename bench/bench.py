@@ -68,6 +68,37 @@ def measure(cmd, parse):
     return median(vals), max(rss), max(others), max(others) > 0.1
 
 
+def jit_compile_seconds(spec, K, B):
+    """rrc train's own report of JIT-compiling the training step and the
+    eval-mode features, with the compile cache off (a cold start)."""
+    env = dict(os.environ, RRC_CACHE_DIR="off")
+    p = subprocess.run([os.path.join(ROOT, "rrc"), "train", spec, "--K", str(K), "--batch", str(B), "--data",
+                        "synthetic:%d" % B, "--max-steps", "1", "--threads", "1", "--quiet", "--out",
+                        os.path.join(BUILD, "jit_run")], capture_output=True, text=True, cwd=ROOT, env=env)
+    m = re.search(r"compiled .* in ([\d.]+) s", p.stdout + p.stderr)
+    return float(m.group(1)) if m else None
+
+
+def head_share(trainer, threads):
+    """Share of the relation head (modules pairs, relation, loss) in a step,
+    from the trainer's --profile."""
+    out = subprocess.run([trainer, "bench", "--threads", str(threads), "--steps", "2", "--warmup", "1", "--profile"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    share, ms, step = 0.0, 0.0, None
+    section = False
+    for line in out.splitlines():
+        if line.startswith("by module"):
+            section = True
+            continue
+        f = line.split()
+        if line.startswith("step") and len(f) >= 3:
+            step = float(f[1])
+        if section and len(f) >= 4 and f[0] in ("pairs", "relation", "loss"):
+            ms += float(f[2])
+            share += float(f[3].rstrip("%"))
+    return ms, share, step
+
+
 def macs_per_image(spec):
     out = subprocess.run([os.path.join(ROOT, "rrc"), "dump-ir", spec, "--K", "2", "--batch", "2", "--after", "lower"],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
@@ -87,10 +118,10 @@ def main():
     for model, K, B, threads, steps in cases:
         spec = "specs/%s.lua" % model
         outdir = os.path.join(BUILD, "%s_K%d" % (model, K))
-        t0 = time.perf_counter()
+        # compiled for Fashion-MNIST's 60000 images (a last batch of 60000 mod B) as well as full batches
         subprocess.run([os.path.join(ROOT, "rrc"), "compile", spec, "--K", str(K), "--batch", str(B), "--train-size",
-                        str(B * 100), "-o", outdir], check=True, capture_output=True, cwd=ROOT)
-        compile_s = time.perf_counter() - t0
+                        "60000", "-o", outdir], check=True, capture_output=True, cwd=ROOT)
+        compile_s = jit_compile_seconds(spec, K, B)
         trainer = os.path.join(outdir, "%s-train" % model)
         gflop_per_step = 6.0 * macs_per_image(spec) * K * B / 1e9
         for t in threads:
@@ -105,29 +136,43 @@ def main():
                          "other": max(ours_other, ref[2]), "disturbed": ours_bad or ref[3]})
             print("%-28s %dT  rrc %8.1f img/s  torch %8.1f img/s  ratio %.2f" % (rows[-1]["case"], t, ours, ref[0], ours / ref[0]),
                   flush=True)
-    # end to end with augmentation: conv4
-    spec, K, B = "specs/conv4.lua", 4, 64
-    trainer = os.path.join(BUILD, "conv4_K4", "conv4-train")
-    for t in (1, 2):
-        run_dir = os.path.join(BUILD, "e2e_run")
+    # end to end with augmentation: conv4 on synthetic images and on
+    # Fashion-MNIST, resnet32 on Fashion-MNIST
+    e2e = [("conv4", "synthetic", 40, 10), ("conv4", "fashion-mnist", 40, 10), ("resnet32", "fashion-mnist", 12, 4)]
+    for model, data, rrc_steps, ref_steps in e2e:
+        trainer = os.path.join(BUILD, "%s_K4" % model, "%s-train" % model)
+        for t in (1, 2):
+            run_dir = os.path.join(BUILD, "e2e_run")
 
-        def parse_csv(_out):
-            with open(os.path.join(run_dir, "metrics.csv")) as f:
-                vals = [float(line.split(",")[6]) for line in f.readlines()[1:]]
-            return median(vals[3:])
-        ours = measure([trainer, "train", "--data", "synthetic:6400", "--max-steps", "40", "--threads", str(t), "--quiet",
-                        "--out", run_dir], parse_csv)
-        ref = measure([py, tref, "--model", "conv4", "--threads", str(t), "--steps", "10", "--e2e"],
-                      lambda o: json.loads(o)["images_per_s"])
-        rows.append({"case": "conv4 K=4 B=64 end-to-end", "threads": t, "rrc": ours[0], "torch": ref[0], "rrc_gflops": None,
-                     "torch_gflops": None, "peak": peak[t], "rrc_mb": ours[1], "torch_mb": ref[1], "compile_s": None,
-                     "other": max(ours[2], ref[2]), "disturbed": ours[3] or ref[3]})
-        print("%-28s %dT  rrc %8.1f img/s  torch %8.1f img/s  ratio %.2f" % (rows[-1]["case"], t, ours[0], ref[0], ours[0] / ref[0]),
-              flush=True)
-    write_report(rows, peak)
+            def parse_csv(_out):
+                with open(os.path.join(run_dir, "metrics.csv")) as f:
+                    vals = [float(line.split(",")[6]) for line in f.readlines()[1:]]
+                return median(vals[3:])
+            rdata = "synthetic:6400" if data == "synthetic" else data
+            ours = measure([trainer, "train", "--data", rdata, "--max-steps", str(rrc_steps), "--threads", str(t), "--quiet",
+                            "--out", run_dir], parse_csv)
+            ref = measure([py, tref, "--model", model, "--threads", str(t), "--steps", str(ref_steps), "--e2e", "--data", data],
+                          lambda o: json.loads(o)["images_per_s"])
+            rows.append({"case": "%s K=4 B=64 end-to-end, %s" % (model, data), "threads": t, "rrc": ours[0], "torch": ref[0],
+                         "rrc_gflops": None, "torch_gflops": None, "peak": peak[t], "rrc_mb": ours[1], "torch_mb": ref[1],
+                         "compile_s": None, "other": max(ours[2], ref[2]), "disturbed": ours[3] or ref[3]})
+            print("%-28s %dT  rrc %8.1f img/s  torch %8.1f img/s  ratio %.2f" % (rows[-1]["case"], t, ours[0], ref[0],
+                                                                           ours[0] / ref[0]), flush=True)
+    # the relation head alone at K=32 (the paper's setting), 2 threads:
+    # rrc's share from its profile, PyTorch's head-only step against its full step
+    k32 = os.path.join(BUILD, "resnet32_K32", "resnet32-train")
+    ms, share, step = head_share(k32, 2)
+    head = json.loads(subprocess.run([py, tref, "--model", "resnet32", "--K", "32", "--B", "64", "--threads", "2",
+                                      "--steps", "3", "--head-only"], capture_output=True, text=True, check=True).stdout)
+    full = [r for r in rows if r["case"].startswith("resnet32 K=32")][0]
+    head_rows = [{"rrc_ms": ms, "rrc_share": share, "rrc_step_ms": step, "torch_ms": 1e3 * head["step_s"],
+                  "torch_share": 100.0 * head["step_s"] / (32 * 64 / full["torch"])}]
+    print("relation head K=32: rrc %.1f ms (%.1f%% of the step), torch %.1f ms (%.1f%%)" % (
+        ms, share, head_rows[0]["torch_ms"], head_rows[0]["torch_share"]), flush=True)
+    write_report(rows, peak, head_rows)
 
 
-def write_report(rows, peak):
+def write_report(rows, peak, head_rows):
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -135,7 +180,7 @@ def write_report(rows, peak):
                 cpu = line.split(":", 1)[1].strip()
                 break
     lines = ["| case | threads | rrc images/s | PyTorch images/s | rrc / PyTorch | rrc GFLOP/s | PyTorch GFLOP/s | FMA peak GFLOP/s "
-             "| rrc peak MB | PyTorch peak MB | rrc compile s | other load (cores) |",
+             "| rrc peak MB | PyTorch peak MB | rrc JIT compile s | other load (cores) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         g = lambda v: "-" if v is None else "%.1f" % v
@@ -144,6 +189,9 @@ def write_report(rows, peak):
             r["peak"], r["rrc_mb"], r["torch_mb"], "-" if r["compile_s"] is None else "%.2f" % r["compile_s"], r["other"],
             " (disturbed)" if r["disturbed"] else ""))
     table = "\n".join(lines)
+    head = "\n".join(["| relation head, resnet32 K=32 B=64, 2 threads | rrc | PyTorch |", "|---|---|---|"] + [
+        "| ms per step (share of the training step) | %.1f (%.2f%%) | %.1f (%.1f%%) |" % (
+            h["rrc_ms"], h["rrc_share"], h["torch_ms"], h["torch_share"]) for h in head_rows])
     print()
     print(table)
     doc = os.path.join(ROOT, "docs", "PERFORMANCE.md")
@@ -155,10 +203,15 @@ def write_report(rows, peak):
                 "focal loss, Adam) in float32 with the same thread count, alternately, %d repetitions each, medians. "
                 "Step rows: fixed random views, no augmentation (rrc: `generated/.../NAME-train bench`; PyTorch: "
                 "`bench/torch_ref.py`). End-to-end rows: with the augmentation of K views per image (rrc: `NAME-train "
-                "train --data synthetic:6400`, its metrics.csv; PyTorch: torchvision/PIL transforms in process). "
+                "train --data synthetic:6400` or `--data fashion-mnist`, its metrics.csv; PyTorch: torchvision/PIL "
+                "transforms in process on the same kind of images). "
                 "GFLOP/s = 6 x forward multiply-adds of convs and linears per image x images per second. "
                 "Other load: CPU used by other processes during the run (from /proc/stat).\n\n" % REPS)
         f.write(table + "\n\n")
+        f.write("JIT compile: `rrc train SPEC --max-steps 1` with RRC_CACHE_DIR=off (the training step and the eval-mode "
+                "features, cold). The relation head: rrc's share from `NAME-train bench --profile` (modules pairs, "
+                "relation, loss); PyTorch's from `torch_ref.py --head-only` against its full step.\n\n")
+        f.write(head + "\n\n")
         f.write("Reproduce: `make bench` (installs python3-torch and python3-torchvision if missing).\n")
     print("\nwrote %s" % doc)
 

@@ -57,6 +57,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--head-only", action="store_true", help="time the relation head alone on random features")
     ap.add_argument("--e2e", action="store_true", help="with torchvision/PIL augmentation of K views per image, in process")
+    ap.add_argument("--data", default="synthetic",
+                    help="e2e images: synthetic (random 32x32 RGB) or fashion-mnist (Debian's, padded to 32x32, gray to RGB)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -73,11 +75,20 @@ def main():
         import torchvision.transforms as T
         from PIL import Image
         rng = np.random.default_rng(1)
-        images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(a.B)]
+        if a.data == "fashion-mnist":
+            import gzip
+            with gzip.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") as f:
+                raw = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 28, 28)
+            pick = rng.choice(len(raw), size=a.B, replace=False)
+            images = [Image.fromarray(np.repeat(np.pad(raw[i], 2)[:, :, None], 3, axis=2)) for i in pick]
+            mean, std = (0.2190,) * 3, (0.3318,) * 3
+        else:
+            images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(a.B)]
+            mean, std = (0.491, 0.482, 0.447), (0.247, 0.243, 0.262)
         aug = T.Compose([
             T.RandomResizedCrop(32, scale=(0.08, 1.0)), T.RandomHorizontalFlip(),
             T.RandomApply([T.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8), T.RandomGrayscale(p=0.2),
-            T.ToTensor(), T.Normalize((0.491, 0.482, 0.447), (0.247, 0.243, 0.262))])
+            T.ToTensor(), T.Normalize(mean, std)])
     times = []
     for t in range(a.warmup + a.steps):
         t0 = time.perf_counter()
