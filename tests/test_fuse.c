@@ -214,6 +214,18 @@ static void direct_conv_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t
     arena_free(&a);
 }
 
+/* Planes too large for a padded copy on a thread's stack stay on im2col +
+   BLAS (ImageNet-sized layers); the CIFAR ones are direct. */
+TEST(fuse_direct_conv_only_where_it_fits) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *big = ir_conv2d(g, leaf(g, false, "x", 4, 1, 64, 128, 128), leaf(g, true, "w", 4, 64, 64, 3, 3), 1, 1);
+    Node *small = ir_conv2d(g, leaf(g, false, "x2", 4, 1, 64, 32, 32), leaf(g, true, "w2", 4, 64, 64, 3, 3), 1, 1);
+    Node *strided = ir_conv2d(g, leaf(g, false, "x3", 4, 1, 16, 32, 32), leaf(g, true, "w3", 4, 32, 16, 3, 3), 2, 1);
+    CHECK(!cg_conv_direct(big) && cg_conv_direct(small) && !cg_conv_direct(strided));
+    arena_free(&a);
+}
+
 TEST(fuse_direct_conv_matches_interpreter) {
     direct_conv_case(2, 3, 5, 6, 16);
     direct_conv_case(3, 16, 16, 32, 32);

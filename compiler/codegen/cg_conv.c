@@ -35,6 +35,17 @@ static bool direct_shape(int64_t H, int64_t W) {
     return W >= 4 && 16 % W == 0 && H % (16 / W) == 0;   /* packed: 16 / W rows per vector */
 }
 
+/* The kernels keep a padded image (and the weight gradient its vector
+   partials) on the stack of the thread running them: a limit keeps large
+   images (ImageNet-sized planes) on im2col + BLAS rather than overflowing a
+   pool thread's stack. */
+#define DIRECT_STACK_MAX (1 << 20)
+
+static bool fits_stack(int64_t C, int64_t O, int64_t H, int64_t W) {
+    int64_t pad = (W < 16 ? 3 * W : W + 2) * (H + 2) * C * 4, dwacc = O * 9 * 64;   /* at least one channel block */
+    return pad <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
+}
+
 bool cg_conv_direct(const Node *n) {
     const Node *w, *big;
     switch (n->op) {
@@ -43,12 +54,14 @@ bool cg_conv_direct(const Node *n) {
     case OP_CONV2D_DW:   /* dw [O,C,3,3] from dy [N,O,H,W] and x [N,C,H,W] */
         return n->dim[2] == 3 && n->dim[3] == 3 && n->ia[0] == 1 && n->ia[1] == 1 &&
                n->in[0]->dim[2] == n->in[1]->dim[2] && n->in[0]->dim[3] == n->in[1]->dim[3] &&
-               direct_shape(n->in[1]->dim[2], n->in[1]->dim[3]);
+               direct_shape(n->in[1]->dim[2], n->in[1]->dim[3]) &&
+               fits_stack(n->in[1]->dim[1], n->dim[0], n->in[1]->dim[2], n->in[1]->dim[3]);
     default: return false;
     }
     if (w->dim[2] != 3 || w->dim[3] != 3 || n->ia[0] != 1 || n->ia[1] != 1) return false;
     const Node *in = n->op == OP_CONV2D ? n->in[0] : n->in[0];   /* x, or dy */
-    return in->dim[2] == big->dim[2] && in->dim[3] == big->dim[3] && direct_shape(big->dim[2], big->dim[3]);
+    return in->dim[2] == big->dim[2] && in->dim[3] == big->dim[3] && direct_shape(big->dim[2], big->dim[3]) &&
+           fits_stack(in->dim[1], big->dim[1], big->dim[2], big->dim[3]);
 }
 
 typedef struct CB {
