@@ -55,8 +55,10 @@ void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restr
                        int64_t P, int64_t OH, int64_t OW, float *restrict ws, rt_rows_fn fwd, void **fargs);
 /* dw [dwn floats] = the weight gradient summed over N images, from a
    generated kernel fn(args, n0, n1) that writes the sum over [n0, n1) into
-   args[2] (args = {x, dy, dw}); parts of the pool summed in thread order. */
-void rt_k_conv2d_dw_gen(float *restrict dw, rt_rows_fn fn, void **args, int64_t N, int64_t dwn);
+   args[1] (args = {dy, dw, what x is computed from...}, nargs of them);
+   parts of the pool summed in thread order. */
+#define RT_DW_MAX_ARGS 34
+void rt_k_conv2d_dw_gen(float *restrict dw, rt_rows_fn fn, void **args, int64_t nargs, int64_t N, int64_t dwn);
 /* dx [N,C,H,W] = gradient of the input from dy [N,O,OH,OW] */
 void rt_k_conv2d_dx(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
                     int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S, int64_t P,

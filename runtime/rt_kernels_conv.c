@@ -392,12 +392,13 @@ void rt_k_conv2d_dw(float *restrict dw, const float *restrict dy, const float *r
 }
 
 /* ---- the weight gradient of a generated direct kernel: images split over
-   the pool, each part written into its own buffer by fn (args {x, dy, out}),
-   the parts summed in thread order into dw ---- */
+   the pool, each part written into its own buffer by fn (args {dy, out,
+   x's inputs...}: the output is args[1]), the parts summed in thread order
+   into dw ---- */
 
 typedef struct DwJob {
     rt_rows_fn fn;
-    void *args[64][3];
+    void *args[64][RT_DW_MAX_ARGS];
     int64_t N;
     int parts;
 } DwJob;
@@ -407,23 +408,22 @@ static void dw_task(void *ctx, int t) {
     j->fn(j->args[t], j->N * t / j->parts, j->N * (t + 1) / j->parts);
 }
 
-void rt_k_conv2d_dw_gen(float *restrict dw, rt_rows_fn fn, void **args, int64_t N, int64_t dwn) {
+void rt_k_conv2d_dw_gen(float *restrict dw, rt_rows_fn fn, void **args, int64_t nargs, int64_t N, int64_t dwn) {
     int T = rt_pool_threads();
     if (T > 64) T = 64;
     if (T > N) T = (int)N;
-    if (T <= 1) {
+    if (T <= 1 || nargs > RT_DW_MAX_ARGS) {
         fn(args, 0, N);
         return;
     }
     DwJob j = {.fn = fn, .N = N, .parts = T};
     for (int t = 0; t < T; t++) {
-        j.args[t][0] = args[0];
-        j.args[t][1] = args[1];
-        j.args[t][2] = t == 0 ? (void *)dw : (void *)rt_pool_scratch(t, (size_t)dwn);
+        for (int64_t i = 0; i < nargs; i++) j.args[t][i] = args[i];
+        j.args[t][1] = t == 0 ? (void *)dw : (void *)rt_pool_scratch(t, (size_t)dwn);
     }
     rt_pool_run(T, dw_task, &j);
     for (int t = 1; t < T; t++) {
-        const float *p = j.args[t][2];
+        const float *p = j.args[t][1];
         for (int64_t i = 0; i < dwn; i++) dw[i] += p[i];
     }
 }

@@ -28,41 +28,9 @@
 
 #include "codegen/cg_impl.h"
 
-/* Whether a [N, C, H, W] -> [N, O, H, W] 3x3 "same" convolution (either
-   direction) gets a direct kernel. */
-static bool direct_shape(int64_t H, int64_t W) {
-    if (W >= 16) return W % 16 == 0 && H % 2 == 0;
-    return W >= 4 && 16 % W == 0 && H % (16 / W) == 0;   /* packed: 16 / W rows per vector */
-}
+bool cg_conv_direct(const Node *n) { return fuse_conv_direct(n); }
 
-/* The kernels keep a padded image (and the weight gradient its vector
-   partials) on the stack of the thread running them: a limit keeps large
-   images (ImageNet-sized planes) on im2col + BLAS rather than overflowing a
-   pool thread's stack. */
-#define DIRECT_STACK_MAX (1 << 20)
-
-static bool fits_stack(int64_t C, int64_t O, int64_t H, int64_t W) {
-    int64_t pad = (W < 16 ? 3 * W : W + 2) * (H + 2) * C * 4, dwacc = O * 9 * 64;   /* at least one channel block */
-    return pad <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
-}
-
-bool cg_conv_direct(const Node *n) {
-    const Node *w, *big;
-    switch (n->op) {
-    case OP_CONV2D: w = n->in[1]; big = n; break;
-    case OP_CONV2D_DX: w = n->in[1]; big = n; break;
-    case OP_CONV2D_DW:   /* dw [O,C,3,3] from dy [N,O,H,W] and x [N,C,H,W] */
-        return n->dim[2] == 3 && n->dim[3] == 3 && n->ia[0] == 1 && n->ia[1] == 1 &&
-               n->in[0]->dim[2] == n->in[1]->dim[2] && n->in[0]->dim[3] == n->in[1]->dim[3] &&
-               direct_shape(n->in[1]->dim[2], n->in[1]->dim[3]) &&
-               fits_stack(n->in[1]->dim[1], n->dim[0], n->in[1]->dim[2], n->in[1]->dim[3]);
-    default: return false;
-    }
-    if (w->dim[2] != 3 || w->dim[3] != 3 || n->ia[0] != 1 || n->ia[1] != 1) return false;
-    const Node *in = n->op == OP_CONV2D ? n->in[0] : n->in[0];   /* x, or dy */
-    return in->dim[2] == big->dim[2] && in->dim[3] == big->dim[3] && direct_shape(big->dim[2], big->dim[3]) &&
-           fits_stack(in->dim[1], big->dim[1], big->dim[2], big->dim[3]);
-}
+#define MAX_PTRS 34
 
 typedef struct CB {
     CG *cg;
@@ -122,11 +90,11 @@ static LLVMValueRef vfma(CB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) 
     return LLVMBuildCall2(k->b, LLVMFunctionType(k->vt, ps, 3, 0), f, args, 3, "");
 }
 
-static void kernel_attrs(CB *k) {
+static void kernel_attrs(CB *k, int np) {
     CG *cg = k->cg;
     LLVMSetLinkage(k->fn, LLVMInternalLinkage);
     unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-    for (unsigned i = 1; i <= 3; i++) LLVMAddAttributeAtIndex(k->fn, i, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
+    for (unsigned i = 1; i <= (unsigned)np; i++) LLVMAddAttributeAtIndex(k->fn, i, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
     LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex,
                             LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
     if (cg->features && strstr(cg->features, "+avx512f"))
@@ -175,23 +143,39 @@ static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
     cloop_close(k, &Lc, 1);
 }
 
-/* The interior = channels [c0, c0 + p->C) of image n of x [N][Ctot][H][W]. */
-static void pad_fill(CB *k, const Pad *p, LLVMValueRef x, LLVMValueRef n, LLVMValueRef c0, int64_t Ctot) {
+/* The interior = channels [c0, c0 + p->C) of image n of the input
+   [N][Ctot][H][W], read through e: copied when it is a stored value,
+   computed element by element when it is inlined (BatchNorm + ReLU of the
+   previous layer: that value is then never stored). rowtmp: W floats. */
+static void pad_fill(CB *k, const Pad *p, CgExpr *e, LLVMValueRef x, LLVMValueRef n, LLVMValueRef c0, int64_t Ctot,
+                     LLVMValueRef rowtmp) {
     int64_t C = p->C, H = p->H, W = p->W;
-    CLoop Lc, Lh;
+    bool load = cg_expr_is_load(e);
+    CLoop Lc, Lh, Lw;
     LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, C), 1, "pc");
     LLVMValueRef h = cloop_open(k, &Lh, I(k, 0), I(k, H), 1, "ph");
-    LLVMValueRef sc = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, I(k, Ctot), ""), LLVMBuildNSWAdd(k->b, c0, c, ""), "");
+    LLVMValueRef ca = LLVMBuildNSWAdd(k->b, c0, c, "");
+    LLVMValueRef sc = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, I(k, Ctot), ""), ca, "");
     LLVMValueRef src = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, sc, I(k, H), ""), h, ""), I(k, W), "");
     LLVMValueRef row = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, c, I(k, p->plane), ""), LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, h, I(k, 1), ""), I(k, p->PW), ""), "");
+    LLVMValueRef from = load ? fptr(k, x, src) : rowtmp;   /* the W input values of this row */
+    if (!load) {
+        /* wide planes: straight into the padded row; packed: into rowtmp */
+        LLVMValueRef dst = p->packed ? rowtmp : fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), ""));
+        LLVMValueRef w = cloop_open(k, &Lw, I(k, 0), I(k, W), 1, "pw");
+        LLVMValueRef v = cg_expr_at(e, LLVMBuildNSWAdd(k->b, src, w, ""), ca);
+        LLVMBuildStore(k->b, v, fptr(k, dst, w));
+        cloop_close(k, &Lw, 1);
+    }
     if (!p->packed) {
-        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), "")), 4, fptr(k, x, src), 4, I(k, W * 4));
+        if (load)
+            LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), "")), 4, from, 4, I(k, W * 4));
     } else {
         int64_t copy = C * p->plane;   /* copy kw at kw * copy: x[w + kw - 1] at column w */
-        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), "")), 4, fptr(k, x, src), 4, I(k, (W - 1) * 4));
-        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, copy), "")), 4, fptr(k, x, src), 4, I(k, W * 4));
-        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 2 * copy), "")), 4,
-                        fptr(k, x, LLVMBuildNSWAdd(k->b, src, I(k, 1), "")), 4, I(k, (W - 1) * 4));
+        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), "")), 4, from, 4, I(k, (W - 1) * 4));
+        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, copy), "")), 4, from, 4, I(k, W * 4));
+        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 2 * copy), "")), 4, fptr(k, from, I(k, 1)), 4,
+                        I(k, (W - 1) * 4));
     }
     cloop_close(k, &Lh, 1);
     cloop_close(k, &Lc, 1);
@@ -212,9 +196,9 @@ static LLVMValueRef pad_load(CB *k, const Pad *p, LLVMValueRef ci, LLVMValueRef 
     return ld;
 }
 
-/* The rt_rows_fn wrapper "<name>.rows" of a body (p0, p1, p2, n0, n1):
-   args = {p0, p1, p2}. */
-static LLVMValueRef rows_wrapper(CB *k, const char *name, LLVMTypeRef body_t) {
+/* The rt_rows_fn wrapper "<name>.rows" of a body (p0 .. p[np-1], n0, n1):
+   args = {p0, ..., p[np-1]}. */
+static LLVMValueRef rows_wrapper(CB *k, const char *name, LLVMTypeRef body_t, int np) {
     CG *cg = k->cg;
     char wname[300];
     snprintf(wname, sizeof wname, "%s.rows", name);
@@ -222,22 +206,31 @@ static LLVMValueRef rows_wrapper(CB *k, const char *name, LLVMTypeRef body_t) {
     LLVMValueRef wf = LLVMAddFunction(cg->mod, wname, LLVMFunctionType(cg->void_, wp, 3, 0));
     LLVMSetLinkage(wf, LLVMInternalLinkage);
     LLVMPositionBuilderAtEnd(k->b, LLVMAppendBasicBlockInContext(cg->ctx, wf, "entry"));
-    LLVMValueRef a[5];
-    for (int i = 0; i < 3; i++) {
+    LLVMValueRef a[MAX_PTRS + 2];
+    for (int i = 0; i < np; i++) {
         LLVMValueRef ix = I(k, i);
         a[i] = LLVMBuildLoad2(k->b, cg->ptr, LLVMBuildGEP2(k->b, cg->ptr, LLVMGetParam(wf, 0), &ix, 1, ""), "");
     }
-    a[3] = LLVMGetParam(wf, 1);
-    a[4] = LLVMGetParam(wf, 2);
-    LLVMBuildCall2(k->b, body_t, k->fn, a, 5, "");
+    a[np] = LLVMGetParam(wf, 1);
+    a[np + 1] = LLVMGetParam(wf, 2);
+    LLVMBuildCall2(k->b, body_t, k->fn, a, (unsigned)np + 2, "");
     LLVMBuildRetVoid(k->b);
     return wf;
+}
+
+/* The body's type: np pointers, then n0, n1. */
+static LLVMTypeRef body_type(CG *cg, int np) {
+    LLVMTypeRef ps[MAX_PTRS + 2];
+    for (int i = 0; i < np; i++) ps[i] = cg->ptr;
+    ps[np] = ps[np + 1] = cg->i64;
+    return LLVMFunctionType(cg->void_, ps, (unsigned)np + 2, 0);
 }
 
 /* The kernel for one direction: `in` [N, Ci, H, W] -> `out` [N, Co, H, W]
    with weights w [O][C][3][3]; transposed: Co = C, Ci = O, weight of
    (co, ci, kh, kw) = w[ci][co][2-kh][2-kw]. */
-static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int64_t H, int64_t W, bool transposed) {
+static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int64_t H, int64_t W, bool transposed,
+                          CgExpr *e) {
     CB k = {.cg = cg};
     /* a tile: V vectors (about 4) of output rows x OB output channels */
     int64_t L = 16, VR, R, V;
@@ -258,21 +251,24 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
     if (OB < 1) OB = 1;
     while (Co % OB) OB--;
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
-    LLVMTypeRef ps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
-    LLVMTypeRef body_t = LLVMFunctionType(cg->void_, ps, 5, 0);
+    int np = 2 + cg_expr_count(e);   /* w, out, then what the input expression reads */
+    LLVMTypeRef body_t = body_type(cg, np);
     k.fn = LLVMAddFunction(cg->mod, name, body_t);
-    kernel_attrs(&k);
+    kernel_attrs(&k, np);
     k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
     k.b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k.b, k.entry);
-    LLVMValueRef x = LLVMGetParam(k.fn, 0), wt = LLVMGetParam(k.fn, 1), y = LLVMGetParam(k.fn, 2);
-    LLVMValueRef n0 = LLVMGetParam(k.fn, 3), n1 = LLVMGetParam(k.fn, 4);
+    LLVMValueRef wt = LLVMGetParam(k.fn, 0), y = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
+    for (int i = 2; i < np; i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
+    LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
+    cg_expr_begin(e, k.b, ext);
+    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)W), "rowtmp");
 
     Pad pd;
     pad_init(&k, &pd, Ci, H, W);
     CLoop Ln, Lh, Lo, Li;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
-    pad_fill(&k, &pd, x, n, I(&k, 0), Ci);
+    pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp);
 
     /* tiles: output channel blocks x row blocks */
     LLVMValueRef acc[16];
@@ -321,7 +317,7 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
     cloop_close(&k, &Ln, 1);
     LLVMBuildRetVoid(k.b);
 
-    LLVMValueRef wf = rows_wrapper(&k, name, body_t);
+    LLVMValueRef wf = rows_wrapper(&k, name, body_t, np);
     LLVMDisposeBuilder(k.b);
     return wf;
 }
@@ -333,20 +329,23 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
    partials live in a [O*C*9] array across images and are summed lane by
    lane in order at the end (llvm.vector.reduce.fadd without reassociation:
    the same bits whatever the vector unit). */
-static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int64_t H, int64_t W) {
+static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int64_t H, int64_t W, CgExpr *e) {
     CB k = {.cg = cg};
     int64_t L = 16, OB = O % 2 ? 1 : 2;
     int64_t nseg = W >= L ? W / L : 1, hstep = W >= L ? 1 : L / W;   /* vectors per row step, rows per step */
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
-    LLVMTypeRef ps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
-    LLVMTypeRef body_t = LLVMFunctionType(cg->void_, ps, 5, 0);
+    int np = 2 + cg_expr_count(e);   /* dy, out, then what the x expression reads */
+    LLVMTypeRef body_t = body_type(cg, np);
     k.fn = LLVMAddFunction(cg->mod, name, body_t);
-    kernel_attrs(&k);
+    kernel_attrs(&k, np);
     k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
     k.b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k.b, k.entry);
-    LLVMValueRef x = LLVMGetParam(k.fn, 0), dy = LLVMGetParam(k.fn, 1), out = LLVMGetParam(k.fn, 2);
-    LLVMValueRef n0 = LLVMGetParam(k.fn, 3), n1 = LLVMGetParam(k.fn, 4);
+    LLVMValueRef dy = LLVMGetParam(k.fn, 0), out = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
+    for (int i = 2; i < np; i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
+    LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
+    cg_expr_begin(e, k.b, ext);
+    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)W), "rowtmp");
     /* input channels in blocks whose vector partials (O x cblk x 9) stay in L2 */
     int64_t cblk = C;
     while (cblk > 1 && (O * cblk * 9 * L * 4 > 262144 || C % cblk)) cblk--;
@@ -359,7 +358,7 @@ static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int
     LLVMValueRef cb0 = cloop_open(&k, &Lb, I(&k, 0), I(&k, C), cblk, "cb0");
     LLVMBuildMemSet(k.b, accv, LLVMConstInt(cg->i8, 0, 0), I(&k, nacc * L * 4), 64);
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
-    pad_fill(&k, &pd, x, n, cb0, C);
+    pad_fill(&k, &pd, e, x, n, cb0, C, rowtmp);
     LLVMValueRef o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), OB, "o0");
     LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, cblk), 1, "c");   /* within the block */
     LLVMValueRef slot[2][9], cur[2][9];
@@ -431,31 +430,40 @@ static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int
     cloop_close(&k, &Lj, 1);
     cloop_close(&k, &Lb, cblk);
     LLVMBuildRetVoid(k.b);
-    LLVMValueRef wf = rows_wrapper(&k, name, body_t);
+    LLVMValueRef wf = rows_wrapper(&k, name, body_t, np);
     LLVMDisposeBuilder(k.b);
     return wf;
 }
 
-/* The args array {in, w, out} in the step and the wrapper for node n (a
-   conv2d or conv2d_dx with cg_conv_direct(n)); one function per shape and
-   direction in a module. */
-LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args) {
+/* The args array {w or dy, out, what the input expression reads...} built
+   in the step, and the wrapper for node n (a conv2d, conv2d_dx or
+   conv2d_dw with cg_conv_direct(n)); one function per shape, direction and
+   input expression in a module. *nargs: the array's length. */
+LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs) {
     bool tr = n->op == OP_CONV2D_DX, dw = n->op == OP_CONV2D_DW;
     const Node *in = dw ? n->in[1] : n->in[0];   /* what is padded: x, or dy for dx */
     int64_t Ci = in->dim[1], Co = dw ? n->dim[0] : n->dim[1], H = in->dim[2], W = in->dim[3];
-    char name[128];
-    snprintf(name, sizeof name, "conv3x3.%s.%lldx%lld.%lldx%lld", dw ? "dw" : tr ? "dx" : "fwd", (long long)Ci,
-             (long long)Co, (long long)H, (long long)W);
-    char wname[160];
+    CgExpr *e = cg_expr_new(cg, in);
+    RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) <= MAX_PTRS - 2);
+    /* the input expression's structure, hashed into the name */
+    uint64_t hsh = 0xcbf29ce484222325ULL;
+    for (const char *p = cg_expr_sig(e); *p; p++) hsh = (hsh ^ (unsigned char)*p) * 0x100000001b3ULL;
+    char name[160];
+    snprintf(name, sizeof name, "conv3x3.%s.%lldx%lld.%lldx%lld.%s%016llx", dw ? "dw" : tr ? "dx" : "fwd", (long long)Ci,
+             (long long)Co, (long long)H, (long long)W, cg_expr_is_load(e) ? "x" : "fused", (unsigned long long)hsh);
+    char wname[200];
     snprintf(wname, sizeof wname, "%s.rows", name);
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, wname);
-    if (!f) f = dw ? build_dw(cg, name, Ci, Co, H, W) : build(cg, name, Ci, Co, H, W, tr);
-    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, 3, 0), "cargs");
-    const Node *ptrs[3] = {in, dw ? n->in[0] : n->in[1], n};   /* {x, dy, dw} or {in, w, out} */
-    for (int i = 0; i < 3; i++) {
+    if (!f) f = dw ? build_dw(cg, name, Ci, Co, H, W, e) : build(cg, name, Ci, Co, H, W, tr, e);
+    int np = 2 + cg_expr_count(e);
+    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)np, 0), "cargs");
+    for (int i = 0; i < np; i++) {
+        const Node *v = i == 0 ? (dw ? n->in[0] : n->in[1]) : i == 1 ? n : cg_expr_value(e, i - 2);
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
-        LLVMBuildStore(cg->b, cg_ptr(cg, ptrs[i]), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+        LLVMBuildStore(cg->b, cg_ptr(cg, v), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
     }
+    cg_expr_free(e);
     *args = arr;
+    if (nargs) *nargs = np;
     return f;
 }

@@ -491,6 +491,51 @@ static LLVMValueRef build_kernel(CG *cg, KB *k, const Kernel *K, const Node *roo
     return w;
 }
 
+/* ---- an inlined value computed inside another generator's loops (the
+   direct convolutions read their input through one: cg_conv.c) ---- */
+
+struct CgExpr {
+    KB k;
+    const Node *v;
+    char *sig;
+};
+
+CgExpr *cg_expr_new(CG *cg, const Node *v) {
+    CgExpr *e = xcalloc(1, sizeof *e);
+    e->v = v;
+    e->k.cg = cg;
+    e->k.f64 = LLVMDoubleTypeInContext(cg->ctx);
+    e->k.memo = xcalloc((size_t)cg->g->nnodes, sizeof *e->k.memo);
+    e->k.C = v->rank >= 2 ? v->dim[1] : 1;
+    collect(&e->k, v);
+    Sig s = {0};
+    sig_node(&s, &e->k, v);
+    e->sig = s.buf;
+    return e;
+}
+
+int cg_expr_count(const CgExpr *e) { return e->k.next; }
+const Node *cg_expr_value(const CgExpr *e, int i) { return e->k.ext[i]; }
+const char *cg_expr_sig(const CgExpr *e) { return e->sig; }
+bool cg_expr_is_load(const CgExpr *e) { return !e->v->inlined; }
+
+void cg_expr_begin(CgExpr *e, LLVMBuilderRef b, const LLVMValueRef *ptrs) {
+    e->k.b = b;
+    for (int i = 0; i < e->k.next; i++) e->k.p[i] = ptrs[i];
+}
+
+LLVMValueRef cg_expr_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c) {
+    at_element(&e->k, idx, c);
+    return val(&e->k, e->v);
+}
+
+void cg_expr_free(CgExpr *e) {
+    if (!e) return;
+    free(e->k.memo);
+    free(e->sig);
+    free(e);
+}
+
 void cg_fuse_done(CG *cg) {
     for (int i = 0; i < cg->nshared; i++) free(cg->shared[i].sig);
     free(cg->shared);
@@ -562,10 +607,13 @@ int64_t cg_kernel_workspace(const Kernel *K) {
 void cg_emit_kernel(CG *cg, const Kernel *K) {
     if (K->kind == KERNEL_CONV_STATS) {
         const Node *y = K->members[0], *st = K->members[1];
-        LLVMValueRef fn = LLVMConstNull(cg->ptr), args = LLVMConstNull(cg->ptr);
-        if (cg_conv_direct(y)) fn = cg_conv_direct_fn(cg, y, &args);
-        cg_call(cg, "rt_k_conv2d_stats", "ppppiiiiiiiiiiippp", cg_ptr(cg, y), cg_ptr(cg, st), cg_ptr(cg, y->in[0]),
-                cg_ptr(cg, y->in[1]), CONV_DIMS(y->in[0], y->in[1], y), cg_ws(cg), fn, args);
+        /* a direct kernel reads its input through args (it may be an
+           inlined value, with no address); im2col + BLAS reads x */
+        LLVMValueRef fn = LLVMConstNull(cg->ptr), args = LLVMConstNull(cg->ptr), x = LLVMConstNull(cg->ptr);
+        if (cg_conv_direct(y)) fn = cg_conv_direct_fn(cg, y, &args, NULL);
+        else x = cg_ptr(cg, y->in[0]);
+        cg_call(cg, "rt_k_conv2d_stats", "ppppiiiiiiiiiiippp", cg_ptr(cg, y), cg_ptr(cg, st), x, cg_ptr(cg, y->in[1]),
+                CONV_DIMS(y->in[0], y->in[1], y), cg_ws(cg), fn, args);
         return;
     }
     emit_generated(cg, K);

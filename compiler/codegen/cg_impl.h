@@ -58,10 +58,26 @@ int64_t cg_workspace(const Node *n);   /* bytes of kernel workspace a node needs
 void cg_emit_kernel(CG *cg, const Kernel *k);
 int64_t cg_kernel_workspace(const Kernel *k);
 void cg_fuse_done(CG *cg);
+/* cg_fuse.c: the value of node v (recomputed if inlined, else loaded)
+   inside a loop built elsewhere. cg_expr_new collects the stored values it
+   reads (cg_expr_count / cg_expr_value: the pointers the caller passes to
+   cg_expr_begin, in that order); cg_expr_sig describes its structure (for
+   sharing functions); cg_expr_at emits the element at flat index idx of
+   v's shape, channel c. */
+typedef struct CgExpr CgExpr;
+CgExpr *cg_expr_new(CG *cg, const Node *v);
+int cg_expr_count(const CgExpr *e);
+const Node *cg_expr_value(const CgExpr *e, int i);
+const char *cg_expr_sig(const CgExpr *e);
+bool cg_expr_is_load(const CgExpr *e);
+void cg_expr_begin(CgExpr *e, LLVMBuilderRef b, const LLVMValueRef *ptrs);
+LLVMValueRef cg_expr_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c);
+void cg_expr_free(CgExpr *e);
 /* cg_conv.c: whether conv2d / conv2d_dx node n gets a generated direct
    kernel; its rt_rows_fn wrapper (rows: images), with *args set to an array
-   {input, weight, output} built in the step. */
+   {weight (dy for dw), output, what the input expression reads...} built in
+   the step and *nargs to its length. */
 bool cg_conv_direct(const Node *n);
-LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args);   /* frees what cg_emit_kernel kept */
+LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs);   /* frees what cg_emit_kernel kept */
 
 #endif

@@ -46,7 +46,7 @@ bool cg_emit_node(CG *cg, const Node *n) {
     case OP_CONV2D:
     case OP_CONV2D_DX:
         if (cg_conv_direct(n)) {
-            LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args);
+            LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args, NULL);
             cg_call(cg, "rt_par_rows", "ppii", fn, args, D(n, 0), (int64_t)1);
             return true;
         }
@@ -57,8 +57,9 @@ bool cg_emit_node(CG *cg, const Node *n) {
         cg_call(cg, "rt_k_conv2d", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(a, b, n), cg_ws(cg)); return true;
     case OP_CONV2D_DW:
         if (cg_conv_direct(n)) {
-            LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args);
-            cg_call(cg, "rt_k_conv2d_dw_gen", "pppii", O, fn, args, D(b, 0), node_numel(n));
+            int nargs;
+            LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args, &nargs);
+            cg_call(cg, "rt_k_conv2d_dw_gen", "pppiii", O, fn, args, (int64_t)nargs, D(b, 0), node_numel(n));
             return true;
         }
         cg_call(cg, "rt_k_conv2d_dw", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(b, n, a), cg_ws(cg)); return true;

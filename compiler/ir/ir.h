@@ -245,6 +245,10 @@ bool pass_fuse(Graph *g, Diag *d);
 bool node_emits(const Node *n);
 /* Kernels a compiled step runs: nodes that emit (runtime calls and fused kernels). */
 int graph_kernel_count(const Graph *g);
+/* Whether conv2d / conv2d_dx / conv2d_dw node n gets a generated direct
+   kernel (codegen/cg_conv.c); those read an inlined input (x of conv2d and
+   conv2d_dw) through their padding loop. */
+bool fuse_conv_direct(const Node *n);
 /* Ops that generated elementwise kernels compute (cg_fuse.c emits them). */
 bool fuse_ew_op(OpKind op);
 /* Assigns every value a region and offset (rt_step.h): leaves and outputs

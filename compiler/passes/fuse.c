@@ -49,6 +49,43 @@ int graph_kernel_count(const Graph *g) {
     return k;
 }
 
+/* ---- which convolutions get generated direct kernels (codegen/cg_conv.c):
+   3x3, stride 1, padding 1, planes a multiple of 16 wide or 16/W whole rows
+   to a vector ---- */
+static bool direct_shape(int64_t H, int64_t W) {
+    if (W >= 16) return W % 16 == 0 && H % 2 == 0;
+    return W >= 4 && 16 % W == 0 && H % (16 / W) == 0;   /* packed: 16 / W rows per vector */
+}
+
+/* The kernels keep a padded image (and the weight gradient its vector
+   partials) on the stack of the thread running them: a limit keeps large
+   images (ImageNet-sized planes) on im2col + BLAS rather than overflowing a
+   pool thread's stack. */
+#define DIRECT_STACK_MAX (1 << 20)
+
+static bool fits_stack(int64_t C, int64_t O, int64_t H, int64_t W) {
+    int64_t pad = (W < 16 ? 3 * W : W + 2) * (H + 2) * C * 4, dwacc = O * 9 * 64;   /* at least one channel block */
+    return pad <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
+}
+
+bool fuse_conv_direct(const Node *n) {
+    const Node *w, *big;
+    switch (n->op) {
+    case OP_CONV2D: w = n->in[1]; big = n; break;
+    case OP_CONV2D_DX: w = n->in[1]; big = n; break;
+    case OP_CONV2D_DW:   /* dw [O,C,3,3] from dy [N,O,H,W] and x [N,C,H,W] */
+        return n->dim[2] == 3 && n->dim[3] == 3 && n->ia[0] == 1 && n->ia[1] == 1 &&
+               n->in[0]->dim[2] == n->in[1]->dim[2] && n->in[0]->dim[3] == n->in[1]->dim[3] &&
+               direct_shape(n->in[1]->dim[2], n->in[1]->dim[3]) &&
+               fits_stack(n->in[1]->dim[1], n->dim[0], n->in[1]->dim[2], n->in[1]->dim[3]);
+    default: return false;
+    }
+    if (w->dim[2] != 3 || w->dim[3] != 3 || n->ia[0] != 1 || n->ia[1] != 1) return false;
+    const Node *in = n->op == OP_CONV2D ? n->in[0] : n->in[0];   /* x, or dy */
+    return in->dim[2] == big->dim[2] && in->dim[3] == big->dim[3] && direct_shape(big->dim[2], big->dim[3]) &&
+           fits_stack(in->dim[1], big->dim[1], big->dim[2], big->dim[3]);
+}
+
 /* Ops the code generator emits as elementwise loop bodies (cg_fuse.c). */
 bool fuse_ew_op(OpKind op) {
     switch (op) {
@@ -172,6 +209,13 @@ bool pass_fuse(Graph *g, Diag *d) {
         bool ok = true;
         for (int p = u.start[i]; p < u.start[i + 1] && ok; p++) {
             Node *r = g->nodes[u.list[p]];
+            /* a direct convolution computes its input x while padding it */
+            if (fuse_conv_direct(r) && r->op != OP_CONV2D_DX) {
+                int xin = r->op == OP_CONV2D ? 0 : 1;
+                for (int k = 0; k < r->nin && ok; k++)
+                    if (r->in[k] == x && k != xin) ok = false;
+                continue;
+            }
             bool generated = fuse_ew_op(r->op) || (r->kernel && r->kernel->kind == KERNEL_BN_DX);
             const Node *space = r->op == OP_BN_DGAMMA || r->op == OP_CHAN_SUM ? r->in[0] : r;   /* what r iterates */
             ok = generated && nc_shape(space) && same_shape(space, x);
@@ -182,10 +226,11 @@ bool pass_fuse(Graph *g, Diag *d) {
     }
     /* Recomputation has a price: a value read by several kernels is
        recomputed in each, from everything it is made of. Walking producers
-       first, such a value stays inlined only if it is made from stored
-       values alone, at most two loads (relu_back(dy, y) into a BatchNorm
-       backward and its siblings is one kernel reading it); otherwise it
-       is stored once. This stops a chain of residual gradients from being
+       first, such a value stays inlined only if recomputing it loads at
+       most two stored values (relu_back(dy, y) into a BatchNorm backward
+       and its siblings is one kernel reading it; relu(bn_train(x)) read by
+       the next convolution, its weight gradient and a ReLU backward loads
+       x alone); otherwise it is stored once. This stops a chain of residual gradients from being
        recomputed block after block back to the end of a stage. */
     int *cost = xcalloc((size_t)(n ? n : 1), sizeof *cost);
     for (int i = 0; i < n; i++) {
@@ -193,15 +238,9 @@ bool pass_fuse(Graph *g, Diag *d) {
         cost[i] = 1;
         if (!x->inlined) continue;
         int c = 0, readers = 0;
-        bool nested = false;
         for (int k = 0; k < x->nin; k++) {
             if (!reads_elementwise(x, k)) continue;
-            if (x->in[k]->inlined) {
-                c += cost[x->in[k]->id];
-                nested = true;
-            } else {
-                c += 1;
-            }
+            c += x->in[k]->inlined ? cost[x->in[k]->id] : 1;
         }
         const Kernel *seen = NULL;
         for (int p = u.start[i]; p < u.start[i + 1]; p++) {
@@ -210,7 +249,7 @@ bool pass_fuse(Graph *g, Diag *d) {
             seen = r->kernel;
             readers++;
         }
-        if (readers > 1 && (nested || c > 2)) x->inlined = false;
+        if (readers > 1 && c > 2) x->inlined = false;
         else cost[i] = c;
     }
     free(cost);
