@@ -234,6 +234,34 @@ TEST(fuse_direct_conv_matches_interpreter) {
     direct_conv_case(2, 4, 8, 4, 4);     /* packed: four rows per vector */
 }
 
+/* Prologue fusion: relu(bn_train(x)) read by a direct convolution, its
+   weight gradient and a ReLU backward is never stored; the convolutions
+   compute it while padding their input (wide and packed planes). */
+static void prologue_case(int64_t H, int64_t W) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    int64_t N = 2, C = 5, O = 4;
+    Node *x = leaf(g, false, "x", 4, N, C, H, W), *st = ir_bn_stats(g, x);
+    Node *bn = ir_bn_train(g, x, st, leaf(g, true, "gamma", 1, C, 0, 0, 0), leaf(g, true, "beta", 1, C, 0, 0, 0), 1e-5);
+    Node *y = ir_relu(g, bn), *w = leaf(g, true, "w", 4, O, C, 3, 3);
+    Node *z = ir_conv2d(g, y, w, 1, 1);
+    Node *dz = leaf(g, false, "dz", 4, N, O, H, W), *dy = leaf(g, false, "dy", 4, N, C, H, W);
+    graph_add_output(g, "z", z);
+    graph_add_output(g, "dw", ir_conv2d_dw(g, dz, y, 1, 1, 3, 3));
+    graph_add_output(g, "dx", ir_relu_back(g, dy, y));
+    plan(g);
+    char what[64];
+    snprintf(what, sizeof what, "prologue fusion %lldx%lld", (long long)H, (long long)W);
+    CHECKF(y->inlined && bn->inlined && y->region < 0, "%s: relu(bn) is stored", what);
+    compare_engines(g, what);
+    arena_free(&a);
+}
+
+TEST(fuse_bn_relu_into_direct_conv_input) {
+    prologue_case(16, 16);
+    prologue_case(8, 8);
+}
+
 /* 512-bit vectors in a generated kernel, on a host that has them. */
 TEST(fuse_generated_code_uses_zmm) {
     char *feat = LLVMGetHostCPUFeatures();
