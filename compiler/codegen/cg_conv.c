@@ -114,8 +114,7 @@ typedef struct Pad {
     LLVMValueRef buf;
 } Pad;
 
-static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
-    CG *cg = k->cg;
+static void pad_layout(Pad *p, int64_t C, int64_t H, int64_t W) {
     p->packed = W < 16;
     p->C = C;
     p->H = H;
@@ -123,6 +122,11 @@ static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
     p->PW = p->packed ? W : W + 2;
     p->plane = (H + 2) * p->PW;
     p->rpv = p->packed ? 16 / W : 1;
+}
+
+static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
+    CG *cg = k->cg;
+    pad_layout(p, C, H, W);
     int64_t n = (p->packed ? 3 : 1) * C * p->plane;
     p->buf = alloca_entry(k, LLVMArrayType2(cg->f32, (uint64_t)n), "xpad");
     LLVMSetAlignment(p->buf, 64);
@@ -229,8 +233,9 @@ static LLVMTypeRef body_type(CG *cg, int np) {
 /* The kernel for one direction: `in` [N, Ci, H, W] -> `out` [N, Co, H, W]
    with weights w [O][C][3][3]; transposed: Co = C, Ci = O, weight of
    (co, ci, kh, kw) = w[ci][co][2-kh][2-kw]. */
-static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int64_t H, int64_t W, bool transposed,
-                          CgExpr *e) {
+/* The tiles of one image, from its padded copy: core(xp, w, y, n). One per
+   shape and direction, shared by every input expression. */
+static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co, int64_t H, int64_t W, bool transposed) {
     CB k = {.cg = cg};
     /* a tile: V vectors (about 4) of output rows x OB output channels */
     int64_t L = 16, VR, R, V;
@@ -251,24 +256,17 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
     if (OB < 1) OB = 1;
     while (Co % OB) OB--;
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
-    int np = 2 + cg_expr_count(e);   /* w, out, then what the input expression reads */
-    LLVMTypeRef body_t = body_type(cg, np);
-    k.fn = LLVMAddFunction(cg->mod, name, body_t);
-    kernel_attrs(&k, np);
+    LLVMTypeRef cps[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
+    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, 4, 0));
+    kernel_attrs(&k, 3);
     k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
     k.b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k.b, k.entry);
-    LLVMValueRef wt = LLVMGetParam(k.fn, 0), y = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
-    for (int i = 2; i < np; i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
-    LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
-    cg_expr_begin(e, k.b, ext);
-    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)W), "rowtmp");
-
     Pad pd;
-    pad_init(&k, &pd, Ci, H, W);
-    CLoop Ln, Lh, Lo, Li;
-    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
-    pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp);
+    pad_layout(&pd, Ci, H, W);
+    pd.buf = LLVMGetParam(k.fn, 0);
+    LLVMValueRef wt = LLVMGetParam(k.fn, 1), y = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
+    CLoop Lh, Lo, Li;
 
     /* tiles: output channel blocks x row blocks */
     LLVMValueRef acc[16];
@@ -314,9 +312,41 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
         }
     cloop_close(&k, &Lh, R);
     cloop_close(&k, &Lo, OB);
+    LLVMBuildRetVoid(k.b);
+    LLVMDisposeBuilder(k.b);
+    return k.fn;
+}
+
+/* A direct kernel for one input expression: pads each image of [n0, n1)
+   through it, then runs the shared core on it. */
+static LLVMValueRef build(CG *cg, const char *name, const char *core_name, int64_t Ci, int64_t Co, int64_t H, int64_t W,
+                          bool transposed, CgExpr *e) {
+    LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
+    if (!core) core = build_core(cg, core_name, Ci, Co, H, W, transposed);
+    CB k = {.cg = cg};
+    k.vt = LLVMVectorType(cg->f32, 16);
+    int np = 2 + cg_expr_count(e);   /* w, out, then what the input expression reads */
+    LLVMTypeRef body_t = body_type(cg, np);
+    k.fn = LLVMAddFunction(cg->mod, name, body_t);
+    kernel_attrs(&k, np);
+    k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
+    k.b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderAtEnd(k.b, k.entry);
+    LLVMValueRef wt = LLVMGetParam(k.fn, 0), y = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
+    for (int i = 2; i < np; i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
+    LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
+    cg_expr_begin(e, k.b, ext);
+    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)W), "rowtmp");
+    Pad pd;
+    pad_init(&k, &pd, Ci, H, W);
+    CLoop Ln;
+    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
+    pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp);
+    LLVMTypeRef cps[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
+    LLVMValueRef ca[4] = {pd.buf, wt, y, n};
+    LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, 4, 0), core, ca, 4, "");
     cloop_close(&k, &Ln, 1);
     LLVMBuildRetVoid(k.b);
-
     LLVMValueRef wf = rows_wrapper(&k, name, body_t, np);
     LLVMDisposeBuilder(k.b);
     return wf;
@@ -329,36 +359,34 @@ static LLVMValueRef build(CG *cg, const char *name, int64_t Ci, int64_t Co, int6
    partials live in a [O*C*9] array across images and are summed lane by
    lane in order at the end (llvm.vector.reduce.fadd without reassociation:
    the same bits whatever the vector unit). */
-static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int64_t H, int64_t W, CgExpr *e) {
+/* Input channels per block of the weight gradient: the vector partials
+   (O x block x 9) stay within 256 KB, in L2. */
+static int64_t dw_block(int64_t C, int64_t O) {
+    int64_t cblk = C;
+    while (cblk > 1 && (O * cblk * 9 * 16 * 4 > 262144 || C % cblk)) cblk--;
+    return cblk;
+}
+
+/* One image's contribution to the vector partials of one channel block,
+   from its padded copy: core(xp, dy, accv, n). Shared by every input
+   expression of the shape. */
+static LLVMValueRef build_dw_core(CG *cg, const char *name, int64_t C, int64_t O, int64_t H, int64_t W) {
     CB k = {.cg = cg};
     int64_t L = 16, OB = O % 2 ? 1 : 2;
     int64_t nseg = W >= L ? W / L : 1, hstep = W >= L ? 1 : L / W;   /* vectors per row step, rows per step */
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
-    int np = 2 + cg_expr_count(e);   /* dy, out, then what the x expression reads */
-    LLVMTypeRef body_t = body_type(cg, np);
-    k.fn = LLVMAddFunction(cg->mod, name, body_t);
-    kernel_attrs(&k, np);
+    int64_t cblk = dw_block(C, O);
+    LLVMTypeRef cps[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
+    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, 4, 0));
+    kernel_attrs(&k, 3);
     k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
     k.b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k.b, k.entry);
-    LLVMValueRef dy = LLVMGetParam(k.fn, 0), out = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
-    for (int i = 2; i < np; i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
-    LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
-    cg_expr_begin(e, k.b, ext);
-    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)W), "rowtmp");
-    /* input channels in blocks whose vector partials (O x cblk x 9) stay in L2 */
-    int64_t cblk = C;
-    while (cblk > 1 && (O * cblk * 9 * L * 4 > 262144 || C % cblk)) cblk--;
     Pad pd;
-    pad_init(&k, &pd, cblk, H, W);
-    int64_t nacc = O * cblk * 9;
-    LLVMValueRef accv = alloca_entry(&k, LLVMArrayType2(k.vt, (uint64_t)nacc), "dwacc");
-    LLVMSetAlignment(accv, 64);
-    CLoop Lb, Ln, Lo, Lc, Lh;
-    LLVMValueRef cb0 = cloop_open(&k, &Lb, I(&k, 0), I(&k, C), cblk, "cb0");
-    LLVMBuildMemSet(k.b, accv, LLVMConstInt(cg->i8, 0, 0), I(&k, nacc * L * 4), 64);
-    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
-    pad_fill(&k, &pd, e, x, n, cb0, C, rowtmp);
+    pad_layout(&pd, cblk, H, W);
+    pd.buf = LLVMGetParam(k.fn, 0);
+    LLVMValueRef dy = LLVMGetParam(k.fn, 1), accv = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
+    CLoop Lo, Lc, Lh;
     LLVMValueRef o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), OB, "o0");
     LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, cblk), 1, "c");   /* within the block */
     LLVMValueRef slot[2][9], cur[2][9];
@@ -414,6 +442,45 @@ static LLVMValueRef build_dw(CG *cg, const char *name, int64_t C, int64_t O, int
         for (int t = 0; t < 9; t++) LLVMBuildStore(k.b, LLVMBuildLoad2(k.b, k.vt, car[i][t], ""), slot[i][t]);
     cloop_close(&k, &Lc, 1);
     cloop_close(&k, &Lo, OB);
+    LLVMBuildRetVoid(k.b);
+    LLVMDisposeBuilder(k.b);
+    return k.fn;
+}
+
+static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, int64_t C, int64_t O, int64_t H, int64_t W,
+                             CgExpr *e) {
+    LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
+    if (!core) core = build_dw_core(cg, core_name, C, O, H, W);
+    CB k = {.cg = cg};
+    int64_t L = 16;
+    k.vt = LLVMVectorType(cg->f32, (unsigned)L);
+    int np = 2 + cg_expr_count(e);   /* dy, out, then what the x expression reads */
+    LLVMTypeRef body_t = body_type(cg, np);
+    k.fn = LLVMAddFunction(cg->mod, name, body_t);
+    kernel_attrs(&k, np);
+    k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
+    k.b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderAtEnd(k.b, k.entry);
+    LLVMValueRef dy = LLVMGetParam(k.fn, 0), out = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
+    for (int i = 2; i < np; i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
+    LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
+    cg_expr_begin(e, k.b, ext);
+    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)W), "rowtmp");
+    /* input channels in blocks whose vector partials (O x cblk x 9) stay in L2 */
+    int64_t cblk = dw_block(C, O);
+    Pad pd;
+    pad_init(&k, &pd, cblk, H, W);
+    int64_t nacc = O * cblk * 9;
+    LLVMValueRef accv = alloca_entry(&k, LLVMArrayType2(k.vt, (uint64_t)nacc), "dwacc");
+    LLVMSetAlignment(accv, 64);
+    CLoop Lb, Ln;
+    LLVMValueRef cb0 = cloop_open(&k, &Lb, I(&k, 0), I(&k, C), cblk, "cb0");
+    LLVMBuildMemSet(k.b, accv, LLVMConstInt(cg->i8, 0, 0), I(&k, nacc * L * 4), 64);
+    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
+    pad_fill(&k, &pd, e, x, n, cb0, C, rowtmp);
+    LLVMTypeRef cps[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
+    LLVMValueRef ca[4] = {pd.buf, dy, accv, n};
+    LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, 4, 0), core, ca, 4, "");
     cloop_close(&k, &Ln, 1);
     /* out[o][cb0 + c][t] = the lanes of accv[(o * cblk + c) * 9 + t] summed in order */
     CLoop Lj;
@@ -454,7 +521,10 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     char wname[200];
     snprintf(wname, sizeof wname, "%s.rows", name);
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, wname);
-    if (!f) f = dw ? build_dw(cg, name, Ci, Co, H, W, e) : build(cg, name, Ci, Co, H, W, tr, e);
+    char core[96];
+    snprintf(core, sizeof core, "conv3x3.%s.%lldx%lld.%lldx%lld.core", dw ? "dw" : tr ? "dx" : "fwd", (long long)Ci,
+             (long long)Co, (long long)H, (long long)W);
+    if (!f) f = dw ? build_dw(cg, name, core, Ci, Co, H, W, e) : build(cg, name, core, Ci, Co, H, W, tr, e);
     int np = 2 + cg_expr_count(e);
     LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)np, 0), "cargs");
     for (int i = 0; i < np; i++) {
