@@ -147,21 +147,22 @@ static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
     cloop_close(k, &Lc, 1);
 }
 
-/* The interior = channels [c0, c0 + p->C) of image n of the input
-   [N][Ctot][H][W], read through e: copied when it is a stored value,
+/* Buffer channels [bc, bc + nch) = channels [c0, c0 + nch) of image n of
+   the input [N][Ctot][H][W], read through e: copied when it is a stored value,
    computed element by element when it is inlined (BatchNorm + ReLU of the
    previous layer: that value is then never stored). rowtmp: W floats. */
 static void pad_fill(CB *k, const Pad *p, CgExpr *e, LLVMValueRef x, LLVMValueRef n, LLVMValueRef c0, int64_t Ctot,
-                     LLVMValueRef rowtmp) {
+                     LLVMValueRef rowtmp, LLVMValueRef bc, int64_t nch) {
     int64_t C = p->C, H = p->H, W = p->W;
     bool load = cg_expr_is_load(e);
     CLoop Lc, Lh, Lw;
-    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, C), 1, "pc");
+    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, nch), 1, "pc");
     LLVMValueRef h = cloop_open(k, &Lh, I(k, 0), I(k, H), 1, "ph");
     LLVMValueRef ca = LLVMBuildNSWAdd(k->b, c0, c, "");
     LLVMValueRef sc = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, I(k, Ctot), ""), ca, "");
     LLVMValueRef src = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, sc, I(k, H), ""), h, ""), I(k, W), "");
-    LLVMValueRef row = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, c, I(k, p->plane), ""), LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, h, I(k, 1), ""), I(k, p->PW), ""), "");
+    LLVMValueRef bch = LLVMBuildNSWAdd(k->b, bc, c, "");   /* the buffer's channel */
+    LLVMValueRef row = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, bch, I(k, p->plane), ""), LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, h, I(k, 1), ""), I(k, p->PW), ""), "");
     LLVMValueRef from = load ? fptr(k, x, src) : rowtmp;   /* the W input values of this row */
     if (!load) {
         /* wide planes: straight into the padded row; packed: into rowtmp */
@@ -230,11 +231,10 @@ static LLVMTypeRef body_type(CG *cg, int np) {
     return LLVMFunctionType(cg->void_, ps, (unsigned)np + 2, 0);
 }
 
-/* The kernel for one direction: `in` [N, Ci, H, W] -> `out` [N, Co, H, W]
-   with weights w [O][C][3][3]; transposed: Co = C, Ci = O, weight of
-   (co, ci, kh, kw) = w[ci][co][2-kh][2-kw]. */
 /* The tiles of one image, from its padded copy: core(xp, w, y, n). One per
-   shape and direction, shared by every input expression. */
+   shape and direction, shared by every input expression. `in` [N, Ci, H, W]
+   -> `out` [N, Co, H, W] with weights w [O][C][3][3]; transposed: Co = C,
+   Ci = O, weight of (co, ci, kh, kw) = w[ci][co][2-kh][2-kw]. */
 static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co, int64_t H, int64_t W, bool transposed) {
     CB k = {.cg = cg};
     /* a tile: V vectors (about 4) of output rows x OB output channels */
@@ -341,7 +341,7 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, int64
     pad_init(&k, &pd, Ci, H, W);
     CLoop Ln;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
-    pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp);
+    pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp, I(&k, 0), Ci);
     LLVMTypeRef cps[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
     LLVMValueRef ca[4] = {pd.buf, wt, y, n};
     LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, 4, 0), core, ca, 4, "");
@@ -352,13 +352,6 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, int64
     return wf;
 }
 
-/* The weight gradient over images [n0, n1), written (not added) to out
-   [O][C][3][3]: per image the padded x as above; per pair of output
-   channels and input channel, 18 vector accumulators (2 x 9 taps) run over
-   the plane: 2 dy loads and 9 shifted x loads feed 18 FMAs. The vector
-   partials live in a [O*C*9] array across images and are summed lane by
-   lane in order at the end (llvm.vector.reduce.fadd without reassociation:
-   the same bits whatever the vector unit). */
 /* Input channels per block of the weight gradient: the vector partials
    (O x block x 9) stay within 256 KB, in L2. */
 static int64_t dw_block(int64_t C, int64_t O) {
@@ -367,26 +360,41 @@ static int64_t dw_block(int64_t C, int64_t O) {
     return cblk;
 }
 
-/* One image's contribution to the vector partials of one channel block,
-   from its padded copy: core(xp, dy, accv, n). Shared by every input
-   expression of the shape. */
+/* Images per call of the weight gradient's core: small planes take several,
+   so that the 18 vector partials loaded and stored per (output pair, input
+   channel) serve at least about 64 vectors of the plane. */
+static int64_t dw_images(int64_t H, int64_t W) {
+    int64_t vecs = H * W / 16, nb = vecs >= 64 ? 1 : 64 / (vecs ? vecs : 1);
+    return nb > 8 ? 8 : nb;
+}
+
+/* The weight gradient over images [n0, n1), written (not added) to out
+   [O][C][3][3]. The core adds the contribution of images [n, n + nb) of one
+   input channel block to the vector partials, from their padded copies
+   (slot j of the buffer holds image n + j): core(xp, dy, accv, n, nb). Per
+   pair of output channels and input channel, 18 vector accumulators (2 x 9
+   taps) run over the planes. It is shared by every input expression of the
+   shape. The partials live in a [O * block * 9] array across images and are
+   summed lane by lane in order at the end (llvm.vector.reduce.fadd without
+   reassociation: the same bits whatever the vector unit). */
 static LLVMValueRef build_dw_core(CG *cg, const char *name, int64_t C, int64_t O, int64_t H, int64_t W) {
     CB k = {.cg = cg};
     int64_t L = 16, OB = O % 2 ? 1 : 2;
     int64_t nseg = W >= L ? W / L : 1, hstep = W >= L ? 1 : L / W;   /* vectors per row step, rows per step */
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
-    int64_t cblk = dw_block(C, O);
-    LLVMTypeRef cps[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
-    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, 4, 0));
+    int64_t cblk = dw_block(C, O), NB = dw_images(H, W);
+    LLVMTypeRef cps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
+    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, 5, 0));
     kernel_attrs(&k, 3);
     k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
     k.b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k.b, k.entry);
     Pad pd;
-    pad_layout(&pd, cblk, H, W);
+    pad_layout(&pd, NB * cblk, H, W);
     pd.buf = LLVMGetParam(k.fn, 0);
-    LLVMValueRef dy = LLVMGetParam(k.fn, 1), accv = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
-    CLoop Lo, Lc, Lh;
+    LLVMValueRef dy = LLVMGetParam(k.fn, 1), accv = LLVMGetParam(k.fn, 2), nbase = LLVMGetParam(k.fn, 3);
+    LLVMValueRef nb = LLVMGetParam(k.fn, 4);
+    CLoop Lo, Lc, Lh, Lj;
     LLVMValueRef o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), OB, "o0");
     LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, cblk), 1, "c");   /* within the block */
     LLVMValueRef slot[2][9], cur[2][9];
@@ -410,6 +418,9 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, int64_t C, int64_t O
        and 2 RB dy loads for 18 RB FMAs instead of 11 loads per 18) */
     int64_t RB = 4;
     while (H % (RB * hstep)) RB--;
+    LLVMValueRef jj = cloop_open(&k, &Lj, I(&k, 0), nb, 1, "j");
+    LLVMValueRef n = LLVMBuildNSWAdd(k.b, nbase, jj, "n");
+    LLVMValueRef bch = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, jj, I(&k, cblk), ""), c, "");   /* slot j, channel c */
     LLVMValueRef h = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), hstep * RB, "h");
     for (int i = 0; i < OB; i++)
         for (int t = 0; t < 9; t++) cur[i][t] = LLVMBuildLoad2(k.b, k.vt, car[i][t], "");
@@ -430,7 +441,7 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, int64_t C, int64_t O
                 for (int64_t r = 0; r < RB; r++)
                     for (int kh = 0; kh < 3; kh++) {
                         if (r * hstep + kh != st) continue;
-                        if (!ld) ld = pad_load(&k, &pd, c, LLVMBuildNSWAdd(k.b, h, I(&k, r * hstep), ""), kh, kw, seg);
+                        if (!ld) ld = pad_load(&k, &pd, bch, LLVMBuildNSWAdd(k.b, h, I(&k, r * hstep), ""), kh, kw, seg);
                         for (int i = 0; i < OB; i++) cur[i][kh * 3 + kw] = vfma(&k, d[i][r], ld, cur[i][kh * 3 + kw]);
                     }
             }
@@ -438,6 +449,7 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, int64_t C, int64_t O
     for (int i = 0; i < OB; i++)
         for (int t = 0; t < 9; t++) LLVMBuildStore(k.b, cur[i][t], car[i][t]);
     cloop_close(&k, &Lh, hstep * RB);
+    cloop_close(&k, &Lj, 1);
     for (int i = 0; i < OB; i++)
         for (int t = 0; t < 9; t++) LLVMBuildStore(k.b, LLVMBuildLoad2(k.b, k.vt, car[i][t], ""), slot[i][t]);
     cloop_close(&k, &Lc, 1);
@@ -467,21 +479,27 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, in
     cg_expr_begin(e, k.b, ext);
     LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)W), "rowtmp");
     /* input channels in blocks whose vector partials (O x cblk x 9) stay in L2 */
-    int64_t cblk = dw_block(C, O);
+    int64_t cblk = dw_block(C, O), NB = dw_images(H, W);
     Pad pd;
-    pad_init(&k, &pd, cblk, H, W);
+    pad_init(&k, &pd, NB * cblk, H, W);
     int64_t nacc = O * cblk * 9;
     LLVMValueRef accv = alloca_entry(&k, LLVMArrayType2(k.vt, (uint64_t)nacc), "dwacc");
     LLVMSetAlignment(accv, 64);
     CLoop Lb, Ln;
     LLVMValueRef cb0 = cloop_open(&k, &Lb, I(&k, 0), I(&k, C), cblk, "cb0");
     LLVMBuildMemSet(k.b, accv, LLVMConstInt(cg->i8, 0, 0), I(&k, nacc * L * 4), 64);
-    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
-    pad_fill(&k, &pd, e, x, n, cb0, C, rowtmp);
-    LLVMTypeRef cps[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
-    LLVMValueRef ca[4] = {pd.buf, dy, accv, n};
-    LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, 4, 0), core, ca, 4, "");
-    cloop_close(&k, &Ln, 1);
+    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, NB, "n");
+    /* nb = min(NB, n1 - n) images into the buffer's slots */
+    LLVMValueRef left = LLVMBuildNSWSub(k.b, n1, n, "");
+    LLVMValueRef nb = LLVMBuildSelect(k.b, LLVMBuildICmp(k.b, LLVMIntSLT, left, I(&k, NB), ""), left, I(&k, NB), "nb");
+    CLoop Ls;
+    LLVMValueRef jj = cloop_open(&k, &Ls, I(&k, 0), nb, 1, "slot");
+    pad_fill(&k, &pd, e, x, LLVMBuildNSWAdd(k.b, n, jj, ""), cb0, C, rowtmp, LLVMBuildNSWMul(k.b, jj, I(&k, cblk), ""), cblk);
+    cloop_close(&k, &Ls, 1);
+    LLVMTypeRef cps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
+    LLVMValueRef ca[5] = {pd.buf, dy, accv, n, nb};
+    LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, 5, 0), core, ca, 5, "");
+    cloop_close(&k, &Ln, NB);
     /* out[o][cb0 + c][t] = the lanes of accv[(o * cblk + c) * 9 + t] summed in order */
     CLoop Lj;
     LLVMValueRef j = cloop_open(&k, &Lj, I(&k, 0), I(&k, nacc), 1, "j");
