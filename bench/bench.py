@@ -69,13 +69,13 @@ def measure(cmd, parse):
 
 
 def jit_compile_seconds(spec, K, B):
-    """rrc train's own report of JIT-compiling the training step and the
-    eval-mode features, with the compile cache off (a cold start)."""
-    env = dict(os.environ, RRC_CACHE_DIR="off")
+    """rrc train's own report (RRC_DEBUG=1) of JIT-compiling the training
+    step, with the compile cache off (a cold start)."""
+    env = dict(os.environ, RRC_CACHE_DIR="off", RRC_DEBUG="1")
     p = subprocess.run([os.path.join(ROOT, "rrc"), "train", spec, "--K", str(K), "--batch", str(B), "--data",
                         "synthetic:%d" % B, "--max-steps", "1", "--threads", "1", "--quiet", "--out",
                         os.path.join(BUILD, "jit_run")], capture_output=True, text=True, cwd=ROOT, env=env)
-    m = re.search(r"compiled .* in ([\d.]+) s", p.stdout + p.stderr)
+    m = re.search(r"entry train_b%d compiled in ([\d.]+) s" % B, p.stdout + p.stderr)
     return float(m.group(1)) if m else None
 
 
@@ -208,8 +208,8 @@ def write_report(rows, peak, head_rows):
                 "GFLOP/s = 6 x forward multiply-adds of convs and linears per image x images per second. "
                 "Other load: CPU used by other processes during the run (from /proc/stat).\n\n" % REPS)
         f.write(table + "\n\n")
-        f.write("JIT compile: `rrc train SPEC --max-steps 1` with RRC_CACHE_DIR=off (the training step and the eval-mode "
-                "features, cold). The relation head: rrc's share from `NAME-train bench --profile` (modules pairs, "
+        f.write("JIT compile: the training step's, as `RRC_DEBUG=1 rrc train SPEC --max-steps 1` reports it with "
+                "RRC_CACHE_DIR=off (cold). The relation head: rrc's share from `NAME-train bench --profile` (modules pairs, "
                 "relation, loss); PyTorch's from `torch_ref.py --head-only` against its full step.\n\n")
         f.write(head + "\n\n")
         f.write("Reproduce: `make bench` (installs python3-torch and python3-torchvision if missing).\n")

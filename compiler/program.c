@@ -58,6 +58,9 @@ static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, i
     } else {
         if (!engine_init(&pr->eng[i], g, ENGINE_JIT, &eo)) return false;
         pr->compile_seconds += pr->eng[i].compile_seconds;
+        if (po.debug >= 1)
+            fprintf(stderr, "rrc: entry %s compiled in %.3f s%s, %d kernels\n", name, pr->eng[i].compile_seconds,
+                    pr->eng[i].cached ? " (cached)" : "", graph_kernel_count(g));
         pr->ncompiled++;
         pr->ncached += pr->eng[i].cached;
     }
