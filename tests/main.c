@@ -95,6 +95,10 @@ int main(int argc, char **argv) {
     char cache[512];
     snprintf(cache, sizeof cache, "%s/compile-cache", test_tmpdir());
     setenv("RRC_CACHE_DIR", cache, 1);
+    /* the rrc and trainer processes the tests start keep the OpenBLAS kernel
+       set the environment gives them (runtime/rt_blas.h): the suite changes
+       no OpenBLAS setting */
+    setenv("RRC_BLAS_CORETYPE", "keep", 1);
     for (int i = 0; i < ncases; i++) {
         if (filter && !strstr(cases[i].name, filter)) continue;
         cur_failures = 0;
