@@ -1,24 +1,34 @@
 /*
 ** cg_conv.c: generated direct convolutions for 3x3, stride 1, padding 1
-** ("same") layers with planes at least 16 wide: the forward and the input
-** gradient of most of a CIFAR ResNet. Other shapes keep im2col + OpenBLAS
-** (runtime/rt_kernels_conv.c); docs/DECISIONS.md has the measurements.
+** ("same") layers: forward, input gradient and weight gradient, on planes a
+** multiple of 16 wide or narrow enough that 16 / W whole rows fill a vector
+** (8x8, 4x4). Which layers qualify is decided in passes/fuse.c
+** (fuse_conv_direct, which also keeps the stack buffers below 1 MiB); other
+** shapes keep im2col + OpenBLAS (runtime/rt_kernels_conv.c).
+** docs/DECISIONS.md has the measurements.
 **
 ** Why: im2col writes nine copies of the input and col2im adds nine back,
-** so on 16-32 channels about half the time of a BLAS convolution went to
+** so on 16-64 channels about half the time of a BLAS convolution went to
 ** copying (perf on resnet32). A direct kernel reads each input vector once
 ** per tap from a zero-padded copy of the image that stays in L1/L2.
 **
-** The kernel, for images [n0, n1) (rt_rows_fn: rows are images):
-**   pad:   xp[c][H+2][W+2] = x[n][c] with zero borders (the borders are
-**          zeroed once per call; only the interior is rewritten per image);
-**   tiles: OB output channels x V vectors of L = min(16, W) pixels (rows of
-**          the plane, W/L vectors per row), OB*V = 16 accumulators;
-**   loop:  over input channels c, the nine taps unrolled: V loads of the
-**          shifted input rows, OB weight broadcasts, OB*V fused multiply-adds.
-** The input gradient is the same loop on dy with the weights transposed and
-** flipped: dx[c] = sum_o W[o][c][2-kh][2-kw] * dy_pad[o] shifted.
-** Vectors are <L x float>: zmm registers on AVX-512, two ymm elsewhere.
+** A kernel is two functions. The variant (one per input expression) pads
+** each image of [n0, n1) (rt_rows_fn: rows are images): a stored input is
+** copied, an inlined one (the previous layer's BatchNorm + ReLU, see
+** passes/fuse.c) is computed element by element through cg_fuse.c's CgExpr,
+** so it is never stored. It then calls the core (one per shape and
+** direction) on the padded copy:
+**   forward / input gradient: tiles of OB output channels x V vectors of 16
+**          pixels (OB*V = 16 accumulators); over input channels, the nine
+**          taps unrolled: V loads of shifted input rows, OB weight
+**          broadcasts, OB*V fused multiply-adds. The input gradient is the
+**          same loop on dy with the weights transposed and flipped:
+**          dx[c] = sum_o W[o][c][2-kh][2-kw] * dy_pad[o] shifted;
+**   weight gradient: 18 vector partials (2 output channels x 9 taps) per
+**          input channel, 4 vector rows per step sharing their input loads,
+**          several images per call on small planes; partials summed lane by
+**          lane in order at the end.
+** Vectors are <16 x float>: zmm registers on AVX-512, two ymm elsewhere.
 */
 #include <stdio.h>
 #include <stdlib.h>
