@@ -21,7 +21,9 @@
 **    of channels keeps double sums per channel while walking the samples, so
 **    the inner loops stay contiguous.
 ** An inlined value is recomputed from its inputs wherever it is read
-** (val()); everything else is loaded from its planned address.
+** (val()); everything else is loaded from its planned address. CgExpr
+** exposes val() to the direct convolutions (cg_conv.c), whose padding loops
+** compute their inlined inputs.
 */
 #include <stdarg.h>
 #include <stdio.h>

@@ -3,11 +3,15 @@
 ** inputs once and write only what leaves them (see Kernel in ir/ir.h):
 **
 **  - elementwise chains: an elementwise or per-channel op (fuse_ew_op) whose
-**    every reader is such an op reading it elementwise, and which is not an
-**    output, is INLINED: its value is recomputed inside each reader's
+**    every reader computes it in a generated loop (such an op reading it
+**    elementwise, a BatchNorm backward, or a direct convolution reading it
+**    as its input, in its padding loop: prologue fusion), and which is not
+**    an output, is INLINED: its value is recomputed inside each reader's
 **    kernel and never stored. What is left is one generated loop per
 **    remaining op, with its inlined producers in the loop body
-**    (bn_train -> add -> relu is one kernel);
+**    (bn_train -> add -> relu is one kernel, or none when convolutions read
+**    it). A value read by several kernels stays inlined only while
+**    recomputing it loads at most two stored values;
 **  - BatchNorm backward: bn_train_dx(g, x, st, gamma) is a KERNEL_BN_DX with
 **    the bn_dgamma(g, x, st) and chan_sum(g) of the same g as members: one
 **    kernel makes the per-channel sums once and writes dx, dgamma and dbeta;
