@@ -198,6 +198,8 @@ typedef struct ConvJob {
     int parts;
     rt_rows_fn fwd;              /* stats: a generated per-image forward, or NULL for im2col + BLAS */
     void **fargs;
+    int64_t nargs;               /* > 0: fwd also writes each image's statistics to its last argument */
+    void *targs[64][RT_DW_MAX_ARGS];   /* fargs of each thread, with its own statistics buffer */
 } ConvJob;
 
 /* ---- forward + BatchNorm statistics of the output (the conv_stats fused
@@ -231,9 +233,22 @@ static void stats_image(double *restrict acc, double cnt, const float *restrict 
     }
 }
 
-static void conv_stats_part(const ConvJob *j, int64_t n0, int64_t n1, float *ws, double *acc) {
+static void conv_stats_part(ConvJob *j, int t, int64_t n0, int64_t n1, float *ws, double *acc) {
     int64_t Q = j->OH * j->OW;
     for (int64_t n = n0; n < n1; n++) {
+        if (j->nargs > 0) {   /* the generated kernel made the image's (mean, m2) itself */
+            j->fwd(j->targs[t], n, n + 1);
+            const double *im = j->targs[t][j->nargs - 1];
+            for (int64_t o = 0; o < j->O; o++) {
+                if (n == n0) {
+                    acc[o] = im[o];
+                    acc[j->O + o] = im[j->O + o];
+                } else {
+                    stats_merge(&acc[o], &acc[j->O + o], (double)((n - n0) * Q), im[o], im[j->O + o], (double)Q);
+                }
+            }
+            continue;
+        }
         if (j->fwd)
             j->fwd(j->fargs, n, n + 1);
         else
@@ -248,7 +263,7 @@ static void conv_task(void *vctx, int t) {
     int64_t n0 = j->N * t / j->parts, n1 = j->N * (t + 1) / j->parts;
     float *ws = t == 0 ? j->ws : rt_pool_scratch(t, (size_t)j->wsn);
     if (j->kind == 3)
-        conv_stats_part(j, n0, n1, ws, (double *)(void *)j->partial[t]);
+        conv_stats_part(j, t, n0, n1, ws, (double *)(void *)j->partial[t]);
     else if (j->kind == 0)
         rt_k_conv2d_part(j->out, j->a, j->b, j->N, j->C, j->H, j->W, j->O, j->KH, j->KW, j->S, j->P, j->OH, j->OW, n0, n1, ws);
     else if (j->kind == 1)
@@ -268,7 +283,7 @@ static bool conv_parallel(int kind, float *out, const float *a, const float *b, 
     if (T < 2 || N < 2) return false;
     if (T > N) T = (int)N;
     ConvJob j = {kind, out, a, b, N, C, H, W, O, KH, KW, S, P, OH, OW, ws,
-                 rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW), {0}, T, NULL, NULL};
+                 rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW), {0}, T, NULL, NULL, 0, {{0}}};
     int64_t dwn = O * C * KH * KW;
     if (kind == 2)   /* scratch and partial sum share thread t's buffer: size it once, before the tasks */
         for (int t = 1; t < T; t++) j.partial[t] = rt_pool_scratch(t, (size_t)(j.wsn + dwn)) + j.wsn;
@@ -281,28 +296,36 @@ static bool conv_parallel(int kind, float *out, const float *a, const float *b, 
 
 int64_t rt_k_conv2d_stats_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
                              int64_t S, int64_t P, int64_t OH, int64_t OW) {
-    /* the convolution's, then thread 0's (mean, m2) in double, 64-byte aligned */
+    /* the convolution's, then thread 0's (mean, m2) and one image's, in
+       double, 64-byte aligned */
     int64_t ws = rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW);
-    return (ws + 15) / 16 * 16 + 4 * O;
+    return (ws + 15) / 16 * 16 + 8 * O;
 }
 
 void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,
                        int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
-                       int64_t P, int64_t OH, int64_t OW, float *restrict ws, rt_rows_fn fwd, void **fargs) {
+                       int64_t P, int64_t OH, int64_t OW, float *restrict ws, rt_rows_fn fwd, void **fargs,
+                       int64_t nargs) {
     int T = rt_pool_threads();
     if (T > 64) T = 64;
     if (T > N) T = (int)N;
     if (T < 1) T = 1;
     int64_t wsn = rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW), off = (wsn + 15) / 16 * 16;
-    ConvJob j = {3, y, x, w, N, C, H, W, O, KH, KW, S, P, OH, OW, ws, wsn, {0}, T, fwd, fargs};
-    j.partial[0] = ws + off;
-    for (int t = 1; t < T; t++) j.partial[t] = rt_pool_scratch(t, (size_t)(off + 4 * O)) + off;
-    if (T > 1) rt_pool_run(T, conv_task, &j);
-    else conv_stats_part(&j, 0, N, ws, (double *)(void *)j.partial[0]);
-    double *acc = (double *)(void *)j.partial[0], Q = (double)(OH * OW);
+    ConvJob job = {3, y, x, w, N, C, H, W, O, KH, KW, S, P, OH, OW, ws, wsn, {0}, T, fwd, fargs, 0, {{0}}}, *j = &job;
+    if (nargs > RT_DW_MAX_ARGS) abort();   /* generated code passes at most RT_DW_MAX_ARGS */
+    j->nargs = fwd ? nargs : 0;
+    j->partial[0] = ws + off;
+    for (int t = 1; t < T; t++) j->partial[t] = rt_pool_scratch(t, (size_t)(off + 8 * O)) + off;
+    for (int t = 0; t < T && j->nargs > 0; t++) {
+        for (int64_t i = 0; i < nargs; i++) j->targs[t][i] = fargs[i];
+        j->targs[t][nargs - 1] = j->partial[t] + 4 * O;   /* after the thread's (mean, m2) */
+    }
+    if (T > 1) rt_pool_run(T, conv_task, j);
+    else conv_stats_part(j, 0, 0, N, ws, (double *)(void *)j->partial[0]);
+    double *acc = (double *)(void *)j->partial[0], Q = (double)(OH * OW);
     for (int t = 1; t < T; t++) {
         double na = (double)(N * t / T) * Q, nb = (double)(N * (t + 1) / T - N * t / T) * Q;
-        const double *p = (const double *)(void *)j.partial[t];
+        const double *p = (const double *)(void *)j->partial[t];
         if (nb == 0) continue;
         for (int64_t o = 0; o < O; o++) stats_merge(&acc[o], &acc[O + o], na, p[o], p[O + o], nb);
     }

@@ -245,7 +245,8 @@ static LLVMTypeRef body_type(CG *cg, int np) {
    shape and direction, shared by every input expression. `in` [N, Ci, H, W]
    -> `out` [N, Co, H, W] with weights w [O][C][3][3]; transposed: Co = C,
    Ci = O, weight of (co, ci, kh, kw) = w[ci][co][2-kh][2-kw]. */
-static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co, int64_t H, int64_t W, bool transposed) {
+static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co, int64_t H, int64_t W, bool transposed,
+                               bool stats) {
     CB k = {.cg = cg};
     /* a tile: V vectors (about 4) of output rows x OB output channels */
     int64_t L = 16, VR, R, V;
@@ -266,8 +267,8 @@ static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co,
     if (OB < 1) OB = 1;
     while (Co % OB) OB--;
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
-    LLVMTypeRef cps[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
-    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, 4, 0));
+    LLVMTypeRef cps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->ptr};
+    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, stats ? 5 : 4, 0));
     kernel_attrs(&k, 3);
     k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
     k.b = LLVMCreateBuilderInContext(cg->ctx);
@@ -277,11 +278,28 @@ static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co,
     pd.buf = LLVMGetParam(k.fn, 0);
     LLVMValueRef wt = LLVMGetParam(k.fn, 1), y = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
     CLoop Lh, Lo, Li;
+    /* statistics of this image's output planes (stats: st = double [2][Co],
+       mean and sum of squared deviations per channel): per channel of the
+       block, vector sums of d = y - k and d^2 over its tiles, k = the
+       plane's first output (the runtime's shift, rt_shifted_sums) */
+    LLVMTypeRef f64 = LLVMDoubleTypeInContext(cg->ctx);
+    LLVMValueRef kslot[16], s1[16], s2[16];
+    if (stats)
+        for (int o = 0; o < OB; o++) {
+            kslot[o] = alloca_entry(&k, cg->f32, "shift");
+            s1[o] = alloca_entry(&k, k.vt, "s1");
+            s2[o] = alloca_entry(&k, k.vt, "s2");
+        }
 
     /* tiles: output channel blocks x row blocks */
     LLVMValueRef acc[16];
     for (int a = 0; a < OB * V; a++) acc[a] = alloca_entry(&k, k.vt, "acc");
     LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, 0), I(&k, Co), OB, "ob");
+    if (stats)
+        for (int o = 0; o < OB; o++) {
+            LLVMBuildStore(k.b, LLVMConstNull(k.vt), s1[o]);
+            LLVMBuildStore(k.b, LLVMConstNull(k.vt), s2[o]);
+        }
     LLVMValueRef h0 = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), R, "h0");
     for (int a = 0; a < OB * V; a++) LLVMBuildStore(k.b, LLVMConstNull(k.vt), acc[a]);
     LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, Ci), 1, "ci");
@@ -317,10 +335,46 @@ static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co,
             LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
             LLVMValueRef row = LLVMBuildNSWAdd(k.b, h0, I(&k, r), "");
             LLVMValueRef idx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, n, I(&k, Co), ""), co, ""), I(&k, H), ""), row, ""), I(&k, W), ""), I(&k, seg * L), "");
-            LLVMValueRef st = LLVMBuildStore(k.b, LLVMBuildLoad2(k.b, k.vt, acc[o * V + v], ""), fptr(&k, y, idx));
+            LLVMValueRef yv = LLVMBuildLoad2(k.b, k.vt, acc[o * V + v], "");
+            LLVMValueRef st = LLVMBuildStore(k.b, yv, fptr(&k, y, idx));
             LLVMSetAlignment(st, 4);
+            if (!stats) continue;
+            if (v == 0) {   /* the shift: the plane's first value, taken in its first tile */
+                LLVMValueRef first = LLVMBuildICmp(k.b, LLVMIntEQ, h0, I(&k, 0), "");
+                LLVMValueRef kv = LLVMBuildSelect(k.b, first, LLVMBuildExtractElement(k.b, yv, I(&k, 0), ""),
+                                                  LLVMBuildLoad2(k.b, cg->f32, kslot[o], ""), "");
+                LLVMBuildStore(k.b, kv, kslot[o]);
+            }
+            LLVMValueRef ks = LLVMBuildInsertElement(k.b, LLVMGetUndef(k.vt), LLVMBuildLoad2(k.b, cg->f32, kslot[o], ""), I(&k, 0), "");
+            ks = LLVMBuildShuffleVector(k.b, ks, LLVMGetUndef(k.vt), LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(cg->ctx), (unsigned)L)), "");
+            LLVMValueRef d = LLVMBuildFSub(k.b, yv, ks, "");
+            LLVMBuildStore(k.b, LLVMBuildFAdd(k.b, LLVMBuildLoad2(k.b, k.vt, s1[o], ""), d, ""), s1[o]);
+            LLVMBuildStore(k.b, vfma(&k, d, d, LLVMBuildLoad2(k.b, k.vt, s2[o], "")), s2[o]);
         }
     cloop_close(&k, &Lh, R);
+    if (stats) {
+        unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
+        LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &k.vt, 1);
+        LLVMTypeRef rps[2] = {cg->f32, k.vt};
+        LLVMTypeRef rft = LLVMFunctionType(cg->f32, rps, 2, 0);
+        LLVMValueRef stp = LLVMGetParam(k.fn, 4);
+        double Q = (double)(H * W);
+        for (int o = 0; o < OB; o++) {
+            LLVMValueRef a1[2] = {LLVMConstReal(cg->f32, -0.0), LLVMBuildLoad2(k.b, k.vt, s1[o], "")};
+            LLVMValueRef a2[2] = {LLVMConstReal(cg->f32, -0.0), LLVMBuildLoad2(k.b, k.vt, s2[o], "")};
+            LLVMValueRef t1 = LLVMBuildFPExt(k.b, LLVMBuildCall2(k.b, rft, rf, a1, 2, ""), f64, "");
+            LLVMValueRef t2 = LLVMBuildFPExt(k.b, LLVMBuildCall2(k.b, rft, rf, a2, 2, ""), f64, "");
+            LLVMValueRef kd = LLVMBuildFPExt(k.b, LLVMBuildLoad2(k.b, cg->f32, kslot[o], ""), f64, "");
+            LLVMValueRef qd = LLVMConstReal(f64, Q);
+            LLVMValueRef mean = LLVMBuildFAdd(k.b, kd, LLVMBuildFDiv(k.b, t1, qd, ""), "");
+            LLVMValueRef m2 = LLVMBuildFSub(k.b, t2, LLVMBuildFDiv(k.b, LLVMBuildFMul(k.b, t1, t1, ""), qd, ""), "");
+            m2 = LLVMBuildSelect(k.b, LLVMBuildFCmp(k.b, LLVMRealOLT, m2, LLVMConstReal(f64, 0), ""), LLVMConstReal(f64, 0), m2, "");
+            LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
+            LLVMValueRef i1 = co, i2 = LLVMBuildNSWAdd(k.b, co, I(&k, Co), "");
+            LLVMBuildStore(k.b, mean, LLVMBuildInBoundsGEP2(k.b, f64, stp, &i1, 1, ""));
+            LLVMBuildStore(k.b, m2, LLVMBuildInBoundsGEP2(k.b, f64, stp, &i2, 1, ""));
+        }
+    }
     cloop_close(&k, &Lo, OB);
     LLVMBuildRetVoid(k.b);
     LLVMDisposeBuilder(k.b);
@@ -330,12 +384,14 @@ static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co,
 /* A direct kernel for one input expression: pads each image of [n0, n1)
    through it, then runs the shared core on it. */
 static LLVMValueRef build(CG *cg, const char *name, const char *core_name, int64_t Ci, int64_t Co, int64_t H, int64_t W,
-                          bool transposed, CgExpr *e) {
+                          bool transposed, CgExpr *e, bool stats) {
     LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
-    if (!core) core = build_core(cg, core_name, Ci, Co, H, W, transposed);
+    if (!core) core = build_core(cg, core_name, Ci, Co, H, W, transposed, stats);
     CB k = {.cg = cg};
     k.vt = LLVMVectorType(cg->f32, 16);
-    int np = 2 + cg_expr_count(e);   /* w, out, then what the input expression reads */
+    /* w, out, what the input expression reads, then (stats) the per-image
+       statistics, double [n1 - n0][2][Co] */
+    int np = 2 + cg_expr_count(e) + (stats ? 1 : 0);
     LLVMTypeRef body_t = body_type(cg, np);
     k.fn = LLVMAddFunction(cg->mod, name, body_t);
     kernel_attrs(&k, np);
@@ -343,7 +399,7 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, int64
     k.b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k.b, k.entry);
     LLVMValueRef wt = LLVMGetParam(k.fn, 0), y = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
-    for (int i = 2; i < np; i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
+    for (int i = 2; i < 2 + cg_expr_count(e); i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
     LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
     cg_expr_begin(e, k.b, ext);
     LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)W), "rowtmp");
@@ -352,9 +408,13 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, int64
     CLoop Ln;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
     pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp, I(&k, 0), Ci);
-    LLVMTypeRef cps[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
-    LLVMValueRef ca[4] = {pd.buf, wt, y, n};
-    LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, 4, 0), core, ca, 4, "");
+    LLVMTypeRef cps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->ptr};
+    LLVMValueRef ca[5] = {pd.buf, wt, y, n, NULL};
+    if (stats) {
+        LLVMValueRef off = LLVMBuildNSWMul(k.b, LLVMBuildNSWSub(k.b, n, n0, ""), I(&k, 2 * Co), "");
+        ca[4] = LLVMBuildInBoundsGEP2(k.b, LLVMDoubleTypeInContext(cg->ctx), LLVMGetParam(k.fn, (unsigned)np - 1), &off, 1, "");
+    }
+    LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, stats ? 5 : 4, 0), core, ca, stats ? 5 : 4, "");
     cloop_close(&k, &Ln, 1);
     LLVMBuildRetVoid(k.b);
     LLVMValueRef wf = rows_wrapper(&k, name, body_t, np);
@@ -534,31 +594,38 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, in
    in the step, and the wrapper for node n (a conv2d, conv2d_dx or
    conv2d_dw with cg_conv_direct(n)); one function per shape, direction and
    input expression in a module. *nargs: the array's length. */
-LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs) {
+LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats) {
     bool tr = n->op == OP_CONV2D_DX, dw = n->op == OP_CONV2D_DW;
+    RRC_ASSERT(!stats || n->op == OP_CONV2D);
     const Node *in = dw ? n->in[1] : n->in[0];   /* what is padded: x, or dy for dx */
     int64_t Ci = in->dim[1], Co = dw ? n->dim[0] : n->dim[1], H = in->dim[2], W = in->dim[3];
     CgExpr *e = cg_expr_new(cg, in);
-    RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) <= MAX_PTRS - 2);
+    RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) <= MAX_PTRS - 3);
     /* the input expression's structure, hashed into the name */
     uint64_t hsh = 0xcbf29ce484222325ULL;
     for (const char *p = cg_expr_sig(e); *p; p++) hsh = (hsh ^ (unsigned char)*p) * 0x100000001b3ULL;
     char name[160];
-    snprintf(name, sizeof name, "conv3x3.%s.%lldx%lld.%lldx%lld.%s%016llx", dw ? "dw" : tr ? "dx" : "fwd", (long long)Ci,
-             (long long)Co, (long long)H, (long long)W, cg_expr_is_load(e) ? "x" : "fused", (unsigned long long)hsh);
+    snprintf(name, sizeof name, "conv3x3.%s.%lldx%lld.%lldx%lld.%s%016llx", dw ? "dw" : tr ? "dx" : stats ? "fwdstats" : "fwd",
+             (long long)Ci, (long long)Co, (long long)H, (long long)W, cg_expr_is_load(e) ? "x" : "fused",
+             (unsigned long long)hsh);
     char wname[200];
     snprintf(wname, sizeof wname, "%s.rows", name);
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, wname);
     char core[96];
-    snprintf(core, sizeof core, "conv3x3.%s.%lldx%lld.%lldx%lld.core", dw ? "dw" : tr ? "dx" : "fwd", (long long)Ci,
-             (long long)Co, (long long)H, (long long)W);
-    if (!f) f = dw ? build_dw(cg, name, core, Ci, Co, H, W, e) : build(cg, name, core, Ci, Co, H, W, tr, e);
+    snprintf(core, sizeof core, "conv3x3.%s.%lldx%lld.%lldx%lld.core", dw ? "dw" : tr ? "dx" : stats ? "fwdstats" : "fwd",
+             (long long)Ci, (long long)Co, (long long)H, (long long)W);
+    if (!f) f = dw ? build_dw(cg, name, core, Ci, Co, H, W, e) : build(cg, name, core, Ci, Co, H, W, tr, e, stats);
     int np = 2 + cg_expr_count(e);
-    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)np, 0), "cargs");
+    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)np + 1, 0), "cargs");
     for (int i = 0; i < np; i++) {
         const Node *v = i == 0 ? (dw ? n->in[0] : n->in[1]) : i == 1 ? n : cg_expr_value(e, i - 2);
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
         LLVMBuildStore(cg->b, cg_ptr(cg, v), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+    }
+    if (stats) {   /* the statistics buffer: each thread's own, set by the runtime (rt_k_conv2d_stats) */
+        LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)np, 0);
+        LLVMBuildStore(cg->b, LLVMConstNull(cg->ptr), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+        np++;
     }
     cg_expr_free(e);
     *args = arr;

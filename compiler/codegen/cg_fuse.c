@@ -612,10 +612,11 @@ void cg_emit_kernel(CG *cg, const Kernel *K) {
         /* a direct kernel reads its input through args (it may be an
            inlined value, with no address); im2col + BLAS reads x */
         LLVMValueRef fn = LLVMConstNull(cg->ptr), args = LLVMConstNull(cg->ptr), x = LLVMConstNull(cg->ptr);
-        if (cg_conv_direct(y)) fn = cg_conv_direct_fn(cg, y, &args, NULL);
+        int nargs = 0;
+        if (cg_conv_direct(y)) fn = cg_conv_direct_fn(cg, y, &args, &nargs, true);
         else x = cg_ptr(cg, y->in[0]);
-        cg_call(cg, "rt_k_conv2d_stats", "ppppiiiiiiiiiiippp", cg_ptr(cg, y), cg_ptr(cg, st), x, cg_ptr(cg, y->in[1]),
-                CONV_DIMS(y->in[0], y->in[1], y), cg_ws(cg), fn, args);
+        cg_call(cg, "rt_k_conv2d_stats", "ppppiiiiiiiiiiipppi", cg_ptr(cg, y), cg_ptr(cg, st), x, cg_ptr(cg, y->in[1]),
+                CONV_DIMS(y->in[0], y->in[1], y), cg_ws(cg), fn, args, (int64_t)nargs);
         return;
     }
     emit_generated(cg, K);

@@ -76,8 +76,11 @@ void cg_expr_free(CgExpr *e);
 /* cg_conv.c: whether conv2d / conv2d_dx node n gets a generated direct
    kernel; its rt_rows_fn wrapper (rows: images), with *args set to an array
    {weight (dy for dw), output, what the input expression reads...} built in
-   the step and *nargs to its length. */
+   the step and *nargs to its length. stats (a conv2d of a conv_stats kernel):
+   the kernel also writes each image's BatchNorm statistics (mean and sum of
+   squared deviations per channel, double [2][Co]) to the array's last
+   pointer, which rt_k_conv2d_stats sets per thread. */
 bool cg_conv_direct(const Node *n);
-LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs);   /* frees what cg_emit_kernel kept */
+LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats);   /* frees what cg_emit_kernel kept */
 
 #endif
