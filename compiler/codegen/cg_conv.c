@@ -37,10 +37,11 @@
 #include <llvm-c/Core.h>
 
 #include "codegen/cg_impl.h"
+#include "rt_kernels.h"
 
 bool cg_conv_direct(const Node *n) { return fuse_conv_direct(n); }
 
-#define MAX_PTRS 34
+#define MAX_PTRS RT_DW_MAX_ARGS   /* the runtime copies that many argument pointers */
 
 typedef struct CB {
     CG *cg;
@@ -53,40 +54,16 @@ typedef struct CB {
 static LLVMValueRef I(CB *k, int64_t v) { return LLVMConstInt(k->cg->i64, (unsigned long long)v, 1); }
 
 static LLVMValueRef alloca_entry(CB *k, LLVMTypeRef t, const char *name) {
-    LLVMBuilderRef e = LLVMCreateBuilderInContext(k->cg->ctx);
-    LLVMValueRef first = LLVMGetFirstInstruction(k->entry);
-    if (first) LLVMPositionBuilderBefore(e, first);
-    else LLVMPositionBuilderAtEnd(e, k->entry);
-    LLVMValueRef a = LLVMBuildAlloca(e, t, name);
-    LLVMDisposeBuilder(e);
-    return a;
+    return cg_alloca_at_entry(k->cg, k->entry, t, name);
 }
 
-typedef struct CLoop {
-    LLVMValueRef slot, i;
-    LLVMBasicBlockRef head, exit;
-} CLoop;
+typedef CgLoop CLoop;
 
-static LLVMValueRef cloop_open(CB *k, CLoop *L, LLVMValueRef lo, LLVMValueRef hi, int64_t step, const char *name) {
-    L->slot = alloca_entry(k, k->cg->i64, name);
-    LLVMBuildStore(k->b, lo, L->slot);
-    L->head = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, name);
-    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, "body");
-    L->exit = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, "exit");
-    LLVMBuildBr(k->b, L->head);
-    LLVMPositionBuilderAtEnd(k->b, L->head);
-    L->i = LLVMBuildLoad2(k->b, k->cg->i64, L->slot, name);
-    LLVMBuildCondBr(k->b, LLVMBuildICmp(k->b, LLVMIntSLT, L->i, hi, ""), body, L->exit);
-    LLVMPositionBuilderAtEnd(k->b, body);
-    (void)step;
-    return L->i;
+static LLVMValueRef cloop_open(CB *k, CLoop *L, LLVMValueRef lo, LLVMValueRef hi, const char *name) {
+    return cg_loop_open(k->cg, k->b, k->fn, k->entry, L, lo, hi, name);
 }
 
-static void cloop_close(CB *k, CLoop *L, int64_t step) {
-    LLVMBuildStore(k->b, LLVMBuildNSWAdd(k->b, L->i, I(k, step), ""), L->slot);
-    LLVMBuildBr(k->b, L->head);
-    LLVMPositionBuilderAtEnd(k->b, L->exit);
-}
+static void cloop_close(CB *k, CLoop *L, int64_t step) { cg_loop_close(k->cg, k->b, L, step); }
 
 static LLVMValueRef fptr(CB *k, LLVMValueRef base, LLVMValueRef idx) {
     return LLVMBuildInBoundsGEP2(k->b, k->cg->f32, base, &idx, 1, "");
@@ -143,11 +120,11 @@ static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
     LLVMValueRef zero8 = LLVMConstInt(cg->i8, 0, 0), zero = LLVMConstReal(cg->f32, 0);
     CLoop Lc, Lh;
     int64_t copies = p->packed ? 3 * C : C;
-    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, copies), 1, "zc");
+    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, copies), "zc");
     LLVMValueRef base = LLVMBuildNSWMul(k->b, c, I(k, p->plane), "");
     LLVMBuildMemSet(k->b, fptr(k, p->buf, base), zero8, I(k, p->PW * 4), 4);
     LLVMBuildMemSet(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, base, I(k, (H + 1) * p->PW), "")), zero8, I(k, p->PW * 4), 4);
-    LLVMValueRef h = cloop_open(k, &Lh, I(k, 1), I(k, H + 1), 1, "zh");
+    LLVMValueRef h = cloop_open(k, &Lh, I(k, 1), I(k, H + 1), "zh");
     LLVMValueRef row = LLVMBuildNSWAdd(k->b, base, LLVMBuildNSWMul(k->b, h, I(k, p->PW), ""), "");
     /* wide: columns 0 and W+1; packed: column 0 of copy 0 and W-1 of copy 2
        (zeroing both columns of every copy is harmless: copy 1 is rewritten) */
@@ -166,8 +143,8 @@ static void pad_fill(CB *k, const Pad *p, CgExpr *e, LLVMValueRef x, LLVMValueRe
     int64_t C = p->C, H = p->H, W = p->W;
     bool load = cg_expr_is_load(e);
     CLoop Lc, Lh, Lw;
-    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, nch), 1, "pc");
-    LLVMValueRef h = cloop_open(k, &Lh, I(k, 0), I(k, H), 1, "ph");
+    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, nch), "pc");
+    LLVMValueRef h = cloop_open(k, &Lh, I(k, 0), I(k, H), "ph");
     LLVMValueRef ca = LLVMBuildNSWAdd(k->b, c0, c, "");
     LLVMValueRef sc = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, I(k, Ctot), ""), ca, "");
     LLVMValueRef src = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, sc, I(k, H), ""), h, ""), I(k, W), "");
@@ -177,7 +154,7 @@ static void pad_fill(CB *k, const Pad *p, CgExpr *e, LLVMValueRef x, LLVMValueRe
     if (!load) {
         /* wide planes: straight into the padded row; packed: into rowtmp */
         LLVMValueRef dst = p->packed ? rowtmp : fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), ""));
-        LLVMValueRef w = cloop_open(k, &Lw, I(k, 0), I(k, W), 1, "pw");
+        LLVMValueRef w = cloop_open(k, &Lw, I(k, 0), I(k, W), "pw");
         LLVMValueRef v = cg_expr_at(e, LLVMBuildNSWAdd(k->b, src, w, ""), ca);
         LLVMBuildStore(k->b, v, fptr(k, dst, w));
         cloop_close(k, &Lw, 1);
@@ -241,6 +218,20 @@ static LLVMTypeRef body_type(CG *cg, int np) {
     return LLVMFunctionType(cg->void_, ps, (unsigned)np + 2, 0);
 }
 
+/* Starts the body of a variant: internal function `name` of np pointers
+   (noalias) and n0, n1, the builder at its entry. Returns its type. */
+static LLVMTypeRef begin_variant(CB *k, const char *name, int np) {
+    CG *cg = k->cg;
+    k->vt = LLVMVectorType(cg->f32, 16);
+    LLVMTypeRef body_t = body_type(cg, np);
+    k->fn = LLVMAddFunction(cg->mod, name, body_t);
+    kernel_attrs(k, np);
+    k->entry = LLVMAppendBasicBlockInContext(cg->ctx, k->fn, "entry");
+    k->b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderAtEnd(k->b, k->entry);
+    return body_t;
+}
+
 /* The tiles of one image, from its padded copy: core(xp, w, y, n). One per
    shape and direction, shared by every input expression. `in` [N, Ci, H, W]
    -> `out` [N, Co, H, W] with weights w [O][C][3][3]; transposed: Co = C,
@@ -294,15 +285,15 @@ static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co,
     /* tiles: output channel blocks x row blocks */
     LLVMValueRef acc[16];
     for (int a = 0; a < OB * V; a++) acc[a] = alloca_entry(&k, k.vt, "acc");
-    LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, 0), I(&k, Co), OB, "ob");
+    LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, 0), I(&k, Co), "ob");
     if (stats)
         for (int o = 0; o < OB; o++) {
             LLVMBuildStore(k.b, LLVMConstNull(k.vt), s1[o]);
             LLVMBuildStore(k.b, LLVMConstNull(k.vt), s2[o]);
         }
-    LLVMValueRef h0 = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), R, "h0");
+    LLVMValueRef h0 = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), "h0");
     for (int a = 0; a < OB * V; a++) LLVMBuildStore(k.b, LLVMConstNull(k.vt), acc[a]);
-    LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, Ci), 1, "ci");
+    LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, Ci), "ci");
     LLVMValueRef cur[16];
     for (int a = 0; a < OB * V; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, acc[a], "");
     for (int kh = 0; kh < 3; kh++)
@@ -388,16 +379,10 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, int64
     LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
     if (!core) core = build_core(cg, core_name, Ci, Co, H, W, transposed, stats);
     CB k = {.cg = cg};
-    k.vt = LLVMVectorType(cg->f32, 16);
     /* w, out, what the input expression reads, then (stats) the per-image
        statistics, double [n1 - n0][2][Co] */
     int np = 2 + cg_expr_count(e) + (stats ? 1 : 0);
-    LLVMTypeRef body_t = body_type(cg, np);
-    k.fn = LLVMAddFunction(cg->mod, name, body_t);
-    kernel_attrs(&k, np);
-    k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
-    k.b = LLVMCreateBuilderInContext(cg->ctx);
-    LLVMPositionBuilderAtEnd(k.b, k.entry);
+    LLVMTypeRef body_t = begin_variant(&k, name, np);
     LLVMValueRef wt = LLVMGetParam(k.fn, 0), y = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
     for (int i = 2; i < 2 + cg_expr_count(e); i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
     LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
@@ -406,7 +391,7 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, int64
     Pad pd;
     pad_init(&k, &pd, Ci, H, W);
     CLoop Ln;
-    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, 1, "n");
+    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, "n");
     pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp, I(&k, 0), Ci);
     LLVMTypeRef cps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->ptr};
     LLVMValueRef ca[5] = {pd.buf, wt, y, n, NULL};
@@ -465,8 +450,8 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, int64_t C, int64_t O
     LLVMValueRef dy = LLVMGetParam(k.fn, 1), accv = LLVMGetParam(k.fn, 2), nbase = LLVMGetParam(k.fn, 3);
     LLVMValueRef nb = LLVMGetParam(k.fn, 4);
     CLoop Lo, Lc, Lh, Lj;
-    LLVMValueRef o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), OB, "o0");
-    LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, cblk), 1, "c");   /* within the block */
+    LLVMValueRef o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), "o0");
+    LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, cblk), "c");   /* within the block */
     LLVMValueRef slot[2][9], cur[2][9];
     for (int i = 0; i < OB; i++)
         for (int t = 0; t < 9; t++) {
@@ -488,10 +473,10 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, int64_t C, int64_t O
        and 2 RB dy loads for 18 RB FMAs instead of 11 loads per 18) */
     int64_t RB = 4;
     while (H % (RB * hstep)) RB--;
-    LLVMValueRef jj = cloop_open(&k, &Lj, I(&k, 0), nb, 1, "j");
+    LLVMValueRef jj = cloop_open(&k, &Lj, I(&k, 0), nb, "j");
     LLVMValueRef n = LLVMBuildNSWAdd(k.b, nbase, jj, "n");
     LLVMValueRef bch = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, jj, I(&k, cblk), ""), c, "");   /* slot j, channel c */
-    LLVMValueRef h = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), hstep * RB, "h");
+    LLVMValueRef h = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), "h");
     for (int i = 0; i < OB; i++)
         for (int t = 0; t < 9; t++) cur[i][t] = LLVMBuildLoad2(k.b, k.vt, car[i][t], "");
     for (int64_t seg = 0; seg < nseg; seg++) {
@@ -535,14 +520,8 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, in
     if (!core) core = build_dw_core(cg, core_name, C, O, H, W);
     CB k = {.cg = cg};
     int64_t L = 16;
-    k.vt = LLVMVectorType(cg->f32, (unsigned)L);
     int np = 2 + cg_expr_count(e);   /* dy, out, then what the x expression reads */
-    LLVMTypeRef body_t = body_type(cg, np);
-    k.fn = LLVMAddFunction(cg->mod, name, body_t);
-    kernel_attrs(&k, np);
-    k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
-    k.b = LLVMCreateBuilderInContext(cg->ctx);
-    LLVMPositionBuilderAtEnd(k.b, k.entry);
+    LLVMTypeRef body_t = begin_variant(&k, name, np);
     LLVMValueRef dy = LLVMGetParam(k.fn, 0), out = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
     for (int i = 2; i < np; i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
     LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
@@ -556,14 +535,14 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, in
     LLVMValueRef accv = alloca_entry(&k, LLVMArrayType2(k.vt, (uint64_t)nacc), "dwacc");
     LLVMSetAlignment(accv, 64);
     CLoop Lb, Ln;
-    LLVMValueRef cb0 = cloop_open(&k, &Lb, I(&k, 0), I(&k, C), cblk, "cb0");
+    LLVMValueRef cb0 = cloop_open(&k, &Lb, I(&k, 0), I(&k, C), "cb0");
     LLVMBuildMemSet(k.b, accv, LLVMConstInt(cg->i8, 0, 0), I(&k, nacc * L * 4), 64);
-    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, NB, "n");
+    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, "n");
     /* nb = min(NB, n1 - n) images into the buffer's slots */
     LLVMValueRef left = LLVMBuildNSWSub(k.b, n1, n, "");
     LLVMValueRef nb = LLVMBuildSelect(k.b, LLVMBuildICmp(k.b, LLVMIntSLT, left, I(&k, NB), ""), left, I(&k, NB), "nb");
     CLoop Ls;
-    LLVMValueRef jj = cloop_open(&k, &Ls, I(&k, 0), nb, 1, "slot");
+    LLVMValueRef jj = cloop_open(&k, &Ls, I(&k, 0), nb, "slot");
     pad_fill(&k, &pd, e, x, LLVMBuildNSWAdd(k.b, n, jj, ""), cb0, C, rowtmp, LLVMBuildNSWMul(k.b, jj, I(&k, cblk), ""), cblk);
     cloop_close(&k, &Ls, 1);
     LLVMTypeRef cps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
@@ -572,7 +551,7 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, in
     cloop_close(&k, &Ln, NB);
     /* out[o][cb0 + c][t] = the lanes of accv[(o * cblk + c) * 9 + t] summed in order */
     CLoop Lj;
-    LLVMValueRef j = cloop_open(&k, &Lj, I(&k, 0), I(&k, nacc), 1, "j");
+    LLVMValueRef j = cloop_open(&k, &Lj, I(&k, 0), I(&k, nacc), "j");
     LLVMValueRef v = LLVMBuildLoad2(k.b, k.vt, LLVMBuildInBoundsGEP2(k.b, k.vt, accv, &j, 1, ""), "");
     unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
     LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &k.vt, 1);

@@ -58,13 +58,7 @@ static LLVMValueRef f32c(KB *k, double v) { return LLVMConstReal(k->cg->f32, v);
 static LLVMValueRef f64c(KB *k, double v) { return LLVMConstReal(k->f64, v); }
 
 static LLVMValueRef entry_alloca(KB *k, LLVMTypeRef t, const char *name) {
-    LLVMBuilderRef e = LLVMCreateBuilderInContext(k->cg->ctx);
-    LLVMValueRef first = LLVMGetFirstInstruction(k->entry);
-    if (first) LLVMPositionBuilderBefore(e, first);
-    else LLVMPositionBuilderAtEnd(e, k->entry);
-    LLVMValueRef a = LLVMBuildAlloca(e, t, name);
-    LLVMDisposeBuilder(e);
-    return a;
+    return cg_alloca_at_entry(k->cg, k->entry, t, name);
 }
 
 static LLVMValueRef gep(KB *k, LLVMTypeRef t, LLVMValueRef p, LLVMValueRef i) {
@@ -98,32 +92,13 @@ static LLVMValueRef fadd_reassoc(KB *k, LLVMValueRef a, LLVMValueRef b) {
     return v;
 }
 
-/* A counted loop for i in [lo, hi) (the counter lives in an alloca that
-   mem2reg turns into a phi). */
-typedef struct Loop {
-    LLVMValueRef slot, i;
-    LLVMBasicBlockRef head, exit;
-} Loop;
+typedef CgLoop Loop;
 
 static LLVMValueRef loop_open(KB *k, Loop *L, LLVMValueRef lo, LLVMValueRef hi, const char *name) {
-    L->slot = entry_alloca(k, k->cg->i64, name);
-    LLVMBuildStore(k->b, lo, L->slot);
-    L->head = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, name);
-    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, "body");
-    L->exit = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, "exit");
-    LLVMBuildBr(k->b, L->head);
-    LLVMPositionBuilderAtEnd(k->b, L->head);
-    L->i = LLVMBuildLoad2(k->b, k->cg->i64, L->slot, name);
-    LLVMBuildCondBr(k->b, LLVMBuildICmp(k->b, LLVMIntSLT, L->i, hi, ""), body, L->exit);
-    LLVMPositionBuilderAtEnd(k->b, body);
-    return L->i;
+    return cg_loop_open(k->cg, k->b, k->fn, k->entry, L, lo, hi, name);
 }
 
-static void loop_close(KB *k, Loop *L) {
-    LLVMBuildStore(k->b, LLVMBuildNSWAdd(k->b, L->i, i64c(k, 1), ""), L->slot);
-    LLVMBuildBr(k->b, L->head);
-    LLVMPositionBuilderAtEnd(k->b, L->exit);
-}
+static void loop_close(KB *k, Loop *L) { cg_loop_close(k->cg, k->b, L, 1); }
 
 /* An accumulator in an alloca (type t), set to zero here. */
 static LLVMValueRef acc_new(KB *k, LLVMTypeRef t, const char *name) {
@@ -239,26 +214,19 @@ static void ew_kernel(KB *k, const Node *root, LLVMValueRef r0, LLVMValueRef r1)
     nc_dims(root, &N, &C, &S);
     (void)N;
     LLVMValueRef out = ptr_of(k, root);
+    /* S > 1: rows are planes (n, c), the inner loop runs over S;
+       S == 1: rows are samples n, the inner loop runs over the channels */
+    int64_t inner = S > 1 ? S : C;
     Loop R, I;
-    if (S > 1) {   /* rows: planes (n, c) */
-        LLVMValueRef r = loop_open(k, &R, r0, r1, "plane");
-        LLVMValueRef c = LLVMBuildSRem(k->b, r, i64c(k, C), "c"), base = LLVMBuildNSWMul(k->b, r, i64c(k, S), "");
-        LLVMValueRef s = loop_open(k, &I, i64c(k, 0), i64c(k, S), "s");
-        LLVMValueRef idx = LLVMBuildNSWAdd(k->b, base, s, "");
-        at_element(k, idx, c);
-        storef(k, op_value(k, root), out, idx);
-        loop_close(k, &I);
-        loop_close(k, &R);
-    } else {       /* rows: samples n, inner loop over channels */
-        LLVMValueRef n = loop_open(k, &R, r0, r1, "n");
-        LLVMValueRef base = LLVMBuildNSWMul(k->b, n, i64c(k, C), "");
-        LLVMValueRef c = loop_open(k, &I, i64c(k, 0), i64c(k, C), "c");
-        LLVMValueRef idx = LLVMBuildNSWAdd(k->b, base, c, "");
-        at_element(k, idx, c);
-        storef(k, op_value(k, root), out, idx);
-        loop_close(k, &I);
-        loop_close(k, &R);
-    }
+    LLVMValueRef r = loop_open(k, &R, r0, r1, S > 1 ? "plane" : "n");
+    LLVMValueRef base = LLVMBuildNSWMul(k->b, r, i64c(k, inner), "");
+    LLVMValueRef pc = S > 1 ? LLVMBuildSRem(k->b, r, i64c(k, C), "c") : NULL;
+    LLVMValueRef i = loop_open(k, &I, i64c(k, 0), i64c(k, inner), S > 1 ? "s" : "c");
+    LLVMValueRef idx = LLVMBuildNSWAdd(k->b, base, i, "");
+    at_element(k, idx, S > 1 ? pc : i);
+    storef(k, op_value(k, root), out, idx);
+    loop_close(k, &I);
+    loop_close(k, &R);
 }
 
 /* dx = a g + b + cx (x - m) with per-channel f32 coefficients from the

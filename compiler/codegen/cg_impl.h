@@ -38,6 +38,17 @@ LLVMTargetMachineRef cg_target_machine(const CgOptions *o, LLVMCodeModel cm);
 /* Address of a node's value / of the kernel workspace. */
 LLVMValueRef cg_ptr(CG *cg, const Node *n);
 LLVMValueRef cg_ws(CG *cg);
+/* Loops and allocas of generated functions (cg_fuse.c, cg_conv.c): an
+   alloca in the function's entry block (where mem2reg promotes it), and a
+   counted loop for i in [lo, hi) whose counter lives in such an alloca. */
+LLVMValueRef cg_alloca_at_entry(CG *cg, LLVMBasicBlockRef entry, LLVMTypeRef t, const char *name);
+typedef struct CgLoop {
+    LLVMValueRef slot, i;
+    LLVMBasicBlockRef head, exit;
+} CgLoop;
+LLVMValueRef cg_loop_open(CG *cg, LLVMBuilderRef b, LLVMValueRef fn, LLVMBasicBlockRef entry, CgLoop *L, LLVMValueRef lo,
+                          LLVMValueRef hi, const char *name);
+void cg_loop_close(CG *cg, LLVMBuilderRef b, CgLoop *L, int64_t step);
 /* Emits `fn(args)`; fmt: p = pointer (LLVMValueRef), i = int64_t, f = double (as float). */
 void cg_call(CG *cg, const char *fn, const char *fmt, ...);
 /* Brackets the emission of one kernel call (of a node, or of a fused group

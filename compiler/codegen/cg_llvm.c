@@ -59,6 +59,37 @@ LLVMValueRef cg_ws(CG *cg) {
     return LLVMBuildGEP2(cg->b, cg->i8, cg->base[RT_REGION_SCRATCH], &off, 1, "ws");
 }
 
+LLVMValueRef cg_alloca_at_entry(CG *cg, LLVMBasicBlockRef entry, LLVMTypeRef t, const char *name) {
+    LLVMBuilderRef e = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first) LLVMPositionBuilderBefore(e, first);
+    else LLVMPositionBuilderAtEnd(e, entry);
+    LLVMValueRef a = LLVMBuildAlloca(e, t, name);
+    LLVMDisposeBuilder(e);
+    return a;
+}
+
+LLVMValueRef cg_loop_open(CG *cg, LLVMBuilderRef b, LLVMValueRef fn, LLVMBasicBlockRef entry, CgLoop *L, LLVMValueRef lo,
+                          LLVMValueRef hi, const char *name) {
+    L->slot = cg_alloca_at_entry(cg, entry, cg->i64, name);
+    LLVMBuildStore(b, lo, L->slot);
+    L->head = LLVMAppendBasicBlockInContext(cg->ctx, fn, name);
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, fn, "body");
+    L->exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "exit");
+    LLVMBuildBr(b, L->head);
+    LLVMPositionBuilderAtEnd(b, L->head);
+    L->i = LLVMBuildLoad2(b, cg->i64, L->slot, name);
+    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, L->i, hi, ""), body, L->exit);
+    LLVMPositionBuilderAtEnd(b, body);
+    return L->i;
+}
+
+void cg_loop_close(CG *cg, LLVMBuilderRef b, CgLoop *L, int64_t step) {
+    LLVMBuildStore(b, LLVMBuildNSWAdd(b, L->i, LLVMConstInt(cg->i64, (unsigned long long)step, 1), ""), L->slot);
+    LLVMBuildBr(b, L->head);
+    LLVMPositionBuilderAtEnd(b, L->exit);
+}
+
 void cg_call(CG *cg, const char *fn, const char *fmt, ...) {
     LLVMTypeRef params[24];
     LLVMValueRef args[24];
