@@ -138,6 +138,7 @@ struct Graph {
     int nouts, capouts;
     /* memory plan: bytes of each region (scratch without kernel workspace) */
     int64_t region_bytes[RT_NREGIONS];
+    int64_t scratch_live_peak;   /* memplan: most scratch bytes live at once (a lower bound) */
     bool planned;
     /* fused kernels (passes/fuse.c) */
     Kernel *kernels;

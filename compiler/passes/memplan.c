@@ -4,10 +4,10 @@
 ** Leaves and outputs get fixed homes: params, running statistics, the
 ** input batch and every named output each have their region (rt_step.h),
 ** laid out in node order. Every other value lives in the scratch region
-** from the node that makes it to the last node that reads it; a value's
-** block is free for reuse once its last reader has run (a reader's output
-** never shares memory with its own inputs). Blocks are taken best-fit from
-** the freed ones, else from the top; the top is the region's peak.
+** from the node that makes it to the last node that reads it; values whose
+** lifetimes do not meet may share bytes (a reader's output never shares
+** memory with its own inputs). Offsets are chosen largest value first, each
+** at the lowest offset free for its whole lifetime.
 **
 ** After fusion (fuse.c) a node's reads happen where its kernel runs: at the
 ** kernel's last member, or, for an inlined value (never stored), wherever
@@ -24,6 +24,18 @@ int64_t node_bytes(const Node *n) {
 }
 
 typedef struct Block { int64_t off, size; } Block;
+
+static int by_size_then_start(const void *a, const void *b) {
+    const Node *x = *(Node *const *)a, *y = *(Node *const *)b;
+    int64_t sx = node_bytes(x), sy = node_bytes(y);
+    if (sx != sy) return sx > sy ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int by_offset(const void *a, const void *b) {
+    const Block *x = a, *y = b;
+    return (x->off > y->off) - (x->off < y->off);
+}
 
 bool pass_memplan(Graph *g, Diag *d) {
     (void)d;
@@ -67,43 +79,51 @@ bool pass_memplan(Graph *g, Diag *d) {
         g->region_bytes[r] += node_bytes(x);
     }
 
-    /* scratch by liveness: free[] holds blocks whose values are dead */
-    Block *free_ = xmalloc((size_t)(n + 1) * sizeof *free_);
-    int nfree = 0;
-    int64_t top = 0;
-    Node **live = xmalloc((size_t)(n + 1) * sizeof *live);
-    int nlive = 0;
+    /* scratch: each value lives from the node that makes it to its last
+       read, both ends included. The most bytes live at once is a lower bound
+       for the region; placing the largest values first, each at the lowest
+       offset clear of every placed value whose lifetime meets its own
+       ("greedy by size"), comes close to it where first-come best-fit
+       fragments (resnet32 K=4 B=64: 400 MiB live, 475 best-fit). */
+    Node **vals = xmalloc((size_t)(n + 1) * sizeof *vals);
+    int nvals = 0;
+    int64_t *delta = xcalloc((size_t)n + 1, sizeof *delta);
     for (int i = 0; i < n; i++) {
-        /* release values whose last reader ran before node i */
-        for (int k = 0; k < nlive;) {
-            if (live[k]->live_end < i) {
-                free_[nfree++] = (Block){live[k]->offset, node_bytes(live[k])};
-                live[k] = live[--nlive];
-            } else {
-                k++;
-            }
-        }
         Node *x = g->nodes[i];
         if (x->region >= 0 || x->inlined) continue;
-        int64_t need = node_bytes(x);
-        int best = -1;
-        for (int k = 0; k < nfree; k++)
-            if (free_[k].size >= need && (best < 0 || free_[k].size < free_[best].size)) best = k;
         x->region = RT_REGION_SCRATCH;
-        if (best >= 0) {
-            x->offset = free_[best].off;
-            if (free_[best].size > need) free_[best] = (Block){free_[best].off + need, free_[best].size - need};
-            else free_[best] = free_[--nfree];
-        } else {
-            x->offset = top;
-            top += need;
+        vals[nvals++] = x;
+        delta[i] += node_bytes(x);
+        delta[x->live_end + 1] -= node_bytes(x);
+    }
+    g->scratch_live_peak = 0;
+    int64_t live = 0;
+    for (int i = 0; i < n; i++) {
+        live += delta[i];
+        if (live > g->scratch_live_peak) g->scratch_live_peak = live;
+    }
+    qsort(vals, (size_t)nvals, sizeof *vals, by_size_then_start);
+    Block *taken = xmalloc((size_t)(n + 1) * sizeof *taken);
+    int64_t top = 0;
+    for (int v = 0; v < nvals; v++) {
+        Node *x = vals[v];
+        int nt = 0;
+        for (int u = 0; u < v; u++) {   /* placed values alive at the same time */
+            Node *y = vals[u];
+            if (y->id <= x->live_end && x->id <= y->live_end) taken[nt++] = (Block){y->offset, node_bytes(y)};
         }
-        live[nlive++] = x;
+        qsort(taken, (size_t)nt, sizeof *taken, by_offset);
+        int64_t off = 0, need = node_bytes(x);
+        for (int t = 0; t < nt && taken[t].off < off + need; t++)
+            if (taken[t].off + taken[t].size > off) off = taken[t].off + taken[t].size;
+        x->offset = off;
+        if (off + need > top) top = off + need;
     }
     g->region_bytes[RT_REGION_SCRATCH] = top;
     g->planned = true;
-    free(free_);
-    free(live);
+    free(vals);
+    free(delta);
+    free(taken);
     free(is_out);
     return true;
 }

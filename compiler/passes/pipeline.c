@@ -67,6 +67,9 @@ bool pipeline_run(Graph *g, Diag *d, const PipelineOpts *o) {
                 for (int k = 0; k < g->nnodes; k++) inl += g->nodes[k]->inlined;
                 fprintf(stderr, "  kernels %d (%d fused, %d values inlined)", graph_kernel_count(g), g->nkernels, inl);
             }
+            if (g->planned)
+                fprintf(stderr, "  scratch %.1f MiB (live peak %.1f MiB)", g->region_bytes[RT_REGION_SCRATCH] / 1048576.0,
+                        g->scratch_live_peak / 1048576.0);
             fputc('\n', stderr);
         }
         if (o->debug >= 2 || (o->dump_after && (!strcmp(o->dump_after, "all") || !strcmp(o->dump_after, passes[i].name)))) {
