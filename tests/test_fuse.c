@@ -165,6 +165,83 @@ TEST(fuse_stores_values_costly_to_recompute) {
     arena_free(&a);
 }
 
+/* Conv-4's block tail: BatchNorm -> ReLU -> 2x2 average pool, and a
+   global average pool of the same values. The pools are generated kernels
+   computing BatchNorm + ReLU as they read, so nothing else runs after the
+   statistics. Widths 8 (a vector's half) and 6 (no vector multiple). */
+static void pool_case(int64_t H, int64_t W) {
+    char what[64];
+    snprintf(what, sizeof what, "bn-relu-pool %lldx%lld", (long long)H, (long long)W);
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *x = leaf(g, false, "x", 4, 3, 5, H, W), *st = ir_bn_stats(g, x);
+    Node *z = ir_relu(g, ir_bn_train(g, x, st, leaf(g, true, "gamma", 1, 5, 0, 0, 0), leaf(g, true, "beta", 1, 5, 0, 0, 0), 1e-5));
+    Node *p = ir_avgpool2d(g, z, 2, 2, 0), *gp = ir_global_avgpool(g, z);
+    graph_add_output(g, "pooled", p);
+    graph_add_output(g, "features", gp);
+    plan(g);
+    CHECKF(graph_kernel_count(g) == 3, "%s: %d kernels", what, graph_kernel_count(g));   /* statistics, two pools */
+    CHECK(z->inlined && p->kernel && p->kernel->kind == KERNEL_POOL && gp->kernel && gp->kernel->kind == KERNEL_POOL);
+    compare_engines(g, what);
+    arena_free(&a);
+}
+
+TEST(fuse_pool_reads_bn_relu) {
+    pool_case(8, 8);
+    pool_case(4, 6);
+}
+
+/* The pooling gradients of Conv-4's backward: avgpool2d_back (or
+   global_avgpool_back) -> ReLU backward -> BatchNorm backward is one
+   kernel, the gradient upsampled per plane inside it; widths whose half
+   rows are 16, 10 (two-float chunks) and 3 floats; and an elementwise root
+   reading an upsampled gradient. */
+static void unpool_case(int64_t H, int64_t W, bool global) {
+    char what[64];
+    snprintf(what, sizeof what, "%s -> bn backward %lldx%lld", global ? "global unpool" : "unpool", (long long)H, (long long)W);
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    int64_t N = 2, C = 3;
+    Node *y = leaf(g, false, "y", 4, N, C, H, W), *x = leaf(g, false, "x", 4, N, C, H, W);
+    Node *st = leaf(g, false, "st", 2, 2, C, 0, 0), *gamma = leaf(g, true, "gamma", 1, C, 0, 0, 0);
+    Node *up = global ? ir_global_avgpool_back(g, leaf(g, false, "d", 2, N, C, 0, 0), H, W)
+                      : ir_avgpool2d_back(g, leaf(g, false, "d", 4, N, C, H / 2, W / 2), x, 2, 2, 0);
+    Node *gr = ir_relu_back(g, up, y);
+    graph_add_output(g, "dx", ir_bn_train_dx(g, gr, x, st, gamma, 1e-5));
+    graph_add_output(g, "dgamma", ir_bn_dgamma(g, gr, x, st, 1e-5));
+    graph_add_output(g, "dbeta", ir_chan_sum(g, gr));
+    Node *up2 = global ? ir_global_avgpool_back(g, leaf(g, false, "d2", 2, N, C, 0, 0), H, W)
+                       : ir_avgpool2d_back(g, leaf(g, false, "d2", 4, N, C, H / 2, W / 2), x, 2, 2, 0);
+    graph_add_output(g, "masked", ir_relu_back(g, up2, y));
+    plan(g);
+    CHECKF(graph_kernel_count(g) == 2, "%s: %d kernels", what, graph_kernel_count(g));
+    CHECK(up->inlined && gr->inlined && up2->inlined);
+    compare_engines(g, what);
+    arena_free(&a);
+}
+
+TEST(fuse_unpool_into_bn_backward) {
+    unpool_case(4, 32, false);
+    unpool_case(6, 20, false);
+    unpool_case(2, 6, false);
+    unpool_case(4, 4, true);
+    unpool_case(3, 5, true);
+}
+
+/* An upsampled gradient read by a convolution cannot be computed in its
+   padding loop: it is stored (the runtime's avgpool2d_back). */
+TEST(fuse_unpool_stored_for_other_readers) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *d = leaf(g, false, "d", 4, 2, 4, 4, 4), *x = leaf(g, false, "x", 4, 2, 4, 8, 8);
+    Node *up = ir_avgpool2d_back(g, d, x, 2, 2, 0);
+    graph_add_output(g, "dw", ir_conv2d_dw(g, up, x, 1, 1, 3, 3));
+    plan(g);
+    CHECK(!up->inlined && up->region >= 0);
+    compare_engines(g, "unpool read by a weight gradient");
+    arena_free(&a);
+}
+
 /* The relation head's forward shape: [N, C] BatchNorm -> LeakyReLU. */
 TEST(fuse_rows_bn_leaky_relu) {
     Arena a = {0};

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- rt_rng ------------------------------------------------------------ */
@@ -700,6 +701,28 @@ TEST(pool_job_right_after_init) {
         CHECKF(done[0] == 1 && done[1] == 1 && done[2] == 1, "round %d: tasks ran %d %d %d times", i, done[0], done[1], done[2]);
         rt_pool_init(1);
     }
+    alarm(0);
+    signal(SIGALRM, SIG_DFL);
+}
+
+/* Jobs back to back (workers still spinning), after pauses longer than the
+   spin (workers asleep, woken by the condition variable), and with fewer
+   tasks than threads: every task runs once per job, the others not at all. */
+TEST(pool_jobs_spinning_and_sleeping) {
+    signal(SIGALRM, pool_watchdog);
+    alarm(60);
+    rt_pool_init(3);
+    for (int i = 0; i < 2000; i++) {
+        int done[3] = {0}, tasks = 2 + i % 2;
+        rt_pool_run(tasks, pool_mark, done);
+        CHECKF(done[0] == 1 && done[1] == 1 && done[2] == (tasks == 3), "job %d (%d tasks): tasks ran %d %d %d times", i,
+               tasks, done[0], done[1], done[2]);
+        if (i % 200 == 0) {
+            struct timespec pause = {0, 2000000};   /* 2 ms: past the spin */
+            nanosleep(&pause, NULL);
+        }
+    }
+    rt_pool_init(1);
     alarm(0);
     signal(SIGALRM, SIG_DFL);
 }

@@ -36,6 +36,7 @@
 #include "rt_kernels.h"
 
 #define MAX_EXT 32
+#define MAX_UNPOOL 4
 
 typedef struct KB {
     CG *cg;
@@ -48,6 +49,10 @@ typedef struct KB {
     int next;
     LLVMValueRef *memo;         /* element values in the loop body being emitted, by node id */
     LLVMValueRef idx, c;        /* element and channel index of that body */
+    LLVMValueRef plane, s;      /* plane loops: the plane's index n*C + c, the element's index in it */
+    const Node *unpool[MAX_UNPOOL];   /* inlined 2x2 avgpool2d_back: each upsampled per plane into */
+    LLVMValueRef unbuf[MAX_UNPOOL];   /* a buffer of S floats */
+    int nunpool;
     int64_t C;
 } KB;
 
@@ -177,6 +182,16 @@ static LLVMValueRef op_value(KB *k, const Node *v) {
         LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), chan(k, v, 1, 0), "");
         return fma_(k, a, d, chan(k, v, 3, 0));
     }
+    case OP_AVGPOOL2D_BACK:   /* a quarter of the window's gradient (fuse_unpool_op), upsampled per plane */
+        for (int i = 0; i < k->nunpool; i++)
+            if (k->unpool[i] == v) return loadf(k, k->unbuf[i], k->s);
+        RRC_ABORT("cg_fuse: avgpool2d_back outside a plane loop");
+    case OP_GLOBAL_AVGPOOL_BACK: {   /* the plane's gradient / S, in double (the runtime's rule) */
+        RRC_ASSERT(k->plane);
+        LLVMValueRef d = LLVMBuildFPExt(b, loadf(k, ptr_of(k, v->in[0]), k->plane), k->f64, "");
+        d = LLVMBuildFDiv(b, d, f64c(k, (double)(v->ia[0] * v->ia[1])), "");
+        return LLVMBuildFPTrunc(b, d, k->cg->f32, "");
+    }
     case OP_BN_EVAL: {    /* in: x, mean, var, gamma, beta */
         LLVMValueRef a = bn_scale(k, chan(k, v, 3, 0), chan(k, v, 2, 0), v->fa[0]);
         LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), chan(k, v, 1, 0), "");
@@ -193,6 +208,13 @@ static LLVMValueRef val(KB *k, const Node *v) {
     return x;
 }
 
+static void nc_dims(const Node *v, int64_t *N, int64_t *C, int64_t *S) {
+    *N = v->dim[0];
+    *C = v->dim[1];
+    *S = 1;
+    for (int i = 2; i < v->rank; i++) *S *= v->dim[i];
+}
+
 /* Sets the element being emitted: clears the values of the previous body. */
 static void at_element(KB *k, LLVMValueRef idx, LLVMValueRef c) {
     memset(k->memo, 0, (size_t)k->cg->g->nnodes * sizeof *k->memo);
@@ -200,14 +222,67 @@ static void at_element(KB *k, LLVMValueRef idx, LLVMValueRef c) {
     k->c = c;
 }
 
-/* ---- kernels ---- */
-
-static void nc_dims(const Node *v, int64_t *N, int64_t *C, int64_t *S) {
-    *N = v->dim[0];
-    *C = v->dim[1];
-    *S = 1;
-    for (int i = 2; i < v->rank; i++) *S *= v->dim[i];
+/* The inlined avgpool2d_back nodes of v's expression, once each. */
+static void find_unpool2(KB *k, const Node *v) {
+    if (!v->inlined) return;
+    if (v->op == OP_AVGPOOL2D_BACK) {
+        for (int i = 0; i < k->nunpool; i++)
+            if (k->unpool[i] == v) return;
+        RRC_ASSERT(k->nunpool < MAX_UNPOOL);
+        k->unpool[k->nunpool++] = v;
+        return;
+    }
+    for (int i = 0; i < v->nin; i++) find_unpool2(k, v->in[i]);
 }
+
+/* Upsampling of one plane of a 2x2 average-pool gradient u into the
+   kernel's buffer: each value times 1/4 (the runtime's product), repeated
+   over its window. Explicit vectors: a chunk of a half-size row is loaded,
+   scaled, interleaved with itself by a shuffle and stored to both rows. */
+static void unpool2_plane(KB *k, int i, LLVMValueRef plane) {
+    const Node *u = k->unpool[i];
+    int64_t H = u->dim[2], W = u->dim[3], hw = W / 2;
+    int64_t chunk = hw <= 8 ? hw : hw % 8 == 0 ? 8 : hw % 4 == 0 ? 4 : hw % 2 == 0 ? 2 : 1;
+    LLVMBuilderRef b = k->b;
+    LLVMTypeRef f32 = k->cg->f32, vs = LLVMVectorType(f32, (unsigned)chunk);
+    LLVMValueRef mask[32], quarter[16];
+    for (int64_t j = 0; j < 2 * chunk; j++) mask[j] = LLVMConstInt(LLVMInt32TypeInContext(k->cg->ctx), (unsigned long long)(j / 2), 0);
+    for (int64_t j = 0; j < chunk; j++) quarter[j] = f32c(k, (float)(1.0 / 4.0));
+    LLVMValueRef shuf = LLVMConstVector(mask, (unsigned)(2 * chunk)), q = LLVMConstVector(quarter, (unsigned)chunk);
+    Loop Lh, Lw;
+    LLVMValueRef hh = loop_open(k, &Lh, i64c(k, 0), i64c(k, H / 2), "uh");
+    LLVMValueRef w = loop_open(k, &Lw, i64c(k, 0), i64c(k, hw / chunk), "uw");
+    LLVMValueRef src = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, plane, i64c(k, (H / 2) * hw), ""),
+                                       LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, hh, i64c(k, hw), ""),
+                                                       LLVMBuildNSWMul(b, w, i64c(k, chunk), ""), ""), "");
+    LLVMValueRef ld = LLVMBuildLoad2(b, vs, gep(k, f32, ptr_of(k, u->in[0]), src), "");
+    LLVMSetAlignment(ld, 4);
+    LLVMValueRef v = LLVMBuildFMul(b, ld, q, "");
+    v = LLVMBuildShuffleVector(b, v, LLVMGetPoison(vs), shuf, "");
+    LLVMValueRef dst = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, hh, i64c(k, 2 * W), ""), LLVMBuildNSWMul(b, w, i64c(k, 2 * chunk), ""), "");
+    for (int r = 0; r < 2; r++) {
+        LLVMValueRef at = r ? LLVMBuildNSWAdd(b, dst, i64c(k, W), "") : dst;
+        LLVMValueRef st = LLVMBuildStore(b, v, gep(k, f32, k->unbuf[i], at));
+        LLVMSetAlignment(st, 4);
+    }
+    loop_close(k, &Lw);
+    loop_close(k, &Lh);
+}
+
+/* Opens the loop over the elements of one plane (index `plane`, first
+   element `base`); returns the element's index. A kernel reading inlined
+   pooling gradients first makes the plane's upsampled 2x2 gradients
+   (unpool2_plane), so the loop reads them contiguously like any value. */
+static LLVMValueRef plane_open(KB *k, Loop *L, const Node *shape, LLVMValueRef base, LLVMValueRef plane, const char *name) {
+    int64_t N, C, S;
+    nc_dims(shape, &N, &C, &S);
+    k->plane = plane;
+    for (int i = 0; i < k->nunpool; i++) unpool2_plane(k, i, plane);
+    k->s = loop_open(k, L, i64c(k, 0), i64c(k, S), name);
+    return LLVMBuildNSWAdd(k->b, base, k->s, "");
+}
+
+/* ---- kernels ---- */
 
 static void ew_kernel(KB *k, const Node *root, LLVMValueRef r0, LLVMValueRef r1) {
     int64_t N, C, S;
@@ -220,12 +295,60 @@ static void ew_kernel(KB *k, const Node *root, LLVMValueRef r0, LLVMValueRef r1)
     Loop R, I;
     LLVMValueRef r = loop_open(k, &R, r0, r1, S > 1 ? "plane" : "n");
     LLVMValueRef base = LLVMBuildNSWMul(k->b, r, i64c(k, inner), "");
-    LLVMValueRef pc = S > 1 ? LLVMBuildSRem(k->b, r, i64c(k, C), "c") : NULL;
-    LLVMValueRef i = loop_open(k, &I, i64c(k, 0), i64c(k, inner), S > 1 ? "s" : "c");
-    LLVMValueRef idx = LLVMBuildNSWAdd(k->b, base, i, "");
-    at_element(k, idx, S > 1 ? pc : i);
-    storef(k, op_value(k, root), out, idx);
-    loop_close(k, &I);
+    if (S > 1) {
+        LLVMValueRef pc = LLVMBuildSRem(k->b, r, i64c(k, C), "c");
+        LLVMValueRef idx = plane_open(k, &I, root, base, r, "s");
+        at_element(k, idx, pc);
+        storef(k, op_value(k, root), out, idx);
+        loop_close(k, &I);
+    } else {
+        LLVMValueRef i = loop_open(k, &I, i64c(k, 0), i64c(k, inner), "c");
+        LLVMValueRef idx = LLVMBuildNSWAdd(k->b, base, i, "");
+        at_element(k, idx, i);
+        storef(k, op_value(k, root), out, idx);
+        loop_close(k, &I);
+    }
+    loop_close(k, &R);
+}
+
+/* Pooling over planes (KERNEL_POOL; rows are the input's N*C planes), its
+   input x computed through val(): 2x2 windows summed in the runtime's
+   order, ((x00 + x01) + x10) + x11, times 1/4; or the plane's sum (f32
+   vector partials) / S in double. */
+static void pool_kernel(KB *k, const Node *y, LLVMValueRef r0, LLVMValueRef r1) {
+    const Node *x = y->in[0];
+    int64_t C = x->dim[1], H = x->dim[2], W = x->dim[3], S = H * W;
+    LLVMBuilderRef b = k->b;
+    Loop R, A, B;
+    LLVMValueRef p = loop_open(k, &R, r0, r1, "plane");
+    LLVMValueRef c = LLVMBuildSRem(b, p, i64c(k, C), "c"), base = LLVMBuildNSWMul(b, p, i64c(k, S), "");
+    if (y->op == OP_GLOBAL_AVGPOOL) {
+        LLVMValueRef acc = acc_new(k, k->cg->f32, "sum");
+        LLVMValueRef s = loop_open(k, &A, i64c(k, 0), i64c(k, S), "s");
+        at_element(k, LLVMBuildNSWAdd(b, base, s, ""), c);
+        acc_add(k, acc, k->cg->f32, val(k, x));
+        loop_close(k, &A);
+        LLVMValueRef v = LLVMBuildFPExt(b, LLVMBuildLoad2(b, k->cg->f32, acc, ""), k->f64, "");
+        v = LLVMBuildFPTrunc(b, LLVMBuildFDiv(b, v, f64c(k, (double)S), ""), k->cg->f32, "");
+        storef(k, v, ptr_of(k, y), p);
+    } else {
+        LLVMValueRef oh = loop_open(k, &A, i64c(k, 0), i64c(k, H / 2), "oh");
+        LLVMValueRef ow = loop_open(k, &B, i64c(k, 0), i64c(k, W / 2), "ow");
+        LLVMValueRef i0 = LLVMBuildNSWAdd(b, base, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, oh, i64c(k, 2 * W), ""),
+                                                                  LLVMBuildNSWMul(b, ow, i64c(k, 2), ""), ""), "");
+        const int64_t off[4] = {0, 1, W, W + 1};
+        LLVMValueRef sum = NULL;
+        for (int t = 0; t < 4; t++) {
+            at_element(k, t ? LLVMBuildNSWAdd(b, i0, i64c(k, off[t]), "") : i0, c);
+            LLVMValueRef v = val(k, x);
+            sum = sum ? LLVMBuildFAdd(b, sum, v, "") : v;
+        }
+        LLVMValueRef o = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, p, i64c(k, S / 4), ""),
+                                         LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, oh, i64c(k, W / 2), ""), ow, ""), "");
+        storef(k, LLVMBuildFMul(b, sum, f32c(k, (float)(1.0 / 4.0)), ""), ptr_of(k, y), o);
+        loop_close(k, &B);
+        loop_close(k, &A);
+    }
     loop_close(k, &R);
 }
 
@@ -266,16 +389,17 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
     double M = (double)N * (double)S;
     LLVMTypeRef f32 = k->cg->f32, f64 = k->f64;
     LLVMValueRef out = ptr_of(k, dx), st = ptr_of(k, dx->in[2]), gm = ptr_of(k, dx->in[3]);
-    Loop Lc, Ln, Ls;
+    Loop Lc, Ln;
     if (S > 1) {   /* rows: channels; per channel: sums over its planes, then dx */
+        Loop Ls;
         LLVMValueRef c = loop_open(k, &Lc, r0, r1, "c");
         LLVMValueRef m = loadf(k, st, c), var = loadf(k, st, LLVMBuildNSWAdd(k->b, c, i64c(k, C), ""));
         LLVMValueRef sdy = acc_new(k, f64, "sdy"), sdyx = acc_new(k, f64, "sdyx");
         LLVMValueRef n = loop_open(k, &Ln, i64c(k, 0), i64c(k, N), "n");
-        LLVMValueRef base = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, ""), i64c(k, S), "");
+        LLVMValueRef plane = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, "");
+        LLVMValueRef base = LLVMBuildNSWMul(k->b, plane, i64c(k, S), "");
         LLVMValueRef f1 = acc_new(k, f32, "p1"), f2 = acc_new(k, f32, "p2");
-        LLVMValueRef s = loop_open(k, &Ls, i64c(k, 0), i64c(k, S), "s");
-        at_element(k, LLVMBuildNSWAdd(k->b, base, s, ""), c);
+        at_element(k, plane_open(k, &Ls, dx, base, plane, "s"), c);
         LLVMValueRef g = val(k, dx->in[0]), xv = val(k, dx->in[1]);
         acc_add(k, f1, f32, g);
         acc_add(k, f2, f32, LLVMBuildFMul(k->b, g, LLVMBuildFSub(k->b, xv, m, ""), ""));
@@ -288,9 +412,9 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
         bn_dx_coef(k, K, LLVMBuildLoad2(k->b, f64, sdy, ""), LLVMBuildLoad2(k->b, f64, sdyx, ""), var, loadf(k, gm, c), M, c,
                    &ka, &kb, &kcx);
         n = loop_open(k, &Ln, i64c(k, 0), i64c(k, N), "n2");
-        base = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, ""), i64c(k, S), "");
-        s = loop_open(k, &Ls, i64c(k, 0), i64c(k, S), "s2");
-        LLVMValueRef idx = LLVMBuildNSWAdd(k->b, base, s, "");
+        plane = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, "");
+        base = LLVMBuildNSWMul(k->b, plane, i64c(k, S), "");
+        LLVMValueRef idx = plane_open(k, &Ls, dx, base, plane, "s2");
         at_element(k, idx, c);
         storef(k, dx_value(k, dx, ka, kb, kcx, m), out, idx);
         loop_close(k, &Ls);
@@ -389,6 +513,7 @@ static void sig_node(Sig *s, KB *k, const Node *v) {
         sig_put(s, ",");
     }
     for (int i = 0; i < IR_MAX_FA; i++) sig_put(s, "%.17g,", v->fa[i]);
+    for (int i = 0; i < IR_MAX_IA; i++) sig_put(s, "%lld,", (long long)v->ia[i]);
     sig_put(s, ")");
 }
 
@@ -402,12 +527,18 @@ static char *kernel_sig(KB *k, const Kernel *K) {
         sig_put(&s, " %s[", op_table[m->op].name);
         for (int d = 0; d < m->rank; d++) sig_put(&s, "%lld,", (long long)m->dim[d]);
         for (int a = 0; a < IR_MAX_FA; a++) sig_put(&s, "%.17g,", m->fa[a]);
+        for (int a = 0; a < IR_MAX_IA; a++) sig_put(&s, "%lld,", (long long)m->ia[a]);
         sig_put(&s, "]");
     }
     const Node *root = K->members[0];
     for (int i = 0; i < root->nin; i++) {
         sig_put(&s, " ");
         sig_node(&s, k, root->in[i]);
+    }
+    for (int i = 0; i < k->next; i++) {   /* the shapes of the values in memory (a pool's input) */
+        sig_put(&s, " e%d[", i);
+        for (int d = 0; d < k->ext[i]->rank; d++) sig_put(&s, "%lld,", (long long)k->ext[i]->dim[d]);
+        sig_put(&s, "]");
     }
     return s.buf;
 }
@@ -437,7 +568,14 @@ static LLVMValueRef build_kernel(CG *cg, KB *k, const Kernel *K, const Node *roo
     k->b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k->b, k->entry);
     LLVMValueRef r0 = LLVMGetParam(k->fn, (unsigned)k->next), r1 = LLVMGetParam(k->fn, (unsigned)k->next + 1);
+    for (int i = 0; i < root->nin; i++) find_unpool2(k, root->in[i]);
+    for (int i = 0; i < k->nunpool; i++) {
+        int64_t S = k->unpool[i]->dim[2] * k->unpool[i]->dim[3];
+        k->unbuf[i] = entry_alloca(k, LLVMArrayType2(cg->f32, (uint64_t)S), "unpool");
+        LLVMSetAlignment(k->unbuf[i], 64);
+    }
     if (K->kind == KERNEL_BN_DX) bn_dx_kernel(k, K, r0, r1);
+    else if (K->kind == KERNEL_POOL) pool_kernel(k, root, r0, r1);
     else ew_kernel(k, root, r0, r1);
     LLVMBuildRetVoid(k->b);
 
@@ -529,6 +667,10 @@ static void emit_generated(CG *cg, const Kernel *K) {
     if (K->kind == KERNEL_BN_DX) {
         rows = C;
         per_row = N * S;
+    } else if (K->kind == KERNEL_POOL) {
+        nc_dims(root->in[0], &N, &C, &S);
+        rows = N * C;
+        per_row = S;
     } else {
         rows = S > 1 ? N * C : N;
         per_row = S > 1 ? S : C;

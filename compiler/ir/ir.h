@@ -114,6 +114,7 @@ typedef enum KernelKind {
     KERNEL_EW,          /* elementwise map over [N, C, S] with per-channel operands: root is the last op */
     KERNEL_BN_DX,       /* bn_train_dx root + its bn_dgamma / chan_sum siblings: sums, then dx */
     KERNEL_CONV_STATS,  /* conv2d root + bn_stats of its output, accumulated per image */
+    KERNEL_POOL,        /* avgpool2d 2x2 / global_avgpool over planes, reading an inlined input */
 } KernelKind;
 
 #define KERNEL_MAX_MEMBERS 4
@@ -252,6 +253,13 @@ int graph_kernel_count(const Graph *g);
 bool fuse_conv_direct(const Node *n);
 /* Ops that generated elementwise kernels compute (cg_fuse.c emits them). */
 bool fuse_ew_op(OpKind op);
+/* Pooling with a generated kernel (KERNEL_POOL): 2x2 stride-2 average
+   pooling without padding of even planes, and global average pooling. */
+bool fuse_pool_op(const Node *n);
+/* Pooling gradients that generated plane loops compute inline: the
+   avgpool2d_back of fuse_pool_op's 2x2 pooling (a quarter of its window's
+   gradient per element) and global_avgpool_back (1/S of the plane's). */
+bool fuse_unpool_op(const Node *n);
 /* Assigns every value a region and offset (rt_step.h): leaves and outputs
    get fixed homes, intermediates share the scratch region by liveness. */
 bool pass_memplan(Graph *g, Diag *d);

@@ -4,8 +4,9 @@
 **
 **  - elementwise chains: an elementwise or per-channel op (fuse_ew_op) whose
 **    every reader computes it in a generated loop (such an op reading it
-**    elementwise, a BatchNorm backward, or a direct convolution reading it
-**    as its input, in its padding loop: prologue fusion), and which is not
+**    elementwise, a BatchNorm backward, a pooling kernel, or a direct
+**    convolution reading it as its input, in its padding loop: prologue
+**    fusion), and which is not
 **    an output, is INLINED: its value is recomputed inside each reader's
 **    kernel and never stored. What is left is one generated loop per
 **    remaining op, with its inlined producers in the loop body
@@ -17,9 +18,16 @@
 **    the bn_dgamma(g, x, st) and chan_sum(g) of the same g as members: one
 **    kernel makes the per-channel sums once and writes dx, dgamma and dbeta;
 **    the relu_back (and residual add) making g is inlined into it;
+**  - pooling gradients: the 2x2 avgpool2d_back and global_avgpool_back of
+**    a stored gradient (fuse_unpool_op) are inlined like elementwise ops
+**    where only elementwise and BatchNorm-backward plane loops compute them
+**    (Conv-4's pool -> ReLU -> BatchNorm backward is one kernel);
 **  - convolution + BatchNorm statistics: bn_stats of a conv2d's output is
 **    accumulated per image while the image's output is in cache
-**    (KERNEL_CONV_STATS).
+**    (KERNEL_CONV_STATS);
+**  - pooling: 2x2 average pooling and global average pooling are generated
+**    kernels (KERNEL_POOL) reading their input through its expression, so
+**    BatchNorm + ReLU before a pool is never stored.
 ** Members of a kernel are moved next to their root (they read only what
 ** the root reads, or the root's value), so every kernel runs at the
 ** position of its last member; memplan keeps a kernel's inputs, and the
@@ -38,6 +46,7 @@ const char *kernel_kind_name(KernelKind k) {
     case KERNEL_EW: return "ew";
     case KERNEL_BN_DX: return "bn_dx";
     case KERNEL_CONV_STATS: return "conv_stats";
+    case KERNEL_POOL: return "pool";
     }
     return "?";
 }
@@ -100,6 +109,22 @@ bool fuse_ew_op(OpKind op) {
     default:
         return false;
     }
+}
+
+static bool even_planes(const Node *x) {
+    return x->rank == 4 && x->dim[2] % 2 == 0 && x->dim[3] % 2 == 0 && x->dim[2] * x->dim[3] > 1;
+}
+
+bool fuse_pool_op(const Node *n) {
+    if (n->op == OP_GLOBAL_AVGPOOL) return n->in[0]->rank == 4;
+    return n->op == OP_AVGPOOL2D && n->ia[0] == 2 && n->ia[1] == 2 && n->ia[2] == 0 && even_planes(n->in[0]);
+}
+
+bool fuse_unpool_op(const Node *n) {
+    if (n->op == OP_GLOBAL_AVGPOOL_BACK) return n->rank == 4 && n->dim[2] * n->dim[3] > 1;
+    /* the generated loop upsamples a plane into a stack buffer of H*W floats */
+    return n->op == OP_AVGPOOL2D_BACK && n->ia[0] == 2 && n->ia[1] == 2 && n->ia[2] == 0 && even_planes(n) &&
+           n->dim[2] * n->dim[3] <= 16384;
 }
 
 /* Whether input k of n is read elementwise (same shape and index as n's
@@ -204,21 +229,33 @@ bool pass_fuse(Graph *g, Diag *d) {
         add_member(k, st);
     }
 
+    /* pooling kernels */
+    for (int i = 0; i < n; i++)
+        if (fuse_pool_op(g->nodes[i])) new_kernel(g, KERNEL_POOL, g->nodes[i]);
+
     /* inlining, readers first: a value is inlined when every reader computes
        it in a generated loop (an elementwise op, itself inlined or a root,
        or a BN_DX member) reading it elementwise */
     Uses u = uses_of(g);
+    /* in_loops[i]: every kernel computing node i is an elementwise or
+       BatchNorm-backward plane loop, the loops that can evaluate a pooling
+       gradient (fuse_unpool_op) at the element they are at */
+    bool *in_loops = xcalloc((size_t)(n ? n : 1), sizeof *in_loops);
     for (int i = n - 1; i >= 0; i--) {
         Node *x = g->nodes[i];
-        if (!fuse_ew_op(x->op) || !nc_shape(x) || x->kernel || is_output(g, x) || u.start[i] == u.start[i + 1]) continue;
-        bool ok = true;
+        bool unpool = fuse_unpool_op(x) && !fuse_ew_op(x->in[0]->op);   /* reading a stored value */
+        if ((!fuse_ew_op(x->op) && !unpool) || !nc_shape(x) || x->kernel || is_output(g, x) || u.start[i] == u.start[i + 1])
+            continue;
+        bool ok = true, loops = true;
         for (int p = u.start[i]; p < u.start[i + 1] && ok; p++) {
             Node *r = g->nodes[u.list[p]];
-            /* a direct convolution computes its input x while padding it */
-            if (fuse_conv_direct(r) && r->op != OP_CONV2D_DX) {
-                int xin = r->op == OP_CONV2D ? 0 : 1;
+            /* a direct convolution computes its input x while padding it,
+               a pooling kernel its input while summing windows */
+            if ((fuse_conv_direct(r) && r->op != OP_CONV2D_DX) || fuse_pool_op(r)) {
+                int xin = r->op == OP_CONV2D || fuse_pool_op(r) ? 0 : 1;
                 for (int k = 0; k < r->nin && ok; k++)
                     if (r->in[k] == x && k != xin) ok = false;
+                loops = false;
                 continue;
             }
             bool generated = fuse_ew_op(r->op) || (r->kernel && r->kernel->kind == KERNEL_BN_DX);
@@ -226,9 +263,12 @@ bool pass_fuse(Graph *g, Diag *d) {
             ok = generated && nc_shape(space) && same_shape(space, x);
             for (int k = 0; k < r->nin && ok; k++)
                 if (r->in[k] == x && !reads_elementwise(r, k)) ok = false;
+            if (r->inlined && !in_loops[r->id]) loops = false;
         }
-        x->inlined = ok;
+        x->inlined = ok && (loops || !unpool);
+        in_loops[i] = loops;
     }
+    free(in_loops);
     /* Recomputation has a price: a value read by several kernels is
        recomputed in each, from everything it is made of. Walking producers
        first, such a value stays inlined only if recomputing it loads at
@@ -249,7 +289,7 @@ bool pass_fuse(Graph *g, Diag *d) {
         if (!x->inlined) continue;
         int c = 0, readers = 0;
         for (int k = 0; k < x->nin; k++) {
-            if (!reads_elementwise(x, k)) continue;
+            if (!reads_elementwise(x, k) && !fuse_unpool_op(x)) continue;
             c += x->in[k]->inlined ? cost[x->in[k]->id] : 1;
         }
         const Kernel *seen = NULL;
