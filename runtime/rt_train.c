@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,60 +190,6 @@ static void apply_update(rt_model *m, const EntryPlan *pl, int64_t t, int epoch,
         memcpy(tensor_ptr(m, pl->sc[i].state), tensor_ptr(m, pl->sc[i].out), (size_t)numel(pl->sc[i].state) * sizeof(float));
 }
 
-/* ---- batches of views, made ahead on a worker thread ---- */
-
-typedef struct Prefetch {
-    pthread_t th;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool busy, stop, have_job;
-    /* the job */
-    const rt_aug_pipeline *pipe;
-    const rt_dataset *d;
-    int c_out;
-    const int64_t *idx;
-    int B, K, nthreads;
-    uint64_t seed;
-    uint32_t epoch;
-    float *x;
-} Prefetch;
-
-static void *prefetch_main(void *arg) {
-    Prefetch *pf = arg;
-    pthread_mutex_lock(&pf->mu);
-    for (;;) {
-        while (!pf->have_job && !pf->stop) pthread_cond_wait(&pf->cv, &pf->mu);
-        if (pf->stop) break;
-        pthread_mutex_unlock(&pf->mu);
-        rt_augment_batch(pf->pipe, pf->d->pixels, pf->d->h, pf->d->w, pf->d->c, pf->c_out, pf->idx, pf->B, pf->K,
-                         pf->seed, pf->epoch, pf->nthreads, pf->x);
-        pthread_mutex_lock(&pf->mu);
-        pf->have_job = false;
-        pf->busy = false;
-        pthread_cond_broadcast(&pf->cv);
-    }
-    pthread_mutex_unlock(&pf->mu);
-    return NULL;
-}
-
-static void prefetch_start(Prefetch *pf, const int64_t *idx, int B, uint32_t epoch, float *x) {
-    pthread_mutex_lock(&pf->mu);
-    pf->idx = idx;
-    pf->B = B;
-    pf->epoch = epoch;
-    pf->x = x;
-    pf->have_job = true;
-    pf->busy = true;
-    pthread_cond_broadcast(&pf->cv);
-    pthread_mutex_unlock(&pf->mu);
-}
-
-static void prefetch_wait(Prefetch *pf) {
-    pthread_mutex_lock(&pf->mu);
-    while (pf->busy) pthread_cond_wait(&pf->cv, &pf->mu);
-    pthread_mutex_unlock(&pf->mu);
-}
-
 /* ---- helpers ---- */
 
 static double now(void) {
@@ -321,10 +266,7 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
     rt_model m = {0};
     EntryPlan full = {0}, last = {0};
     int64_t *perm = NULL;
-    float *xbuf[2] = {NULL, NULL};
     FILE *csv = NULL;
-    Prefetch pf = {0};
-    bool pf_started = false;
     rt_aug_op *ops = NULL;
 
     rt_data_opts dopts = {p->in_h, p->in_w, p->in_c, o->seed};
@@ -384,16 +326,7 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
     if (fresh) fprintf(csv, "epoch,step,loss,pair_acc,pos_acc,neg_acc,images_per_s,seconds\n");
 
     perm = malloc((size_t)n * sizeof *perm);
-    size_t xbytes = (size_t)(p->K * B * p->in_c * p->in_h * p->in_w) * sizeof(float);
-    xbuf[0] = malloc(xbytes);
-    xbuf[1] = malloc(xbytes);
-    if (!perm || !xbuf[0] || !xbuf[1]) { snprintf(err, errlen, "out of memory"); goto out; }
-    pf = (Prefetch){.pipe = &pipe, .d = dp, .c_out = p->in_c, .K = p->K, .nthreads = o->nthreads > 1 ? o->nthreads - 1 : 1,
-                    .seed = o->seed};
-    pthread_mutex_init(&pf.mu, NULL);
-    pthread_cond_init(&pf.cv, NULL);
-    if (pthread_create(&pf.th, NULL, prefetch_main, &pf) != 0) { snprintf(err, errlen, "cannot start a thread"); goto out; }
-    pf_started = true;
+    if (!perm) { snprintf(err, errlen, "out of memory"); goto out; }
 
     bool tty = isatty(2) && !o->quiet;
     double t_start = now(), seconds_before = 0;
@@ -409,23 +342,15 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
         if (first < 0) first = 0;
         double ep_loss = 0, ep_acc = 0;
         int64_t ep_n = 0;
-        int cur = 0;
-        if (first < steps_per_epoch) {
-            int64_t b0 = first * B, bsz = b0 + B <= n ? B : n - b0;
-            prefetch_start(&pf, perm + b0, (int)bsz, (uint32_t)epoch, xbuf[cur]);
-        }
         for (int64_t s = first; s < steps_per_epoch; s++) {
-            rt_prof_step_begin();   /* --profile: the whole iteration, waiting for views included */
+            rt_prof_step_begin();   /* --profile: the whole iteration, making the views included */
             double t0 = now();
             int64_t b0 = s * B, bsz = b0 + B <= n ? B : n - b0;
-            prefetch_wait(&pf);
-            float *x = xbuf[cur];
-            if (s + 1 < steps_per_epoch && !(o->max_steps && run_steps + 1 >= o->max_steps)) {
-                int64_t nb0 = (s + 1) * B, nbsz = nb0 + B <= n ? B : n - nb0;
-                prefetch_start(&pf, perm + nb0, (int)nbsz, (uint32_t)epoch, xbuf[1 - cur]);
-            }
             const EntryPlan *pl = bsz == B ? &full : &last;
-            memcpy(tensor_ptr(&m, pl->x), x, (size_t)(p->K * bsz * p->in_c * p->in_h * p->in_w) * sizeof(float));
+            /* the views, straight into the step's input, on all the threads
+               the step has (--threads counts every thread the run uses) */
+            rt_augment_batch(&pipe, dp->pixels, dp->h, dp->w, dp->c, p->in_c, perm + b0, (int)bsz, p->K, o->seed,
+                             (uint32_t)epoch, o->nthreads, tensor_ptr(&m, pl->x));
             rt_model_run(&m, pl->e);
             step++;
             run_steps++;
@@ -454,7 +379,6 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
                         mt.pair_acc, mt.pos_acc, mt.neg_acc, ips, eta, tty ? "\033[K" : "\n");
             }
             rt_prof_step_end();
-            cur = 1 - cur;
             if (o->max_steps && run_steps >= o->max_steps) {
                 stopped = true;
                 /* a mid-epoch stop resumes inside this epoch */
@@ -485,20 +409,8 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
     if (!o->quiet) fprintf(stderr, "rrc: %lld steps in %.1f s; run directory %s\n", (long long)run_steps, now() - t_start, o->out_dir);
     rc = 0;
 out:
-    if (pf_started) {
-        prefetch_wait(&pf);
-        pthread_mutex_lock(&pf.mu);
-        pf.stop = true;
-        pthread_cond_broadcast(&pf.cv);
-        pthread_mutex_unlock(&pf.mu);
-        pthread_join(pf.th, NULL);
-        pthread_mutex_destroy(&pf.mu);
-        pthread_cond_destroy(&pf.cv);
-    }
     if (csv) fclose(csv);
     free(perm);
-    free(xbuf[0]);
-    free(xbuf[1]);
     free(ops);
     free_plan(&full);
     free_plan(&last);
