@@ -70,6 +70,10 @@ $(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# Augmentation is pixel loops with variable trip counts: -O2's "very cheap"
+# vectoriser leaves them scalar (docs/DECISIONS.md)
+$(BUILD)/runtime/rt_augment.o: CFLAGS += -O3
+
 $(BUILD)/compiler/frontend/prelude_lua.o: $(BUILD)/compiler/frontend/prelude_lua.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 

@@ -177,7 +177,8 @@ static uint8_t clip8(int64_t ss) {
 }
 
 /* ImagingResampleHorizontal_8bpc on `rows` rows of `in` (row stride
-   in_stride bytes, pixel 0 of each row at in), ow outputs per row. */
+   in_stride bytes, pixel 0 of each row at in), ow outputs per row; 32-bit
+   sums as PIL's (see vpass), the channels of a pixel together. */
 static void hpass(const uint8_t *in, size_t in_stride, int rows, int c, int ow, int ksize, const int *bounds,
                   const int32_t *ik, uint8_t *out) {
     for (int yy = 0; yy < rows; yy++) {
@@ -186,10 +187,24 @@ static void hpass(const uint8_t *in, size_t in_stride, int rows, int c, int ow, 
         for (int xx = 0; xx < ow; xx++) {
             int xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1];
             const int32_t *k = &ik[(size_t)xx * (size_t)ksize];
+            const uint8_t *p = row + (size_t)xmin * (size_t)c;
+            uint8_t *q = o + (size_t)xx * (size_t)c;
+            if (c == 3) {
+                int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
+                for (int x = 0; x < xmax; x++) {
+                    s0 += (int32_t)p[3 * x] * k[x];
+                    s1 += (int32_t)p[3 * x + 1] * k[x];
+                    s2 += (int32_t)p[3 * x + 2] * k[x];
+                }
+                q[0] = clip8(s0);
+                q[1] = clip8(s1);
+                q[2] = clip8(s2);
+                continue;
+            }
             for (int ch = 0; ch < c; ch++) {
-                int64_t ss = 1 << (PRECISION_BITS - 1);
-                for (int x = 0; x < xmax; x++) ss += (int64_t)row[(size_t)(x + xmin) * (size_t)c + (size_t)ch] * k[x];
-                o[(size_t)xx * (size_t)c + (size_t)ch] = clip8(ss);
+                int32_t ss = 1 << (PRECISION_BITS - 1);
+                for (int x = 0; x < xmax; x++) ss += (int32_t)p[(size_t)x * (size_t)c + (size_t)ch] * k[x];
+                q[ch] = clip8(ss);
             }
         }
     }
@@ -197,18 +212,29 @@ static void hpass(const uint8_t *in, size_t in_stride, int rows, int c, int ow, 
 
 /* ImagingResampleVertical_8bpc: oh output rows of `width` pixels; the
    input rows named by bounds are shifted down by yshift (PIL shifts them
-   when the input is the horizontal pass's partial image). */
+   when the input is the horizontal pass's partial image). PIL's 32-bit
+   accumulators suffice: the weights are non-negative and sum to
+   2^PRECISION_BITS, so a sum stays below 256 << 22. The sums run over a
+   chunk of the row at a time, input row by input row, so the inner loop is
+   contiguous (and vectorises). */
 static void vpass(const uint8_t *in, size_t in_stride, int width, int c, int oh, int ksize, const int *bounds,
                   int yshift, const int32_t *ik, uint8_t *out) {
+    enum { CHUNK = 256 };
+    int32_t acc[CHUNK];
     size_t rowlen = (size_t)width * (size_t)c;
     for (int yy = 0; yy < oh; yy++) {
         int ymin = bounds[yy * 2] - yshift, ymax = bounds[yy * 2 + 1];
         const int32_t *k = &ik[(size_t)yy * (size_t)ksize];
         uint8_t *o = out + (size_t)yy * rowlen;
-        for (size_t xi = 0; xi < rowlen; xi++) {
-            int64_t ss = 1 << (PRECISION_BITS - 1);
-            for (int y = 0; y < ymax; y++) ss += (int64_t)in[(size_t)(y + ymin) * in_stride + xi] * k[y];
-            o[xi] = clip8(ss);
+        for (size_t x0 = 0; x0 < rowlen; x0 += CHUNK) {
+            size_t n = rowlen - x0 < CHUNK ? rowlen - x0 : CHUNK;
+            for (size_t i = 0; i < n; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+            for (int y = 0; y < ymax; y++) {
+                const uint8_t *r = in + (size_t)(y + ymin) * in_stride + x0;
+                int32_t ky = k[y];
+                for (size_t i = 0; i < n; i++) acc[i] += (int32_t)r[i] * ky;
+            }
+            for (size_t i = 0; i < n; i++) o[x0 + i] = clip8(acc[i]);
         }
     }
 }
@@ -306,10 +332,17 @@ void rt_aug_hflip(uint8_t *img, int h, int w, int c) {
 }
 
 /* ImageEnhance.Brightness: blend(black, img, factor). */
+/* A blend with a constant first image depends on the pixel value alone:
+   its 256 results, computed by blend8 itself, replace it per pixel. */
+static void blend_table(uint8_t t[256], int in1, float alpha) {
+    for (int v = 0; v < 256; v++) t[v] = blend8(in1, v, alpha);
+}
+
 void rt_aug_brightness(uint8_t *img, int h, int w, int c, double factor) {
-    float alpha = (float)factor;                 /* PIL passes alpha as float */
+    uint8_t t[256];
+    blend_table(t, 0, (float)factor);            /* PIL passes alpha as float */
     size_t n = (size_t)h * (size_t)w * (size_t)c;
-    for (size_t i = 0; i < n; i++) img[i] = blend8(0, img[i], alpha);
+    for (size_t i = 0; i < n; i++) img[i] = t[img[i]];
 }
 
 /* ImageEnhance.Contrast: blend(grey, img, factor), grey = int(mean of the
@@ -323,8 +356,9 @@ void rt_aug_contrast(uint8_t *img, int h, int w, int c, double factor) {
         sum += c == 3 ? rt_aug_luma(px[0], px[1], px[2]) : px[0];
     }
     int grey = (int)((double)sum / (double)np + 0.5);
-    float alpha = (float)factor;
-    for (size_t i = 0; i < np * (size_t)c; i++) img[i] = blend8(grey, img[i], alpha);
+    uint8_t t[256];
+    blend_table(t, grey, (float)factor);
+    for (size_t i = 0; i < np * (size_t)c; i++) img[i] = t[img[i]];
 }
 
 /* ImageEnhance.Color: blend(img.convert("L").convert(mode), img, factor).
@@ -344,6 +378,25 @@ void rt_aug_saturation(uint8_t *img, int h, int w, int c, double factor) {
 
 #define CLIP8(v) ((v) <= 0 ? 0 : (v) < 256 ? (v) : 255)
 
+/* Every quotient the HSV conversions divide: quot[a][b] = (float)a /
+   (float)b for bytes a, b (b > 0), and per byte h of hsv2rgb its sector
+   (float)h * 6.0 / 255.0, floored and remainder, and s / 255.0: the same
+   IEEE operations, looked up instead of divided per pixel. */
+static float hsv_quot[256][256];
+static int hsv_sector[256];
+static float hsv_frac[256], hsv_sat[256];
+static pthread_once_t hsv_once = PTHREAD_ONCE_INIT;
+
+static void hsv_tables(void) {
+    for (int a = 0; a < 256; a++)
+        for (int b = 1; b < 256; b++) hsv_quot[a][b] = (float)a / (float)b;
+    for (int h = 0; h < 256; h++) {
+        hsv_sector[h] = (int)((float)h * 6.0 / 255.0);   /* floor: the value is >= 0 */
+        hsv_frac[h] = (float)((float)h * 6.0 / 255.0 - (float)hsv_sector[h]);
+        hsv_sat[h] = (float)(((float)h) / 255.0);
+    }
+}
+
 /* Convert.c rgb2hsv_row, with its float locals and double literals. */
 static void rgb2hsv_px(const uint8_t *in, uint8_t *out) {
     uint8_t r = in[0], g = in[1], b = in[2];
@@ -355,16 +408,19 @@ static void rgb2hsv_px(const uint8_t *in, uint8_t *out) {
         uh = 0;
         us = 0;
     } else {
-        float hh, s, rc, gc, bc, cr;
-        cr = (float)(maxc - minc);
-        s = cr / (float)maxc;
-        rc = ((float)(maxc - r)) / cr;
-        gc = ((float)(maxc - g)) / cr;
-        bc = ((float)(maxc - b)) / cr;
+        float hh, s, rc, gc, bc;
+        int cr = maxc - minc;
+        s = hsv_quot[cr][maxc];
+        rc = hsv_quot[maxc - r][cr];
+        gc = hsv_quot[maxc - g][cr];
+        bc = hsv_quot[maxc - b][cr];
         if (r == maxc) hh = bc - gc;
         else if (g == maxc) hh = (float)(2.0 + rc - bc);
         else hh = (float)(4.0 + gc - rc);
-        hh = (float)fmod((hh / 6.0 + 1.0), 1.0);
+        /* fmod(hh / 6 + 1, 1): the sum lies in [5/6, 11/6], where
+           subtracting 1 is exact (Sterbenz), so no libm call */
+        double y = hh / 6.0 + 1.0;
+        hh = (float)(y >= 1.0 ? y - 1.0 : y);
         int ih = (int)(hh * 255.0), is = (int)(s * 255.0);
         uh = (uint8_t)CLIP8(ih);
         us = (uint8_t)CLIP8(is);
@@ -374,6 +430,13 @@ static void rgb2hsv_px(const uint8_t *in, uint8_t *out) {
     out[2] = maxc;
 }
 
+/* C's round() (half away from zero) of x >= 0, without the libm call:
+   x - trunc(x) is exact. */
+static inline int round_pos(double x) {
+    int r = (int)x;
+    return x - (double)r >= 0.5 ? r + 1 : r;
+}
+
 /* Convert.c hsv2rgb, one pixel. */
 static void hsv2rgb_px(const uint8_t *in, uint8_t *out) {
     uint8_t h = in[0], s = in[1], v = in[2];
@@ -381,12 +444,12 @@ static void hsv2rgb_px(const uint8_t *in, uint8_t *out) {
         out[0] = out[1] = out[2] = v;
         return;
     }
-    int i = (int)floor((float)h * 6.0 / 255.0);               /* 0 - 6 */
-    float f = (float)((float)h * 6.0 / 255.0 - (float)i);      /* 0-1 : remainder */
-    float fs = (float)(((float)s) / 255.0);
-    int p = (int)round((float)v * (1.0 - fs));
-    int q = (int)round((float)v * (1.0 - fs * f));            /* fs * f: a float product */
-    int t = (int)round((float)v * (1.0 - fs * (1.0 - f)));
+    int i = hsv_sector[h];                                     /* 0 - 6 */
+    float f = hsv_frac[h];                                     /* 0-1 : remainder */
+    float fs = hsv_sat[s];
+    int p = round_pos((float)v * (1.0 - fs));
+    int q = round_pos((float)v * (1.0 - fs * f));             /* fs * f: a float product */
+    int t = round_pos((float)v * (1.0 - fs * (1.0 - f)));
     uint8_t up = (uint8_t)CLIP8(p), uq = (uint8_t)CLIP8(q), ut = (uint8_t)CLIP8(t);
     switch (i % 6) {
     case 0: out[0] = v; out[1] = ut; out[2] = up; break;
@@ -410,6 +473,7 @@ uint8_t rt_aug_hue_shift(double hue) {
 void rt_aug_hue(uint8_t *img, int h, int w, int c, double hue) {
     if (c != 3) return;
     uint8_t shift = rt_aug_hue_shift(hue);
+    pthread_once(&hsv_once, hsv_tables);
     size_t np = (size_t)h * (size_t)w;
     for (size_t i = 0; i < np; i++) {
         uint8_t hsv[3];
@@ -452,12 +516,20 @@ static void to_float(const uint8_t *img, int h, int w, int c, int c_out, const d
     size_t np = (size_t)h * (size_t)w;
     for (int oc = 0; oc < c_out; oc++) {
         float m = mean ? (float)mean[oc] : 0.0f, s = std ? (float)std[oc] : 1.0f;
-        float *o = out + (size_t)oc * np;
-        for (size_t i = 0; i < np; i++) {
-            const uint8_t *px = img + i * (size_t)c;
-            uint8_t v = c == c_out ? px[oc] : c == 1 ? px[0] : rt_aug_luma(px[0], px[1], px[2]);
+        float t[256];   /* the same float operations, once per value */
+        for (int v = 0; v < 256; v++) {
             float x = (float)v / 255.0f;
-            o[i] = mean ? (x - m) / s : x;
+            t[v] = mean ? (x - m) / s : x;
+        }
+        float *o = out + (size_t)oc * np;
+        if (c == c_out || c == 1) {
+            const uint8_t *px = img + (c == 1 ? 0 : oc);
+            for (size_t i = 0; i < np; i++) o[i] = t[px[i * (size_t)c]];
+        } else {
+            for (size_t i = 0; i < np; i++) {
+                const uint8_t *px = img + i * (size_t)c;
+                o[i] = t[rt_aug_luma(px[0], px[1], px[2])];
+            }
         }
     }
 }
