@@ -106,7 +106,11 @@ static void pad_layout(Pad *p, int64_t C, int64_t H, int64_t W) {
     p->C = C;
     p->H = H;
     p->W = W;
-    p->PW = p->packed ? W : W + 2;
+    /* wide rows are a whole number of vectors long, and the buffer starts
+       15 floats into a 64-byte line, so every row's first interior pixel
+       (column 1) is 64-byte aligned: the kw = 1 taps never split a cache
+       line (columns past W + 1 are never read) */
+    p->PW = p->packed ? W : (W + 2 + 15) / 16 * 16;
     p->plane = (H + 2) * p->PW;
     p->rpv = p->packed ? 16 / W : 1;
 }
@@ -114,9 +118,10 @@ static void pad_layout(Pad *p, int64_t C, int64_t H, int64_t W) {
 static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
     CG *cg = k->cg;
     pad_layout(p, C, H, W);
-    int64_t n = (p->packed ? 3 : 1) * C * p->plane;
+    int64_t n = (p->packed ? 3 : 1) * C * p->plane + (p->packed ? 0 : 16);
     p->buf = alloca_entry(k, LLVMArrayType2(cg->f32, (uint64_t)n), "xpad");
     LLVMSetAlignment(p->buf, 64);
+    if (!p->packed) p->buf = fptr(k, p->buf, I(k, 15));
     LLVMValueRef zero8 = LLVMConstInt(cg->i8, 0, 0), zero = LLVMConstReal(cg->f32, 0);
     CLoop Lc, Lh;
     int64_t copies = p->packed ? 3 * C : C;
@@ -129,7 +134,7 @@ static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
     /* wide: columns 0 and W+1; packed: column 0 of copy 0 and W-1 of copy 2
        (zeroing both columns of every copy is harmless: copy 1 is rewritten) */
     LLVMBuildStore(k->b, zero, fptr(k, p->buf, row));
-    LLVMBuildStore(k->b, zero, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, p->PW - 1), "")));
+    LLVMBuildStore(k->b, zero, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, p->packed ? p->PW - 1 : W + 1), "")));
     cloop_close(k, &Lh, 1);
     cloop_close(k, &Lc, 1);
 }

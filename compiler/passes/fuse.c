@@ -78,7 +78,8 @@ static bool direct_shape(int64_t H, int64_t W) {
 #define DIRECT_STACK_MAX (1 << 20)
 
 static bool fits_stack(int64_t C, int64_t O, int64_t H, int64_t W) {
-    int64_t pad = (W < 16 ? 3 * W : W + 2) * (H + 2) * C * 4, dwacc = O * 9 * 64;   /* at least one channel block */
+    int64_t pad = (W < 16 ? 3 * W * (H + 2) * C : (W + 17) / 16 * 16 * (H + 2) * C + 16) * 4;   /* cg_conv.c's Pad */
+    int64_t dwacc = O * 9 * 64;   /* at least one channel block */
     return pad <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
 }
 
