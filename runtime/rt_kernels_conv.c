@@ -94,9 +94,67 @@ static void im2col_tap(float *restrict row, const float *restrict plane, int64_t
     }
 }
 
-/* col [C*KH*KW, OH*OW] of one image x [C,H,W] */
+/* Stride 2: input column 2 ow + d of a tap is column ow + floor(d / 2) of
+   the plane's even (d even) or odd (d odd) columns. With the plane split
+   into those two half-width planes once (split: [H][W2] even, then [H][W2]
+   odd, W2 = ceil(W / 2)), every tap row is a contiguous copy, as in the
+   stride-1 path, instead of OW strided loads. */
+static int64_t floor_div2(int64_t d) { return d >= 0 ? d / 2 : -((1 - d) / 2); }
+
+/* Tap (kh, kw) with stride 2: its source half plane and the range of
+   output columns [lo, hi) that read inside it, at column ow + shift. */
+static const float *s2_tap(const float *split, int64_t H, int64_t W, int64_t P, int64_t OW, int64_t kw,
+                           int64_t *shift, int64_t *lo, int64_t *hi) {
+    int64_t W2 = (W + 1) / 2, d = kw - P, odd = d & 1, ncols = odd ? W / 2 : W2;
+    *shift = floor_div2(d);
+    *lo = *shift < 0 ? -*shift : 0;
+    *hi = ncols - *shift < OW ? ncols - *shift : OW;
+    if (*hi < *lo) *hi = *lo;
+    return split + (odd ? H * W2 : 0);
+}
+
+static void im2col_s2(float *restrict col, const float *restrict x, int64_t C, int64_t H, int64_t W, int64_t KH,
+                      int64_t KW, int64_t P, int64_t OH, int64_t OW, float *restrict split) {
+    int64_t W2 = (W + 1) / 2;
+    for (int64_t c = 0; c < C; c++) {
+        const float *restrict plane = x + c * H * W;
+        for (int64_t h = 0; h < H; h++) {
+            const float *restrict in = plane + h * W;
+            float *restrict ev = split + h * W2, *restrict od = split + (H + h) * W2;
+            for (int64_t j = 0; j < W / 2; j++) {
+                ev[j] = in[2 * j];
+                od[j] = in[2 * j + 1];
+            }
+            if (W & 1) ev[W2 - 1] = in[W - 1];
+        }
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                float *restrict row = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                int64_t shift, lo, hi;
+                const float *src = s2_tap(split, H, W, P, OW, kw, &shift, &lo, &hi);
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    float *restrict r = row + oh * OW;
+                    int64_t ih = 2 * oh - P + kh;
+                    if (ih < 0 || ih >= H) {
+                        memset(r, 0, sizeof(float) * (size_t)OW);
+                        continue;
+                    }
+                    for (int64_t ow = 0; ow < lo; ow++) r[ow] = 0;
+                    memcpy(r + lo, src + ih * W2 + lo + shift, sizeof(float) * (size_t)(hi - lo));
+                    for (int64_t ow = hi; ow < OW; ow++) r[ow] = 0;
+                }
+            }
+    }
+}
+
+/* col [C*KH*KW, OH*OW] of one image x [C,H,W]; split: H*W floats of
+   scratch for stride 2 */
 static void im2col(float *restrict col, const float *restrict x, int64_t C, int64_t H, int64_t W, int64_t KH,
-                   int64_t KW, int64_t S, int64_t P, int64_t OH, int64_t OW) {
+                   int64_t KW, int64_t S, int64_t P, int64_t OH, int64_t OW, float *restrict split) {
+    if (S == 2) {
+        im2col_s2(col, x, C, H, W, KH, KW, P, OH, OW, split);
+        return;
+    }
     for (int64_t c = 0; c < C; c++)
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++)
@@ -139,9 +197,41 @@ static void col2im_tap(float *restrict dplane, float *restrict row, int64_t H, i
     }
 }
 
-/* dx [C,H,W] += col2im(col) */
+/* dx [C,H,W] += col2im(col); stride 2 through the split half planes (the
+   adjoint of im2col_s2: each tap adds a contiguous range, in the same
+   order as the direct path, then the halves interleave into dx) */
 static void col2im(float *restrict dx, float *restrict col, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                   int64_t S, int64_t P, int64_t OH, int64_t OW) {
+                   int64_t S, int64_t P, int64_t OH, int64_t OW, float *restrict split) {
+    if (S == 2) {
+        int64_t W2 = (W + 1) / 2;
+        for (int64_t c = 0; c < C; c++) {
+            memset(split, 0, sizeof(float) * (size_t)(2 * H * W2));
+            for (int64_t kh = 0; kh < KH; kh++)
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    const float *restrict row = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                    int64_t shift, lo, hi;
+                    float *dst = (float *)s2_tap(split, H, W, P, OW, kw, &shift, &lo, &hi);
+                    for (int64_t oh = 0; oh < OH; oh++) {
+                        int64_t ih = 2 * oh - P + kh;
+                        if (ih < 0 || ih >= H) continue;
+                        float *restrict dd = dst + ih * W2 + lo + shift;
+                        const float *restrict rr = row + oh * OW + lo;
+                        RT_VFOR(i, hi - lo, dd[i] += rr[i];);
+                    }
+                }
+            float *restrict plane = dx + c * H * W;
+            for (int64_t h = 0; h < H; h++) {
+                float *restrict out = plane + h * W;
+                const float *restrict ev = split + h * W2, *restrict od = split + (H + h) * W2;
+                for (int64_t j = 0; j < W / 2; j++) {
+                    out[2 * j] += ev[j];
+                    out[2 * j + 1] += od[j];
+                }
+                if (W & 1) out[W - 1] += ev[W2 - 1];
+            }
+        }
+        return;
+    }
     for (int64_t c = 0; c < C; c++)
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++)
@@ -157,13 +247,21 @@ static void col2im(float *restrict dx, float *restrict col, int64_t C, int64_t H
    column matrix and transposed once into dw at the end. */
 static int dw_transposed(int64_t K, int64_t O) { return K >= O; }
 
+/* The workspace is [column matrix K*Q][dW^T accumulator K*O, when
+   dw_transposed][stride 2: the split half planes of one channel] */
+static int64_t split_floats(int64_t H, int64_t W, int64_t S) { return S == 2 ? 2 * H * ((W + 1) / 2) : 0; }
+
+static float *split_of(float *ws, int64_t K, int64_t Q, int64_t O, int pw) {
+    return ws + (pw ? 0 : K * Q) + (dw_transposed(K, O) ? K * O : 0);
+}
+
 int64_t rt_k_conv2d_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
                        int64_t S, int64_t P, int64_t OH, int64_t OW) {
     (void)N; (void)H; (void)W;
     /* all three kernels use the column matrix of one image; dw may add its
        transposed accumulator */
     int64_t K = C * KH * KW;
-    return (is_pointwise(KH, KW, S, P) ? 0 : K * OH * OW) + (dw_transposed(K, O) ? K * O : 0);
+    return (is_pointwise(KH, KW, S, P) ? 0 : K * OH * OW) + (dw_transposed(K, O) ? K * O : 0) + split_floats(H, W, S);
 }
 
 void rt_k_conv2d_part(float *restrict y, const float *restrict x, const float *restrict w, int64_t N,
@@ -176,7 +274,7 @@ void rt_k_conv2d_part(float *restrict y, const float *restrict x, const float *r
         const float *xn = x + n * C * H * W;
         const float *col = xn;
         if (!pw) {
-            im2col(ws, xn, C, H, W, KH, KW, S, P, OH, OW);
+            im2col(ws, xn, C, H, W, KH, KW, S, P, OH, OW, split_of(ws, K, Q, O, pw));
             col = ws;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bi(O), bi(Q), bi(K), 1.0f, w, bi(K), col, bi(Q),
@@ -363,7 +461,7 @@ void rt_k_conv2d_dx_part(float *restrict dx, const float *restrict dy, const flo
            right/bottom remainder of a floor-sized output) get no gradient:
            zero the image first, then accumulate. */
         memset(dxn, 0, sizeof(float) * (size_t)(C * H * W));
-        col2im(dxn, ws, C, H, W, KH, KW, S, P, OH, OW);
+        col2im(dxn, ws, C, H, W, KH, KW, S, P, OH, OW, split_of(ws, K, Q, O, pw));
     }
 }
 
@@ -390,7 +488,7 @@ void rt_k_conv2d_dw_part(float *restrict dw, const float *restrict dy, const flo
         const float *xn = x + n * C * H * W;
         const float *col = xn;
         if (!pw) {
-            im2col(colbuf, xn, C, H, W, KH, KW, S, P, OH, OW);
+            im2col(colbuf, xn, C, H, W, KH, KW, S, P, OH, OW, split_of(ws, K, Q, O, pw));
             col = colbuf;
         }
         /* the first image overwrites the accumulator, the others add to it */

@@ -235,10 +235,13 @@ TEST(kernel_conv2d_parts) {
 
 TEST(kernel_conv2d_ws) {
     /* one image's column matrix (none for a pointwise convolution), plus
-       dw's transposed accumulator when C*KH*KW >= O; independent of N */
+       dw's transposed accumulator when C*KH*KW >= O, plus with stride 2
+       one channel's two half-width planes; independent of N */
     CHECK(rt_k_conv2d_ws(256, 16, 32, 32, 16, 3, 3, 1, 1, 32, 32) == 144 * 1024 + 144 * 16);
     CHECK(rt_k_conv2d_ws(1, 16, 32, 32, 16, 3, 3, 1, 1, 32, 32) == 144 * 1024 + 144 * 16);
-    CHECK(rt_k_conv2d_ws(256, 16, 32, 32, 32, 1, 1, 2, 0, 16, 16) == 16 * 256);
+    CHECK(rt_k_conv2d_ws(256, 16, 32, 32, 32, 1, 1, 2, 0, 16, 16) == 16 * 256 + 32 * 32);
+    CHECK(rt_k_conv2d_ws(256, 16, 32, 32, 32, 3, 3, 2, 1, 16, 16) == 144 * 256 + 144 * 32 + 32 * 32);
+    CHECK(rt_k_conv2d_ws(256, 3, 7, 7, 8, 3, 3, 2, 1, 4, 4) == 27 * 16 + 27 * 8 + 2 * 7 * 4);
     CHECK(rt_k_conv2d_ws(256, 64, 8, 8, 64, 1, 1, 1, 0, 8, 8) == 64 * 64);
     CHECK(rt_k_conv2d_ws(256, 16, 8, 8, 64, 1, 1, 1, 0, 8, 8) == 0);
 }
