@@ -641,14 +641,32 @@ void rt_aug_draw(const rt_aug_pipeline *p, int h, int w, uint64_t seed, uint32_t
 /* The pixels of a view: img -> working uint8 image (gray replicated when
    c = 1 and c_out = 3) -> every op -> float CHW. The normalize op only
    records its constants; it is applied at the end, as the float step. */
+bool rt_aug_gray_fast = true;
+
 static int apply_ws(aug_ws *ws, const rt_aug_pipeline *p, const rt_aug_params *par, const uint8_t *img, int h,
                     int w, int c, int c_out, float *out) {
     int wc = (c == 1 && c_out == 3) ? 3 : c;     /* working channels */
     size_t n = (size_t)h * (size_t)w;
+    /* A gray image in RGB (r = g = b everywhere: Fashion-MNIST, MNIST, a
+       1-channel input made RGB) stays gray through every op, and each op
+       gives its three channels the same bytes: crops and flips act per
+       channel, brightness and contrast blend per channel with a constant
+       (contrast's grey is the mean luma, and luma(v, v, v) = v),
+       saturation blends with the luma (= v: the identity), hue keeps a
+       zero saturation (the identity), grayscale writes the luma. So one
+       channel is worked on and replicated by to_float, with the same
+       result bytes (tests/test_augment.c checks it). */
+    bool gray = rt_aug_gray_fast && wc == 3;
+    if (gray && c == 3)
+        for (size_t i = 0; i < n && gray; i++) gray = img[3 * i] == img[3 * i + 1] && img[3 * i] == img[3 * i + 2];
+    if (gray) wc = 1;
     if (grow(&ws->img[0], &ws->img_cap[0], n * (size_t)wc + 1)) return -1;
     uint8_t *cur = ws->img[0];
     int cur_i = 0;
-    if (wc == c) memcpy(cur, img, n * (size_t)c);
+    if (gray)
+        for (size_t i = 0; i < n; i++) cur[i] = img[(size_t)c * i];
+    else if (wc == c)
+        memcpy(cur, img, n * (size_t)c);
     else
         for (size_t i = 0; i < n; i++) cur[3 * i] = cur[3 * i + 1] = cur[3 * i + 2] = img[i];
     const double *mean = NULL, *std = NULL;

@@ -9,6 +9,7 @@
 #ifndef RT_AUGMENT_H
 #define RT_AUGMENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,6 +104,10 @@ void rt_aug_draw(const rt_aug_pipeline *p, int h, int w, uint64_t seed, uint32_t
 
 /* Applies drawn parameters to img (h x w x c) and writes float CHW
    [c_out, out_h, out_w] to out. Returns 0, or -1 when out of memory. */
+/* A gray image (1 channel made RGB, or RGB with r = g = b) is worked on as
+   one channel, with the same result; false forces the three-channel path
+   (tests compare the two). */
+extern bool rt_aug_gray_fast;
 int rt_aug_apply(const rt_aug_pipeline *p, const rt_aug_params *par, const uint8_t *img, int h, int w, int c,
                  int c_out, float *out);
 

@@ -848,3 +848,46 @@ TEST(aug_check_rejects) {
     CHECK(rt_aug_check(&q, 32, 32, 3, 3, err, sizeof err) == -1);
     CHECK(rt_aug_check(&q, 36, 36, 3, 3, err, sizeof err) == 0);
 }
+
+/* Gray images (1 channel made RGB, RGB with r = g = b) go through the
+   pipeline as one channel (rt_aug_gray_fast): the same bytes as the
+   three-channel path, over many views, with and without normalisation,
+   to 3 and to 1 output channels; and an RGB image with one coloured pixel
+   is not taken for gray. */
+TEST(aug_gray_fast_path_is_exact) {
+    enum { H = 32, W = 32 };
+    rt_aug_op ops[5];
+    standard_ops(ops, H);
+    rt_stream s;
+    rt_stream_init(&s, 11, 0, 0, 0);
+    static uint8_t g1[H * W], g3[H * W * 3];
+    static float a[3 * H * W], b[3 * H * W];
+    int differ = 0, cases = 0;
+    for (int img = 0; img < 40; img++) {
+        for (int i = 0; i < H * W; i++) {
+            int v = (i / W) % 7 == 0 ? 0 : (int)rt_stream_below(&s, 256);   /* some zero rows, as padded digits */
+            g1[i] = (uint8_t)v;
+            g3[3 * i] = g3[3 * i + 1] = g3[3 * i + 2] = (uint8_t)v;
+        }
+        if (img == 39) g3[3 * 100 + 1] ^= 1;   /* no longer gray */
+        for (int np = 4; np <= 5; np++)
+            for (int c_out = 1; c_out <= 3; c_out += 2)
+                for (uint32_t v = 0; v < 12; v++) {
+                    rt_aug_pipeline p = {ops, np, H, W};
+                    rt_aug_params par[5];
+                    rt_aug_draw(&p, H, W, 5, 0, (uint32_t)img, v, par);
+                    for (int in_c = 1; in_c <= 3; in_c += 2) {
+                        const uint8_t *src = in_c == 1 ? g1 : g3;
+                        if (in_c == 1 && c_out == 1) continue;
+                        rt_aug_gray_fast = true;
+                        REQUIRE(rt_aug_apply(&p, par, src, H, W, in_c, c_out, a) == 0);
+                        rt_aug_gray_fast = false;
+                        REQUIRE(rt_aug_apply(&p, par, src, H, W, in_c, c_out, b) == 0);
+                        rt_aug_gray_fast = true;
+                        cases++;
+                        differ += memcmp(a, b, sizeof(float) * (size_t)(c_out * H * W)) != 0;
+                    }
+                }
+    }
+    CHECKF(differ == 0, "%d of %d views differ between the gray and the RGB path", differ, cases);
+}
