@@ -99,6 +99,49 @@ def head_share(trainer, threads):
     return ms, share, step
 
 
+def op_profile(trainer, threads, top=8):
+    """The trainer's --profile sums by op: [(op, ms per step, share %, GFLOP/s)], slowest first."""
+    out = subprocess.run([trainer, "bench", "--threads", str(threads), "--steps", "3", "--warmup", "1", "--profile"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    rows, section = [], False
+    for line in out.splitlines():
+        if line.startswith("by op"):
+            section = True
+            continue
+        if section:
+            m = re.match(r"(.+?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)%\s+([\d.]+)\s+([\d.]+)$", line)
+            if not m:
+                break
+            rows.append((m.group(1).strip(), float(m.group(3)), float(m.group(4)), float(m.group(5))))
+    return rows[:top]
+
+
+def targets_table(rows, peak, head_rows):
+    """issue 5's targets against this run's figures."""
+    def ratio(case, t):
+        r = [x for x in rows if x["case"] == case and x["threads"] == t]
+        return r[0]["rrc"] / r[0]["torch"] if r else None
+    r32 = [x for x in rows if x["case"] == "resnet32 K=4 B=64 step" and x["threads"] == 1][0]
+    k32 = [x for x in rows if x["case"].startswith("resnet32 K=32")][0]
+    e2e = [x["rrc"] / x["torch"] for x in rows if x["case"].startswith("conv4 K=4 B=64 end-to-end")]
+    items = [
+        ("resnet32 K=4 B=64 step, 1 thread", ">= 1.6x", ratio("resnet32 K=4 B=64 step", 1), 1.6, "%.2fx"),
+        ("resnet32 K=4 B=64 step, 2 threads", ">= 1.6x", ratio("resnet32 K=4 B=64 step", 2), 1.6, "%.2fx"),
+        ("resnet32 1-thread GFLOP/s / FMA peak", ">= 70%", 100.0 * r32["rrc_gflops"] / r32["peak"], 70.0, "%.1f%%"),
+        ("conv4 K=4 B=64 step, 1 thread", ">= 4x", ratio("conv4 K=4 B=64 step", 1), 4.0, "%.2fx"),
+        ("conv4 K=4 B=64 step, 2 threads", ">= 4x", ratio("conv4 K=4 B=64 step", 2), 4.0, "%.2fx"),
+        ("conv4 end-to-end, lowest of the four rows", ">= 6x", min(e2e), 6.0, "%.2fx"),
+        ("resnet32 K=32 peak memory / PyTorch's", "<= 0.6", k32["rrc_mb"] / k32["torch_mb"], -0.6, "%.2f"),
+        ("relation head share of the K=32 step", "< 15%", head_rows[0]["rrc_share"], -15.0, "%.1f%%"),
+        ("JIT compile of resnet32's training step", "<= 1 s", r32["compile_s"], -1.0, "%.2f s"),
+    ]
+    lines = ["| target | wanted | this run | met |", "|---|---|---|---|"]
+    for name, want, v, bound, fmt in items:
+        ok = v >= bound if bound > 0 else v <= -bound
+        lines.append("| %s | %s | %s | %s |" % (name, want, fmt % v, "yes" if ok else "**no**"))
+    return "\n".join(lines)
+
+
 def macs_per_image(spec):
     out = subprocess.run([os.path.join(ROOT, "rrc"), "dump-ir", spec, "--K", "2", "--batch", "2", "--after", "lower"],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
@@ -169,10 +212,13 @@ def main():
                   "torch_share": 100.0 * head["step_s"] / (32 * 64 / full["torch"])}]
     print("relation head K=32: rrc %.1f ms (%.1f%% of the step), torch %.1f ms (%.1f%%)" % (
         ms, share, head_rows[0]["torch_ms"], head_rows[0]["torch_share"]), flush=True)
-    write_report(rows, peak, head_rows)
+    # what a resnet32 step spends its time on (the profile behind the
+    # figures above), one thread
+    prof = op_profile(os.path.join(BUILD, "resnet32_K4", "resnet32-train"), 1)
+    write_report(rows, peak, head_rows, prof)
 
 
-def write_report(rows, peak, head_rows):
+def write_report(rows, peak, head_rows, prof):
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -212,6 +258,14 @@ def write_report(rows, peak, head_rows):
                 "RRC_CACHE_DIR=off (cold). The relation head: rrc's share from `NAME-train bench --profile` (modules pairs, "
                 "relation, loss); PyTorch's from `torch_ref.py --head-only` against its full step.\n\n")
         f.write(head + "\n\n")
+        f.write("## The targets of issue 5 in this run\n\n" + targets_table(rows, peak, head_rows) + "\n\n")
+        f.write("## Where a resnet32 step goes\n\n"
+                "resnet32 K=4 B=64, one thread, the sums by op of `generated/.../resnet32-train bench --threads 1 "
+                "--profile` (GFLOP/s of the op's own arithmetic, against the FMA peak of %.0f):\n\n" % peak[1])
+        f.write("| op | ms per step | share | GFLOP/s | of peak |\n|---|---|---|---|---|\n")
+        for op, ms, share, gf in prof:
+            f.write("| %s | %.1f | %.1f%% | %.1f | %.0f%% |\n" % (op, ms, share, gf, 100.0 * gf / peak[1]))
+        f.write("\n")
         f.write("Reproduce: `make bench` (installs python3-torch and python3-torchvision if missing).\n")
     print("\nwrote %s" % doc)
 
