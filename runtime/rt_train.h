@@ -1,8 +1,8 @@
 /*
 ** rt_train.h: the relational-reasoning training loop and what evaluation
 ** needs from a program: shuffled epochs (the last partial batch kept, as
-** the reference code does), K augmented views per image made on worker
-** threads, the compiled step, the optimizer update, per-step metrics,
+** the reference code does), K augmented views per image made on the run's
+** threads before each step, the compiled step, the optimizer update, per-step metrics,
 ** progress, metrics.csv, checkpoints and curves; and eval-mode features.
 */
 #ifndef RT_TRAIN_H
@@ -19,7 +19,7 @@ typedef struct rt_train_opts {
     const char *out_dir;     /* run directory (created) */
     int epochs;              /* total epochs of the run */
     int64_t max_steps;       /* stop after this many steps in all (0 = no limit) */
-    int nthreads;            /* augmentation worker threads (>= 1) */
+    int nthreads;            /* threads making each batch's views (>= 1; the step's pool has as many) */
     uint64_t seed;
     const char *resume;      /* run directory to continue from (its last.safetensors), or NULL */
     int quiet;               /* no progress line */
