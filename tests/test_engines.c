@@ -243,6 +243,10 @@ TEST(jit_matches_interp_train_steps_off_the_goldens) {
     c->K = 6;
     aggregation_parse("max", &c->head.aggregation);
     jit_vs_interp(lower_train(c, 2, 3, 32, 32, &a, &d), "conv4 K=6 B=2 max step");
+    /* 30x30: pooled planes of 15x15 and 7x7 (odd: runtime pooling and
+       pooling gradients) beside generated ones, 8x8 and 4x4 not direct */
+    c->K = 3;
+    jit_vs_interp(lower_train(c, 2, 3, 30, 30, &a, &d), "conv4 K=3 B=2 30x30 step");
     arena_free(&a);
 }
 
