@@ -100,7 +100,7 @@ def head_share(trainer, threads):
 
 
 def op_profile(trainer, threads, top=8):
-    """The trainer's --profile sums by op: [(op, ms per step, share %, GFLOP/s)], slowest first."""
+    """The trainer's --profile sums by op: [(op, ms per step, share %, GFLOP/s, GB/s)], slowest first."""
     out = subprocess.run([trainer, "bench", "--threads", str(threads), "--steps", "3", "--warmup", "1", "--profile"],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
     rows, section = [], False
@@ -112,7 +112,7 @@ def op_profile(trainer, threads, top=8):
             m = re.match(r"(.+?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)%\s+([\d.]+)\s+([\d.]+)$", line)
             if not m:
                 break
-            rows.append((m.group(1).strip(), float(m.group(3)), float(m.group(4)), float(m.group(5))))
+            rows.append((m.group(1).strip(), float(m.group(3)), float(m.group(4)), float(m.group(5)), float(m.group(6))))
     return rows[:top]
 
 
@@ -154,6 +154,9 @@ def main():
     fma = os.path.join(BUILD, "fma_peak")
     subprocess.run(["gcc", "-O2", "-march=native", "-pthread", os.path.join(ROOT, "bench", "fma_peak.c"), "-o", fma], check=True)
     peak = {t: float(subprocess.run([fma, str(t), "1"], capture_output=True, text=True).stdout) for t in (1, 2)}
+    bw = os.path.join(BUILD, "mem_bw")
+    subprocess.run(["gcc", "-O2", "-march=native", os.path.join(ROOT, "bench", "mem_bw.c"), "-o", bw], check=True)
+    mem_bw = float(subprocess.run([bw], capture_output=True, text=True, check=True).stdout)
     rows = []
     py = "/usr/bin/python3"
     tref = os.path.join(ROOT, "bench", "torch_ref.py")
@@ -215,10 +218,10 @@ def main():
     # what a resnet32 step spends its time on (the profile behind the
     # figures above), one thread
     prof = op_profile(os.path.join(BUILD, "resnet32_K4", "resnet32-train"), 1)
-    write_report(rows, peak, head_rows, prof)
+    write_report(rows, peak, head_rows, prof, mem_bw)
 
 
-def write_report(rows, peak, head_rows, prof):
+def write_report(rows, peak, head_rows, prof, mem_bw):
     cpu = "unknown CPU"
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -261,10 +264,14 @@ def write_report(rows, peak, head_rows, prof):
         f.write("## The targets of issue 5 in this run\n\n" + targets_table(rows, peak, head_rows) + "\n\n")
         f.write("## Where a resnet32 step goes\n\n"
                 "resnet32 K=4 B=64, one thread, the sums by op of `generated/.../resnet32-train bench --threads 1 "
-                "--profile` (GFLOP/s of the op's own arithmetic, against the FMA peak of %.0f):\n\n" % peak[1])
-        f.write("| op | ms per step | share | GFLOP/s | of peak |\n|---|---|---|---|---|\n")
-        for op, ms, share, gf in prof:
-            f.write("| %s | %.1f | %.1f%% | %.1f | %.0f%% |\n" % (op, ms, share, gf, 100.0 * gf / peak[1]))
+                "--profile`: GFLOP/s of the op's own arithmetic against the FMA peak of %.0f, and GB/s of the bytes "
+                "it reads and writes against one core's memory bandwidth of %.1f GB/s (`bench/mem_bw.c`, a scaled "
+                "copy over 256 MiB arrays; activations partly in cache can exceed it). The convolutions are arithmetic, "
+                "the BatchNorm backward and elementwise kernels stream whole activations.\n\n" % (peak[1], mem_bw))
+        f.write("| op | ms per step | share | GFLOP/s | of FMA peak | GB/s | of bandwidth |\n|---|---|---|---|---|---|---|\n")
+        for op, ms, share, gf, gbs in prof:
+            f.write("| %s | %.1f | %.1f%% | %.1f | %.0f%% | %.1f | %.0f%% |\n" % (op, ms, share, gf, 100.0 * gf / peak[1],
+                                                                          gbs, 100.0 * gbs / mem_bw))
         f.write("\n")
         f.write("Reproduce: `make bench` (installs python3-torch and python3-torchvision if missing).\n")
     print("\nwrote %s" % doc)
