@@ -53,6 +53,7 @@ typedef struct KB {
     const Node *unpool[MAX_UNPOOL];   /* inlined 2x2 avgpool2d_back: each upsampled per plane into */
     LLVMValueRef unbuf[MAX_UNPOOL];   /* a buffer of S floats */
     int nunpool;
+    LLVMValueRef *scale;        /* by node id: an inlined BatchNorm's per-channel gamma / sqrt(var + eps), made before the rows */
     int64_t C;
 } KB;
 
@@ -178,7 +179,8 @@ static LLVMValueRef op_value(KB *k, const Node *v) {
     case OP_ADD: return LLVMBuildFAdd(b, val(k, v->in[0]), val(k, v->in[1]), "");
     case OP_BIAS_ADD: return LLVMBuildFAdd(b, val(k, v->in[0]), chan(k, v, 1, 0), "");
     case OP_BN_TRAIN: {   /* in: x, st [mean; var], gamma, beta */
-        LLVMValueRef a = bn_scale(k, chan(k, v, 2, 0), chan(k, v, 1, k->C), v->fa[0]);
+        LLVMValueRef a = k->scale && k->scale[v->id] ? loadf(k, k->scale[v->id], k->c)
+                                                     : bn_scale(k, chan(k, v, 2, 0), chan(k, v, 1, k->C), v->fa[0]);
         LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), chan(k, v, 1, 0), "");
         return fma_(k, a, d, chan(k, v, 3, 0));
     }
@@ -193,7 +195,8 @@ static LLVMValueRef op_value(KB *k, const Node *v) {
         return LLVMBuildFPTrunc(b, d, k->cg->f32, "");
     }
     case OP_BN_EVAL: {    /* in: x, mean, var, gamma, beta */
-        LLVMValueRef a = bn_scale(k, chan(k, v, 3, 0), chan(k, v, 2, 0), v->fa[0]);
+        LLVMValueRef a = k->scale && k->scale[v->id] ? loadf(k, k->scale[v->id], k->c)
+                                                     : bn_scale(k, chan(k, v, 3, 0), chan(k, v, 2, 0), v->fa[0]);
         LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), chan(k, v, 1, 0), "");
         return fma_(k, a, d, chan(k, v, 4, 0));
     }
@@ -220,6 +223,28 @@ static void at_element(KB *k, LLVMValueRef idx, LLVMValueRef c) {
     memset(k->memo, 0, (size_t)k->cg->g->nnodes * sizeof *k->memo);
     k->idx = idx;
     k->c = c;
+}
+
+/* Kernels whose rows are planes (n, c) would compute each inlined
+   BatchNorm's scale gamma / sqrt(var + eps) (a double square root and
+   division) once per plane; it is made once per channel into an array
+   before the row loop instead (the same operations, so the same bits). */
+static void precompute_scales(KB *k, const Node *v) {
+    if (!v->inlined) return;
+    for (int i = 0; i < v->nin; i++) precompute_scales(k, v->in[i]);
+    if ((v->op != OP_BN_TRAIN && v->op != OP_BN_EVAL) || k->scale[v->id]) return;
+    int64_t C = k->C;
+    LLVMValueRef arr = entry_alloca(k, LLVMArrayType2(k->cg->f32, (uint64_t)C), "bnscale");
+    Loop L;
+    LLVMValueRef c = loop_open(k, &L, i64c(k, 0), i64c(k, C), "sc");
+    LLVMValueRef saved = k->c;
+    k->c = c;
+    LLVMValueRef a = v->op == OP_BN_TRAIN ? bn_scale(k, chan(k, v, 2, 0), chan(k, v, 1, C), v->fa[0])
+                                          : bn_scale(k, chan(k, v, 3, 0), chan(k, v, 2, 0), v->fa[0]);
+    storef(k, a, arr, c);
+    k->c = saved;
+    loop_close(k, &L);
+    k->scale[v->id] = arr;
 }
 
 /* The inlined avgpool2d_back nodes of v's expression, once each. */
@@ -293,6 +318,8 @@ static void ew_kernel(KB *k, const Node *root, LLVMValueRef r0, LLVMValueRef r1)
        S == 1: rows are samples n, the inner loop runs over the channels */
     int64_t inner = S > 1 ? S : C;
     Loop R, I;
+    if (S > 1)
+        for (int i = 0; i < root->nin; i++) precompute_scales(k, root->in[i]);
     LLVMValueRef r = loop_open(k, &R, r0, r1, S > 1 ? "plane" : "n");
     LLVMValueRef base = LLVMBuildNSWMul(k->b, r, i64c(k, inner), "");
     if (S > 1) {
@@ -320,6 +347,7 @@ static void pool_kernel(KB *k, const Node *y, LLVMValueRef r0, LLVMValueRef r1) 
     int64_t C = x->dim[1], H = x->dim[2], W = x->dim[3], S = H * W;
     LLVMBuilderRef b = k->b;
     Loop R, A, B;
+    precompute_scales(k, x);
     LLVMValueRef p = loop_open(k, &R, r0, r1, "plane");
     LLVMValueRef c = LLVMBuildSRem(b, p, i64c(k, C), "c"), base = LLVMBuildNSWMul(b, p, i64c(k, S), "");
     if (y->op == OP_GLOBAL_AVGPOOL) {
@@ -657,6 +685,7 @@ static void emit_generated(CG *cg, const Kernel *K) {
     const Node *root = K->members[0];
     KB k = {.cg = cg, .f64 = LLVMDoubleTypeInContext(cg->ctx)};
     k.memo = xcalloc((size_t)cg->g->nnodes, sizeof *k.memo);
+    k.scale = xcalloc((size_t)cg->g->nnodes, sizeof *k.scale);
     /* the values in memory: outputs first, then what the expressions read */
     for (int i = 0; i < K->nmembers; i++) ext_slot(&k, K->members[i]);
     for (int i = 0; i < root->nin; i++) collect(&k, root->in[i]);
@@ -705,6 +734,7 @@ static void emit_generated(CG *cg, const Kernel *K) {
                             LLVMConstInt(cg->i64, (unsigned long long)min_rows, 1)};
     LLVMBuildCall2(cg->b, cft, callee, args, 4, "");
     free(k.memo);
+    free(k.scale);
 }
 
 #define CONV_DIMS(x, w, y) (x)->dim[0], (x)->dim[1], (x)->dim[2], (x)->dim[3], (w)->dim[0], (w)->dim[2], (w)->dim[3], \
