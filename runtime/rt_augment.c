@@ -414,9 +414,10 @@ static void rgb2hsv_px(const uint8_t *in, uint8_t *out) {
         rc = hsv_quot[maxc - r][cr];
         gc = hsv_quot[maxc - g][cr];
         bc = hsv_quot[maxc - b][cr];
-        if (r == maxc) hh = bc - gc;
-        else if (g == maxc) hh = (float)(2.0 + rc - bc);
-        else hh = (float)(4.0 + gc - rc);
+        /* the three candidates, then a select: which channel is the max
+           is a coin toss on colour images, and branches on it mispredict */
+        float hr = bc - gc, hg = (float)(2.0 + rc - bc), hb = (float)(4.0 + gc - rc);
+        hh = r == maxc ? hr : g == maxc ? hg : hb;
         /* fmod(hh / 6 + 1, 1): the sum lies in [5/6, 11/6], where
            subtracting 1 is exact (Sterbenz), so no libm call */
         double y = hh / 6.0 + 1.0;
@@ -450,15 +451,14 @@ static void hsv2rgb_px(const uint8_t *in, uint8_t *out) {
     int p = round_pos((float)v * (1.0 - fs));
     int q = round_pos((float)v * (1.0 - fs * f));             /* fs * f: a float product */
     int t = round_pos((float)v * (1.0 - fs * (1.0 - f)));
-    uint8_t up = (uint8_t)CLIP8(p), uq = (uint8_t)CLIP8(q), ut = (uint8_t)CLIP8(t);
-    switch (i % 6) {
-    case 0: out[0] = v; out[1] = ut; out[2] = up; break;
-    case 1: out[0] = uq; out[1] = v; out[2] = up; break;
-    case 2: out[0] = up; out[1] = v; out[2] = ut; break;
-    case 3: out[0] = up; out[1] = uq; out[2] = v; break;
-    case 4: out[0] = ut; out[1] = up; out[2] = v; break;
-    default: out[0] = v; out[1] = up; out[2] = uq; break;
-    }
+    /* Convert.c's switch on i % 6 as a table of which of (v, p, q, t) goes
+       to r, g, b: the sector is as unpredictable as the hue */
+    static const uint8_t pick[6][3] = {{0, 3, 1}, {2, 0, 1}, {1, 0, 3}, {1, 2, 0}, {3, 1, 0}, {0, 1, 2}};
+    const uint8_t vals[4] = {v, (uint8_t)CLIP8(p), (uint8_t)CLIP8(q), (uint8_t)CLIP8(t)};
+    const uint8_t *k = pick[i % 6];
+    out[0] = vals[k[0]];
+    out[1] = vals[k[1]];
+    out[2] = vals[k[2]];
 }
 
 uint8_t rt_aug_hue_shift(double hue) {
