@@ -63,6 +63,7 @@
 ** functions return -1 instead.
 */
 #include "rt_augment.h"
+#include "rt_pool.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -749,8 +750,7 @@ typedef struct batch_job {
 
 /* Rows are independent (each view has its own stream), so any partition
    of the rows over threads gives the same x. */
-static void *batch_worker(void *arg) {
-    const batch_job *j = arg;
+static void batch_worker(const batch_job *j) {
     size_t img_bytes = (size_t)j->h * (size_t)j->w * (size_t)j->c;
     size_t row_floats = (size_t)j->c_out * (size_t)j->p->out_h * (size_t)j->p->out_w;
     aug_ws ws;
@@ -765,33 +765,24 @@ static void *batch_worker(void *arg) {
     }
     free(par);
     ws_free(&ws);
-    return NULL;
 }
+
+static void batch_task(void *ctx, int t) { batch_worker((const batch_job *)ctx + t); }
 
 void rt_augment_batch(const rt_aug_pipeline *p, const uint8_t *pixels, int h, int w, int c, int c_out,
                       const int64_t *idx, int B, int K, uint64_t seed, uint32_t epoch, int nthreads, float *x) {
     int64_t n = (int64_t)K * B;
     if (n <= 0) return;
+    /* the step's pool threads (rt_pool.h), as many as asked and it has */
     int nt = nthreads < 1 ? 1 : nthreads;
+    if (nt > rt_pool_threads()) nt = rt_pool_threads();
     if (nt > n) nt = (int)n;
     batch_job *jobs = malloc((size_t)nt * sizeof *jobs);
-    pthread_t *tid = malloc((size_t)nt * sizeof *tid);
-    int *started = calloc((size_t)nt, sizeof *started);
-    if (!jobs || !tid || !started) die_oom();
-    for (int t = 0; t < nt; t++) {
+    if (!jobs) die_oom();
+    /* static partition: task t makes rows [n*t/nt, n*(t+1)/nt) */
+    for (int t = 0; t < nt; t++)
         jobs[t] = (batch_job){p, pixels, h, w, c, c_out, B, idx, seed, epoch, n * t / nt, n * (t + 1) / nt, x};
-    }
-    /* static partition: thread t makes rows [n*t/nt, n*(t+1)/nt); the
-       calling thread takes chunk 0, and any chunk whose thread could not
-       be started */
-    for (int t = 1; t < nt; t++) started[t] = pthread_create(&tid[t], NULL, batch_worker, &jobs[t]) == 0;
-    batch_worker(&jobs[0]);
-    for (int t = 1; t < nt; t++) {
-        if (started[t]) pthread_join(tid[t], NULL);
-        else batch_worker(&jobs[t]);
-    }
-    free(started);
-    free(tid);
+    rt_pool_run(nt, batch_task, jobs);
     free(jobs);
 }
 

@@ -50,9 +50,9 @@ void rt_augment_view(const rt_aug_pipeline *p, const uint8_t *img, int h, int w,
                      uint64_t seed, uint32_t epoch, uint32_t image, uint32_t view, float *out);
 
 /* K views of the B images idx[0..B) of `pixels` (n x h x w x c), written to
-   x [K*B, c_out, out_h, out_w] with view k of image i in row k*B + i, using
-   nthreads threads (1 = the calling thread). Deterministic for any
-   nthreads: the rows are split statically and every view has its own
+   x [K*B, c_out, out_h, out_w] with view k of image i in row k*B + i, on
+   up to nthreads threads of the step's pool (rt_pool.h; 1 = the calling
+   thread). Deterministic for any nthreads: the rows are split statically and every view has its own
    random stream. The random key of row k*B + i is (seed, epoch, idx[i], k). */
 void rt_augment_batch(const rt_aug_pipeline *p, const uint8_t *pixels, int h, int w, int c, int c_out,
                       const int64_t *idx, int B, int K, uint64_t seed, uint32_t epoch, int nthreads, float *x);

@@ -15,6 +15,7 @@
 #include "test.h"
 
 #include "rt_augment.h"
+#include "rt_pool.h"
 #include "rt_rng.h"
 #include "rt_safetensors.h"
 
@@ -684,7 +685,11 @@ TEST(aug_batch_thread_count_invariant) {
     float *one = malloc(row * sizeof(float));
     REQUIRE(px && x[0] && x[1] && x[2] && x[3] && one);
     const int nth[4] = {1, 2, 3, 64};
-    for (int t = 0; t < 4; t++) rt_augment_batch(&p, px, 32, 32, 3, 3, idx, B, K, 42, 7, nth[t], x[t]);
+    for (int t = 0; t < 4; t++) {   /* the views are made on the pool's threads */
+        rt_pool_init(nth[t]);
+        rt_augment_batch(&p, px, 32, 32, 3, 3, idx, B, K, 42, 7, nth[t], x[t]);
+    }
+    rt_pool_init(1);
     for (int t = 1; t < 4; t++)
         CHECKF(memcmp(x[0], x[t], total * sizeof(float)) == 0, "%d threads differ from 1", nth[t]);
     /* row k*B + i is view k of image idx[i], the same as a lone view */
