@@ -110,7 +110,7 @@ static void pad_layout(Pad *p, int64_t C, int64_t H, int64_t W) {
        15 floats into a 64-byte line, so every row's first interior pixel
        (column 1) is 64-byte aligned: the kw = 1 taps never split a cache
        line (columns past W + 1 are never read) */
-    p->PW = p->packed ? W : (W + 2 + 15) / 16 * 16;
+    p->PW = fuse_conv_pad_row(W);
     p->plane = (H + 2) * p->PW;
     p->rpv = p->packed ? 16 / W : 1;
 }
@@ -118,7 +118,7 @@ static void pad_layout(Pad *p, int64_t C, int64_t H, int64_t W) {
 static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
     CG *cg = k->cg;
     pad_layout(p, C, H, W);
-    int64_t n = (p->packed ? 3 : 1) * C * p->plane + (p->packed ? 0 : 16);
+    int64_t n = fuse_conv_pad_floats(C, H, W);
     p->buf = alloca_entry(k, LLVMArrayType2(cg->f32, (uint64_t)n), "xpad");
     LLVMSetAlignment(p->buf, 64);
     if (!p->packed) p->buf = fptr(k, p->buf, I(k, 15));

@@ -251,6 +251,11 @@ int graph_kernel_count(const Graph *g);
    kernel (codegen/cg_conv.c); those read an inlined input (x of conv2d and
    conv2d_dw) through their padding loop. */
 bool fuse_conv_direct(const Node *n);
+/* The padded copy of C channels of an H x W image that a direct kernel
+   keeps on its thread's stack (codegen/cg_conv.c lays it out): its row
+   length in floats, and its size in floats (alignment slack included). */
+int64_t fuse_conv_pad_row(int64_t W);
+int64_t fuse_conv_pad_floats(int64_t C, int64_t H, int64_t W);
 /* Ops that generated elementwise kernels compute (cg_fuse.c emits them). */
 bool fuse_ew_op(OpKind op);
 /* Pooling with a generated kernel (KERNEL_POOL): 2x2 stride-2 average

@@ -77,10 +77,18 @@ static bool direct_shape(int64_t H, int64_t W) {
    pool thread's stack. */
 #define DIRECT_STACK_MAX (1 << 20)
 
+/* Narrow planes (W < 16) keep three shifted copies of rows W long; wide
+   rows are a whole number of vectors long, with 16 floats of slack to
+   align their interior (cg_conv.c's Pad). */
+int64_t fuse_conv_pad_row(int64_t W) { return W < 16 ? W : (W + 2 + 15) / 16 * 16; }
+
+int64_t fuse_conv_pad_floats(int64_t C, int64_t H, int64_t W) {
+    return W < 16 ? 3 * C * (H + 2) * W : C * (H + 2) * fuse_conv_pad_row(W) + 16;
+}
+
 static bool fits_stack(int64_t C, int64_t O, int64_t H, int64_t W) {
-    int64_t pad = (W < 16 ? 3 * W * (H + 2) * C : (W + 17) / 16 * 16 * (H + 2) * C + 16) * 4;   /* cg_conv.c's Pad */
     int64_t dwacc = O * 9 * 64;   /* at least one channel block */
-    return pad <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
+    return fuse_conv_pad_floats(C, H, W) * 4 <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
 }
 
 bool fuse_conv_direct(const Node *n) {
