@@ -269,46 +269,62 @@ TEST(fuse_keeps_values_read_by_other_kernels) {
     arena_free(&a);
 }
 
-/* Direct 3x3 convolutions (codegen/cg_conv.c), forward and both gradients,
-   on shapes that exercise the tiling: channel counts that the output block
-   does not divide, planes of one and of three vectors per row, and narrow
-   planes packed two and four rows to a vector. */
-static void direct_conv_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
+/* Direct convolutions (codegen/cg_conv.c), forward and both gradients, on
+   shapes that exercise the tiling: channel counts that the output block
+   does not divide, planes of one and of three vectors per row, narrow
+   planes packed two and four rows to a vector; 3x3 at stride 1 and 2, 1x1
+   at stride 2. */
+static void direct_conv_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, int K, int S) {
     Arena a = {0};
     Graph *g = new_graph(&a);
-    Node *x = leaf(g, false, "x", 4, N, C, H, W), *w = leaf(g, true, "w", 4, O, C, 3, 3);
-    Node *dy = leaf(g, false, "dy", 4, N, O, H, W);
-    Node *y = ir_conv2d(g, x, w, 1, 1), *dx = ir_conv2d_dx(g, dy, w, 1, 1, H, W), *dw = ir_conv2d_dw(g, dy, x, 1, 1, 3, 3);
+    int P = K / 2;
+    int64_t Ho = (H + 2 * P - K) / S + 1, Wo = (W + 2 * P - K) / S + 1;
+    Node *x = leaf(g, false, "x", 4, N, C, H, W), *w = leaf(g, true, "w", 4, O, C, K, K);
+    Node *dy = leaf(g, false, "dy", 4, N, O, Ho, Wo);
+    Node *y = ir_conv2d(g, x, w, S, P), *dx = ir_conv2d_dx(g, dy, w, S, P, H, W), *dw = ir_conv2d_dw(g, dy, x, S, P, K, K);
     graph_add_output(g, "y", y);
     graph_add_output(g, "dx", dx);
     graph_add_output(g, "dw", dw);
     plan(g);
     char what[96];
-    snprintf(what, sizeof what, "direct conv N%lld C%lld O%lld %lldx%lld", (long long)N, (long long)C, (long long)O,
-             (long long)H, (long long)W);
+    snprintf(what, sizeof what, "direct conv%dx%d/%d N%lld C%lld O%lld %lldx%lld", K, K, S, (long long)N, (long long)C,
+             (long long)O, (long long)H, (long long)W);
     CHECKF(cg_conv_direct(y) && cg_conv_direct(dx) && cg_conv_direct(dw), "%s: not direct", what);
     compare_engines(g, what);
     arena_free(&a);
 }
 
 /* Planes too large for a padded copy on a thread's stack stay on im2col +
-   BLAS (ImageNet-sized layers); the CIFAR ones are direct. */
+   BLAS (ImageNet-sized layers), as do odd strided planes and 5x5 taps; the
+   CIFAR ones are direct. */
 TEST(fuse_direct_conv_only_where_it_fits) {
     Arena a = {0};
     Graph *g = new_graph(&a);
     Node *big = ir_conv2d(g, leaf(g, false, "x", 4, 1, 64, 128, 128), leaf(g, true, "w", 4, 64, 64, 3, 3), 1, 1);
     Node *small = ir_conv2d(g, leaf(g, false, "x2", 4, 1, 64, 32, 32), leaf(g, true, "w2", 4, 64, 64, 3, 3), 1, 1);
     Node *strided = ir_conv2d(g, leaf(g, false, "x3", 4, 1, 16, 32, 32), leaf(g, true, "w3", 4, 32, 16, 3, 3), 2, 1);
-    CHECK(!cg_conv_direct(big) && cg_conv_direct(small) && !cg_conv_direct(strided));
+    Node *odd = ir_conv2d(g, leaf(g, false, "x4", 4, 1, 16, 30, 30), leaf(g, true, "w4", 4, 32, 16, 3, 3), 2, 1);
+    Node *k5 = ir_conv2d(g, leaf(g, false, "x5", 4, 1, 16, 32, 32), leaf(g, true, "w5", 4, 32, 16, 5, 5), 1, 2);
+    CHECK(!cg_conv_direct(big) && cg_conv_direct(small) && cg_conv_direct(strided) && !cg_conv_direct(odd) &&
+          !cg_conv_direct(k5));
     arena_free(&a);
 }
 
 TEST(fuse_direct_conv_matches_interpreter) {
-    direct_conv_case(2, 3, 5, 6, 16);
-    direct_conv_case(3, 16, 16, 32, 32);
-    direct_conv_case(1, 7, 6, 4, 48);
-    direct_conv_case(3, 5, 6, 8, 8);     /* packed: two rows per vector */
-    direct_conv_case(2, 4, 8, 4, 4);     /* packed: four rows per vector */
+    direct_conv_case(2, 3, 5, 6, 16, 3, 1);
+    direct_conv_case(3, 16, 16, 32, 32, 3, 1);
+    direct_conv_case(1, 7, 6, 4, 48, 3, 1);
+    direct_conv_case(3, 5, 6, 8, 8, 3, 1);     /* packed: two rows per vector */
+    direct_conv_case(2, 4, 8, 4, 4, 3, 1);     /* packed: four rows per vector */
+}
+
+TEST(fuse_direct_strided_conv_matches_interpreter) {
+    direct_conv_case(3, 16, 32, 32, 32, 3, 2);   /* resnet32's stage 2 entry */
+    direct_conv_case(2, 5, 7, 12, 96, 3, 2);     /* three vectors per row, odd channel counts */
+    direct_conv_case(3, 32, 64, 16, 16, 3, 2);   /* stage 3 entry: packed output, two rows per vector */
+    direct_conv_case(2, 3, 4, 8, 8, 3, 2);       /* packed, four rows per vector */
+    direct_conv_case(3, 16, 32, 32, 32, 1, 2);   /* the projection shortcuts */
+    direct_conv_case(2, 5, 12, 16, 16, 1, 2);
 }
 
 /* Prologue fusion: relu(bn_train(x)) read by a direct convolution, its

@@ -1,8 +1,9 @@
 /*
-** cg_conv.c: generated direct convolutions for 3x3, stride 1, padding 1
-** ("same") layers: forward, input gradient and weight gradient, on planes a
-** multiple of 16 wide or narrow enough that 16 / W whole rows fill a vector
-** (8x8, 4x4). Which layers qualify is decided in passes/fuse.c
+** cg_conv.c: generated direct convolutions: 3x3 with padding 1 at stride 1
+** or 2, and 1x1 without padding at stride 2 (ResNet's projection
+** shortcuts); forward, input gradient and weight gradient, on output planes
+** a multiple of 16 wide or narrow enough that 16 / W whole rows fill a
+** vector (8x8, 4x4). Which layers qualify is decided in passes/fuse.c
 ** (fuse_conv_direct, which also keeps the stack buffers below 1 MiB); other
 ** shapes keep im2col + OpenBLAS (runtime/rt_kernels_conv.c).
 ** docs/DECISIONS.md has the measurements.
@@ -18,14 +19,19 @@
 ** passes/fuse.c) is computed element by element through cg_fuse.c's CgExpr,
 ** so it is never stored. It then calls the core (one per shape and
 ** direction) on the padded copy:
-**   forward / input gradient: tiles of OB output channels x V vectors of 16
-**          pixels (OB*V = 16 accumulators); over input channels, the nine
-**          taps unrolled: V loads of shifted input rows, OB weight
-**          broadcasts, OB*V fused multiply-adds. The input gradient is the
-**          same loop on dy with the weights transposed and flipped:
-**          dx[c] = sum_o W[o][c][2-kh][2-kw] * dy_pad[o] shifted;
-**   weight gradient: 18 vector partials (2 output channels x 9 taps) per
-**          input channel, 4 vector rows per step sharing their input loads,
+**   forward / stride-1 input gradient: tiles of OB output channels x V
+**          vectors of 16 pixels (OB*V = 16 accumulators); over input
+**          channels, the taps unrolled: V loads of input rows, OB weight
+**          broadcasts, OB*V fused multiply-adds. The stride-1 input
+**          gradient is the same loop on dy with the weights transposed and
+**          flipped: dx[c] = sum_o W[o][c][2-kh][2-kw] * dy_pad[o] shifted.
+**          At stride 2 the padded copy is split by column and row parity
+**          (Pad), so a tap still reads whole output rows;
+**   stride-2 input gradient: each of the four parities of dx's rows and
+**          columns is a small convolution of dy; a tile keeps all four
+**          and interleaves them into dx rows when it stores;
+**   weight gradient: 2 x 9 vector partials (8 x 1 for 1x1) per input
+**          channel, 4 vector rows per step sharing their input loads,
 **          several images per call on small planes; partials summed lane by
 **          lane in order at the end.
 ** Vectors are <16 x float>: zmm registers on AVX-512, two ymm elsewhere.
@@ -89,63 +95,192 @@ static void kernel_attrs(CB *k, int np) {
                                 LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, "512", 3));
 }
 
-/* The padded copy of an image the taps read. Wide planes (W >= 16):
-   [C][H+2][W+2] with a zero border; a tap's vector is 16 pixels of one row.
-   Narrow planes (W < 16, "packed"): three copies [3][C][H+2][W], copy kw
-   holding the padded rows shifted by kw, so a tap's vector (16 / W whole
-   rows) is 16 consecutive floats. Borders are zeroed once per call; the
-   interior is rewritten per image. */
+/* A direct convolution: C input and O output channels, H x W input and
+   Ho x Wo output planes, K x K taps at stride S with padding P. */
+typedef struct Geo {
+    int64_t C, O, H, W, Ho, Wo, K, S, P;
+} Geo;
+
+static Geo geo_of(const Node *n) {
+    const Node *x, *y;   /* the convolution's input and output shapes */
+    int64_t K;
+    switch (n->op) {
+    case OP_CONV2D: x = n->in[0], y = n, K = n->in[1]->dim[2]; break;
+    case OP_CONV2D_DX: x = n, y = n->in[0], K = n->in[1]->dim[2]; break;
+    default: x = n->in[1], y = n->in[0], K = n->dim[2]; break;   /* conv2d_dw */
+    }
+    return (Geo){x->dim[1], y->dim[1], x->dim[2], x->dim[3], y->dim[2], y->dim[3], K, n->ia[0], n->ia[1]};
+}
+
+/* The padded copy of an image the taps read (fuse_conv_pad has the rule):
+   `copies` planes per channel of `rows` x `rowlen` floats, copy q of
+   channel c at (q * C + c) * plane.
+   - stride 1, wide planes (W >= 16): one zero-bordered copy [C][H+2][PW]; a
+     tap's vector is 16 pixels of one row, shifted by the tap's column;
+   - stride 1, narrow planes ("packed"): copy kw holds the padded rows W
+     long shifted by kw, so a tap's vector (16 / W whole rows) is 16
+     consecutive floats;
+   - stride 2, forward and weight gradient: copy (kw, p) row r holds the
+     padded input's row 2r + p at columns kw, kw + 2, ...: tap (kh, kw) of
+     output row i is row i + kh / 2 of copy (kw, kh % 2), whole output rows
+     in a row (so packed planes work as at stride 1);
+   - stride 2, input gradient (dy): dy and dy shifted left by one column,
+     each with a zero row below and zeros past the right edge.
+   Stride 1 zeroes the border once per call and rewrites the interior per
+   image; stride 2 zeroes the whole buffer once per call, and the entries
+   that are padding are never written. */
 typedef struct Pad {
-    bool packed;
-    int64_t C, H, W, PW, plane, rpv;   /* rpv: rows per vector (packed) */
+    const Geo *g;
+    bool dy;              /* dy of an input gradient */
+    int64_t C;            /* channels in the buffer */
+    int64_t SH, SW;       /* the planes copied in: x, or dy */
+    int64_t copies, rows, rowlen, plane, np;   /* np: row parities of a stride-2 input copy */
     LLVMValueRef buf;
 } Pad;
 
-static void pad_layout(Pad *p, int64_t C, int64_t H, int64_t W) {
-    p->packed = W < 16;
+static void pad_layout(Pad *p, const Geo *g, bool dy, int64_t C) {
+    ConvPad l = fuse_conv_pad(g->H, g->W, g->K, g->S, dy);
+    p->g = g;
+    p->dy = dy;
     p->C = C;
-    p->H = H;
-    p->W = W;
-    /* wide rows are a whole number of vectors long, and the buffer starts
-       15 floats into a 64-byte line, so every row's first interior pixel
-       (column 1) is 64-byte aligned: the kw = 1 taps never split a cache
-       line (columns past W + 1 are never read) */
-    p->PW = fuse_conv_pad_row(W);
-    p->plane = (H + 2) * p->PW;
-    p->rpv = p->packed ? 16 / W : 1;
+    p->SH = dy ? g->Ho : g->H;
+    p->SW = dy ? g->Wo : g->W;
+    p->copies = l.copies;
+    p->rows = l.rows;
+    p->rowlen = l.rowlen;
+    p->plane = l.rows * l.rowlen;
+    p->np = g->K > 1 ? 2 : 1;
 }
 
-static void pad_init(CB *k, Pad *p, int64_t C, int64_t H, int64_t W) {
+/* wide stride-1 copy: rows start 15 floats into a 64-byte line, so every
+   row's first interior pixel (column 1) is 64-byte aligned: the kw = 1
+   taps never split a cache line (columns past W + 1 are never read) */
+static bool pad_wide1(const Pad *p) { return p->g->S == 1 && p->copies == 1; }
+
+static void pad_init(CB *k, Pad *p, const Geo *g, bool dy, int64_t C) {
     CG *cg = k->cg;
-    pad_layout(p, C, H, W);
-    int64_t n = fuse_conv_pad_floats(C, H, W);
+    pad_layout(p, g, dy, C);
+    int64_t n = fuse_conv_pad_floats(fuse_conv_pad(g->H, g->W, g->K, g->S, dy), C);
     p->buf = alloca_entry(k, LLVMArrayType2(cg->f32, (uint64_t)n), "xpad");
     LLVMSetAlignment(p->buf, 64);
-    if (!p->packed) p->buf = fptr(k, p->buf, I(k, 15));
     LLVMValueRef zero8 = LLVMConstInt(cg->i8, 0, 0), zero = LLVMConstReal(cg->f32, 0);
+    if (g->S != 1) {
+        LLVMBuildMemSet(k->b, p->buf, zero8, I(k, n * 4), 64);
+        return;
+    }
+    if (pad_wide1(p)) p->buf = fptr(k, p->buf, I(k, 15));
+    int64_t H = p->SH, W = p->SW;
     CLoop Lc, Lh;
-    int64_t copies = p->packed ? 3 * C : C;
-    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, copies), "zc");
+    LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, p->copies * C), "zc");
     LLVMValueRef base = LLVMBuildNSWMul(k->b, c, I(k, p->plane), "");
-    LLVMBuildMemSet(k->b, fptr(k, p->buf, base), zero8, I(k, p->PW * 4), 4);
-    LLVMBuildMemSet(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, base, I(k, (H + 1) * p->PW), "")), zero8, I(k, p->PW * 4), 4);
+    LLVMBuildMemSet(k->b, fptr(k, p->buf, base), zero8, I(k, p->rowlen * 4), 4);
+    LLVMBuildMemSet(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, base, I(k, (H + 1) * p->rowlen), "")), zero8, I(k, p->rowlen * 4), 4);
     LLVMValueRef h = cloop_open(k, &Lh, I(k, 1), I(k, H + 1), "zh");
-    LLVMValueRef row = LLVMBuildNSWAdd(k->b, base, LLVMBuildNSWMul(k->b, h, I(k, p->PW), ""), "");
+    LLVMValueRef row = LLVMBuildNSWAdd(k->b, base, LLVMBuildNSWMul(k->b, h, I(k, p->rowlen), ""), "");
     /* wide: columns 0 and W+1; packed: column 0 of copy 0 and W-1 of copy 2
        (zeroing both columns of every copy is harmless: copy 1 is rewritten) */
     LLVMBuildStore(k->b, zero, fptr(k, p->buf, row));
-    LLVMBuildStore(k->b, zero, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, p->packed ? p->PW - 1 : W + 1), "")));
+    LLVMBuildStore(k->b, zero, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, pad_wide1(p) ? W + 1 : p->rowlen - 1), "")));
     cloop_close(k, &Lh, 1);
     cloop_close(k, &Lc, 1);
 }
 
+/* Offset of row `row`, column `col` of copy q of buffer channel ch. */
+static LLVMValueRef pad_off(CB *k, const Pad *p, LLVMValueRef ch, LLVMValueRef row, int64_t q, LLVMValueRef col) {
+    LLVMValueRef o = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, ch, I(k, p->plane), ""), LLVMBuildNSWMul(k->b, row, I(k, p->rowlen), ""), "");
+    return LLVMBuildNSWAdd(k->b, LLVMBuildNSWAdd(k->b, o, I(k, q * p->C * p->plane), ""), col, "");
+}
+
+/* Copies `len` floats from[j * step + first], j < len, to dst (a plain
+   copy when step is 1). */
+static void copy_strided(CB *k, LLVMValueRef dst, LLVMValueRef from, int64_t first, int64_t step, int64_t len) {
+    if (len <= 0) return;
+    if (step == 1) {
+        LLVMBuildMemCpy(k->b, dst, 4, fptr(k, from, I(k, first)), 4, I(k, len * 4));
+        return;
+    }
+    CLoop Lj;
+    LLVMValueRef j = cloop_open(k, &Lj, I(k, 0), I(k, len), "sj");
+    LLVMValueRef v = LLVMBuildLoad2(k->b, k->cg->f32, fptr(k, from, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, j, I(k, step), ""), I(k, first), "")), "");
+    LLVMBuildStore(k->b, v, fptr(k, dst, j));
+    cloop_close(k, &Lj, 1);
+}
+
+/* Writes one source row (`from`: its SW values; source row r) into the
+   copies. */
+static void pad_row(CB *k, const Pad *p, LLVMValueRef bch, LLVMValueRef r, LLVMValueRef from) {
+    const Geo *g = p->g;
+    int64_t W = p->SW;
+    if (g->S == 1) {
+        LLVMValueRef row = LLVMBuildNSWAdd(k->b, r, I(k, 1), "");
+        if (pad_wide1(p)) {
+            LLVMBuildMemCpy(k->b, fptr(k, p->buf, pad_off(k, p, bch, row, 0, I(k, 1))), 4, from, 4, I(k, W * 4));
+            return;
+        }
+        /* copy kw: x[w + kw - 1] at column w */
+        copy_strided(k, fptr(k, p->buf, pad_off(k, p, bch, row, 0, I(k, 1))), from, 0, 1, W - 1);
+        copy_strided(k, fptr(k, p->buf, pad_off(k, p, bch, row, 1, I(k, 0))), from, 0, 1, W);
+        copy_strided(k, fptr(k, p->buf, pad_off(k, p, bch, row, 2, I(k, 0))), from, 1, 1, W - 1);
+        return;
+    }
+    if (p->dy) {   /* row r of dy and of dy shifted left by one column */
+        copy_strided(k, fptr(k, p->buf, pad_off(k, p, bch, r, 0, I(k, 0))), from, 0, 1, W);
+        if (p->copies > 1) copy_strided(k, fptr(k, p->buf, pad_off(k, p, bch, r, 1, I(k, 0))), from, 1, 1, W - 1);
+        return;
+    }
+    /* padded row R = r + P: parity R % 2, row R / 2 of the copies (kw, parity),
+       column j = padded column 2j + kw = input column 2j + kw - P */
+    LLVMValueRef R = LLVMBuildNSWAdd(k->b, r, I(k, g->P), "");
+    LLVMValueRef par = LLVMBuildAnd(k->b, R, I(k, 1), ""), half = LLVMBuildAShr(k->b, R, I(k, 1), "");
+    LLVMValueRef dst[3];
+    for (int64_t kw = 0; kw < g->K; kw++) {   /* copy kw * np + parity */
+        LLVMValueRef base = pad_off(k, p, bch, half, kw * p->np, I(k, 0));
+        dst[kw] = fptr(k, p->buf, LLVMBuildNSWAdd(k->b, base, LLVMBuildNSWMul(k->b, par, I(k, p->C * p->plane), ""), ""));
+    }
+    if (W % 32 && W != 16 && W != 8) {   /* columns one by one */
+        for (int64_t kw = 0; kw < g->K; kw++) {
+            int64_t c0 = kw - g->P, j0 = c0 < 0 ? 1 : 0;   /* column -1 is padding: stays zero */
+            copy_strided(k, fptr(k, dst[kw], I(k, j0)), from, c0 + 2 * j0, 2, g->Wo - j0);
+        }
+        return;
+    }
+    /* by vectors: each chunk of the row split into its even and odd columns
+       (kw - P = 0 and 1); kw - P = -1 is the odd columns moved right by
+       one, the previous chunk's last odd column (zero: padding) first */
+    int64_t chunk = W < 32 ? W : 32, hc = chunk / 2;
+    LLVMTypeRef ct = LLVMVectorType(k->cg->f32, (unsigned)chunk), ht = LLVMVectorType(k->cg->f32, (unsigned)hc);
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(k->cg->ctx);
+    LLVMValueRef me[16], mo[16], ms[16];
+    for (int64_t j = 0; j < hc; j++) {
+        me[j] = LLVMConstInt(i32, (unsigned long long)(2 * j), 0);
+        mo[j] = LLVMConstInt(i32, (unsigned long long)(2 * j + 1), 0);
+        ms[j] = LLVMConstInt(i32, (unsigned long long)(hc - 1 + j), 0);
+    }
+    LLVMValueRef prev = LLVMConstNull(ht);
+    for (int64_t c = 0; c < W / chunk; c++) {
+        LLVMValueRef v = LLVMBuildLoad2(k->b, ct, fptr(k, from, I(k, c * chunk)), "");
+        LLVMSetAlignment(v, 4);
+        LLVMValueRef ev = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(ct), LLVMConstVector(me, (unsigned)hc), "");
+        LLVMValueRef od = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(ct), LLVMConstVector(mo, (unsigned)hc), "");
+        for (int64_t kw = 0; kw < g->K; kw++) {
+            int64_t c0 = kw - g->P;
+            LLVMValueRef out = c0 == 0 ? ev : c0 == 1 ? od : LLVMBuildShuffleVector(k->b, prev, od, LLVMConstVector(ms, (unsigned)hc), "");
+            LLVMValueRef st = LLVMBuildStore(k->b, out, fptr(k, dst[kw], I(k, c * hc)));
+            LLVMSetAlignment(st, 4);
+        }
+        prev = od;
+    }
+}
+
 /* Buffer channels [bc, bc + nch) = channels [c0, c0 + nch) of image n of
-   the input [N][Ctot][H][W], read through e: copied when it is a stored value,
-   computed element by element when it is inlined (BatchNorm + ReLU of the
-   previous layer: that value is then never stored). rowtmp: W floats. */
+   the source [N][Ctot][SH][SW], read through e: copied when it is a stored
+   value, computed element by element when it is inlined (BatchNorm + ReLU
+   of the previous layer: that value is then never stored). rowtmp: SW
+   floats. Stride-2 1x1 forward copies skip the odd rows, which no tap
+   reads. */
 static void pad_fill(CB *k, const Pad *p, CgExpr *e, LLVMValueRef x, LLVMValueRef n, LLVMValueRef c0, int64_t Ctot,
                      LLVMValueRef rowtmp, LLVMValueRef bc, int64_t nch) {
-    int64_t C = p->C, H = p->H, W = p->W;
+    int64_t H = p->SH, W = p->SW, rstep = p->g->S == 2 && !p->dy && p->g->K == 1 ? 2 : 1;
     bool load = cg_expr_is_load(e);
     CLoop Lc, Lh, Lw;
     LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, nch), "pc");
@@ -154,43 +289,76 @@ static void pad_fill(CB *k, const Pad *p, CgExpr *e, LLVMValueRef x, LLVMValueRe
     LLVMValueRef sc = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, I(k, Ctot), ""), ca, "");
     LLVMValueRef src = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, sc, I(k, H), ""), h, ""), I(k, W), "");
     LLVMValueRef bch = LLVMBuildNSWAdd(k->b, bc, c, "");   /* the buffer's channel */
-    LLVMValueRef row = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, bch, I(k, p->plane), ""), LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, h, I(k, 1), ""), I(k, p->PW), ""), "");
-    LLVMValueRef from = load ? fptr(k, x, src) : rowtmp;   /* the W input values of this row */
+    LLVMValueRef from = load ? fptr(k, x, src) : rowtmp;   /* the W source values of this row */
     if (!load) {
-        /* wide planes: straight into the padded row; packed: into rowtmp */
-        LLVMValueRef dst = p->packed ? rowtmp : fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), ""));
+        /* wide stride-1 planes: straight into the padded row; else into rowtmp */
+        LLVMValueRef dst = pad_wide1(p) ? fptr(k, p->buf, pad_off(k, p, bch, LLVMBuildNSWAdd(k->b, h, I(k, 1), ""), 0, I(k, 1))) : rowtmp;
         LLVMValueRef w = cloop_open(k, &Lw, I(k, 0), I(k, W), "pw");
         LLVMValueRef v = cg_expr_at(e, LLVMBuildNSWAdd(k->b, src, w, ""), ca);
         LLVMBuildStore(k->b, v, fptr(k, dst, w));
         cloop_close(k, &Lw, 1);
     }
-    if (!p->packed) {
-        if (load)
-            LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), "")), 4, from, 4, I(k, W * 4));
-    } else {
-        int64_t copy = C * p->plane;   /* copy kw at kw * copy: x[w + kw - 1] at column w */
-        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 1), "")), 4, from, 4, I(k, (W - 1) * 4));
-        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, copy), "")), 4, from, 4, I(k, W * 4));
-        LLVMBuildMemCpy(k->b, fptr(k, p->buf, LLVMBuildNSWAdd(k->b, row, I(k, 2 * copy), "")), 4, fptr(k, from, I(k, 1)), 4,
-                        I(k, (W - 1) * 4));
-    }
-    cloop_close(k, &Lh, 1);
+    if (load || !pad_wide1(p)) pad_row(k, p, bch, h, from);
+    cloop_close(k, &Lh, rstep);
     cloop_close(k, &Lc, 1);
 }
 
-/* The vector of tap (kh, kw) of input channel ci whose first output pixel
-   is row `row`, column seg * 16. */
-static LLVMValueRef pad_load(CB *k, const Pad *p, LLVMValueRef ci, LLVMValueRef row, int kh, int kw, int64_t seg) {
-    LLVMValueRef off;
-    if (!p->packed)
-        off = LLVMBuildNSWAdd(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, ci, I(k, p->plane), ""), LLVMBuildNSWMul(k->b, row, I(k, p->PW), ""), ""),
-                              I(k, kh * p->PW + seg * 16 + kw), "");
-    else
-        off = LLVMBuildNSWAdd(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, ci, I(k, p->plane), ""), LLVMBuildNSWMul(k->b, row, I(k, p->PW), ""), ""),
-                              I(k, kw * p->C * p->plane + kh * p->PW), "");
-    LLVMValueRef ld = LLVMBuildLoad2(k->b, k->vt, fptr(k, p->buf, off), "");
-    LLVMSetAlignment(ld, 4);
+/* Where tap (kh, kw) of the output vector at row `row`, column seg * 16
+   (forward, weight gradient; and the stride-1 input gradient, whose dy
+   copy has the forward's layout): copy *q, row + *ro, column *col. */
+static void pad_tap(const Pad *p, int kh, int kw, int64_t seg, int64_t *q, int64_t *ro, int64_t *col) {
+    if (p->g->S == 2) {
+        *q = kw * p->np + kh % 2, *ro = kh / 2, *col = seg * 16;
+    } else if (pad_wide1(p)) {
+        *q = 0, *ro = kh, *col = seg * 16 + kw;
+    } else {
+        *q = kw, *ro = kh, *col = 0;
+    }
+}
+
+/* The vector at row `row`, column col of copy q of buffer channel ch. */
+static LLVMValueRef pad_vec(CB *k, const Pad *p, LLVMValueRef ch, LLVMValueRef row, int64_t q, int64_t col) {
+    LLVMValueRef ld = LLVMBuildLoad2(k->b, k->vt, fptr(k, p->buf, pad_off(k, p, ch, row, q, I(k, col))), "");
+    /* stride-2 wide copies: rows of whole vectors from a 64-byte aligned buffer */
+    LLVMSetAlignment(ld, p->g->S == 2 && p->rowlen % 16 == 0 ? 64 : 4);
     return ld;
+}
+
+static LLVMValueRef pad_load(CB *k, const Pad *p, LLVMValueRef ci, LLVMValueRef row, int kh, int kw, int64_t seg) {
+    int64_t q, ro, col;
+    pad_tap(p, kh, kw, seg, &q, &ro, &col);
+    return pad_vec(k, p, ci, LLVMBuildNSWAdd(k->b, row, I(k, ro), ""), q, col);
+}
+
+static LLVMValueRef splat(CB *k, LLVMValueRef s) {
+    LLVMValueRef v = LLVMBuildInsertElement(k->b, LLVMGetUndef(k->vt), s, I(k, 0), "");
+    LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(k->cg->ctx), LLVMGetVectorSize(k->vt)));
+    return LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(k->vt), zeros, "");
+}
+
+/* A tile of an H x W output plane: V vectors (about 4), VR per row and R
+   rows (wide planes), or 16 / W rows each (packed: VR = 0). */
+static void tile_of(int64_t H, int64_t W, int64_t *VR, int64_t *R, int64_t *V) {
+    int64_t L = 16;
+    if (W >= L) {
+        *VR = W / L;
+        *R = *VR >= 4 ? 1 : 4 / *VR;
+        if (*R > H) *R = H;
+        while (H % *R) (*R)--;
+        *V = *R * *VR;
+    } else {
+        int64_t rpv = L / W;
+        *VR = 0;
+        *V = H / rpv < 4 ? H / rpv : 4;
+        while (H % (*V * rpv)) (*V)--;
+        *R = *V * rpv;
+    }
+}
+
+/* Row and column segment of the tile's vector v. */
+static void tile_vec(int64_t VR, int64_t W, int64_t v, int64_t *r, int64_t *seg) {
+    *r = VR ? v / VR : v * (16 / W);
+    *seg = VR ? v % VR : 0;
 }
 
 /* The rt_rows_fn wrapper "<name>.rows" of a body (p0 .. p[np-1], n0, n1):
@@ -238,27 +406,17 @@ static LLVMTypeRef begin_variant(CB *k, const char *name, int np) {
 }
 
 /* The tiles of one image, from its padded copy: core(xp, w, y, n). One per
-   shape and direction, shared by every input expression. `in` [N, Ci, H, W]
-   -> `out` [N, Co, H, W] with weights w [O][C][3][3]; transposed: Co = C,
-   Ci = O, weight of (co, ci, kh, kw) = w[ci][co][2-kh][2-kw]. */
-static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co, int64_t H, int64_t W, bool transposed,
-                               bool stats) {
+   shape and direction, shared by every input expression. Forward: x ->
+   y [N, O, Ho, Wo] with weights w [O][C][K][K], any supported stride;
+   stride-1 input gradient (transposed): dy -> dx [N, C, H, W], the weight
+   of (c, o, kh, kw) being w[o][c][2-kh][2-kw]. */
+static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool transposed, bool stats) {
     CB k = {.cg = cg};
+    int64_t Ci = transposed ? g->O : g->C, Co = transposed ? g->C : g->O, K = g->K;
+    int64_t H = transposed ? g->H : g->Ho, W = transposed ? g->W : g->Wo;   /* the output planes */
     /* a tile: V vectors (about 4) of output rows x OB output channels */
     int64_t L = 16, VR, R, V;
-    if (W >= L) {   /* VR vectors per row, R rows */
-        VR = W / L;
-        R = VR >= 4 ? 1 : 4 / VR;
-        if (R > H) R = H;
-        while (H % R) R--;
-        V = R * VR;
-    } else {        /* packed: a vector is 16 / W rows */
-        int64_t rpv = L / W;
-        VR = 0;
-        V = H / rpv < 4 ? H / rpv : 4;
-        while (H % (V * rpv)) V--;
-        R = V * rpv;
-    }
+    tile_of(H, W, &VR, &R, &V);
     int64_t OB = 16 / V;
     if (OB < 1) OB = 1;
     while (Co % OB) OB--;
@@ -270,7 +428,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co,
     k.b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k.b, k.entry);
     Pad pd;
-    pad_layout(&pd, Ci, H, W);
+    pad_layout(&pd, g, transposed, Ci);
     pd.buf = LLVMGetParam(k.fn, 0);
     LLVMValueRef wt = LLVMGetParam(k.fn, 1), y = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
     CLoop Lh, Lo, Li;
@@ -301,11 +459,12 @@ static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co,
     LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, Ci), "ci");
     LLVMValueRef cur[16];
     for (int a = 0; a < OB * V; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, acc[a], "");
-    for (int kh = 0; kh < 3; kh++)
-        for (int kw = 0; kw < 3; kw++) {
+    for (int kh = 0; kh < K; kh++)
+        for (int kw = 0; kw < K; kw++) {
             LLVMValueRef xin[16];
             for (int v = 0; v < V; v++) {
-                int64_t r = VR ? v / VR : v * (L / W), seg = VR ? v % VR : 0;
+                int64_t r, seg;
+                tile_vec(VR, W, v, &r, &seg);
                 xin[v] = pad_load(&k, &pd, ci, LLVMBuildNSWAdd(k.b, h0, I(&k, r), ""), kh, kw, seg);
             }
             for (int o = 0; o < OB; o++) {
@@ -313,21 +472,19 @@ static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co,
                 LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
                 LLVMValueRef widx;
                 if (!transposed)   /* w[co][ci][kh][kw] */
-                    widx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, co, I(&k, Ci), ""), ci, ""), I(&k, 9), ""), I(&k, kh * 3 + kw), "");
+                    widx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, co, I(&k, Ci), ""), ci, ""), I(&k, K * K), ""), I(&k, kh * K + kw), "");
                 else               /* w[ci][co][2-kh][2-kw] */
                     widx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, ci, I(&k, Co), ""), co, ""), I(&k, 9), ""), I(&k, (2 - kh) * 3 + (2 - kw)), "");
-                LLVMValueRef ws = LLVMBuildLoad2(k.b, cg->f32, fptr(&k, wt, widx), "");
-                LLVMValueRef splat = LLVMBuildInsertElement(k.b, LLVMGetUndef(k.vt), ws, I(&k, 0), "");
-                LLVMValueRef zeros = LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(cg->ctx), (unsigned)L));
-                splat = LLVMBuildShuffleVector(k.b, splat, LLVMGetUndef(k.vt), zeros, "");
-                for (int v = 0; v < V; v++) cur[o * V + v] = vfma(&k, splat, xin[v], cur[o * V + v]);
+                LLVMValueRef ws = splat(&k, LLVMBuildLoad2(k.b, cg->f32, fptr(&k, wt, widx), ""));
+                for (int v = 0; v < V; v++) cur[o * V + v] = vfma(&k, ws, xin[v], cur[o * V + v]);
             }
         }
     for (int a = 0; a < OB * V; a++) LLVMBuildStore(k.b, cur[a], acc[a]);
     cloop_close(&k, &Li, 1);
     for (int o = 0; o < OB; o++)
         for (int v = 0; v < V; v++) {
-            int64_t r = VR ? v / VR : v * (L / W), seg = VR ? v % VR : 0;
+            int64_t r, seg;
+            tile_vec(VR, W, v, &r, &seg);
             LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
             LLVMValueRef row = LLVMBuildNSWAdd(k.b, h0, I(&k, r), "");
             LLVMValueRef idx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, n, I(&k, Co), ""), co, ""), I(&k, H), ""), row, ""), I(&k, W), ""), I(&k, seg * L), "");
@@ -341,9 +498,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co,
                                                   LLVMBuildLoad2(k.b, cg->f32, kslot[o], ""), "");
                 LLVMBuildStore(k.b, kv, kslot[o]);
             }
-            LLVMValueRef ks = LLVMBuildInsertElement(k.b, LLVMGetUndef(k.vt), LLVMBuildLoad2(k.b, cg->f32, kslot[o], ""), I(&k, 0), "");
-            ks = LLVMBuildShuffleVector(k.b, ks, LLVMGetUndef(k.vt), LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(cg->ctx), (unsigned)L)), "");
-            LLVMValueRef d = LLVMBuildFSub(k.b, yv, ks, "");
+            LLVMValueRef d = LLVMBuildFSub(k.b, yv, splat(&k, LLVMBuildLoad2(k.b, cg->f32, kslot[o], "")), "");
             LLVMBuildStore(k.b, LLVMBuildFAdd(k.b, LLVMBuildLoad2(k.b, k.vt, s1[o], ""), d, ""), s1[o]);
             LLVMBuildStore(k.b, vfma(&k, d, d, LLVMBuildLoad2(k.b, k.vt, s2[o], "")), s2[o]);
         }
@@ -377,13 +532,121 @@ static LLVMValueRef build_core(CG *cg, const char *name, int64_t Ci, int64_t Co,
     return k.fn;
 }
 
-/* A direct kernel for one input expression: pads each image of [n0, n1)
-   through it, then runs the shared core on it. */
-static LLVMValueRef build(CG *cg, const char *name, const char *core_name, int64_t Ci, int64_t Co, int64_t H, int64_t W,
-                          bool transposed, CgExpr *e, bool stats) {
-    LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
-    if (!core) core = build_core(cg, core_name, Ci, Co, H, W, transposed, stats);
+/* The stride-2 input gradient of one image, from dy's copies:
+   core(dyp, w, dx, n). Row 2a + ph, column 2b + pw of dx takes the taps of
+   row parity ph and column parity pw: padded row 2a + ph + P = 2i + kh, so
+   kh = ph + P (mod 2), at dy row i = a + (ph + P - kh) / 2 (row a or the
+   next), and the same for columns (copy 0 or the copy shifted by one). A
+   tile is OB channels of dx x V vectors of dy positions (a, b) x the four
+   parities, 16 vector accumulators; each (channel, vector, row parity)
+   interleaves its two column parities into 32 floats of dx rows at the
+   end. */
+static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
     CB k = {.cg = cg};
+    int64_t O = g->O, C = g->C, Ho = g->Ho, Wo = g->Wo, H = g->H, W = g->W, K = g->K, P = g->P, VR, R, V;
+    tile_of(Ho, Wo, &VR, &R, &V);
+    int64_t OB = 4 / V;
+    if (OB < 1) OB = 1;
+    while (C % OB) OB--;
+    k.vt = LLVMVectorType(cg->f32, 16);
+    LLVMTypeRef cps[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
+    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, 4, 0));
+    kernel_attrs(&k, 3);
+    k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
+    k.b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderAtEnd(k.b, k.entry);
+    Pad pd;
+    pad_layout(&pd, g, true, O);
+    pd.buf = LLVMGetParam(k.fn, 0);
+    LLVMValueRef wt = LLVMGetParam(k.fn, 1), dx = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
+    LLVMValueRef acc[16];   /* [o][v][ph][pw] */
+    int na = (int)(OB * V * 4);
+    for (int a = 0; a < na; a++) acc[a] = alloca_entry(&k, k.vt, "acc");
+    CLoop Lo, Lh, Li;
+    LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, 0), I(&k, C), "ob");
+    LLVMValueRef h0 = cloop_open(&k, &Lh, I(&k, 0), I(&k, Ho), "h0");
+    for (int a = 0; a < na; a++) LLVMBuildStore(k.b, LLVMConstNull(k.vt), acc[a]);
+    LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, O), "ci");   /* dy's channel */
+    LLVMValueRef cur[16];
+    for (int a = 0; a < na; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, acc[a], "");
+    /* dy vectors by (row relative to h0, segment, column shift), loaded once */
+    struct { int64_t rel, seg, s; LLVMValueRef v; } memo[32];
+    int nm = 0;
+    for (int o = 0; o < OB; o++) {
+        LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
+        for (int kh = 0; kh < K; kh++)
+            for (int kw = 0; kw < K; kw++) {
+                int64_t ph = (kh + P) & 1, dr = (ph + P - kh) / 2, pw = (kw + P) & 1, ds = (pw + P - kw) / 2;
+                RRC_ASSERT(dr >= 0 && dr <= 1 && ds >= 0 && ds <= 1);
+                /* w[ci][co][kh][kw] */
+                LLVMValueRef widx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, ci, I(&k, C), ""), co, ""), I(&k, K * K), ""), I(&k, kh * K + kw), "");
+                LLVMValueRef ws = splat(&k, LLVMBuildLoad2(k.b, cg->f32, fptr(&k, wt, widx), ""));
+                for (int v = 0; v < V; v++) {
+                    int64_t r, seg;
+                    tile_vec(VR, Wo, v, &r, &seg);
+                    LLVMValueRef ld = NULL;
+                    for (int m = 0; m < nm && !ld; m++)
+                        if (memo[m].rel == r + dr && memo[m].seg == seg && memo[m].s == ds) ld = memo[m].v;
+                    if (!ld) {
+                        RRC_ASSERT(nm < 32);
+                        ld = pad_vec(&k, &pd, ci, LLVMBuildNSWAdd(k.b, h0, I(&k, r + dr), ""), ds, seg * 16);
+                        memo[nm].rel = r + dr, memo[nm].seg = seg, memo[nm].s = ds, memo[nm].v = ld;
+                        nm++;
+                    }
+                    int a = (int)(((o * V + v) * 2 + ph) * 2 + pw);
+                    cur[a] = vfma(&k, ws, ld, cur[a]);
+                }
+            }
+    }
+    for (int a = 0; a < na; a++) LLVMBuildStore(k.b, cur[a], acc[a]);
+    cloop_close(&k, &Li, 1);
+    /* element m of the interleaved (pw = 0, pw = 1) pair is dx column
+       2 (b + m / 2) + m % 2: row 2 (a + m / W) + ph, column seg * 32 + m % W */
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+    LLVMValueRef mlo[16], mhi[16];
+    for (int m = 0; m < 16; m++) {
+        mlo[m] = LLVMConstInt(i32, (unsigned long long)(m / 2 + (m % 2) * 16), 0);
+        mhi[m] = LLVMConstInt(i32, (unsigned long long)(8 + m / 2 + (m % 2) * 16), 0);
+    }
+    int64_t cs = W < 16 ? W : 16;   /* floats per store: one dx row's part */
+    for (int o = 0; o < OB; o++)
+        for (int v = 0; v < V; v++)
+            for (int ph = 0; ph < 2; ph++) {
+                int64_t r, seg;
+                tile_vec(VR, Wo, v, &r, &seg);
+                int a0 = (int)(((o * V + v) * 2 + ph) * 2);
+                LLVMValueRef e0 = LLVMBuildLoad2(k.b, k.vt, acc[a0], ""), e1 = LLVMBuildLoad2(k.b, k.vt, acc[a0 + 1], "");
+                LLVMValueRef half[2] = {LLVMBuildShuffleVector(k.b, e0, e1, LLVMConstVector(mlo, 16), ""),
+                                        LLVMBuildShuffleVector(k.b, e0, e1, LLVMConstVector(mhi, 16), "")};
+                LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
+                for (int64_t m0 = 0; m0 < 32; m0 += cs) {
+                    LLVMValueRef val = half[m0 / 16];
+                    if (cs < 16) {
+                        LLVMValueRef sel[16];
+                        for (int64_t j = 0; j < cs; j++) sel[j] = LLVMConstInt(i32, (unsigned long long)(m0 % 16 + j), 0);
+                        val = LLVMBuildShuffleVector(k.b, val, LLVMGetUndef(k.vt), LLVMConstVector(sel, (unsigned)cs), "");
+                    }
+                    LLVMValueRef row = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, h0, I(&k, r + m0 / W), ""), I(&k, 2), ""), I(&k, ph), "");
+                    LLVMValueRef idx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, n, I(&k, C), ""), co, ""), I(&k, H), ""), row, ""), I(&k, W), ""), I(&k, seg * 32 + m0 % W), "");
+                    LLVMValueRef st = LLVMBuildStore(k.b, val, LLVMBuildInBoundsGEP2(k.b, cg->f32, dx, &idx, 1, ""));
+                    LLVMSetAlignment(st, 4);
+                }
+            }
+    cloop_close(&k, &Lh, R);
+    cloop_close(&k, &Lo, OB);
+    LLVMBuildRetVoid(k.b);
+    LLVMDisposeBuilder(k.b);
+    return k.fn;
+}
+
+/* A direct kernel for one input expression: pads each image of [n0, n1)
+   through it (x for the forward, dy for the input gradient), then runs the
+   shared core on it. */
+static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const Geo *g, bool dx, CgExpr *e, bool stats) {
+    LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
+    if (!core) core = dx && g->S == 2 ? build_dx2_core(cg, core_name, g) : build_core(cg, core_name, g, dx, stats);
+    CB k = {.cg = cg};
+    int64_t Ci = dx ? g->O : g->C, Co = dx ? g->C : g->O;
     /* w, out, what the input expression reads, then (stats) the per-image
        statistics, double [n1 - n0][2][Co] */
     int np = 2 + cg_expr_count(e) + (stats ? 1 : 0);
@@ -392,9 +655,9 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, int64
     for (int i = 2; i < 2 + cg_expr_count(e); i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
     LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
     cg_expr_begin(e, k.b, ext);
-    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)W), "rowtmp");
     Pad pd;
-    pad_init(&k, &pd, Ci, H, W);
+    pad_init(&k, &pd, g, dx, Ci);
+    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)pd.SW), "rowtmp");
     CLoop Ln;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, "n");
     pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp, I(&k, 0), Ci);
@@ -413,36 +676,46 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, int64
 }
 
 /* Input channels per block of the weight gradient: the vector partials
-   (O x block x 9) stay within 256 KB, in L2. */
-static int64_t dw_block(int64_t C, int64_t O) {
+   (O x block x KK) stay within 256 KB, in L2. */
+static int64_t dw_block(int64_t C, int64_t O, int64_t KK) {
     int64_t cblk = C;
-    while (cblk > 1 && (O * cblk * 9 * 16 * 4 > 262144 || C % cblk)) cblk--;
+    while (cblk > 1 && (O * cblk * KK * 16 * 4 > 262144 || C % cblk)) cblk--;
     return cblk;
 }
 
 /* Images per call of the weight gradient's core: small planes take several,
-   so that the 18 vector partials loaded and stored per (output pair, input
+   so that the vector partials loaded and stored per (output channels, input
    channel) serve at least about 64 vectors of the plane. */
 static int64_t dw_images(int64_t H, int64_t W) {
     int64_t vecs = H * W / 16, nb = vecs >= 64 ? 1 : 64 / (vecs ? vecs : 1);
     return nb > 8 ? 8 : nb;
 }
 
+/* Output channels per step of the weight gradient's core: 2 x 9 vector
+   partials for 3x3 taps, 8 (of one tap each) for 1x1. */
+static int64_t dw_ob(const Geo *g) {
+    int64_t ob = g->K == 1 ? 8 : 2;
+    while (g->O % ob) ob--;
+    return ob;
+}
+
 /* The weight gradient over images [n0, n1), written (not added) to out
-   [O][C][3][3]. The core adds the contribution of images [n, n + nb) of one
+   [O][C][K][K]. The core adds the contribution of images [n, n + nb) of one
    input channel block to the vector partials, from their padded copies
    (slot j of the buffer holds image n + j): core(xp, dy, accv, n, nb). Per
-   pair of output channels and input channel, 18 vector accumulators (2 x 9
-   taps) run over the planes. It is shared by every input expression of the
-   shape. The partials live in a [O * block * 9] array across images and are
-   summed lane by lane in order at the end (llvm.vector.reduce.fadd without
-   reassociation: the same bits whatever the vector unit). */
-static LLVMValueRef build_dw_core(CG *cg, const char *name, int64_t C, int64_t O, int64_t H, int64_t W) {
+   OB output channels and input channel, OB x K x K vector accumulators run
+   over the dy planes. It is shared by every input expression of the
+   shape. The partials live in a [O * block * K * K] array across images
+   and are summed lane by lane in order at the end
+   (llvm.vector.reduce.fadd without reassociation: the same bits whatever
+   the vector unit). */
+static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
     CB k = {.cg = cg};
-    int64_t L = 16, OB = O % 2 ? 1 : 2;
+    int64_t C = g->C, O = g->O, H = g->Ho, W = g->Wo, K = g->K, KK = K * K;   /* H, W: dy's planes */
+    int64_t L = 16, OB = dw_ob(g);
     int64_t nseg = W >= L ? W / L : 1, hstep = W >= L ? 1 : L / W;   /* vectors per row step, rows per step */
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
-    int64_t cblk = dw_block(C, O), NB = dw_images(H, W);
+    int64_t cblk = dw_block(C, O, KK), NB = dw_images(H, W);
     LLVMTypeRef cps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->i64};
     k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, 5, 0));
     kernel_attrs(&k, 3);
@@ -450,42 +723,38 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, int64_t C, int64_t O
     k.b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k.b, k.entry);
     Pad pd;
-    pad_layout(&pd, NB * cblk, H, W);
+    pad_layout(&pd, g, false, NB * cblk);
     pd.buf = LLVMGetParam(k.fn, 0);
     LLVMValueRef dy = LLVMGetParam(k.fn, 1), accv = LLVMGetParam(k.fn, 2), nbase = LLVMGetParam(k.fn, 3);
     LLVMValueRef nb = LLVMGetParam(k.fn, 4);
     CLoop Lo, Lc, Lh, Lj;
     LLVMValueRef o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), "o0");
     LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, cblk), "c");   /* within the block */
-    LLVMValueRef slot[2][9], cur[2][9];
-    for (int i = 0; i < OB; i++)
-        for (int t = 0; t < 9; t++) {
-            /* accv[((o0 + i) * cblk + c) * 9 + t] */
-            LLVMValueRef ix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, o0, I(&k, i), ""), I(&k, cblk), ""), c, ""), I(&k, 9), ""), I(&k, t), "");
-            slot[i][t] = LLVMBuildInBoundsGEP2(k.b, k.vt, accv, &ix, 1, "");
-            cur[i][t] = LLVMBuildLoad2(k.b, k.vt, slot[i][t], "");
-        }
-    /* the plane, carried through allocas so the h loop keeps them in registers */
-    LLVMValueRef car[2][9];
-    for (int i = 0; i < OB; i++)
-        for (int t = 0; t < 9; t++) {
-            car[i][t] = alloca_entry(&k, k.vt, "a");
-            LLVMBuildStore(k.b, cur[i][t], car[i][t]);
-        }
-    /* RB vector rows per step share their input vectors: the tap (r, kh)
-       reads the vector starting at row h + r * hstep + kh, so (r, kh) pairs
-       with the same start load it once (wide planes: 3 (RB + 2) x loads
-       and 2 RB dy loads for 18 RB FMAs instead of 11 loads per 18) */
-    int64_t RB = 4;
+    enum { MAXA = 18 };
+    RRC_ASSERT(OB * KK <= MAXA);
+    LLVMValueRef slot[MAXA], cur[MAXA], car[MAXA];   /* [i * KK + tap] */
+    int na = (int)(OB * KK);
+    for (int a = 0; a < na; a++) {
+        /* accv[((o0 + i) * cblk + c) * KK + t] */
+        LLVMValueRef ix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, o0, I(&k, a / KK), ""), I(&k, cblk), ""), c, ""), I(&k, KK), ""), I(&k, a % KK), "");
+        slot[a] = LLVMBuildInBoundsGEP2(k.b, k.vt, accv, &ix, 1, "");
+        /* the plane, carried through allocas so the h loop keeps them in registers */
+        car[a] = alloca_entry(&k, k.vt, "a");
+        LLVMBuildStore(k.b, LLVMBuildLoad2(k.b, k.vt, slot[a], ""), car[a]);
+    }
+    /* RB vector rows per step share their input vectors: taps of different
+       rows that read the same vector of the padded copy load it once (3x3
+       at stride 1, wide planes: 3 (RB + 2) x loads and 2 RB dy loads for
+       18 RB FMAs instead of 11 loads per 18) */
+    int64_t RB = K == 1 ? 2 : 4;
     while (H % (RB * hstep)) RB--;
     LLVMValueRef jj = cloop_open(&k, &Lj, I(&k, 0), nb, "j");
     LLVMValueRef n = LLVMBuildNSWAdd(k.b, nbase, jj, "n");
     LLVMValueRef bch = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, jj, I(&k, cblk), ""), c, "");   /* slot j, channel c */
     LLVMValueRef h = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), "h");
-    for (int i = 0; i < OB; i++)
-        for (int t = 0; t < 9; t++) cur[i][t] = LLVMBuildLoad2(k.b, k.vt, car[i][t], "");
+    for (int a = 0; a < na; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, car[a], "");
     for (int64_t seg = 0; seg < nseg; seg++) {
-        LLVMValueRef d[2][4];
+        LLVMValueRef d[8][4];
         for (int64_t r = 0; r < RB; r++)
             for (int i = 0; i < OB; i++) {
                 /* dy[((n * O + o0 + i) * H + h + r * hstep) * W + seg * L] */
@@ -494,24 +763,34 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, int64_t C, int64_t O
                 d[i][r] = LLVMBuildLoad2(k.b, k.vt, fptr(&k, dy, ix), "");
                 LLVMSetAlignment(d[i][r], 4);
             }
-        int64_t last = (RB - 1) * hstep + 2;   /* start rows 0 .. last, relative to h */
-        for (int64_t st = 0; st <= last; st++)
-            for (int kw = 0; kw < 3; kw++) {
-                LLVMValueRef ld = NULL;
-                for (int64_t r = 0; r < RB; r++)
-                    for (int kh = 0; kh < 3; kh++) {
-                        if (r * hstep + kh != st) continue;
-                        if (!ld) ld = pad_load(&k, &pd, bch, LLVMBuildNSWAdd(k.b, h, I(&k, r * hstep), ""), kh, kw, seg);
-                        for (int i = 0; i < OB; i++) cur[i][kh * 3 + kw] = vfma(&k, d[i][r], ld, cur[i][kh * 3 + kw]);
-                    }
+        /* taps (r, kh, kw) by the vector they read: (copy, row r * hstep +
+           row offset, column); in order of that row, each vector loaded once */
+        int64_t nt = RB * KK, key[4 * 9][3];
+        bool done[4 * 9] = {false};
+        int64_t maxrel = 0;
+        for (int64_t t = 0; t < nt; t++) {
+            int64_t r = t / KK, kh = (t % KK) / K, kw = t % K, ro;
+            pad_tap(&pd, (int)kh, (int)kw, seg, &key[t][0], &ro, &key[t][2]);
+            key[t][1] = r * hstep + ro;
+            if (key[t][1] > maxrel) maxrel = key[t][1];
+        }
+        for (int64_t st = 0; st <= maxrel; st++)
+            for (int64_t t = 0; t < nt; t++) {
+                if (done[t] || key[t][1] != st) continue;
+                int64_t q = key[t][0];
+                LLVMValueRef ld = pad_vec(&k, &pd, bch, LLVMBuildNSWAdd(k.b, h, I(&k, st), ""), q, key[t][2]);
+                for (int64_t u = t; u < nt; u++) {
+                    if (done[u] || key[u][0] != q || key[u][1] != st || key[u][2] != key[t][2]) continue;
+                    done[u] = true;
+                    int64_t ru = u / KK, tap = u % KK;
+                    for (int i = 0; i < OB; i++) cur[i * KK + tap] = vfma(&k, d[i][ru], ld, cur[i * KK + tap]);
+                }
             }
     }
-    for (int i = 0; i < OB; i++)
-        for (int t = 0; t < 9; t++) LLVMBuildStore(k.b, cur[i][t], car[i][t]);
+    for (int a = 0; a < na; a++) LLVMBuildStore(k.b, cur[a], car[a]);
     cloop_close(&k, &Lh, hstep * RB);
     cloop_close(&k, &Lj, 1);
-    for (int i = 0; i < OB; i++)
-        for (int t = 0; t < 9; t++) LLVMBuildStore(k.b, LLVMBuildLoad2(k.b, k.vt, car[i][t], ""), slot[i][t]);
+    for (int a = 0; a < na; a++) LLVMBuildStore(k.b, LLVMBuildLoad2(k.b, k.vt, car[a], ""), slot[a]);
     cloop_close(&k, &Lc, 1);
     cloop_close(&k, &Lo, OB);
     LLVMBuildRetVoid(k.b);
@@ -519,24 +798,23 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, int64_t C, int64_t O
     return k.fn;
 }
 
-static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, int64_t C, int64_t O, int64_t H, int64_t W,
-                             CgExpr *e) {
+static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, const Geo *g, CgExpr *e) {
     LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
-    if (!core) core = build_dw_core(cg, core_name, C, O, H, W);
+    if (!core) core = build_dw_core(cg, core_name, g);
     CB k = {.cg = cg};
-    int64_t L = 16;
+    int64_t L = 16, C = g->C, O = g->O, KK = g->K * g->K;
     int np = 2 + cg_expr_count(e);   /* dy, out, then what the x expression reads */
     LLVMTypeRef body_t = begin_variant(&k, name, np);
     LLVMValueRef dy = LLVMGetParam(k.fn, 0), out = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
     for (int i = 2; i < np; i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
     LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
     cg_expr_begin(e, k.b, ext);
-    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)W), "rowtmp");
-    /* input channels in blocks whose vector partials (O x cblk x 9) stay in L2 */
-    int64_t cblk = dw_block(C, O), NB = dw_images(H, W);
+    /* input channels in blocks whose vector partials (O x cblk x KK) stay in L2 */
+    int64_t cblk = dw_block(C, O, KK), NB = dw_images(g->Ho, g->Wo);
     Pad pd;
-    pad_init(&k, &pd, NB * cblk, H, W);
-    int64_t nacc = O * cblk * 9;
+    pad_init(&k, &pd, g, false, NB * cblk);
+    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)pd.SW), "rowtmp");
+    int64_t nacc = O * cblk * KK;
     LLVMValueRef accv = alloca_entry(&k, LLVMArrayType2(k.vt, (uint64_t)nacc), "dwacc");
     LLVMSetAlignment(accv, 64);
     CLoop Lb, Ln;
@@ -554,7 +832,7 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, in
     LLVMValueRef ca[5] = {pd.buf, dy, accv, n, nb};
     LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, 5, 0), core, ca, 5, "");
     cloop_close(&k, &Ln, NB);
-    /* out[o][cb0 + c][t] = the lanes of accv[(o * cblk + c) * 9 + t] summed in order */
+    /* out[o][cb0 + c][t] = the lanes of accv[(o * cblk + c) * KK + t] summed in order */
     CLoop Lj;
     LLVMValueRef j = cloop_open(&k, &Lj, I(&k, 0), I(&k, nacc), "j");
     LLVMValueRef v = LLVMBuildLoad2(k.b, k.vt, LLVMBuildInBoundsGEP2(k.b, k.vt, accv, &j, 1, ""), "");
@@ -563,8 +841,8 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, in
     LLVMTypeRef rps[2] = {cg->f32, k.vt};
     LLVMValueRef rargs[2] = {LLVMConstReal(cg->f32, -0.0), v};
     LLVMValueRef sum = LLVMBuildCall2(k.b, LLVMFunctionType(cg->f32, rps, 2, 0), rf, rargs, 2, "");
-    LLVMValueRef o = LLVMBuildSDiv(k.b, j, I(&k, cblk * 9), ""), rest = LLVMBuildSRem(k.b, j, I(&k, cblk * 9), "");
-    LLVMValueRef oix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, o, I(&k, C), ""), cb0, ""), I(&k, 9), ""), rest, "");
+    LLVMValueRef o = LLVMBuildSDiv(k.b, j, I(&k, cblk * KK), ""), rest = LLVMBuildSRem(k.b, j, I(&k, cblk * KK), "");
+    LLVMValueRef oix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, o, I(&k, C), ""), cb0, ""), I(&k, KK), ""), rest, "");
     LLVMBuildStore(k.b, sum, fptr(&k, out, oix));
     cloop_close(&k, &Lj, 1);
     cloop_close(&k, &Lb, cblk);
@@ -581,24 +859,25 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, in
 LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats) {
     bool tr = n->op == OP_CONV2D_DX, dw = n->op == OP_CONV2D_DW;
     RRC_ASSERT(!stats || n->op == OP_CONV2D);
+    Geo g = geo_of(n);
     const Node *in = dw ? n->in[1] : n->in[0];   /* what is padded: x, or dy for dx */
-    int64_t Ci = in->dim[1], Co = dw ? n->dim[0] : n->dim[1], H = in->dim[2], W = in->dim[3];
     CgExpr *e = cg_expr_new(cg, in);
     RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) <= MAX_PTRS - 3);
     /* the input expression's structure, hashed into the name */
     uint64_t hsh = 0xcbf29ce484222325ULL;
     for (const char *p = cg_expr_sig(e); *p; p++) hsh = (hsh ^ (unsigned char)*p) * 0x100000001b3ULL;
+    char shape[96];
+    snprintf(shape, sizeof shape, "conv%lldx%llds%lld.%s.%lldx%lld.%lldx%lld", (long long)g.K, (long long)g.K,
+             (long long)g.S, dw ? "dw" : tr ? "dx" : stats ? "fwdstats" : "fwd", (long long)g.C, (long long)g.O,
+             (long long)g.H, (long long)g.W);
     char name[160];
-    snprintf(name, sizeof name, "conv3x3.%s.%lldx%lld.%lldx%lld.%s%016llx", dw ? "dw" : tr ? "dx" : stats ? "fwdstats" : "fwd",
-             (long long)Ci, (long long)Co, (long long)H, (long long)W, cg_expr_is_load(e) ? "x" : "fused",
-             (unsigned long long)hsh);
+    snprintf(name, sizeof name, "%s.%s%016llx", shape, cg_expr_is_load(e) ? "x" : "fused", (unsigned long long)hsh);
     char wname[200];
     snprintf(wname, sizeof wname, "%s.rows", name);
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, wname);
-    char core[96];
-    snprintf(core, sizeof core, "conv3x3.%s.%lldx%lld.%lldx%lld.core", dw ? "dw" : tr ? "dx" : stats ? "fwdstats" : "fwd",
-             (long long)Ci, (long long)Co, (long long)H, (long long)W);
-    if (!f) f = dw ? build_dw(cg, name, core, Ci, Co, H, W, e) : build(cg, name, core, Ci, Co, H, W, tr, e, stats);
+    char core[128];
+    snprintf(core, sizeof core, "%s.core", shape);
+    if (!f) f = dw ? build_dw(cg, name, core, &g, e) : build(cg, name, core, &g, tr, e, stats);
     int np = 2 + cg_expr_count(e);
     LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)np + 1, 0), "cargs");
     for (int i = 0; i < np; i++) {

@@ -248,14 +248,20 @@ bool node_emits(const Node *n);
 /* Kernels a compiled step runs: nodes that emit (runtime calls and fused kernels). */
 int graph_kernel_count(const Graph *g);
 /* Whether conv2d / conv2d_dx / conv2d_dw node n gets a generated direct
-   kernel (codegen/cg_conv.c); those read an inlined input (x of conv2d and
+   kernel (codegen/cg_conv.c): 3x3 padding 1 at stride 1 or 2, or 1x1
+   without padding at stride 2; those read an inlined input (x of conv2d and
    conv2d_dw) through their padding loop. */
 bool fuse_conv_direct(const Node *n);
-/* The padded copy of C channels of an H x W image that a direct kernel
-   keeps on its thread's stack (codegen/cg_conv.c lays it out): its row
-   length in floats, and its size in floats (alignment slack included). */
-int64_t fuse_conv_pad_row(int64_t W);
-int64_t fuse_conv_pad_floats(int64_t C, int64_t H, int64_t W);
+/* The padded copy a direct kernel keeps on its thread's stack, per channel
+   (codegen/cg_conv.c lays it out): `copies` planes of `rows` x `rowlen`
+   floats, and `slack` floats for the whole buffer (alignment). Of x
+   (forward, weight gradient) or of dy (input gradient, dy = true) for a
+   K x K convolution at stride S on H x W input planes. */
+typedef struct ConvPad {
+    int64_t copies, rows, rowlen, slack;
+} ConvPad;
+ConvPad fuse_conv_pad(int64_t H, int64_t W, int64_t K, int64_t S, bool dy);
+int64_t fuse_conv_pad_floats(ConvPad p, int64_t C);
 /* Ops that generated elementwise kernels compute (cg_fuse.c emits them). */
 bool fuse_ew_op(OpKind op);
 /* Pooling with a generated kernel (KERNEL_POOL): 2x2 stride-2 average

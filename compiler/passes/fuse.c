@@ -64,11 +64,20 @@ int graph_kernel_count(const Graph *g) {
 }
 
 /* ---- which convolutions get generated direct kernels (codegen/cg_conv.c):
-   3x3, stride 1, padding 1, planes a multiple of 16 wide or 16/W whole rows
-   to a vector ---- */
+   3x3 padding 1 at stride 1 or 2, 1x1 without padding at stride 2, on
+   output planes a multiple of 16 wide or 16/W whole rows to a vector ---- */
 static bool direct_shape(int64_t H, int64_t W) {
     if (W >= 16) return W % 16 == 0 && H % 2 == 0;
     return W >= 4 && 16 % W == 0 && H % (16 / W) == 0;   /* packed: 16 / W rows per vector */
+}
+
+/* K x K, stride S, padding P from H x W to Ho x Wo. Stride 2 needs even
+   planes: the taps then read whole rows of the even/odd column copies. */
+static bool direct_geom(int64_t K, int64_t S, int64_t P, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+    if (S == 1) return K == 3 && P == 1 && Ho == H && Wo == W && direct_shape(H, W);
+    if (S == 2)
+        return ((K == 3 && P == 1) || (K == 1 && P == 0)) && H == 2 * Ho && W == 2 * Wo && direct_shape(Ho, Wo);
+    return false;
 }
 
 /* The kernels keep a padded image (and the weight gradient its vector
@@ -77,36 +86,53 @@ static bool direct_shape(int64_t H, int64_t W) {
    pool thread's stack. */
 #define DIRECT_STACK_MAX (1 << 20)
 
-/* Narrow planes (W < 16) keep three shifted copies of rows W long; wide
-   rows are a whole number of vectors long, with 16 floats of slack to
-   align their interior (cg_conv.c's Pad). */
-int64_t fuse_conv_pad_row(int64_t W) { return W < 16 ? W : (W + 2 + 15) / 16 * 16; }
-
-int64_t fuse_conv_pad_floats(int64_t C, int64_t H, int64_t W) {
-    return W < 16 ? 3 * C * (H + 2) * W : C * (H + 2) * fuse_conv_pad_row(W) + 16;
+/* Stride 1: narrow planes (W < 16) keep three copies of the padded rows, W
+   long, shifted by the tap's column; wide rows are a whole number of
+   vectors long, with 16 floats of slack to align their interior. Stride 2
+   (forward and weight gradient): a copy per tap column kw and row parity,
+   copy (kw, p) row r holding the padded input's row 2r + p at columns kw,
+   kw + 2, ...: a tap's output row is then a contiguous row of a copy.
+   Stride-2 input gradient: dy and dy shifted left by one column, with a
+   zero row below. */
+ConvPad fuse_conv_pad(int64_t H, int64_t W, int64_t K, int64_t S, bool dy) {
+    if (S == 1) {
+        if (W < 16) return (ConvPad){3, H + 2, W, 0};
+        return (ConvPad){1, H + 2, (W + 2 + 15) / 16 * 16, 16};
+    }
+    int64_t extra = K > 1 ? 1 : 0;
+    if (dy) return (ConvPad){K > 1 ? 2 : 1, H / 2 + extra, W / 2, 0};
+    return (ConvPad){K * (K > 1 ? 2 : 1), H / 2 + extra, W / 2, 0};
 }
 
-static bool fits_stack(int64_t C, int64_t O, int64_t H, int64_t W) {
-    int64_t dwacc = O * 9 * 64;   /* at least one channel block */
-    return fuse_conv_pad_floats(C, H, W) * 4 <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
+int64_t fuse_conv_pad_floats(ConvPad p, int64_t C) { return p.copies * C * p.rows * p.rowlen + p.slack; }
+
+/* ps: channels of the padded copy; O x K x K vector partials of the weight
+   gradient for at least one channel */
+static bool fits_stack(int64_t C, int64_t O, int64_t H, int64_t W, int64_t K, int64_t S, bool dy) {
+    int64_t dwacc = O * K * K * 64;
+    return fuse_conv_pad_floats(fuse_conv_pad(H, W, K, S, dy), C) * 4 <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
 }
 
 bool fuse_conv_direct(const Node *n) {
-    const Node *w, *big;
+    const Node *x, *dy, *w;
     switch (n->op) {
-    case OP_CONV2D: w = n->in[1]; big = n; break;
-    case OP_CONV2D_DX: w = n->in[1]; big = n; break;
-    case OP_CONV2D_DW:   /* dw [O,C,3,3] from dy [N,O,H,W] and x [N,C,H,W] */
-        return n->dim[2] == 3 && n->dim[3] == 3 && n->ia[0] == 1 && n->ia[1] == 1 &&
-               n->in[0]->dim[2] == n->in[1]->dim[2] && n->in[0]->dim[3] == n->in[1]->dim[3] &&
-               direct_shape(n->in[1]->dim[2], n->in[1]->dim[3]) &&
-               fits_stack(n->in[1]->dim[1], n->dim[0], n->in[1]->dim[2], n->in[1]->dim[3]);
+    case OP_CONV2D:      /* y [N,O,Ho,Wo] = conv(x [N,C,H,W], w [O,C,K,K]) */
+        x = n->in[0], w = n->in[1];
+        return w->dim[2] == w->dim[3] &&
+               direct_geom(w->dim[2], n->ia[0], n->ia[1], x->dim[2], x->dim[3], n->dim[2], n->dim[3]) &&
+               fits_stack(x->dim[1], n->dim[1], x->dim[2], x->dim[3], w->dim[2], n->ia[0], false);
+    case OP_CONV2D_DX:   /* dx [N,C,H,W] from dy [N,O,Ho,Wo] and w: pads dy */
+        dy = n->in[0], w = n->in[1];
+        return w->dim[2] == w->dim[3] &&
+               direct_geom(w->dim[2], n->ia[0], n->ia[1], n->dim[2], n->dim[3], dy->dim[2], dy->dim[3]) &&
+               fits_stack(dy->dim[1], n->dim[1], n->dim[2], n->dim[3], w->dim[2], n->ia[0], true);
+    case OP_CONV2D_DW:   /* dw [O,C,K,K] from dy [N,O,Ho,Wo] and x [N,C,H,W] */
+        dy = n->in[0], x = n->in[1];
+        return n->dim[2] == n->dim[3] &&
+               direct_geom(n->dim[2], n->ia[0], n->ia[1], x->dim[2], x->dim[3], dy->dim[2], dy->dim[3]) &&
+               fits_stack(x->dim[1], n->dim[0], x->dim[2], x->dim[3], n->dim[2], n->ia[0], false);
     default: return false;
     }
-    if (w->dim[2] != 3 || w->dim[3] != 3 || n->ia[0] != 1 || n->ia[1] != 1) return false;
-    const Node *in = n->op == OP_CONV2D ? n->in[0] : n->in[0];   /* x, or dy */
-    return in->dim[2] == big->dim[2] && in->dim[3] == big->dim[3] && direct_shape(big->dim[2], big->dim[3]) &&
-           fits_stack(in->dim[1], big->dim[1], big->dim[2], big->dim[3]);
 }
 
 /* Ops the code generator emits as elementwise loop bodies (cg_fuse.c). */
