@@ -336,6 +336,49 @@ static LLVMValueRef splat(CB *k, LLVMValueRef s) {
     return LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(k->vt), zeros, "");
 }
 
+/* Prefetching the next image while the core computes this one: the
+   variant passes the next image's planes of up to PF_STREAMS values the
+   padding loop reads (x, or the stored inputs of an inlined x), and every
+   iteration of the core's innermost tile loop prefetches the next `lpi`
+   lines of each, so that the next padding loop reads from L2 rather than
+   from memory. */
+#define PF_STREAMS 3
+
+typedef struct Pf {
+    LLVMValueRef p[PF_STREAMS];
+    LLVMValueRef ctr;      /* iterations so far */
+    int64_t lines, lpi;    /* lines per stream, lines per iteration */
+} Pf;
+
+/* params: the core's PF_STREAMS pointer parameters, from index first */
+static void pf_init(CB *k, Pf *pf, unsigned first, int64_t floats, int64_t iters) {
+    for (int s = 0; s < PF_STREAMS; s++) pf->p[s] = LLVMGetParam(k->fn, first + (unsigned)s);
+    pf->lines = (floats + 15) / 16;
+    pf->lpi = (pf->lines + iters - 1) / iters;
+    pf->ctr = alloca_entry(k, k->cg->i64, "pfctr");
+    LLVMBuildStore(k->b, I(k, 0), pf->ctr);
+}
+
+static void pf_step(CB *k, const Pf *pf) {
+    CG *cg = k->cg;
+    LLVMValueRef it = LLVMBuildLoad2(k->b, cg->i64, pf->ctr, "");
+    LLVMBuildStore(k->b, LLVMBuildNSWAdd(k->b, it, I(k, 1), ""), pf->ctr);
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx), pt = cg->ptr;
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(cg->mod, LLVMLookupIntrinsicID("llvm.prefetch", 13), &pt, 1);
+    LLVMTypeRef ps[4] = {cg->ptr, i32, i32, i32};
+    for (int64_t u = 0; u < pf->lpi; u++) {
+        LLVMValueRef line = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, it, I(k, pf->lpi), ""), I(k, u), "");
+        LLVMValueRef past = LLVMBuildICmp(k->b, LLVMIntSGE, line, I(k, pf->lines), "");
+        line = LLVMBuildSelect(k->b, past, I(k, pf->lines - 1), line, "");
+        LLVMValueRef off = LLVMBuildNSWMul(k->b, line, I(k, 16), "");
+        for (int s = 0; s < PF_STREAMS; s++) {
+            LLVMValueRef a[4] = {fptr(k, pf->p[s], off), LLVMConstInt(i32, 0, 0), LLVMConstInt(i32, 3, 0),
+                                 LLVMConstInt(i32, 1, 0)};
+            LLVMBuildCall2(k->b, LLVMFunctionType(cg->void_, ps, 4, 0), f, a, 4, "");
+        }
+    }
+}
+
 /* A tile of an H x W output plane: V vectors (about 4), VR per row and R
    rows (wide planes), or 16 / W rows each (packed: VR = 0). */
 static void tile_of(int64_t H, int64_t W, int64_t *VR, int64_t *R, int64_t *V) {
@@ -421,14 +464,19 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     if (OB < 1) OB = 1;
     while (Co % OB) OB--;
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
-    LLVMTypeRef cps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->ptr};
-    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, stats ? 5 : 4, 0));
+    /* (xp, w, y, n, [statistics,] the next image's streams) */
+    unsigned nfix = stats ? 5 : 4;
+    LLVMTypeRef cps[5 + PF_STREAMS];
+    for (unsigned i = 0; i < nfix + PF_STREAMS; i++) cps[i] = i == 3 ? cg->i64 : cg->ptr;
+    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, nfix + PF_STREAMS, 0));
     kernel_attrs(&k, 3);
     k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
     k.b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k.b, k.entry);
     Pad pd;
     pad_layout(&pd, g, transposed, Ci);
+    Pf pf;
+    pf_init(&k, &pf, nfix, Ci * pd.SH * pd.SW, (Co / OB) * (H / R) * Ci);
     pd.buf = LLVMGetParam(k.fn, 0);
     LLVMValueRef wt = LLVMGetParam(k.fn, 1), y = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
     CLoop Lh, Lo, Li;
@@ -457,6 +505,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     LLVMValueRef h0 = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), "h0");
     for (int a = 0; a < OB * V; a++) LLVMBuildStore(k.b, LLVMConstNull(k.vt), acc[a]);
     LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, Ci), "ci");
+    pf_step(&k, &pf);
     LLVMValueRef cur[16];
     for (int a = 0; a < OB * V; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, acc[a], "");
     for (int kh = 0; kh < K; kh++)
@@ -549,14 +598,17 @@ static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
     if (OB < 1) OB = 1;
     while (C % OB) OB--;
     k.vt = LLVMVectorType(cg->f32, 16);
-    LLVMTypeRef cps[4] = {cg->ptr, cg->ptr, cg->ptr, cg->i64};
-    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, 4, 0));
+    LLVMTypeRef cps[4 + PF_STREAMS];
+    for (unsigned i = 0; i < 4 + PF_STREAMS; i++) cps[i] = i == 3 ? cg->i64 : cg->ptr;
+    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, 4 + PF_STREAMS, 0));
     kernel_attrs(&k, 3);
     k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
     k.b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k.b, k.entry);
     Pad pd;
     pad_layout(&pd, g, true, O);
+    Pf pf;
+    pf_init(&k, &pf, 4, O * Ho * Wo, (C / OB) * (Ho / R) * O);
     pd.buf = LLVMGetParam(k.fn, 0);
     LLVMValueRef wt = LLVMGetParam(k.fn, 1), dx = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
     LLVMValueRef acc[16];   /* [o][v][ph][pw] */
@@ -567,6 +619,7 @@ static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
     LLVMValueRef h0 = cloop_open(&k, &Lh, I(&k, 0), I(&k, Ho), "h0");
     for (int a = 0; a < na; a++) LLVMBuildStore(k.b, LLVMConstNull(k.vt), acc[a]);
     LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, O), "ci");   /* dy's channel */
+    pf_step(&k, &pf);
     LLVMValueRef cur[16];
     for (int a = 0; a < na; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, acc[a], "");
     /* dy vectors by (row relative to h0, segment, column shift), loaded once */
@@ -639,10 +692,26 @@ static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
     return k.fn;
 }
 
+/* The next image's planes (image n + 1, or n itself for the last one) of
+   the values the padding loop streams through (those of the source's
+   size): up to PF_STREAMS, the first repeated. */
+static void pf_args(CB *k, LLVMValueRef *out, const Node *in, CgExpr *e, const LLVMValueRef *ext, LLVMValueRef n,
+                    LLVMValueRef n1, int64_t img) {
+    LLVMValueRef nx = LLVMBuildNSWAdd(k->b, n, I(k, 1), "");
+    nx = LLVMBuildSelect(k->b, LLVMBuildICmp(k->b, LLVMIntSLT, nx, n1, ""), nx, n, "");
+    LLVMValueRef off = LLVMBuildNSWMul(k->b, nx, I(k, img), "");
+    int m = 0;
+    for (int i = 0; i < cg_expr_count(e) && m < PF_STREAMS; i++)
+        if (node_numel(cg_expr_value(e, i)) == node_numel(in)) out[m++] = fptr(k, ext[i], off);
+    RRC_ASSERT(m > 0);
+    for (int s = m; s < PF_STREAMS; s++) out[s] = out[0];
+}
+
 /* A direct kernel for one input expression: pads each image of [n0, n1)
    through it (x for the forward, dy for the input gradient), then runs the
    shared core on it. */
-static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const Geo *g, bool dx, CgExpr *e, bool stats) {
+static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const Geo *g, bool dx, const Node *in, CgExpr *e,
+                          bool stats) {
     LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
     if (!core) core = dx && g->S == 2 ? build_dx2_core(cg, core_name, g) : build_core(cg, core_name, g, dx, stats);
     CB k = {.cg = cg};
@@ -661,13 +730,16 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
     CLoop Ln;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, "n");
     pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp, I(&k, 0), Ci);
-    LLVMTypeRef cps[5] = {cg->ptr, cg->ptr, cg->ptr, cg->i64, cg->ptr};
-    LLVMValueRef ca[5] = {pd.buf, wt, y, n, NULL};
+    unsigned nfix = stats ? 5 : 4, nca = nfix + PF_STREAMS;
+    LLVMTypeRef cps[5 + PF_STREAMS];
+    for (unsigned i = 0; i < nca; i++) cps[i] = i == 3 ? cg->i64 : cg->ptr;
+    LLVMValueRef ca[5 + PF_STREAMS] = {pd.buf, wt, y, n, NULL};
     if (stats) {
         LLVMValueRef off = LLVMBuildNSWMul(k.b, LLVMBuildNSWSub(k.b, n, n0, ""), I(&k, 2 * Co), "");
         ca[4] = LLVMBuildInBoundsGEP2(k.b, LLVMDoubleTypeInContext(cg->ctx), LLVMGetParam(k.fn, (unsigned)np - 1), &off, 1, "");
     }
-    LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, stats ? 5 : 4, 0), core, ca, stats ? 5 : 4, "");
+    pf_args(&k, ca + nfix, in, e, ext, n, n1, Ci * pd.SH * pd.SW);
+    LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, nca, 0), core, ca, nca, "");
     cloop_close(&k, &Ln, 1);
     LLVMBuildRetVoid(k.b);
     LLVMValueRef wf = rows_wrapper(&k, name, body_t, np);
@@ -877,7 +949,7 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, wname);
     char core[128];
     snprintf(core, sizeof core, "%s.core", shape);
-    if (!f) f = dw ? build_dw(cg, name, core, &g, e) : build(cg, name, core, &g, tr, e, stats);
+    if (!f) f = dw ? build_dw(cg, name, core, &g, e) : build(cg, name, core, &g, tr, in, e, stats);
     int np = 2 + cg_expr_count(e);
     LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)np + 1, 0), "cargs");
     for (int i = 0; i < np; i++) {
