@@ -800,8 +800,17 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
     LLVMValueRef dy = LLVMGetParam(k.fn, 1), accv = LLVMGetParam(k.fn, 2), nbase = LLVMGetParam(k.fn, 3);
     LLVMValueRef nb = LLVMGetParam(k.fn, 4);
     CLoop Lo, Lc, Lh, Lj;
-    LLVMValueRef o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), "o0");
-    LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, cblk), "c");   /* within the block */
+    /* stride 2: input channels outside, so that one channel's six copies stay
+       in L1 while every output channel passes over them */
+    bool c_out = g->S == 2;
+    LLVMValueRef o0, c;
+    if (c_out) {
+        c = cloop_open(&k, &Lc, I(&k, 0), I(&k, cblk), "c");
+        o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), "o0");
+    } else {
+        o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), "o0");
+        c = cloop_open(&k, &Lc, I(&k, 0), I(&k, cblk), "c");   /* within the block */
+    }
     enum { MAXA = 18 };
     RRC_ASSERT(OB * KK <= MAXA);
     LLVMValueRef slot[MAXA], cur[MAXA], car[MAXA];   /* [i * KK + tap] */
@@ -863,8 +872,13 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
     cloop_close(&k, &Lh, hstep * RB);
     cloop_close(&k, &Lj, 1);
     for (int a = 0; a < na; a++) LLVMBuildStore(k.b, LLVMBuildLoad2(k.b, k.vt, car[a], ""), slot[a]);
-    cloop_close(&k, &Lc, 1);
-    cloop_close(&k, &Lo, OB);
+    if (c_out) {
+        cloop_close(&k, &Lo, OB);
+        cloop_close(&k, &Lc, 1);
+    } else {
+        cloop_close(&k, &Lc, 1);
+        cloop_close(&k, &Lo, OB);
+    }
     LLVMBuildRetVoid(k.b);
     LLVMDisposeBuilder(k.b);
     return k.fn;
