@@ -13,7 +13,7 @@
 #include "engine.h"
 
 #define STEP_FN "rrc_step"
-#define STEP_OBJECT "rrc_step.o"
+#define STEP_OBJECTS "rrc_step.objs"
 
 bool engine_parse(const char *s, EngineKind *k) {
     if (!strcmp(s, "interp")) *k = ENGINE_INTERP;
@@ -30,9 +30,9 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Links an object into a new JIT and finds the step in it. */
-static bool link_step(Engine *e, const char *obj, size_t len, const CgOptions *o) {
-    e->jit = jit_create(obj, len, o);
+/* Links objects into a new JIT and finds the step in it. */
+static bool link_step(Engine *e, const CgObjects *objs, const CgOptions *o) {
+    e->jit = jit_create(objs, o);
     e->fn = e->jit ? jit_lookup(e->jit, STEP_FN) : NULL;
     if (!e->fn) {
         jit_free(e->jit);
@@ -41,38 +41,90 @@ static bool link_step(Engine *e, const char *obj, size_t len, const CgOptions *o
     return e->fn != NULL;
 }
 
+/* The cache holds a step's objects as one file: "RRCOBJS1", their count
+   and lengths (u64, native order), then the objects back to back. */
+static const char objs_magic[8] = {'R', 'R', 'C', 'O', 'B', 'J', 'S', '1'};
+
+static char *pack_objects(const CgObjects *objs, size_t *len) {
+    size_t n = 8 + 8 * (size_t)(objs->n + 1);
+    for (int k = 0; k < objs->n; k++) n += objs->len[k];
+    char *p = xmalloc(n), *w = p;
+    uint64_t cnt = (uint64_t)objs->n;
+    memcpy(w, objs_magic, 8), w += 8;
+    memcpy(w, &cnt, 8), w += 8;
+    for (int k = 0; k < objs->n; k++) {
+        uint64_t l = objs->len[k];
+        memcpy(w, &l, 8), w += 8;
+    }
+    for (int k = 0; k < objs->n; k++) memcpy(w, objs->data[k], objs->len[k]), w += objs->len[k];
+    *len = n;
+    return p;
+}
+
+/* false if the file is not such a pack (then nothing is allocated) */
+static bool unpack_objects(const char *p, size_t len, CgObjects *objs) {
+    memset(objs, 0, sizeof *objs);
+    uint64_t cnt;
+    if (len < 16 || memcmp(p, objs_magic, 8)) return false;
+    memcpy(&cnt, p + 8, 8);
+    if (cnt < 1 || cnt > CG_JIT_PARTS || len < 16 + 8 * cnt) return false;
+    size_t off = 16 + 8 * (size_t)cnt;
+    uint64_t l[CG_JIT_PARTS];
+    for (uint64_t k = 0; k < cnt; k++) {
+        memcpy(&l[k], p + 16 + 8 * k, 8);
+        if (l[k] > len - off) return false;
+        off += l[k];
+    }
+    if (off != len) return false;
+    off = 16 + 8 * (size_t)cnt;
+    objs->n = (int)cnt;
+    for (int k = 0; k < objs->n; k++) {
+        objs->len[k] = l[k];
+        objs->data[k] = xmalloc(l[k] ? l[k] : 1);
+        memcpy(objs->data[k], p + off, l[k]);
+        off += l[k];
+    }
+    return true;
+}
+
 /* The step from a valid cache entry; false (g unchanged) if there is none.
    RRC_DEBUG=3 wants the LLVM IR printed, so it always builds. */
 static bool load_step(Engine *e, Graph *g, const CacheEntry *ce, const CgOptions *o) {
     if (o && o->debug >= 3) return false;
-    char *obj = NULL;
+    char *data = NULL;
     size_t len = 0;
-    CacheLookup r = cache_load(ce, STEP_OBJECT, &obj, &len);
+    CacheLookup r = cache_load(ce, STEP_OBJECTS, &data, &len);
     if (r == CACHE_HIT) {
-        int64_t scratch = g->region_bytes[RT_REGION_SCRATCH];
-        cg_plan_workspace(g);   /* what cg_build would have added */
-        e->cached = link_step(e, obj, len, o);
-        free(obj);
-        if (e->cached) return true;
-        g->region_bytes[RT_REGION_SCRATCH] = scratch;
+        CgObjects objs;
+        bool packed = unpack_objects(data, len, &objs);
+        free(data);
+        if (packed) {
+            int64_t scratch = g->region_bytes[RT_REGION_SCRATCH];
+            cg_plan_workspace(g);   /* what the build would have added */
+            e->cached = link_step(e, &objs, o);
+            cg_objects_free(&objs);
+            if (e->cached) return true;
+            g->region_bytes[RT_REGION_SCRATCH] = scratch;
+        }
         fprintf(stderr, "rrc: cache entry %s does not link; rebuilding\n", ce->dir);
     }
     if (r == CACHE_BAD) fprintf(stderr, "rrc: cache entry %s does not match its manifest; rebuilding\n", ce->dir);
     return false;
 }
 
-/* Builds the step (LLVM module, O3, object), links it, and stores the
-   object once it has linked. */
+/* Builds the step (LLVM module, O3, objects), links it, and stores the
+   objects once they have linked. */
 static bool build_step(Engine *e, Graph *g, const CacheEntry *ce, const CgOptions *o) {
-    CgModule *m = cg_build(g, STEP_FN, o);
-    if (!m) return false;
-    char *obj = NULL;
-    size_t len = 0;
-    bool ok = cg_emit_jit_object(m, &obj, &len);
-    cg_free(m);
-    ok = ok && link_step(e, obj, len, o);
-    if (ok && ce) cache_store(ce, STEP_OBJECT, obj, len);
-    free(obj);
+    CgObjects objs;
+    if (!cg_jit_objects(g, STEP_FN, o, &objs)) return false;
+    bool ok = link_step(e, &objs, o);
+    if (ok && ce) {
+        size_t len;
+        char *pack = pack_objects(&objs, &len);
+        cache_store(ce, STEP_OBJECTS, pack, len);
+        free(pack);
+    }
+    cg_objects_free(&objs);
     return ok;
 }
 

@@ -170,9 +170,21 @@ TEST(jit_cache_hit_is_bit_identical) {
     char path[1400];
     struct stat st;
     REQUIRE(conv4_entry(2, &ce));
-    snprintf(path, sizeof path, "%s/rrc_step.o", ce.dir);
+    snprintf(path, sizeof path, "%s/rrc_step.objs", ce.dir);
     CHECKF(stat(path, &st) == 0 && st.st_size > 0, "%s: no object", path);
-    CHECK(cache_check(&ce, "rrc_step.o") == CACHE_HIT);
+    CHECK(cache_check(&ce, "rrc_step.objs") == CACHE_HIT);
+    /* the step was compiled in two parts: two non-empty objects */
+    FILE *f = fopen(path, "rb");
+    unsigned char head[32] = {0};
+    size_t got = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f) fclose(f);
+    uint64_t cnt = 0, l0 = 0, l1 = 0;
+    memcpy(&cnt, head + 8, 8);
+    memcpy(&l0, head + 16, 8);
+    memcpy(&l1, head + 24, 8);
+    CHECKF(got == sizeof head && memcmp(head, "RRCOBJS1", 8) == 0 && cnt == 2 && l0 > 0 && l1 > 0,
+           "%s: not a pack of two objects (count %llu, lengths %llu %llu)", path, (unsigned long long)cnt,
+           (unsigned long long)l0, (unsigned long long)l1);
     free(first.out);
     free(second.out);
     restore_cache();
@@ -181,7 +193,7 @@ TEST(jit_cache_hit_is_bit_identical) {
 /* Damages the cached object or manifest of conv4's B=2 step. */
 static void damage(const CacheEntry *ce, int how) {
     char path[1400];
-    snprintf(path, sizeof path, "%s/%s", ce->dir, how == 2 ? "manifest" : "rrc_step.o");
+    snprintf(path, sizeof path, "%s/%s", ce->dir, how == 2 ? "manifest" : "rrc_step.objs");
     FILE *f = fopen(path, "r+b");
     if (!f) { test_fail(__FILE__, __LINE__, "cannot open %s", path); return; }
     fseek(f, 0, SEEK_END);
@@ -215,7 +227,7 @@ TEST(jit_cache_corrupt_entry_is_rebuilt) {
     const char *hows[] = {"flipped bytes", "truncated object", "manifest of another key"};
     for (int how = 0; how < 3; how++) {
         damage(&ce, how);
-        CHECKF(cache_check(&ce, "rrc_step.o") == CACHE_BAD, "%s: the entry still checks", hows[how]);
+        CHECKF(cache_check(&ce, "rrc_step.objs") == CACHE_BAD, "%s: the entry still checks", hows[how]);
         capture_begin();
         Build b = build_conv4(2);
         char *err = capture_end();

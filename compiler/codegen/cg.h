@@ -40,19 +40,28 @@ bool cg_write_ll(CgModule *m, const char *path);
 bool cg_write_object(CgModule *m, const char *path);
 /* The module's assembly for its target (malloc'd; NULL on error). */
 char *cg_assembly(CgModule *m);
-/* An object file of the module for the JIT (its code model) in memory:
-   *data is malloc'd. Code generation changes the module: emit it last. */
-bool cg_emit_jit_object(CgModule *m, char **data, size_t *len);
+/* The JIT's code of g's step `fn`: its functions split into CG_JIT_PARTS
+   modules, each optimised and compiled to an object on a thread of its own
+   (a cold compile takes about half the time). The objects define each
+   other's missing functions: link them together (jit_create). */
+#define CG_JIT_PARTS 2
+typedef struct CgObjects {
+    int n;
+    char *data[CG_JIT_PARTS];
+    size_t len[CG_JIT_PARTS];
+} CgObjects;
+bool cg_jit_objects(Graph *g, const char *fn, const CgOptions *o, CgObjects *out);
+void cg_objects_free(CgObjects *objs);
 void cg_free(CgModule *m);
 /* An object holding `rrc_program_json` (the program's description),
    `rrc_program_fns` (pointers to the named entry functions, defined in
    other objects) and `rrc_program_nfns`: what an AOT trainer's main reads. */
 bool cg_write_program_object(const char *path, const char *json, const char *const *fns, int nfns, const CgOptions *o);
 
-/* The JIT: links an object made by cg_emit_jit_object for target o (the
-   bytes are copied) and returns its step functions by name. */
+/* The JIT: links objects made by cg_jit_objects for target o (the bytes are copied) and returns its step functions by
+   name. */
 typedef struct Jit Jit;
-Jit *jit_create(const void *object, size_t len, const CgOptions *o);
+Jit *jit_create(const CgObjects *objs, const CgOptions *o);
 rt_step_fn jit_lookup(Jit *j, const char *fn);
 void jit_free(Jit *j);
 

@@ -1,7 +1,8 @@
 /*
 ** cg_jit.c: in-process linking with ORC LLJIT. The JIT is given objects, not
-** IR modules: a freshly built step and one loaded from the compile cache
-** then go through the same path, and run the same code. The generated code
+** IR modules: a freshly built step (cg_jit_objects: two objects compiled in
+** parallel) and one loaded from the compile cache then go through the same
+** path, and run the same code. The generated code
 ** calls the runtime's kernels, which are linked into rrc and exported
 ** (-rdynamic), so LLJIT resolves them as process symbols.
 */
@@ -26,8 +27,8 @@ static bool jit_error(LLVMErrorRef e, const char *what) {
     return true;
 }
 
-Jit *jit_create(const void *object, size_t len, const CgOptions *o) {
-    /* the target machine the object was emitted with (cg_emit_jit_object) */
+Jit *jit_create(const CgObjects *objs, const CgOptions *o) {
+    /* the target machine the objects were emitted with (cg_jit_objects) */
     LLVMTargetMachineRef tm = cg_target_machine(o, LLVMCodeModelJITDefault);
     if (!tm) return NULL;
     LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
@@ -37,11 +38,13 @@ Jit *jit_create(const void *object, size_t len, const CgOptions *o) {
         free(j);
         return NULL;
     }
-    /* the buffer now belongs to the JIT, even on error */
-    LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(object, len, "rrc_step.o");
-    if (jit_error(LLVMOrcLLJITAddObjectFile(j->lljit, LLVMOrcLLJITGetMainJITDylib(j->lljit), buf), "adding the object")) {
-        jit_free(j);
-        return NULL;
+    for (int k = 0; k < objs->n; k++) {
+        /* the buffer now belongs to the JIT, even on error */
+        LLVMMemoryBufferRef buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(objs->data[k], objs->len[k], "rrc_step.o");
+        if (jit_error(LLVMOrcLLJITAddObjectFile(j->lljit, LLVMOrcLLJITGetMainJITDylib(j->lljit), buf), "adding an object")) {
+            jit_free(j);
+            return NULL;
+        }
     }
     return j;
 }

@@ -2,12 +2,15 @@
 ** cg_llvm.c: builds the LLVM module of a planned graph (see cg.h), the
 ** target machine, the optimisation pipeline and object emission.
 */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitReader.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Orc.h>
 #include <llvm-c/Target.h>
@@ -175,7 +178,36 @@ int64_t cg_plan_workspace(Graph *g) {
     return offset;
 }
 
-CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
+/* The target's data layout and triple, then the O3 pipeline. */
+static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm) {
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(mod, dl);
+    LLVMSetTarget(mod, triple);
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
+    LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
+    /* no loop unrolling: the generated kernels are already blocked (the
+       direct convolutions unroll their taps themselves), and unrolling them
+       again doubled resnet32's compile time (3.16 -> 1.49 s of CPU for
+       `rrc compile`) for no speed */
+    LLVMPassBuilderOptionsSetLoopUnrolling(po, 0);
+    LLVMErrorRef e = LLVMRunPasses(mod, "default<O3>", tm, po);
+    bool ok = true;
+    if (e) {
+        char *em = LLVMGetErrorMessage(e);
+        fprintf(stderr, "rrc: LLVM optimisation failed: %s\n", em);
+        LLVMDisposeErrorMessage(em);
+        ok = false;
+    }
+    LLVMDisposePassBuilderOptions(po);
+    LLVMDisposeTargetData(dl);
+    LLVMDisposeMessage(triple);
+    return ok;
+}
+
+/* The module of g's step, verified but not optimised (NULL after a message). */
+static CgModule *build_ir(Graph *g, const char *fn, const CgOptions *o) {
     RRC_ASSERT(g->planned);
     init_llvm();
     CgModule *m = xcalloc(1, sizeof *m);
@@ -242,40 +274,26 @@ CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
         ok = false;
     }
     LLVMDisposeMessage(msg);
-    if (ok) {
-        LLVMTargetMachineRef tm = cg_target_machine(o, LLVMCodeModelDefault);
-        ok = tm != NULL;
-        if (ok) {
-            char *triple = LLVMGetTargetMachineTriple(tm);
-            LLVMTargetDataRef dl = LLVMCreateTargetDataLayout(tm);
-            LLVMSetModuleDataLayout(m->mod, dl);
-            LLVMSetTarget(m->mod, triple);
-            LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-            LLVMPassBuilderOptionsSetLoopVectorization(po, 1);
-            LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
-            /* no loop unrolling: the generated kernels are already blocked
-               (the direct convolutions unroll their taps themselves), and
-               unrolling them again doubled resnet32's compile time
-               (3.16 -> 1.49 s of CPU for `rrc compile`) for no speed */
-            LLVMPassBuilderOptionsSetLoopUnrolling(po, 0);
-            LLVMErrorRef e = LLVMRunPasses(m->mod, "default<O3>", tm, po);
-            if (e) {
-                char *em = LLVMGetErrorMessage(e);
-                fprintf(stderr, "rrc: LLVM optimisation failed: %s\n", em);
-                LLVMDisposeErrorMessage(em);
-                ok = false;
-            }
-            LLVMDisposePassBuilderOptions(po);
-            LLVMDisposeTargetData(dl);
-            LLVMDisposeMessage(triple);
-            LLVMDisposeTargetMachine(tm);
-        }
+    if (!ok) {
+        cg_free(m);
+        return NULL;
     }
-    if (ok && m->opts.debug >= 3) {
-        char *ir = LLVMPrintModuleToString(m->mod);
-        fprintf(stderr, "%s", ir);
-        LLVMDisposeMessage(ir);
-    }
+    return m;
+}
+
+static void print_ir(LLVMModuleRef mod) {
+    char *ir = LLVMPrintModuleToString(mod);
+    fprintf(stderr, "%s", ir);
+    LLVMDisposeMessage(ir);
+}
+
+CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o) {
+    CgModule *m = build_ir(g, fn, o);
+    if (!m) return NULL;
+    LLVMTargetMachineRef tm = cg_target_machine(o, LLVMCodeModelDefault);
+    bool ok = tm && optimise(m->mod, tm);
+    if (tm) LLVMDisposeTargetMachine(tm);
+    if (ok && m->opts.debug >= 3) print_ir(m->mod);
     if (!ok) {
         cg_free(m);
         return NULL;
@@ -328,23 +346,200 @@ char *cg_assembly(CgModule *m) {
     return out;
 }
 
-bool cg_emit_jit_object(CgModule *m, char **data, size_t *len) {
-    LLVMTargetMachineRef tm = cg_target_machine(&m->opts, LLVMCodeModelJITDefault);
-    if (!tm) return false;
+/* ---- the JIT's objects: the step's functions in CG_JIT_PARTS modules,
+   optimised and compiled on as many threads ----
+
+   Optimisation and code generation take about equal shares of a cold JIT
+   compile and both run function by function, so the module is cut in two
+   by function. Functions joined by direct calls (a kernel's body and its
+   rows wrapper, a direct convolution's variants and their core) stay
+   together; the step function goes to part 0 and the groups, largest
+   first, to the part with fewer instructions. A function used from the
+   other part is given external linkage, and that part keeps a declaration
+   of it; each part is a module in its own LLVM context (parsed from the
+   bitcode of the whole), so the threads share nothing. */
+
+typedef struct Part {
+    LLVMContextRef ctx;       /* NULL: the module's own (part 0) */
+    LLVMModuleRef mod;
+    const CgOptions *o;
+    char *data;
+    size_t len;
+    bool ok;
+} Part;
+
+static int uf_find(int *parent, int i) {
+    while (parent[i] != i) i = parent[i] = parent[parent[i]];
+    return i;
+}
+
+static int fn_index(LLVMValueRef *fns, int n, LLVMValueRef f) {
+    for (int i = 0; i < n; i++)
+        if (fns[i] == f) return i;
+    return -1;
+}
+
+/* The function holding instruction-or-constant user u, or NULL. */
+static LLVMValueRef user_function(LLVMValueRef u) {
+    if (!LLVMIsAInstruction(u)) return NULL;
+    return LLVMGetBasicBlockParent(LLVMGetInstructionParent(u));
+}
+
+/* part[i] for the defined functions fns[0..n): 0 or 1. */
+static void assign_parts(LLVMValueRef *fns, int n, LLVMValueRef step, int *part) {
+    int *parent = xmalloc((size_t)n * sizeof *parent);
+    int64_t *size = xcalloc((size_t)n, sizeof *size);
+    for (int i = 0; i < n; i++) parent[i] = i;
+    for (int i = 0; i < n; i++)
+        for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fns[i]); bb; bb = LLVMGetNextBasicBlock(bb))
+            for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) {
+                size[i]++;
+                if (fns[i] == step || LLVMGetInstructionOpcode(in) != LLVMCall) continue;
+                int j = fn_index(fns, n, LLVMGetCalledValue(in));
+                if (j >= 0 && fns[j] != step) parent[uf_find(parent, i)] = uf_find(parent, j);
+            }
+    /* group sizes at their roots; the groups by size, largest first */
+    int64_t *gsize = xcalloc((size_t)n, sizeof *gsize);
+    for (int i = 0; i < n; i++) gsize[uf_find(parent, i)] += size[i];
+    int *order = xmalloc((size_t)n * sizeof *order), nroots = 0;
+    for (int i = 0; i < n; i++)
+        if (uf_find(parent, i) == i && fns[i] != step) order[nroots++] = i;
+    for (int a = 1; a < nroots; a++)   /* insertion sort: a few hundred groups */
+        for (int b = a; b > 0 && gsize[order[b]] > gsize[order[b - 1]]; b--) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    int64_t load[2] = {0, 0};
+    int *root_part = xmalloc((size_t)n * sizeof *root_part);
+    int si = fn_index(fns, n, step);
+    load[0] = si >= 0 ? gsize[uf_find(parent, si)] : 0;
+    if (si >= 0) root_part[uf_find(parent, si)] = 0;
+    for (int a = 0; a < nroots; a++) {
+        int p = load[1] < load[0];
+        root_part[order[a]] = p;
+        load[p] += gsize[order[a]];
+    }
+    for (int i = 0; i < n; i++) part[i] = root_part[uf_find(parent, i)];
+    free(parent);
+    free(size);
+    free(gsize);
+    free(order);
+    free(root_part);
+}
+
+/* Keeps part k's functions in mod (whose functions are named as in the
+   whole): the others become declarations where still used, and go. */
+static void keep_part(LLVMModuleRef mod, char **names, const int *part, int n, int k) {
+    for (int i = 0; i < n; i++) {
+        if (part[i] == k) continue;
+        LLVMValueRef f = LLVMGetNamedFunction(mod, names[i]);
+        if (!f) continue;
+        if (LLVMGetFirstUse(f)) {
+            LLVMValueRef decl = LLVMAddFunction(mod, "rrc.part.decl", LLVMGlobalGetValueType(f));
+            LLVMReplaceAllUsesWith(f, decl);
+            LLVMDeleteFunction(f);
+            LLVMSetValueName2(decl, names[i], strlen(names[i]));
+        } else {
+            LLVMDeleteFunction(f);
+        }
+    }
+}
+
+static void *compile_part(void *arg) {
+    Part *p = arg;
+    LLVMTargetMachineRef tm = cg_target_machine(p->o, LLVMCodeModelJITDefault);
+    p->ok = tm && optimise(p->mod, tm);
+    if (p->ok && p->o->debug >= 3) {   /* one part's IR after the other's */
+        static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
+        pthread_mutex_lock(&print_lock);
+        print_ir(p->mod);
+        pthread_mutex_unlock(&print_lock);
+    }
     char *msg = NULL;
     LLVMMemoryBufferRef buf = NULL;
-    bool ok = !LLVMTargetMachineEmitToMemoryBuffer(tm, m->mod, LLVMObjectFile, &msg, &buf);
-    if (ok) {
-        *len = LLVMGetBufferSize(buf);
-        *data = xmalloc(*len ? *len : 1);
-        memcpy(*data, LLVMGetBufferStart(buf), *len);
-        LLVMDisposeMemoryBuffer(buf);
-    } else {
-        fprintf(stderr, "rrc: cannot emit the JIT's object: %s\n", msg);
+    if (p->ok) {
+        p->ok = !LLVMTargetMachineEmitToMemoryBuffer(tm, p->mod, LLVMObjectFile, &msg, &buf);
+        if (p->ok) {
+            p->len = LLVMGetBufferSize(buf);
+            p->data = xmalloc(p->len ? p->len : 1);
+            memcpy(p->data, LLVMGetBufferStart(buf), p->len);
+            LLVMDisposeMemoryBuffer(buf);
+        } else {
+            fprintf(stderr, "rrc: cannot emit the JIT's object: %s\n", msg);
+        }
+        LLVMDisposeMessage(msg);
     }
-    LLVMDisposeMessage(msg);
-    LLVMDisposeTargetMachine(tm);
+    if (tm) LLVMDisposeTargetMachine(tm);
+    return NULL;
+}
+
+bool cg_jit_objects(Graph *g, const char *fn, const CgOptions *o, CgObjects *out) {
+    memset(out, 0, sizeof *out);
+    CgModule *m = build_ir(g, fn, o);
+    if (!m) return false;
+    CgOptions opts = m->opts;
+    /* the defined functions and their parts */
+    int n = 0, cap = 64;
+    LLVMValueRef *fns = xmalloc((size_t)cap * sizeof *fns);
+    for (LLVMValueRef f = LLVMGetFirstFunction(m->mod); f; f = LLVMGetNextFunction(f)) {
+        if (LLVMIsDeclaration(f)) continue;
+        if (n == cap) fns = xrealloc(fns, (size_t)(cap *= 2) * sizeof *fns);
+        fns[n++] = f;
+    }
+    int *part = xmalloc((size_t)(n ? n : 1) * sizeof *part);
+    char **names = xmalloc((size_t)(n ? n : 1) * sizeof *names);
+    assign_parts(fns, n, LLVMGetNamedFunction(m->mod, fn), part);
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        names[i] = xstrdup(LLVMGetValueName2(fns[i], &len));
+        for (LLVMUseRef u = LLVMGetFirstUse(fns[i]); u; u = LLVMGetNextUse(u)) {
+            LLVMValueRef uf = user_function(LLVMGetUser(u));
+            int j = uf ? fn_index(fns, n, uf) : -1;
+            if (j < 0 || part[j] != part[i]) {   /* used from the other part */
+                LLVMSetLinkage(fns[i], LLVMExternalLinkage);
+                LLVMSetVisibility(fns[i], LLVMDefaultVisibility);
+                break;
+            }
+        }
+    }
+    /* part 1 in a context of its own, from the whole module's bitcode */
+    Part parts[CG_JIT_PARTS] = {{.mod = m->mod, .o = &opts}, {.o = &opts}};
+    LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m->mod);
+    parts[1].ctx = LLVMContextCreate();
+    bool ok = !LLVMParseBitcodeInContext2(parts[1].ctx, bc, &parts[1].mod);
+    LLVMDisposeMemoryBuffer(bc);
+    if (ok) {
+        keep_part(parts[0].mod, names, part, n, 0);
+        keep_part(parts[1].mod, names, part, n, 1);
+        pthread_t th;
+        bool threaded = pthread_create(&th, NULL, compile_part, &parts[1]) == 0;
+        compile_part(&parts[0]);
+        if (threaded) pthread_join(th, NULL);
+        else compile_part(&parts[1]);
+        ok = parts[0].ok && parts[1].ok;
+    } else {
+        fprintf(stderr, "rrc: internal error: cannot reparse the step's bitcode\n");
+    }
+    for (int k = 0; k < CG_JIT_PARTS; k++) {
+        out->data[k] = parts[k].data;
+        out->len[k] = parts[k].len;
+    }
+    out->n = CG_JIT_PARTS;
+    if (parts[1].mod) LLVMDisposeModule(parts[1].mod);
+    if (parts[1].ctx) LLVMContextDispose(parts[1].ctx);
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    free(part);
+    free(fns);
+    cg_free(m);
+    if (!ok) cg_objects_free(out);
     return ok;
+}
+
+void cg_objects_free(CgObjects *objs) {
+    for (int k = 0; k < CG_JIT_PARTS; k++) free(objs->data[k]);
+    memset(objs, 0, sizeof *objs);
 }
 
 void cg_free(CgModule *m) {
