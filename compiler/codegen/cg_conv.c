@@ -751,11 +751,13 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
 
 /* How the weight gradient walks the batch: calls of NB images and cblk
    input channels.
-   - Planes of 16 vectors or more whose O x C x KK vector partials fit in
-     640 KB (of the 1 MB L2): one image and every input channel per call,
+   - 3x3 taps on planes of 16 vectors or more whose O x C x 9 vector
+     partials fit in 640 KB (of the 1 MB L2): one image and every input
+     channel per call,
      and the core prefetches the next image's input and dy while it
      computes (resnet32's stages 1 and 2: 54.5 -> 46.8 and 55.6 -> 49.4 ms
-     per step).
+     per step; 1x1 projections did 1.3-1.4 -> 2.3 ms so: their partials
+     are too few to keep the core busy on one image).
    - Otherwise blocks of input channels whose partials stay within 256 KB,
      and several images per call on small planes, so that the partials
      loaded and stored per (output channels, input channel) serve at least
@@ -768,7 +770,7 @@ typedef struct DwPlan {
 
 static DwPlan dw_plan(const Geo *g) {
     int64_t KK = g->K * g->K, vecs = g->Ho * g->Wo / 16;
-    if (vecs >= 16 && g->O * g->C * KK * 64 <= 655360) return (DwPlan){g->C, 1, true};
+    if (g->K == 3 && vecs >= 16 && g->O * g->C * KK * 64 <= 655360) return (DwPlan){g->C, 1, true};
     int64_t cblk = g->C;
     while (cblk > 1 && (g->O * cblk * KK * 64 > 262144 || g->C % cblk)) cblk--;
     int64_t nb = vecs >= 64 ? 1 : 64 / (vecs ? vecs : 1);
