@@ -278,11 +278,70 @@ static void pad_row(CB *k, const Pad *p, LLVMValueRef bch, LLVMValueRef r, LLVMV
    of the previous layer: that value is then never stored). rowtmp: SW
    floats. Stride-2 1x1 forward copies skip the odd rows, which no tap
    reads. */
+/* Narrow stride-1 planes whose H x W values are whole vectors (8x8, 4x4)
+   are copied a plane at a time: each vector of the plane goes to copy 1 as
+   it is, and, moved by one lane with zeros in the lanes of column 0 (copy
+   0) or of column W - 1 (copy 2), to the other two; their interior rows
+   are contiguous. Row by row, the three short copies per row cost more than
+   the convolution's arithmetic on these planes. */
+static bool pad_by_plane(const Pad *p) {
+    int64_t HW = p->SH * p->SW;
+    return p->g->S == 1 && !pad_wide1(p) && HW % 16 == 0 && HW / 16 <= 16;
+}
+
+/* Floats of the temporary a padding loop computes an inlined input into. */
+static int64_t pad_tmp_floats(const Pad *p) { return pad_by_plane(p) ? p->SH * p->SW : p->SW; }
+
+static void pad_plane(CB *k, const Pad *p, LLVMValueRef bch, LLVMValueRef from) {
+    CG *cg = k->cg;
+    int64_t W = p->SW, nv = p->SH * W / 16;
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx), i1 = LLVMInt1TypeInContext(cg->ctx);
+    LLVMValueRef v[17], dst[3];
+    for (int64_t q = 0; q < 3; q++) dst[q] = fptr(k, p->buf, pad_off(k, p, bch, I(k, 1), q, I(k, 0)));   /* row 1 */
+    for (int64_t j = 0; j < nv; j++) {
+        v[j] = LLVMBuildLoad2(k->b, k->vt, fptr(k, from, I(k, j * 16)), "");
+        LLVMSetAlignment(v[j], 4);
+    }
+    v[nv] = LLVMConstNull(k->vt);
+    LLVMValueRef zero = LLVMConstNull(k->vt), prev = zero;
+    LLVMValueRef mr[16], ml[16], c0[16], cl[16];
+    for (int l = 0; l < 16; l++) {
+        mr[l] = LLVMConstInt(i32, (unsigned long long)(15 + l), 0);   /* [prev[15], v[0..14]] */
+        ml[l] = LLVMConstInt(i32, (unsigned long long)(1 + l), 0);    /* [v[1..15], next[0]] */
+        c0[l] = LLVMConstInt(i1, l % W == 0, 0);
+        cl[l] = LLVMConstInt(i1, l % W == W - 1, 0);
+    }
+    for (int64_t j = 0; j < nv; j++) {
+        LLVMValueRef r = LLVMBuildShuffleVector(k->b, prev, v[j], LLVMConstVector(mr, 16), "");
+        LLVMValueRef l = LLVMBuildShuffleVector(k->b, v[j], v[j + 1], LLVMConstVector(ml, 16), "");
+        LLVMValueRef out[3] = {LLVMBuildSelect(k->b, LLVMConstVector(c0, 16), zero, r, ""), v[j],
+                               LLVMBuildSelect(k->b, LLVMConstVector(cl, 16), zero, l, "")};
+        for (int q = 0; q < 3; q++) {
+            LLVMValueRef st = LLVMBuildStore(k->b, out[q], fptr(k, dst[q], I(k, j * 16)));
+            LLVMSetAlignment(st, 4);
+        }
+        prev = v[j];
+    }
+}
+
 static void pad_fill(CB *k, const Pad *p, CgExpr *e, LLVMValueRef x, LLVMValueRef n, LLVMValueRef c0, int64_t Ctot,
                      LLVMValueRef rowtmp, LLVMValueRef bc, int64_t nch) {
     int64_t H = p->SH, W = p->SW, rstep = p->g->S == 2 && !p->dy && p->g->K == 1 ? 2 : 1;
     bool load = cg_expr_is_load(e);
     CLoop Lc, Lh, Lw;
+    if (pad_by_plane(p)) {
+        LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, nch), "pc");
+        LLVMValueRef ca = LLVMBuildNSWAdd(k->b, c0, c, "");
+        LLVMValueRef src = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, I(k, Ctot), ""), ca, ""), I(k, H * W), "");
+        if (!load) {
+            LLVMValueRef w = cloop_open(k, &Lw, I(k, 0), I(k, H * W), "pw");
+            LLVMBuildStore(k->b, cg_expr_at(e, LLVMBuildNSWAdd(k->b, src, w, ""), ca), fptr(k, rowtmp, w));
+            cloop_close(k, &Lw, 1);
+        }
+        pad_plane(k, p, LLVMBuildNSWAdd(k->b, bc, c, ""), load ? fptr(k, x, src) : rowtmp);
+        cloop_close(k, &Lc, 1);
+        return;
+    }
     LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, nch), "pc");
     LLVMValueRef h = cloop_open(k, &Lh, I(k, 0), I(k, H), "ph");
     LLVMValueRef ca = LLVMBuildNSWAdd(k->b, c0, c, "");
@@ -728,7 +787,7 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
     cg_expr_begin(e, k.b, ext);
     Pad pd;
     pad_init(&k, &pd, g, dx, Ci);
-    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)pd.SW), "rowtmp");
+    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)pad_tmp_floats(&pd)), "rowtmp");
     CLoop Ln;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, "n");
     pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp, I(&k, 0), Ci);
@@ -929,7 +988,7 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     int64_t cblk = plan.cblk, NB = plan.NB;
     Pad pd;
     pad_init(&k, &pd, g, false, NB * cblk);
-    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)pd.SW), "rowtmp");
+    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)pad_tmp_floats(&pd)), "rowtmp");
     int64_t nacc = O * cblk * KK;
     LLVMValueRef accv = alloca_entry(&k, LLVMArrayType2(k.vt, (uint64_t)nacc), "dwacc");
     LLVMSetAlignment(accv, 64);
