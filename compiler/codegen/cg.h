@@ -2,14 +2,14 @@
 ** cg.h: code generation with the LLVM C API (LLVM 19).
 **
 ** A planned graph (passes/memplan.c) becomes one LLVM function with the
-** step ABI of rt_step.h: `void NAME(char *regions[5])`. For now every node
-** is a call into the runtime's f32 kernels (runtime/rt_kernels.h: BLAS for
-** convolutions and matrix products, vectorised loops for the rest) at the
-** planned addresses; generated fused loop kernels replace these calls op by
-** op. The module is verified, optimised for the host CPU (or the one asked
-** for), then compiled to an object file: written out (rrc compile), or kept
-** in memory and linked in-process by ORC LLJIT, the same bytes that the
-** compile cache (../cache.h) stores and loads.
+** step ABI of rt_step.h: `void NAME(char *regions[5])`, calling generated
+** kernels (fused loops, direct convolutions: cg_fuse.c, cg_conv.c) and the
+** runtime's f32 kernels (runtime/rt_kernels.h) at the planned addresses.
+** The module is verified, optimised for the host CPU (or the one asked
+** for), then compiled: to an object file written out (rrc compile), or, for
+** the JIT, cut into two modules optimised and compiled on two threads
+** (cg_jit_objects) whose objects ORC LLJIT links in-process: the same bytes
+** that the compile cache (../cache.h) stores and loads.
 */
 #ifndef RRC_CG_H
 #define RRC_CG_H

@@ -497,16 +497,31 @@ static LLVMTypeRef body_type(CG *cg, int np) {
 
 /* Starts the body of a variant: internal function `name` of np pointers
    (noalias) and n0, n1, the builder at its entry. Returns its type. */
-static LLVMTypeRef begin_variant(CB *k, const char *name, int np) {
+/* Starts function `name` of type ft (kernel_attrs: the first nalias
+   pointers noalias), the builder at its entry. */
+static void begin_fn(CB *k, const char *name, LLVMTypeRef ft, int nalias) {
     CG *cg = k->cg;
-    k->vt = LLVMVectorType(cg->f32, 16);
-    LLVMTypeRef body_t = body_type(cg, np);
-    k->fn = LLVMAddFunction(cg->mod, name, body_t);
-    kernel_attrs(k, np);
+    k->fn = LLVMAddFunction(cg->mod, name, ft);
+    kernel_attrs(k, nalias);
     k->entry = LLVMAppendBasicBlockInContext(cg->ctx, k->fn, "entry");
     k->b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k->b, k->entry);
+}
+
+static LLVMTypeRef begin_variant(CB *k, const char *name, int np) {
+    k->vt = LLVMVectorType(k->cg->f32, 16);
+    LLVMTypeRef body_t = body_type(k->cg, np);
+    begin_fn(k, name, body_t, np);
     return body_t;
+}
+
+/* A core's type: n parameters, pointers but for nint i64 ones from index 3
+   (the image, and the weight gradient's image count). */
+static LLVMTypeRef core_type(CG *cg, unsigned n, unsigned nint) {
+    LLVMTypeRef ps[5 + PF_STREAMS + 1];
+    RRC_ASSERT(n <= sizeof ps / sizeof *ps);
+    for (unsigned i = 0; i < n; i++) ps[i] = i >= 3 && i < 3 + nint ? cg->i64 : cg->ptr;
+    return LLVMFunctionType(cg->void_, ps, n, 0);
 }
 
 /* The tiles of one image, from its padded copy: core(xp, w, y, n). One per
@@ -527,13 +542,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
     /* (xp, w, y, n, [statistics,] the next image's streams) */
     unsigned nfix = stats ? 5 : 4;
-    LLVMTypeRef cps[5 + PF_STREAMS];
-    for (unsigned i = 0; i < nfix + PF_STREAMS; i++) cps[i] = i == 3 ? cg->i64 : cg->ptr;
-    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, nfix + PF_STREAMS, 0));
-    kernel_attrs(&k, 3);
-    k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
-    k.b = LLVMCreateBuilderInContext(cg->ctx);
-    LLVMPositionBuilderAtEnd(k.b, k.entry);
+    begin_fn(&k, name, core_type(cg, nfix + PF_STREAMS, 1), 3);
     Pad pd;
     pad_layout(&pd, g, transposed, Ci);
     Pf pf;
@@ -659,13 +668,7 @@ static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
     if (OB < 1) OB = 1;
     while (C % OB) OB--;
     k.vt = LLVMVectorType(cg->f32, 16);
-    LLVMTypeRef cps[4 + PF_STREAMS];
-    for (unsigned i = 0; i < 4 + PF_STREAMS; i++) cps[i] = i == 3 ? cg->i64 : cg->ptr;
-    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, 4 + PF_STREAMS, 0));
-    kernel_attrs(&k, 3);
-    k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
-    k.b = LLVMCreateBuilderInContext(cg->ctx);
-    LLVMPositionBuilderAtEnd(k.b, k.entry);
+    begin_fn(&k, name, core_type(cg, 4 + PF_STREAMS, 1), 3);
     Pad pd;
     pad_layout(&pd, g, true, O);
     Pf pf;
@@ -792,15 +795,13 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, "n");
     pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp, I(&k, 0), Ci);
     unsigned nfix = stats ? 5 : 4, nca = nfix + PF_STREAMS;
-    LLVMTypeRef cps[5 + PF_STREAMS];
-    for (unsigned i = 0; i < nca; i++) cps[i] = i == 3 ? cg->i64 : cg->ptr;
     LLVMValueRef ca[5 + PF_STREAMS] = {pd.buf, wt, y, n, NULL};
     if (stats) {
         LLVMValueRef off = LLVMBuildNSWMul(k.b, LLVMBuildNSWSub(k.b, n, n0, ""), I(&k, 2 * Co), "");
         ca[4] = LLVMBuildInBoundsGEP2(k.b, LLVMDoubleTypeInContext(cg->ctx), LLVMGetParam(k.fn, (unsigned)np - 1), &off, 1, "");
     }
     pf_args(&k, ca + nfix, in, e, ext, n, n1, Ci * pd.SH * pd.SW);
-    LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, nca, 0), core, ca, nca, "");
+    LLVMBuildCall2(k.b, core_type(cg, nca, 1), core, ca, nca, "");
     cloop_close(&k, &Ln, 1);
     LLVMBuildRetVoid(k.b);
     LLVMValueRef wf = rows_wrapper(&k, name, body_t, np);
@@ -815,8 +816,9 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
      channel per call,
      and the core prefetches the next image's input and dy while it
      computes (resnet32's stages 1 and 2: 54.5 -> 46.8 and 55.6 -> 49.4 ms
-     per step; 1x1 projections did 1.3-1.4 -> 2.3 ms so: their partials
-     are too few to keep the core busy on one image).
+     per step; the 1x1 projections' weight gradients took 1.8-2.1 ms that
+     way against 1.7-1.9 with several images per call, so they keep the
+     second plan).
    - Otherwise blocks of input channels whose partials stay within 256 KB,
      and several images per call on small planes, so that the partials
      loaded and stored per (output channels, input channel) serve at least
@@ -865,13 +867,7 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
     int64_t cblk = plan.cblk, NB = plan.NB;
     /* (xp, dy, accv, n, nb[, the next image's x streams and dy]) */
     bool pf_on = plan.prefetch;
-    LLVMTypeRef cps[5 + PF_STREAMS + 1];
-    for (unsigned i = 0; i < 5 + PF_STREAMS + 1; i++) cps[i] = i == 3 || i == 4 ? cg->i64 : cg->ptr;
-    k.fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->void_, cps, pf_on ? 5 + PF_STREAMS + 1 : 5, 0));
-    kernel_attrs(&k, 3);
-    k.entry = LLVMAppendBasicBlockInContext(cg->ctx, k.fn, "entry");
-    k.b = LLVMCreateBuilderInContext(cg->ctx);
-    LLVMPositionBuilderAtEnd(k.b, k.entry);
+    begin_fn(&k, name, core_type(cg, pf_on ? 5 + PF_STREAMS + 1 : 5, 2), 3);
     Pad pd;
     pad_layout(&pd, g, false, NB * cblk);
     /* RB vector rows per step share their input vectors: taps of different
@@ -1003,8 +999,6 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     LLVMValueRef jj = cloop_open(&k, &Ls, I(&k, 0), nb, "slot");
     pad_fill(&k, &pd, e, x, LLVMBuildNSWAdd(k.b, n, jj, ""), cb0, C, rowtmp, LLVMBuildNSWMul(k.b, jj, I(&k, cblk), ""), cblk);
     cloop_close(&k, &Ls, 1);
-    LLVMTypeRef cps[5 + PF_STREAMS + 1];
-    for (unsigned i = 0; i < 5 + PF_STREAMS + 1; i++) cps[i] = i == 3 || i == 4 ? cg->i64 : cg->ptr;
     LLVMValueRef ca[5 + PF_STREAMS + 1] = {pd.buf, dy, accv, n, nb};
     unsigned nca = 5;
     if (plan.prefetch) {   /* calls of one image: the next one */
@@ -1014,7 +1008,7 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
         ca[5 + PF_STREAMS] = fptr(&k, dy, LLVMBuildNSWMul(k.b, nx, I(&k, O * g->Ho * g->Wo), ""));
         nca = 5 + PF_STREAMS + 1;
     }
-    LLVMBuildCall2(k.b, LLVMFunctionType(cg->void_, cps, nca, 0), core, ca, nca, "");
+    LLVMBuildCall2(k.b, core_type(cg, nca, 2), core, ca, nca, "");
     cloop_close(&k, &Ln, NB);
     /* out[o][cb0 + c][t] = the lanes of accv[(o * cblk + c) * KK + t] summed in order */
     CLoop Lj;
