@@ -355,6 +355,50 @@ TEST(fuse_bn_relu_into_direct_conv_input) {
     prologue_case(8, 8);
 }
 
+/* Epilogue fusion (KERNEL_DX_EPI): a residual block's output gradient
+   relu_back(shortcut gradient + conv2d_dx(dy, w), relu(bn(x) + s)) is one
+   kernel, the input gradient never stored: the direct convolution computes
+   the ReLU backward on each tile (wide and packed planes; a stride-2 input
+   gradient keeps two kernels: fuse_dx_epilogue). */
+static void epilogue_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, int K, int S, bool pooled) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    int P = K / 2;
+    int64_t Ho = (H + 2 * P - K) / S + 1, Wo = (W + 2 * P - K) / S + 1;
+    Node *x = leaf(g, false, "x", 4, N, C, H, W), *st = ir_bn_stats(g, x), *s = leaf(g, false, "s", 4, N, C, H, W);
+    Node *bn = ir_bn_train(g, x, st, leaf(g, true, "gamma", 1, C, 0, 0, 0), leaf(g, true, "beta", 1, C, 0, 0, 0), 1e-5);
+    Node *y = ir_relu(g, ir_add(g, bn, s));
+    Node *dy = leaf(g, false, "dy", 4, N, O, Ho, Wo), *w = leaf(g, true, "w", 4, O, C, K, K);
+    Node *dx = ir_conv2d_dx(g, dy, w, S, P, H, W);
+    /* the shortcut gradient: stored, or (the last block) a global average pool's gradient */
+    Node *gs = pooled ? ir_global_avgpool_back(g, leaf(g, false, "gp", 2, N, C, 0, 0), H, W) : leaf(g, false, "gs", 4, N, C, H, W);
+    Node *r = ir_relu_back(g, ir_add(g, gs, dx), y);
+    graph_add_output(g, "r", r);
+    plan(g);
+    char what[96];
+    snprintf(what, sizeof what, "epilogue conv%dx%d/%d N%lld C%lld O%lld %lldx%lld%s", K, K, S, (long long)N, (long long)C,
+             (long long)O, (long long)H, (long long)W, pooled ? " pooled" : "");
+    bool fused = S == 1;
+    CHECKF(cg_conv_direct(dx), "%s: not direct", what);
+    if (fused)
+        CHECKF(r->kernel && r->kernel->kind == KERNEL_DX_EPI && dx->kernel == r->kernel && dx->inlined && dx->region < 0 &&
+               graph_kernel_count(g) == 2, "%s: not bn_stats + one epilogue kernel (%d kernels)", what, graph_kernel_count(g));
+    else
+        CHECKF(!dx->inlined && dx->region >= 0 && count_kind(g, KERNEL_DX_EPI) == 0, "%s: fused", what);
+    compare_engines(g, what);
+    arena_free(&a);
+}
+
+TEST(fuse_dx_epilogue_matches_interpreter) {
+    epilogue_case(3, 16, 16, 32, 32, 3, 1, false);
+    epilogue_case(2, 5, 7, 6, 16, 3, 1, false);       /* odd channel counts */
+    epilogue_case(3, 8, 6, 8, 8, 3, 1, false);        /* packed: two rows per vector */
+    epilogue_case(2, 64, 64, 8, 8, 3, 1, false);      /* resnet32's stage 3 */
+    epilogue_case(2, 64, 64, 8, 8, 3, 1, true);       /* its last block */
+    epilogue_case(2, 6, 5, 4, 16, 3, 1, true);
+    epilogue_case(3, 16, 32, 32, 32, 3, 2, false);    /* stride 2: not fused */
+}
+
 /* 512-bit vectors in a generated kernel, on a host that has them. */
 TEST(fuse_generated_code_uses_zmm) {
     char *feat = LLVMGetHostCPUFeatures();

@@ -83,11 +83,15 @@ static LLVMValueRef vfma(CB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) 
     return LLVMBuildCall2(k->b, LLVMFunctionType(k->vt, ps, 3, 0), f, args, 3, "");
 }
 
+/* internal, noinline, 512-bit vectors; the pointers among the first np
+   parameters noalias */
 static void kernel_attrs(CB *k, int np) {
     CG *cg = k->cg;
     LLVMSetLinkage(k->fn, LLVMInternalLinkage);
     unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-    for (unsigned i = 1; i <= (unsigned)np; i++) LLVMAddAttributeAtIndex(k->fn, i, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
+    for (unsigned i = 0; i < (unsigned)np; i++)
+        if (LLVMGetTypeKind(LLVMTypeOf(LLVMGetParam(k->fn, i))) == LLVMPointerTypeKind)
+            LLVMAddAttributeAtIndex(k->fn, i + 1, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
     LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex,
                             LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
     if (cg->features && strstr(cg->features, "+avx512f"))
@@ -400,15 +404,22 @@ static LLVMValueRef splat(CB *k, LLVMValueRef s) {
    padding loop reads (x, or the stored inputs of an inlined x), and every
    iteration of the core's innermost tile loop prefetches the next `lpi`
    lines of each, so that the next padding loop reads from L2 rather than
-   from memory. */
+   from memory. An epilogue's inputs of the next image are prefetched the
+   same way (pf_init_epi), up to PF_EPI_STREAMS of them. */
 #define PF_STREAMS 3
+#define PF_EPI_STREAMS 4
 
 typedef struct Pf {
-    LLVMValueRef p[PF_STREAMS];
+    LLVMValueRef p[PF_EPI_STREAMS];
     int ns;                /* streams */
     LLVMValueRef ctr;      /* iterations so far */
     int64_t lines, lpi;    /* lines per stream, lines per iteration */
 } Pf;
+
+/* Streams a core prefetches: the input gradient pads dy, which is always
+   stored (passes/fuse.c inlines nothing into conv2d_dx's input), so one;
+   the forward may read an inlined input of up to PF_STREAMS. */
+static int pf_streams(bool dx) { return dx ? 1 : PF_STREAMS; }
 
 /* params: the core's ns pointer parameters, from index first */
 static void pf_init(CB *k, Pf *pf, unsigned first, int ns, int64_t floats, int64_t iters) {
@@ -420,7 +431,28 @@ static void pf_init(CB *k, Pf *pf, unsigned first, int ns, int64_t floats, int64
     LLVMBuildStore(k->b, I(k, 0), pf->ctr);
 }
 
+/* The next image's planes of the output-sized values an epilogue reads (up
+   to PF_EPI_STREAMS; image n + 1 even after the last: a prefetch never
+   faults), from the core's parameters from `first`, spread over the
+   multiply-add loop like the input's. (Prefetching them in bursts where
+   each tile stores, the next tile's or a share of the next image's, left
+   resnet32's stage-1 epilogues 4-5 ms per step slower.) */
+static void pf_init_epi(CB *k, Pf *pf, CgExpr *epi, unsigned first, LLVMValueRef n, int64_t img, int64_t iters) {
+    pf->ns = 0;
+    pf->lines = (img + 15) / 16;
+    pf->lpi = (pf->lines + iters - 1) / iters;
+    pf->ctr = alloca_entry(k, k->cg->i64, "pfectr");
+    LLVMBuildStore(k->b, I(k, 0), pf->ctr);
+    LLVMValueRef off = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, n, I(k, 1), ""), I(k, img), "");
+    for (int i = 0; epi && i < cg_expr_count(epi) && pf->ns < PF_EPI_STREAMS; i++) {
+        const Node *v = cg_expr_value(epi, i);
+        if (v->rank == 4 && v->dim[1] * v->dim[2] * v->dim[3] == img)
+            pf->p[pf->ns++] = fptr(k, LLVMGetParam(k->fn, first + (unsigned)i), off);
+    }
+}
+
 static void pf_step(CB *k, const Pf *pf) {
+    if (!pf->ns) return;
     CG *cg = k->cg;
     LLVMValueRef it = LLVMBuildLoad2(k->b, cg->i64, pf->ctr, "");
     LLVMBuildStore(k->b, LLVMBuildNSWAdd(k->b, it, I(k, 1), ""), pf->ctr);
@@ -495,10 +527,8 @@ static LLVMTypeRef body_type(CG *cg, int np) {
     return LLVMFunctionType(cg->void_, ps, (unsigned)np + 2, 0);
 }
 
-/* Starts the body of a variant: internal function `name` of np pointers
-   (noalias) and n0, n1, the builder at its entry. Returns its type. */
-/* Starts function `name` of type ft (kernel_attrs: the first nalias
-   pointers noalias), the builder at its entry. */
+/* Starts function `name` of type ft (kernel_attrs: the pointers among the
+   first nalias parameters noalias), the builder at its entry. */
 static void begin_fn(CB *k, const char *name, LLVMTypeRef ft, int nalias) {
     CG *cg = k->cg;
     k->fn = LLVMAddFunction(cg->mod, name, ft);
@@ -508,6 +538,8 @@ static void begin_fn(CB *k, const char *name, LLVMTypeRef ft, int nalias) {
     LLVMPositionBuilderAtEnd(k->b, k->entry);
 }
 
+/* Starts the body of a variant: internal function `name` of np pointers
+   (noalias) and n0, n1, the builder at its entry. Returns its type. */
 static LLVMTypeRef begin_variant(CB *k, const char *name, int np) {
     k->vt = LLVMVectorType(k->cg->f32, 16);
     LLVMTypeRef body_t = body_type(k->cg, np);
@@ -518,18 +550,64 @@ static LLVMTypeRef begin_variant(CB *k, const char *name, int np) {
 /* A core's type: n parameters, pointers but for nint i64 ones from index 3
    (the image, and the weight gradient's image count). */
 static LLVMTypeRef core_type(CG *cg, unsigned n, unsigned nint) {
-    LLVMTypeRef ps[5 + PF_STREAMS + 1];
+    LLVMTypeRef ps[5 + MAX_PTRS + PF_STREAMS];
     RRC_ASSERT(n <= sizeof ps / sizeof *ps);
     for (unsigned i = 0; i < n; i++) ps[i] = i >= 3 && i < 3 + nint ? cg->i64 : cg->ptr;
     return LLVMFunctionType(cg->void_, ps, n, 0);
+}
+
+/* An epilogue's stored inputs: the core's parameters from `first`. */
+static int epi_count(const CgExpr *epi) { return epi ? cg_expr_count(epi) : 0; }
+
+static void epi_begin(CB *k, CgExpr *epi, unsigned first) {
+    if (!epi) return;
+    LLVMValueRef p[MAX_PTRS];
+    for (int i = 0; i < cg_expr_count(epi); i++) p[i] = LLVMGetParam(k->fn, first + (unsigned)i);
+    cg_expr_begin(epi, k->b, p);
+}
+
+/* Before a tile's stores: the epilogue reads through copies of its
+   pointers that LLVM cannot see through (an empty asm volatile), so its
+   per-channel terms (BatchNorm scales, means, shifts) are computed with the
+   tile instead of hoisted out of the tile loops, where, splatted into
+   vector registers for every channel, they pushed the multiply-add loop to
+   spill. */
+static void epi_tile(CB *k, CgExpr *epi, unsigned first) {
+    if (!epi) return;
+    LLVMValueRef ep[MAX_PTRS];
+    LLVMTypeRef pt = k->cg->ptr, ft = LLVMFunctionType(pt, &pt, 1, 0);
+    LLVMValueRef launder = LLVMGetInlineAsm(ft, "", 0, "=r,0", 4, 1, 0, LLVMInlineAsmDialectATT, 0);
+    for (int i = 0; i < cg_expr_count(epi); i++) {
+        LLVMValueRef a = LLVMGetParam(k->fn, first + (unsigned)i);
+        ep[i] = LLVMBuildCall2(k->b, ft, launder, &a, 1, "");
+    }
+    cg_expr_begin(epi, k->b, ep);
+}
+
+/* Flat index of (image n, channel c, row, col) in [N, C, H, W]. */
+static LLVMValueRef nchw(CB *k, LLVMValueRef n, int64_t C, int64_t H, int64_t W, LLVMValueRef c, LLVMValueRef row,
+                         int64_t col) {
+    LLVMBuilderRef b = k->b;
+    LLVMValueRef plane = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, n, I(k, C), ""), c, "");
+    LLVMValueRef r = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, plane, I(k, H), ""), row, "");
+    return LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, r, I(k, W), ""), I(k, col), "");
+}
+
+/* FNV-1a of a structure signature (cg_expr_sig), for function names */
+static uint64_t sig_hash(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    return h;
 }
 
 /* The tiles of one image, from its padded copy: core(xp, w, y, n). One per
    shape and direction, shared by every input expression. Forward: x ->
    y [N, O, Ho, Wo] with weights w [O][C][K][K], any supported stride;
    stride-1 input gradient (transposed): dy -> dx [N, C, H, W], the weight
-   of (c, o, kh, kw) being w[o][c][2-kh][2-kw]. */
-static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool transposed, bool stats) {
+   of (c, o, kh, kw) being w[o][c][2-kh][2-kw]. With an epilogue (an input
+   gradient of KERNEL_DX_EPI, never stored), y is the epilogue's value:
+   core(xp, w, y, n, what the epilogue reads..., the next image's streams). */
+static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool transposed, bool stats, CgExpr *epi) {
     CB k = {.cg = cg};
     int64_t Ci = transposed ? g->O : g->C, Co = transposed ? g->C : g->O, K = g->K;
     int64_t H = transposed ? g->H : g->Ho, W = transposed ? g->W : g->Wo;   /* the output planes */
@@ -540,13 +618,17 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     if (OB < 1) OB = 1;
     while (Co % OB) OB--;
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
-    /* (xp, w, y, n, [statistics,] the next image's streams) */
-    unsigned nfix = stats ? 5 : 4;
-    begin_fn(&k, name, core_type(cg, nfix + PF_STREAMS, 1), 3);
+    /* (xp, w, y, n, [statistics,] [what the epilogue reads,] the next image's streams) */
+    RRC_ASSERT(!(stats && epi));
+    unsigned nfix = (stats ? 5 : 4) + epi_count(epi);
+    int ns = pf_streams(transposed);
+    begin_fn(&k, name, core_type(cg, nfix + (unsigned)ns, 1), (int)nfix);
+    epi_begin(&k, epi, 4);
     Pad pd;
     pad_layout(&pd, g, transposed, Ci);
-    Pf pf;
-    pf_init(&k, &pf, nfix, PF_STREAMS, Ci * pd.SH * pd.SW, (Co / OB) * (H / R) * Ci);
+    Pf pf, pfe;
+    pf_init(&k, &pf, nfix, ns, Ci * pd.SH * pd.SW, (Co / OB) * (H / R) * Ci);
+    pf_init_epi(&k, &pfe, epi, 4, LLVMGetParam(k.fn, 3), Co * H * W, (Co / OB) * (H / R) * Ci);
     pd.buf = LLVMGetParam(k.fn, 0);
     LLVMValueRef wt = LLVMGetParam(k.fn, 1), y = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
     CLoop Lh, Lo, Li;
@@ -576,6 +658,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     for (int a = 0; a < OB * V; a++) LLVMBuildStore(k.b, LLVMConstNull(k.vt), acc[a]);
     LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, Ci), "ci");
     pf_step(&k, &pf);
+    pf_step(&k, &pfe);
     LLVMValueRef cur[16];
     for (int a = 0; a < OB * V; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, acc[a], "");
     for (int kh = 0; kh < K; kh++)
@@ -600,14 +683,15 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
         }
     for (int a = 0; a < OB * V; a++) LLVMBuildStore(k.b, cur[a], acc[a]);
     cloop_close(&k, &Li, 1);
+    epi_tile(&k, epi, 4);
     for (int o = 0; o < OB; o++)
         for (int v = 0; v < V; v++) {
             int64_t r, seg;
             tile_vec(VR, W, v, &r, &seg);
             LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
-            LLVMValueRef row = LLVMBuildNSWAdd(k.b, h0, I(&k, r), "");
-            LLVMValueRef idx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, n, I(&k, Co), ""), co, ""), I(&k, H), ""), row, ""), I(&k, W), ""), I(&k, seg * L), "");
+            LLVMValueRef idx = nchw(&k, n, Co, H, W, co, LLVMBuildNSWAdd(k.b, h0, I(&k, r), ""), seg * L);
             LLVMValueRef yv = LLVMBuildLoad2(k.b, k.vt, acc[o * V + v], "");
+            if (epi) yv = cg_epi_at(epi, idx, co, yv);
             LLVMValueRef st = LLVMBuildStore(k.b, yv, fptr(&k, y, idx));
             LLVMSetAlignment(st, 4);
             if (!stats) continue;
@@ -668,11 +752,12 @@ static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
     if (OB < 1) OB = 1;
     while (C % OB) OB--;
     k.vt = LLVMVectorType(cg->f32, 16);
-    begin_fn(&k, name, core_type(cg, 4 + PF_STREAMS, 1), 3);
+    int ns = pf_streams(true);
+    begin_fn(&k, name, core_type(cg, 4 + (unsigned)ns, 1), 4);
     Pad pd;
     pad_layout(&pd, g, true, O);
     Pf pf;
-    pf_init(&k, &pf, 4, PF_STREAMS, O * Ho * Wo, (C / OB) * (Ho / R) * O);
+    pf_init(&k, &pf, 4, ns, O * Ho * Wo, (C / OB) * (Ho / R) * O);
     pd.buf = LLVMGetParam(k.fn, 0);
     LLVMValueRef wt = LLVMGetParam(k.fn, 1), dx = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
     LLVMValueRef acc[16];   /* [o][v][ph][pw] */
@@ -744,7 +829,7 @@ static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
                         val = LLVMBuildShuffleVector(k.b, val, LLVMGetUndef(k.vt), LLVMConstVector(sel, (unsigned)cs), "");
                     }
                     LLVMValueRef row = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, h0, I(&k, r + m0 / W), ""), I(&k, 2), ""), I(&k, ph), "");
-                    LLVMValueRef idx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, n, I(&k, C), ""), co, ""), I(&k, H), ""), row, ""), I(&k, W), ""), I(&k, seg * 32 + m0 % W), "");
+                    LLVMValueRef idx = nchw(&k, n, C, H, W, co, row, seg * 32 + m0 % W);
                     LLVMValueRef st = LLVMBuildStore(k.b, val, LLVMBuildInBoundsGEP2(k.b, cg->f32, dx, &idx, 1, ""));
                     LLVMSetAlignment(st, 4);
                 }
@@ -759,30 +844,30 @@ static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
 /* The next image's planes (image n + 1, or n itself for the last one) of
    the values the padding loop streams through (those of the source's
    size): up to PF_STREAMS, the first repeated. */
-static void pf_args(CB *k, LLVMValueRef *out, const Node *in, CgExpr *e, const LLVMValueRef *ext, LLVMValueRef n,
+static void pf_args(CB *k, LLVMValueRef *out, int ns, const Node *in, CgExpr *e, const LLVMValueRef *ext, LLVMValueRef n,
                     LLVMValueRef n1, int64_t img) {
     LLVMValueRef nx = LLVMBuildNSWAdd(k->b, n, I(k, 1), "");
     nx = LLVMBuildSelect(k->b, LLVMBuildICmp(k->b, LLVMIntSLT, nx, n1, ""), nx, n, "");
     LLVMValueRef off = LLVMBuildNSWMul(k->b, nx, I(k, img), "");
     int m = 0;
-    for (int i = 0; i < cg_expr_count(e) && m < PF_STREAMS; i++)
+    for (int i = 0; i < cg_expr_count(e) && m < ns; i++)
         if (node_numel(cg_expr_value(e, i)) == node_numel(in)) out[m++] = fptr(k, ext[i], off);
     RRC_ASSERT(m > 0);
-    for (int s = m; s < PF_STREAMS; s++) out[s] = out[0];
+    for (int s = m; s < ns; s++) out[s] = out[0];
 }
 
 /* A direct kernel for one input expression: pads each image of [n0, n1)
    through it (x for the forward, dy for the input gradient), then runs the
    shared core on it. */
 static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const Geo *g, bool dx, const Node *in, CgExpr *e,
-                          bool stats) {
+                          bool stats, CgExpr *epi) {
     LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
-    if (!core) core = dx && g->S == 2 ? build_dx2_core(cg, core_name, g) : build_core(cg, core_name, g, dx, stats);
+    if (!core) core = dx && g->S == 2 ? build_dx2_core(cg, core_name, g) : build_core(cg, core_name, g, dx, stats, epi);
     CB k = {.cg = cg};
     int64_t Ci = dx ? g->O : g->C, Co = dx ? g->C : g->O;
     /* w, out, what the input expression reads, then (stats) the per-image
-       statistics, double [n1 - n0][2][Co] */
-    int np = 2 + cg_expr_count(e) + (stats ? 1 : 0);
+       statistics, double [n1 - n0][2][Co], or what the epilogue reads */
+    int ne = epi_count(epi), np = 2 + cg_expr_count(e) + (stats ? 1 : 0) + ne;
     LLVMTypeRef body_t = begin_variant(&k, name, np);
     LLVMValueRef wt = LLVMGetParam(k.fn, 0), y = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
     for (int i = 2; i < 2 + cg_expr_count(e); i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
@@ -794,13 +879,16 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
     CLoop Ln;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, "n");
     pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp, I(&k, 0), Ci);
-    unsigned nfix = stats ? 5 : 4, nca = nfix + PF_STREAMS;
-    LLVMValueRef ca[5 + PF_STREAMS] = {pd.buf, wt, y, n, NULL};
+    int ns = pf_streams(dx);
+    unsigned nfix = (stats ? 5 : 4) + (unsigned)ne, nca = nfix + (unsigned)ns;
+    LLVMValueRef ca[5 + MAX_PTRS + PF_STREAMS] = {pd.buf, wt, y, n, NULL};
     if (stats) {
         LLVMValueRef off = LLVMBuildNSWMul(k.b, LLVMBuildNSWSub(k.b, n, n0, ""), I(&k, 2 * Co), "");
         ca[4] = LLVMBuildInBoundsGEP2(k.b, LLVMDoubleTypeInContext(cg->ctx), LLVMGetParam(k.fn, (unsigned)np - 1), &off, 1, "");
     }
-    pf_args(&k, ca + nfix, in, e, ext, n, n1, Ci * pd.SH * pd.SW);
+    for (int i = 0; i < ne; i++) ca[4 + i] = LLVMGetParam(k.fn, (unsigned)(np - ne + i));
+    RRC_ASSERT(!dx || cg_expr_is_load(e));   /* pf_streams */
+    pf_args(&k, ca + nfix, ns, in, e, ext, n, n1, Ci * pd.SH * pd.SW);
     LLVMBuildCall2(k.b, core_type(cg, nca, 1), core, ca, nca, "");
     cloop_close(&k, &Ln, 1);
     LLVMBuildRetVoid(k.b);
@@ -1002,7 +1090,7 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     LLVMValueRef ca[5 + PF_STREAMS + 1] = {pd.buf, dy, accv, n, nb};
     unsigned nca = 5;
     if (plan.prefetch) {   /* calls of one image: the next one */
-        pf_args(&k, ca + 5, in, e, ext, n, n1, C * g->H * g->W);
+        pf_args(&k, ca + 5, PF_STREAMS, in, e, ext, n, n1, C * g->H * g->W);
         LLVMValueRef nx = LLVMBuildNSWAdd(k.b, n, I(&k, 1), "");
         nx = LLVMBuildSelect(k.b, LLVMBuildICmp(k.b, LLVMIntSLT, nx, n1, ""), nx, n, "");
         ca[5 + PF_STREAMS] = fptr(&k, dy, LLVMBuildNSWMul(k.b, nx, I(&k, O * g->Ho * g->Wo), ""));
@@ -1034,32 +1122,35 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
    in the step, and the wrapper for node n (a conv2d, conv2d_dx or
    conv2d_dw with cg_conv_direct(n)); one function per shape, direction and
    input expression in a module. *nargs: the array's length. */
-LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats) {
+LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats, const Node *epi_root) {
     bool tr = n->op == OP_CONV2D_DX, dw = n->op == OP_CONV2D_DW;
     RRC_ASSERT(!stats || n->op == OP_CONV2D);
+    RRC_ASSERT(!epi_root || fuse_dx_epilogue(n));
     Geo g = geo_of(n);
     const Node *in = dw ? n->in[1] : n->in[0];   /* what is padded: x, or dy for dx */
-    CgExpr *e = cg_expr_new(cg, in);
-    RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) <= MAX_PTRS - 3);
-    /* the input expression's structure, hashed into the name */
-    uint64_t hsh = 0xcbf29ce484222325ULL;
-    for (const char *p = cg_expr_sig(e); *p; p++) hsh = (hsh ^ (unsigned char)*p) * 0x100000001b3ULL;
+    CgExpr *e = cg_expr_new(cg, in), *epi = epi_root ? cg_epi_new(cg, epi_root, n) : NULL;
+    int ne = epi_count(epi);
+    RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) + ne <= MAX_PTRS - 3);
+    /* the input expression's structure, and the epilogue's, hashed into the names */
+    uint64_t hsh = sig_hash(cg_expr_sig(e)), ehsh = epi ? sig_hash(cg_expr_sig(epi)) : 0;
     char shape[96];
     snprintf(shape, sizeof shape, "conv%lldx%llds%lld.%s.%lldx%lld.%lldx%lld", (long long)g.K, (long long)g.K,
              (long long)g.S, dw ? "dw" : tr ? "dx" : stats ? "fwdstats" : "fwd", (long long)g.C, (long long)g.O,
              (long long)g.H, (long long)g.W);
-    char name[160];
-    snprintf(name, sizeof name, "%s.%s%016llx", shape, cg_expr_is_load(e) ? "x" : "fused", (unsigned long long)hsh);
-    char wname[200];
+    char epis[24] = "";
+    if (epi) snprintf(epis, sizeof epis, ".e%016llx", (unsigned long long)ehsh);
+    char name[200];
+    snprintf(name, sizeof name, "%s.%s%016llx%s", shape, cg_expr_is_load(e) ? "x" : "fused", (unsigned long long)hsh, epis);
+    char wname[240];
     snprintf(wname, sizeof wname, "%s.rows", name);
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, wname);
-    char core[128];
-    snprintf(core, sizeof core, "%s.core", shape);
-    if (!f) f = dw ? build_dw(cg, name, core, &g, in, e) : build(cg, name, core, &g, tr, in, e, stats);
+    char core[160];
+    snprintf(core, sizeof core, "%s.core%s", shape, epis);
+    if (!f) f = dw ? build_dw(cg, name, core, &g, in, e) : build(cg, name, core, &g, tr, in, e, stats, epi);
     int np = 2 + cg_expr_count(e);
-    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)np + 1, 0), "cargs");
+    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)(np + 1 + ne), 0), "cargs");
     for (int i = 0; i < np; i++) {
-        const Node *v = i == 0 ? (dw ? n->in[0] : n->in[1]) : i == 1 ? n : cg_expr_value(e, i - 2);
+        const Node *v = i == 0 ? (dw ? n->in[0] : n->in[1]) : i == 1 ? (epi_root ? epi_root : n) : cg_expr_value(e, i - 2);
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
         LLVMBuildStore(cg->b, cg_ptr(cg, v), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
     }
@@ -1068,7 +1159,12 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
         LLVMBuildStore(cg->b, LLVMConstNull(cg->ptr), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
         np++;
     }
+    for (int i = 0; i < ne; i++, np++) {   /* what the epilogue reads */
+        LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)np, 0);
+        LLVMBuildStore(cg->b, cg_ptr(cg, cg_expr_value(epi, i)), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+    }
     cg_expr_free(e);
+    cg_expr_free(epi);
     *args = arr;
     if (nargs) *nargs = np;
     return f;

@@ -55,6 +55,12 @@ typedef struct KB {
     int nunpool;
     LLVMValueRef *scale;        /* by node id: an inlined BatchNorm's per-channel gamma / sqrt(var + eps), made before the rows */
     int64_t C;
+    /* an epilogue (cg_epi_new): the elements are vectors of `lanes` floats
+       along memory, the value of node `acc` (a convolution's input
+       gradient, never stored) is the one the caller computed, and `root`
+       (stored by the caller) is computed from its inputs */
+    unsigned lanes;
+    const Node *acc, *root;
 } KB;
 
 /* ---- small builders ---- */
@@ -77,6 +83,32 @@ static LLVMValueRef loadf(KB *k, LLVMValueRef p, LLVMValueRef i) {
 
 static void storef(KB *k, LLVMValueRef v, LLVMValueRef p, LLVMValueRef i) {
     LLVMBuildStore(k->b, v, gep(k, k->cg->f32, p, i));
+}
+
+/* An element of the body being emitted: a float, or in an epilogue a
+   vector of k->lanes floats; el() makes one of a per-channel scalar. */
+static LLVMTypeRef el_type(KB *k) { return k->lanes > 1 ? LLVMVectorType(k->cg->f32, k->lanes) : k->cg->f32; }
+
+static LLVMValueRef el(KB *k, LLVMValueRef s) {
+    if (k->lanes <= 1) return s;
+    LLVMTypeRef vt = el_type(k);
+    LLVMValueRef v = LLVMBuildInsertElement(k->b, LLVMGetPoison(vt), s, LLVMConstInt(k->cg->i64, 0, 0), "");
+    return LLVMBuildShuffleVector(k->b, v, LLVMGetPoison(vt), LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(k->cg->ctx), k->lanes)), "");
+}
+
+static LLVMValueRef elc(KB *k, double v) {
+    LLVMValueRef c = LLVMConstReal(k->cg->f32, v), cs[64];
+    if (k->lanes <= 1) return c;
+    RRC_ASSERT(k->lanes <= 64);
+    for (unsigned i = 0; i < k->lanes; i++) cs[i] = c;
+    return LLVMConstVector(cs, k->lanes);
+}
+
+/* the element at flat index i of a stored value (unaligned vector loads) */
+static LLVMValueRef load_el(KB *k, LLVMValueRef p, LLVMValueRef i) {
+    LLVMValueRef v = LLVMBuildLoad2(k->b, el_type(k), gep(k, k->cg->f32, p, i), "");
+    LLVMSetAlignment(v, 4);
+    return v;
 }
 
 static LLVMValueRef intrinsic(KB *k, const char *name, LLVMTypeRef t, LLVMValueRef *args, unsigned n) {
@@ -129,8 +161,11 @@ static int ext_slot(KB *k, const Node *v) {
 
 /* Every value in memory an expression reads: inlined nodes are walked
    through. */
+static bool computed(const KB *k, const Node *v) { return v->inlined || v == k->root; }
+
 static void collect(KB *k, const Node *v) {
-    if (!v->inlined) {
+    if (v == k->acc) return;
+    if (!computed(k, v)) {
         ext_slot(k, v);
         return;
     }
@@ -156,7 +191,7 @@ static LLVMValueRef bn_scale(KB *k, LLVMValueRef gamma, LLVMValueRef var, double
 
 static LLVMValueRef val(KB *k, const Node *v);
 
-static LLVMValueRef gt0(KB *k, LLVMValueRef x) { return LLVMBuildFCmp(k->b, LLVMRealOGT, x, f32c(k, 0), ""); }
+static LLVMValueRef gt0(KB *k, LLVMValueRef x) { return LLVMBuildFCmp(k->b, LLVMRealOGT, x, LLVMConstNull(LLVMTypeOf(x)), ""); }
 
 /* One op on the current element; ORDER: fuse_ew_op in passes/fuse.c. */
 static LLVMValueRef op_value(KB *k, const Node *v) {
@@ -164,41 +199,43 @@ static LLVMValueRef op_value(KB *k, const Node *v) {
     switch (v->op) {
     case OP_RELU: {
         LLVMValueRef x = val(k, v->in[0]);
-        return LLVMBuildSelect(b, gt0(k, x), x, f32c(k, 0), "");
+        return LLVMBuildSelect(b, gt0(k, x), x, elc(k, 0), "");
     }
     case OP_RELU_BACK:
-        return LLVMBuildSelect(b, gt0(k, val(k, v->in[1])), val(k, v->in[0]), f32c(k, 0), "");
+        return LLVMBuildSelect(b, gt0(k, val(k, v->in[1])), val(k, v->in[0]), elc(k, 0), "");
     case OP_LEAKY_RELU: {
         LLVMValueRef x = val(k, v->in[0]);
-        return LLVMBuildSelect(b, gt0(k, x), x, LLVMBuildFMul(b, f32c(k, v->fa[0]), x, ""), "");
+        return LLVMBuildSelect(b, gt0(k, x), x, LLVMBuildFMul(b, elc(k, v->fa[0]), x, ""), "");
     }
     case OP_LEAKY_RELU_BACK: {
         LLVMValueRef dy = val(k, v->in[0]);
-        return LLVMBuildSelect(b, gt0(k, val(k, v->in[1])), dy, LLVMBuildFMul(b, f32c(k, v->fa[0]), dy, ""), "");
+        return LLVMBuildSelect(b, gt0(k, val(k, v->in[1])), dy, LLVMBuildFMul(b, elc(k, v->fa[0]), dy, ""), "");
     }
     case OP_ADD: return LLVMBuildFAdd(b, val(k, v->in[0]), val(k, v->in[1]), "");
-    case OP_BIAS_ADD: return LLVMBuildFAdd(b, val(k, v->in[0]), chan(k, v, 1, 0), "");
+    case OP_BIAS_ADD: return LLVMBuildFAdd(b, val(k, v->in[0]), el(k, chan(k, v, 1, 0)), "");
     case OP_BN_TRAIN: {   /* in: x, st [mean; var], gamma, beta */
         LLVMValueRef a = k->scale && k->scale[v->id] ? loadf(k, k->scale[v->id], k->c)
                                                      : bn_scale(k, chan(k, v, 2, 0), chan(k, v, 1, k->C), v->fa[0]);
-        LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), chan(k, v, 1, 0), "");
-        return fma_(k, a, d, chan(k, v, 3, 0));
+        LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), el(k, chan(k, v, 1, 0)), "");
+        return fma_(k, el(k, a), d, el(k, chan(k, v, 3, 0)));
     }
     case OP_AVGPOOL2D_BACK:   /* a quarter of the window's gradient (fuse_unpool_op), upsampled per plane */
+        RRC_ASSERT(k->lanes <= 1);
         for (int i = 0; i < k->nunpool; i++)
             if (k->unpool[i] == v) return loadf(k, k->unbuf[i], k->s);
         RRC_ABORT("cg_fuse: avgpool2d_back outside a plane loop");
     case OP_GLOBAL_AVGPOOL_BACK: {   /* the plane's gradient / S, in double (the runtime's rule) */
-        RRC_ASSERT(k->plane);
-        LLVMValueRef d = LLVMBuildFPExt(b, loadf(k, ptr_of(k, v->in[0]), k->plane), k->f64, "");
+        /* an epilogue's vector lies in one plane: its index / S */
+        LLVMValueRef plane = k->plane ? k->plane : LLVMBuildSDiv(b, k->idx, i64c(k, v->dim[2] * v->dim[3]), "");
+        LLVMValueRef d = LLVMBuildFPExt(b, loadf(k, ptr_of(k, v->in[0]), plane), k->f64, "");
         d = LLVMBuildFDiv(b, d, f64c(k, (double)(v->ia[0] * v->ia[1])), "");
-        return LLVMBuildFPTrunc(b, d, k->cg->f32, "");
+        return el(k, LLVMBuildFPTrunc(b, d, k->cg->f32, ""));
     }
     case OP_BN_EVAL: {    /* in: x, mean, var, gamma, beta */
         LLVMValueRef a = k->scale && k->scale[v->id] ? loadf(k, k->scale[v->id], k->c)
                                                      : bn_scale(k, chan(k, v, 3, 0), chan(k, v, 2, 0), v->fa[0]);
-        LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), chan(k, v, 1, 0), "");
-        return fma_(k, a, d, chan(k, v, 4, 0));
+        LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), el(k, chan(k, v, 1, 0)), "");
+        return fma_(k, el(k, a), d, el(k, chan(k, v, 4, 0)));
     }
     default: RRC_ABORT("cg_fuse: op %s is not elementwise", op_table[v->op].name);
     }
@@ -206,7 +243,8 @@ static LLVMValueRef op_value(KB *k, const Node *v) {
 
 static LLVMValueRef val(KB *k, const Node *v) {
     if (k->memo[v->id]) return k->memo[v->id];
-    LLVMValueRef x = v->inlined ? op_value(k, v) : loadf(k, ptr_of(k, v), k->idx);
+    RRC_ASSERT(v != k->acc);   /* the caller sets its value */
+    LLVMValueRef x = computed(k, v) ? op_value(k, v) : load_el(k, ptr_of(k, v), k->idx);
     k->memo[v->id] = x;
     return x;
 }
@@ -531,7 +569,11 @@ static void sig_put(Sig *s, const char *fmt, ...) {
 }
 
 static void sig_node(Sig *s, KB *k, const Node *v) {
-    if (!v->inlined) {
+    if (v == k->acc) {
+        sig_put(s, "acc");
+        return;
+    }
+    if (!computed(k, v)) {
         sig_put(s, "e%d", ext_slot(k, v));
         return;
     }
@@ -636,19 +678,25 @@ struct CgExpr {
     char *sig;
 };
 
-CgExpr *cg_expr_new(CG *cg, const Node *v) {
+static CgExpr *expr_new(CG *cg, const Node *v, const Node *acc) {
     CgExpr *e = xcalloc(1, sizeof *e);
     e->v = v;
     e->k.cg = cg;
     e->k.f64 = LLVMDoubleTypeInContext(cg->ctx);
     e->k.memo = xcalloc((size_t)cg->g->nnodes, sizeof *e->k.memo);
     e->k.C = v->rank >= 2 ? v->dim[1] : 1;
+    e->k.acc = acc;
+    e->k.root = acc ? v : NULL;
     collect(&e->k, v);
     Sig s = {0};
     sig_node(&s, &e->k, v);
     e->sig = s.buf;
     return e;
 }
+
+CgExpr *cg_expr_new(CG *cg, const Node *v) { return expr_new(cg, v, NULL); }
+
+CgExpr *cg_epi_new(CG *cg, const Node *root, const Node *acc) { return expr_new(cg, root, acc); }
 
 int cg_expr_count(const CgExpr *e) { return e->k.next; }
 const Node *cg_expr_value(const CgExpr *e, int i) { return e->k.ext[i]; }
@@ -662,6 +710,14 @@ void cg_expr_begin(CgExpr *e, LLVMBuilderRef b, const LLVMValueRef *ptrs) {
 
 LLVMValueRef cg_expr_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c) {
     at_element(&e->k, idx, c);
+    return val(&e->k, e->v);
+}
+
+LLVMValueRef cg_epi_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c, LLVMValueRef accv) {
+    LLVMTypeRef t = LLVMTypeOf(accv);
+    e->k.lanes = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetVectorSize(t) : 1;
+    at_element(&e->k, idx, c);
+    e->k.memo[e->k.acc->id] = accv;
     return val(&e->k, e->v);
 }
 
@@ -753,10 +809,16 @@ void cg_emit_kernel(CG *cg, const Kernel *K) {
            inlined value, with no address); im2col + BLAS reads x */
         LLVMValueRef fn = LLVMConstNull(cg->ptr), args = LLVMConstNull(cg->ptr), x = LLVMConstNull(cg->ptr);
         int nargs = 0;
-        if (cg_conv_direct(y)) fn = cg_conv_direct_fn(cg, y, &args, &nargs, true);
+        if (cg_conv_direct(y)) fn = cg_conv_direct_fn(cg, y, &args, &nargs, true, NULL);
         else x = cg_ptr(cg, y->in[0]);
         cg_call(cg, "rt_k_conv2d_stats", "ppppiiiiiiiiiiipppi", cg_ptr(cg, y), cg_ptr(cg, st), x, cg_ptr(cg, y->in[1]),
                 CONV_DIMS(y->in[0], y->in[1], y), cg_ws(cg), fn, args, (int64_t)nargs);
+        return;
+    }
+    if (K->kind == KERNEL_DX_EPI) {   /* the direct input gradient, storing its epilogue's value */
+        const Node *dx = K->members[0];
+        LLVMValueRef args, fn = cg_conv_direct_fn(cg, dx, &args, NULL, false, K->members[K->nmembers - 1]);
+        cg_call(cg, "rt_par_rows", "ppii", fn, args, dx->dim[0], (int64_t)1);
         return;
     }
     emit_generated(cg, K);

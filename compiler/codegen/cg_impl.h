@@ -83,6 +83,12 @@ const char *cg_expr_sig(const CgExpr *e);
 bool cg_expr_is_load(const CgExpr *e);
 void cg_expr_begin(CgExpr *e, LLVMBuilderRef b, const LLVMValueRef *ptrs);
 LLVMValueRef cg_expr_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c);
+/* An epilogue: the value of `root`, an elementwise expression of `acc` (the
+   input gradient of a KERNEL_DX_EPI kernel, never stored) and of stored
+   values, at flat index idx (channel c) given acc's value there: a float,
+   or a vector of consecutive elements, which the expression then is too. */
+CgExpr *cg_epi_new(CG *cg, const Node *root, const Node *acc);
+LLVMValueRef cg_epi_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c, LLVMValueRef accv);
 void cg_expr_free(CgExpr *e);
 /* cg_conv.c: whether conv2d / conv2d_dx node n gets a generated direct
    kernel; its rt_rows_fn wrapper (rows: images), with *args set to an array
@@ -90,8 +96,10 @@ void cg_expr_free(CgExpr *e);
    the step and *nargs to its length. stats (a conv2d of a conv_stats kernel):
    the kernel also writes each image's BatchNorm statistics (mean and sum of
    squared deviations per channel, double [2][Co]) to the array's last
-   pointer, which rt_k_conv2d_stats sets per thread. */
+   pointer, which rt_k_conv2d_stats sets per thread. epi_root (the epilogue
+   of a KERNEL_DX_EPI with conv2d_dx n): the kernel stores epi_root's value,
+   and the array ends with what the epilogue reads. */
 bool cg_conv_direct(const Node *n);
-LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats);   /* frees what cg_emit_kernel kept */
+LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats, const Node *epi_root);   /* frees what cg_emit_kernel kept */
 
 #endif

@@ -46,7 +46,7 @@ bool cg_emit_node(CG *cg, const Node *n) {
     case OP_CONV2D:
     case OP_CONV2D_DX:
         if (cg_conv_direct(n)) {
-            LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args, NULL, false);
+            LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args, NULL, false, NULL);
             cg_call(cg, "rt_par_rows", "ppii", fn, args, D(n, 0), (int64_t)1);
             return true;
         }
@@ -58,7 +58,7 @@ bool cg_emit_node(CG *cg, const Node *n) {
     case OP_CONV2D_DW:
         if (cg_conv_direct(n)) {
             int nargs;
-            LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args, &nargs, false);
+            LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args, &nargs, false, NULL);
             cg_call(cg, "rt_k_conv2d_dw_gen", "pppiii", O, fn, args, (int64_t)nargs, D(b, 0), node_numel(n));
             return true;
         }

@@ -103,18 +103,23 @@ struct Node {
     int live_end;             /* index of the last node that reads it (scratch values) */
     /* fusion (passes/fuse.c) */
     struct Kernel *kernel;    /* the fused kernel writing this value, or NULL */
-    bool inlined;             /* computed inside its consumers' kernels: never in memory */
+    bool inlined;             /* computed inside its consumers' kernels: never in memory (an elementwise
+                                 value recomputed by each reader, or the input gradient of a KERNEL_DX_EPI) */
 };
 
 /* A fused kernel (passes/fuse.c): one generated or runtime kernel writing the
    values of several nodes. Its members are contiguous in node order, root
    first; it runs at the position of its last member. Inlined nodes (their
-   values recomputed wherever they are read) belong to no kernel. */
+   values recomputed wherever they are read) belong to no kernel, but for
+   the inlined members of a KERNEL_DX_EPI, computed in it alone. */
 typedef enum KernelKind {
     KERNEL_EW,          /* elementwise map over [N, C, S] with per-channel operands: root is the last op */
     KERNEL_BN_DX,       /* bn_train_dx root + its bn_dgamma / chan_sum siblings: sums, then dx */
     KERNEL_CONV_STATS,  /* conv2d root + bn_stats of its output, accumulated per image */
     KERNEL_POOL,        /* avgpool2d 2x2 / global_avgpool over planes, reading an inlined input */
+    KERNEL_DX_EPI,      /* direct conv2d_dx root (inlined: never stored), the inlined ops reading it, and
+                           the elementwise op they make (the epilogue, last; e.g. the residual ReLU backward),
+                           computed on each output tile as it is stored */
 } KernelKind;
 
 #define KERNEL_MAX_MEMBERS 4
@@ -252,6 +257,8 @@ int graph_kernel_count(const Graph *g);
    without padding at stride 2; those read an inlined input (x of conv2d and
    conv2d_dw) through their padding loop. */
 bool fuse_conv_direct(const Node *n);
+/* Whether direct conv2d_dx node n can end in an epilogue (KERNEL_DX_EPI). */
+bool fuse_dx_epilogue(const Node *n);
 /* The padded copy a direct kernel keeps on its thread's stack, per channel
    (codegen/cg_conv.c lays it out): `copies` planes of `rows` x `rowlen`
    floats, and `slack` floats for the whole buffer (alignment). Of x

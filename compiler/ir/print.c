@@ -59,8 +59,8 @@ void graph_dump(FILE *f, const Graph *g) {
             for (int k = 0; k < n->nin; k++) fprintf(f, "%s %%%d", k ? "," : "", n->in[k]->id);
             print_attrs(f, n);
             fprintf(f, " -> %s", sh);
-            if (n->inlined) fprintf(f, " [inlined]");
-            else if (n->kernel) fprintf(f, " [%s %%%d]", kernel_kind_name(n->kernel->kind), n->kernel->members[0]->id);
+            if (n->kernel) fprintf(f, " [%s %%%d]", kernel_kind_name(n->kernel->kind), n->kernel->members[0]->id);
+            else if (n->inlined) fprintf(f, " [inlined]");
         }
         bool label = n->name && !leafop, loc = n->loc.file && n->loc.line > 0;
         if (label || loc) fprintf(f, "  ;");
