@@ -147,6 +147,11 @@ void rt_k_bn_train_dx(float *restrict dx, const float *restrict dy, const float 
 /* dg[c] = sum dy * xhat */
 void rt_k_bn_dgamma(float *restrict dg, const float *restrict dy, const float *restrict x,
                     const float *restrict st, int64_t N, int64_t C, int64_t S, float eps);
+/* dgamma and dbeta from per-image sums of dy and dy (x - mean), double
+   ws[N][2][C] (made by a generated kernel as it stores dy), added in image
+   order */
+void rt_k_bn_dx_sums(float *restrict dg, float *restrict db, const double *restrict ws, const float *restrict st,
+                     int64_t N, int64_t C, float eps);
 /* normalise with given (running) statistics */
 void rt_k_bn_eval(float *restrict y, const float *restrict x, const float *restrict mean,
                   const float *restrict var, const float *restrict gamma, const float *restrict beta, int64_t N,

@@ -177,6 +177,19 @@ void rt_k_bn_dgamma(float *restrict dg, const float *restrict dy, const float *r
     }
 }
 
+void rt_k_bn_dx_sums(float *restrict dg, float *restrict db, const double *restrict ws, const float *restrict st,
+                     int64_t N, int64_t C, float eps) {
+    for (int64_t c = 0; c < C; c++) {
+        double sdy = 0, sdyx = 0;
+        for (int64_t b = 0; b < N; b++) {
+            sdy += ws[(2 * b) * C + c];
+            sdyx += ws[(2 * b + 1) * C + c];
+        }
+        db[c] = (float)sdy;
+        dg[c] = (float)(sdyx / sqrt((double)st[C + c] + (double)eps));
+    }
+}
+
 void rt_k_bn_running(float *out, const float *old, const float *restrict st, int64_t C, int64_t which,
                      int64_t n, float momentum) {
     double m = (double)momentum, cnt = (double)n;

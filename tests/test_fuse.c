@@ -399,6 +399,44 @@ TEST(fuse_dx_epilogue_matches_interpreter) {
     epilogue_case(3, 16, 32, 32, 32, 3, 2, false);    /* stride 2: not fused */
 }
 
+/* BatchNorm sums in the epilogue: the backward of conv -> BatchNorm ->
+   ReLU -> conv. g = relu_back(conv2d_dx(dy, w), relu(bn(x))), read only by
+   the BatchNorm backward, is made (and stored) by the input gradient's
+   epilogue, which also sums it per image for bn_dgamma and chan_sum; the
+   BatchNorm backward then only writes dx. (The statistics are a leaf: a
+   bn_stats of x would be a kernel of its own.) */
+static void epilogue_sums_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *x = leaf(g, false, "x", 4, N, C, H, W), *st = leaf(g, false, "st", 2, 2, C, 0, 0);
+    Node *gamma = leaf(g, true, "gamma", 1, C, 0, 0, 0);
+    Node *y = ir_relu(g, ir_bn_train(g, x, ir_bn_stats(g, x), gamma, leaf(g, true, "beta", 1, C, 0, 0, 0), 1e-5));
+    /* the statistics the backward reads: given, like the forward's saved ones */
+    Node *dy = leaf(g, false, "dy", 4, N, O, H, W), *w = leaf(g, true, "w", 4, O, C, 3, 3);
+    Node *dxc = ir_conv2d_dx(g, dy, w, 1, 1, H, W), *gr = ir_relu_back(g, dxc, y);
+    Node *dx = ir_bn_train_dx(g, gr, x, st, gamma, 1e-5), *dg = ir_bn_dgamma(g, gr, x, st, 1e-5), *db = ir_chan_sum(g, gr);
+    graph_add_output(g, "dx", dx);
+    graph_add_output(g, "dgamma", dg);
+    graph_add_output(g, "dbeta", db);
+    plan(g);
+    char what[96];
+    snprintf(what, sizeof what, "epilogue sums N%lld C%lld O%lld %lldx%lld", (long long)N, (long long)C, (long long)O,
+             (long long)H, (long long)W);
+    const Kernel *ke = dxc->kernel, *kb = dx->kernel;
+    CHECKF(ke && ke->kind == KERNEL_DX_EPI && kernel_epilogue(ke) == gr && dg->kernel == ke && db->kernel == ke &&
+           !gr->inlined && gr->region >= 0, "%s: no epilogue kernel making g and its sums", what);
+    CHECKF(kb && kb->kind == KERNEL_BN_DX && kb->nmembers == 1 && kb->given[0] == dg && kb->given[1] == db,
+           "%s: the BatchNorm backward makes its own sums", what);
+    compare_engines(g, what);
+    arena_free(&a);
+}
+
+TEST(fuse_dx_epilogue_bn_sums_match_interpreter) {
+    epilogue_sums_case(3, 16, 16, 32, 32);
+    epilogue_sums_case(5, 6, 5, 4, 16);    /* odd channels: tiles of fewer output channels */
+    epilogue_sums_case(3, 8, 8, 8, 8);     /* packed planes */
+}
+
 /* 512-bit vectors in a generated kernel, on a host that has them. */
 TEST(fuse_generated_code_uses_zmm) {
     char *feat = LLVMGetHostCPUFeatures();

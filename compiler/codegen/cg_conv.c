@@ -606,8 +606,12 @@ static uint64_t sig_hash(const char *s) {
    stride-1 input gradient (transposed): dy -> dx [N, C, H, W], the weight
    of (c, o, kh, kw) being w[o][c][2-kh][2-kw]. With an epilogue (an input
    gradient of KERNEL_DX_EPI, never stored), y is the epilogue's value:
-   core(xp, w, y, n, what the epilogue reads..., the next image's streams). */
-static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool transposed, bool stats, CgExpr *epi) {
+   core(xp, w, y, n, what the epilogue reads..., [ws,] the next image's
+   streams); with sums, the image's sums of the epilogue's value g and of
+   g (x - mean) per channel (f32 vector partials over its tiles, in order
+   lane by lane at the end, as double) go to ws[n][0][c] and ws[n][1][c]. */
+static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool transposed, bool stats, CgExpr *epi,
+                               bool sums) {
     CB k = {.cg = cg};
     int64_t Ci = transposed ? g->O : g->C, Co = transposed ? g->C : g->O, K = g->K;
     int64_t H = transposed ? g->H : g->Ho, W = transposed ? g->W : g->Wo;   /* the output planes */
@@ -619,8 +623,8 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     while (Co % OB) OB--;
     k.vt = LLVMVectorType(cg->f32, (unsigned)L);
     /* (xp, w, y, n, [statistics,] [what the epilogue reads,] the next image's streams) */
-    RRC_ASSERT(!(stats && epi));
-    unsigned nfix = (stats ? 5 : 4) + epi_count(epi);
+    RRC_ASSERT(!(stats && epi) && (!sums || epi));
+    unsigned nfix = (stats ? 5 : 4) + (unsigned)epi_count(epi) + (sums ? 1 : 0);
     int ns = pf_streams(transposed);
     begin_fn(&k, name, core_type(cg, nfix + (unsigned)ns, 1), (int)nfix);
     epi_begin(&k, epi, 4);
@@ -638,7 +642,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
        plane's first output (the runtime's shift, rt_shifted_sums) */
     LLVMTypeRef f64 = LLVMDoubleTypeInContext(cg->ctx);
     LLVMValueRef kslot[16], s1[16], s2[16];
-    if (stats)
+    if (stats || sums)
         for (int o = 0; o < OB; o++) {
             kslot[o] = alloca_entry(&k, cg->f32, "shift");
             s1[o] = alloca_entry(&k, k.vt, "s1");
@@ -649,7 +653,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     LLVMValueRef acc[16];
     for (int a = 0; a < OB * V; a++) acc[a] = alloca_entry(&k, k.vt, "acc");
     LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, 0), I(&k, Co), "ob");
-    if (stats)
+    if (stats || sums)
         for (int o = 0; o < OB; o++) {
             LLVMBuildStore(k.b, LLVMConstNull(k.vt), s1[o]);
             LLVMBuildStore(k.b, LLVMConstNull(k.vt), s2[o]);
@@ -691,7 +695,14 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
             LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
             LLVMValueRef idx = nchw(&k, n, Co, H, W, co, LLVMBuildNSWAdd(k.b, h0, I(&k, r), ""), seg * L);
             LLVMValueRef yv = LLVMBuildLoad2(k.b, k.vt, acc[o * V + v], "");
-            if (epi) yv = cg_epi_at(epi, idx, co, yv);
+            if (epi) {
+                LLVMValueRef gx = NULL;
+                yv = cg_epi_at(epi, idx, co, yv, sums ? &gx : NULL);
+                if (sums) {
+                    LLVMBuildStore(k.b, LLVMBuildFAdd(k.b, LLVMBuildLoad2(k.b, k.vt, s1[o], ""), yv, ""), s1[o]);
+                    LLVMBuildStore(k.b, LLVMBuildFAdd(k.b, LLVMBuildLoad2(k.b, k.vt, s2[o], ""), gx, ""), s2[o]);
+                }
+            }
             LLVMValueRef st = LLVMBuildStore(k.b, yv, fptr(&k, y, idx));
             LLVMSetAlignment(st, 4);
             if (!stats) continue;
@@ -706,6 +717,21 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
             LLVMBuildStore(k.b, vfma(&k, d, d, LLVMBuildLoad2(k.b, k.vt, s2[o], "")), s2[o]);
         }
     cloop_close(&k, &Lh, R);
+    if (sums) {   /* ws[n][j][co] */
+        unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
+        LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &k.vt, 1);
+        LLVMTypeRef rps[2] = {cg->f32, k.vt};
+        LLVMTypeRef rft = LLVMFunctionType(cg->f32, rps, 2, 0);
+        LLVMValueRef ws = LLVMGetParam(k.fn, nfix - 1);
+        for (int o = 0; o < OB; o++)
+            for (int j = 0; j < 2; j++) {
+                LLVMValueRef a[2] = {LLVMConstReal(cg->f32, -0.0), LLVMBuildLoad2(k.b, k.vt, j ? s2[o] : s1[o], "")};
+                LLVMValueRef t = LLVMBuildFPExt(k.b, LLVMBuildCall2(k.b, rft, rf, a, 2, ""), f64, "");
+                LLVMValueRef at = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, n, I(&k, 2), ""), I(&k, j), ""), I(&k, Co), ""),
+                                                  LLVMBuildNSWAdd(k.b, ob, I(&k, o), ""), "");
+                LLVMBuildStore(k.b, t, LLVMBuildInBoundsGEP2(k.b, f64, ws, &at, 1, ""));
+            }
+    }
     if (stats) {
         unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
         LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &k.vt, 1);
@@ -860,14 +886,15 @@ static void pf_args(CB *k, LLVMValueRef *out, int ns, const Node *in, CgExpr *e,
    through it (x for the forward, dy for the input gradient), then runs the
    shared core on it. */
 static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const Geo *g, bool dx, const Node *in, CgExpr *e,
-                          bool stats, CgExpr *epi) {
+                          bool stats, CgExpr *epi, bool sums) {
     LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
-    if (!core) core = dx && g->S == 2 ? build_dx2_core(cg, core_name, g) : build_core(cg, core_name, g, dx, stats, epi);
+    if (!core) core = dx && g->S == 2 ? build_dx2_core(cg, core_name, g) : build_core(cg, core_name, g, dx, stats, epi, sums);
     CB k = {.cg = cg};
     int64_t Ci = dx ? g->O : g->C, Co = dx ? g->C : g->O;
     /* w, out, what the input expression reads, then (stats) the per-image
-       statistics, double [n1 - n0][2][Co], or what the epilogue reads */
-    int ne = epi_count(epi), np = 2 + cg_expr_count(e) + (stats ? 1 : 0) + ne;
+       statistics, double [n1 - n0][2][Co], or what the epilogue reads and
+       (sums) the workspace */
+    int ne = epi_count(epi) + (sums ? 1 : 0), np = 2 + cg_expr_count(e) + (stats ? 1 : 0) + ne;
     LLVMTypeRef body_t = begin_variant(&k, name, np);
     LLVMValueRef wt = LLVMGetParam(k.fn, 0), y = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
     for (int i = 2; i < 2 + cg_expr_count(e); i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
@@ -1122,13 +1149,16 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
    in the step, and the wrapper for node n (a conv2d, conv2d_dx or
    conv2d_dw with cg_conv_direct(n)); one function per shape, direction and
    input expression in a module. *nargs: the array's length. */
-LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats, const Node *epi_root) {
+LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats, const Kernel *K) {
     bool tr = n->op == OP_CONV2D_DX, dw = n->op == OP_CONV2D_DW;
     RRC_ASSERT(!stats || n->op == OP_CONV2D);
-    RRC_ASSERT(!epi_root || fuse_dx_epilogue(n));
+    RRC_ASSERT(!K || (K->kind == KERNEL_DX_EPI && K->members[0] == n && fuse_dx_epilogue(n)));
     Geo g = geo_of(n);
     const Node *in = dw ? n->in[1] : n->in[0];   /* what is padded: x, or dy for dx */
-    CgExpr *e = cg_expr_new(cg, in), *epi = epi_root ? cg_epi_new(cg, epi_root, n) : NULL;
+    const Node *epi_root = K ? kernel_epilogue(K) : NULL, *dg = NULL;
+    for (int i = 0; K && i < K->nmembers; i++)
+        if (K->members[i]->op == OP_BN_DGAMMA) dg = K->members[i];
+    CgExpr *e = cg_expr_new(cg, in), *epi = K ? cg_epi_new(cg, epi_root, n, dg ? dg->in[1] : NULL, dg ? dg->in[2] : NULL) : NULL;
     int ne = epi_count(epi);
     RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) + ne <= MAX_PTRS - 3);
     /* the input expression's structure, and the epilogue's, hashed into the names */
@@ -1146,9 +1176,9 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, wname);
     char core[160];
     snprintf(core, sizeof core, "%s.core%s", shape, epis);
-    if (!f) f = dw ? build_dw(cg, name, core, &g, in, e) : build(cg, name, core, &g, tr, in, e, stats, epi);
+    if (!f) f = dw ? build_dw(cg, name, core, &g, in, e) : build(cg, name, core, &g, tr, in, e, stats, epi, dg != NULL);
     int np = 2 + cg_expr_count(e);
-    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)(np + 1 + ne), 0), "cargs");
+    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)(np + 2 + ne), 0), "cargs");
     for (int i = 0; i < np; i++) {
         const Node *v = i == 0 ? (dw ? n->in[0] : n->in[1]) : i == 1 ? (epi_root ? epi_root : n) : cg_expr_value(e, i - 2);
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
@@ -1162,6 +1192,10 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     for (int i = 0; i < ne; i++, np++) {   /* what the epilogue reads */
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)np, 0);
         LLVMBuildStore(cg->b, cg_ptr(cg, cg_expr_value(epi, i)), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+    }
+    if (dg) {   /* the sums' workspace */
+        LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)np++, 0);
+        LLVMBuildStore(cg->b, cg_ws(cg), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
     }
     cg_expr_free(e);
     cg_expr_free(epi);

@@ -61,6 +61,7 @@ typedef struct KB {
        (stored by the caller) is computed from its inputs */
     unsigned lanes;
     const Node *acc, *root;
+    const Node *sx, *sst;       /* with BatchNorm sums: their x and statistics */
 } KB;
 
 /* ---- small builders ---- */
@@ -429,6 +430,10 @@ static void bn_dx_coef(KB *k, const Kernel *K, LLVMValueRef sdy, LLVMValueRef sd
     LLVMValueRef var = LLVMBuildFPExt(b, var32, k->f64, ""), gamma = LLVMBuildFPExt(b, gamma32, k->f64, "");
     LLVMValueRef sq = LLVMBuildFAdd(b, var, f64c(k, (double)(float)dx->fa[0]), "");
     sq = intrinsic(k, "llvm.sqrt", k->f64, &sq, 1);
+    if (K->given[0]) {   /* made by the epilogue kernel (rt_k_bn_dx_sums): dbeta = sdy, dgamma = sdyx / sq */
+        sdy = LLVMBuildFPExt(b, loadf(k, ptr_of(k, K->given[1]), c), k->f64, "");
+        sdyx = LLVMBuildFMul(b, LLVMBuildFPExt(b, loadf(k, ptr_of(k, K->given[0]), c), k->f64, ""), sq, "");
+    }
     LLVMValueRef rstd = LLVMBuildFDiv(b, f64c(k, 1), sq, ""), k1 = LLVMBuildFMul(b, gamma, rstd, "");
     *ka = LLVMBuildFPTrunc(b, k1, k->cg->f32, "");
     LLVMValueRef t = LLVMBuildFDiv(b, LLVMBuildFMul(b, k1, sdy, ""), f64c(k, M), "");
@@ -456,23 +461,25 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
     LLVMTypeRef f32 = k->cg->f32, f64 = k->f64;
     LLVMValueRef out = ptr_of(k, dx), st = ptr_of(k, dx->in[2]), gm = ptr_of(k, dx->in[3]);
     Loop Lc, Ln;
-    if (S > 1) {   /* rows: channels; per channel: sums over its planes, then dx */
+    if (S > 1) {   /* rows: channels; per channel: sums over its planes (unless given), then dx */
         Loop Ls;
         LLVMValueRef c = loop_open(k, &Lc, r0, r1, "c");
         LLVMValueRef m = loadf(k, st, c), var = loadf(k, st, LLVMBuildNSWAdd(k->b, c, i64c(k, C), ""));
-        LLVMValueRef sdy = acc_new(k, f64, "sdy"), sdyx = acc_new(k, f64, "sdyx");
-        LLVMValueRef n = loop_open(k, &Ln, i64c(k, 0), i64c(k, N), "n");
-        LLVMValueRef plane = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, "");
-        LLVMValueRef base = LLVMBuildNSWMul(k->b, plane, i64c(k, S), "");
-        LLVMValueRef f1 = acc_new(k, f32, "p1"), f2 = acc_new(k, f32, "p2");
-        at_element(k, plane_open(k, &Ls, dx, base, plane, "s"), c);
-        LLVMValueRef g = val(k, dx->in[0]), xv = val(k, dx->in[1]);
-        acc_add(k, f1, f32, g);
-        acc_add(k, f2, f32, LLVMBuildFMul(k->b, g, LLVMBuildFSub(k->b, xv, m, ""), ""));
-        loop_close(k, &Ls);
-        acc_add(k, sdy, f64, LLVMBuildFPExt(k->b, LLVMBuildLoad2(k->b, f32, f1, ""), f64, ""));
-        acc_add(k, sdyx, f64, LLVMBuildFPExt(k->b, LLVMBuildLoad2(k->b, f32, f2, ""), f64, ""));
-        loop_close(k, &Ln);
+        LLVMValueRef sdy = acc_new(k, f64, "sdy"), sdyx = acc_new(k, f64, "sdyx"), n, plane, base;
+        if (!K->given[0]) {
+            n = loop_open(k, &Ln, i64c(k, 0), i64c(k, N), "n");
+            plane = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, "");
+            base = LLVMBuildNSWMul(k->b, plane, i64c(k, S), "");
+            LLVMValueRef f1 = acc_new(k, f32, "p1"), f2 = acc_new(k, f32, "p2");
+            at_element(k, plane_open(k, &Ls, dx, base, plane, "s"), c);
+            LLVMValueRef g = val(k, dx->in[0]), xv = val(k, dx->in[1]);
+            acc_add(k, f1, f32, g);
+            acc_add(k, f2, f32, LLVMBuildFMul(k->b, g, LLVMBuildFSub(k->b, xv, m, ""), ""));
+            loop_close(k, &Ls);
+            acc_add(k, sdy, f64, LLVMBuildFPExt(k->b, LLVMBuildLoad2(k->b, f32, f1, ""), f64, ""));
+            acc_add(k, sdyx, f64, LLVMBuildFPExt(k->b, LLVMBuildLoad2(k->b, f32, f2, ""), f64, ""));
+            loop_close(k, &Ln);
+        }
         LLVMValueRef ka, kb, kcx;
         k->c = c;
         bn_dx_coef(k, K, LLVMBuildLoad2(k->b, f64, sdy, ""), LLVMBuildLoad2(k->b, f64, sdyx, ""), var, loadf(k, gm, c), M, c,
@@ -605,6 +612,7 @@ static char *kernel_sig(KB *k, const Kernel *K) {
         sig_put(&s, " ");
         sig_node(&s, k, root->in[i]);
     }
+    if (K->given[0]) sig_put(&s, " given e%d e%d", ext_slot(k, K->given[0]), ext_slot(k, K->given[1]));
     for (int i = 0; i < k->next; i++) {   /* the shapes of the values in memory (a pool's input) */
         sig_put(&s, " e%d[", i);
         for (int d = 0; d < k->ext[i]->rank; d++) sig_put(&s, "%lld,", (long long)k->ext[i]->dim[d]);
@@ -678,7 +686,7 @@ struct CgExpr {
     char *sig;
 };
 
-static CgExpr *expr_new(CG *cg, const Node *v, const Node *acc) {
+static CgExpr *expr_new(CG *cg, const Node *v, const Node *acc, const Node *sx, const Node *sst) {
     CgExpr *e = xcalloc(1, sizeof *e);
     e->v = v;
     e->k.cg = cg;
@@ -688,15 +696,28 @@ static CgExpr *expr_new(CG *cg, const Node *v, const Node *acc) {
     e->k.acc = acc;
     e->k.root = acc ? v : NULL;
     collect(&e->k, v);
+    if (sx) {
+        e->k.sx = sx;
+        e->k.sst = sst;
+        collect(&e->k, sx);
+        ext_slot(&e->k, sst);
+    }
     Sig s = {0};
     sig_node(&s, &e->k, v);
+    if (sx) {
+        sig_put(&s, " sums ");
+        sig_node(&s, &e->k, sx);
+        sig_put(&s, " e%d", ext_slot(&e->k, sst));
+    }
     e->sig = s.buf;
     return e;
 }
 
-CgExpr *cg_expr_new(CG *cg, const Node *v) { return expr_new(cg, v, NULL); }
+CgExpr *cg_expr_new(CG *cg, const Node *v) { return expr_new(cg, v, NULL, NULL, NULL); }
 
-CgExpr *cg_epi_new(CG *cg, const Node *root, const Node *acc) { return expr_new(cg, root, acc); }
+CgExpr *cg_epi_new(CG *cg, const Node *root, const Node *acc, const Node *sx, const Node *sst) {
+    return expr_new(cg, root, acc, sx, sst);
+}
 
 int cg_expr_count(const CgExpr *e) { return e->k.next; }
 const Node *cg_expr_value(const CgExpr *e, int i) { return e->k.ext[i]; }
@@ -713,12 +734,19 @@ LLVMValueRef cg_expr_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c) {
     return val(&e->k, e->v);
 }
 
-LLVMValueRef cg_epi_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c, LLVMValueRef accv) {
+LLVMValueRef cg_epi_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c, LLVMValueRef accv, LLVMValueRef *gx) {
+    KB *k = &e->k;
     LLVMTypeRef t = LLVMTypeOf(accv);
-    e->k.lanes = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetVectorSize(t) : 1;
-    at_element(&e->k, idx, c);
-    e->k.memo[e->k.acc->id] = accv;
-    return val(&e->k, e->v);
+    k->lanes = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetVectorSize(t) : 1;
+    at_element(k, idx, c);
+    k->memo[k->acc->id] = accv;
+    LLVMValueRef g = val(k, e->v);
+    if (gx) {   /* g (x - mean): the bn_dgamma term */
+        RRC_ASSERT(k->sx);
+        LLVMValueRef m = el(k, loadf(k, ptr_of(k, k->sst), c));
+        *gx = LLVMBuildFMul(k->b, g, LLVMBuildFSub(k->b, val(k, k->sx), m, ""), "");
+    }
+    return g;
 }
 
 void cg_expr_free(CgExpr *e) {
@@ -745,6 +773,8 @@ static void emit_generated(CG *cg, const Kernel *K) {
     /* the values in memory: outputs first, then what the expressions read */
     for (int i = 0; i < K->nmembers; i++) ext_slot(&k, K->members[i]);
     for (int i = 0; i < root->nin; i++) collect(&k, root->in[i]);
+    for (int i = 0; i < 2; i++)
+        if (K->given[i]) ext_slot(&k, K->given[i]);
     int64_t N, C, S;
     nc_dims(root, &N, &C, &S);
     k.C = C;
@@ -797,6 +827,8 @@ static void emit_generated(CG *cg, const Kernel *K) {
                            (y)->ia[0], (y)->ia[1], (y)->dim[2], (y)->dim[3]
 
 int64_t cg_kernel_workspace(const Kernel *K) {
+    if (K->kind == KERNEL_DX_EPI)   /* BatchNorm sums per image: double [N][2][C] */
+        return K->members[K->nmembers - 1]->op == OP_CHAN_SUM ? 16 * K->members[0]->dim[0] * K->members[0]->dim[1] : 0;
     if (K->kind != KERNEL_CONV_STATS) return 0;
     const Node *y = K->members[0];
     return 4 * rt_k_conv2d_stats_ws(CONV_DIMS(y->in[0], y->in[1], y));
@@ -816,9 +848,16 @@ void cg_emit_kernel(CG *cg, const Kernel *K) {
         return;
     }
     if (K->kind == KERNEL_DX_EPI) {   /* the direct input gradient, storing its epilogue's value */
-        const Node *dx = K->members[0];
-        LLVMValueRef args, fn = cg_conv_direct_fn(cg, dx, &args, NULL, false, K->members[K->nmembers - 1]);
+        const Node *dx = K->members[0], *dg = NULL, *db = NULL;
+        LLVMValueRef args, fn = cg_conv_direct_fn(cg, dx, &args, NULL, false, K);
         cg_call(cg, "rt_par_rows", "ppii", fn, args, dx->dim[0], (int64_t)1);
+        for (int i = 0; i < K->nmembers; i++) {
+            if (K->members[i]->op == OP_BN_DGAMMA) dg = K->members[i];
+            if (K->members[i]->op == OP_CHAN_SUM) db = K->members[i];
+        }
+        if (dg)   /* the images' sums in order: dgamma and dbeta */
+            cg_call(cg, "rt_k_bn_dx_sums", "ppppiif", cg_ptr(cg, dg), cg_ptr(cg, db), cg_ws(cg), cg_ptr(cg, dg->in[2]),
+                    dx->dim[0], dx->dim[1], dg->fa[0]);
         return;
     }
     emit_generated(cg, K);

@@ -86,9 +86,11 @@ LLVMValueRef cg_expr_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c);
 /* An epilogue: the value of `root`, an elementwise expression of `acc` (the
    input gradient of a KERNEL_DX_EPI kernel, never stored) and of stored
    values, at flat index idx (channel c) given acc's value there: a float,
-   or a vector of consecutive elements, which the expression then is too. */
-CgExpr *cg_epi_new(CG *cg, const Node *root, const Node *acc);
-LLVMValueRef cg_epi_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c, LLVMValueRef accv);
+   or a vector of consecutive elements, which the expression then is too.
+   With sx and sst (a BatchNorm's input and statistics [mean; var]: the
+   epilogue kernel makes its sums), *gx is set to root (sx - mean) there. */
+CgExpr *cg_epi_new(CG *cg, const Node *root, const Node *acc, const Node *sx, const Node *sst);
+LLVMValueRef cg_epi_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c, LLVMValueRef accv, LLVMValueRef *gx);
 void cg_expr_free(CgExpr *e);
 /* cg_conv.c: whether conv2d / conv2d_dx node n gets a generated direct
    kernel; its rt_rows_fn wrapper (rows: images), with *args set to an array
@@ -96,10 +98,12 @@ void cg_expr_free(CgExpr *e);
    the step and *nargs to its length. stats (a conv2d of a conv_stats kernel):
    the kernel also writes each image's BatchNorm statistics (mean and sum of
    squared deviations per channel, double [2][Co]) to the array's last
-   pointer, which rt_k_conv2d_stats sets per thread. epi_root (the epilogue
-   of a KERNEL_DX_EPI with conv2d_dx n): the kernel stores epi_root's value,
-   and the array ends with what the epilogue reads. */
+   pointer, which rt_k_conv2d_stats sets per thread. epi (a KERNEL_DX_EPI of
+   conv2d_dx n): the kernel stores its epilogue's value, and the array ends
+   with what the epilogue reads; with BatchNorm sums (bn_dgamma and
+   chan_sum members) then the workspace, where image i's sums of g and
+   g (x - mean) go, double [N][2][C]. */
 bool cg_conv_direct(const Node *n);
-LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats, const Node *epi_root);   /* frees what cg_emit_kernel kept */
+LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats, const Kernel *epi);   /* frees what cg_emit_kernel kept */
 
 #endif

@@ -118,15 +118,20 @@ typedef enum KernelKind {
     KERNEL_CONV_STATS,  /* conv2d root + bn_stats of its output, accumulated per image */
     KERNEL_POOL,        /* avgpool2d 2x2 / global_avgpool over planes, reading an inlined input */
     KERNEL_DX_EPI,      /* direct conv2d_dx root (inlined: never stored), the inlined ops reading it, and
-                           the elementwise op they make (the epilogue, last; e.g. the residual ReLU backward),
-                           computed on each output tile as it is stored */
+                           the elementwise op they make (the epilogue; e.g. the residual ReLU backward),
+                           computed on each output tile as it is stored; then, if a BatchNorm backward
+                           reads the epilogue, its bn_dgamma and chan_sum (see Kernel.given) */
 } KernelKind;
 
-#define KERNEL_MAX_MEMBERS 4
+#define KERNEL_MAX_MEMBERS 6
 struct Kernel {
     KernelKind kind;
     int nmembers;
     Node *members[KERNEL_MAX_MEMBERS];   /* members[0] is the root */
+    /* KERNEL_BN_DX whose sums a KERNEL_DX_EPI makes (as it stores g, the
+       epilogue): the bn_dgamma and chan_sum of g, members of that kernel,
+       which this one reads instead of summing g and x itself */
+    Node *given[2];
 };
 typedef struct Kernel Kernel;
 const char *kernel_kind_name(KernelKind k);
@@ -259,6 +264,9 @@ int graph_kernel_count(const Graph *g);
 bool fuse_conv_direct(const Node *n);
 /* Whether direct conv2d_dx node n can end in an epilogue (KERNEL_DX_EPI). */
 bool fuse_dx_epilogue(const Node *n);
+/* A KERNEL_DX_EPI's epilogue: the value it stores (the last member before
+   any BatchNorm sums). */
+Node *kernel_epilogue(const Kernel *k);
 /* The padded copy a direct kernel keeps on its thread's stack, per channel
    (codegen/cg_conv.c lays it out): `copies` planes of `rows` x `rowlen`
    floats, and `slack` floats for the whole buffer (alignment). Of x

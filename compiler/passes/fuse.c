@@ -149,6 +149,13 @@ bool fuse_conv_direct(const Node *n) {
    than with a separate ReLU-backward kernel. */
 bool fuse_dx_epilogue(const Node *n) { return n->op == OP_CONV2D_DX && fuse_conv_direct(n) && n->ia[0] == 1; }
 
+Node *kernel_epilogue(const Kernel *k) {
+    RRC_ASSERT(k->kind == KERNEL_DX_EPI);
+    int i = k->nmembers - 1;
+    while (k->members[i]->op == OP_BN_DGAMMA || k->members[i]->op == OP_CHAN_SUM) i--;
+    return k->members[i];
+}
+
 /* Ops the code generator emits as elementwise loop bodies (cg_fuse.c). */
 bool fuse_ew_op(OpKind op) {
     switch (op) {
@@ -221,7 +228,9 @@ static Uses uses_of(const Graph *g) {
 }
 
 static Kernel *new_kernel(Graph *g, KernelKind kind, Node *root) {
+    RRC_ASSERT(g->nkernels < g->nnodes);
     Kernel *k = &g->kernels[g->nkernels++];
+    *k = (Kernel){0};
     k->kind = kind;
     k->nmembers = 1;
     k->members[0] = root;
@@ -256,12 +265,14 @@ static bool ew_only(const Node *v) {
    inputs, walking inlined ops) and by nothing else, every inlined op on the
    way read only there too; NULL if none. path[0 .. *np): those ops, v's
    input first (they move with the kernel). */
+#define EPI_PATH_MAX 2   /* inlined ops between a convolution and its epilogue (members) */
+
 static Node *epilogue_conv(const Graph *g, const Uses *u, const Node *e, const Node *v, Node **path, int *np) {
     for (int k = 0; k < v->nin; k++) {
         Node *x = v->in[k];
         if (!reads_elementwise(v, k) || u->start[x->id + 1] - u->start[x->id] != 1) continue;
         if (x->inlined) {
-            if (*np == KERNEL_MAX_MEMBERS - 2) continue;
+            if (*np == EPI_PATH_MAX) continue;
             path[(*np)++] = x;
             Node *d = epilogue_conv(g, u, e, x, path, np);
             if (d) return d;
@@ -271,6 +282,30 @@ static Node *epilogue_conv(const Graph *g, const Uses *u, const Node *e, const N
         }
     }
     return NULL;
+}
+
+/* Makes e the epilogue of the direct conv2d_dx its expression reads, if
+   there is one (epilogue_conv): the kernel k (e's elementwise kernel, or a
+   new one for an inlined e, which is then stored) becomes a KERNEL_DX_EPI
+   of the convolution, the inlined ops reading it (in order) and e. */
+static bool make_epilogue(Graph *g, const Uses *u, Node *e, Kernel *k) {
+    Node *path[EPI_PATH_MAX];
+    int np = 0;
+    Node *dx = epilogue_conv(g, u, e, e, path, &np);
+    if (!dx) return false;
+    if (k) {
+        k->nmembers = 0;
+        e->kernel = NULL;
+        add_member(k, dx);
+    } else {
+        k = new_kernel(g, KERNEL_DX_EPI, dx);
+    }
+    k->kind = KERNEL_DX_EPI;
+    dx->inlined = true;
+    e->inlined = false;
+    for (int j = np - 1; j >= 0; j--) add_member(k, path[j]);
+    add_member(k, e);
+    return true;
 }
 
 bool pass_fuse(Graph *g, Diag *d) {
@@ -398,20 +433,33 @@ bool pass_fuse(Graph *g, Diag *d) {
        it, is computed on the convolution's output tiles */
     for (int i = 0; i < n; i++) {
         Node *e = g->nodes[i];
-        if (!e->kernel || e->kernel->kind != KERNEL_EW || e->rank != 4 || !ew_only(e)) continue;
-        Node *path[KERNEL_MAX_MEMBERS];
-        int np = 0;
-        Node *dx = epilogue_conv(g, &u, e, e, path, &np);
-        if (!dx) continue;
-        /* members: the convolution, the inlined ops reading it (in order), the epilogue */
-        Kernel *k = e->kernel;
-        k->kind = KERNEL_DX_EPI;
-        k->nmembers = 0;
-        e->kernel = NULL;
-        dx->inlined = true;
-        add_member(k, dx);
-        for (int j = np - 1; j >= 0; j--) add_member(k, path[j]);
-        add_member(k, e);
+        if (e->kernel && e->kernel->kind == KERNEL_EW && e->rank == 4 && ew_only(e)) make_epilogue(g, &u, e, e->kernel);
+    }
+
+    /* BatchNorm backward sums in the epilogue: a planes bn_train_dx whose g
+       is an epilogue's value, or an inlined value that can be one and that
+       only this BatchNorm backward reads (then stored), gets its bn_dgamma
+       and chan_sum of g made by the epilogue kernel, which sums each image
+       as it stores g; the BatchNorm backward then reads g and x once
+       instead of twice */
+    for (int i = 0; i < n; i++) {
+        Node *bx = g->nodes[i];
+        Kernel *kb = bx->kernel;
+        if (!kb || kb->kind != KERNEL_BN_DX || kb->members[0] != bx || kb->nmembers != 3 || bx->rank != 4) continue;
+        Node *gv = bx->in[0], *dg = kb->members[1], *db = kb->members[2];
+        if (dg->op != OP_BN_DGAMMA || db->op != OP_CHAN_SUM || !is_output(g, dg) || !is_output(g, db)) continue;
+        bool only_here = true;
+        for (int p = u.start[gv->id]; p < u.start[gv->id + 1]; p++)
+            only_here &= g->nodes[u.list[p]]->kernel == kb;
+        Kernel *ke = gv->kernel && gv->kernel->kind == KERNEL_DX_EPI && kernel_epilogue(gv->kernel) == gv ? gv->kernel : NULL;
+        if (!ke && gv->inlined && only_here && gv->rank == 4 && ew_only(gv) && make_epilogue(g, &u, gv, NULL)) ke = gv->kernel;
+        if (!ke || ke->nmembers + 2 > KERNEL_MAX_MEMBERS) continue;
+        kb->nmembers = 1;
+        kb->given[0] = dg;
+        kb->given[1] = db;
+        dg->kernel = db->kernel = NULL;
+        add_member(ke, dg);
+        add_member(ke, db);
     }
     free(u.start);
     free(u.list);
@@ -427,7 +475,7 @@ bool pass_fuse(Graph *g, Diag *d) {
             order[m++] = x;
             continue;
         }
-        if (x != k->members[k->kind == KERNEL_DX_EPI ? k->nmembers - 1 : 0]) continue;   /* placed with the others */
+        if (x != (k->kind == KERNEL_DX_EPI ? kernel_epilogue(k) : k->members[0])) continue;   /* placed with the others */
         for (int j = 0; j < k->nmembers; j++) order[m++] = k->members[j];
     }
     RRC_ASSERT(m == n);
