@@ -387,11 +387,6 @@ static LLVMValueRef pad_vec(CB *k, const Pad *p, LLVMValueRef ch, LLVMValueRef r
     return ld;
 }
 
-static LLVMValueRef pad_load(CB *k, const Pad *p, LLVMValueRef ci, LLVMValueRef row, int kh, int kw, int64_t seg) {
-    int64_t q, ro, col;
-    pad_tap(p, kh, kw, seg, &q, &ro, &col);
-    return pad_vec(k, p, ci, LLVMBuildNSWAdd(k->b, row, I(k, ro), ""), q, col);
-}
 
 static LLVMValueRef splat(CB *k, LLVMValueRef s) {
     LLVMValueRef v = LLVMBuildInsertElement(k->b, LLVMGetUndef(k->vt), s, I(k, 0), "");
@@ -665,34 +660,42 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     pf_step(&k, &pfe);
     LLVMValueRef cur[16];
     for (int a = 0; a < OB * V; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, acc[a], "");
+    /* the tile's addresses from two kinds of base, constant offsets from
+       there (the same code as full index arithmetic per tap, in a third of
+       the IR to optimise): this channel's padded rows from h0, and each
+       output channel's weights of input channel ci, w[co][ci] (forward) or
+       w[ci][co] (transposed: taps flipped) */
+    LLVMValueRef xbase = fptr(&k, pd.buf, pad_off(&k, &pd, ci, h0, 0, I(&k, 0))), wrow[16];
+    for (int o = 0; o < OB; o++) {
+        LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
+        LLVMValueRef row = transposed ? LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, ci, I(&k, Co), ""), co, "")
+                                      : LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, co, I(&k, Ci), ""), ci, "");
+        wrow[o] = fptr(&k, wt, LLVMBuildNSWMul(k.b, row, I(&k, K * K), ""));
+    }
     for (int kh = 0; kh < K; kh++)
         for (int kw = 0; kw < K; kw++) {
             LLVMValueRef xin[16];
             for (int v = 0; v < V; v++) {
-                int64_t r, seg;
+                int64_t r, seg, q, ro, col;
                 tile_vec(VR, W, v, &r, &seg);
-                xin[v] = pad_load(&k, &pd, ci, LLVMBuildNSWAdd(k.b, h0, I(&k, r), ""), kh, kw, seg);
+                pad_tap(&pd, kh, kw, seg, &q, &ro, &col);
+                xin[v] = LLVMBuildLoad2(k.b, k.vt, fptr(&k, xbase, I(&k, q * pd.C * pd.plane + (r + ro) * pd.rowlen + col)), "");
+                LLVMSetAlignment(xin[v], g->S == 2 && pd.rowlen % 16 == 0 ? 64 : 4);
             }
+            int64_t tap = transposed ? (K - 1 - kh) * K + (K - 1 - kw) : kh * K + kw;
             for (int o = 0; o < OB; o++) {
-                /* weight of (output channel ob+o, input channel ci, tap) */
-                LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
-                LLVMValueRef widx;
-                if (!transposed)   /* w[co][ci][kh][kw] */
-                    widx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, co, I(&k, Ci), ""), ci, ""), I(&k, K * K), ""), I(&k, kh * K + kw), "");
-                else               /* w[ci][co][2-kh][2-kw] */
-                    widx = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, ci, I(&k, Co), ""), co, ""), I(&k, 9), ""), I(&k, (2 - kh) * 3 + (2 - kw)), "");
-                LLVMValueRef ws = splat(&k, LLVMBuildLoad2(k.b, cg->f32, fptr(&k, wt, widx), ""));
+                LLVMValueRef ws = splat(&k, LLVMBuildLoad2(k.b, cg->f32, fptr(&k, wrow[o], I(&k, tap)), ""));
                 for (int v = 0; v < V; v++) cur[o * V + v] = vfma(&k, ws, xin[v], cur[o * V + v]);
             }
         }
     for (int a = 0; a < OB * V; a++) LLVMBuildStore(k.b, cur[a], acc[a]);
     cloop_close(&k, &Li, 1);
     epi_tile(&k, epi, 4);
-    for (int o = 0; o < OB; o++)
+    for (int o = 0; o < OB; o++) {
+        LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");   /* one value: the epilogue's channel terms once */
         for (int v = 0; v < V; v++) {
             int64_t r, seg;
             tile_vec(VR, W, v, &r, &seg);
-            LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
             LLVMValueRef idx = nchw(&k, n, Co, H, W, co, LLVMBuildNSWAdd(k.b, h0, I(&k, r), ""), seg * L);
             LLVMValueRef yv = LLVMBuildLoad2(k.b, k.vt, acc[o * V + v], "");
             if (epi) {
@@ -716,6 +719,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
             LLVMBuildStore(k.b, LLVMBuildFAdd(k.b, LLVMBuildLoad2(k.b, k.vt, s1[o], ""), d, ""), s1[o]);
             LLVMBuildStore(k.b, vfma(&k, d, d, LLVMBuildLoad2(k.b, k.vt, s2[o], "")), s2[o]);
         }
+    }
     cloop_close(&k, &Lh, R);
     if (sums) {   /* ws[n][j][co] */
         unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);

@@ -61,6 +61,7 @@ typedef struct KB {
        (stored by the caller) is computed from its inputs */
     unsigned lanes;
     const Node *acc, *root;
+    LLVMValueRef *cmemo, cmemo_c;   /* per-channel terms of the epilogue's channel cmemo_c, by node id x CMEMO */
     const Node *sx, *sst;       /* with BatchNorm sums: their x and statistics */
 } KB;
 
@@ -175,11 +176,19 @@ static void collect(KB *k, const Node *v) {
 
 static LLVMValueRef ptr_of(KB *k, const Node *v) { return k->p[ext_slot(k, v)]; }
 
+#define CMEMO 16   /* per node: 2 per input (plain, offset), the BatchNorm scale last */
+
 /* Per-channel operand (input i of v, at channel c, plus `off` channels:
-   bn statistics hold the variance at C + c). */
+   bn statistics hold the variance at C + c). An epilogue's stores are one
+   straight run of code, so it computes a channel's terms once for all its
+   vectors (cmemo). */
 static LLVMValueRef chan(KB *k, const Node *v, int i, int64_t off) {
+    LLVMValueRef *m = k->cmemo && k->cmemo_c == k->c ? &k->cmemo[v->id * CMEMO + i * 2 + (off != 0)] : NULL;
+    if (m && *m) return *m;
     LLVMValueRef c = off ? LLVMBuildNSWAdd(k->b, k->c, i64c(k, off), "") : k->c;
-    return loadf(k, ptr_of(k, v->in[i]), c);
+    LLVMValueRef x = loadf(k, ptr_of(k, v->in[i]), c);
+    if (m) *m = x;
+    return x;
 }
 
 /* f32 gamma / sqrt(var + eps), computed in double (the runtime's rule) */
@@ -215,8 +224,11 @@ static LLVMValueRef op_value(KB *k, const Node *v) {
     case OP_ADD: return LLVMBuildFAdd(b, val(k, v->in[0]), val(k, v->in[1]), "");
     case OP_BIAS_ADD: return LLVMBuildFAdd(b, val(k, v->in[0]), el(k, chan(k, v, 1, 0)), "");
     case OP_BN_TRAIN: {   /* in: x, st [mean; var], gamma, beta */
-        LLVMValueRef a = k->scale && k->scale[v->id] ? loadf(k, k->scale[v->id], k->c)
-                                                     : bn_scale(k, chan(k, v, 2, 0), chan(k, v, 1, k->C), v->fa[0]);
+        LLVMValueRef *am = k->cmemo && k->cmemo_c == k->c ? &k->cmemo[v->id * CMEMO + CMEMO - 1] : NULL;
+        LLVMValueRef a = am && *am ? *am
+                         : k->scale && k->scale[v->id] ? loadf(k, k->scale[v->id], k->c)
+                                                       : bn_scale(k, chan(k, v, 2, 0), chan(k, v, 1, k->C), v->fa[0]);
+        if (am) *am = a;
         LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), el(k, chan(k, v, 1, 0)), "");
         return fma_(k, el(k, a), d, el(k, chan(k, v, 3, 0)));
     }
@@ -726,6 +738,7 @@ bool cg_expr_is_load(const CgExpr *e) { return !e->v->inlined; }
 
 void cg_expr_begin(CgExpr *e, LLVMBuilderRef b, const LLVMValueRef *ptrs) {
     e->k.b = b;
+    e->k.cmemo_c = NULL;   /* new pointers: no channel terms yet */
     for (int i = 0; i < e->k.next; i++) e->k.p[i] = ptrs[i];
 }
 
@@ -738,6 +751,9 @@ LLVMValueRef cg_epi_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c, LLVMValueRef
     KB *k = &e->k;
     LLVMTypeRef t = LLVMTypeOf(accv);
     k->lanes = LLVMGetTypeKind(t) == LLVMVectorTypeKind ? LLVMGetVectorSize(t) : 1;
+    if (!k->cmemo) k->cmemo = xcalloc((size_t)k->cg->g->nnodes * CMEMO, sizeof *k->cmemo);
+    if (c != k->cmemo_c) memset(k->cmemo, 0, (size_t)k->cg->g->nnodes * CMEMO * sizeof *k->cmemo);
+    k->cmemo_c = c;
     at_element(k, idx, c);
     k->memo[k->acc->id] = accv;
     LLVMValueRef g = val(k, e->v);
@@ -752,6 +768,7 @@ LLVMValueRef cg_epi_at(CgExpr *e, LLVMValueRef idx, LLVMValueRef c, LLVMValueRef
 void cg_expr_free(CgExpr *e) {
     if (!e) return;
     free(e->k.memo);
+    free(e->k.cmemo);
     free(e->sig);
     free(e);
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/BitReader.h>
@@ -366,7 +367,15 @@ typedef struct Part {
     char *data;
     size_t len;
     bool ok;
+    int64_t insns;            /* its functions' instructions before optimisation */
+    double seconds;           /* optimising and compiling it */
 } Part;
+
+static double wall_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 static int uf_find(int *parent, int i) {
     while (parent[i] != i) i = parent[i] = parent[parent[i]];
@@ -383,6 +392,13 @@ static int fn_index(LLVMValueRef *fns, int n, LLVMValueRef f) {
 static LLVMValueRef user_function(LLVMValueRef u) {
     if (!LLVMIsAInstruction(u)) return NULL;
     return LLVMGetBasicBlockParent(LLVMGetInstructionParent(u));
+}
+
+static int64_t fn_insns(LLVMValueRef f) {
+    int64_t k = 0;
+    for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb))
+        for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) k++;
+    return k;
 }
 
 /* part[i] for the defined functions fns[0..n): 0 or 1. */
@@ -448,6 +464,7 @@ static void keep_part(LLVMModuleRef mod, char **names, const int *part, int n, i
 
 static void *compile_part(void *arg) {
     Part *p = arg;
+    double t0 = wall_seconds();
     LLVMTargetMachineRef tm = cg_target_machine(p->o, LLVMCodeModelJITDefault);
     p->ok = tm && optimise(p->mod, tm);
     if (p->ok && p->o->debug >= 3) {   /* one part's IR after the other's */
@@ -471,11 +488,13 @@ static void *compile_part(void *arg) {
         LLVMDisposeMessage(msg);
     }
     if (tm) LLVMDisposeTargetMachine(tm);
+    p->seconds = wall_seconds() - t0;
     return NULL;
 }
 
 bool cg_jit_objects(Graph *g, const char *fn, const CgOptions *o, CgObjects *out) {
     memset(out, 0, sizeof *out);
+    double t0 = wall_seconds();
     CgModule *m = build_ir(g, fn, o);
     if (!m) return false;
     CgOptions opts = m->opts;
@@ -505,6 +524,8 @@ bool cg_jit_objects(Graph *g, const char *fn, const CgOptions *o, CgObjects *out
     }
     /* part 1 in a context of its own, from the whole module's bitcode */
     Part parts[CG_JIT_PARTS] = {{.mod = m->mod, .o = &opts}, {.o = &opts}};
+    for (int i = 0; i < n && opts.debug >= 2; i++) parts[part[i]].insns += fn_insns(fns[i]);
+    double t1 = wall_seconds();
     LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m->mod);
     parts[1].ctx = LLVMContextCreate();
     bool ok = !LLVMParseBitcodeInContext2(parts[1].ctx, bc, &parts[1].mod);
@@ -524,6 +545,10 @@ bool cg_jit_objects(Graph *g, const char *fn, const CgOptions *o, CgObjects *out
     for (int k = 0; k < CG_JIT_PARTS; k++) {
         out->data[k] = parts[k].data;
         out->len[k] = parts[k].len;
+    }
+    if (opts.debug >= 2) {
+        fprintf(stderr, "rrc: JIT %s: IR built in %.3f s; parts of %lld / %lld instructions compiled in %.3f / %.3f s\n", fn,
+                t1 - t0, (long long)parts[0].insns, (long long)parts[1].insns, parts[0].seconds, parts[1].seconds);
     }
     out->n = CG_JIT_PARTS;
     if (parts[1].mod) LLVMDisposeModule(parts[1].mod);
