@@ -26,7 +26,11 @@
 **          gradient is the same loop on dy with the weights transposed and
 **          flipped: dx[c] = sum_o W[o][c][2-kh][2-kw] * dy_pad[o] shifted.
 **          At stride 2 the padded copy is split by column and row parity
-**          (Pad), so a tap still reads whole output rows;
+**          (Pad), so a tap still reads whole output rows. A stride-1 input
+**          gradient with an epilogue (KERNEL_DX_EPI: one core per
+**          epilogue) stores, instead of each tile, the elementwise value
+**          computed from it (cg_epi_at: the residual ReLU backward) and may
+**          add up that value's BatchNorm sums per image;
 **   stride-2 input gradient: each of the four parities of dx's rows and
 **          columns is a small convolution of dy; a tile keeps all four
 **          and interleaves them into dx rows when it stores;
