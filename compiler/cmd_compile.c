@@ -9,6 +9,7 @@
 */
 #include <errno.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,41 @@
 #include "program.h"
 #include "rt_data.h"
 #include "rt_program_json.h"
+
+/* The entries' objects, DIR/NAME.ENTRY.o, compiled on two threads: the
+   first entry (the full-batch training step, the largest) on its own, the
+   others after it on the main thread. Each module has its own LLVM
+   context, so they compile independently. */
+typedef struct ObjJob {
+    CgModule *m;
+    char path[1400];
+    bool ok;
+} ObjJob;
+
+static void *write_object_job(void *arg) {
+    ObjJob *j = arg;
+    j->ok = cg_write_object(j->m, j->path);
+    return NULL;
+}
+
+static bool write_objects(Program *pr, const char *outdir, const char *name) {
+    ObjJob jobs[4];
+    int n = 0;
+    for (int i = 0; i < 4; i++) {
+        if (!pr->cgm[i]) continue;
+        jobs[n].m = pr->cgm[i];
+        jobs[n].ok = false;
+        snprintf(jobs[n].path, sizeof jobs[n].path, "%s/%s.%s.o", outdir, name, program_fn_names[i] + 4);
+        n++;
+    }
+    pthread_t th;
+    bool threaded = n > 1 && pthread_create(&th, NULL, write_object_job, &jobs[0]) == 0;
+    for (int k = threaded ? 1 : 0; k < n; k++) write_object_job(&jobs[k]);
+    if (threaded) pthread_join(th, NULL);
+    bool ok = true;
+    for (int k = 0; k < n; k++) ok &= jobs[k].ok;
+    return ok;
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -192,10 +228,10 @@ int cmd_compile(int argc, char **argv) {
     char path[1400], parts[4096] = "", cmd[8192], rtdir[1024];
     int fn_index[RT_PROGRAM_SLOTS] = {-1, -1, -1, -1}, nfns = 0;
     const char *fns[4];
+    if (!write_objects(&pr, outdir, s->name)) goto done;
     for (int i = 0; i < 4; i++) {
         if (!pr.cgm[i]) continue;
         snprintf(path, sizeof path, "%s/%s.%s.o", outdir, s->name, program_fn_names[i] + 4);
-        if (!cg_write_object(pr.cgm[i], path)) goto done;
         strncat(parts, " ", sizeof parts - strlen(parts) - 1);
         strncat(parts, path, sizeof parts - strlen(parts) - 1);
         if (emit_ll) {
