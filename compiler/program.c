@@ -1,6 +1,7 @@
 /*
 ** program.c: building a runtime program with the JIT (see program.h).
 */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,8 +54,7 @@ static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, i
     CgOptions eo = co ? *co : (CgOptions){0};
     eo.entry = name;   /* profile sites say "train_b64: ...", not the function's name */
     if (pr->aot) {
-        pr->cgm[i] = cg_build(g, program_fn_names[i], &eo);
-        if (!pr->cgm[i]) return false;
+        pr->aot_opts[i] = eo;   /* built by aot_modules once every entry is planned */
     } else {
         if (!engine_init(&pr->eng[i], g, ENGINE_JIT, &eo)) return false;
         pr->compile_seconds += pr->eng[i].compile_seconds;
@@ -67,6 +67,7 @@ static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, i
     pr->graph[i] = g;
     rt_entry *e = &pr->entry[i];
     e->name = arena_strdup(&pr->arena, name);
+    pr->aot_opts[i].entry = e->name;
     e->fn = pr->eng[i].fn;
     memcpy(e->region_bytes, g->region_bytes, sizeof e->region_bytes);
     e->tensors = program_tensor_table(g, &pr->arena, &e->ntensors);
@@ -96,6 +97,40 @@ static void program_reset(Program *pr) {
     memset(pr, 0, sizeof *pr);
     pr->aot = aot;
     pr->pipe = pipe;
+}
+
+/* AOT: the entries' LLVM modules, built and optimised on two threads (the
+   full-batch training step, the largest, on its own; the others after each
+   other on the calling thread). Each module has its own LLVM context. */
+typedef struct ModJob {
+    Program *pr;
+    int first, last;   /* entries [first, last] */
+    bool ok;
+} ModJob;
+
+static void *build_modules(void *arg) {
+    ModJob *j = arg;
+    j->ok = true;
+    for (int i = j->first; i <= j->last && j->ok; i++) {
+        if (!j->pr->graph[i]) continue;
+        j->pr->cgm[i] = cg_build(j->pr->graph[i], program_fn_names[i], &j->pr->aot_opts[i]);
+        j->ok = j->pr->cgm[i] != NULL;
+    }
+    return NULL;
+}
+
+static bool aot_modules(Program *pr) {
+    if (!pr->aot) return true;
+    ModJob a = {pr, 0, 0, false}, b = {pr, 1, 3, false};
+    pthread_t th;
+    bool threaded = pthread_create(&th, NULL, build_modules, &a) == 0;
+    if (!threaded) build_modules(&a);
+    build_modules(&b);
+    if (threaded) pthread_join(th, NULL);
+    /* code generation adds the kernels' workspace to the scratch region */
+    for (int i = 0; i < 4; i++)
+        if (pr->graph[i]) memcpy(pr->entry[i].region_bytes, pr->graph[i]->region_bytes, sizeof pr->entry[i].region_bytes);
+    return a.ok && b.ok;
 }
 
 /* What the spec says, for every kind of program; the entries are set. */
@@ -137,6 +172,7 @@ bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows,
     if (!build_entry(pr, 2, lower_features(s, features_rows, s->in_c, s->in_h, s->in_w, &pr->arena, &d), "features", 0,
                      features_rows, co))
         return false;
+    if (!aot_modules(pr)) return false;
     rt_program *p = &pr->p;
     p->train_full = &pr->entry[0];
     p->train_last = Blast >= 2 ? &pr->entry[1] : NULL;
@@ -171,6 +207,7 @@ bool program_build_supervised(Program *pr, Spec *s, int classes, int64_t n_train
         !build_entry(pr, 3, lower_supervised(s, rows, classes, s->in_c, s->in_h, s->in_w, false, &pr->arena, &d), "classify", 0,
                      rows, co))
         return false;
+    if (!aot_modules(pr)) return false;
     rt_program *p = &pr->p;
     p->method = RT_METHOD_SUPERVISED;
     p->train_full = &pr->entry[0];

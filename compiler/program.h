@@ -22,6 +22,7 @@ typedef struct Program {
     bool aot;                 /* build LLVM modules only (cgm), no JIT */
     PipelineOpts pipe;        /* --verify-each, --dump-after (debug comes from CgOptions) */
     CgModule *cgm[4];
+    CgOptions aot_opts[4];    /* AOT: each entry's code-generation options (entry: its name) */
 } Program;
 
 /* n_train: images in the training set (decides the last batch; 0 = none);

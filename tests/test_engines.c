@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "golden_util.h"
 #include "ir/lower.h"
+#include "program.h"
 #include "rt_pool.h"
 #include "rt_rng.h"
 #include "test.h"
@@ -274,5 +275,35 @@ TEST(memplan_resnet32_near_live_peak) {
     PipelineOpts po = {0};
     REQUIRE(g && pipeline_run(g, &d, &po));
     check_plan(g, "resnet32 K=4 B=64");
+    arena_free(&a);
+}
+
+/* An AOT program (modules built on two threads after every entry is
+   planned) has the JIT program's entries: the same regions, kernel
+   workspace included. resnet8 at K=3, B=5 with a last batch of 2: its
+   epilogue kernels' BatchNorm sums need workspace. */
+TEST(aot_program_regions_match_jit) {
+    Arena a = {0};
+    Diag d = {0};
+    Spec *s = spec_load("specs/resnet8.lua", &a, &d);
+    REQUIRE(s);
+    s->K = 3;
+    s->batch = 5;
+    Program jit = {0}, aot = {.aot = true};
+    CgOptions co = {0};
+    REQUIRE(program_build(&jit, s, 12, 16, &co));
+    REQUIRE(program_build(&aot, s, 12, 16, &co));
+    for (int i = 0; i < 4; i++) {
+        CHECKF(!jit.graph[i] == !aot.graph[i], "entry %d: built by one side only", i);
+        if (!jit.graph[i] || !aot.graph[i]) continue;
+        CHECKF(aot.cgm[i] != NULL, "entry %d: no AOT module", i);
+        for (int r = 0; r < RT_NREGIONS; r++)
+            CHECKF(jit.entry[i].region_bytes[r] == aot.entry[i].region_bytes[r],
+                   "entry %d region %d: JIT %lld bytes, AOT %lld", i, r, (long long)jit.entry[i].region_bytes[r],
+                   (long long)aot.entry[i].region_bytes[r]);
+    }
+    CHECK(jit.entry[0].region_bytes[RT_REGION_SCRATCH] > jit.graph[0]->scratch_live_peak);   /* workspace planned */
+    program_free(&jit);
+    program_free(&aot);
     arena_free(&a);
 }
