@@ -30,7 +30,11 @@
 **    relu_back(dx + shortcut gradient)) becomes KERNEL_DX_EPI: the
 **    convolution computes the ops on each output tile before storing it,
 **    so its own value is never stored (marked inlined) and the epilogue's
-**    other inputs are read while the tile is in registers;
+**    other inputs are read while the tile is in registers. A BatchNorm
+**    backward reading the epilogue's value as g (or an inlined g that only
+**    it reads and that can be an epilogue, which is then stored) hands its
+**    bn_dgamma and chan_sum to the epilogue kernel (Kernel.given), which
+**    sums g per image as it stores it;
 **  - pooling: 2x2 average pooling and global average pooling are generated
 **    kernels (KERNEL_POOL) reading their input through its expression, so
 **    BatchNorm + ReLU before a pool is never stored.
@@ -260,13 +264,13 @@ static bool ew_only(const Node *v) {
     return true;
 }
 
+#define EPI_PATH_MAX 2   /* inlined ops between a convolution and its epilogue (members) */
+
 /* The direct conv2d_dx that elementwise kernel root e can take as its
    epilogue's input: a stored value read elementwise in e's expression (v's
    inputs, walking inlined ops) and by nothing else, every inlined op on the
    way read only there too; NULL if none. path[0 .. *np): those ops, v's
    input first (they move with the kernel). */
-#define EPI_PATH_MAX 2   /* inlined ops between a convolution and its epilogue (members) */
-
 static Node *epilogue_conv(const Graph *g, const Uses *u, const Node *e, const Node *v, Node **path, int *np) {
     for (int k = 0; k < v->nin; k++) {
         Node *x = v->in[k];
