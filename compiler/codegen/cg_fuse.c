@@ -507,6 +507,7 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
         loop_close(k, &Lc);
         return;
     }
+    RRC_ASSERT(!K->given[0]);   /* sums are only given by epilogues: planes */
     /* [N, C]: rows are a channel range; per-channel double sums in arrays
        while walking the samples, so the inner loops run along memory */
     LLVMTypeRef ad = LLVMArrayType2(f64, (uint64_t)C), af = LLVMArrayType2(f32, (uint64_t)C);
