@@ -23,12 +23,6 @@
 #include "rt_data.h"
 #include "rt_program_json.h"
 
-static double wall_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* The entries' objects, DIR/NAME.ENTRY.o, compiled on two threads: the
    first entry (the full-batch training step, the largest) on its own, the
    others after it on the main thread. Each module has its own LLVM
@@ -198,7 +192,7 @@ int cmd_compile(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (supervised && !ov.batch) ov.batch = 128;
-    double t0 = (double)clock() / CLOCKS_PER_SEC, w0 = wall_now();
+    double t0 = (double)clock() / CLOCKS_PER_SEC, w0 = wall_seconds();
     Arena arena = {0};
     Spec *s = driver_load_spec("compile", spec, &ov, &arena);
     if (!data) data = s->data;
@@ -276,7 +270,7 @@ int cmd_compile(int argc, char **argv) {
     printf("rrc: compiled %s (%s, K=%d, B=%d%s) in %.2f s (%.2f s of CPU): %s/%s-train; peak step memory %.1f MiB "
            "(scratch %.1f MiB)\n",
            s->name, supervised ? "supervised" : "relational", pr.p.K, pr.p.batch, pr.p.train_last ? ", + last batch" : "",
-           wall_now() - w0, t1 - t0,
+           wall_seconds() - w0, t1 - t0,
            outdir, s->name, (double)peak / (1 << 20), (double)pr.p.train_full->region_bytes[RT_REGION_SCRATCH] / (1 << 20));
     rc = 0;
 done:

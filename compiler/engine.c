@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cache.h"
 #include "engine.h"
@@ -23,12 +22,6 @@ bool engine_parse(const char *s, EngineKind *k) {
 }
 
 const char *engine_name(EngineKind k) { return k == ENGINE_JIT ? "jit" : "interp"; }
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* Links objects into a new JIT and finds the step in it. */
 static bool link_step(Engine *e, const CgObjects *objs, const CgOptions *o) {
@@ -137,11 +130,11 @@ bool engine_init(Engine *e, Graph *g, EngineKind k, const CgOptions *o) {
         return true;
     }
     if (!g->planned) RRC_ABORT("engine_init: the JIT needs a planned graph (memplan pass)");
-    double t0 = now();
+    double t0 = wall_seconds();
     CacheEntry ce;
     bool use_cache = cache_entry(&ce, g, "jit", STEP_FN, o);
     if (!(use_cache && load_step(e, g, &ce, o)) && !build_step(e, g, use_cache ? &ce : NULL, o)) return false;
-    e->compile_seconds = now() - t0;
+    e->compile_seconds = wall_seconds() - t0;
     if (o && o->debug >= 1 && use_cache) fprintf(stderr, "rrc: compile cache: %s %s\n", e->cached ? "loaded" : "built", ce.dir);
     else if (o && o->debug >= 1) fprintf(stderr, "rrc: compile cache: off\n");
     for (int r = 0; r < RT_NREGIONS; r++) {

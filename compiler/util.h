@@ -18,6 +18,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* CLOCK_MONOTONIC seconds: for timing the compiler's phases */
+double wall_seconds(void);
 
 /* Arena: compile-time objects (spec layers, IR nodes, names) are allocated
    here and freed all at once. */

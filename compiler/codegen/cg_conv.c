@@ -89,6 +89,17 @@ static LLVMValueRef vfma(CB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) 
 
 /* internal, noinline, 512-bit vectors; the pointers among the first np
    parameters noalias */
+/* The lanes of vector v summed in order (llvm.vector.reduce.fadd without
+   reassociation: the same bits whatever the vector unit), as a float. */
+static LLVMValueRef lanes_sum(CB *k, LLVMValueRef v) {
+    CG *cg = k->cg;
+    unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
+    LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &k->vt, 1);
+    LLVMTypeRef rps[2] = {cg->f32, k->vt};
+    LLVMValueRef args[2] = {LLVMConstReal(cg->f32, -0.0), v};
+    return LLVMBuildCall2(k->b, LLVMFunctionType(cg->f32, rps, 2, 0), rf, args, 2, "");
+}
+
 static void kernel_attrs(CB *k, int np) {
     CG *cg = k->cg;
     LLVMSetLinkage(k->fn, LLVMInternalLinkage);
@@ -437,11 +448,7 @@ static void pf_init(CB *k, Pf *pf, unsigned first, int ns, int64_t floats, int64
    each tile stores, the next tile's or a share of the next image's, left
    resnet32's stage-1 epilogues 4-5 ms per step slower.) */
 static void pf_init_epi(CB *k, Pf *pf, CgExpr *epi, unsigned first, LLVMValueRef n, int64_t img, int64_t iters) {
-    pf->ns = 0;
-    pf->lines = (img + 15) / 16;
-    pf->lpi = (pf->lines + iters - 1) / iters;
-    pf->ctr = alloca_entry(k, k->cg->i64, "pfectr");
-    LLVMBuildStore(k->b, I(k, 0), pf->ctr);
+    pf_init(k, pf, first, 0, img, iters);
     LLVMValueRef off = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, n, I(k, 1), ""), I(k, img), "");
     for (int i = 0; epi && i < cg_expr_count(epi) && pf->ns < PF_EPI_STREAMS; i++) {
         const Node *v = cg_expr_value(epi, i);
@@ -558,13 +565,6 @@ static LLVMTypeRef core_type(CG *cg, unsigned n, unsigned nint) {
 /* An epilogue's stored inputs: the core's parameters from `first`. */
 static int epi_count(const CgExpr *epi) { return epi ? cg_expr_count(epi) : 0; }
 
-static void epi_begin(CB *k, CgExpr *epi, unsigned first) {
-    if (!epi) return;
-    LLVMValueRef p[MAX_PTRS];
-    for (int i = 0; i < cg_expr_count(epi); i++) p[i] = LLVMGetParam(k->fn, first + (unsigned)i);
-    cg_expr_begin(epi, k->b, p);
-}
-
 /* Before a tile's stores: the epilogue reads through copies of its
    pointers that LLVM cannot see through (an empty asm volatile), so its
    per-channel terms (BatchNorm scales, means, shifts) are computed with the
@@ -626,7 +626,6 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     unsigned nfix = (stats ? 5 : 4) + (unsigned)epi_count(epi) + (sums ? 1 : 0);
     int ns = pf_streams(transposed);
     begin_fn(&k, name, core_type(cg, nfix + (unsigned)ns, 1), (int)nfix);
-    epi_begin(&k, epi, 4);
     Pad pd;
     pad_layout(&pd, g, transposed, Ci);
     Pf pf, pfe;
@@ -726,32 +725,21 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     }
     cloop_close(&k, &Lh, R);
     if (sums) {   /* ws[n][j][co] */
-        unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
-        LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &k.vt, 1);
-        LLVMTypeRef rps[2] = {cg->f32, k.vt};
-        LLVMTypeRef rft = LLVMFunctionType(cg->f32, rps, 2, 0);
         LLVMValueRef ws = LLVMGetParam(k.fn, nfix - 1);
         for (int o = 0; o < OB; o++)
             for (int j = 0; j < 2; j++) {
-                LLVMValueRef a[2] = {LLVMConstReal(cg->f32, -0.0), LLVMBuildLoad2(k.b, k.vt, j ? s2[o] : s1[o], "")};
-                LLVMValueRef t = LLVMBuildFPExt(k.b, LLVMBuildCall2(k.b, rft, rf, a, 2, ""), f64, "");
+                LLVMValueRef t = LLVMBuildFPExt(k.b, lanes_sum(&k, LLVMBuildLoad2(k.b, k.vt, j ? s2[o] : s1[o], "")), f64, "");
                 LLVMValueRef at = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, n, I(&k, 2), ""), I(&k, j), ""), I(&k, Co), ""),
                                                   LLVMBuildNSWAdd(k.b, ob, I(&k, o), ""), "");
                 LLVMBuildStore(k.b, t, LLVMBuildInBoundsGEP2(k.b, f64, ws, &at, 1, ""));
             }
     }
     if (stats) {
-        unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
-        LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &k.vt, 1);
-        LLVMTypeRef rps[2] = {cg->f32, k.vt};
-        LLVMTypeRef rft = LLVMFunctionType(cg->f32, rps, 2, 0);
         LLVMValueRef stp = LLVMGetParam(k.fn, 4);
         double Q = (double)(H * W);
         for (int o = 0; o < OB; o++) {
-            LLVMValueRef a1[2] = {LLVMConstReal(cg->f32, -0.0), LLVMBuildLoad2(k.b, k.vt, s1[o], "")};
-            LLVMValueRef a2[2] = {LLVMConstReal(cg->f32, -0.0), LLVMBuildLoad2(k.b, k.vt, s2[o], "")};
-            LLVMValueRef t1 = LLVMBuildFPExt(k.b, LLVMBuildCall2(k.b, rft, rf, a1, 2, ""), f64, "");
-            LLVMValueRef t2 = LLVMBuildFPExt(k.b, LLVMBuildCall2(k.b, rft, rf, a2, 2, ""), f64, "");
+            LLVMValueRef t1 = LLVMBuildFPExt(k.b, lanes_sum(&k, LLVMBuildLoad2(k.b, k.vt, s1[o], "")), f64, "");
+            LLVMValueRef t2 = LLVMBuildFPExt(k.b, lanes_sum(&k, LLVMBuildLoad2(k.b, k.vt, s2[o], "")), f64, "");
             LLVMValueRef kd = LLVMBuildFPExt(k.b, LLVMBuildLoad2(k.b, cg->f32, kslot[o], ""), f64, "");
             LLVMValueRef qd = LLVMConstReal(f64, Q);
             LLVMValueRef mean = LLVMBuildFAdd(k.b, kd, LLVMBuildFDiv(k.b, t1, qd, ""), "");
@@ -1045,9 +1033,8 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
         LLVMValueRef d[8][4];
         for (int64_t r = 0; r < RB; r++)
             for (int i = 0; i < OB; i++) {
-                /* dy[((n * O + o0 + i) * H + h + r * hstep) * W + seg * L] */
-                LLVMValueRef row = LLVMBuildNSWAdd(k.b, h, I(&k, r * hstep), "");
-                LLVMValueRef ix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, n, I(&k, O), ""), LLVMBuildNSWAdd(k.b, o0, I(&k, i), ""), ""), I(&k, H), ""), row, ""), I(&k, W), ""), I(&k, seg * L), "");
+                LLVMValueRef ix = nchw(&k, n, O, H, W, LLVMBuildNSWAdd(k.b, o0, I(&k, i), ""),
+                                       LLVMBuildNSWAdd(k.b, h, I(&k, r * hstep), ""), seg * L);
                 d[i][r] = LLVMBuildLoad2(k.b, k.vt, fptr(&k, dy, ix), "");
                 LLVMSetAlignment(d[i][r], 4);
             }
@@ -1136,12 +1123,7 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     /* out[o][cb0 + c][t] = the lanes of accv[(o * cblk + c) * KK + t] summed in order */
     CLoop Lj;
     LLVMValueRef j = cloop_open(&k, &Lj, I(&k, 0), I(&k, nacc), "j");
-    LLVMValueRef v = LLVMBuildLoad2(k.b, k.vt, LLVMBuildInBoundsGEP2(k.b, k.vt, accv, &j, 1, ""), "");
-    unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
-    LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &k.vt, 1);
-    LLVMTypeRef rps[2] = {cg->f32, k.vt};
-    LLVMValueRef rargs[2] = {LLVMConstReal(cg->f32, -0.0), v};
-    LLVMValueRef sum = LLVMBuildCall2(k.b, LLVMFunctionType(cg->f32, rps, 2, 0), rf, rargs, 2, "");
+    LLVMValueRef sum = lanes_sum(&k, LLVMBuildLoad2(k.b, k.vt, LLVMBuildInBoundsGEP2(k.b, k.vt, accv, &j, 1, ""), ""));
     LLVMValueRef o = LLVMBuildSDiv(k.b, j, I(&k, cblk * KK), ""), rest = LLVMBuildSRem(k.b, j, I(&k, cblk * KK), "");
     LLVMValueRef oix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, o, I(&k, C), ""), cb0, ""), I(&k, KK), ""), rest, "");
     LLVMBuildStore(k.b, sum, fptr(&k, out, oix));
@@ -1163,9 +1145,9 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     RRC_ASSERT(!K || (K->kind == KERNEL_DX_EPI && K->members[0] == n && fuse_dx_epilogue(n)));
     Geo g = geo_of(n);
     const Node *in = dw ? n->in[1] : n->in[0];   /* what is padded: x, or dy for dx */
-    const Node *epi_root = K ? kernel_epilogue(K) : NULL, *dg = NULL;
-    for (int i = 0; K && i < K->nmembers; i++)
-        if (K->members[i]->op == OP_BN_DGAMMA) dg = K->members[i];
+    const Node *epi_root = K ? kernel_epilogue(K) : NULL;
+    Node *dg = NULL, *db = NULL;
+    if (K) kernel_epilogue_sums(K, &dg, &db);
     CgExpr *e = cg_expr_new(cg, in), *epi = K ? cg_epi_new(cg, epi_root, n, dg ? dg->in[1] : NULL, dg ? dg->in[2] : NULL) : NULL;
     int ne = epi_count(epi);
     RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) + ne <= MAX_PTRS - 3);

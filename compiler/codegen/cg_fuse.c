@@ -845,8 +845,9 @@ static void emit_generated(CG *cg, const Kernel *K) {
                            (y)->ia[0], (y)->ia[1], (y)->dim[2], (y)->dim[3]
 
 int64_t cg_kernel_workspace(const Kernel *K) {
+    Node *dg, *db;
     if (K->kind == KERNEL_DX_EPI)   /* BatchNorm sums per image: double [N][2][C] */
-        return K->members[K->nmembers - 1]->op == OP_CHAN_SUM ? 16 * K->members[0]->dim[0] * K->members[0]->dim[1] : 0;
+        return kernel_epilogue_sums(K, &dg, &db) ? 16 * K->members[0]->dim[0] * K->members[0]->dim[1] : 0;
     if (K->kind != KERNEL_CONV_STATS) return 0;
     const Node *y = K->members[0];
     return 4 * rt_k_conv2d_stats_ws(CONV_DIMS(y->in[0], y->in[1], y));
@@ -866,14 +867,11 @@ void cg_emit_kernel(CG *cg, const Kernel *K) {
         return;
     }
     if (K->kind == KERNEL_DX_EPI) {   /* the direct input gradient, storing its epilogue's value */
-        const Node *dx = K->members[0], *dg = NULL, *db = NULL;
+        const Node *dx = K->members[0];
+        Node *dg, *db;
         LLVMValueRef args, fn = cg_conv_direct_fn(cg, dx, &args, NULL, false, K);
         cg_call(cg, "rt_par_rows", "ppii", fn, args, dx->dim[0], (int64_t)1);
-        for (int i = 0; i < K->nmembers; i++) {
-            if (K->members[i]->op == OP_BN_DGAMMA) dg = K->members[i];
-            if (K->members[i]->op == OP_CHAN_SUM) db = K->members[i];
-        }
-        if (dg)   /* the images' sums in order: dgamma and dbeta */
+        if (kernel_epilogue_sums(K, &dg, &db))   /* the images' sums in order: dgamma and dbeta */
             cg_call(cg, "rt_k_bn_dx_sums", "ppppiif", cg_ptr(cg, dg), cg_ptr(cg, db), cg_ws(cg), cg_ptr(cg, dg->in[2]),
                     dx->dim[0], dx->dim[1], dg->fa[0]);
         return;

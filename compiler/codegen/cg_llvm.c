@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/BitReader.h>
@@ -377,12 +376,6 @@ typedef struct Part {
     int64_t insns;            /* its functions' instructions before optimisation */
     double seconds;           /* optimising and compiling it */
 } Part;
-
-static double wall_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int uf_find(int *parent, int i) {
     while (parent[i] != i) i = parent[i] = parent[parent[i]];

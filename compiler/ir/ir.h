@@ -265,8 +265,10 @@ bool fuse_conv_direct(const Node *n);
 /* Whether direct conv2d_dx node n can end in an epilogue (KERNEL_DX_EPI). */
 bool fuse_dx_epilogue(const Node *n);
 /* A KERNEL_DX_EPI's epilogue: the value it stores (the last member before
-   any BatchNorm sums). */
+   any BatchNorm sums); and the bn_dgamma and chan_sum it makes, if it makes
+   a BatchNorm backward's sums (both NULL if not: returns false). */
 Node *kernel_epilogue(const Kernel *k);
+bool kernel_epilogue_sums(const Kernel *k, Node **dg, Node **db);
 /* The padded copy a direct kernel keeps on its thread's stack, per channel
    (codegen/cg_conv.c lays it out): `copies` planes of `rows` x `rowlen`
    floats, and `slack` floats for the whole buffer (alignment). Of x

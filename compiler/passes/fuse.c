@@ -160,6 +160,14 @@ Node *kernel_epilogue(const Kernel *k) {
     return k->members[i];
 }
 
+bool kernel_epilogue_sums(const Kernel *k, Node **dg, Node **db) {
+    bool sums = k->members[k->nmembers - 1] != kernel_epilogue(k);   /* then the last two, added together */
+    *dg = sums ? k->members[k->nmembers - 2] : NULL;
+    *db = sums ? k->members[k->nmembers - 1] : NULL;
+    RRC_ASSERT(!sums || ((*dg)->op == OP_BN_DGAMMA && (*db)->op == OP_CHAN_SUM));
+    return sums;
+}
+
 /* Ops the code generator emits as elementwise loop bodies (cg_fuse.c). */
 bool fuse_ew_op(OpKind op) {
     switch (op) {

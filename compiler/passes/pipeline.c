@@ -3,7 +3,6 @@
 */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "passes/pipeline.h"
 
@@ -38,12 +37,6 @@ const char *pipeline_pass_names(void) {
     return buf;
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 bool pipeline_run(Graph *g, Diag *d, const PipelineOpts *o) {
     if (o->dump_after && strcmp(o->dump_after, "all") != 0 && !pipeline_has_pass(o->dump_after)) {
         fprintf(stderr, "rrc: unknown pass '%s' (passes: %s)\n", o->dump_after, pipeline_pass_names());
@@ -56,11 +49,11 @@ bool pipeline_run(Graph *g, Diag *d, const PipelineOpts *o) {
     if (o->verify_each && !graph_verify(g, "after lower")) return false;
     if (o->stop_after && strcmp(o->stop_after, "lower") == 0) return true;
     for (int i = 0; i < NPASSES; i++) {
-        double t0 = now();
+        double t0 = wall_seconds();
         int before = g->nnodes;
         if (!passes[i].run(g, d)) return false;
         if (o->debug >= 1) {
-            fprintf(stderr, "rrc: pass %-10s %8.3f ms  nodes %d -> %d", passes[i].name, 1e3 * (now() - t0), before,
+            fprintf(stderr, "rrc: pass %-10s %8.3f ms  nodes %d -> %d", passes[i].name, 1e3 * (wall_seconds() - t0), before,
                     g->nnodes);
             if (g->fused) {   /* what a step runs: fused kernels and runtime calls */
                 int inl = 0;
