@@ -3,6 +3,7 @@
 */
 #include "test.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -59,6 +60,29 @@ void test_register(const char *name, const char *file, test_fn fn) {
         if (!cases) abort();
     }
     cases[ncases++] = (TestCase){name, file, fn};
+}
+
+typedef struct { const char *name; test_child_fn fn; } ChildCase;
+static ChildCase children[16];
+static int nchildren;
+
+void test_register_child(const char *name, test_child_fn fn) {
+    if (nchildren == (int)(sizeof children / sizeof *children)) abort();
+    children[nchildren++] = (ChildCase){name, fn};
+}
+
+int test_child(const char *name) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        alarm(60);   /* a hang guard: the timer survives exec, SIGALRM ends a stuck child */
+        execl("/proc/self/exe", "rrc_tests", "--child", name, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 void test_fail(const char *file, int line, const char *fmt, ...) {
@@ -124,6 +148,12 @@ const char *test_tmpdir(void) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--child")) {
+        for (int i = 0; i < nchildren; i++)
+            if (!strcmp(children[i].name, argv[2])) return children[i].fn();
+        fprintf(stderr, "rrc_tests: no child routine %s\n", argv[2]);
+        return 127;
+    }
     const char *filter = argc > 1 ? argv[1] : NULL;
     int passed = 0, failed = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);

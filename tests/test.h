@@ -30,6 +30,22 @@ bool test_failed_now(void);
 #define REQUIRE(c) do { if (!(c)) { test_fail(__FILE__, __LINE__, "REQUIRE(%s)", #c); return; } } while (0)
 #define REQUIREF(c, ...) do { if (!(c)) { test_fail(__FILE__, __LINE__, __VA_ARGS__); return; } } while (0)
 
+/* A child routine: code that must run in a fresh process (state that a
+   process sets up once, such as LLVM's target registry). A test runs it with
+   test_child("name", ...): the runner executes itself as `rrc_tests --child
+   NAME`, and the child's exit status is its result. */
+typedef int (*test_child_fn)(void);
+void test_register_child(const char *name, test_child_fn fn);
+#define TEST_CHILD(name)                                                   \
+    static int child_##name(void);                                         \
+    __attribute__((constructor)) static void child_reg_##name(void) {      \
+        test_register_child(#name, child_##name);                          \
+    }                                                                      \
+    static int child_##name(void)
+/* Runs child routine `name` in a fresh process of this runner; its exit
+   status, or -1 if it died of a signal (SIGALRM after 60 s: a hang). */
+int test_child(const char *name);
+
 /* Runs a shell command line, capturing stdout and stderr (malloc'd, NUL
    terminated; free them). Returns the exit status, or -1 if it was killed
    by a signal (a crash). */

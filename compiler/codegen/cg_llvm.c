@@ -20,13 +20,18 @@
 #include "codegen/cg_impl.h"
 #include "rt_kernels.h"
 
-static void init_llvm(void) {
-    static bool done;
-    if (done) return;
+/* LLVM's target registry is process state without a lock: registering the
+   native target from two threads at once (rrc compile's two build threads)
+   can list it twice, after which every lookup fails, or spin forever. */
+static void init_llvm_once(void) {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
     LLVMInitializeNativeAsmParser();
-    done = true;
+}
+
+static void init_llvm(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_llvm_once);
 }
 
 LLVMTargetMachineRef cg_target_machine(const CgOptions *o, LLVMCodeModel cm) {
