@@ -16,6 +16,7 @@
 
 #include "cache.h"
 #include "driver.h"
+#include "target.h"
 
 #define MANIFEST "manifest"
 
@@ -119,16 +120,17 @@ static uint64_t hash_graph(uint64_t h, const Graph *g) {
     return h;
 }
 
-/* The target the code is generated for (what cg_target_machine uses) and
-   the other options that change the code: the profile sites' entry name. */
+/* The target the code is generated for (what cg_target_machine uses, and
+   every fact of it the kernels are tiled by) and the other options that
+   change the code: the profile sites' entry name. */
 static uint64_t hash_options(uint64_t h, const CgOptions *o) {
-    char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
-    h = hash_str(h, triple);
-    h = hash_str(h, o && o->cpu ? o->cpu : cpu);
-    h = hash_str(h, o && o->features ? o->features : feat);
-    LLVMDisposeMessage(triple);
-    LLVMDisposeMessage(cpu);
-    LLVMDisposeMessage(feat);
+    const Target *t = o && o->target ? o->target : target_host();
+    h = hash_str(h, t->triple);
+    h = hash_str(h, t->cpu);
+    h = hash_str(h, t->features);
+    h = hash_str(h, t->isa);
+    const int64_t facts[] = {t->lanes, t->vregs, t->fma, t->fma_units, t->fma_latency, t->line, t->l1d, t->l2, t->l3};
+    for (size_t i = 0; i < sizeof facts / sizeof *facts; i++) h = hash_i64(h, facts[i]);
     unsigned major, minor, patch;
     LLVMGetVersion(&major, &minor, &patch);
     h = hash_i64(h, major);

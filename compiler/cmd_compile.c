@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "target.h"
 #include "program.h"
 #include "rt_data.h"
 #include "rt_program_json.h"
@@ -75,7 +76,11 @@ static void usage(FILE *f) {
             "  --K K, --batch B, --aggregation A, --loss L, --method relational|supervised\n"
             "                      compiled into the step (default: the spec's)\n"
             "  --classes C         supervised: classifier width (default: the dataset's classes or 10)\n"
-            "  --target-cpu CPU, --target-features F   code for another CPU (default: this host)\n");
+            "  --cpu NAME          code for CPU NAME (x86-64-v3, znver3, neoverse-n1, ...; default $RRC_CPU or\n"
+            "                      this host); the code need not run here\n"
+            "  --target TRIPLE     code for another architecture (aarch64-linux-gnu); needs --cpu and --emit-obj\n"
+            "  --features F        extra LLVM CPU features (+avx512f,...)\n"
+            "  --emit-obj          write the objects and the header only, link no trainer\n");
 }
 
 /* Training-set sizes of the datasets a spec names, for when they are not
@@ -159,7 +164,8 @@ static int run_cmd(const char *cmd) {
 int cmd_compile(int argc, char **argv) {
     const char *spec = NULL, *dir = NULL, *data = NULL, *method = "relational";
     SpecOverrides ov = {.seed = -1};
-    bool emit_ll = false;
+    bool emit_ll = false, emit_obj = false;
+    const char *cpu = NULL, *triple = NULL, *features = NULL;
     long long train_size = -1;
     int classes = 0;
     CgOptions co = {.debug = rrc_env_debug()};
@@ -179,8 +185,10 @@ int cmd_compile(int argc, char **argv) {
         else if (flag_is(a, "--loss")) ov.loss = flag_value("compile", argc, argv, &i, "--loss");
         else if (flag_is(a, "--method")) method = flag_value("compile", argc, argv, &i, "--method");
         else if (flag_is(a, "--classes")) classes = (int)flag_int("compile", "--classes", flag_value("compile", argc, argv, &i, "--classes"), 2, 100000);
-        else if (flag_is(a, "--target-cpu")) co.cpu = flag_value("compile", argc, argv, &i, "--target-cpu");
-        else if (flag_is(a, "--target-features")) co.features = flag_value("compile", argc, argv, &i, "--target-features");
+        else if (flag_is(a, "--cpu")) cpu = flag_value("compile", argc, argv, &i, "--cpu");
+        else if (flag_is(a, "--target")) triple = flag_value("compile", argc, argv, &i, "--target");
+        else if (flag_is(a, "--features")) features = flag_value("compile", argc, argv, &i, "--features");
+        else if (flag_is(a, "--emit-obj")) emit_obj = true;
         else if (a[0] == '-') { fprintf(stderr, "rrc compile: unknown flag '%s' (see rrc compile --help)\n", a); return EXIT_USAGE; }
         else if (!spec) spec = a;
         else { fprintf(stderr, "rrc compile: more than one spec given ('%s', '%s')\n", spec, a); return EXIT_USAGE; }
@@ -192,6 +200,17 @@ int cmd_compile(int argc, char **argv) {
         return EXIT_USAGE;
     }
     if (supervised && !ov.batch) ov.batch = 128;
+    Target target;
+    co.target = driver_target("compile", cpu, triple, features, false, &target);
+    pipe.target = co.target;
+    char tdesc[512], why[512];
+    target_describe(co.target, tdesc, sizeof tdesc);
+    if (rrc_env_debug() < 1) printf("rrc: target %s\n", tdesc);
+    bool foreign = !target_runs_here(co.target, why, sizeof why) && strstr(why, "cannot run on this");
+    if (foreign && !emit_obj) {
+        fprintf(stderr, "rrc compile: %s: a trainer cannot be linked here; add --emit-obj for the objects\n", why);
+        return EXIT_USAGE;
+    }
     double t0 = (double)clock() / CLOCKS_PER_SEC, w0 = wall_seconds();
     Arena arena = {0};
     Spec *s = driver_load_spec("compile", spec, &ov, &arena);
@@ -248,11 +267,21 @@ int cmd_compile(int argc, char **argv) {
     if (!ok) goto done;
     strncat(parts, " ", sizeof parts - strlen(parts) - 1);
     strncat(parts, path, sizeof parts - strlen(parts) - 1);
-    /* one relocatable object of everything, then the trainer */
-    snprintf(cmd, sizeof cmd, "ld -r -o '%s/%s.o'%s && rm -f%s", outdir, s->name, parts, parts);
-    if (run_cmd(cmd) != 0) { fprintf(stderr, "rrc compile: combining the objects failed: %s\n", cmd); goto done; }
+    /* one relocatable object of everything (the host's ld: not for another
+       architecture, whose objects stay apart), then the trainer */
+    if (!foreign) {
+        snprintf(cmd, sizeof cmd, "ld -r -o '%s/%s.o'%s && rm -f%s", outdir, s->name, parts, parts);
+        if (run_cmd(cmd) != 0) { fprintf(stderr, "rrc compile: combining the objects failed: %s\n", cmd); goto done; }
+    }
     snprintf(path, sizeof path, "%s/%s.h", outdir, s->name);
     if (!write_header(path, &pr)) goto done;
+    if (emit_obj) {
+        printf("rrc: compiled %s for %s in %.2f s: %s%s%s/%s.h\n", s->name, co.target->cpu, wall_seconds() - w0,
+               foreign ? parts + 1 : "", foreign ? " and " : "", outdir, s->name);
+        if (!foreign) printf("rrc: object %s/%s.o\n", outdir, s->name);
+        rc = 0;
+        goto done;
+    }
     runtime_dir(rtdir, sizeof rtdir);
     snprintf(path, sizeof path, "%s/librrt.a", rtdir);
     if (access(path, R_OK) != 0) {

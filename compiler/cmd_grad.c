@@ -31,6 +31,8 @@ static void grad_usage(FILE *f) {
             "  --aggregation A     cat | sum | mean | max (default: the spec's)\n"
             "  --loss L            focal | bce (default: the spec's)\n"
             "  --seed S            seed of the initialisation (default: the spec's)\n"
+            "  --cpu NAME          generate code for CPU NAME (x86-64-v3, znver3, ...; default $RRC_CPU or\n"
+            "                      this host)\n"
             "  --engine E          interp (the reference interpreter, in double; default), jit (LLVM,\n"
             "                      compiled in-process) or aot (an AOT trainer, built by rrc compile\n"
             "                      into the compile cache $RRC_CACHE_DIR (default ~/.cache/rrc) and reused)\n");
@@ -132,7 +134,7 @@ static int grad_aot(const char *spec, const Spec *s, Graph *g, int64_t B, const 
 }
 
 int cmd_grad(int argc, char **argv) {
-    const char *spec = NULL, *input = NULL, *params = NULL, *out = NULL, *engine = "interp";
+    const char *spec = NULL, *input = NULL, *params = NULL, *out = NULL, *engine = "interp", *cpu = NULL;
     SpecOverrides ov = {.seed = -1};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -145,6 +147,7 @@ int cmd_grad(int argc, char **argv) {
         else if (flag_is(a, "--loss")) ov.loss = flag_value("grad", argc, argv, &i, "--loss");
         else if (flag_is(a, "--seed")) ov.seed = flag_int("grad", "--seed", flag_value("grad", argc, argv, &i, "--seed"), 0, 0x7fffffffL);
         else if (flag_is(a, "--engine")) engine = flag_value("grad", argc, argv, &i, "--engine");
+        else if (flag_is(a, "--cpu")) cpu = flag_value("grad", argc, argv, &i, "--cpu");
         else if (a[0] == '-') { fprintf(stderr, "rrc grad: unknown flag '%s' (see rrc grad --help)\n", a); return EXIT_USAGE; }
         else if (!spec) spec = a;
         else { fprintf(stderr, "rrc grad: more than one spec given ('%s', '%s')\n", spec, a); return EXIT_USAGE; }
@@ -189,7 +192,8 @@ int cmd_grad(int argc, char **argv) {
     Diag d = {0};
     g = lower_train(s, B, x->shape[1], x->shape[2], x->shape[3], &arena, &d);
     if (!g) { rc = EXIT_BADSPEC; goto done; }
-    PipelineOpts po = {.debug = rrc_env_debug()};
+    Target target;
+    PipelineOpts po = {.debug = rrc_env_debug(), .target = driver_target("grad", cpu, NULL, NULL, true, &target)};
     if (!pipeline_run(g, &d, &po)) { rc = EXIT_BADSPEC; goto done; }
     if (aot) {
         rc = grad_aot(spec, s, g, B, input, params, out);
@@ -201,7 +205,7 @@ int cmd_grad(int argc, char **argv) {
     bool initialised;
     pv = driver_load_params("grad", g, params, s->seed, &initialised);
     if (!pv) goto done;
-    CgOptions co = {.debug = rrc_env_debug()};
+    CgOptions co = {.debug = rrc_env_debug(), .target = po.target};
     if (!engine_init(&en, g, ek, &co)) { rc = EXIT_USAGE; goto done; }
     engine_set(&en, graph_find_leaf(g, OP_INPUT, "x"), xv);
     for (int i = 0; i < g->nnodes; i++)

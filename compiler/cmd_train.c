@@ -17,7 +17,7 @@ typedef enum { CMD_TRAIN, CMD_LINEVAL } Cmd;
 
 static int run(Cmd cmd, int argc, char **argv) {
     const char *name = cmd == CMD_TRAIN ? "train" : "lineval";
-    const char *spec = NULL, *data = NULL, *method = "relational";
+    const char *spec = NULL, *data = NULL, *method = "relational", *cpu = NULL;
     SpecOverrides ov = {.seed = -1};
     char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
     int nrest = 0;
@@ -40,6 +40,7 @@ static int run(Cmd cmd, int argc, char **argv) {
             continue;
         }
         if (flag_is(a, "--verify-each")) { pipe.verify_each = true; continue; }
+        if (flag_is(a, "--cpu")) { cpu = flag_value(name, argc, argv, &i, "--cpu"); continue; }
         if (flag_is(a, "--dump-after")) { pipe.dump_after = flag_value(name, argc, argv, &i, "--dump-after"); continue; }
         /* flags that change the graph are applied here and passed on, so
            that the runtime sees them match */
@@ -90,8 +91,10 @@ static int run(Cmd cmd, int argc, char **argv) {
         classes = d.nclasses;
         rt_dataset_free(&d);
     }
+    Target target;
     Program pr = {.pipe = pipe};
-    CgOptions co = {.debug = rrc_env_debug()};
+    CgOptions co = {.debug = rrc_env_debug(), .target = driver_target(name, cpu, NULL, NULL, true, &target)};
+    pr.pipe.target = co.target;
     int rc = EXIT_USAGE;
     bool built = supervised ? program_build_supervised(&pr, s, classes, n_train, 256, &co)
                             : program_build(&pr, s, n_train, 256, &co);

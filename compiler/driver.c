@@ -8,6 +8,7 @@
 
 #include "driver.h"
 #include "rt_init.h"
+#include "target.h"
 
 bool flag_is(const char *arg, const char *name) {
     size_t n = strlen(name);
@@ -126,4 +127,25 @@ void driver_free_params(const Graph *g, float **vals) {
 int rrc_env_debug(void) {
     const char *d = getenv("RRC_DEBUG");
     return d ? atoi(d) : 0;
+}
+
+const Target *driver_target(const char *cmd, const char *cpu, const char *triple, const char *features, bool run,
+                            Target *store) {
+    char err[512];
+    bool ok = cpu || triple || features ? target_named(cpu, triple, features, store, err, sizeof err)
+                                        : target_from_env(store, err, sizeof err);
+    if (!ok) {
+        fprintf(stderr, "rrc %s: %s\n", cmd, err);
+        exit(EXIT_USAGE);
+    }
+    if (run && !target_runs_here(store, err, sizeof err)) {
+        fprintf(stderr, "rrc %s: %s\n", cmd, err);
+        exit(EXIT_USAGE);
+    }
+    if (rrc_env_debug() >= 1) {
+        char d[512];
+        target_describe(store, d, sizeof d);
+        fprintf(stderr, "rrc: target %s\n", d);
+    }
+    return store;
 }

@@ -42,6 +42,14 @@ void driver_free_params(const Graph *g, float **vals);
 
 int rrc_env_debug(void);
 
+/* The target code is generated for: the named CPU (and triple, features)
+   when any is given, else $RRC_CPU, else the host; kept in *store. With
+   run (code the command executes), a target this host cannot execute is
+   refused. A bad name or refusal prints one line and exits with 1.
+   RRC_DEBUG >= 1 prints the choice. */
+const Target *driver_target(const char *cmd, const char *cpu, const char *triple, const char *features, bool run,
+                            Target *store);
+
 #define RRC_VERSION "0.1.0"
 
 /* the commands (cmd_*.c) */

@@ -50,7 +50,8 @@ static void dump_usage(FILE *f) {
             "  --aggregation A     cat | sum | mean | max\n"
             "  --loss L            focal | bce\n"
             "  --input-shape CxHxW image shape (default: the spec's input)\n"
-            "  --verify-each       verify the IR after every pass\n",
+            "  --verify-each       verify the IR after every pass\n"
+            "  --cpu NAME          decide for CPU NAME (its vector width; default $RRC_CPU or this host)\n",
             pipeline_pass_names());
 }
 
@@ -67,7 +68,7 @@ static void print_count(FILE *f, const char *label, int64_t v) {
 }
 
 static int cmd_dump_ir(int argc, char **argv) {
-    const char *spec = NULL, *after = NULL;
+    const char *spec = NULL, *after = NULL, *cpu = NULL;
     SpecOverrides ov = {.seed = -1};
     bool verify = false;
     int shape[3] = {0, 0, 0};
@@ -80,6 +81,7 @@ static int cmd_dump_ir(int argc, char **argv) {
         else if (flag_is(a, "--aggregation")) ov.aggregation = flag_value("dump-ir", argc, argv, &i, "--aggregation");
         else if (flag_is(a, "--loss")) ov.loss = flag_value("dump-ir", argc, argv, &i, "--loss");
         else if (flag_is(a, "--verify-each")) verify = true;
+        else if (flag_is(a, "--cpu")) cpu = flag_value("dump-ir", argc, argv, &i, "--cpu");
         else if (flag_is(a, "--input-shape")) {
             const char *v = flag_value("dump-ir", argc, argv, &i, "--input-shape");
             char tail;
@@ -104,7 +106,9 @@ static int cmd_dump_ir(int argc, char **argv) {
     Diag d = {0};
     Graph *g = lower_train(s, s->batch, s->in_c, s->in_h, s->in_w, &arena, &d);
     if (!g) { arena_free(&arena); return EXIT_BADSPEC; }
-    PipelineOpts po = {.verify_each = verify, .stop_after = after, .debug = rrc_env_debug()};
+    Target target;
+    PipelineOpts po = {.verify_each = verify, .stop_after = after, .debug = rrc_env_debug(),
+                       .target = driver_target("dump-ir", cpu, NULL, NULL, false, &target)};
     if (!pipeline_run(g, &d, &po)) { arena_free(&arena); return after && !pipeline_has_pass(after) ? EXIT_USAGE : EXIT_BADSPEC; }
     printf("# rrc dump-ir %s after %s: K=%d B=%d input [%d,%d,%d], aggregation %s, loss %s\n", spec, after ? after : "dce",
            s->K, s->batch, s->in_c, s->in_h, s->in_w, aggregation_name(s->head.aggregation), loss_name(s->loss.kind));

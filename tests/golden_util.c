@@ -2,10 +2,12 @@
 ** golden_util.c: see golden_util.h.
 */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "golden_util.h"
+#include "target.h"
 #include "test.h"
 
 double golden_compare(const char *what, const double *ours, const double *ref, int64_t n) {
@@ -65,4 +67,26 @@ int golden_bind(Interp *it, Graph *g, const rt_st_file *f, const char *path) {
 const char *golden_dir(void) {
     const char *d = getenv("RRC_GOLDEN_DIR");
     return d && *d ? d : "tests/golden";
+}
+
+static const Target *cur_target;
+
+const Target *test_target(void) { return cur_target ? cur_target : target_host(); }
+
+int test_other_targets(void (*fn)(void)) {
+    static const char *const levels[] = {"x86-64-v2", "x86-64-v3", "x86-64-v4"};
+    int n = 0;
+    for (size_t i = 0; i < sizeof levels / sizeof *levels; i++) {
+        Target t;
+        char err[256];
+        if (!target_named(levels[i], NULL, NULL, &t, err, sizeof err) || !target_runs_here(&t, err, sizeof err) ||
+            !strcmp(t.isa, target_host()->isa))
+            continue;
+        printf("     on %s (%s, %d lanes, %d registers)\n", t.cpu, t.isa, t.lanes, t.vregs);
+        cur_target = &t;
+        fn();
+        cur_target = NULL;
+        n++;
+    }
+    return n;
 }

@@ -31,4 +31,12 @@ int golden_bind(Interp *it, Graph *g, const rt_st_file *f, const char *path);
 /* The golden directory: $RRC_GOLDEN_DIR or tests/golden. */
 const char *golden_dir(void);
 
+/* The target compiled tests generate code for: the host, or, inside
+   test_other_targets, each x86-64 level (x86-64-v2, -v3, -v4) this host
+   runs whose ISA differs from the host's, so that every kernel family's
+   tiling (4, 8 and 16 lanes; 16 and 32 registers) is tested on one machine.
+   Returns how many targets fn ran on. */
+const Target *test_target(void);
+int test_other_targets(void (*fn)(void));
+
 #endif

@@ -19,6 +19,7 @@
 #include "golden_util.h"
 #include "ir/lower.h"
 #include "rt_rng.h"
+#include "target.h"
 #include "test.h"
 
 /* The planned conv4 training step for batch B (K from the spec). */
@@ -250,8 +251,12 @@ TEST(jit_cache_key_covers_graph_and_target) {
     Arena a = {0};
     Graph *g2 = conv4_step(&a, 2), *g2b = conv4_step(&a, 2), *g3 = conv4_step(&a, 3);
     REQUIRE(g2 && g2b && g3);
-    CgOptions host = {0}, v2 = {.cpu = "x86-64-v2"}, v3 = {.cpu = "x86-64-v3"}, feat = {.cpu = "x86-64-v3", .features = "+avx2"},
-              entry = {.entry = "train_b2"};
+    Target t2, t3, tf;
+    char err[256];
+    REQUIRE(target_named("x86-64-v2", NULL, NULL, &t2, err, sizeof err) &&
+            target_named("x86-64-v3", NULL, NULL, &t3, err, sizeof err) &&
+            target_named("x86-64-v3", NULL, "+avx2", &tf, err, sizeof err));
+    CgOptions host = {0}, v2 = {.target = &t2}, v3 = {.target = &t3}, feat = {.target = &tf}, entry = {.entry = "train_b2"};
     CacheEntry k[9];
     REQUIRE(cache_entry(&k[0], g2, "jit", "rrc_step", &host));
     REQUIRE(cache_entry(&k[1], g2b, "jit", "rrc_step", &host));

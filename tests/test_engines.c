@@ -34,7 +34,7 @@ static Graph *golden_graph(const rt_st_file *f, const char *path, Arena *a) {
     aggregation_parse(rt_st_meta(f, "aggregation"), &s->head.aggregation);
     loss_parse(rt_st_meta(f, "loss"), &s->loss.kind);
     Graph *g = lower_train(s, atoi(rt_st_meta(f, "B")), 3, 32, 32, a, &d);
-    PipelineOpts po = {.verify_each = true};
+    PipelineOpts po = {.verify_each = true, .target = test_target()};
     if (!g || !pipeline_run(g, &d, &po)) { test_fail(__FILE__, __LINE__, "%s: graph failed", path); return NULL; }
     return g;
 }
@@ -111,7 +111,7 @@ static void check_jit_file(const char *path) {
     if (g) {
         check_plan(g, path);
         Engine en;
-        CgOptions co = {0};
+        CgOptions co = {.target = test_target()};
         if (!engine_init(&en, g, ENGINE_JIT, &co)) {
             test_fail(__FILE__, __LINE__, "%s: JIT failed", path);
         } else {
@@ -168,6 +168,14 @@ static int each_golden(const char *with, void (*fn)(const char *)) {
 
 TEST(jit_golden_steps_conv4) { CHECK(each_golden("conv4_B", check_jit_file) >= 10); }
 TEST(jit_golden_steps_resnet) { CHECK(each_golden("resnet", check_jit_file) >= 6); }
+
+/* The golden steps with the code of the other targets this host runs. */
+static void jit_goldens_all(void) {
+    test_jit_golden_steps_conv4();
+    test_jit_golden_steps_resnet();
+}
+
+TEST(jit_golden_steps_every_target) { test_other_targets(jit_goldens_all); }
 
 /* The JIT against the interpreter on graphs with no PyTorch golden: the
    supervised step (softmax cross-entropy), eval-mode features and the

@@ -22,6 +22,8 @@
 #include "engine.h"
 #include "ir/ir.h"
 #include "rt_rng.h"
+#include "golden_util.h"
+#include "target.h"
 #include "test.h"
 
 static Node *leaf(Graph *g, bool param, const char *name, int rank, int64_t a, int64_t b, int64_t c, int64_t d) {
@@ -31,6 +33,7 @@ static Node *leaf(Graph *g, bool param, const char *name, int rank, int64_t a, i
 
 static Graph *new_graph(Arena *a) {
     Graph *g = graph_new(a);
+    g->target = test_target();
     return g;
 }
 
@@ -50,7 +53,7 @@ static int count_kind(const Graph *g, KernelKind k) {
    output: max |jit - interp| <= 1e-5 (1 + max |interp|). */
 static void compare_engines(Graph *g, const char *what) {
     Engine ej, ei;
-    CgOptions co = {0};
+    CgOptions co = {.target = test_target()};
     REQUIREF(engine_init(&ej, g, ENGINE_JIT, &co), "%s: JIT build failed", what);
     REQUIREF(engine_init(&ei, g, ENGINE_INTERP, NULL), "%s: interpreter init failed", what);
     rt_stream s;
@@ -305,8 +308,9 @@ TEST(fuse_direct_conv_only_where_it_fits) {
     Node *strided = ir_conv2d(g, leaf(g, false, "x3", 4, 1, 16, 32, 32), leaf(g, true, "w3", 4, 32, 16, 3, 3), 2, 1);
     Node *odd = ir_conv2d(g, leaf(g, false, "x4", 4, 1, 16, 30, 30), leaf(g, true, "w4", 4, 32, 16, 3, 3), 2, 1);
     Node *k5 = ir_conv2d(g, leaf(g, false, "x5", 4, 1, 16, 32, 32), leaf(g, true, "w5", 4, 32, 16, 5, 5), 1, 2);
-    CHECK(!cg_conv_direct(big) && cg_conv_direct(small) && cg_conv_direct(strided) && !cg_conv_direct(odd) &&
-          !cg_conv_direct(k5));
+    const Target *t = target_host();
+    CHECK(!fuse_conv_direct(big, t) && fuse_conv_direct(small, t) && fuse_conv_direct(strided, t) &&
+          !fuse_conv_direct(odd, t) && !fuse_conv_direct(k5, t));
     arena_free(&a);
 }
 
@@ -436,6 +440,18 @@ TEST(fuse_dx_epilogue_bn_sums_match_interpreter) {
     epilogue_sums_case(5, 6, 5, 4, 16);    /* odd channels: tiles of fewer output channels */
     epilogue_sums_case(3, 8, 8, 8, 8);     /* packed planes */
 }
+
+/* The direct kernels, their prologues and epilogues on the other targets
+   this host runs (tiles of other vector widths and register counts). */
+static void direct_kernels_all(void) {
+    test_fuse_direct_conv_matches_interpreter();
+    test_fuse_direct_strided_conv_matches_interpreter();
+    test_fuse_bn_relu_into_direct_conv_input();
+    test_fuse_dx_epilogue_matches_interpreter();
+    test_fuse_dx_epilogue_bn_sums_match_interpreter();
+}
+
+TEST(fuse_direct_kernels_every_target) { test_other_targets(direct_kernels_all); }
 
 /* 512-bit vectors in a generated kernel, on a host that has them. */
 TEST(fuse_generated_code_uses_zmm) {

@@ -17,8 +17,7 @@
 #include "ir/ir.h"
 
 typedef struct CgOptions {
-    const char *cpu;          /* NULL: the host's */
-    const char *features;     /* NULL: the host's */
+    const Target *target;     /* the CPU to generate code for (compiler/target.h); NULL: the host */
     int debug;                /* RRC_DEBUG level: 3 prints the LLVM IR */
     const char *entry;        /* prefix of the profile sites' names (the entry, "train_b64"); NULL: the function's */
 } CgOptions;

@@ -2,8 +2,8 @@
 ** cg_conv.c: generated direct convolutions: 3x3 with padding 1 at stride 1
 ** or 2, and 1x1 without padding at stride 2 (ResNet's projection
 ** shortcuts); forward, input gradient and weight gradient, on output planes
-** a multiple of 16 wide or narrow enough that 16 / W whole rows fill a
-** vector (8x8, 4x4). Which layers qualify is decided in passes/fuse.c
+** a multiple of L wide or narrow enough that L / W whole rows fill a
+** vector (8x8 and 4x4 when L = 16), L being the target's f32 lanes. Which layers qualify is decided in passes/fuse.c
 ** (fuse_conv_direct, which also keeps the stack buffers below 1 MiB); other
 ** shapes keep im2col + OpenBLAS (runtime/rt_kernels_conv.c).
 ** docs/DECISIONS.md has the measurements.
@@ -20,7 +20,7 @@
 ** so it is never stored. It then calls the core (one per shape and
 ** direction) on the padded copy:
 **   forward / stride-1 input gradient: tiles of OB output channels x V
-**          vectors of 16 pixels (OB*V = 16 accumulators); over input
+**          vectors of L pixels (OB*V accumulators: tile_accs); over input
 **          channels, the taps unrolled: V loads of input rows, OB weight
 **          broadcasts, OB*V fused multiply-adds. The stride-1 input
 **          gradient is the same loop on dy with the weights transposed and
@@ -34,11 +34,14 @@
 **   stride-2 input gradient: each of the four parities of dx's rows and
 **          columns is a small convolution of dy; a tile keeps all four
 **          and interleaves them into dx rows when it stores;
-**   weight gradient: 2 x 9 vector partials (8 x 1 for 1x1) per input
-**          channel, 4 vector rows per step sharing their input loads,
+**   weight gradient: OB x 9 vector partials (OB x 1 for 1x1) per input
+**          channel, as many as the registers hold (dw_ob), 4 vector rows
+**          per step sharing their input loads,
 **          several images per call on small planes; partials summed lane by
 **          lane in order at the end.
-** Vectors are <16 x float>: zmm registers on AVX-512, two ymm elsewhere.
+** Vectors are <L x float>, the target's registers (ir/target.h): 16 lanes
+** and 32 registers on AVX-512, 8 and 16 on AVX2, 4 and 32 on NEON. Tiles,
+** register blocks, shuffles and cache budgets are computed from it.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +52,7 @@
 #include "codegen/cg_impl.h"
 #include "rt_kernels.h"
 
-bool cg_conv_direct(const Node *n) { return fuse_conv_direct(n); }
+bool cg_conv_direct(const Node *n) { return n->direct; }
 
 #define MAX_PTRS RT_DW_MAX_ARGS   /* the runtime copies that many argument pointers */
 
@@ -59,7 +62,27 @@ typedef struct CB {
     LLVMValueRef fn;
     LLVMBasicBlockRef entry;
     LLVMTypeRef vt;   /* <L x float> */
+    int64_t L;        /* the target's f32 lanes */
 } CB;
+
+/* Accumulators a register tile of V input vectors may keep: enough
+   multiply-adds in flight to cover the FMA latency on every pipe twice,
+   and no more than the registers left beside the V inputs and one
+   broadcast weight. */
+static int64_t tile_accs(const Target *t, int64_t V) {
+    int64_t want = 2 * (int64_t)t->fma_units * t->fma_latency, room = t->vregs - V - 1;
+    return want < room ? want : room;
+}
+
+/* A builder of functions for cg's target: vectors of its lanes. */
+static CB cb_of(CG *cg) {
+    CB k = {.cg = cg, .L = cg->t->lanes};
+    k.vt = LLVMVectorType(cg->f32, (unsigned)k.L);
+    return k;
+}
+
+/* Floats per cache line: the unit of prefetches. */
+static int64_t line_floats(const Target *t) { return t->line / 4; }
 
 static LLVMValueRef I(CB *k, int64_t v) { return LLVMConstInt(k->cg->i64, (unsigned long long)v, 1); }
 
@@ -80,6 +103,8 @@ static LLVMValueRef fptr(CB *k, LLVMValueRef base, LLVMValueRef idx) {
 }
 
 static LLVMValueRef vfma(CB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
+    /* without FMA instructions llvm.fma would be a call of fmaf per lane */
+    if (!k->cg->t->fma) return LLVMBuildFAdd(k->b, LLVMBuildFMul(k->b, a, b, ""), c, "");
     unsigned id = LLVMLookupIntrinsicID("llvm.fma", 8);
     LLVMValueRef f = LLVMGetIntrinsicDeclaration(k->cg->mod, id, &k->vt, 1);
     LLVMTypeRef ps[3] = {k->vt, k->vt, k->vt};
@@ -109,9 +134,7 @@ static void kernel_attrs(CB *k, int np) {
             LLVMAddAttributeAtIndex(k->fn, i + 1, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
     LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex,
                             LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
-    if (cg->features && strstr(cg->features, "+avx512f"))
-        LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, "512", 3));
+    cg_vector_width(cg, k->fn);
 }
 
 /* A direct convolution: C input and O output channels, H x W input and
@@ -134,10 +157,10 @@ static Geo geo_of(const Node *n) {
 /* The padded copy of an image the taps read (fuse_conv_pad has the rule):
    `copies` planes per channel of `rows` x `rowlen` floats, copy q of
    channel c at (q * C + c) * plane.
-   - stride 1, wide planes (W >= 16): one zero-bordered copy [C][H+2][PW]; a
-     tap's vector is 16 pixels of one row, shifted by the tap's column;
+   - stride 1, wide planes (W >= L): one zero-bordered copy [C][H+2][PW]; a
+     tap's vector is L pixels of one row, shifted by the tap's column;
    - stride 1, narrow planes ("packed"): copy kw holds the padded rows W
-     long shifted by kw, so a tap's vector (16 / W whole rows) is 16
+     long shifted by kw, so a tap's vector (L / W whole rows) is L
      consecutive floats;
    - stride 2, forward and weight gradient: copy (kw, p) row r holds the
      padded input's row 2r + p at columns kw, kw + 2, ...: tap (kh, kw) of
@@ -154,12 +177,14 @@ typedef struct Pad {
     int64_t C;            /* channels in the buffer */
     int64_t SH, SW;       /* the planes copied in: x, or dy */
     int64_t copies, rows, rowlen, plane, np;   /* np: row parities of a stride-2 input copy */
+    int64_t L;            /* lanes */
     LLVMValueRef buf;
 } Pad;
 
-static void pad_layout(Pad *p, const Geo *g, bool dy, int64_t C) {
-    ConvPad l = fuse_conv_pad(g->H, g->W, g->K, g->S, dy);
+static void pad_layout(Pad *p, const Geo *g, bool dy, int64_t C, int64_t L) {
+    ConvPad l = fuse_conv_pad(g->H, g->W, g->K, g->S, dy, (int)L);
     p->g = g;
+    p->L = L;
     p->dy = dy;
     p->C = C;
     p->SH = dy ? g->Ho : g->H;
@@ -171,15 +196,15 @@ static void pad_layout(Pad *p, const Geo *g, bool dy, int64_t C) {
     p->np = g->K > 1 ? 2 : 1;
 }
 
-/* wide stride-1 copy: rows start 15 floats into a 64-byte line, so every
-   row's first interior pixel (column 1) is 64-byte aligned: the kw = 1
+/* wide stride-1 copy: rows start L - 1 floats into a vector, so every
+   row's first interior pixel (column 1) is vector-aligned: the kw = 1
    taps never split a cache line (columns past W + 1 are never read) */
 static bool pad_wide1(const Pad *p) { return p->g->S == 1 && p->copies == 1; }
 
 static void pad_init(CB *k, Pad *p, const Geo *g, bool dy, int64_t C) {
     CG *cg = k->cg;
-    pad_layout(p, g, dy, C);
-    int64_t n = fuse_conv_pad_floats(fuse_conv_pad(g->H, g->W, g->K, g->S, dy), C);
+    pad_layout(p, g, dy, C, k->L);
+    int64_t n = fuse_conv_pad_floats(fuse_conv_pad(g->H, g->W, g->K, g->S, dy, (int)k->L), C);
     p->buf = alloca_entry(k, LLVMArrayType2(cg->f32, (uint64_t)n), "xpad");
     LLVMSetAlignment(p->buf, 64);
     LLVMValueRef zero8 = LLVMConstInt(cg->i8, 0, 0), zero = LLVMConstReal(cg->f32, 0);
@@ -187,7 +212,7 @@ static void pad_init(CB *k, Pad *p, const Geo *g, bool dy, int64_t C) {
         LLVMBuildMemSet(k->b, p->buf, zero8, I(k, n * 4), 64);
         return;
     }
-    if (pad_wide1(p)) p->buf = fptr(k, p->buf, I(k, 15));
+    if (pad_wide1(p)) p->buf = fptr(k, p->buf, I(k, k->L - 1));
     int64_t H = p->SH, W = p->SW;
     CLoop Lc, Lh;
     LLVMValueRef c = cloop_open(k, &Lc, I(k, 0), I(k, p->copies * C), "zc");
@@ -256,7 +281,8 @@ static void pad_row(CB *k, const Pad *p, LLVMValueRef bch, LLVMValueRef r, LLVMV
         LLVMValueRef base = pad_off(k, p, bch, half, kw * p->np, I(k, 0));
         dst[kw] = fptr(k, p->buf, LLVMBuildNSWAdd(k->b, base, LLVMBuildNSWMul(k->b, par, I(k, p->C * p->plane), ""), ""));
     }
-    if (W % 32 && W != 16 && W != 8) {   /* columns one by one */
+    int64_t L2 = 2 * k->L;   /* a chunk: two vectors of the row, split into one of each parity */
+    if (W % L2 && !(W < L2 && L2 % W == 0 && W >= 8)) {   /* columns one by one */
         for (int64_t kw = 0; kw < g->K; kw++) {
             int64_t c0 = kw - g->P, j0 = c0 < 0 ? 1 : 0;   /* column -1 is padding: stays zero */
             copy_strided(k, fptr(k, dst[kw], I(k, j0)), from, c0 + 2 * j0, 2, g->Wo - j0);
@@ -266,10 +292,11 @@ static void pad_row(CB *k, const Pad *p, LLVMValueRef bch, LLVMValueRef r, LLVMV
     /* by vectors: each chunk of the row split into its even and odd columns
        (kw - P = 0 and 1); kw - P = -1 is the odd columns moved right by
        one, the previous chunk's last odd column (zero: padding) first */
-    int64_t chunk = W < 32 ? W : 32, hc = chunk / 2;
+    int64_t chunk = W < L2 ? W : L2, hc = chunk / 2;
     LLVMTypeRef ct = LLVMVectorType(k->cg->f32, (unsigned)chunk), ht = LLVMVectorType(k->cg->f32, (unsigned)hc);
     LLVMTypeRef i32 = LLVMInt32TypeInContext(k->cg->ctx);
-    LLVMValueRef me[16], mo[16], ms[16];
+    LLVMValueRef me[CG_MAX_LANES], mo[CG_MAX_LANES], ms[CG_MAX_LANES];
+    RRC_ASSERT(hc <= CG_MAX_LANES);
     for (int64_t j = 0; j < hc; j++) {
         me[j] = LLVMConstInt(i32, (unsigned long long)(2 * j), 0);
         mo[j] = LLVMConstInt(i32, (unsigned long long)(2 * j + 1), 0);
@@ -303,9 +330,11 @@ static void pad_row(CB *k, const Pad *p, LLVMValueRef bch, LLVMValueRef r, LLVMV
    0) or of column W - 1 (copy 2), to the other two; their interior rows
    are contiguous. Row by row, the three short copies per row cost more than
    the convolution's arithmetic on these planes. */
+#define PLANE_VECS 16   /* the most vectors of a plane copied at once: they stay in registers */
+
 static bool pad_by_plane(const Pad *p) {
     int64_t HW = p->SH * p->SW;
-    return p->g->S == 1 && !pad_wide1(p) && HW % 16 == 0 && HW / 16 <= 16;
+    return p->g->S == 1 && !pad_wide1(p) && HW % p->L == 0 && HW / p->L <= PLANE_VECS;
 }
 
 /* Floats of the temporary a padding loop computes an inlined input into. */
@@ -313,30 +342,31 @@ static int64_t pad_tmp_floats(const Pad *p) { return pad_by_plane(p) ? p->SH * p
 
 static void pad_plane(CB *k, const Pad *p, LLVMValueRef bch, LLVMValueRef from) {
     CG *cg = k->cg;
-    int64_t W = p->SW, nv = p->SH * W / 16;
+    int64_t L = k->L, W = p->SW, nv = p->SH * W / L;
     LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx), i1 = LLVMInt1TypeInContext(cg->ctx);
-    LLVMValueRef v[17], dst[3];
+    LLVMValueRef v[PLANE_VECS + 1], dst[3];
     for (int64_t q = 0; q < 3; q++) dst[q] = fptr(k, p->buf, pad_off(k, p, bch, I(k, 1), q, I(k, 0)));   /* row 1 */
     for (int64_t j = 0; j < nv; j++) {
-        v[j] = LLVMBuildLoad2(k->b, k->vt, fptr(k, from, I(k, j * 16)), "");
+        v[j] = LLVMBuildLoad2(k->b, k->vt, fptr(k, from, I(k, j * L)), "");
         LLVMSetAlignment(v[j], 4);
     }
     v[nv] = LLVMConstNull(k->vt);
     LLVMValueRef zero = LLVMConstNull(k->vt), prev = zero;
-    LLVMValueRef mr[16], ml[16], c0[16], cl[16];
-    for (int l = 0; l < 16; l++) {
-        mr[l] = LLVMConstInt(i32, (unsigned long long)(15 + l), 0);   /* [prev[15], v[0..14]] */
-        ml[l] = LLVMConstInt(i32, (unsigned long long)(1 + l), 0);    /* [v[1..15], next[0]] */
+    LLVMValueRef mr[CG_MAX_LANES], ml[CG_MAX_LANES], c0[CG_MAX_LANES], cl[CG_MAX_LANES];
+    RRC_ASSERT(L <= CG_MAX_LANES);
+    for (int l = 0; l < L; l++) {
+        mr[l] = LLVMConstInt(i32, (unsigned long long)(L - 1 + l), 0);   /* [prev[L-1], v[0..L-2]] */
+        ml[l] = LLVMConstInt(i32, (unsigned long long)(1 + l), 0);       /* [v[1..L-1], next[0]] */
         c0[l] = LLVMConstInt(i1, l % W == 0, 0);
         cl[l] = LLVMConstInt(i1, l % W == W - 1, 0);
     }
     for (int64_t j = 0; j < nv; j++) {
-        LLVMValueRef r = LLVMBuildShuffleVector(k->b, prev, v[j], LLVMConstVector(mr, 16), "");
-        LLVMValueRef l = LLVMBuildShuffleVector(k->b, v[j], v[j + 1], LLVMConstVector(ml, 16), "");
-        LLVMValueRef out[3] = {LLVMBuildSelect(k->b, LLVMConstVector(c0, 16), zero, r, ""), v[j],
-                               LLVMBuildSelect(k->b, LLVMConstVector(cl, 16), zero, l, "")};
+        LLVMValueRef r = LLVMBuildShuffleVector(k->b, prev, v[j], LLVMConstVector(mr, (unsigned)L), "");
+        LLVMValueRef l = LLVMBuildShuffleVector(k->b, v[j], v[j + 1], LLVMConstVector(ml, (unsigned)L), "");
+        LLVMValueRef out[3] = {LLVMBuildSelect(k->b, LLVMConstVector(c0, (unsigned)L), zero, r, ""), v[j],
+                               LLVMBuildSelect(k->b, LLVMConstVector(cl, (unsigned)L), zero, l, "")};
         for (int q = 0; q < 3; q++) {
-            LLVMValueRef st = LLVMBuildStore(k->b, out[q], fptr(k, dst[q], I(k, j * 16)));
+            LLVMValueRef st = LLVMBuildStore(k->b, out[q], fptr(k, dst[q], I(k, j * L)));
             LLVMSetAlignment(st, 4);
         }
         prev = v[j];
@@ -381,24 +411,30 @@ static void pad_fill(CB *k, const Pad *p, CgExpr *e, LLVMValueRef x, LLVMValueRe
     cloop_close(k, &Lc, 1);
 }
 
-/* Where tap (kh, kw) of the output vector at row `row`, column seg * 16
+/* Where tap (kh, kw) of the output vector at row `row`, column seg * L
    (forward, weight gradient; and the stride-1 input gradient, whose dy
    copy has the forward's layout): copy *q, row + *ro, column *col. */
 static void pad_tap(const Pad *p, int kh, int kw, int64_t seg, int64_t *q, int64_t *ro, int64_t *col) {
     if (p->g->S == 2) {
-        *q = kw * p->np + kh % 2, *ro = kh / 2, *col = seg * 16;
+        *q = kw * p->np + kh % 2, *ro = kh / 2, *col = seg * p->L;
     } else if (pad_wide1(p)) {
-        *q = 0, *ro = kh, *col = seg * 16 + kw;
+        *q = 0, *ro = kh, *col = seg * p->L + kw;
     } else {
         *q = kw, *ro = kh, *col = 0;
     }
 }
 
+/* Alignment of a tap's vector load: stride-2 wide copies are rows of
+   whole vectors in a vector-aligned buffer. */
+static unsigned pad_align(const Pad *p) {
+    return p->g->S == 2 && p->rowlen % p->L == 0 ? (unsigned)(p->L * 4) : 4;
+}
+
 /* The vector at row `row`, column col of copy q of buffer channel ch. */
-static LLVMValueRef pad_vec(CB *k, const Pad *p, LLVMValueRef ch, LLVMValueRef row, int64_t q, int64_t col) {
-    LLVMValueRef ld = LLVMBuildLoad2(k->b, k->vt, fptr(k, p->buf, pad_off(k, p, ch, row, q, I(k, col))), "");
+static LLVMValueRef pad_vec(CB *k, const Pad *p, LLVMValueRef ch, LLVMValueRef row, int64_t q, LLVMValueRef col) {
+    LLVMValueRef ld = LLVMBuildLoad2(k->b, k->vt, fptr(k, p->buf, pad_off(k, p, ch, row, q, col)), "");
     /* stride-2 wide copies: rows of whole vectors from a 64-byte aligned buffer */
-    LLVMSetAlignment(ld, p->g->S == 2 && p->rowlen % 16 == 0 ? 64 : 4);
+    LLVMSetAlignment(ld, pad_align(p));
     return ld;
 }
 
@@ -424,6 +460,7 @@ typedef struct Pf {
     int ns;                /* streams */
     LLVMValueRef ctr;      /* iterations so far */
     int64_t lines, lpi;    /* lines per stream, lines per iteration */
+    int64_t lfl;           /* floats per line */
 } Pf;
 
 /* Streams a core prefetches: the input gradient pads dy, which is always
@@ -435,7 +472,8 @@ static int pf_streams(bool dx) { return dx ? 1 : PF_STREAMS; }
 static void pf_init(CB *k, Pf *pf, unsigned first, int ns, int64_t floats, int64_t iters) {
     pf->ns = ns;
     for (int s = 0; s < ns; s++) pf->p[s] = LLVMGetParam(k->fn, first + (unsigned)s);
-    pf->lines = (floats + 15) / 16;
+    pf->lfl = line_floats(k->cg->t);
+    pf->lines = (floats + pf->lfl - 1) / pf->lfl;
     pf->lpi = (pf->lines + iters - 1) / iters;
     pf->ctr = alloca_entry(k, k->cg->i64, "pfctr");
     LLVMBuildStore(k->b, I(k, 0), pf->ctr);
@@ -469,7 +507,7 @@ static void pf_step(CB *k, const Pf *pf) {
         LLVMValueRef line = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, it, I(k, pf->lpi), ""), I(k, u), "");
         LLVMValueRef past = LLVMBuildICmp(k->b, LLVMIntSGE, line, I(k, pf->lines), "");
         line = LLVMBuildSelect(k->b, past, I(k, pf->lines - 1), line, "");
-        LLVMValueRef off = LLVMBuildNSWMul(k->b, line, I(k, 16), "");
+        LLVMValueRef off = LLVMBuildNSWMul(k->b, line, I(k, pf->lfl), "");
         for (int s = 0; s < pf->ns; s++) {
             LLVMValueRef a[4] = {fptr(k, pf->p[s], off), LLVMConstInt(i32, 0, 0), LLVMConstInt(i32, 3, 0),
                                  LLVMConstInt(i32, 1, 0)};
@@ -478,29 +516,56 @@ static void pf_step(CB *k, const Pf *pf) {
     }
 }
 
-/* A tile of an H x W output plane: V vectors (about 4), VR per row and R
-   rows (wide planes), or 16 / W rows each (packed: VR = 0). */
-static void tile_of(int64_t H, int64_t W, int64_t *VR, int64_t *R, int64_t *V) {
-    int64_t L = 16;
+/* A tile of an H x W output plane in vectors of L: V vectors (about vmax);
+   on wide planes (VR vectors per row) R rows of VS vectors, VS = VR unless
+   a row has more than vmax vectors (then one row of VS and VR / VS tiles
+   across it); on packed ones L / W rows each (VR = 0). */
+#define TILE_VECS 4
+
+typedef struct Tile {
+    int64_t VR, VS, R, V;
+} Tile;
+
+static Tile tile_of(int64_t H, int64_t W, int64_t L, int64_t vmax) {
+    Tile t = {0, 1, 1, 1};
+    int64_t *VR = &t.VR, *R = &t.R, *V = &t.V;
     if (W >= L) {
         *VR = W / L;
-        *R = *VR >= 4 ? 1 : 4 / *VR;
+        t.VS = *VR;
+        if (*VR > vmax) {
+            t.VS = vmax;
+            while (*VR % t.VS) t.VS--;
+        }
+        *R = t.VS >= vmax ? 1 : vmax / t.VS;
         if (*R > H) *R = H;
         while (H % *R) (*R)--;
-        *V = *R * *VR;
+        *V = *R * t.VS;
     } else {
         int64_t rpv = L / W;
         *VR = 0;
-        *V = H / rpv < 4 ? H / rpv : 4;
+        *V = H / rpv < vmax ? H / rpv : vmax;
         while (H % (*V * rpv)) (*V)--;
         *R = *V * rpv;
     }
+    return t;
 }
 
-/* Row and column segment of the tile's vector v. */
-static void tile_vec(int64_t VR, int64_t W, int64_t v, int64_t *r, int64_t *seg) {
-    *r = VR ? v / VR : v * (16 / W);
-    *seg = VR ? v % VR : 0;
+/* Tiles across a row. */
+static int64_t tile_groups(const Tile *t) { return t->VR ? t->VR / t->VS : 1; }
+
+/* Row and column segment (within the tile's group) of the tile's vector v. */
+static void tile_vec(const Tile *t, int64_t W, int64_t L, int64_t v, int64_t *r, int64_t *seg) {
+    *r = t->VR ? v / t->VS : v * (L / W);
+    *seg = t->VR ? v % t->VS : 0;
+}
+
+/* Output channels of a tile of V vectors: as many as the accumulators
+   allow (acc of them in all), dividing Co. */
+static int64_t tile_ob(int64_t acc, int64_t V, int64_t Co) {
+    int64_t OB = acc / V;
+    if (OB < 1) OB = 1;
+    while (Co % OB) OB--;
+    return OB;
 }
 
 /* The rt_rows_fn wrapper "<name>.rows" of a body (p0 .. p[np-1], n0, n1):
@@ -547,7 +612,6 @@ static void begin_fn(CB *k, const char *name, LLVMTypeRef ft, int nalias) {
 /* Starts the body of a variant: internal function `name` of np pointers
    (noalias) and n0, n1, the builder at its entry. Returns its type. */
 static LLVMTypeRef begin_variant(CB *k, const char *name, int np) {
-    k->vt = LLVMVectorType(k->cg->f32, 16);
     LLVMTypeRef body_t = body_type(k->cg, np);
     begin_fn(k, name, body_t, np);
     return body_t;
@@ -611,35 +675,34 @@ static uint64_t sig_hash(const char *s) {
    lane by lane at the end, as double) go to ws[n][0][c] and ws[n][1][c]. */
 static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool transposed, bool stats, CgExpr *epi,
                                bool sums) {
-    CB k = {.cg = cg};
+    CB k = cb_of(cg);
     int64_t Ci = transposed ? g->O : g->C, Co = transposed ? g->C : g->O, K = g->K;
     int64_t H = transposed ? g->H : g->Ho, W = transposed ? g->W : g->Wo;   /* the output planes */
     /* a tile: V vectors (about 4) of output rows x OB output channels */
-    int64_t L = 16, VR, R, V;
-    tile_of(H, W, &VR, &R, &V);
-    int64_t OB = 16 / V;
-    if (OB < 1) OB = 1;
-    while (Co % OB) OB--;
-    k.vt = LLVMVectorType(cg->f32, (unsigned)L);
+    int64_t L = k.L;
+    Tile tl = tile_of(H, W, L, TILE_VECS);
+    int64_t R = tl.R, V = tl.V, NG = tile_groups(&tl);
+    int64_t OB = tile_ob(tile_accs(cg->t, V), V, Co);
+    RRC_ASSERT(OB * V <= CG_MAX_ACCS && OB <= CG_MAX_ACCS);
     /* (xp, w, y, n, [statistics,] [what the epilogue reads,] the next image's streams) */
     RRC_ASSERT(!(stats && epi) && (!sums || epi));
     unsigned nfix = (stats ? 5 : 4) + (unsigned)epi_count(epi) + (sums ? 1 : 0);
     int ns = pf_streams(transposed);
     begin_fn(&k, name, core_type(cg, nfix + (unsigned)ns, 1), (int)nfix);
     Pad pd;
-    pad_layout(&pd, g, transposed, Ci);
+    pad_layout(&pd, g, transposed, Ci, L);
     Pf pf, pfe;
-    pf_init(&k, &pf, nfix, ns, Ci * pd.SH * pd.SW, (Co / OB) * (H / R) * Ci);
-    pf_init_epi(&k, &pfe, epi, 4, LLVMGetParam(k.fn, 3), Co * H * W, (Co / OB) * (H / R) * Ci);
+    pf_init(&k, &pf, nfix, ns, Ci * pd.SH * pd.SW, (Co / OB) * (H / R) * NG * Ci);
+    pf_init_epi(&k, &pfe, epi, 4, LLVMGetParam(k.fn, 3), Co * H * W, (Co / OB) * (H / R) * NG * Ci);
     pd.buf = LLVMGetParam(k.fn, 0);
     LLVMValueRef wt = LLVMGetParam(k.fn, 1), y = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
-    CLoop Lh, Lo, Li;
+    CLoop Lh, Lo, Li, Lg;
     /* statistics of this image's output planes (stats: st = double [2][Co],
        mean and sum of squared deviations per channel): per channel of the
        block, vector sums of d = y - k and d^2 over its tiles, k = the
        plane's first output (the runtime's shift, rt_shifted_sums) */
     LLVMTypeRef f64 = LLVMDoubleTypeInContext(cg->ctx);
-    LLVMValueRef kslot[16], s1[16], s2[16];
+    LLVMValueRef kslot[CG_MAX_ACCS], s1[CG_MAX_ACCS], s2[CG_MAX_ACCS];
     if (stats || sums)
         for (int o = 0; o < OB; o++) {
             kslot[o] = alloca_entry(&k, cg->f32, "shift");
@@ -648,7 +711,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
         }
 
     /* tiles: output channel blocks x row blocks */
-    LLVMValueRef acc[16];
+    LLVMValueRef acc[CG_MAX_ACCS];
     for (int a = 0; a < OB * V; a++) acc[a] = alloca_entry(&k, k.vt, "acc");
     LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, 0), I(&k, Co), "ob");
     if (stats || sums)
@@ -657,18 +720,21 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
             LLVMBuildStore(k.b, LLVMConstNull(k.vt), s2[o]);
         }
     LLVMValueRef h0 = cloop_open(&k, &Lh, I(&k, 0), I(&k, H), "h0");
+    /* the tile's first column: tiles across a row when it has more vectors than a tile */
+    LLVMValueRef sg = NG > 1 ? cloop_open(&k, &Lg, I(&k, 0), I(&k, NG), "sg") : NULL;
+    LLVMValueRef col0 = sg ? LLVMBuildNSWMul(k.b, sg, I(&k, tl.VS * L), "") : I(&k, 0);
     for (int a = 0; a < OB * V; a++) LLVMBuildStore(k.b, LLVMConstNull(k.vt), acc[a]);
     LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, Ci), "ci");
     pf_step(&k, &pf);
     pf_step(&k, &pfe);
-    LLVMValueRef cur[16];
+    LLVMValueRef cur[CG_MAX_ACCS];
     for (int a = 0; a < OB * V; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, acc[a], "");
     /* the tile's addresses from two kinds of base, constant offsets from
        there (the same code as full index arithmetic per tap, in a third of
        the IR to optimise): this channel's padded rows from h0, and each
        output channel's weights of input channel ci, w[co][ci] (forward) or
        w[ci][co] (transposed: taps flipped) */
-    LLVMValueRef xbase = fptr(&k, pd.buf, pad_off(&k, &pd, ci, h0, 0, I(&k, 0))), wrow[16];
+    LLVMValueRef xbase = fptr(&k, pd.buf, pad_off(&k, &pd, ci, h0, 0, col0)), wrow[CG_MAX_ACCS];
     for (int o = 0; o < OB; o++) {
         LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
         LLVMValueRef row = transposed ? LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, ci, I(&k, Co), ""), co, "")
@@ -677,13 +743,13 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     }
     for (int kh = 0; kh < K; kh++)
         for (int kw = 0; kw < K; kw++) {
-            LLVMValueRef xin[16];
+            LLVMValueRef xin[CG_MAX_ACCS];
             for (int v = 0; v < V; v++) {
                 int64_t r, seg, q, ro, col;
-                tile_vec(VR, W, v, &r, &seg);
+                tile_vec(&tl, W, L, v, &r, &seg);
                 pad_tap(&pd, kh, kw, seg, &q, &ro, &col);
                 xin[v] = LLVMBuildLoad2(k.b, k.vt, fptr(&k, xbase, I(&k, q * pd.C * pd.plane + (r + ro) * pd.rowlen + col)), "");
-                LLVMSetAlignment(xin[v], g->S == 2 && pd.rowlen % 16 == 0 ? 64 : 4);
+                LLVMSetAlignment(xin[v], pad_align(&pd));
             }
             int64_t tap = transposed ? (K - 1 - kh) * K + (K - 1 - kw) : kh * K + kw;
             for (int o = 0; o < OB; o++) {
@@ -698,8 +764,9 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
         LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");   /* one value: the epilogue's channel terms once */
         for (int v = 0; v < V; v++) {
             int64_t r, seg;
-            tile_vec(VR, W, v, &r, &seg);
+            tile_vec(&tl, W, L, v, &r, &seg);
             LLVMValueRef idx = nchw(&k, n, Co, H, W, co, LLVMBuildNSWAdd(k.b, h0, I(&k, r), ""), seg * L);
+            if (sg) idx = LLVMBuildNSWAdd(k.b, idx, col0, "");
             LLVMValueRef yv = LLVMBuildLoad2(k.b, k.vt, acc[o * V + v], "");
             if (epi) {
                 LLVMValueRef gx = NULL;
@@ -714,6 +781,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
             if (!stats) continue;
             if (v == 0) {   /* the shift: the plane's first value, taken in its first tile */
                 LLVMValueRef first = LLVMBuildICmp(k.b, LLVMIntEQ, h0, I(&k, 0), "");
+                if (sg) first = LLVMBuildAnd(k.b, first, LLVMBuildICmp(k.b, LLVMIntEQ, sg, I(&k, 0), ""), "");
                 LLVMValueRef kv = LLVMBuildSelect(k.b, first, LLVMBuildExtractElement(k.b, yv, I(&k, 0), ""),
                                                   LLVMBuildLoad2(k.b, cg->f32, kslot[o], ""), "");
                 LLVMBuildStore(k.b, kv, kslot[o]);
@@ -723,6 +791,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
             LLVMBuildStore(k.b, vfma(&k, d, d, LLVMBuildLoad2(k.b, k.vt, s2[o], "")), s2[o]);
         }
     }
+    if (sg) cloop_close(&k, &Lg, 1);
     cloop_close(&k, &Lh, R);
     if (sums) {   /* ws[n][j][co] */
         LLVMValueRef ws = LLVMGetParam(k.fn, nfix - 1);
@@ -763,38 +832,40 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
    kh = ph + P (mod 2), at dy row i = a + (ph + P - kh) / 2 (row a or the
    next), and the same for columns (copy 0 or the copy shifted by one). A
    tile is OB channels of dx x V vectors of dy positions (a, b) x the four
-   parities, 16 vector accumulators; each (channel, vector, row parity)
-   interleaves its two column parities into 32 floats of dx rows at the
-   end. */
+   parities, 4 OB V vector accumulators (tile_accs); each (channel, vector,
+   row parity) interleaves its two column parities into 2 L floats of dx
+   rows at the end. */
 static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
-    CB k = {.cg = cg};
-    int64_t O = g->O, C = g->C, Ho = g->Ho, Wo = g->Wo, H = g->H, W = g->W, K = g->K, P = g->P, VR, R, V;
-    tile_of(Ho, Wo, &VR, &R, &V);
-    int64_t OB = 4 / V;
-    if (OB < 1) OB = 1;
-    while (C % OB) OB--;
-    k.vt = LLVMVectorType(cg->f32, 16);
+    CB k = cb_of(cg);
+    int64_t O = g->O, C = g->C, Ho = g->Ho, Wo = g->Wo, H = g->H, W = g->W, K = g->K, P = g->P, L = k.L;
+    int64_t acc4 = tile_accs(cg->t, TILE_VECS / 2) / 4;   /* vectors of dy positions x channels */
+    Tile tl = tile_of(Ho, Wo, L, acc4 < TILE_VECS ? (acc4 > 0 ? acc4 : 1) : TILE_VECS);
+    int64_t R = tl.R, V = tl.V, NG = tile_groups(&tl);
+    int64_t OB = tile_ob(acc4, V, C);
+    RRC_ASSERT(4 * OB * V <= CG_MAX_ACCS);
     int ns = pf_streams(true);
     begin_fn(&k, name, core_type(cg, 4 + (unsigned)ns, 1), 4);
     Pad pd;
-    pad_layout(&pd, g, true, O);
+    pad_layout(&pd, g, true, O, L);
     Pf pf;
-    pf_init(&k, &pf, 4, ns, O * Ho * Wo, (C / OB) * (Ho / R) * O);
+    pf_init(&k, &pf, 4, ns, O * Ho * Wo, (C / OB) * (Ho / R) * NG * O);
     pd.buf = LLVMGetParam(k.fn, 0);
     LLVMValueRef wt = LLVMGetParam(k.fn, 1), dx = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
-    LLVMValueRef acc[16];   /* [o][v][ph][pw] */
+    LLVMValueRef acc[CG_MAX_ACCS];   /* [o][v][ph][pw] */
     int na = (int)(OB * V * 4);
     for (int a = 0; a < na; a++) acc[a] = alloca_entry(&k, k.vt, "acc");
-    CLoop Lo, Lh, Li;
+    CLoop Lo, Lh, Li, Lg;
     LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, 0), I(&k, C), "ob");
     LLVMValueRef h0 = cloop_open(&k, &Lh, I(&k, 0), I(&k, Ho), "h0");
+    LLVMValueRef sg = NG > 1 ? cloop_open(&k, &Lg, I(&k, 0), I(&k, NG), "sg") : NULL;
+    LLVMValueRef col0 = sg ? LLVMBuildNSWMul(k.b, sg, I(&k, tl.VS * L), "") : I(&k, 0);   /* in dy */
     for (int a = 0; a < na; a++) LLVMBuildStore(k.b, LLVMConstNull(k.vt), acc[a]);
     LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, O), "ci");   /* dy's channel */
     pf_step(&k, &pf);
-    LLVMValueRef cur[16];
+    LLVMValueRef cur[CG_MAX_ACCS];
     for (int a = 0; a < na; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, acc[a], "");
     /* dy vectors by (row relative to h0, segment, column shift), loaded once */
-    struct { int64_t rel, seg, s; LLVMValueRef v; } memo[32];
+    struct { int64_t rel, seg, s; LLVMValueRef v; } memo[4 * CG_MAX_ACCS];
     int nm = 0;
     for (int o = 0; o < OB; o++) {
         LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
@@ -807,13 +878,14 @@ static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
                 LLVMValueRef ws = splat(&k, LLVMBuildLoad2(k.b, cg->f32, fptr(&k, wt, widx), ""));
                 for (int v = 0; v < V; v++) {
                     int64_t r, seg;
-                    tile_vec(VR, Wo, v, &r, &seg);
+                    tile_vec(&tl, Wo, L, v, &r, &seg);
                     LLVMValueRef ld = NULL;
                     for (int m = 0; m < nm && !ld; m++)
                         if (memo[m].rel == r + dr && memo[m].seg == seg && memo[m].s == ds) ld = memo[m].v;
                     if (!ld) {
-                        RRC_ASSERT(nm < 32);
-                        ld = pad_vec(&k, &pd, ci, LLVMBuildNSWAdd(k.b, h0, I(&k, r + dr), ""), ds, seg * 16);
+                        RRC_ASSERT(nm < 4 * CG_MAX_ACCS);
+                        ld = pad_vec(&k, &pd, ci, LLVMBuildNSWAdd(k.b, h0, I(&k, r + dr), ""), ds,
+                                     LLVMBuildNSWAdd(k.b, col0, I(&k, seg * L), ""));
                         memo[nm].rel = r + dr, memo[nm].seg = seg, memo[nm].s = ds, memo[nm].v = ld;
                         nm++;
                     }
@@ -825,37 +897,39 @@ static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
     for (int a = 0; a < na; a++) LLVMBuildStore(k.b, cur[a], acc[a]);
     cloop_close(&k, &Li, 1);
     /* element m of the interleaved (pw = 0, pw = 1) pair is dx column
-       2 (b + m / 2) + m % 2: row 2 (a + m / W) + ph, column seg * 32 + m % W */
+       2 (b + m / 2) + m % 2: row 2 (a + m / W) + ph, column seg * 2 L + m % W */
     LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
-    LLVMValueRef mlo[16], mhi[16];
-    for (int m = 0; m < 16; m++) {
-        mlo[m] = LLVMConstInt(i32, (unsigned long long)(m / 2 + (m % 2) * 16), 0);
-        mhi[m] = LLVMConstInt(i32, (unsigned long long)(8 + m / 2 + (m % 2) * 16), 0);
+    LLVMValueRef mlo[CG_MAX_LANES], mhi[CG_MAX_LANES];
+    for (int64_t m = 0; m < L; m++) {
+        mlo[m] = LLVMConstInt(i32, (unsigned long long)(m / 2 + (m % 2) * L), 0);
+        mhi[m] = LLVMConstInt(i32, (unsigned long long)(L / 2 + m / 2 + (m % 2) * L), 0);
     }
-    int64_t cs = W < 16 ? W : 16;   /* floats per store: one dx row's part */
+    int64_t cs = W < L ? W : L;   /* floats per store: one dx row's part */
     for (int o = 0; o < OB; o++)
         for (int v = 0; v < V; v++)
             for (int ph = 0; ph < 2; ph++) {
                 int64_t r, seg;
-                tile_vec(VR, Wo, v, &r, &seg);
+                tile_vec(&tl, Wo, L, v, &r, &seg);
                 int a0 = (int)(((o * V + v) * 2 + ph) * 2);
                 LLVMValueRef e0 = LLVMBuildLoad2(k.b, k.vt, acc[a0], ""), e1 = LLVMBuildLoad2(k.b, k.vt, acc[a0 + 1], "");
-                LLVMValueRef half[2] = {LLVMBuildShuffleVector(k.b, e0, e1, LLVMConstVector(mlo, 16), ""),
-                                        LLVMBuildShuffleVector(k.b, e0, e1, LLVMConstVector(mhi, 16), "")};
+                LLVMValueRef half[2] = {LLVMBuildShuffleVector(k.b, e0, e1, LLVMConstVector(mlo, (unsigned)L), ""),
+                                        LLVMBuildShuffleVector(k.b, e0, e1, LLVMConstVector(mhi, (unsigned)L), "")};
                 LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
-                for (int64_t m0 = 0; m0 < 32; m0 += cs) {
-                    LLVMValueRef val = half[m0 / 16];
-                    if (cs < 16) {
-                        LLVMValueRef sel[16];
-                        for (int64_t j = 0; j < cs; j++) sel[j] = LLVMConstInt(i32, (unsigned long long)(m0 % 16 + j), 0);
+                for (int64_t m0 = 0; m0 < 2 * L; m0 += cs) {
+                    LLVMValueRef val = half[m0 / L];
+                    if (cs < L) {
+                        LLVMValueRef sel[CG_MAX_LANES];
+                        for (int64_t j = 0; j < cs; j++) sel[j] = LLVMConstInt(i32, (unsigned long long)(m0 % L + j), 0);
                         val = LLVMBuildShuffleVector(k.b, val, LLVMGetUndef(k.vt), LLVMConstVector(sel, (unsigned)cs), "");
                     }
                     LLVMValueRef row = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, h0, I(&k, r + m0 / W), ""), I(&k, 2), ""), I(&k, ph), "");
-                    LLVMValueRef idx = nchw(&k, n, C, H, W, co, row, seg * 32 + m0 % W);
+                    LLVMValueRef idx = nchw(&k, n, C, H, W, co, row, seg * 2 * L + m0 % W);
+                    if (sg) idx = LLVMBuildNSWAdd(k.b, idx, LLVMBuildNSWMul(k.b, col0, I(&k, 2), ""), "");
                     LLVMValueRef st = LLVMBuildStore(k.b, val, LLVMBuildInBoundsGEP2(k.b, cg->f32, dx, &idx, 1, ""));
                     LLVMSetAlignment(st, 4);
                 }
             }
+    if (sg) cloop_close(&k, &Lg, 1);
     cloop_close(&k, &Lh, R);
     cloop_close(&k, &Lo, OB);
     LLVMBuildRetVoid(k.b);
@@ -885,7 +959,7 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
                           bool stats, CgExpr *epi, bool sums) {
     LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
     if (!core) core = dx && g->S == 2 ? build_dx2_core(cg, core_name, g) : build_core(cg, core_name, g, dx, stats, epi, sums);
-    CB k = {.cg = cg};
+    CB k = cb_of(cg);
     int64_t Ci = dx ? g->O : g->C, Co = dx ? g->C : g->O;
     /* w, out, what the input expression reads, then (stats) the per-image
        statistics, double [n1 - n0][2][Co], or what the epilogue reads and
@@ -921,39 +995,49 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
 }
 
 /* How the weight gradient walks the batch: calls of NB images and cblk
-   input channels.
-   - 3x3 taps on planes of 16 vectors or more whose O x C x 9 vector
-     partials fit in 640 KB (of the 1 MB L2): one image and every input
-     channel per call,
-     and the core prefetches the next image's input and dy while it
-     computes (resnet32's stages 1 and 2: 54.5 -> 46.8 and 55.6 -> 49.4 ms
-     per step; the 1x1 projections' weight gradients took 1.8-2.1 ms that
-     way against 1.7-1.9 with several images per call, so they keep the
-     second plan).
-   - Otherwise blocks of input channels whose partials stay within 256 KB,
-     and several images per call on small planes, so that the partials
-     loaded and stored per (output channels, input channel) serve at least
-     about 64 vectors of the plane. Prefetching the next call's images
-     there gained nothing measurable. */
+   input channels (docs/DECISIONS.md has the measurements).
+   - 3x3 taps on planes of DW_ONE_IMAGE pixels or more whose O x C x 9
+     vector partials fit in 5/8 of the L2: one image and every input
+     channel per call, and the core prefetches the next image's input and
+     dy while it computes. The 1x1 projections keep the second plan, which
+     was as fast for them.
+   - Otherwise blocks of input channels whose partials stay within a
+     quarter of the L2, and several images per call on small planes, so
+     that the partials loaded and stored per (output channels, input
+     channel) serve at least about DW_VECS_PER_PASS vectors of the plane. */
 typedef struct DwPlan {
     int64_t cblk, NB;
     bool prefetch;
 } DwPlan;
 
-static DwPlan dw_plan(const Geo *g) {
-    int64_t KK = g->K * g->K, vecs = g->Ho * g->Wo / 16;
-    if (g->K == 3 && vecs >= 16 && g->O * g->C * KK * 64 <= 655360) return (DwPlan){g->C, 1, true};
+#define DW_ONE_IMAGE 256
+#define DW_VECS_PER_PASS 64
+#define DW_MAX_IMAGES 8
+
+static DwPlan dw_plan(const Geo *g, const Target *t) {
+    int64_t KK = g->K * g->K, L = t->lanes, vecs = g->Ho * g->Wo / L, part = KK * L * 4;   /* bytes per channel pair */
+    if (g->K == 3 && g->Ho * g->Wo >= DW_ONE_IMAGE && g->O * g->C * part <= t->l2 * 5 / 8)
+        return (DwPlan){g->C, 1, true};
     int64_t cblk = g->C;
-    while (cblk > 1 && (g->O * cblk * KK * 64 > 262144 || g->C % cblk)) cblk--;
-    int64_t nb = vecs >= 64 ? 1 : 64 / (vecs ? vecs : 1);
-    if (nb > 8) nb = 8;
+    while (cblk > 1 && (g->O * cblk * part > t->l2 / 4 || g->C % cblk)) cblk--;
+    int64_t nb = vecs >= DW_VECS_PER_PASS ? 1 : DW_VECS_PER_PASS / (vecs ? vecs : 1);
+    if (nb > DW_MAX_IMAGES) nb = DW_MAX_IMAGES;
     return (DwPlan){cblk, nb, nb == 1 && cblk == g->C};
 }
 
-/* Output channels per step of the weight gradient's core: 2 x 9 vector
-   partials for 3x3 taps, 8 (of one tap each) for 1x1. */
-static int64_t dw_ob(const Geo *g) {
-    int64_t ob = g->K == 1 ? 8 : 2;
+/* Vector rows per step of the weight gradient's core (before fitting the
+   plane): they share their input loads. */
+static int64_t dw_rows(const Geo *g) { return g->K == 1 ? 2 : 4; }
+
+/* Output channels per step of the weight gradient's core: OB x K x K
+   accumulators and OB x RB dy vectors, plus one input vector, in the
+   registers (2 x 9 for 3x3 and 8 for 1x1 with 32 registers; 1 x 9 and 4
+   with 16), at most DW_MAX_OB. */
+#define DW_MAX_OB 8
+static int64_t dw_ob(const Geo *g, const Target *t) {
+    int64_t ob = (t->vregs - 1) / (g->K * g->K + dw_rows(g));
+    if (ob > DW_MAX_OB) ob = DW_MAX_OB;
+    if (ob < 1) ob = 1;
     while (g->O % ob) ob--;
     return ob;
 }
@@ -969,23 +1053,22 @@ static int64_t dw_ob(const Geo *g) {
    (llvm.vector.reduce.fadd without reassociation: the same bits whatever
    the vector unit). */
 static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
-    CB k = {.cg = cg};
+    CB k = cb_of(cg);
     int64_t C = g->C, O = g->O, H = g->Ho, W = g->Wo, K = g->K, KK = K * K;   /* H, W: dy's planes */
-    int64_t L = 16, OB = dw_ob(g);
+    int64_t L = k.L, OB = dw_ob(g, cg->t);
     int64_t nseg = W >= L ? W / L : 1, hstep = W >= L ? 1 : L / W;   /* vectors per row step, rows per step */
-    k.vt = LLVMVectorType(cg->f32, (unsigned)L);
-    DwPlan plan = dw_plan(g);
+    DwPlan plan = dw_plan(g, cg->t);
     int64_t cblk = plan.cblk, NB = plan.NB;
     /* (xp, dy, accv, n, nb[, the next image's x streams and dy]) */
     bool pf_on = plan.prefetch;
     begin_fn(&k, name, core_type(cg, pf_on ? 5 + PF_STREAMS + 1 : 5, 2), 3);
     Pad pd;
-    pad_layout(&pd, g, false, NB * cblk);
+    pad_layout(&pd, g, false, NB * cblk, L);
     /* RB vector rows per step share their input vectors: taps of different
        rows that read the same vector of the padded copy load it once (3x3
        at stride 1, wide planes: 3 (RB + 2) x loads and 2 RB dy loads for
        18 RB FMAs instead of 11 loads per 18) */
-    int64_t RB = K == 1 ? 2 : 4;
+    int64_t RB = dw_rows(g);
     while (H % (RB * hstep)) RB--;
     Pf pfx, pfy;
     if (pf_on) {   /* one image per call: the next image's x streams and dy, over the h steps */
@@ -1008,7 +1091,7 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
         o0 = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), "o0");
         c = cloop_open(&k, &Lc, I(&k, 0), I(&k, cblk), "c");   /* within the block */
     }
-    enum { MAXA = 18 };
+    enum { MAXA = DW_MAX_OB * 9 > CG_MAX_ACCS ? DW_MAX_OB * 9 : CG_MAX_ACCS };
     RRC_ASSERT(OB * KK <= MAXA);
     LLVMValueRef slot[MAXA], cur[MAXA], car[MAXA];   /* [i * KK + tap] */
     int na = (int)(OB * KK);
@@ -1030,7 +1113,7 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
     }
     for (int a = 0; a < na; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, car[a], "");
     for (int64_t seg = 0; seg < nseg; seg++) {
-        LLVMValueRef d[8][4];
+        LLVMValueRef d[DW_MAX_OB][4];
         for (int64_t r = 0; r < RB; r++)
             for (int i = 0; i < OB; i++) {
                 LLVMValueRef ix = nchw(&k, n, O, H, W, LLVMBuildNSWAdd(k.b, o0, I(&k, i), ""),
@@ -1053,7 +1136,7 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
             for (int64_t t = 0; t < nt; t++) {
                 if (done[t] || key[t][1] != st) continue;
                 int64_t q = key[t][0];
-                LLVMValueRef ld = pad_vec(&k, &pd, bch, LLVMBuildNSWAdd(k.b, h, I(&k, st), ""), q, key[t][2]);
+                LLVMValueRef ld = pad_vec(&k, &pd, bch, LLVMBuildNSWAdd(k.b, h, I(&k, st), ""), q, I(&k, key[t][2]));
                 for (int64_t u = t; u < nt; u++) {
                     if (done[u] || key[u][0] != q || key[u][1] != st || key[u][2] != key[t][2]) continue;
                     done[u] = true;
@@ -1081,8 +1164,8 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
 static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, const Geo *g, const Node *in, CgExpr *e) {
     LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
     if (!core) core = build_dw_core(cg, core_name, g);
-    CB k = {.cg = cg};
-    int64_t L = 16, C = g->C, O = g->O, KK = g->K * g->K;
+    CB k = cb_of(cg);
+    int64_t L = k.L, C = g->C, O = g->O, KK = g->K * g->K;
     int np = 2 + cg_expr_count(e);   /* dy, out, then what the x expression reads */
     LLVMTypeRef body_t = begin_variant(&k, name, np);
     LLVMValueRef dy = LLVMGetParam(k.fn, 0), out = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
@@ -1090,7 +1173,7 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
     cg_expr_begin(e, k.b, ext);
     /* input channels in blocks whose vector partials (O x cblk x KK) stay in L2 */
-    DwPlan plan = dw_plan(g);
+    DwPlan plan = dw_plan(g, cg->t);
     int64_t cblk = plan.cblk, NB = plan.NB;
     Pad pd;
     pad_init(&k, &pd, g, false, NB * cblk);

@@ -553,10 +553,6 @@ static void kernel_name(char *buf, size_t n, const Node *root) {
     snprintf(buf, n, "%s%s%s#%d", root->name ? root->name : "", root->name ? "." : "", op_table[root->op].name, root->id);
 }
 
-static bool wants_512(const CG *cg) {
-    const char *f = cg->features;
-    return f && strstr(f, "+avx512f") != NULL;
-}
 
 /* ---- sharing: kernels of the same structure (ops, attributes, shapes,
    and which value goes where) are one function; residual stages repeat the
@@ -652,9 +648,7 @@ static LLVMValueRef build_kernel(CG *cg, KB *k, const Kernel *K, const Node *roo
         k->p[i] = LLVMGetParam(k->fn, (unsigned)i);
     }
     LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
-    if (wants_512(cg))
-        LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, "512", 3));
+    cg_vector_width(cg, k->fn);
     k->entry = LLVMAppendBasicBlockInContext(cg->ctx, k->fn, "entry");
     k->b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k->b, k->entry);

@@ -17,6 +17,12 @@ struct CgModule {
     CgOptions opts;
 };
 
+/* The widest vectors of any target (ir/target.h), in f32 lanes: the size of
+   the kernels' arrays of lane constants. */
+#define CG_MAX_LANES 16
+/* The most accumulators of a register tile on any target. */
+#define CG_MAX_ACCS 32
+
 typedef struct CG {
     LLVMContextRef ctx;
     LLVMModuleRef mod;
@@ -25,7 +31,7 @@ typedef struct CG {
     LLVMValueRef base[RT_NREGIONS];   /* region base pointers, loaded at entry */
     int64_t ws_offset;                /* kernel workspace, in the scratch region */
     Graph *g;
-    const char *features;             /* the target's CPU features ("+avx512f,...") */
+    const Target *t;                  /* the target: vector lanes, registers, caches (ir/target.h) */
     struct CgShared *shared;          /* generated kernels by structure (cg_fuse.c), shared by same-shape layers */
     int nshared, capshared;
     const char *entry;                /* prefix of profile site names */
@@ -34,7 +40,11 @@ typedef struct CG {
     int nsites;
 } CG;
 
+/* o's target, or the host's */
+const Target *cg_target(const CgOptions *o);
 LLVMTargetMachineRef cg_target_machine(const CgOptions *o, LLVMCodeModel cm);
+/* The target's vector width as function fn's preferred one. */
+void cg_vector_width(CG *cg, LLVMValueRef fn);
 /* Address of a node's value / of the kernel workspace. */
 LLVMValueRef cg_ptr(CG *cg, const Node *n);
 LLVMValueRef cg_ws(CG *cg);

@@ -18,6 +18,7 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include "codegen/cg_impl.h"
+#include "target.h"
 #include "rt_kernels.h"
 
 /* LLVM's target registry is process state without a lock: registering the
@@ -34,24 +35,31 @@ static void init_llvm(void) {
     pthread_once(&once, init_llvm_once);
 }
 
+const Target *cg_target(const CgOptions *o) { return o && o->target ? o->target : target_host(); }
+
 LLVMTargetMachineRef cg_target_machine(const CgOptions *o, LLVMCodeModel cm) {
     init_llvm();
-    char *triple = LLVMGetDefaultTargetTriple(), *msg = NULL;
-    char *host_cpu = LLVMGetHostCPUName(), *host_feat = LLVMGetHostCPUFeatures();
+    const Target *tg = cg_target(o);
+    char *msg = NULL;
     LLVMTargetRef t;
     LLVMTargetMachineRef tm = NULL;
-    if (LLVMGetTargetFromTriple(triple, &t, &msg)) {
-        fprintf(stderr, "rrc: LLVM has no target for %s: %s\n", triple, msg);
+    if (LLVMGetTargetFromTriple(tg->triple, &t, &msg)) {
+        fprintf(stderr, "rrc: LLVM has no target for %s: %s\n", tg->triple, msg);
     } else {
-        tm = LLVMCreateTargetMachine(t, triple, o && o->cpu ? o->cpu : host_cpu,
-                                     o && o->features ? o->features : host_feat, LLVMCodeGenLevelAggressive,
-                                     LLVMRelocPIC, cm);
+        tm = LLVMCreateTargetMachine(t, tg->triple, tg->cpu, tg->features, LLVMCodeGenLevelAggressive, LLVMRelocPIC, cm);
     }
     LLVMDisposeMessage(msg);
-    LLVMDisposeMessage(triple);
-    LLVMDisposeMessage(host_cpu);
-    LLVMDisposeMessage(host_feat);
     return tm;
+}
+
+void cg_vector_width(CG *cg, LLVMValueRef fn) {
+    /* LLVM keeps to 256-bit vectors on AVX-512 CPUs unless told: the
+       kernels are written for the target's full width */
+    if (cg->t->lanes * 32 <= 256) return;
+    char w[16];
+    int n = snprintf(w, sizeof w, "%d", cg->t->lanes * 32);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, w, (unsigned)n));
 }
 
 LLVMValueRef cg_ptr(CG *cg, const Node *n) {
@@ -228,8 +236,7 @@ static CgModule *build_ir(Graph *g, const char *fn, const CgOptions *o) {
     cg.i64 = LLVMInt64TypeInContext(m->ctx);
     cg.f32 = LLVMFloatTypeInContext(m->ctx);
     cg.void_ = LLVMVoidTypeInContext(m->ctx);
-    char *host_feat = LLVMGetHostCPUFeatures();
-    cg.features = o && o->features ? o->features : host_feat;
+    cg.t = cg_target(o);
 
     cg.ws_offset = cg_plan_workspace(g);
 
@@ -278,7 +285,6 @@ static CgModule *build_ir(Graph *g, const char *fn, const CgOptions *o) {
     }
     LLVMBuildRetVoid(cg.b);
     LLVMDisposeBuilder(cg.b);
-    LLVMDisposeMessage(host_feat);
     cg_fuse_done(&cg);
     char *msg = NULL;
     if (ok && LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {

@@ -21,6 +21,7 @@
 #include "rt_init.h"
 #include "rt_step.h"
 #include "util.h"
+#include "ir/target.h"
 
 #define IR_MAX_IN 5
 #define IR_MAX_RANK 4
@@ -103,6 +104,7 @@ struct Node {
     int live_end;             /* index of the last node that reads it (scratch values) */
     /* fusion (passes/fuse.c) */
     struct Kernel *kernel;    /* the fused kernel writing this value, or NULL */
+    bool direct;              /* conv2d / conv2d_dx / conv2d_dw with a generated direct kernel (pass_fuse) */
     bool inlined;             /* computed inside its consumers' kernels: never in memory (an elementwise
                                  value recomputed by each reader, or the input gradient of a KERNEL_DX_EPI) */
 };
@@ -155,6 +157,7 @@ struct Graph {
     Kernel *kernels;
     int nkernels;
     bool fused;
+    const Target *target;     /* the machine the passes decide for (set by pipeline_run) */
     /* builder state: stamped on nodes made from now on */
     SrcLoc loc;
     const char *label;
@@ -258,10 +261,11 @@ bool node_emits(const Node *n);
 /* Kernels a compiled step runs: nodes that emit (runtime calls and fused kernels). */
 int graph_kernel_count(const Graph *g);
 /* Whether conv2d / conv2d_dx / conv2d_dw node n gets a generated direct
-   kernel (codegen/cg_conv.c): 3x3 padding 1 at stride 1 or 2, or 1x1
-   without padding at stride 2; those read an inlined input (x of conv2d and
-   conv2d_dw) through their padding loop. */
-bool fuse_conv_direct(const Node *n);
+   kernel (codegen/cg_conv.c) on target t: 3x3 padding 1 at stride 1 or 2,
+   or 1x1 without padding at stride 2, on planes that whole vectors of t
+   cover; those read an inlined input (x of conv2d and conv2d_dw) through
+   their padding loop. pass_fuse records the answer in n->direct. */
+bool fuse_conv_direct(const Node *n, const Target *t);
 /* Whether direct conv2d_dx node n can end in an epilogue (KERNEL_DX_EPI). */
 bool fuse_dx_epilogue(const Node *n);
 /* A KERNEL_DX_EPI's epilogue: the value it stores (the last member before
@@ -277,7 +281,7 @@ bool kernel_epilogue_sums(const Kernel *k, Node **dg, Node **db);
 typedef struct ConvPad {
     int64_t copies, rows, rowlen, slack;
 } ConvPad;
-ConvPad fuse_conv_pad(int64_t H, int64_t W, int64_t K, int64_t S, bool dy);
+ConvPad fuse_conv_pad(int64_t H, int64_t W, int64_t K, int64_t S, bool dy, int lanes);
 int64_t fuse_conv_pad_floats(ConvPad p, int64_t C);
 /* Ops that generated elementwise kernels compute (cg_fuse.c emits them). */
 bool fuse_ew_op(OpKind op);

@@ -77,18 +77,19 @@ int graph_kernel_count(const Graph *g) {
 
 /* ---- which convolutions get generated direct kernels (codegen/cg_conv.c):
    3x3 padding 1 at stride 1 or 2, 1x1 without padding at stride 2, on
-   output planes a multiple of 16 wide or 16/W whole rows to a vector ---- */
-static bool direct_shape(int64_t H, int64_t W) {
-    if (W >= 16) return W % 16 == 0 && H % 2 == 0;
-    return W >= 4 && 16 % W == 0 && H % (16 / W) == 0;   /* packed: 16 / W rows per vector */
+   output planes a multiple of L (the target's lanes) wide or L/W whole rows
+   to a vector ---- */
+static bool direct_shape(int64_t H, int64_t W, int64_t L) {
+    if (W >= L) return W % L == 0 && H % 2 == 0;
+    return W >= 4 && L % W == 0 && H % (L / W) == 0;   /* packed: L / W rows per vector */
 }
 
 /* K x K, stride S, padding P from H x W to Ho x Wo. Stride 2 needs even
    planes: the taps then read whole rows of the even/odd column copies. */
-static bool direct_geom(int64_t K, int64_t S, int64_t P, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
-    if (S == 1) return K == 3 && P == 1 && Ho == H && Wo == W && direct_shape(H, W);
+static bool direct_geom(int64_t K, int64_t S, int64_t P, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int64_t L) {
+    if (S == 1) return K == 3 && P == 1 && Ho == H && Wo == W && direct_shape(H, W, L);
     if (S == 2)
-        return ((K == 3 && P == 1) || (K == 1 && P == 0)) && H == 2 * Ho && W == 2 * Wo && direct_shape(Ho, Wo);
+        return ((K == 3 && P == 1) || (K == 1 && P == 0)) && H == 2 * Ho && W == 2 * Wo && direct_shape(Ho, Wo, L);
     return false;
 }
 
@@ -98,18 +99,19 @@ static bool direct_geom(int64_t K, int64_t S, int64_t P, int64_t H, int64_t W, i
    pool thread's stack. */
 #define DIRECT_STACK_MAX (1 << 20)
 
-/* Stride 1: narrow planes (W < 16) keep three copies of the padded rows, W
+/* Stride 1: narrow planes (W < L) keep three copies of the padded rows, W
    long, shifted by the tap's column; wide rows are a whole number of
-   vectors long, with 16 floats of slack to align their interior. Stride 2
+   vectors long, with a vector of slack to align their interior. Stride 2
    (forward and weight gradient): a copy per tap column kw and row parity,
    copy (kw, p) row r holding the padded input's row 2r + p at columns kw,
    kw + 2, ...: a tap's output row is then a contiguous row of a copy.
    Stride-2 input gradient: dy and dy shifted left by one column, with a
    zero row below. */
-ConvPad fuse_conv_pad(int64_t H, int64_t W, int64_t K, int64_t S, bool dy) {
+ConvPad fuse_conv_pad(int64_t H, int64_t W, int64_t K, int64_t S, bool dy, int lanes) {
+    int64_t L = lanes;
     if (S == 1) {
-        if (W < 16) return (ConvPad){3, H + 2, W, 0};
-        return (ConvPad){1, H + 2, (W + 2 + 15) / 16 * 16, 16};
+        if (W < L) return (ConvPad){3, H + 2, W, 0};
+        return (ConvPad){1, H + 2, (W + 2 + L - 1) / L * L, L};
     }
     int64_t extra = K > 1 ? 1 : 0;
     if (dy) return (ConvPad){K > 1 ? 2 : 1, H / 2 + extra, W / 2, 0};
@@ -120,29 +122,30 @@ int64_t fuse_conv_pad_floats(ConvPad p, int64_t C) { return p.copies * C * p.row
 
 /* ps: channels of the padded copy; O x K x K vector partials of the weight
    gradient for at least one channel */
-static bool fits_stack(int64_t C, int64_t O, int64_t H, int64_t W, int64_t K, int64_t S, bool dy) {
-    int64_t dwacc = O * K * K * 64;
-    return fuse_conv_pad_floats(fuse_conv_pad(H, W, K, S, dy), C) * 4 <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
+static bool fits_stack(int64_t C, int64_t O, int64_t H, int64_t W, int64_t K, int64_t S, bool dy, int L) {
+    int64_t dwacc = O * K * K * L * 4;
+    return fuse_conv_pad_floats(fuse_conv_pad(H, W, K, S, dy, L), C) * 4 <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
 }
 
-bool fuse_conv_direct(const Node *n) {
+bool fuse_conv_direct(const Node *n, const Target *t) {
     const Node *x, *dy, *w;
+    int L = t->lanes;
     switch (n->op) {
     case OP_CONV2D:      /* y [N,O,Ho,Wo] = conv(x [N,C,H,W], w [O,C,K,K]) */
         x = n->in[0], w = n->in[1];
         return w->dim[2] == w->dim[3] &&
-               direct_geom(w->dim[2], n->ia[0], n->ia[1], x->dim[2], x->dim[3], n->dim[2], n->dim[3]) &&
-               fits_stack(x->dim[1], n->dim[1], x->dim[2], x->dim[3], w->dim[2], n->ia[0], false);
+               direct_geom(w->dim[2], n->ia[0], n->ia[1], x->dim[2], x->dim[3], n->dim[2], n->dim[3], L) &&
+               fits_stack(x->dim[1], n->dim[1], x->dim[2], x->dim[3], w->dim[2], n->ia[0], false, L);
     case OP_CONV2D_DX:   /* dx [N,C,H,W] from dy [N,O,Ho,Wo] and w: pads dy */
         dy = n->in[0], w = n->in[1];
         return w->dim[2] == w->dim[3] &&
-               direct_geom(w->dim[2], n->ia[0], n->ia[1], n->dim[2], n->dim[3], dy->dim[2], dy->dim[3]) &&
-               fits_stack(dy->dim[1], n->dim[1], n->dim[2], n->dim[3], w->dim[2], n->ia[0], true);
+               direct_geom(w->dim[2], n->ia[0], n->ia[1], n->dim[2], n->dim[3], dy->dim[2], dy->dim[3], L) &&
+               fits_stack(dy->dim[1], n->dim[1], n->dim[2], n->dim[3], w->dim[2], n->ia[0], true, L);
     case OP_CONV2D_DW:   /* dw [O,C,K,K] from dy [N,O,Ho,Wo] and x [N,C,H,W] */
         dy = n->in[0], x = n->in[1];
         return n->dim[2] == n->dim[3] &&
-               direct_geom(n->dim[2], n->ia[0], n->ia[1], x->dim[2], x->dim[3], dy->dim[2], dy->dim[3]) &&
-               fits_stack(x->dim[1], n->dim[0], x->dim[2], x->dim[3], n->dim[2], n->ia[0], false);
+               direct_geom(n->dim[2], n->ia[0], n->ia[1], x->dim[2], x->dim[3], dy->dim[2], dy->dim[3], L) &&
+               fits_stack(x->dim[1], n->dim[0], x->dim[2], x->dim[3], n->dim[2], n->ia[0], false, L);
     default: return false;
     }
 }
@@ -151,7 +154,7 @@ bool fuse_conv_direct(const Node *n) {
    element to hide the epilogue's loads behind, and resnet32's (the 3x3
    and the 1x1 projection) each took 0.6-1.1 ms longer with the epilogue
    than with a separate ReLU-backward kernel. */
-bool fuse_dx_epilogue(const Node *n) { return n->op == OP_CONV2D_DX && fuse_conv_direct(n) && n->ia[0] == 1; }
+bool fuse_dx_epilogue(const Node *n) { return n->op == OP_CONV2D_DX && n->direct && n->ia[0] == 1; }
 
 Node *kernel_epilogue(const Kernel *k) {
     RRC_ASSERT(k->kind == KERNEL_DX_EPI);
@@ -325,9 +328,11 @@ bool pass_fuse(Graph *g, Diag *d) {
     int n = g->nnodes;
     g->kernels = arena_alloc(g->arena, (size_t)(n ? n : 1) * sizeof *g->kernels);
     g->nkernels = 0;
+    RRC_ASSERT(g->target);
     for (int i = 0; i < n; i++) {
         g->nodes[i]->kernel = NULL;
         g->nodes[i]->inlined = false;
+        g->nodes[i]->direct = fuse_conv_direct(g->nodes[i], g->target);
     }
 
     /* BatchNorm backward: bn_train_dx with its siblings */
@@ -379,7 +384,7 @@ bool pass_fuse(Graph *g, Diag *d) {
             Node *r = g->nodes[u.list[p]];
             /* a direct convolution computes its input x while padding it,
                a pooling kernel its input while summing windows */
-            if ((fuse_conv_direct(r) && r->op != OP_CONV2D_DX) || fuse_pool_op(r)) {
+            if ((r->direct && r->op != OP_CONV2D_DX) || fuse_pool_op(r)) {
                 int xin = r->op == OP_CONV2D || fuse_pool_op(r) ? 0 : 1;
                 for (int k = 0; k < r->nin && ok; k++)
                     if (r->in[k] == x && k != xin) ok = false;
@@ -424,7 +429,7 @@ bool pass_fuse(Graph *g, Diag *d) {
         bool conv_reads = false;
         for (int p = u.start[i]; p < u.start[i + 1]; p++) {
             const Node *r = g->nodes[u.list[p]];
-            conv_reads |= fuse_conv_direct(r);
+            conv_reads |= r->direct;
             if (r->kernel && r->kernel == seen) continue;   /* members of one kernel read it once */
             seen = r->kernel;
             readers++;

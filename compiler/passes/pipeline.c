@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "passes/pipeline.h"
+#include "target.h"
 
 typedef struct Pass {
     const char *name, *what;
@@ -46,6 +47,7 @@ bool pipeline_run(Graph *g, Diag *d, const PipelineOpts *o) {
         fprintf(stderr, "rrc: unknown pass '%s' (passes: %s)\n", o->stop_after, pipeline_pass_names());
         return false;
     }
+    g->target = o->target ? o->target : target_host();
     if (o->verify_each && !graph_verify(g, "after lower")) return false;
     if (o->stop_after && strcmp(o->stop_after, "lower") == 0) return true;
     for (int i = 0; i < NPASSES; i++) {

@@ -12,6 +12,7 @@ typedef struct PipelineOpts {
     const char *stop_after;   /* NULL: run all; "lower": none; else a pass name */
     int debug;                /* RRC_DEBUG level: 1 = pass timings and node counts, 2 = the IR after each pass */
     const char *dump_after;   /* print the IR to stderr after this pass ("all": after each) */
+    const Target *target;     /* the machine to decide for (NULL: the host) */
 } PipelineOpts;
 
 /* Returns false (after reporting) if a pass or a verification fails, or if
