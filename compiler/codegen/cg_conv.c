@@ -663,39 +663,37 @@ static uint64_t sig_hash(const char *s) {
     return h;
 }
 
-/* The tiles of one image, from its padded copy: core(xp, w, y, n). One per
-   shape and direction, shared by every input expression. Forward: x ->
-   y [N, O, Ho, Wo] with weights w [O][C][K][K], any supported stride;
-   stride-1 input gradient (transposed): dy -> dx [N, C, H, W], the weight
-   of (c, o, kh, kw) being w[o][c][2-kh][2-kw]. With an epilogue (an input
-   gradient of KERNEL_DX_EPI, never stored), y is the epilogue's value:
-   core(xp, w, y, n, what the epilogue reads..., [ws,] the next image's
-   streams); with sums, the image's sums of the epilogue's value g and of
-   g (x - mean) per channel (f32 vector partials over its tiles, in order
-   lane by lane at the end, as double) go to ws[n][0][c] and ws[n][1][c]. */
-static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool transposed, bool stats, CgExpr *epi,
-                               bool sums) {
-    CB k = cb_of(cg);
-    int64_t Ci = transposed ? g->O : g->C, Co = transposed ? g->C : g->O, K = g->K;
-    int64_t H = transposed ? g->H : g->Ho, W = transposed ? g->W : g->Wo;   /* the output planes */
-    /* a tile: V vectors (about 4) of output rows x OB output channels */
-    int64_t L = k.L;
-    Tile tl = tile_of(H, W, L, TILE_VECS);
-    int64_t R = tl.R, V = tl.V, NG = tile_groups(&tl);
-    int64_t OB = tile_ob(tile_accs(cg->t, V), V, Co);
-    RRC_ASSERT(OB * V <= CG_MAX_ACCS && OB <= CG_MAX_ACCS);
-    /* (xp, w, y, n, [statistics,] [what the epilogue reads,] the next image's streams) */
-    RRC_ASSERT(!(stats && epi) && (!sums || epi));
-    unsigned nfix = (stats ? 5 : 4) + (unsigned)epi_count(epi) + (sums ? 1 : 0);
-    int ns = pf_streams(transposed);
-    begin_fn(&k, name, core_type(cg, nfix + (unsigned)ns, 1), (int)nfix);
-    Pad pd;
-    pad_layout(&pd, g, transposed, Ci, L);
-    Pf pf, pfe;
-    pf_init(&k, &pf, nfix, ns, Ci * pd.SH * pd.SW, (Co / OB) * (H / R) * NG * Ci);
-    pf_init_epi(&k, &pfe, epi, 4, LLVMGetParam(k.fn, 3), Co * H * W, (Co / OB) * (H / R) * NG * Ci);
-    pd.buf = LLVMGetParam(k.fn, 0);
+/* What build_core's blocks of output channels share. */
+typedef struct Core {
+    CB *k;
+    const Geo *g;
+    const Tile *tl;
+    Pad *pd;
+    Pf *pf, *pfe;
+    CgExpr *epi;
+    bool transposed, stats, sums;
+    int64_t Ci, Co, H, W, NG;
+    unsigned nfix;
+} Core;
+
+/* The tiles of output channels [lo, hi) in blocks of OB (hi - lo a
+   multiple of OB; tiles of 6 x 2 vectors on AVX2, whose 16 registers hold
+   12 accumulators that way, and a narrower last block were slower than
+   2 x 4: docs/DECISIONS.md): over row blocks (and tiles across a row), over input
+   channels, the taps' multiply-adds; then the stores, statistics and sums
+   of each block. */
+static void core_blocks(const Core *c, int64_t OB, int64_t lo, int64_t hi) {
+    CB k = *c->k;
+    CG *cg = k.cg;
+    const Geo *g = c->g;
+    const Tile tl = *c->tl;
+    Pad pd = *c->pd;
+    CgExpr *epi = c->epi;
+    bool transposed = c->transposed, stats = c->stats, sums = c->sums;
+    int64_t Ci = c->Ci, Co = c->Co, H = c->H, W = c->W, NG = c->NG, K = g->K, L = k.L, R = tl.R, V = tl.V;
+    unsigned nfix = c->nfix;
     LLVMValueRef wt = LLVMGetParam(k.fn, 1), y = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
+    RRC_ASSERT(OB * V <= CG_MAX_ACCS && OB <= CG_MAX_ACCS && (hi - lo) % OB == 0);
     CLoop Lh, Lo, Li, Lg;
     /* statistics of this image's output planes (stats: st = double [2][Co],
        mean and sum of squared deviations per channel): per channel of the
@@ -713,7 +711,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     /* tiles: output channel blocks x row blocks */
     LLVMValueRef acc[CG_MAX_ACCS];
     for (int a = 0; a < OB * V; a++) acc[a] = alloca_entry(&k, k.vt, "acc");
-    LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, 0), I(&k, Co), "ob");
+    LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, lo), I(&k, hi), "ob");
     if (stats || sums)
         for (int o = 0; o < OB; o++) {
             LLVMBuildStore(k.b, LLVMConstNull(k.vt), s1[o]);
@@ -725,8 +723,8 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     LLVMValueRef col0 = sg ? LLVMBuildNSWMul(k.b, sg, I(&k, tl.VS * L), "") : I(&k, 0);
     for (int a = 0; a < OB * V; a++) LLVMBuildStore(k.b, LLVMConstNull(k.vt), acc[a]);
     LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, Ci), "ci");
-    pf_step(&k, &pf);
-    pf_step(&k, &pfe);
+    pf_step(&k, c->pf);
+    pf_step(&k, c->pfe);
     LLVMValueRef cur[CG_MAX_ACCS];
     for (int a = 0; a < OB * V; a++) cur[a] = LLVMBuildLoad2(k.b, k.vt, acc[a], "");
     /* the tile's addresses from two kinds of base, constant offsets from
@@ -821,6 +819,40 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
         }
     }
     cloop_close(&k, &Lo, OB);
+}
+
+/* The tiles of one image, from its padded copy: core(xp, w, y, n). One per
+   shape and direction, shared by every input expression. Forward: x ->
+   y [N, O, Ho, Wo] with weights w [O][C][K][K], any supported stride;
+   stride-1 input gradient (transposed): dy -> dx [N, C, H, W], the weight
+   of (c, o, kh, kw) being w[o][c][2-kh][2-kw]. With an epilogue (an input
+   gradient of KERNEL_DX_EPI, never stored), y is the epilogue's value:
+   core(xp, w, y, n, what the epilogue reads..., [ws,] the next image's
+   streams); with sums, the image's sums of the epilogue's value g and of
+   g (x - mean) per channel (f32 vector partials over its tiles, in order
+   lane by lane at the end, as double) go to ws[n][0][c] and ws[n][1][c]. */
+static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool transposed, bool stats, CgExpr *epi,
+                               bool sums) {
+    CB k = cb_of(cg);
+    int64_t Ci = transposed ? g->O : g->C, Co = transposed ? g->C : g->O;
+    int64_t H = transposed ? g->H : g->Ho, W = transposed ? g->W : g->Wo;   /* the output planes */
+    /* a tile: V vectors (about 4) of output rows x OB output channels */
+    int64_t L = k.L;
+    Tile tl = tile_of(H, W, L, TILE_VECS);
+    int64_t R = tl.R, NG = tile_groups(&tl), OB = tile_ob(tile_accs(cg->t, tl.V), tl.V, Co), blocks = Co / OB;
+    /* (xp, w, y, n, [statistics,] [what the epilogue reads,] the next image's streams) */
+    RRC_ASSERT(!(stats && epi) && (!sums || epi));
+    unsigned nfix = (stats ? 5 : 4) + (unsigned)epi_count(epi) + (sums ? 1 : 0);
+    int ns = pf_streams(transposed);
+    begin_fn(&k, name, core_type(cg, nfix + (unsigned)ns, 1), (int)nfix);
+    Pad pd;
+    pad_layout(&pd, g, transposed, Ci, L);
+    Pf pf, pfe;
+    pf_init(&k, &pf, nfix, ns, Ci * pd.SH * pd.SW, blocks * (H / R) * NG * Ci);
+    pf_init_epi(&k, &pfe, epi, 4, LLVMGetParam(k.fn, 3), Co * H * W, blocks * (H / R) * NG * Ci);
+    pd.buf = LLVMGetParam(k.fn, 0);
+    Core c = {&k, g, &tl, &pd, &pf, &pfe, epi, transposed, stats, sums, Ci, Co, H, W, NG, nfix};
+    core_blocks(&c, OB, 0, Co);
     LLVMBuildRetVoid(k.b);
     LLVMDisposeBuilder(k.b);
     return k.fn;
