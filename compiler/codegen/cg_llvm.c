@@ -35,11 +35,25 @@ static void init_llvm(void) {
     pthread_once(&once, init_llvm_once);
 }
 
+/* Every target LLVM was built with: for objects of another architecture
+   (rrc compile --target aarch64-linux-gnu). Only then: it costs start-up
+   time. */
+static void init_all_once(void) {
+    LLVMInitializeAllTargetInfos();
+    LLVMInitializeAllTargets();
+    LLVMInitializeAllTargetMCs();
+    LLVMInitializeAllAsmPrinters();
+}
+
 const Target *cg_target(const CgOptions *o) { return o && o->target ? o->target : target_host(); }
 
 LLVMTargetMachineRef cg_target_machine(const CgOptions *o, LLVMCodeModel cm) {
     init_llvm();
     const Target *tg = cg_target(o);
+    if (strcmp(tg->triple, target_host()->triple)) {
+        static pthread_once_t all = PTHREAD_ONCE_INIT;
+        pthread_once(&all, init_all_once);
+    }
     char *msg = NULL;
     LLVMTargetRef t;
     LLVMTargetMachineRef tm = NULL;
