@@ -102,7 +102,7 @@ demo: rrc
 
 # rrc against the PyTorch reference; writes docs/PERFORMANCE.md
 bench: rrc
-	@RRC_EXTRA_PKGS="python3-torch python3-torchvision" sh tools/deps.sh
+	@RRC_EXTRA_PKGS="python3-torch python3-torchvision dataset-fashion-mnist" sh tools/deps.sh
 	/usr/bin/python3 bench/bench.py
 
 clean:

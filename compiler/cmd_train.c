@@ -27,6 +27,9 @@ static int run(Cmd cmd, int argc, char **argv) {
         if (flag_is(a, "--help") || flag_is(a, "-h")) {
             if (cmd == CMD_TRAIN) rt_cli_train_usage(stdout, "rrc train", " SPEC");
             else rt_cli_lineval_usage(stdout, "rrc lineval", " SPEC");
+            printf("\nrrc %s also takes:\n"
+                   "  --cpu NAME          generate code for CPU NAME (x86-64-v3, znver3, ...; default $RRC_CPU or\n"
+                   "                      this host); one this host cannot run is refused\n", name);
             free(rest);
             return 0;
         }

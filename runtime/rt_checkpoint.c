@@ -19,7 +19,9 @@
 #include "rt_checkpoint.h"
 
 #include <errno.h>
+#include <float.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -217,6 +219,34 @@ static int add_copy(Loader *L, const rt_tensor *src, const rt_step_tensor *t, ch
     return 0;
 }
 
+/* Refuses values no trained model holds: NaN, infinities (also F64 values
+   beyond float's range, which would become infinities) and negative
+   running variances, naming the tensor and the first bad element. A
+   checkpoint saved from a diverged run would otherwise evaluate to a
+   plausible-looking accuracy. */
+static int check_values(const Loader *L, const Copy *c) {
+    const unsigned char *p = c->src->data;
+    size_t len = strlen(c->src->name);
+    bool var = len >= 11 && !strcmp(c->src->name + len - 11, "running_var");
+    for (int64_t i = 0; i < c->n; i++) {
+        double v;
+        if (c->src->dtype == RT_F32) {
+            float f;
+            memcpy(&f, p + (size_t)i * sizeof f, sizeof f);
+            v = f;
+        } else {
+            memcpy(&v, p + (size_t)i * sizeof v, sizeof v);
+        }
+        if (!isfinite(v) || fabs(v) > FLT_MAX)
+            return fail(L->err, L->errlen, L->path, "tensor '%s' holds a non-finite value (%g at element %lld): a diverged run?",
+                        rt_shown_name(c->src->name).s, v, (long long)i);
+        if (var && v < 0)
+            return fail(L->err, L->errlen, L->path, "tensor '%s' holds a negative variance (%g at element %lld)",
+                        rt_shown_name(c->src->name).s, v, (long long)i);
+    }
+    return 0;
+}
+
 static bool is_nbt(const char *name) {
     const char *dot = strrchr(name, '.');
     return strcmp(dot ? dot + 1 : name, "num_batches_tracked") == 0;
@@ -363,6 +393,8 @@ int rt_checkpoint_load(const char *path, const rt_program *p, char *params, char
         if (opt_v && !sgd && plan_optim(&L, &pl, "optim.v.", opt_v, flags)) goto out;
     }
 
+    for (int i = 0; i < L.ncopies; i++)
+        if (check_values(&L, &L.copies[i])) goto out;
     /* Everything checked: only copying is left, and it cannot fail
        (dtype and element count were checked in add_copy). */
     for (int i = 0; i < L.ncopies; i++) {

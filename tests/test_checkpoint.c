@@ -17,6 +17,7 @@
 #include "rt_checkpoint.h"
 #include "rt_safetensors.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -510,6 +511,37 @@ TEST(checkpoint_failed_load_leaves_regions) {
     CHECKF(strstr(err, "metadata 'step' is '12x'"), "%s", err);
     CHECK(step == -1);
     CHECK(memcmp(&b, &snap, sizeof b) == 0);
+}
+
+/* A checkpoint of a diverged run (NaN or infinite weights, a negative
+   running variance) is refused before anything is copied, naming the
+   tensor and element. */
+TEST(checkpoint_non_finite_refused) {
+    rt_program p = make_prog(&tiny_entry, "tiny", RT_OPT_ADAM);
+    static Mem a, b, snap;
+    fill(&b, 7);
+    snap = b;
+    char err[512] = "";
+    struct { const char *tensor; int elem; float value; const char *says; } cases[] = {
+        {"backbone.layer1.conv.weight", 5, NAN, "tensor 'backbone.layer1.conv.weight' holds a non-finite value (nan at element 5)"},
+        {"relation.linear1.bias", 1, INFINITY, "tensor 'relation.linear1.bias' holds a non-finite value (inf at element 1)"},
+        {"backbone.layer1.bn.running_var", 2, -0.5f, "tensor 'backbone.layer1.bn.running_var' holds a negative variance (-0.5 at element 2)"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        fill(&a, 6);
+        float *t = (float *)(void *)tensor_of(&a, &p, cases[c].tensor);
+        t[cases[c].elem] = cases[c].value;
+        const char *path = tmp_path("nonfinite.safetensors");
+        REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, 3, 1, err, sizeof err) == 0, "%s", err);
+        CHECK(load_all(path, &p, &b, NULL, NULL, 0, err, sizeof err) == -1);
+        CHECKF(strstr(err, cases[c].says), "case %zu: %s", c, err);
+        CHECK(memcmp(&b, &snap, sizeof b) == 0);
+        /* the backbone alone (lineval) is refused the same way */
+        if (strstr(cases[c].tensor, "backbone")) {
+            int rc = rt_checkpoint_load(path, &p, b.params, b.state, NULL, NULL, NULL, NULL, RT_CKPT_BACKBONE_ONLY, err, sizeof err);
+            CHECKF(rc == -1 && strstr(err, cases[c].says), "case %zu, backbone only: rc %d: %s", c, rc, err);
+        }
+    }
 }
 
 /* ---- damaged files and crashes ----------------------------------------- */

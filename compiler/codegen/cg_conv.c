@@ -112,8 +112,6 @@ static LLVMValueRef vfma(CB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) 
     return LLVMBuildCall2(k->b, LLVMFunctionType(k->vt, ps, 3, 0), f, args, 3, "");
 }
 
-/* internal, noinline, 512-bit vectors; the pointers among the first np
-   parameters noalias */
 /* The lanes of vector v summed in order (llvm.vector.reduce.fadd without
    reassociation: the same bits whatever the vector unit), as a float. */
 static LLVMValueRef lanes_sum(CB *k, LLVMValueRef v) {
@@ -125,6 +123,8 @@ static LLVMValueRef lanes_sum(CB *k, LLVMValueRef v) {
     return LLVMBuildCall2(k->b, LLVMFunctionType(cg->f32, rps, 2, 0), rf, args, 2, "");
 }
 
+/* internal, noinline, the target's vector width; the pointers among the
+   first np parameters noalias */
 static void kernel_attrs(CB *k, int np) {
     CG *cg = k->cg;
     LLVMSetLinkage(k->fn, LLVMInternalLinkage);

@@ -8,8 +8,8 @@
 ** an array) that the step calls through rt_par_rows, which splits the rows
 ** over the thread pool. Rows are independent, so every split gives the
 ** same bits. Loops are plain counted loops on static shapes; LLVM's loop
-** vectoriser turns them into AVX-512 code (prefer-vector-width=512 when the
-** target has it), and the per-channel terms are hoisted out of the inner
+** vectoriser turns them into vector code of the target's width
+** (cg_vector_width), and the per-channel terms are hoisted out of the inner
 ** loops by LICM, which the noalias parameters make legal.
 **
 ** Iteration spaces, for values [N, C, S] (S = the spatial size, 1 for [N, C]):

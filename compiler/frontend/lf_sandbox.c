@@ -37,6 +37,8 @@ static LfSandbox *sandbox_of(lua_State *L) {
 ** the refusal into a "not enough memory" error; we remember where the spec
 ** was so the report can name the line.
 */
+static void lf_hook(lua_State *L, lua_Debug *ar);
+
 static void *lf_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     LfSandbox *sb = ud;
     size_t old = ptr ? osize : 0;  /* without ptr, osize encodes a type */
@@ -49,6 +51,10 @@ static void *lf_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
         if (!sb->mem_exceeded && sb->L && !sb->querying) {
             sb->mem_exceeded = true;
             sb->limit_loc = lf_user_where(sb);
+            /* from the next instruction on every instruction fails: a pcall
+               that caught "not enough memory" cannot run on (lua_sethook
+               may be called from anywhere, the allocator included) */
+            lua_sethook(sb->L, lf_hook, LUA_MASKCOUNT, 1);
         }
         return NULL;
     }
@@ -177,6 +183,34 @@ static int lf_print(lua_State *L) {
 }
 
 /*
+** xpcall(f, msgh, ...) as pcall(f, ...) followed, on an error, by
+** msgh(error): Lua's own xpcall runs the handler where the error was
+** raised, and an error raised by the instruction hook is raised with hooks
+** switched off, so a looping handler escaped the instruction cap. Here the
+** handler runs after the unwinding, with hooks on, and its own errors
+** propagate (as "error in error handling" would). Specs get the same
+** results but for tracebacks, which the sandbox does not offer anyway.
+*/
+static int lf_xpcall(lua_State *L) {
+    int n = lua_gettop(L);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    luaL_checkstack(L, n + 2, "too many arguments to xpcall");
+    lua_pushvalue(L, 1);   /* f, then its arguments */
+    for (int i = 3; i <= n; i++) lua_pushvalue(L, i);
+    if (lua_pcall(L, n - 2, LUA_MULTRET, 0) == LUA_OK) {   /* f's results from n + 1 on */
+        lua_pushboolean(L, 1);
+        lua_insert(L, n + 1);
+        return lua_gettop(L) - n;
+    }
+    lua_pushvalue(L, 2);
+    lua_insert(L, -2);     /* msgh, error */
+    lua_call(L, 1, 1);
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/*
 ** setmetatable without __gc: Lua runs finalizers with hooks switched off
 ** (lgc.c, GCTM), so a __gc loop would escape the instruction cap, and it
 ** could run after the spec, during lua_close. Lua registers an object for
@@ -223,6 +257,8 @@ static void open_libs(lua_State *L) {
     lua_setfield(L, -2, "print");
     lua_pushcfunction(L, lf_setmetatable);
     lua_setfield(L, -2, "setmetatable");
+    lua_pushcfunction(L, lf_xpcall);
+    lua_setfield(L, -2, "xpcall");
     lua_pop(L, 1);
 
     static const struct { const char *name; lua_CFunction open; const char *drop[3]; } libs[] = {
@@ -453,14 +489,14 @@ static int lf_wrap(lua_State *L) {
 static void lf_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     LfSandbox *sb = sandbox_of(L);
-    if (!sb->instr_exceeded) {
+    if (!sb->instr_exceeded && !sb->mem_exceeded) {
         sb->instr_exceeded = true;
         sb->limit_loc = lf_user_where(sb);
     }
     /* fire again at the next instruction: a pcall in the spec may catch
        this error, but cannot run on */
     lua_sethook(L, lf_hook, LUA_MASKCOUNT, 1);
-    lua_pushstring(L, "instruction limit exceeded");
+    lua_pushstring(L, sb->mem_exceeded ? "not enough memory" : "instruction limit exceeded");
     lua_error(L);
 }
 

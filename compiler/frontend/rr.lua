@@ -38,11 +38,16 @@ local MAX_ERRORS = 500     -- errors kept; later ones are only counted
 
 ---------------------------------------------------------------------------
 -- Objects. A constructor returns an empty proxy; its validated data lives in
--- `objs` (weak keys), reachable only from here and from C. So nothing a spec
--- does after construction (assigning fields, rawset, ...) can change what C
--- reads, and C can trust the types the validators established.
+-- `objs`, reachable only from here and from C. So nothing a spec does after
+-- construction (assigning fields, rawset, ...) can change what C reads, and
+-- C can trust the types the validators established. Its keys are strong:
+-- with weak keys it was an ephemeron table, whose entries reference other
+-- keys (a layer's children), and the collector's ephemeron convergence is
+-- quadratic in such chains (a spec nesting 30,000 layers took 19 s inside
+-- liblua, out of the instruction cap's reach). A spec runs once and the
+-- memory cap bounds what it makes.
 ---------------------------------------------------------------------------
-local objs = setmetatable({}, {__mode = "k"})
+local objs = {}
 local errors = {}
 local nerrors = 0
 
@@ -400,8 +405,19 @@ end)
 local function merge_params(kind, loc, name, children)
     local p, owner, told, depth, bad = {}, {}, {}, 0, false
     for _, c in ipairs(children) do
+        if objs[c].depth > depth then depth = objs[c].depth end
+    end
+    if depth >= MAX_DEPTH then
+        -- reported once, where it first got too deep; above that nothing is
+        -- merged: copying every name at every level made a spec nested
+        -- 30,000 deep take 19 s inside liblua, beyond the instruction cap
+        if depth == MAX_DEPTH then
+            report(loc, kind, sformat("layers are nested more than %d deep", MAX_DEPTH))
+        end
+        return p, depth + 1, true
+    end
+    for _, c in ipairs(children) do
         local cd = objs[c]
-        if cd.depth > depth then depth = cd.depth end
         for _, e in ipairs(cd.params) do
             local full, from = with_prefix(name, e[1]), e[2]
             local prev = owner[full]
@@ -417,10 +433,6 @@ local function merge_params(kind, loc, name, children)
                 p[#p + 1] = {full, from}
             end
         end
-    end
-    if depth == MAX_DEPTH then  -- deeper ones were reported where they first got too deep
-        report(loc, kind, sformat("layers are nested more than %d deep", MAX_DEPTH))
-        bad = true
     end
     return p, depth + 1, bad
 end
