@@ -141,7 +141,11 @@ bool engine_init(Engine *e, Graph *g, EngineKind k, const CgOptions *o) {
         size_t bytes = (size_t)(g->region_bytes[r] + RT_ALIGN);
         bytes = (bytes + RT_ALIGN - 1) / RT_ALIGN * RT_ALIGN;
         e->regions[r] = aligned_alloc(RT_ALIGN, bytes);
-        if (!e->regions[r]) RRC_ABORT("out of memory for the %s region (%zu bytes)", rt_region_name(r), bytes);
+        if (!e->regions[r]) {
+            fprintf(stderr, "rrc: out of memory for the step's %s region (%.1f MiB)\n", rt_region_name(r), (double)bytes / (1 << 20));
+            engine_free(e);
+            return false;
+        }
         memset(e->regions[r], 0, bytes);
     }
     return true;

@@ -85,11 +85,13 @@ static int cmd_dump_ir(int argc, char **argv) {
         else if (flag_is(a, "--input-shape")) {
             const char *v = flag_value("dump-ir", argc, argv, &i, "--input-shape");
             char tail;
-            if (sscanf(v, "%dx%dx%d%c", &shape[0], &shape[1], &shape[2], &tail) != 3 || shape[0] < 1 || shape[1] < 1 ||
-                shape[2] < 1) {
-                fprintf(stderr, "rrc dump-ir: --input-shape must be CxHxW, e.g. 3x32x32 (got \"%s\")\n", v);
+            long long c, h, w;   /* wider than the result, so that a huge value is refused, not wrapped */
+            if (sscanf(v, "%lldx%lldx%lld%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1 || c > 65536 ||
+                h > 65536 || w > 65536) {
+                fprintf(stderr, "rrc dump-ir: --input-shape must be CxHxW, each in [1, 65536], e.g. 3x32x32 (got \"%s\")\n", v);
                 return EXIT_USAGE;
             }
+            shape[0] = (int)c, shape[1] = (int)h, shape[2] = (int)w;
         }
         else if (a[0] == '-') { fprintf(stderr, "rrc dump-ir: unknown flag '%s' (see rrc dump-ir --help)\n", a); return EXIT_USAGE; }
         else if (!spec) spec = a;

@@ -51,6 +51,15 @@ static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, i
     PipelineOpts po = pr->pipe;
     po.debug = co ? co->debug : 0;
     if (!g || !pipeline_run(g, &d, &po)) return false;
+    double bytes = 0;
+    for (int r = 0; r < RT_NREGIONS; r++) bytes += (double)g->region_bytes[r];
+    char what[160], err[320];
+    snprintf(what, sizeof what, "the step of %s (entry %s, K=%d, B=%lld)", pr->p.spec_name ? pr->p.spec_name : "the spec", name,
+             K, (long long)B);
+    if (!rt_fits_memory(what, bytes, err, sizeof err)) {
+        fprintf(stderr, "rrc: %s\n", err);
+        return false;
+    }
     CgOptions eo = co ? *co : (CgOptions){0};
     eo.entry = name;   /* profile sites say "train_b64: ...", not the function's name */
     if (pr->aot) {
@@ -159,6 +168,7 @@ static bool program_fill(Program *pr, const Spec *s) {
 
 bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows, const CgOptions *co) {
     program_reset(pr);
+    pr->p.spec_name = s->name;   /* for messages while the entries are built */
     Diag d = {0};
     int64_t B = s->batch, Blast = n_train ? n_train % B : 0;
     char name[64];
@@ -191,6 +201,7 @@ bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows,
 
 bool program_build_supervised(Program *pr, Spec *s, int classes, int64_t n_train, int64_t rows, const CgOptions *co) {
     program_reset(pr);
+    pr->p.spec_name = s->name;   /* for messages while the entries are built */
     Diag d = {0};
     int64_t B = s->batch, Blast = n_train ? n_train % B : 0;
     char name[64];

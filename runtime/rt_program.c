@@ -5,7 +5,9 @@
 */
 #include "rt_program.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 const rt_step_tensor *rt_entry_tensor(const rt_entry *e, const char *name) {
     /* Linear: tables hold at most a few hundred tensors and lookups happen
@@ -48,4 +50,14 @@ uint64_t rt_layout_hash(const rt_entry *e) {
         h = fnv_i64(h, t->offset);
     }
     return h;
+}
+
+bool rt_fits_memory(const char *what, double bytes, char *err, size_t errlen) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page <= 0) return true;   /* unknown: let the allocator decide */
+    double phys = (double)pages * (double)page;
+    if (bytes <= phys) return true;
+    snprintf(err, errlen, "%s needs %.1f GiB, more than this machine's %.1f GiB of memory; lower --batch or --K",
+             what, bytes / (1 << 30), phys / (1 << 30));
+    return false;
 }

@@ -67,5 +67,10 @@ const rt_step_tensor *rt_entry_tensor(const rt_entry *e, const char *name);
 /* Computes the layout hash of an entry's PARAM and STATE tensors (FNV-1a
    over name, rank, dims, region and offset). */
 uint64_t rt_layout_hash(const rt_entry *e);
+/* Whether `bytes` of planned regions fit this machine's physical memory;
+   if not, a one-line reason ("WHAT needs X GiB, more than this machine's Y
+   GiB of memory") in err. Checked before anything is allocated: a plan
+   larger than memory would otherwise be half allocated, swap, or abort. */
+bool rt_fits_memory(const char *what, double bytes, char *err, size_t errlen);
 
 #endif

@@ -60,6 +60,11 @@ int rt_model_init(rt_model *m, const rt_program *p, char *err, size_t errlen) {
         for (int r = RT_REGION_INPUT; r < RT_NREGIONS; r++)
             if (e->region_bytes[r] > io[r]) io[r] = e->region_bytes[r];
     }
+    double need = 3.0 * (double)p->train_full->region_bytes[RT_REGION_PARAM] + (double)p->train_full->region_bytes[RT_REGION_STATE];
+    for (int r = RT_REGION_INPUT; r < RT_NREGIONS; r++) need += (double)io[r];
+    char what[160];
+    snprintf(what, sizeof what, "%s's model and step regions", p->spec_name);
+    if (!rt_fits_memory(what, need, err, errlen)) return -1;
     m->params = zalloc(p->train_full->region_bytes[RT_REGION_PARAM]);
     m->state = zalloc(p->train_full->region_bytes[RT_REGION_STATE]);
     m->opt_m = zalloc(p->train_full->region_bytes[RT_REGION_PARAM]);

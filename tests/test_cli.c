@@ -79,6 +79,8 @@ TEST(cli_usage_errors) {
         {"dump-ir specs/nonexistent.lua", "specs/nonexistent.lua", 2},
         {"grad specs/conv4.lua --out /tmp/x", "--input is required", 1},
         {"grad specs/conv4.lua --input /nonexistent.safetensors --out /tmp/x", "/nonexistent.safetensors", 1},
+        {"dump-ir specs/conv4.lua --input-shape 3x99999999999x32", "--input-shape must be CxHxW, each in [1, 65536]", 1},
+        {"dump-ir specs/conv4.lua --input-shape 3x4294967328x32", "--input-shape must be CxHxW, each in [1, 65536]", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(cmd, sizeof cmd, "%s %s", test_rrc(), cases[i].args);
@@ -87,6 +89,33 @@ TEST(cli_usage_errors) {
         CHECKF(strstr(err, cases[i].msg), "'rrc %s': stderr lacks \"%s\":\n%s", cases[i].args, cases[i].msg, err);
         free(err);
     }
+}
+
+/* A valid spec whose step needs more memory than any machine here: one
+   line before anything is allocated (it died of an internal error after
+   allocating 6 GB), and dump-ir's counts stay positive. A tensor past
+   2^40 elements is a shape error. */
+TEST(cli_plan_larger_than_memory) {
+    char path[512], cmd[1024], *out = NULL, *err = NULL;
+    snprintf(path, sizeof path, "%s/wide.lua", test_tmpdir());
+    FILE *f = fopen(path, "w");
+    REQUIRE(f);
+    fputs("return rr.model{input = {3, 128, 128}, batch = 64, backbone = rr.sequential{\n"
+          "    rr.conv2d{out = 65536, kernel = 3, padding = 1}, rr.global_avgpool{}}}\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s train %s --data synthetic:64 --max-steps 1 --out %s/wide", test_rrc(), path, test_tmpdir());
+    int rc = test_run(cmd, &out, &err);
+    CHECKF(rc == 1 && strstr(err, "rrc: the step of wide (entry train_b64, K=4, B=64) needs ") &&
+           strstr(err, "GiB of memory; lower --batch or --K") && !strchr(strchr(err, '\n') + 1, '\n'), "rc %d: %s", rc, err);
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "%s dump-ir %s | tail -6", test_rrc(), path);
+    rc = test_run(cmd, &out, &err);
+    CHECKF(rc == 0 && !strstr(out, ": -") && !strstr(out, " -"), "rc %d: %s", rc, out);
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "%s dump-ir %s --input-shape 3x1024x1024", test_rrc(), path);
+    rc = test_run(cmd, &out, &err);
+    CHECKF(rc == 2 && strstr(err, "is too large (more than 2^40 elements)"), "rc %d: %s", rc, err);
+    free(out), free(err);
 }
 
 /* The numbers of the "done when": parameters and multiply-adds. */

@@ -129,12 +129,20 @@ local function int_range(lo, hi, what)
     return function(v)
         local i = as_int(v)
         if i and i >= lo and i <= hi then return true, i end
+        if i and i > hi then return false, sformat("at most %d", hi) end
         return false, what
     end
 end
 
+-- Sizes have upper bounds far above any real model but low enough that
+-- shapes, multiply-add counts and memory plans stay well inside 64 bits
+-- (a conv of 10^6 channels or padding passed and overflowed the plan).
+local WIDTH_MAX, KERNEL_MAX, PIXELS_MAX = 1 << 16, 1024, 1 << 14
 local posint = int_range(1, INT_MAX, "a positive integer")
-local nonneg_int = int_range(0, INT_MAX, "a non-negative integer")
+local width = int_range(1, WIDTH_MAX, "a positive integer")         -- channels, features
+local ksize = int_range(1, KERNEL_MAX, "a positive integer")        -- kernel sizes, strides
+local pad = int_range(0, KERNEL_MAX, "a non-negative integer")      -- padding
+local pixels = int_range(1, PIXELS_MAX, "a positive integer")       -- image sizes
 
 local function finite(v)
     return type(v) == "number" and v == v and v ~= huge and v ~= -huge
@@ -360,8 +368,8 @@ end
 local NAME = {"name", modname, nil}
 
 layer("conv2d", "rr.conv2d{out=16, kernel=3}", {
-    {"out", posint, required = true}, {"kernel", posint, required = true},
-    {"stride", posint, 1}, {"padding", nonneg_int, 0}, {"bias", boolean, true}, NAME,
+    {"out", width, required = true}, {"kernel", ksize, required = true},
+    {"stride", ksize, 1}, {"padding", pad, 0}, {"bias", boolean, true}, NAME,
 }, function(d, loc)
     leaf_params(d, "conv2d", loc, d.bias and {"weight", "bias"} or {"weight"})
 end)
@@ -383,7 +391,7 @@ layer("flatten", "rr.flatten{}", {NAME})
 
 for _, kind in ipairs({"avgpool2d", "maxpool2d"}) do
     layer(kind, "rr." .. kind .. "{kernel=2}", {
-        {"kernel", posint, required = true}, {"stride", posint, nil}, {"padding", nonneg_int, 0}, NAME,
+        {"kernel", ksize, required = true}, {"stride", ksize, nil}, {"padding", pad, 0}, NAME,
     }, function(d, loc)
         d.stride = d.stride or d.kernel
         if 2 * d.padding > d.kernel then   -- PyTorch's rule: pad <= kernel/2
@@ -395,7 +403,7 @@ for _, kind in ipairs({"avgpool2d", "maxpool2d"}) do
 end
 
 layer("linear", "rr.linear{out=10}", {
-    {"out", posint, required = true}, {"bias", boolean, true}, NAME,
+    {"out", width, required = true}, {"bias", boolean, true}, NAME,
 }, function(d, loc)
     leaf_params(d, "linear", loc, d.bias and {"weight", "bias"} or {"weight"})
 end)
@@ -508,7 +516,7 @@ local function simple(cat, kind, example, schema, post)
 end
 
 simple("aug", "random_resized_crop", "rr.random_resized_crop{size=32}", {
-    {"size", posint, required = true}, {"scale", scale_pair, {0.08, 1.0}},
+    {"size", pixels, required = true}, {"scale", scale_pair, {0.08, 1.0}},
     {"ratio", ratio_pair, {3 / 4, 4 / 3}},
 })
 simple("aug", "hflip", "rr.hflip{p=0.5}", {{"p", prob, 0.5}})
@@ -522,12 +530,12 @@ simple("aug", "normalize", "rr.normalize{mean={0.491, 0.482, 0.447}, std={0.247,
     {"mean", mean3, required = true}, {"std", std3, required = true},
 })
 simple("aug", "random_crop", "rr.random_crop{size=32, padding=4}", {
-    {"size", posint, required = true}, {"padding", nonneg_int, 0},
+    {"size", pixels, required = true}, {"padding", pad, 0},
 })
 
 simple("head", "relation_head", "rr.relation_head{aggregation='cat'}", {
     {"aggregation", enum("cat", "sum", "mean", "max"), "cat"},
-    {"hidden", posint, 256}, {"slope", nonneg, 0.01},
+    {"hidden", width, 256}, {"slope", nonneg, 0.01},
     {"bn_eps", positive, 1e-5}, {"bn_momentum", prob, 0.1},
 })
 

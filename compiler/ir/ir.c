@@ -37,6 +37,23 @@ static Node *append(Graph *g, OpKind op) {
     return n;
 }
 
+/* The most elements a tensor may have: 2^40 floats (4 TiB) is beyond any
+   machine and keeps byte counts, multiply-adds and plans far from int64's
+   range. False (with the shape in err) past it or on overflow. */
+#define IR_MAX_ELEMS ((int64_t)1 << 40)
+
+static bool size_ok(int rank, const int64_t *dim, char *err, size_t errlen) {
+    int64_t e = 1;
+    bool over = false;
+    for (int i = 0; i < rank && !over; i++) over = dim[i] < 0 || __builtin_mul_overflow(e, dim[i], &e) || e > IR_MAX_ELEMS;
+    if (!over) return true;
+    int n = snprintf(err, errlen, "a tensor of shape [");
+    for (int i = 0; i < rank && n > 0 && (size_t)n < errlen; i++)
+        n += snprintf(err + n, errlen - (size_t)n, "%s%lld", i ? "," : "", (long long)dim[i]);
+    if (n > 0 && (size_t)n < errlen) snprintf(err + n, errlen - (size_t)n, "] is too large (more than 2^40 elements)");
+    return false;
+}
+
 Node *ir_make(Graph *g, OpKind op, Node *const *in, int nin, const int64_t *ia, int nia, const double *fa, int nfa) {
     const OpInfo *info = &op_table[op];
     RRC_ASSERT(nin == info->nin && nia <= IR_MAX_IA && nfa <= IR_MAX_FA);
@@ -47,7 +64,7 @@ Node *ir_make(Graph *g, OpKind op, Node *const *in, int nin, const int64_t *ia, 
     for (int i = 0; i < nia; i++) tmp.ia[i] = ia[i];
     for (int i = 0; i < nfa; i++) tmp.fa[i] = fa[i];
     char err[256];
-    if (!info->shape(&tmp, err, sizeof err)) {
+    if (!info->shape(&tmp, err, sizeof err) || !size_ok(tmp.rank, tmp.dim, err, sizeof err)) {
         if (!g->diag) RRC_ABORT("shape rule of %s failed while building: %s", info->name, err);
         if (g->label) diag_error(g->diag, g->loc, "%s: %s", g->label, err);
         else diag_error(g->diag, g->loc, "%s", err);
@@ -66,6 +83,12 @@ Node *ir_make(Graph *g, OpKind op, Node *const *in, int nin, const int64_t *ia, 
 
 static Node *leaf(Graph *g, OpKind op, const char *name, int rank, const int64_t *dim) {
     RRC_ASSERT(rank >= 0 && rank <= IR_MAX_RANK);
+    char err[256];
+    if (!size_ok(rank, dim, err, sizeof err)) {
+        if (!g->diag) RRC_ABORT("%s: %s", name, err);
+        diag_error(g->diag, g->loc, "%s: %s", name, err);
+        return NULL;
+    }
     Node *n = append(g, op);
     n->name = arena_strdup(g->arena, name);
     n->rank = rank;
@@ -77,6 +100,7 @@ Node *ir_input(Graph *g, const char *name, int rank, const int64_t *dim) { retur
 
 Node *ir_param(Graph *g, const char *name, int rank, const int64_t *dim, rt_init init) {
     Node *n = leaf(g, OP_PARAM, name, rank, dim);
+    if (!n) return NULL;
     n->init = init;
     n->flags |= NF_TRAINABLE;
     return n;
@@ -84,6 +108,7 @@ Node *ir_param(Graph *g, const char *name, int rank, const int64_t *dim, rt_init
 
 Node *ir_state(Graph *g, const char *name, int rank, const int64_t *dim, rt_init init) {
     Node *n = leaf(g, OP_STATE, name, rank, dim);
+    if (!n) return NULL;
     n->init = init;
     return n;
 }

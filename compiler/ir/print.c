@@ -6,6 +6,7 @@
 ** together with them.
 */
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include "ir/ir.h"
@@ -92,9 +93,13 @@ GraphStats graph_stats(const Graph *g, int64_t images) {
             if (starts(n->name, "backbone.")) st.bn_stats_backbone += e;
             else if (starts(n->name, "relation.")) st.bn_stats_relation += e;
         } else if (n->op == OP_CONV2D || n->op == OP_LINEAR) {
-            int64_t macs = (int64_t)(op_table[n->op].cost(n).flops / 2);
-            if (starts(n->name, "backbone") && images > 0) st.macs_per_image += macs / images;
-            else if (starts(n->name, "relation") && pairs > 0) st.macs_relation_per_pair += macs / pairs;
+            /* in double, then saturated: a spec at the size limits has more
+               multiply-adds than int64 counts */
+            double macs = op_table[n->op].cost(n).flops / 2, cap = 1e18;
+            if (starts(n->name, "backbone") && images > 0)
+                st.macs_per_image = (int64_t)fmin(cap, (double)st.macs_per_image + macs / (double)images);
+            else if (starts(n->name, "relation") && pairs > 0)
+                st.macs_relation_per_pair = (int64_t)fmin(cap, (double)st.macs_relation_per_pair + macs / (double)pairs);
         }
     }
     return st;
