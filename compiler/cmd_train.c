@@ -111,8 +111,8 @@ static int run(Cmd cmd, int argc, char **argv) {
         char prog[64];
         snprintf(prog, sizeof prog, "rrc %s", name);
         rc = cmd == CMD_TRAIN ? rt_cli_train(&pr.p, prog, nrest, rest) : rt_cli_lineval(&pr.p, prog, nrest, rest);
-        program_free(&pr);
     }
+    program_free(&pr);   /* a failed build keeps what it had made */
     free(rest);
     arena_free(&arena);
     return rc;
