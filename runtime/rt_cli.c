@@ -62,6 +62,18 @@ static long long int_value(Flags *f, const char *name, long long lo, long long h
     return x;
 }
 
+/* --engine of train and grad: training and the trainer's grad always run
+   the compiled step; the flag names it in the log, so only its names are
+   accepted ("compiled", or how it was compiled). */
+static const char *engine_value(Flags *f) {
+    const char *v = value(f, "--engine");
+    if (v && strcmp(v, "compiled") && strcmp(v, "jit") && strcmp(v, "aot")) {
+        fprintf(stderr, "%s: --engine must be compiled, jit or aot (got \"%s\"): training runs the compiled step\n", f->prog, v);
+        f->bad = 1;
+    }
+    return v;
+}
+
 /* A compile-time setting given again at run time must match. */
 static void must_match(Flags *f, const char *name, const char *given, const char *compiled) {
     if (given && strcmp(given, compiled) != 0) {
@@ -196,7 +208,7 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
         else if (is_flag(a, "--quiet")) o.quiet = 1;
         else if (is_flag(a, "--profile")) profile = 1;
         else if (is_flag(a, "--profile-csv")) { prof_csv = value(&f, "--profile-csv"); profile = 1; }
-        else if (is_flag(a, "--engine")) o.engine = value(&f, "--engine");
+        else if (is_flag(a, "--engine")) o.engine = engine_value(&f);
         else { fprintf(stderr, "%s: unknown flag '%s' (see --help)\n", prog, a); return 1; }
     }
     if (f.bad || !o.data) return 1;
@@ -412,7 +424,7 @@ int rt_cli_grad(const rt_program *p, const char *prog, int argc, char **argv) {
         else if (is_flag(a, "--params")) params = value(&f, "--params");
         else if (is_flag(a, "--out")) out = value(&f, "--out");
         else if (is_flag(a, "--seed")) seed = (uint64_t)int_value(&f, "--seed", 0, 0x7fffffffLL);
-        else if (is_flag(a, "--engine")) value(&f, "--engine");
+        else if (is_flag(a, "--engine")) engine_value(&f);
         else { fprintf(stderr, "%s: unknown flag '%s' (see %s grad --help)\n", prog, a, prog); return 1; }
     }
     if (f.bad) return 1;

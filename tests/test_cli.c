@@ -79,6 +79,7 @@ TEST(cli_usage_errors) {
         {"dump-ir specs/nonexistent.lua", "specs/nonexistent.lua", 2},
         {"grad specs/conv4.lua --out /tmp/x", "--input is required", 1},
         {"grad specs/conv4.lua --input /nonexistent.safetensors --out /tmp/x", "/nonexistent.safetensors", 1},
+        {"train specs/conv4.lua --data synthetic:64 --max-steps 1 --engine bogus", "--engine must be compiled, jit or aot", 1},
         {"dump-ir specs/conv4.lua --input-shape 3x99999999999x32", "--input-shape must be CxHxW, each in [1, 65536]", 1},
         {"dump-ir specs/conv4.lua --input-shape 3x4294967328x32", "--input-shape must be CxHxW, each in [1, 65536]", 1},
     };
