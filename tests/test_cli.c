@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "golden_util.h"
 #include "test.h"
@@ -117,6 +118,22 @@ TEST(cli_plan_larger_than_memory) {
     rc = test_run(cmd, &out, &err);
     CHECKF(rc == 2 && strstr(err, "is too large (more than 2^40 elements)"), "rc %d: %s", rc, err);
     free(out), free(err);
+}
+
+/* A spec that is a FIFO (or a directory) is refused at once: opening a
+   FIFO to read waited for a writer forever. `timeout` guards the run. */
+TEST(cli_spec_not_a_regular_file) {
+    char fifo[512], cmd[1024], *err = NULL;
+    snprintf(fifo, sizeof fifo, "%s/spec.fifo", test_tmpdir());
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    snprintf(cmd, sizeof cmd, "timeout 30 %s dump-ir %s", test_rrc(), fifo);
+    int rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 2 && strstr(err, "spec.fifo: not a regular file (a FIFO)"), "rc %d: %s", rc, err);
+    free(err);
+    snprintf(cmd, sizeof cmd, "timeout 30 %s dump-ir %s", test_rrc(), test_tmpdir());
+    rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 2 && strstr(err, "not a regular file (a directory)"), "rc %d: %s", rc, err);
+    free(err);
 }
 
 /* The numbers of the "done when": parameters and multiply-adds. */

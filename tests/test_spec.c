@@ -519,7 +519,7 @@ TEST(spec_missing_file) {
     CHECKF(strcmp(err, "tests/specs/no_such_spec.lua: cannot open: No such file or directory\n") == 0, "%s", err);
     free(err);
     CHECK(load_capture("tests/specs", &a, &d, &err) == NULL);
-    CHECKF(strcmp(err, "tests/specs: cannot read: Is a directory\n") == 0, "%s", err);
+    CHECKF(strcmp(err, "tests/specs: not a regular file (a directory)\n") == 0, "%s", err);
     free(err);
     arena_free(&a);
 }

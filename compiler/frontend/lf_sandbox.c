@@ -16,9 +16,12 @@
 #include "frontend/lf_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
@@ -290,9 +293,24 @@ static void open_libs(lua_State *L) {
 /* Reads a whole file (at most LF_FILE_CAP bytes). On failure returns NULL
    and a reason in err. */
 static char *read_file(const char *path, size_t *len, char *err, size_t errsz) {
-    FILE *f = fopen(path, "rb");
+    /* opened without blocking and checked to be a regular file: opening a
+       FIFO for reading waits for a writer, forever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(err, errsz, "cannot open: %s", strerror(errno));
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errsz, "not a regular file (%s)", S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket");
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         snprintf(err, errsz, "cannot open: %s", strerror(errno));
+        close(fd);
         return NULL;
     }
     size_t cap = 4096, n = 0;
