@@ -211,6 +211,49 @@ static void apply_update(rt_model *m, const EntryPlan *pl, int64_t t, int epoch,
 
 /* ---- helpers ---- */
 
+/* On --resume: metrics.csv cut back to the checkpoint's step. A run
+   killed after its last checkpoint had written rows past it, which the
+   resumed run writes again. *seconds: the `seconds` of the last row kept,
+   from which the resumed run's times go on. The file is rewritten under a
+   temporary name and renamed, so a failure leaves it as it was. */
+static int metrics_resume(const char *path, int64_t step, double *seconds, char *err, size_t errlen) {
+    FILE *in = fopen(path, "r");
+    if (!in) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
+        fclose(in);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    bool header = true, ok = true;
+    while (ok && getline(&line, &cap, in) > 0) {
+        if (!header) {
+            const char *c = strchr(line, ','), *lastc = strrchr(line, ',');
+            if (!c || strtoll(c + 1, NULL, 10) > step) continue;
+            if (lastc) *seconds = strtod(lastc + 1, NULL);
+        }
+        header = false;
+        ok = fputs(line, out) >= 0;
+    }
+    free(line);
+    ok = ok && !ferror(in);
+    fclose(in);
+    ok = (fclose(out) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: cannot rewrite for the resumed run: %s", path, strerror(errno));
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -340,6 +383,8 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
     char path[1024];
     snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);
     bool fresh = !o->resume || access(path, F_OK) != 0;
+    double seconds_before = 0;
+    if (!fresh && metrics_resume(path, step, &seconds_before, err, errlen) != 0) goto out;
     csv = fopen(path, fresh ? "w" : "a");
     if (!csv) { snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno)); goto out; }
     if (fresh) fprintf(csv, "epoch,step,loss,pair_acc,pos_acc,neg_acc,images_per_s,seconds\n");
@@ -348,7 +393,7 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
     if (!perm) { snprintf(err, errlen, "out of memory"); goto out; }
 
     bool tty = isatty(2) && !o->quiet;
-    double t_start = now(), seconds_before = 0;
+    double t_start = now();
     int64_t total_steps = (int64_t)o->epochs * steps_per_epoch, run_steps = 0;
     if (!o->quiet)
         fprintf(stderr, "rrc: training %s on %s (%lld images, %lld steps per epoch, K=%d, B=%lld) for %d epochs, engine %s, run %s\n",

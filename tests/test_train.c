@@ -57,6 +57,13 @@ TEST(train_loss_decreases_and_resume_is_exact) {
     rc = train(args, &err);
     CHECKF(rc == 0, "first half: exit %d: %s", rc, err);
     free(err);
+    /* as if the run had been killed later: rows past its checkpoint (step
+       27), which the resumed run must replace, not follow */
+    snprintf(path, sizeof path, "%s/metrics.csv", b);
+    FILE *mf = fopen(path, "a");
+    REQUIRE(mf);
+    for (int s = 28; s <= 33; s++) fprintf(mf, "2,%d,9.5,0.5,0.5,0.5,100.0,%d.000\n", s, 1000 + s);
+    fclose(mf);
     snprintf(args, sizeof args, "--epochs 3 --resume %s", b);
     rc = train(args, &err);
     CHECKF(rc == 0, "resume: exit %d: %s", rc, err);
@@ -66,6 +73,24 @@ TEST(train_loss_decreases_and_resume_is_exact) {
     CHECKF(nb == na, "resumed run has %d rows, uninterrupted %d", nb, na);
     for (int i = 0; i < na && i < nb; i++)
         CHECKF(la[i] == lb[i], "step %d: loss %.9g uninterrupted, %.9g resumed", i + 1, la[i], lb[i]);
+    /* steps 1..60 once each, and `seconds` never goes back */
+    mf = fopen(path, "r");
+    REQUIRE(mf);
+    char line[256];
+    int want = 1;
+    double prev = -1;
+    bool header = true;
+    while (fgets(line, sizeof line, mf)) {
+        if (header) { header = false; continue; }
+        const char *c = strchr(line, ','), *lastc = strrchr(line, ',');
+        CHECKF(c && atoi(c + 1) == want, "row %d of the resumed metrics.csv: %s", want, line);
+        double sec = lastc ? atof(lastc + 1) : -1;
+        CHECKF(sec >= prev, "seconds go back at step %d: %.3f after %.3f", want, sec, prev);
+        prev = sec;
+        want++;
+    }
+    fclose(mf);
+    CHECKF(want == 61, "the resumed metrics.csv has %d rows", want - 1);
     free(la);
     free(lb);
     /* the checkpoint evaluates */
