@@ -203,12 +203,13 @@ int cmd_compile(int argc, char **argv) {
     Target target;
     co.target = driver_target("compile", cpu, triple, features, false, &target);
     pipe.target = co.target;
-    char tdesc[512], why[512];
+    char tdesc[512];
     target_describe(co.target, tdesc, sizeof tdesc);
     if (rrc_env_debug() < 1) printf("rrc: target %s\n", tdesc);
-    bool foreign = !target_runs_here(co.target, why, sizeof why) && strstr(why, "cannot run on this");
+    bool foreign = target_foreign(co.target);
     if (foreign && !emit_obj) {
-        fprintf(stderr, "rrc compile: %s: a trainer cannot be linked here; add --emit-obj for the objects\n", why);
+        fprintf(stderr, "rrc compile: code for %s (%s) cannot run on this %s host: a trainer cannot be linked here; "
+                "add --emit-obj for the objects\n", co.target->cpu, co.target->triple, target_host()->triple);
         return EXIT_USAGE;
     }
     double t0 = (double)clock() / CLOCKS_PER_SEC, w0 = wall_seconds();

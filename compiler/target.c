@@ -238,11 +238,15 @@ bool target_from_env(Target *t, char *err, size_t errlen) {
     return true;
 }
 
+bool target_foreign(const Target *t) {
+    char a[32], b[32];
+    return !triple_arch(t->triple, a, sizeof a) || !triple_arch(target_host()->triple, b, sizeof b) || strcmp(a, b);
+}
+
 bool target_runs_here(const Target *t, char *err, size_t errlen) {
     const Target *h = target_host();
     if (t->host) return true;
-    char a[32], b[32];
-    if (!triple_arch(t->triple, a, sizeof a) || !triple_arch(h->triple, b, sizeof b) || strcmp(a, b)) {
+    if (target_foreign(t)) {
         snprintf(err, errlen, "code for %s (%s) cannot run on this %s host", t->cpu, t->triple, h->triple);
         return false;
     }

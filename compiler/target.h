@@ -23,6 +23,9 @@ const Target *target_host(void);
 bool target_named(const char *cpu, const char *triple, const char *features, Target *t, char *err, size_t errlen);
 /* The target named by RRC_CPU, or the host when it is unset or empty. */
 bool target_from_env(Target *t, char *err, size_t errlen);
+/* Whether t is of another architecture than the host (its objects cannot
+   be linked or run here). */
+bool target_foreign(const Target *t);
 /* Whether code for t runs on this host; if not, why, in err. */
 bool target_runs_here(const Target *t, char *err, size_t errlen);
 /* "znver3 (avx2: 8 lanes, 16 registers, 2 FMA x 4 cycles; L1d 32 KiB, L2

@@ -95,7 +95,7 @@ TEST(cli_usage_errors) {
 
 /* A valid spec whose step needs more memory than any machine here: one
    line before anything is allocated (it died of an internal error after
-   allocating 6 GB), and dump-ir's counts stay positive. A tensor past
+   allocating what it could), and dump-ir's counts stay positive. A tensor past
    2^40 elements is a shape error. */
 TEST(cli_plan_larger_than_memory) {
     char path[512], cmd[1024], *out = NULL, *err = NULL;

@@ -3,8 +3,9 @@
 ** or 2, and 1x1 without padding at stride 2 (ResNet's projection
 ** shortcuts); forward, input gradient and weight gradient, on output planes
 ** a multiple of L wide or narrow enough that L / W whole rows fill a
-** vector (8x8 and 4x4 when L = 16), L being the target's f32 lanes. Which layers qualify is decided in passes/fuse.c
-** (fuse_conv_direct, which also keeps the stack buffers below 1 MiB); other
+** vector (8x8 and 4x4 when L = 16), L being the target's f32 lanes. Which
+** layers qualify is decided in passes/fuse.c (fuse_conv_direct, which also
+** keeps the stack buffers below 1 MiB); other
 ** shapes keep im2col + OpenBLAS (runtime/rt_kernels_conv.c).
 ** docs/DECISIONS.md has the measurements.
 **
@@ -433,7 +434,6 @@ static unsigned pad_align(const Pad *p) {
 /* The vector at row `row`, column col of copy q of buffer channel ch. */
 static LLVMValueRef pad_vec(CB *k, const Pad *p, LLVMValueRef ch, LLVMValueRef row, int64_t q, LLVMValueRef col) {
     LLVMValueRef ld = LLVMBuildLoad2(k->b, k->vt, fptr(k, p->buf, pad_off(k, p, ch, row, q, col)), "");
-    /* stride-2 wide copies: rows of whole vectors from a 64-byte aligned buffer */
     LLVMSetAlignment(ld, pad_align(p));
     return ld;
 }
@@ -676,13 +676,10 @@ typedef struct Core {
     unsigned nfix;
 } Core;
 
-/* The tiles of output channels [lo, hi) in blocks of OB (hi - lo a
-   multiple of OB; tiles of 6 x 2 vectors on AVX2, whose 16 registers hold
-   12 accumulators that way, and a narrower last block were slower than
-   2 x 4: docs/DECISIONS.md): over row blocks (and tiles across a row), over input
-   channels, the taps' multiply-adds; then the stores, statistics and sums
-   of each block. */
-static void core_blocks(const Core *c, int64_t OB, int64_t lo, int64_t hi) {
+/* The tiles of all output channels in blocks of OB (which divides them):
+   over row blocks (and tiles across a row), over input channels, the
+   taps' multiply-adds; then the stores, statistics and sums of each block. */
+static void core_blocks(const Core *c, int64_t OB) {
     CB k = *c->k;
     CG *cg = k.cg;
     const Geo *g = c->g;
@@ -693,7 +690,7 @@ static void core_blocks(const Core *c, int64_t OB, int64_t lo, int64_t hi) {
     int64_t Ci = c->Ci, Co = c->Co, H = c->H, W = c->W, NG = c->NG, K = g->K, L = k.L, R = tl.R, V = tl.V;
     unsigned nfix = c->nfix;
     LLVMValueRef wt = LLVMGetParam(k.fn, 1), y = LLVMGetParam(k.fn, 2), n = LLVMGetParam(k.fn, 3);
-    RRC_ASSERT(OB * V <= CG_MAX_ACCS && OB <= CG_MAX_ACCS && (hi - lo) % OB == 0);
+    RRC_ASSERT(OB * V <= CG_MAX_ACCS && OB <= CG_MAX_ACCS && Co % OB == 0);
     CLoop Lh, Lo, Li, Lg;
     /* statistics of this image's output planes (stats: st = double [2][Co],
        mean and sum of squared deviations per channel): per channel of the
@@ -711,7 +708,7 @@ static void core_blocks(const Core *c, int64_t OB, int64_t lo, int64_t hi) {
     /* tiles: output channel blocks x row blocks */
     LLVMValueRef acc[CG_MAX_ACCS];
     for (int a = 0; a < OB * V; a++) acc[a] = alloca_entry(&k, k.vt, "acc");
-    LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, lo), I(&k, hi), "ob");
+    LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, 0), I(&k, Co), "ob");
     if (stats || sums)
         for (int o = 0; o < OB; o++) {
             LLVMBuildStore(k.b, LLVMConstNull(k.vt), s1[o]);
@@ -836,7 +833,9 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     CB k = cb_of(cg);
     int64_t Ci = transposed ? g->O : g->C, Co = transposed ? g->C : g->O;
     int64_t H = transposed ? g->H : g->Ho, W = transposed ? g->W : g->Wo;   /* the output planes */
-    /* a tile: V vectors (about 4) of output rows x OB output channels */
+    /* a tile: V vectors (about 4) of output rows x OB output channels (on
+       AVX2, 6 x 2 tiles with a narrower last block, 12 accumulators, were
+       slower than 2 x 4: docs/DECISIONS.md) */
     int64_t L = k.L;
     Tile tl = tile_of(H, W, L, TILE_VECS);
     int64_t R = tl.R, NG = tile_groups(&tl), OB = tile_ob(tile_accs(cg->t, tl.V), tl.V, Co), blocks = Co / OB;
@@ -852,7 +851,7 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
     pf_init_epi(&k, &pfe, epi, 4, LLVMGetParam(k.fn, 3), Co * H * W, blocks * (H / R) * NG * Ci);
     pd.buf = LLVMGetParam(k.fn, 0);
     Core c = {&k, g, &tl, &pd, &pf, &pfe, epi, transposed, stats, sums, Ci, Co, H, W, NG, nfix};
-    core_blocks(&c, OB, 0, Co);
+    core_blocks(&c, OB);
     LLVMBuildRetVoid(k.b);
     LLVMDisposeBuilder(k.b);
     return k.fn;
@@ -870,8 +869,9 @@ static LLVMValueRef build_core(CG *cg, const char *name, const Geo *g, bool tran
 static LLVMValueRef build_dx2_core(CG *cg, const char *name, const Geo *g) {
     CB k = cb_of(cg);
     int64_t O = g->O, C = g->C, Ho = g->Ho, Wo = g->Wo, H = g->H, W = g->W, K = g->K, P = g->P, L = k.L;
-    int64_t acc4 = tile_accs(cg->t, TILE_VECS / 2) / 4;   /* vectors of dy positions x channels */
-    Tile tl = tile_of(Ho, Wo, L, acc4 < TILE_VECS ? (acc4 > 0 ? acc4 : 1) : TILE_VECS);
+    /* accumulators per parity: vectors of dy positions x channels, at most TILE_VECS vectors */
+    int64_t acc4 = tile_accs(cg->t, TILE_VECS / 2) / 4;
+    Tile tl = tile_of(Ho, Wo, L, acc4 < 1 ? 1 : acc4 > TILE_VECS ? TILE_VECS : acc4);
     int64_t R = tl.R, V = tl.V, NG = tile_groups(&tl);
     int64_t OB = tile_ob(acc4, V, C);
     RRC_ASSERT(4 * OB * V <= CG_MAX_ACCS);

@@ -251,6 +251,9 @@ static CgModule *build_ir(Graph *g, const char *fn, const CgOptions *o) {
     cg.f32 = LLVMFloatTypeInContext(m->ctx);
     cg.void_ = LLVMVoidTypeInContext(m->ctx);
     cg.t = cg_target(o);
+    /* the passes laid out the direct convolutions for the graph's target
+       (its lanes); code for another width would misread those layouts */
+    RRC_ASSERT(g->target && g->target->lanes == cg.t->lanes);
 
     cg.ws_offset = cg_plan_workspace(g);
 

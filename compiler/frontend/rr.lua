@@ -43,8 +43,8 @@ local MAX_ERRORS = 500     -- errors kept; later ones are only counted
 -- C can trust the types the validators established. Its keys are strong:
 -- with weak keys it was an ephemeron table, whose entries reference other
 -- keys (a layer's children), and the collector's ephemeron convergence is
--- quadratic in such chains (a spec nesting 30,000 layers took 19 s inside
--- liblua, out of the instruction cap's reach). A spec runs once and the
+-- quadratic in such chains: time spent inside liblua, out of the
+-- instruction cap's reach (docs/DECISIONS.md). A spec runs once and the
 -- memory cap bounds what it makes.
 ---------------------------------------------------------------------------
 local objs = {}
@@ -413,19 +413,8 @@ end)
 local function merge_params(kind, loc, name, children)
     local p, owner, told, depth, bad = {}, {}, {}, 0, false
     for _, c in ipairs(children) do
-        if objs[c].depth > depth then depth = objs[c].depth end
-    end
-    if depth >= MAX_DEPTH then
-        -- reported once, where it first got too deep; above that nothing is
-        -- merged: copying every name at every level made a spec nested
-        -- 30,000 deep take 19 s inside liblua, beyond the instruction cap
-        if depth == MAX_DEPTH then
-            report(loc, kind, sformat("layers are nested more than %d deep", MAX_DEPTH))
-        end
-        return p, depth + 1, true
-    end
-    for _, c in ipairs(children) do
         local cd = objs[c]
+        if cd.depth > depth then depth = cd.depth end
         for _, e in ipairs(cd.params) do
             local full, from = with_prefix(name, e[1]), e[2]
             local prev = owner[full]
@@ -441,6 +430,10 @@ local function merge_params(kind, loc, name, children)
                 p[#p + 1] = {full, from}
             end
         end
+    end
+    if depth == MAX_DEPTH then  -- deeper ones were reported where they first got too deep
+        report(loc, kind, sformat("layers are nested more than %d deep", MAX_DEPTH))
+        bad = true
     end
     return p, depth + 1, bad
 end
