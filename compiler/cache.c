@@ -16,6 +16,7 @@
 
 #include "cache.h"
 #include "driver.h"
+#include "rt_file.h"
 #include "target.h"
 
 #define MANIFEST "manifest"
@@ -221,19 +222,7 @@ CacheLookup cache_load(const CacheEntry *ce, const char *name, char **data, size
 /* Writes path atomically: a temporary file in the same directory, renamed
    over path once complete. */
 static bool write_atomic(const char *path, const void *data, size_t len) {
-    char tmp[1500];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return false;
-    bool ok = fwrite(data, 1, len, f) == len;
-    ok = (fclose(f) == 0) && ok;
-    if (ok) ok = rename(tmp, path) == 0;
-    if (!ok) {
-        int e = errno;
-        remove(tmp);
-        errno = e;
-    }
-    return ok;
+    return rt_write_atomic(path, data, len, NULL, 0) == 0;
 }
 
 static bool write_manifest(const CacheEntry *ce, long size, uint64_t hash) {

@@ -22,6 +22,7 @@
 #include "target.h"
 #include "program.h"
 #include "rt_data.h"
+#include "rt_file.h"
 #include "rt_program_json.h"
 
 /* The entries' objects, DIR/NAME.ENTRY.o, compiled on two threads: the
@@ -121,8 +122,11 @@ static void c_ident(char *out, size_t n, const char *s) {
     out[k] = 0;
 }
 
+/* Written under a temporary name and renamed: a failed write (a full disk)
+   leaves no half a header. */
 static bool write_header(const char *path, const Program *pr) {
-    FILE *f = fopen(path, "w");
+    char tmp[4200], err[4400] = "";
+    FILE *f = rt_tmp_path(tmp, sizeof tmp, path) ? fopen(tmp, "w") : NULL;
     if (!f) { fprintf(stderr, "rrc compile: cannot write %s: %s\n", path, strerror(errno)); return false; }
     const rt_program *p = &pr->p;
     char up[128];
@@ -152,7 +156,13 @@ static bool write_header(const char *path, const Program *pr) {
         fputc('\n', f);
     }
     fprintf(f, "#endif\n");
-    return fclose(f) == 0;
+    if (rt_close_checked(f, path, err, sizeof err) != 0 || rename(tmp, path) != 0) {
+        if (!*err) snprintf(err, sizeof err, "%s: cannot rename into place: %s", path, strerror(errno));
+        fprintf(stderr, "rrc compile: %s\n", err);
+        unlink(tmp);
+        return false;
+    }
+    return true;
 }
 
 static int run_cmd(const char *cmd) {

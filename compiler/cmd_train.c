@@ -17,6 +17,7 @@ typedef enum { CMD_TRAIN, CMD_LINEVAL } Cmd;
 
 static int run(Cmd cmd, int argc, char **argv) {
     const char *name = cmd == CMD_TRAIN ? "train" : "lineval";
+    rt_cli_cmd rcmd = cmd == CMD_TRAIN ? RT_CMD_TRAIN : RT_CMD_LINEVAL;
     const char *spec = NULL, *data = NULL, *method = "relational", *cpu = NULL;
     SpecOverrides ov = {.seed = -1};
     char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
@@ -45,21 +46,34 @@ static int run(Cmd cmd, int argc, char **argv) {
         if (flag_is(a, "--verify-each")) { pipe.verify_each = true; continue; }
         if (flag_is(a, "--cpu")) { cpu = flag_value(name, argc, argv, &i, "--cpu"); continue; }
         if (flag_is(a, "--dump-after")) { pipe.dump_after = flag_value(name, argc, argv, &i, "--dump-after"); continue; }
-        /* flags that change the graph are applied here and passed on, so
+        /* the runtime's flags (its table says which take a value) go on to
+           rt_cli; those that change the graph are also applied here, so
            that the runtime sees them match */
+        int arity = rt_cli_flag_arity(rcmd, a);
+        if (arity < 0) {
+            fprintf(stderr, "rrc %s: unknown flag '%s' (see rrc %s --help)\n", name, a, name);
+            free(rest);
+            return EXIT_USAGE;
+        }
         rest[nrest++] = argv[i];
-        bool takes = !strchr(a, '=') && i + 1 < argc;
-        if (flag_is(a, "--K")) ov.K = (int)flag_int(name, "--K", flag_value(name, argc, argv, &i, "--K"), 2, 1024);
-        else if (flag_is(a, "--batch")) ov.batch = (int)flag_int(name, "--batch", flag_value(name, argc, argv, &i, "--batch"), 2, 1 << 16);
-        else if (flag_is(a, "--aggregation")) ov.aggregation = flag_value(name, argc, argv, &i, "--aggregation");
-        else if (flag_is(a, "--loss")) ov.loss = flag_value(name, argc, argv, &i, "--loss");
-        else if (flag_is(a, "--data")) data = flag_value(name, argc, argv, &i, "--data");
-        else if (flag_is(a, "--method")) method = flag_value(name, argc, argv, &i, "--method");
-        else takes = false;
-        if (takes) rest[nrest++] = argv[i];
-        else if (!strchr(a, '=') && i + 1 < argc && argv[i + 1][0] != '-' && !flag_is(a, "--quiet") &&
-                 !flag_is(a, "--random-init") && !flag_is(a, "--profile"))
-            rest[nrest++] = argv[++i];   /* a value of a runtime flag */
+        if (arity == 0 && !strchr(a, '=')) continue;
+        int at = i;
+        const char *v = flag_value(name, argc, argv, &i, a);
+        if (i != at) rest[nrest++] = argv[i];
+        if (flag_is(a, "--K")) ov.K = (int)flag_int(name, "--K", v, 2, 1024);
+        else if (flag_is(a, "--batch")) ov.batch = (int)flag_int(name, "--batch", v, 2, 1 << 16);
+        else if (flag_is(a, "--aggregation")) ov.aggregation = v;
+        else if (flag_is(a, "--loss")) ov.loss = v;
+        else if (flag_is(a, "--data")) data = v;
+        else if (flag_is(a, "--method")) method = v;
+    }
+    /* every flag and value checked before the spec is loaded, the data
+       read or anything compiled */
+    char prog[64];
+    snprintf(prog, sizeof prog, "rrc %s", name);
+    if (!rt_cli_check(rcmd, prog, nrest, rest)) {
+        free(rest);
+        return EXIT_USAGE;
     }
     if (!spec) {
         if (cmd == CMD_TRAIN) rt_cli_train_usage(stderr, "rrc train", " SPEC");
@@ -108,8 +122,6 @@ static int run(Cmd cmd, int argc, char **argv) {
             else if (pr.ncached) snprintf(cached, sizeof cached, " (%d of %d cached)", pr.ncached, pr.ncompiled);
             fprintf(stderr, "rrc: compiled %s (%d entries) in %.2f s%s\n", s->name, pr.ncompiled, pr.compile_seconds, cached);
         }
-        char prog[64];
-        snprintf(prog, sizeof prog, "rrc %s", name);
         rc = cmd == CMD_TRAIN ? rt_cli_train(&pr.p, prog, nrest, rest) : rt_cli_lineval(&pr.p, prog, nrest, rest);
     }
     program_free(&pr);   /* a failed build keeps what it had made */

@@ -108,8 +108,12 @@ static int plan_tensors(const char *path, const rt_program *p, Plan *pl, char *e
 
 /* ---- saving ------------------------------------------------------------ */
 
+static const char *method_name(const rt_program *p) {
+    return p->method == RT_METHOD_SUPERVISED ? "supervised" : "relational";
+}
+
 int rt_checkpoint_save(const char *path, const rt_program *p, const char *params, const char *state,
-                       const float *opt_m, const float *opt_v, int64_t step, int64_t epoch, char *err, size_t errlen) {
+                       const float *opt_m, const float *opt_v, const rt_ckpt_run *run, char *err, size_t errlen) {
     Plan pl;
     if (plan_tensors(path, p, &pl, err, errlen)) return -1;
     bool sgd = p->optim == RT_OPT_SGD;
@@ -161,15 +165,22 @@ int rt_checkpoint_save(const char *path, const rt_program *p, const char *params
         }
     }
 
-    char s_step[32], s_epoch[32], s_seed[32], s_hash[32];
-    snprintf(s_step, sizeof s_step, "%" PRId64, step);
-    snprintf(s_epoch, sizeof s_epoch, "%" PRId64, epoch);
-    snprintf(s_seed, sizeof s_seed, "%" PRIu64, p->seed);
+    char s_step[32], s_epoch[32], s_seed[32], s_hash[32], s_k[32], s_batch[32], s_images[32];
+    snprintf(s_step, sizeof s_step, "%" PRId64, run->step);
+    snprintf(s_epoch, sizeof s_epoch, "%" PRId64, run->epoch);
+    snprintf(s_seed, sizeof s_seed, "%" PRIu64, run->seed);
     snprintf(s_hash, sizeof s_hash, "%016" PRIx64, p->layout_hash);
-    const char *keys[] = {"format", "spec", "step", "epoch", "seed", "layout_hash", "optimizer"};
+    snprintf(s_k, sizeof s_k, "%d", p->K);
+    snprintf(s_batch, sizeof s_batch, "%d", p->batch);
+    snprintf(s_images, sizeof s_images, "%" PRId64, run->images);
+    const char *keys[] = {"format", "spec",   "step", "epoch", "seed",        "layout_hash",       "optimizer",
+                          "method", "K",      "batch", "loss", "aggregation", "images"};
     const char *vals[] = {RT_CKPT_FORMAT, p->spec_name ? p->spec_name : "", s_step, s_epoch, s_seed, s_hash,
-                          sgd ? "sgd" : "adam"};
-    rc = rt_st_write(path, ts, n, keys, vals, (int)(sizeof keys / sizeof keys[0]), err, errlen);
+                          sgd ? "sgd" : "adam", method_name(p), s_k, s_batch, p->loss ? p->loss : "",
+                          p->aggregation ? p->aggregation : "", s_images};
+    /* images 0 (not known) is left out, so that it is not compared */
+    int nkeys = (int)(sizeof keys / sizeof keys[0]) - (run->images > 0 ? 0 : 1);
+    rc = rt_st_write(path, ts, n, keys, vals, nkeys, err, errlen);
 
 out:
     free(names);
@@ -271,6 +282,34 @@ static int meta_int(const Loader *L, const char *key, int64_t *out, bool require
     return 0;
 }
 
+/* RT_CKPT_SAME_RUN: the first setting in which the file's run and the
+   resuming one differ is an error naming both values. */
+static int same_run(const Loader *L, const rt_ckpt_run *want) {
+    char k[32], b[32], s[32], n[32];
+    snprintf(k, sizeof k, "%d", L->p->K);
+    snprintf(b, sizeof b, "%d", L->p->batch);
+    snprintf(s, sizeof s, "%" PRIu64, want ? want->seed : 0);
+    snprintf(n, sizeof n, "%" PRId64, want ? want->images : 0);
+    /* "--K 4" for flags, "240 training images" for the data set */
+    struct { const char *key, *before, *after, *now; } set[] = {
+        {"method", "--method ", "", method_name(L->p)},
+        {"K", "--K ", "", k},
+        {"batch", "--batch ", "", b},
+        {"loss", "--loss ", "", L->p->loss},
+        {"aggregation", "--aggregation ", "", L->p->aggregation},
+        {"seed", "--seed ", "", want ? s : NULL},
+        {"images", "", " training images", want && want->images ? n : NULL},
+    };
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) {
+        const char *was = rt_st_meta(L->f, set[i].key);
+        if (!was || !set[i].now || strcmp(was, set[i].now) == 0) continue;
+        return fail(L->err, L->errlen, L->path,
+                    "was trained with %s%s%s, this run has %s%s%s (--resume-anyway continues with this run's settings)",
+                    set[i].before, rt_shown_name(was).s, set[i].after, set[i].before, set[i].now, set[i].after);
+    }
+    return 0;
+}
+
 /* Is the file tensor `name` one the load may leave unused? Otherwise the
    file holds something this program does not have, which is refused: it
    means the wrong file or the wrong spec, and silently dropping weights
@@ -332,7 +371,7 @@ static int plan_optim(Loader *L, const Plan *pl, const char *prefix, float *buf,
 }
 
 int rt_checkpoint_load(const char *path, const rt_program *p, char *params, char *state, float *opt_m, float *opt_v,
-                       int64_t *step, int64_t *epoch, int flags, char *err, size_t errlen) {
+                       const rt_ckpt_run *want, rt_ckpt_run *got, int flags, char *err, size_t errlen) {
     Plan pl = {0};
     rt_st_file f = {0};
     Loader L = {.path = path, .p = p, .f = &f, .err = err, .errlen = errlen};
@@ -357,9 +396,12 @@ int rt_checkpoint_load(const char *path, const rt_program *p, char *params, char
         for (int i = 0; i < f.ntensors && L.bare; i++) L.bare = !starts_with(f.tensors[i].name, BACKBONE);
     }
 
-    int64_t st = 0, ep = 0;
+    int64_t st = 0, ep = 0, seed = 0, images = 0;
     bool resume = (flags & RT_CKPT_REQUIRE_OPTIM) && !backbone_only;
-    if (meta_int(&L, "step", &st, resume && step) || meta_int(&L, "epoch", &ep, resume && epoch)) goto out;
+    if (meta_int(&L, "step", &st, resume) || meta_int(&L, "epoch", &ep, resume) || meta_int(&L, "seed", &seed, false) ||
+        meta_int(&L, "images", &images, false))
+        goto out;
+    if ((flags & RT_CKPT_SAME_RUN) && same_run(&L, want)) goto out;
 
     L.copies = malloc((size_t)(3 * pl.n + 1) * sizeof *L.copies);
     if (!L.copies) { fail(err, errlen, path, "out of memory"); goto out; }
@@ -401,8 +443,7 @@ int rt_checkpoint_load(const char *path, const rt_program *p, char *params, char
         const Copy *c = &L.copies[i];
         if (rt_tensor_to_f32(c->src, c->dst, c->n, path, err, errlen)) goto out;
     }
-    if (step) *step = st;
-    if (epoch) *epoch = ep;
+    if (got) *got = (rt_ckpt_run){st, ep, (uint64_t)seed, images};
     rc = 0;
 
 out:

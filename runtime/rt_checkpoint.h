@@ -6,8 +6,10 @@
 ** ...) as F32 with its shape, the optimizer's buffers laid out like PARAM
 ** (optim.m.<name> and optim.v.<name> for Adam, optim.momentum.<name> for
 ** SGD), and __metadata__:
-**   format "rrc-checkpoint-1", spec, step, epoch, seed,
-**   layout_hash (16 hex digits), optimizer ("adam" / "sgd").
+**   format "rrc-checkpoint-1", spec, step, epoch, seed (the run's --seed),
+**   layout_hash (16 hex digits), optimizer ("adam" / "sgd"), and the
+**   settings a resumed run must share: method, K, batch, loss,
+**   aggregation, images (training images per epoch; absent if unknown).
 ** Tensors are matched by name and shape, never by offset, so a checkpoint
 ** moves between programs of the same spec compiled for other batch sizes,
 ** and to and from PyTorch state dicts (torch.load(safetensors) by name).
@@ -40,14 +42,29 @@ enum {
     /* Resuming: a file without optimizer state (or without step and epoch)
        is an error. */
     RT_CKPT_REQUIRE_OPTIM = 1 << 1,
+    /* Resuming: the file's seed, images, K, batch, loss, aggregation and
+       method must equal the resuming run's (`want` and p); the first that
+       differs is named. A setting the file does not record is not
+       compared. */
+    RT_CKPT_SAME_RUN = 1 << 2,
 };
+
+/* Where a run stands, and what it is: saved with a checkpoint; on --resume
+   compared with the resuming run (RT_CKPT_SAME_RUN). */
+typedef struct rt_ckpt_run {
+    int64_t step, epoch;   /* steps and epochs done */
+    uint64_t seed;         /* the run's --seed */
+    int64_t images;        /* training images per epoch; 0: not known */
+} rt_ckpt_run;
 
 /* Writes PATH. params/state are the PARAM and STATE regions; opt_m/opt_v
    are laid out like PARAM (same byte offsets) or NULL (not saved). For SGD
    pass the momentum buffer as opt_m (opt_v is ignored). Tensor locations
-   come from p->train_full's table. Returns 0, or -1 with a message. */
+   come from p->train_full's table; K, batch, loss, aggregation and method
+   come from p, the rest of the metadata from run. Returns 0, or -1 with a
+   message. */
 int rt_checkpoint_save(const char *path, const rt_program *p, const char *params, const char *state,
-                       const float *opt_m, const float *opt_v, int64_t step, int64_t epoch, char *err, size_t errlen);
+                       const float *opt_m, const float *opt_v, const rt_ckpt_run *run, char *err, size_t errlen);
 
 /* Reads PATH into the regions (see the flags). Every PARAM tensor of the
    program (of the backbone, with RT_CKPT_BACKBONE_ONLY) must be in the
@@ -55,10 +72,11 @@ int rt_checkpoint_save(const char *path, const rt_program *p, const char *params
    values stay); num_batches_tracked is ignored; a tensor the program does
    not have is an error. opt_m/opt_v (may be NULL) are filled when the file
    has optimizer state for the spec's optimizer, else left as they are
-   (opt_v is not touched for SGD). step/epoch (may be NULL) get the
-   metadata's values, 0 when absent. Returns 0, or -1 with a message and
-   nothing written. */
+   (opt_v is not touched for SGD). want: the resuming run, compared with
+   RT_CKPT_SAME_RUN (else may be NULL). got (may be NULL) gets the
+   metadata's step, epoch, seed and images, 0 when absent. Returns 0, or -1
+   with a message and nothing written. */
 int rt_checkpoint_load(const char *path, const rt_program *p, char *params, char *state, float *opt_m, float *opt_v,
-                       int64_t *step, int64_t *epoch, int flags, char *err, size_t errlen);
+                       const rt_ckpt_run *want, rt_ckpt_run *got, int flags, char *err, size_t errlen);
 
 #endif

@@ -9,12 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "rt_file.h"
 #include "rt_preview.h"
 
 int rt_png_write(const char *path, const uint8_t *rgb, int w, int h, char *err, size_t errlen) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    char tmp[4200];
+    FILE *f = rt_tmp_path(tmp, sizeof tmp, path) ? fopen(tmp, "wb") : NULL;
     if (!f) {
         snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno));
         return -1;

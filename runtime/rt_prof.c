@@ -10,11 +10,13 @@
 ** "MODULE conv2d [epilogue]" groups apart from plain conv2d without this
 ** file knowing about fusion.
 */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "rt_file.h"
 #include "rt_prof.h"
 
 _Static_assert(sizeof(rt_prof_site) == 64, "rt_prof_site must match the LLVM struct of cg_llvm.c");
@@ -218,7 +220,7 @@ int rt_prof_report(FILE *f, int top, const char *csv_path, char *err, size_t err
     if (csv_path) {
         FILE *c = fopen(csv_path, "w");
         if (!c) {
-            snprintf(err, errlen, "%s: cannot write the profile", csv_path);
+            snprintf(err, errlen, "%s: cannot write the profile: %s", csv_path, strerror(errno));
             rc = -1;
         } else {
             fprintf(c, "kind,name,calls,ms_per_step,share_pct,gflop_per_s,gb_per_s,flops_per_call,bytes_per_call\n");
@@ -228,10 +230,7 @@ int rt_prof_report(FILE *f, int top, const char *csv_path, char *err, size_t err
             csv_row(c, "step", &step);
             for (i = 0; i < nops; i++) csv_row(c, "op", &ops[i]);
             for (i = 0; i < nmods; i++) csv_row(c, "module", &mods[i]);
-            if (fclose(c) != 0) {
-                snprintf(err, errlen, "%s: cannot write the profile", csv_path);
-                rc = -1;
-            }
+            if (rt_close_checked(c, csv_path, err, errlen) != 0) rc = -1;
         }
     }
     free(k);

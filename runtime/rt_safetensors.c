@@ -22,6 +22,8 @@
 */
 #include "rt_safetensors.h"
 
+#include "rt_file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -495,19 +497,6 @@ static const char *find_duplicate(const char *const *names, int n) {
     return dup;
 }
 
-static int write_all(int fd, const void *buf, size_t n) {
-    const unsigned char *p = buf;
-    while (n > 0) {
-        size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n;
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Checks the arguments and builds the header object (NULL after an error). */
 static json_t *build_header(const char *path, const rt_tensor *tensors, int n,
                             const char *const *meta_keys, const char *const *meta_vals, int nmeta,
@@ -624,26 +613,6 @@ fail:
     return NULL;
 }
 
-/* Makes the rename itself durable; best effort, as not every file system
-   lets a directory be opened or synced. */
-static void sync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir;
-    if (!slash) dir = strdup(".");
-    else if (slash == path) dir = strdup("/");
-    else {
-        dir = malloc((size_t)(slash - path) + 1);
-        if (dir) { memcpy(dir, path, (size_t)(slash - path)); dir[slash - path] = 0; }
-    }
-    if (!dir) return;
-    int fd = open(dir, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 int rt_st_write(const char *path, const rt_tensor *tensors, int n,
                 const char *const *meta_keys, const char *const *meta_vals, int nmeta,
                 char *err, size_t errlen) {
@@ -661,48 +630,15 @@ int rt_st_write(const char *path, const rt_tensor *tensors, int n,
     for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)padded >> (8 * i));
     static const char spaces[8] = "        ";
 
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) { free(hdr); return fail(err, errlen, path, "out of memory"); }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-
+    rt_atomic a;
     int rc = -1;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) {
-        fail(err, errlen, path, "cannot create %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    bool ok = write_all(fd, lenb, 8) == 0 && write_all(fd, hdr, hlen) == 0 &&
-              write_all(fd, spaces, padded - hlen) == 0;
-    for (int i = 0; ok && i < n; i++) ok = write_all(fd, tensors[i].data, tensors[i].nbytes) == 0;
-    if (!ok) {
-        fail(err, errlen, path, "cannot write %s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    if (fsync(fd) != 0) {
-        fail(err, errlen, path, "cannot sync %s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
-    /* close can report a deferred write error (NFS); it must be checked. */
-    if (close(fd) != 0) {
-        fail(err, errlen, path, "cannot write %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    if (rename(tmp, path) != 0) {
-        fail(err, errlen, path, "cannot rename %s into place: %s", tmp, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    sync_parent_dir(path);
-    rc = 0;
+    if (rt_atomic_open(&a, path, err, errlen) != 0) goto out;
+    bool ok = rt_atomic_write(&a, lenb, 8, err, errlen) == 0 && rt_atomic_write(&a, hdr, hlen, err, errlen) == 0 &&
+              rt_atomic_write(&a, spaces, padded - hlen, err, errlen) == 0;
+    for (int i = 0; ok && i < n; i++) ok = rt_atomic_write(&a, tensors[i].data, tensors[i].nbytes, err, errlen) == 0;
+    if (ok) rc = rt_atomic_commit(&a, err, errlen);
 
 out:
-    free(tmp);
     free(hdr);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "rt_checkpoint.h"
+#include "rt_file.h"
 #include "rt_prof.h"
 #include "rt_rng.h"
 #include "rt_train.h"
@@ -136,11 +137,13 @@ int rt_train_supervised(const rt_program *p, const rt_train_opts *o, const rt_da
         snprintf(err, errlen, "%s: cannot create: %s", o->out_dir, strerror(errno));
         goto out;
     }
+    rt_clean_stale_tmp(o->out_dir);
     char path[1024];
     snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);
     csv = fopen(path, "w");
     perm = malloc((size_t)n * sizeof *perm);
-    if (!csv || !perm) { snprintf(err, errlen, "%s: cannot write", path); goto out; }
+    if (!csv) { snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno)); goto out; }
+    if (!perm) { snprintf(err, errlen, "out of memory"); goto out; }
     fprintf(csv, "epoch,step,loss,train_acc,lr,images_per_s,seconds\n");
     double t0 = now();
     int64_t t = 0;
@@ -172,16 +175,23 @@ int rt_train_supervised(const rt_program *p, const rt_train_opts *o, const rt_da
             ep_acc += acc;
             double dt = now() - ts;
             rt_prof_step_end();
-            fprintf(csv, "%d,%lld,%.6f,%.6f,%g,%.1f,%.3f\n", epoch + 1, (long long)t, loss, acc, lr,
-                    (double)bsz / (dt > 0 ? dt : 1e-9), now() - t0);
+            if (fprintf(csv, "%d,%lld,%.6f,%.6f,%g,%.1f,%.3f\n", epoch + 1, (long long)t, loss, acc, lr,
+                        (double)bsz / (dt > 0 ? dt : 1e-9), now() - t0) < 0) {
+                rt_flush_checked(csv, path, err, errlen);
+                goto out;
+            }
         }
+        if (rt_flush_checked(csv, path, err, errlen) != 0) goto out;
         if (!o->quiet)
             fprintf(stderr, "rrc: supervised epoch %d/%d: loss %.4f, train accuracy %.4f, lr %g\n", epoch + 1, o->epochs,
                     ep_loss / (double)steps, ep_acc / (double)steps, lr);
     }
+    FILE *done = csv;
+    csv = NULL;
+    if (rt_close_checked(done, path, err, errlen) != 0) goto out;
     *test_acc = rt_classify_accuracy(&m, test, mean, std);
     snprintf(path, sizeof path, "%s/last.safetensors", o->out_dir);
-    if (rt_checkpoint_save(path, p, m.params, m.state, m.opt_m, NULL, t, o->epochs, err, errlen) != 0) goto out;
+    if (rt_checkpoint_save(path, p, m.params, m.state, m.opt_m, NULL, &(rt_ckpt_run){t, o->epochs, o->seed, n}, err, errlen) != 0) goto out;
     rc = 0;
 out:
     if (csv) fclose(csv);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "rt_checkpoint.h"
+#include "rt_file.h"
 #include "rt_prof.h"
 #include "rt_rng.h"
 #include "rt_train.h"
@@ -222,9 +223,8 @@ static int metrics_resume(const char *path, int64_t step, double *seconds, char 
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         return -1;
     }
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *out = fopen(tmp, "w");
+    char tmp[4200];
+    FILE *out = rt_tmp_path(tmp, sizeof tmp, path) ? fopen(tmp, "w") : NULL;
     if (!out) {
         snprintf(err, errlen, "%s: cannot write: %s", tmp, strerror(errno));
         fclose(in);
@@ -288,36 +288,57 @@ static int make_dir(const char *path, char *err, size_t errlen) {
     return 0;
 }
 
+/* A plot is never worth a hang: gnuplot gets this long. */
+#define PLOT_SECONDS 60.0
+
 /* Plots per-epoch mean loss and pair accuracy from metrics.csv: writes the
-   gnuplot script RUN/curves.gp (kept, so the plot can be remade) and runs it. */
+   gnuplot script RUN/curves.gp (kept, so the plot can be remade with
+   `gnuplot RUN/curves.gp`) and runs it. This run's gnuplot draws under a
+   temporary name (the script's `out`, given with -e) renamed when it
+   succeeds, so a killed or failed gnuplot leaves no half a picture. A
+   missing gnuplot or a failed plot is a note, never a failed run. */
 static void plot_curves(const char *dir, int quiet) {
-    char gp[1024], png[1024], cmd[2200];
+    char gp[1024], png[1024], tmp[4200], text[8192], err[1200], setout[4300];
     snprintf(gp, sizeof gp, "%s/curves.gp", dir);
     snprintf(png, sizeof png, "%s/curves.png", dir);
-    FILE *f = fopen(gp, "w");
-    if (!f) return;
-    fprintf(f,
-            "# made by rrc: per-epoch means of %s/metrics.csv\n"
-            "set terminal png size 1000,420\n"
-            "set output '%s'\n"
-            "set datafile separator ','\n"
-            "set multiplot layout 1,2\n"
-            "set xlabel 'epoch'\n"
-            "set key off\n"
-            "set grid\n"
-            "set title 'relational loss (mean per epoch)'\n"
-            "plot '%s/metrics.csv' every ::1 using 1:3 smooth unique with linespoints pt 7\n"
-            "set title 'pair accuracy (mean per epoch)'\n"
-            "plot '%s/metrics.csv' every ::1 using 1:4 smooth unique with linespoints pt 7\n"
-            "unset multiplot\n",
-            dir, png, dir, dir);
-    fclose(f);
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-        if (!quiet) fprintf(stderr, "rrc: gnuplot not found; no %s (apt-get install gnuplot-nox; then gnuplot %s)\n", png, gp);
+    if (!rt_tmp_path(tmp, sizeof tmp, png) || strpbrk(dir, "'\n")) {
+        if (!quiet) fprintf(stderr, "rrc: note: no %s (gnuplot cannot quote the run directory's name)\n", png);
         return;
     }
-    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>/dev/null", gp);
-    if (system(cmd) != 0 && !quiet) fprintf(stderr, "rrc: gnuplot failed; no %s\n", png);
+    int k = snprintf(text, sizeof text,
+                     "# made by rrc: per-epoch means of %s/metrics.csv\n"
+                     "if (!exists('out')) out = '%s'\n"
+                     "set terminal png size 1000,420\n"
+                     "set output out\n"
+                     "set datafile separator ','\n"
+                     "set multiplot layout 1,2\n"
+                     "set xlabel 'epoch'\n"
+                     "set key off\n"
+                     "set grid\n"
+                     "set title 'relational loss (mean per epoch)'\n"
+                     "plot '%s/metrics.csv' every ::1 using 1:3 smooth unique with linespoints pt 7\n"
+                     "set title 'pair accuracy (mean per epoch)'\n"
+                     "plot '%s/metrics.csv' every ::1 using 1:4 smooth unique with linespoints pt 7\n"
+                     "unset multiplot\n"
+                     "set output\n",
+                     dir, png, dir, dir);
+    if (k < 0 || (size_t)k >= sizeof text) return;
+    if (rt_write_atomic(gp, text, (size_t)k, err, sizeof err) != 0) {
+        if (!quiet) fprintf(stderr, "rrc: note: no plot: %s\n", err);
+        return;
+    }
+    snprintf(setout, sizeof setout, "out = '%s'", tmp);
+    const char *argv[] = {"gnuplot", "-e", setout, gp, NULL};
+    int rc = rt_run_bounded(argv, PLOT_SECONDS);
+    if (rc == 0 && rename(tmp, png) == 0) return;
+    unlink(tmp);
+    if (quiet) return;
+    if (rc == 127)
+        fprintf(stderr, "rrc: gnuplot not found; no %s (apt-get install gnuplot-nox; then gnuplot %s)\n", png, gp);
+    else if (rc == -2)
+        fprintf(stderr, "rrc: note: gnuplot took longer than %.0f s and was stopped; no %s\n", PLOT_SECONDS, png);
+    else
+        fprintf(stderr, "rrc: note: gnuplot failed (exit %d); no %s\n", rc, png);
 }
 
 /* ---- the loop ---- */
@@ -369,24 +390,27 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
     if (Blast && plan_entry(&last, p->train_last, err, errlen) != 0) goto out;
 
     if (make_dir(o->out_dir, err, errlen) != 0) goto out;
+    rt_clean_stale_tmp(o->out_dir);   /* of runs killed while saving */
     int64_t step = 0, start_epoch = 0;
     char ckpt[1024];
     if (o->resume) {
         snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", o->resume);
-        if (rt_checkpoint_load(ckpt, p, m.params, m.state, m.opt_m, m.opt_v, &step, &start_epoch, RT_CKPT_REQUIRE_OPTIM, err,
-                               errlen) != 0)
-            goto out;
+        rt_ckpt_run want = {0, 0, o->seed, n}, got;
+        int flags = RT_CKPT_REQUIRE_OPTIM | (o->resume_anyway ? 0 : RT_CKPT_SAME_RUN);
+        if (rt_checkpoint_load(ckpt, p, m.params, m.state, m.opt_m, m.opt_v, &want, &got, flags, err, errlen) != 0) goto out;
+        step = got.step;
+        start_epoch = got.epoch;
         if (!o->quiet) fprintf(stderr, "rrc: resuming from %s at epoch %lld, step %lld\n", ckpt, (long long)start_epoch + 1, (long long)step);
     } else {
         rt_model_seed(&m, o->seed);
     }
-    char path[1024];
-    snprintf(path, sizeof path, "%s/metrics.csv", o->out_dir);
-    bool fresh = !o->resume || access(path, F_OK) != 0;
+    char path[1024], csv_path[1024];
+    snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", o->out_dir);
+    bool fresh = !o->resume || access(csv_path, F_OK) != 0;
     double seconds_before = 0;
-    if (!fresh && metrics_resume(path, step, &seconds_before, err, errlen) != 0) goto out;
-    csv = fopen(path, fresh ? "w" : "a");
-    if (!csv) { snprintf(err, errlen, "%s: cannot write: %s", path, strerror(errno)); goto out; }
+    if (!fresh && metrics_resume(csv_path, step, &seconds_before, err, errlen) != 0) goto out;
+    csv = fopen(csv_path, fresh ? "w" : "a");
+    if (!csv) { snprintf(err, errlen, "%s: cannot write: %s", csv_path, strerror(errno)); goto out; }
     if (fresh) fprintf(csv, "epoch,step,loss,pair_acc,pos_acc,neg_acc,images_per_s,seconds\n");
 
     perm = malloc((size_t)n * sizeof *perm);
@@ -427,8 +451,11 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
             ep_loss += mt.loss;
             ep_acc += mt.pair_acc;
             ep_n++;
-            fprintf(csv, "%d,%lld,%.6f,%.6f,%.6f,%.6f,%.1f,%.3f\n", epoch + 1, (long long)step, mt.loss, mt.pair_acc, mt.pos_acc,
-                    mt.neg_acc, ips, seconds_before + elapsed);
+            if (fprintf(csv, "%d,%lld,%.6f,%.6f,%.6f,%.6f,%.1f,%.3f\n", epoch + 1, (long long)step, mt.loss, mt.pair_acc,
+                        mt.pos_acc, mt.neg_acc, ips, seconds_before + elapsed) < 0) {
+                rt_flush_checked(csv, csv_path, err, errlen);
+                goto out;
+            }
             if (!isfinite(mt.loss)) {
                 snprintf(err, errlen, "step %lld: the loss is not finite (%g); stopping", (long long)step, mt.loss);
                 goto out;
@@ -451,24 +478,27 @@ int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errl
             }
         }
         if (tty) fputc('\n', stderr);
-        fflush(csv);
+        /* the rows first: a checkpoint must never be ahead of its log */
+        if (rt_flush_checked(csv, csv_path, err, errlen) != 0) goto out;
         int64_t ckpt_epoch = epoch + 1;
         snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", o->out_dir);
-        if (rt_checkpoint_save(ckpt, p, m.params, m.state, m.opt_m, p->optim == RT_OPT_ADAM ? m.opt_v : NULL, step,
-                               ckpt_epoch, err, errlen) != 0)
+        rt_ckpt_run run = {step, ckpt_epoch, o->seed, n};
+        if (rt_checkpoint_save(ckpt, p, m.params, m.state, m.opt_m, p->optim == RT_OPT_ADAM ? m.opt_v : NULL, &run, err,
+                               errlen) != 0)
             goto out;
         if (o->checkpoint_every && ckpt_epoch % o->checkpoint_every == 0 && !stopped) {
             snprintf(path, sizeof path, "%s/epoch_%lld.safetensors", o->out_dir, (long long)ckpt_epoch);
-            if (rt_checkpoint_save(path, p, m.params, m.state, m.opt_m, p->optim == RT_OPT_ADAM ? m.opt_v : NULL, step,
-                                   ckpt_epoch, err, errlen) != 0)
+            if (rt_checkpoint_save(path, p, m.params, m.state, m.opt_m, p->optim == RT_OPT_ADAM ? m.opt_v : NULL, &run, err,
+                                   errlen) != 0)
                 goto out;
         }
         if (!o->quiet && ep_n && !stopped)
             fprintf(stderr, "rrc: epoch %d: mean loss %.4f, pair accuracy %.4f; checkpoint %s\n", epoch + 1,
                     ep_loss / (double)ep_n, ep_acc / (double)ep_n, ckpt);
     }
-    fclose(csv);
+    FILE *done = csv;
     csv = NULL;
+    if (rt_close_checked(done, csv_path, err, errlen) != 0) goto out;
     plot_curves(o->out_dir, o->quiet);
     if (!o->quiet) fprintf(stderr, "rrc: %lld steps in %.1f s; run directory %s\n", (long long)run_steps, now() - t_start, o->out_dir);
     rc = 0;

@@ -22,6 +22,7 @@ typedef struct rt_train_opts {
     int nthreads;            /* threads making each batch's views (>= 1; the step's pool has as many) */
     uint64_t seed;
     const char *resume;      /* run directory to continue from (its last.safetensors), or NULL */
+    int resume_anyway;       /* resume although the checkpoint's seed, K, batch, loss or data set size differ */
     int quiet;               /* no progress line */
     int checkpoint_every;    /* also keep epoch_<e>.safetensors every this many epochs (0 = only last) */
     const char *engine;      /* for the log: "jit", "aot", ... */

@@ -15,8 +15,10 @@
 #include "test.h"
 
 #include "rt_checkpoint.h"
+#include "rt_file.h"
 #include "rt_safetensors.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -119,9 +121,27 @@ static char *tmp_path(const char *name) {
     return s;
 }
 
+/* DIR/NAME.tmp.PID-START, the temporary file of process pid, into buf. */
+static bool find_tmp(const char *dir, const char *name, pid_t pid, char *buf, size_t n) {
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "%s.tmp.%ld-", name, (long)pid);
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    struct dirent *de;
+    bool found = false;
+    while (!found && (de = readdir(d)))
+        if (strncmp(de->d_name, prefix, strlen(prefix)) == 0) found = snprintf(buf, n, "%s/%s", dir, de->d_name) < (int)n;
+    closedir(d);
+    return found;
+}
+
 static int load_all(const char *path, const rt_program *p, Mem *x, int64_t *step, int64_t *epoch, int flags,
                     char *err, size_t errlen) {
-    return rt_checkpoint_load(path, p, x->params, x->state, x->m, x->v, step, epoch, flags, err, errlen);
+    rt_ckpt_run got;
+    int rc = rt_checkpoint_load(path, p, x->params, x->state, x->m, x->v, NULL, &got, flags, err, errlen);
+    if (rc == 0 && step) *step = got.step;
+    if (rc == 0 && epoch) *epoch = got.epoch;
+    return rc;
 }
 
 /* Writes a safetensors file of F32 tensors by name and shape; the data of
@@ -177,7 +197,7 @@ TEST(checkpoint_round_trip) {
     fill(&a, 1);
     const char *path = tmp_path("rt.safetensors");
     char err[512] = "";
-    REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, 4242, 17, err, sizeof err) == 0, "%s", err);
+    REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){4242, 17, 12345678901ULL, 0}, err, sizeof err) == 0, "%s", err);
 
     /* what is in the file: names, shapes, metadata; nothing of INPUT/OUTPUT */
     rt_st_file f;
@@ -196,12 +216,14 @@ TEST(checkpoint_round_trip) {
     char hash[32];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)p.layout_hash);
     const char *meta_want[][2] = {{"format", "rrc-checkpoint-1"}, {"spec", "tiny"}, {"step", "4242"}, {"epoch", "17"},
-                                  {"seed", "12345678901"}, {"layout_hash", hash}, {"optimizer", "adam"}};
-    for (int i = 0; i < 7; i++) {
+                                  {"seed", "12345678901"}, {"layout_hash", hash}, {"optimizer", "adam"},
+                                  {"method", "relational"}};
+    for (int i = 0; i < 8; i++) {
         const char *got = rt_st_meta(&f, meta_want[i][0]);
         CHECKF(got && strcmp(got, meta_want[i][1]) == 0, "metadata %s: '%s', want '%s'", meta_want[i][0],
                got ? got : "(none)", meta_want[i][1]);
     }
+    CHECK(rt_st_meta(&f, "images") == NULL);   /* not known: not recorded, never compared */
     rt_st_free(&f);
 
     /* back into zeroed memory: every tensor byte for byte */
@@ -233,7 +255,7 @@ TEST(checkpoint_round_trip) {
 
     /* saving without optimizer state: loads, but not for a resume */
     const char *path2 = tmp_path("rt_noopt.safetensors");
-    REQUIREF(rt_checkpoint_save(path2, &p, a.params, a.state, NULL, NULL, 1, 1, err, sizeof err) == 0, "%s", err);
+    REQUIREF(rt_checkpoint_save(path2, &p, a.params, a.state, NULL, NULL, &(rt_ckpt_run){1, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
     memset(&b, 0, sizeof b);
     REQUIREF(load_all(path2, &p, &b, NULL, NULL, 0, err, sizeof err) == 0, "%s", err);
     CHECK(b.m[0] == 0);   /* absent optimizer state: buffers left as they were */
@@ -251,7 +273,7 @@ TEST(checkpoint_sgd_momentum) {
     const char *path = tmp_path("sgd.safetensors");
     char err[512] = "";
     /* a stray opt_v is not written for SGD */
-    REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, 10, 2, err, sizeof err) == 0, "%s", err);
+    REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){10, 2, 1, 0}, err, sizeof err) == 0, "%s", err);
     rt_st_file f;
     REQUIREF(rt_st_read(path, &f, err, sizeof err) == 0, "%s", err);
     CHECK(rt_st_find(&f, "optim.momentum.backbone.layer1.conv.weight") != NULL);
@@ -287,7 +309,7 @@ TEST(checkpoint_other_layout_refused) {
     snap = b;
     const char *path = tmp_path("other.safetensors");
     char err[512] = "";
-    REQUIREF(rt_checkpoint_save(path, &po, a.params, a.state, a.m, a.v, 1, 1, err, sizeof err) == 0, "%s", err);
+    REQUIREF(rt_checkpoint_save(path, &po, a.params, a.state, a.m, a.v, &(rt_ckpt_run){1, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
     CHECK(load_all(path, &p, &b, NULL, NULL, 0, err, sizeof err) == -1);
     /* the conv weight matches; the first mismatch in model order is named */
     char want[600];
@@ -420,7 +442,7 @@ TEST(checkpoint_backbone_only) {
     fill(&b, 8);
     snap = b;
     const char *path = tmp_path("full.safetensors");
-    REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, 1, 1, err, sizeof err) == 0, "%s", err);
+    REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){1, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
     REQUIREF(load_all(path, &p, &b, NULL, NULL, RT_CKPT_BACKBONE_ONLY, err, sizeof err) == 0, "%s", err);
     CHECK(memcmp(tensor_of(&b, &p, "backbone.layer1.conv.weight"), tensor_of(&a, &p, "backbone.layer1.conv.weight"),
                  72 * 4) == 0);
@@ -478,12 +500,12 @@ TEST(checkpoint_failed_load_leaves_regions) {
     snap = b;
     char err[512] = "";
     const char *good = tmp_path("late_good.safetensors");
-    REQUIREF(rt_checkpoint_save(good, &p, a.params, a.state, a.m, a.v, 3, 1, err, sizeof err) == 0, "%s", err);
+    REQUIREF(rt_checkpoint_save(good, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){3, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
     rt_st_file f;
     REQUIREF(rt_st_read(good, &f, err, sizeof err) == 0, "%s", err);
     rt_tensor ts[20];
-    const char *keys[8], *vals[8];
-    REQUIRE(f.ntensors <= 20 && f.nmeta <= 8);
+    const char *keys[16], *vals[16];
+    REQUIRE(f.ntensors <= 20 && f.nmeta <= 16);
     memcpy(ts, f.tensors, (size_t)f.ntensors * sizeof *ts);
     for (int i = 0; i < f.nmeta; i++) { keys[i] = f.meta_keys[i]; vals[i] = f.meta_vals[i]; }
     /* the last tensor (optim.v.relation.linear1.bias) gets a wrong shape */
@@ -532,7 +554,7 @@ TEST(checkpoint_non_finite_refused) {
         float *t = (float *)(void *)tensor_of(&a, &p, cases[c].tensor);
         t[cases[c].elem] = cases[c].value;
         const char *path = tmp_path("nonfinite.safetensors");
-        REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, 3, 1, err, sizeof err) == 0, "%s", err);
+        REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){3, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
         CHECK(load_all(path, &p, &b, NULL, NULL, 0, err, sizeof err) == -1);
         CHECKF(strstr(err, cases[c].says), "case %zu: %s", c, err);
         CHECK(memcmp(&b, &snap, sizeof b) == 0);
@@ -559,7 +581,7 @@ TEST(checkpoint_truncated_file) {
     snap = b;
     char err[512] = "";
     const char *path = tmp_path("trunc_src.safetensors");
-    REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, 1, 1, err, sizeof err) == 0, "%s", err);
+    REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){1, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
     long size = file_size(path);
     REQUIRE(size > 100);
     FILE *in = fopen(path, "rb");
@@ -597,15 +619,15 @@ TEST(checkpoint_failed_save_keeps_previous) {
     REQUIRE(mkdir(dir, 0777) == 0);
     char path[600];
     snprintf(path, sizeof path, "%s/last.safetensors", dir);
-    REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, 100, 5, err, sizeof err) == 0, "%s", err);
+    REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){100, 5, 1, 0}, err, sizeof err) == 0, "%s", err);
     long size = file_size(path);
 
     /* 1. The save fails cleanly: its temporary file cannot be created (a
        directory is in the way, which stops root too). */
-    char tmp[700];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    char tmp[4200];
+    REQUIRE(rt_tmp_path(tmp, sizeof tmp, path));
     REQUIRE(mkdir(tmp, 0777) == 0);
-    CHECK(rt_checkpoint_save(path, &p, a2.params, a2.state, a2.m, a2.v, 200, 6, err, sizeof err) == -1);
+    CHECK(rt_checkpoint_save(path, &p, a2.params, a2.state, a2.m, a2.v, &(rt_ckpt_run){200, 6, 1, 0}, err, sizeof err) == -1);
     CHECKF(strncmp(err, path, strlen(path)) == 0 && strstr(err, "cannot create"), "%s", err);
     rmdir(tmp);
     int64_t step = 0, epoch = 0;
@@ -623,14 +645,14 @@ TEST(checkpoint_failed_save_keeps_previous) {
         struct rlimit rl = {1000, 1000};
         setrlimit(RLIMIT_FSIZE, &rl);
         char e2[512];
-        rt_checkpoint_save(path, &p, a2.params, a2.state, a2.m, a2.v, 200, 6, e2, sizeof e2);
+        rt_checkpoint_save(path, &p, a2.params, a2.state, a2.m, a2.v, &(rt_ckpt_run){200, 6, 1, 0}, e2, sizeof e2);
         _exit(0);   /* not reached: the write past 1000 bytes kills the child */
     }
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);
     CHECKF(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ, "child status %d", status);
     /* the half-written file is the temporary, never the checkpoint */
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)pid);
+    REQUIREF(find_tmp(dir, "last.safetensors", pid, tmp, sizeof tmp), "no temporary file of child %ld in %s", (long)pid, dir);
     CHECK(file_size(tmp) == 1000);
     CHECK(file_size(path) == size);
     memset(&b, 0, sizeof b);
@@ -647,7 +669,7 @@ TEST(checkpoint_failed_save_keeps_previous) {
     unlink(tmp);
 
     /* a later save replaces it */
-    REQUIREF(rt_checkpoint_save(path, &p, a2.params, a2.state, a2.m, a2.v, 200, 6, err, sizeof err) == 0, "%s", err);
+    REQUIREF(rt_checkpoint_save(path, &p, a2.params, a2.state, a2.m, a2.v, &(rt_ckpt_run){200, 6, 1, 0}, err, sizeof err) == 0, "%s", err);
     REQUIREF(load_all(path, &p, &b, &step, &epoch, RT_CKPT_REQUIRE_OPTIM, err, sizeof err) == 0, "%s", err);
     CHECK(step == 200 && epoch == 6);
     CHECK(memcmp(tensor_of(&b, &p, "relation.linear1.bias"), tensor_of(&a2, &p, "relation.linear1.bias"), 8) == 0);
