@@ -139,7 +139,22 @@ void rt_atomic_abort(rt_atomic *a) {
     a->fd = -2;
 }
 
+/* RRC_TEST_KILL_IN_WRITE=N (tests only): the process kills itself with
+   SIGKILL in its Nth rt_atomic_write, after half of the data, as a crash
+   in the middle of a checkpoint would. */
+static void test_kill_hook(rt_atomic *a, const void *data, size_t len) {
+    static int calls, at = -1;
+    if (at < 0) {
+        const char *e = getenv("RRC_TEST_KILL_IN_WRITE");
+        at = e ? atoi(e) : 0;
+    }
+    if (at <= 0 || ++calls != at) return;
+    if (write(a->fd, data, len / 2) < 0) {}
+    raise(SIGKILL);
+}
+
 int rt_atomic_write(rt_atomic *a, const void *data, size_t len, char *err, size_t errlen) {
+    test_kill_hook(a, data, len);
     const unsigned char *p = data;
     while (len > 0) {
         size_t chunk = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;

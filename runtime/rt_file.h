@@ -67,6 +67,9 @@ int rt_flush_checked(FILE *f, const char *path, char *err, size_t errlen);
    NAME.tmp.PID) whose writer no longer runs. Returns how many it removed. */
 int rt_clean_stale_tmp(const char *dir);
 
+/* Tests only: RRC_TEST_KILL_IN_WRITE=N in the environment makes the process
+   kill itself (SIGKILL) halfway through its Nth rt_atomic_write. */
+
 /* Runs argv[0] (looked up in PATH) with argv, stdin from /dev/null and
    stdout/stderr to /dev/null, killing its process group after `seconds`.
    Returns its exit status, 127 when it cannot be started, or -2 on the

@@ -233,10 +233,16 @@ static int metrics_resume(const char *path, int64_t step, double *seconds, char 
     char *line = NULL;
     size_t cap = 0;
     bool header = true, ok = true;
-    while (ok && getline(&line, &cap, in) > 0) {
+    ssize_t len;
+    while (ok && (len = getline(&line, &cap, in)) > 0) {
+        /* a row cut short by a kill ("2,3" of "2,35,...") ends the file and
+           has no newline: it is not a row */
+        if (line[len - 1] != '\n') break;
         if (!header) {
+            /* rows are in step order: the first past the checkpoint ends
+               what is kept */
             const char *c = strchr(line, ','), *lastc = strrchr(line, ',');
-            if (!c || strtoll(c + 1, NULL, 10) > step) continue;
+            if (!c || strtoll(c + 1, NULL, 10) > step) break;
             if (lastc) *seconds = strtod(lastc + 1, NULL);
         }
         header = false;
