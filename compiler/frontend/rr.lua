@@ -574,7 +574,7 @@ ctor("model", function(loc, args)
     local d, bad = parse("model", "rr.model{input={3,32,32}, backbone=...}", {
         {"name", function(v)
             if type(v) == "string" and smatch(v, "^[%a_][%w_]*$") and #v <= 64 then return true, v end
-            return false, "an identifier (letters, digits, '_'; it names generated files and symbols)"
+            return false, "an identifier of at most 64 characters (letters, digits, '_'; it names generated files and symbols)"
         end, default_name()},
         {"input", shape3, required = true},
         {"backbone", object("layer", "a layer, e.g. rr.sequential{...}"), required = true},
@@ -592,6 +592,13 @@ ctor("model", function(loc, args)
     d.relation = d.relation or rr.relation_head{}
     d.loss = d.loss or rr.focal{}
     d.optimizer = d.optimizer or rr.adam{}
+    if not bad and #d.name > 64 then
+        -- the default, from the file name, names generated files too: a
+        -- long one would fail only when the trainer is written
+        report(loc, "model", sformat("the model's name defaults to the file's, '%s...' (%d characters), "
+            .. "but may have at most 64: give it a name = \"...\"", ssub(d.name, 1, 24), #d.name))
+        bad = true
+    end
     if not bad then
         -- the last resizing augmentation decides the size of a view
         local size, by
