@@ -3,6 +3,7 @@
 #   make          build ./rrc (installs missing Debian packages first)
 #   make test     build and run every test; ends with "N passed, N failed"
 #   make asan     the same tests under AddressSanitizer + UBSan
+#   make tsan     the tests that use threads under ThreadSanitizer
 #   make demo     the main job (see README.md)
 #   make goldens  regenerate tests/golden/ with PyTorch (needs python3-torch)
 #   make bench    rrc against the PyTorch reference (docs/PERFORMANCE.md)
@@ -39,7 +40,7 @@ CC_LIB_OBJS := $(CC_LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/compiler/frontend/prelud
 MAIN_OBJ := $(BUILD)/compiler/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test asan demo clean goldens bench
+.PHONY: all deps test asan tsan demo clean goldens bench
 all: rrc
 
 deps:
@@ -91,6 +92,21 @@ asan:
 test-asan: $(BUILD)/rrc_tests $(BUILD)/rrc
 	@RRC_BIN=$(BUILD)/rrc ASAN_OPTIONS=detect_leaks=1 $(BUILD)/rrc_tests
 
+# ThreadSanitizer: the tests that run threads (compiling in two threads,
+# LLVM's one-time setup, the JIT and its cache, the worker pool, the views'
+# making, training, AOT trainers) and the rrc processes they start, all
+# instrumented. Code TSan cannot see into (libLLVM, OpenBLAS, JIT output) is
+# covered by tools/tsan.supp, a reason per line.
+TSAN_TESTS = llvm_init pool_ jit_cache cli_train_uses_the_cache aug_batch_thread_count_invariant \
+             jit_golden_steps_threaded jit_matches_interp train_ aot_trainer_equals_jit kill_9 probe_deterministic
+tsan:
+	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" test-tsan
+
+.PHONY: test-tsan
+test-tsan: $(BUILD)/rrc_tests $(BUILD)/rrc
+	@RRC_BIN=$(BUILD)/rrc TSAN_OPTIONS="suppressions=$(CURDIR)/tools/tsan.supp halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
+	    $(BUILD)/rrc_tests $(TSAN_TESTS)
+
 $(BUILD)/rrc: $(MAIN_OBJ) $(BUILD)/librrc.a $(BUILD)/librrt.a $(BUILD)/rrc_trainer_main.o
 	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(BUILD)/librrc.a $(LINK_RT) $(LDLIBS)
 
@@ -106,6 +122,6 @@ bench: rrc
 	/usr/bin/python3 bench/bench.py
 
 clean:
-	rm -rf build build-asan rrc
+	rm -rf build build-asan build-tsan build-fuzz rrc
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

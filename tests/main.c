@@ -154,7 +154,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "rrc_tests: no child routine %s\n", argv[2]);
         return 127;
     }
-    const char *filter = argc > 1 ? argv[1] : NULL;
+    /* rrc_tests [FILTER...]: the tests whose names contain any FILTER */
+    int nfilters = argc - 1;
+    char **filters = argv + 1;
     int passed = 0, failed = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     catch_crashes();
@@ -168,7 +170,9 @@ int main(int argc, char **argv) {
        no OpenBLAS setting */
     setenv("RRC_BLAS_CORETYPE", "keep", 1);
     for (int i = 0; i < ncases; i++) {
-        if (filter && !strstr(cases[i].name, filter)) continue;
+        bool chosen = nfilters == 0;
+        for (int f = 0; f < nfilters && !chosen; f++) chosen = strstr(cases[i].name, filters[f]) != NULL;
+        if (!chosen) continue;
         cur_failures = 0;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);

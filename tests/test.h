@@ -3,7 +3,7 @@
 **
 ** Each test file (tests/test_NAME.c) defines tests with TEST(name) { ... };
 ** they register themselves at load time and tests/main.c runs them all (or those whose
-** name contains argv[1]) and ends with the line "N passed, N failed".
+** name contains one of the arguments) and ends with the line "N passed, N failed".
 ** CHECK(cond) records a failure and goes on; REQUIRE(cond) records a
 ** failure and leaves the test. Tests run in one process, in file order.
 */
