@@ -1,7 +1,8 @@
 # rrc: a model compiler for self-supervised relational reasoning.
 #
 #   make          build ./rrc (installs missing Debian packages first)
-#   make test     build and run every test; ends with "N passed, N failed"
+#   make test     build and run every test; ends with "N passed, N failed, N skipped"
+#                 (exit status non-zero only if a test failed)
 #   make asan     the same tests under AddressSanitizer + UBSan
 #   make tsan     the tests that use threads under ThreadSanitizer
 #   make demo     the main job (see README.md)
@@ -17,7 +18,7 @@ SAN     ?=
 BUILD   ?= build
 CFLAGS_WARN = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
               -Wmissing-prototypes -Wwrite-strings -Wundef -Wpointer-arith \
-              -Wformat=2 -Wcast-align -Wnull-dereference -Wvla
+              -Wformat=2 -Wcast-align -Wnull-dereference -Wvla -Werror=switch
 # Debian's llvm-19-dev paths are written out (not $(shell llvm-config-19 ...)):
 # the Makefile is read before `deps` can install LLVM on a fresh machine.
 LLVM_DIR = /usr/lib/llvm-19
@@ -82,6 +83,7 @@ $(BUILD)/rrc_tests: $(TEST_OBJS) $(BUILD)/librrc.a $(BUILD)/librrt.a
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJS) $(BUILD)/librrc.a $(LINK_RT) $(LDLIBS)
 
 test: rrc $(BUILD)/rrc_tests
+	@sh tools/layering.sh $(BUILD)
 	@$(BUILD)/rrc_tests
 
 asan:

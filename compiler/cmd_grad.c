@@ -13,7 +13,7 @@
 #include "cache.h"
 #include "driver.h"
 #include "engine.h"
-#include "ir/lower.h"
+#include "frontend/lower.h"
 
 static void grad_usage(FILE *f) {
     fprintf(f,
@@ -193,7 +193,8 @@ int cmd_grad(int argc, char **argv) {
     g = lower_train(s, B, x->shape[1], x->shape[2], x->shape[3], &arena, &d);
     if (!g) { rc = EXIT_BADSPEC; goto done; }
     Target target;
-    PipelineOpts po = {.debug = rrc_env_debug(), .target = driver_target("grad", cpu, NULL, NULL, true, &target)};
+    PipelineOpts po = {.debug = rrc_env_debug(), .target = driver_target("grad", cpu, NULL, NULL, true, &target),
+                       .caps = cg_caps()};
     if (!pipeline_run(g, &d, &po)) { rc = EXIT_BADSPEC; goto done; }
     if (aot) {
         rc = grad_aot(spec, s, g, B, input, params, out);

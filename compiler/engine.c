@@ -80,9 +80,9 @@ static bool unpack_objects(const char *p, size_t len, CgObjects *objs) {
     return true;
 }
 
-/* The step from a valid cache entry; false (g unchanged) if there is none.
+/* The step from a valid cache entry; false if there is none.
    RRC_DEBUG=3 wants the LLVM IR printed, so it always builds. */
-static bool load_step(Engine *e, Graph *g, const CacheEntry *ce, const CgOptions *o) {
+static bool load_step(Engine *e, const CacheEntry *ce, const CgOptions *o) {
     if (o && o->debug >= 3) return false;
     char *data = NULL;
     size_t len = 0;
@@ -92,12 +92,9 @@ static bool load_step(Engine *e, Graph *g, const CacheEntry *ce, const CgOptions
         bool packed = unpack_objects(data, len, &objs);
         free(data);
         if (packed) {
-            int64_t scratch = g->region_bytes[RT_REGION_SCRATCH];
-            cg_plan_workspace(g);   /* what the build would have added */
             e->cached = link_step(e, &objs, o);
             cg_objects_free(&objs);
             if (e->cached) return true;
-            g->region_bytes[RT_REGION_SCRATCH] = scratch;
         }
         fprintf(stderr, "rrc: cache entry %s does not link; rebuilding\n", ce->dir);
     }
@@ -133,7 +130,7 @@ bool engine_init(Engine *e, Graph *g, EngineKind k, const CgOptions *o) {
     double t0 = wall_seconds();
     CacheEntry ce;
     bool use_cache = cache_entry(&ce, g, "jit", STEP_FN, o);
-    if (!(use_cache && load_step(e, g, &ce, o)) && !build_step(e, g, use_cache ? &ce : NULL, o)) return false;
+    if (!(use_cache && load_step(e, &ce, o)) && !build_step(e, g, use_cache ? &ce : NULL, o)) return false;
     e->compile_seconds = wall_seconds() - t0;
     if (o && o->debug >= 1 && use_cache) fprintf(stderr, "rrc: compile cache: %s %s\n", e->cached ? "loaded" : "built", ce.dir);
     else if (o && o->debug >= 1) fprintf(stderr, "rrc: compile cache: off\n");

@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/cg.h"
 #include "driver.h"
-#include "ir/lower.h"
+#include "frontend/lower.h"
 #include "rt_blas.h"
 
 
@@ -110,7 +111,7 @@ static int cmd_dump_ir(int argc, char **argv) {
     if (!g) { arena_free(&arena); return EXIT_BADSPEC; }
     Target target;
     PipelineOpts po = {.verify_each = verify, .stop_after = after, .debug = rrc_env_debug(),
-                       .target = driver_target("dump-ir", cpu, NULL, NULL, false, &target)};
+                       .target = driver_target("dump-ir", cpu, NULL, NULL, false, &target), .caps = cg_caps()};
     if (!pipeline_run(g, &d, &po)) { arena_free(&arena); return after && !pipeline_has_pass(after) ? EXIT_USAGE : EXIT_BADSPEC; }
     printf("# rrc dump-ir %s after %s: K=%d B=%d input [%d,%d,%d], aggregation %s, loss %s\n", spec, after ? after : "dce",
            s->K, s->batch, s->in_c, s->in_h, s->in_w, aggregation_name(s->head.aggregation), loss_name(s->loss.kind));
@@ -132,6 +133,8 @@ static int cmd_dump_ir(int argc, char **argv) {
             print_count(stdout, r ? ", " : " ", g->region_bytes[r]);
             printf(" %s", rt_region_name(r));
         }
+        print_count(stdout, " (the last ", g->ws_bytes);
+        printf(" of scratch: kernel workspace)");
         int64_t all = 0;
         for (int i = 0; i < g->nnodes; i++) all += node_bytes(g->nodes[i]);
         print_count(stdout, "\n  all values unshared would take ", all);

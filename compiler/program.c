@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "driver.h"
-#include "ir/lower.h"
+#include "frontend/lower.h"
 #include "program.h"
 
 rt_step_tensor *program_tensor_table(Graph *g, Arena *a, int *n) {
@@ -50,6 +50,7 @@ static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, i
     Diag d = {0};
     PipelineOpts po = pr->pipe;
     po.debug = co ? co->debug : 0;
+    po.caps = cg_caps();
     if (!g || !pipeline_run(g, &d, &po)) return false;
     double bytes = 0;
     for (int r = 0; r < RT_NREGIONS; r++) bytes += (double)g->region_bytes[r];

@@ -1,21 +1,19 @@
 /*
-** golden_util.h: what the golden tests share: the one comparison rule,
-** loading golden files, and binding their tensors to graph leaves.
+** golden_util.h: what the golden tests share: the comparison by the one
+** f32 rule (tolerance.h), loading golden files, and binding their tensors
+** to graph leaves.
 */
 #ifndef RRC_GOLDEN_UTIL_H
 #define RRC_GOLDEN_UTIL_H
 
 #include "ir/ir.h"
 #include "rt_safetensors.h"
+#include "tolerance.h"
 
-/* The comparison rule, per tensor: max|ours - ref| <= GOLDEN_ATOL + GOLDEN_RTOL * max|ref|.
-   atol 1e-6 covers tensors whose exact value is 0 (e.g. the gradient of a
-   bias followed by BatchNorm, where PyTorch leaves ~1e-14 of rounding). */
-#define GOLDEN_RTOL 1e-4
-#define GOLDEN_ATOL 1e-6
-
-/* Compares n values; on failure records a test failure naming `what`.
-   Returns the max error divided by the allowed error (<= 1 passes). */
+/* Compares n values by the f32 rule of tolerance.h (tol_f32 of max|ref|);
+   on failure records a test failure naming `what`. NaN in ours counts as
+   the worst error. Returns the max error divided by the allowed error
+   (<= 1 passes). */
 double golden_compare(const char *what, const double *ours, const double *ref, int64_t n);
 
 /* Reads a golden file; records a failure and returns false if it cannot. */
@@ -35,7 +33,8 @@ const char *golden_dir(void);
    test_other_targets, each x86-64 level (x86-64-v2, -v3, -v4) this host
    runs whose ISA differs from the host's, so that every kernel family's
    tiling (4, 8 and 16 lanes; 16 and 32 registers) is tested on one machine.
-   Returns how many targets fn ran on. */
+   Returns how many targets fn ran on; when none, the current test is
+   marked skipped (test_skip), so call it last in a test. */
 const Target *test_target(void);
 int test_other_targets(void (*fn)(void));
 

@@ -2,6 +2,7 @@
 ** main.c: the test runner (see test.h).
 */
 #include "test.h"
+#include "util.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -16,6 +17,7 @@ typedef struct { const char *name, *file; test_fn fn; } TestCase;
 static TestCase *cases;
 static int ncases, capcases;
 static int cur_failures;
+static char cur_skip[256];   /* the reason the running test was skipped, or "" */
 static const TestCase *running;
 
 /* A test that crashes names itself before the process dies of the signal
@@ -99,17 +101,18 @@ void test_fail(const char *file, int line, const char *fmt, ...) {
 
 bool test_failed_now(void) { return cur_failures > 0; }
 
+void test_skip(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cur_skip, sizeof cur_skip, fmt, ap);
+    va_end(ap);
+    if (!cur_skip[0]) snprintf(cur_skip, sizeof cur_skip, "no reason given");
+}
+
+/* The text of path, or "" if unreadable (malloc'd either way). */
 static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
+    char *s = test_read_file(path, NULL);
+    return s ? s : strdup("");
 }
 
 int test_run(const char *cmdline, char **out, char **err) {
@@ -157,7 +160,7 @@ int main(int argc, char **argv) {
     /* rrc_tests [FILTER...]: the tests whose names contain any FILTER */
     int nfilters = argc - 1;
     char **filters = argv + 1;
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     catch_crashes();
     /* the compile cache of the JIT (and of every rrc the tests run) lives in
@@ -174,6 +177,7 @@ int main(int argc, char **argv) {
         for (int f = 0; f < nfilters && !chosen; f++) chosen = strstr(cases[i].name, filters[f]) != NULL;
         if (!chosen) continue;
         cur_failures = 0;
+        cur_skip[0] = 0;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         running = &cases[i];
@@ -182,6 +186,7 @@ int main(int argc, char **argv) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         if (cur_failures) { failed++; printf("FAIL %s (%s, %.2fs)\n", cases[i].name, cases[i].file, s); }
+        else if (cur_skip[0]) { skipped++; printf("skip %s (%s)\n", cases[i].name, cur_skip); }
         else { passed++; printf("ok   %s (%.2fs)\n", cases[i].name, s); }
     }
     if (tmpdir[0]) {
@@ -189,6 +194,6 @@ int main(int argc, char **argv) {
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
         if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
     }
-    printf("%d passed, %d failed\n", passed, failed);
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }

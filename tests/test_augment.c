@@ -12,6 +12,7 @@
 ** for any number of threads. Statistical checks allow many standard
 ** errors: they catch a wrong rule, not an unlucky seed.
 */
+#include "golden_util.h"
 #include "test.h"
 
 #include "rt_augment.h"
@@ -26,21 +27,10 @@
 
 /* ---- golden files ------------------------------------------------------ */
 
-static const char *aug_golden_dir(void) {
-    static char dir[512];
-    const char *g = getenv("RRC_GOLDEN_DIR");
-    snprintf(dir, sizeof dir, "%s/aug", g && *g ? g : "tests/golden");
-    return dir;
-}
-
+/* Reads golden_dir()/aug/NAME.safetensors (its path into path). */
 static bool aug_read(const char *name, rt_st_file *f, char *path, size_t pathlen) {
-    char err[512];
-    snprintf(path, pathlen, "%s/%s.safetensors", aug_golden_dir(), name);
-    if (rt_st_read(path, f, err, sizeof err) != 0) {
-        test_fail(__FILE__, __LINE__, "%s", err);
-        return false;
-    }
-    return true;
+    snprintf(path, pathlen, "%s/aug/%s.safetensors", golden_dir(), name);
+    return golden_read(path, f);
 }
 
 /* A tensor of dtype dt and rank `rank` (shape checked by the caller), or

@@ -17,10 +17,11 @@
 #include "driver.h"
 #include "engine.h"
 #include "golden_util.h"
-#include "ir/lower.h"
+#include "frontend/lower.h"
 #include "rt_rng.h"
 #include "target.h"
 #include "test.h"
+#include "util.h"
 
 /* The planned conv4 training step for batch B (K from the spec). */
 static Graph *conv4_step(Arena *a, int B) {
@@ -28,7 +29,7 @@ static Graph *conv4_step(Arena *a, int B) {
     Spec *s = spec_load("specs/conv4.lua", a, &d);
     if (!s) return NULL;
     Graph *g = lower_train(s, B, 3, 32, 32, a, &d);
-    PipelineOpts po = {0};
+    PipelineOpts po = {.caps = cg_caps()};
     return g && pipeline_run(g, &d, &po) ? g : NULL;
 }
 
@@ -133,14 +134,8 @@ static char *capture_end(void) {
     fflush(stderr);
     dup2(saved_stderr, 2);
     close(saved_stderr);
-    FILE *f = fopen(capture_path, "rb");
-    char *s = calloc(1, 65536);
-    if (f) {
-        size_t n = fread(s, 1, 65535, f);
-        s[n] = 0;
-        fclose(f);
-    }
-    return s;
+    char *s = test_read_file(capture_path, NULL);
+    return s ? s : strdup("");
 }
 
 static int count(const char *hay, const char *needle) {
@@ -307,9 +302,7 @@ TEST(jit_cache_off_or_unwritable) {
     /* a cache under a regular file cannot be made: one note, and the run goes on */
     char file[600], dir[700];
     snprintf(file, sizeof file, "%s/not-a-dir", test_tmpdir());
-    FILE *f = fopen(file, "w");
-    REQUIRE(f);
-    fclose(f);
+    REQUIRE(test_write_file(file, "", 0));
     snprintf(dir, sizeof dir, "%s/cache", file);
     use_cache(NULL, dir);
     capture_begin();

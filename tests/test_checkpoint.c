@@ -13,6 +13,7 @@
 ** root, where making a directory read-only would not stop the writer.
 */
 #include "test.h"
+#include "util.h"
 
 #include "rt_checkpoint.h"
 #include "rt_file.h"
@@ -113,14 +114,6 @@ static const float *tensor_of(const Mem *x, const rt_program *p, const char *nam
     return (const float *)(const void *)(base + t->offset);
 }
 
-static char *tmp_path(const char *name) {
-    static char buf[8][512];
-    static int k;
-    char *s = buf[k++ % 8];
-    snprintf(s, sizeof buf[0], "%s/%s", test_tmpdir(), name);
-    return s;
-}
-
 /* DIR/NAME.tmp.PID-START, the temporary file of process pid, into buf. */
 static bool find_tmp(const char *dir, const char *name, pid_t pid, char *buf, size_t n) {
     char prefix[300];
@@ -195,7 +188,7 @@ TEST(checkpoint_round_trip) {
     p.seed = 12345678901ULL;
     static Mem a, b;
     fill(&a, 1);
-    const char *path = tmp_path("rt.safetensors");
+    const char *path = test_tmp_path("rt.safetensors");
     char err[512] = "";
     REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){4242, 17, 12345678901ULL, 0}, err, sizeof err) == 0, "%s", err);
 
@@ -254,7 +247,7 @@ TEST(checkpoint_round_trip) {
     CHECK(b.m[0] == 0 && b.v[0] == 0);
 
     /* saving without optimizer state: loads, but not for a resume */
-    const char *path2 = tmp_path("rt_noopt.safetensors");
+    const char *path2 = test_tmp_path("rt_noopt.safetensors");
     REQUIREF(rt_checkpoint_save(path2, &p, a.params, a.state, NULL, NULL, &(rt_ckpt_run){1, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
     memset(&b, 0, sizeof b);
     REQUIREF(load_all(path2, &p, &b, NULL, NULL, 0, err, sizeof err) == 0, "%s", err);
@@ -270,7 +263,7 @@ TEST(checkpoint_sgd_momentum) {
     rt_program p = make_prog(&tiny_entry, "tiny", RT_OPT_SGD);
     static Mem a, b;
     fill(&a, 5);
-    const char *path = tmp_path("sgd.safetensors");
+    const char *path = test_tmp_path("sgd.safetensors");
     char err[512] = "";
     /* a stray opt_v is not written for SGD */
     REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){10, 2, 1, 0}, err, sizeof err) == 0, "%s", err);
@@ -307,7 +300,7 @@ TEST(checkpoint_other_layout_refused) {
     fill(&a, 2);
     fill(&b, 9);
     snap = b;
-    const char *path = tmp_path("other.safetensors");
+    const char *path = test_tmp_path("other.safetensors");
     char err[512] = "";
     REQUIREF(rt_checkpoint_save(path, &po, a.params, a.state, a.m, a.v, &(rt_ckpt_run){1, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
     CHECK(load_all(path, &p, &b, NULL, NULL, 0, err, sizeof err) == -1);
@@ -339,7 +332,7 @@ TEST(checkpoint_missing_and_unknown_tensors) {
     };
 
     /* a missing parameter, named, with the spec the file claims */
-    const char *path = tmp_path("missing.safetensors");
+    const char *path = test_tmp_path("missing.safetensors");
     REQUIRE(write_named(path, all, 6, 1, mk, mv, 2) == 0);
     CHECK(load_all(path, &p, &b, NULL, NULL, 0, err, sizeof err) == -1);
     char want[600];
@@ -350,7 +343,7 @@ TEST(checkpoint_missing_and_unknown_tensors) {
 
     /* running statistics may be absent: the current ones stay */
     Spec nostats[] = {all[0], all[1], all[2], all[5], all[6]};
-    path = tmp_path("nostats.safetensors");
+    path = test_tmp_path("nostats.safetensors");
     REQUIRE(write_named(path, nostats, 5, 100, NULL, NULL, 0) == 0);
     REQUIREF(load_all(path, &p, &b, NULL, NULL, 0, err, sizeof err) == 0, "%s", err);
     CHECK(memcmp(b.state, snap.state, sizeof b.state) == 0);
@@ -360,7 +353,7 @@ TEST(checkpoint_missing_and_unknown_tensors) {
     b = snap;
 
     /* an unknown tensor is refused (it means the wrong file or spec) */
-    path = tmp_path("unknown.safetensors");
+    path = test_tmp_path("unknown.safetensors");
     REQUIRE(write_named(path, all, 8, 1, NULL, NULL, 0) == 0);
     CHECK(load_all(path, &p, &b, NULL, NULL, 0, err, sizeof err) == -1);
     CHECKF(strstr(err, "unknown tensor 'backbone.layer9.conv.weight'"), "%s", err);
@@ -371,7 +364,7 @@ TEST(checkpoint_missing_and_unknown_tensors) {
     CHECK(memcmp(&b, &snap, sizeof b) == 0);
 
     /* num_batches_tracked (I64, as PyTorch stores it) is accepted */
-    path = tmp_path("nbt.safetensors");
+    path = test_tmp_path("nbt.safetensors");
     {
         rt_tensor ts[8];
         float data[7][72];
@@ -396,7 +389,7 @@ TEST(checkpoint_missing_and_unknown_tensors) {
     b = snap;
 
     /* a parameter of the wrong dtype */
-    path = tmp_path("dtype.safetensors");
+    path = test_tmp_path("dtype.safetensors");
     {
         int32_t ints[2] = {1, 2};
         rt_tensor t = {.name = "relation.linear1.bias", .dtype = RT_I32, .rank = 1, .shape = {2}, .data = ints,
@@ -422,12 +415,12 @@ TEST(checkpoint_missing_and_unknown_tensors) {
 
     /* another rrc checkpoint format is refused; PyTorch's "pt" is not */
     const char *mk2[] = {"format"}, *mv2[] = {"rrc-checkpoint-2"}, *mv3[] = {"pt"};
-    path = tmp_path("fmt2.safetensors");
+    path = test_tmp_path("fmt2.safetensors");
     REQUIRE(write_named(path, all, 7, 1, mk2, mv2, 1) == 0);
     CHECK(load_all(path, &p, &b, NULL, NULL, 0, err, sizeof err) == -1);
     CHECKF(strstr(err, "format 'rrc-checkpoint-2'"), "%s", err);
     CHECK(memcmp(&b, &snap, sizeof b) == 0);
-    path = tmp_path("fmtpt.safetensors");
+    path = test_tmp_path("fmtpt.safetensors");
     REQUIRE(write_named(path, all, 7, 1, mk2, mv3, 1) == 0);
     CHECKF(load_all(path, &p, &b, NULL, NULL, 0, err, sizeof err) == 0, "%s", err);
 }
@@ -441,7 +434,7 @@ TEST(checkpoint_backbone_only) {
     fill(&a, 3);
     fill(&b, 8);
     snap = b;
-    const char *path = tmp_path("full.safetensors");
+    const char *path = test_tmp_path("full.safetensors");
     REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){1, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
     REQUIREF(load_all(path, &p, &b, NULL, NULL, RT_CKPT_BACKBONE_ONLY, err, sizeof err) == 0, "%s", err);
     CHECK(memcmp(tensor_of(&b, &p, "backbone.layer1.conv.weight"), tensor_of(&a, &p, "backbone.layer1.conv.weight"),
@@ -453,7 +446,7 @@ TEST(checkpoint_backbone_only) {
 
     /* a backbone saved from PyTorch: bare names, num_batches_tracked */
     b = snap;
-    path = tmp_path("bare.safetensors");
+    path = test_tmp_path("bare.safetensors");
     Spec bare[] = {
         {"layer1.conv.weight", 4, {4, 2, 3, 3}}, {"layer1.bn.weight", 1, {4}}, {"layer1.bn.bias", 1, {4}},
         {"layer1.bn.running_mean", 1, {4}}, {"layer1.bn.running_var", 1, {4}},
@@ -474,7 +467,7 @@ TEST(checkpoint_backbone_only) {
     CHECK(memcmp(&b, &snap, sizeof b) == 0);
 
     /* a classifier in the file is not part of the backbone: refused, named */
-    path = tmp_path("bare_fc.safetensors");
+    path = test_tmp_path("bare_fc.safetensors");
     REQUIRE(write_named(path, bare, 7, 50, NULL, NULL, 0) == 0);
     CHECK(load_all(path, &p, &b, NULL, NULL, RT_CKPT_BACKBONE_ONLY, err, sizeof err) == -1);
     CHECKF(strstr(err, "tensor 'fc.weight' is not a backbone tensor of spec 'tiny'"), "%s", err);
@@ -482,7 +475,7 @@ TEST(checkpoint_backbone_only) {
 
     /* a bare file missing a parameter names it as the file would */
     Spec bare2[] = {bare[0], bare[2]};
-    path = tmp_path("bare_missing.safetensors");
+    path = test_tmp_path("bare_missing.safetensors");
     REQUIRE(write_named(path, bare2, 2, 50, NULL, NULL, 0) == 0);
     CHECK(load_all(path, &p, &b, NULL, NULL, RT_CKPT_BACKBONE_ONLY, err, sizeof err) == -1);
     CHECKF(strstr(err, "missing tensor 'layer1.bn.weight' (backbone.layer1.bn.weight of this spec)"), "%s", err);
@@ -499,7 +492,7 @@ TEST(checkpoint_failed_load_leaves_regions) {
     fill(&b, 7);
     snap = b;
     char err[512] = "";
-    const char *good = tmp_path("late_good.safetensors");
+    const char *good = test_tmp_path("late_good.safetensors");
     REQUIREF(rt_checkpoint_save(good, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){3, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
     rt_st_file f;
     REQUIREF(rt_st_read(good, &f, err, sizeof err) == 0, "%s", err);
@@ -513,14 +506,14 @@ TEST(checkpoint_failed_load_leaves_regions) {
     CHECK(strcmp(last->name, "optim.v.relation.linear1.bias") == 0);
     last->shape[0] = 1;
     last->nbytes = 4;
-    const char *bad = tmp_path("late_bad.safetensors");
+    const char *bad = test_tmp_path("late_bad.safetensors");
     REQUIREF(rt_st_write(bad, ts, f.ntensors, keys, vals, f.nmeta, err, sizeof err) == 0, "%s", err);
     rt_st_free(&f);
     CHECK(load_all(bad, &p, &b, NULL, NULL, RT_CKPT_REQUIRE_OPTIM, err, sizeof err) == -1);
     CHECKF(strstr(err, "tensor 'optim.v.relation.linear1.bias' has shape [1], this spec needs [2]"), "%s", err);
     CHECK(memcmp(&b, &snap, sizeof b) == 0);
     /* a bad step in the metadata, also found before anything is written */
-    const char *bad2 = tmp_path("late_step.safetensors");
+    const char *bad2 = test_tmp_path("late_step.safetensors");
     REQUIREF(rt_st_read(good, &f, err, sizeof err) == 0, "%s", err);
     for (int i = 0; i < f.nmeta; i++) {
         keys[i] = f.meta_keys[i];
@@ -553,7 +546,7 @@ TEST(checkpoint_non_finite_refused) {
         fill(&a, 6);
         float *t = (float *)(void *)tensor_of(&a, &p, cases[c].tensor);
         t[cases[c].elem] = cases[c].value;
-        const char *path = tmp_path("nonfinite.safetensors");
+        const char *path = test_tmp_path("nonfinite.safetensors");
         REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){3, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
         CHECK(load_all(path, &p, &b, NULL, NULL, 0, err, sizeof err) == -1);
         CHECKF(strstr(err, cases[c].says), "case %zu: %s", c, err);
@@ -568,11 +561,6 @@ TEST(checkpoint_non_finite_refused) {
 
 /* ---- damaged files and crashes ----------------------------------------- */
 
-static long file_size(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_size : -1;
-}
-
 TEST(checkpoint_truncated_file) {
     rt_program p = make_prog(&tiny_entry, "tiny", RT_OPT_ADAM);
     static Mem a, b, snap;
@@ -580,31 +568,24 @@ TEST(checkpoint_truncated_file) {
     fill(&b, 2);
     snap = b;
     char err[512] = "";
-    const char *path = tmp_path("trunc_src.safetensors");
+    const char *path = test_tmp_path("trunc_src.safetensors");
     REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){1, 1, 1, 0}, err, sizeof err) == 0, "%s", err);
-    long size = file_size(path);
-    REQUIRE(size > 100);
-    FILE *in = fopen(path, "rb");
-    REQUIRE(in);
-    char *buf = malloc((size_t)size);
+    size_t got;
+    char *buf = test_read_file(path, &got);
     REQUIRE(buf);
-    size_t got = fread(buf, 1, (size_t)size, in);
-    fclose(in);
-    REQUIRE(got == (size_t)size);
+    long size = (long)got;
+    REQUIRE(size > 100);
     const long cuts[] = {0, 5, 8, 60, size / 2, size - 4, size - 1};
-    const char *cut = tmp_path("trunc.safetensors");
+    const char *cut = test_tmp_path("trunc.safetensors");
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
-        FILE *o = fopen(cut, "wb");
-        REQUIRE(o);
-        fwrite(buf, 1, (size_t)cuts[i], o);
-        fclose(o);
+        REQUIRE(test_write_file(cut, buf, (size_t)cuts[i]));
         err[0] = 0;
         CHECKF(load_all(cut, &p, &b, NULL, NULL, 0, err, sizeof err) == -1, "cut at %ld loaded", cuts[i]);
         CHECKF(strncmp(err, cut, strlen(cut)) == 0 && !strchr(err, '\n'), "cut at %ld: '%s'", cuts[i], err);
         CHECK(memcmp(&b, &snap, sizeof b) == 0);
     }
     free(buf);
-    CHECK(load_all(tmp_path("no_such_file"), &p, &b, NULL, NULL, 0, err, sizeof err) == -1);
+    CHECK(load_all(test_tmp_path("no_such_file"), &p, &b, NULL, NULL, 0, err, sizeof err) == -1);
     CHECKF(strstr(err, "cannot open"), "%s", err);
 }
 
@@ -620,7 +601,7 @@ TEST(checkpoint_failed_save_keeps_previous) {
     char path[600];
     snprintf(path, sizeof path, "%s/last.safetensors", dir);
     REQUIREF(rt_checkpoint_save(path, &p, a.params, a.state, a.m, a.v, &(rt_ckpt_run){100, 5, 1, 0}, err, sizeof err) == 0, "%s", err);
-    long size = file_size(path);
+    long size = test_file_size(path);
 
     /* 1. The save fails cleanly: its temporary file cannot be created (a
        directory is in the way, which stops root too). */
@@ -653,8 +634,8 @@ TEST(checkpoint_failed_save_keeps_previous) {
     CHECKF(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ, "child status %d", status);
     /* the half-written file is the temporary, never the checkpoint */
     REQUIREF(find_tmp(dir, "last.safetensors", pid, tmp, sizeof tmp), "no temporary file of child %ld in %s", (long)pid, dir);
-    CHECK(file_size(tmp) == 1000);
-    CHECK(file_size(path) == size);
+    CHECK(test_file_size(tmp) == 1000);
+    CHECK(test_file_size(path) == size);
     memset(&b, 0, sizeof b);
     REQUIREF(load_all(path, &p, &b, &step, &epoch, RT_CKPT_REQUIRE_OPTIM, err, sizeof err) == 0, "%s", err);
     CHECK(step == 100 && epoch == 5);

@@ -12,24 +12,12 @@
 
 #include "golden_util.h"
 #include "test.h"
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
+#include "util.h"
 
 /* Checks one bad spec: its "-- expect: LINE" comments are the first lines of
    stderr, in order, and the exit status is 2. */
 static void check_bad_spec(const char *path) {
-    char *src = read_text(path), *err = NULL, cmd[1024];
+    char *src = test_read_file(path, NULL), *err = NULL, cmd[1024];
     REQUIREF(src, "cannot read %s", path);
     snprintf(cmd, sizeof cmd, "%s dump-ir %s", test_rrc(), path);
     int rc = test_run(cmd, NULL, &err);
@@ -100,11 +88,9 @@ TEST(cli_usage_errors) {
 TEST(cli_plan_larger_than_memory) {
     char path[512], cmd[1024], *out = NULL, *err = NULL;
     snprintf(path, sizeof path, "%s/wide.lua", test_tmpdir());
-    FILE *f = fopen(path, "w");
-    REQUIRE(f);
-    fputs("return rr.model{input = {3, 128, 128}, batch = 64, backbone = rr.sequential{\n"
-          "    rr.conv2d{out = 65536, kernel = 3, padding = 1}, rr.global_avgpool{}}}\n", f);
-    fclose(f);
+    static const char wide[] = "return rr.model{input = {3, 128, 128}, batch = 64, backbone = rr.sequential{\n"
+                               "    rr.conv2d{out = 65536, kernel = 3, padding = 1}, rr.global_avgpool{}}}\n";
+    REQUIRE(test_write_file(path, wide, sizeof wide - 1));
     snprintf(cmd, sizeof cmd, "%s train %s --data synthetic:64 --max-steps 1 --out %s/wide", test_rrc(), path, test_tmpdir());
     int rc = test_run(cmd, &out, &err);
     CHECKF(rc == 1 && strstr(err, "rrc: the step of wide (entry train_b64, K=4, B=64) needs ") &&
@@ -175,13 +161,8 @@ TEST(cli_dump_ir_goldens) {
         snprintf(path, sizeof path, "tests/golden/ir/%s.ir", c[i].name);
         int rc = test_run(cmd, &out, &err);
         CHECKF(rc == 0, "%s: exit %d: %s", c[i].name, rc, err);
-        if (update) {
-            FILE *f = fopen(path, "w");
-            REQUIRE(f);
-            fputs(out, f);
-            fclose(f);
-        }
-        char *want = read_text(path);
+        if (update) REQUIRE(test_write_file(path, out, strlen(out)));
+        char *want = test_read_file(path, NULL);
         CHECKF(want, "missing %s (make it with RRC_UPDATE_GOLDENS=1 build/rrc_tests dump_ir)", path);
         if (want && strcmp(want, out) != 0) {
             const char *a = want, *b = out;

@@ -8,9 +8,11 @@
 ** out of range) must each give a one-line error naming the file, with
 ** `out` left empty (ASan checks there is no leak or crash). The real
 ** Fashion-MNIST from Debian's dataset-fashion-mnist is checked against its
-** known counts and normalisation constants when it is installed.
+** known counts and normalisation constants when it is installed (the test
+** is reported skipped when it is not).
 */
 #include "test.h"
+#include "util.h"
 
 #include "rt_data.h"
 
@@ -46,23 +48,13 @@ static const char *pjoin(const char *dir, const char *name) {
     return p;
 }
 
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) { perror(path); abort(); }
-    if (n && fwrite(data, 1, n, f) != n) abort();
-    fclose(f);
-}
-
-static void write_gz(const char *path, const void *data, size_t n) {
+/* test_write_file (util.h), gzip-compressed. */
+static bool write_gz(const char *path, const void *data, size_t n) {
     gzFile f = gzopen(path, "wb");
-    if (!f) abort();
-    if (n && gzwrite(f, data, (unsigned)n) != (int)n) abort();
-    gzclose(f);
-}
-
-static long file_size(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+    bool ok = f && (n == 0 || gzwrite(f, data, (unsigned)n) == (int)n);
+    if (f && gzclose(f) != Z_OK) ok = false;
+    if (!ok) test_fail(__FILE__, __LINE__, "cannot write %s", path);
+    return ok;
 }
 
 static void truncate_to(const char *path, long n) {
@@ -121,11 +113,11 @@ static void idx_write_pair(const char *dir, const char *pre, int n, int gz, uint
     uint32_t di[3] = {(uint32_t)n, 28, 28}, dl[1] = {(uint32_t)n};
     uint8_t *b = idx_make(0x803, 3, di, img, (size_t)n * 784, &len);
     snprintf(name, sizeof name, "%s-images-idx3-ubyte%s", pre, gz ? ".gz" : "");
-    (gz ? write_gz : write_file)(pjoin(dir, name), b, len);
+    (gz ? write_gz : test_write_file)(pjoin(dir, name), b, len);
     free(b);
     b = idx_make(0x801, 1, dl, lab, (size_t)n, &len);
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte%s", pre, gz ? ".gz" : "");
-    (gz ? write_gz : write_file)(pjoin(dir, name), b, len);
+    (gz ? write_gz : test_write_file)(pjoin(dir, name), b, len);
     free(b);
     free(img);
     free(lab);
@@ -211,7 +203,7 @@ TEST(data_idx_errors) {
     /* truncated gzip image file (cut in the compressed stream) */
     dir = tdir("idx_trunc_gz");
     idx_write_pair(dir, "train", 20, 1, 0);
-    truncate_to(pjoin(dir, "train-images-idx3-ubyte.gz"), file_size(pjoin(dir, "train-images-idx3-ubyte.gz")) / 2);
+    truncate_to(pjoin(dir, "train-images-idx3-ubyte.gz"), test_file_size(pjoin(dir, "train-images-idx3-ubyte.gz")) / 2);
     snprintf(spec, sizeof spec, "mnist:%s", dir);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte.gz: truncated: expected 15680 bytes of image data, got");
 
@@ -238,7 +230,7 @@ TEST(data_idx_errors) {
     idx_write_pair(dir, "train", 20, 1, 0);
     {
         const char *p = pjoin(dir, "train-images-idx3-ubyte.gz");
-        long n = file_size(p);
+        long n = test_file_size(p);
         FILE *f = fopen(p, "r+b");
         fseek(f, n / 2, SEEK_SET);
         fwrite(junk, 1, 64, f);
@@ -252,7 +244,7 @@ TEST(data_idx_errors) {
     idx_write_pair(dir, "train", 3, 0, 0);
     uint32_t dl[1] = {1000000000u};
     b = idx_make(0x801, 1, dl, junk, 1024, &len);
-    write_file(pjoin(dir, "train-labels-idx1-ubyte"), b, len);
+    test_write_file(pjoin(dir, "train-labels-idx1-ubyte"), b, len);
     free(b);
     snprintf(spec, sizeof spec, "mnist:%s", dir);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-labels-idx1-ubyte: truncated: expected 1000000000 bytes of label data, got 1024");
@@ -260,7 +252,7 @@ TEST(data_idx_errors) {
     idx_write_pair(dir, "train", 3, 0, 0);
     uint32_t di[3] = {1000000000u, 28, 28};
     b = idx_make(0x803, 3, di, junk, 1024, &len);
-    write_file(pjoin(dir, "train-images-idx3-ubyte"), b, len);
+    test_write_file(pjoin(dir, "train-images-idx3-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: 1000000000 images, but");
 
@@ -270,21 +262,21 @@ TEST(data_idx_errors) {
     idx_write_pair(dir, "train", 3, 0, 0);
     uint32_t d3[3] = {3, 28, 28};
     b = idx_make(0x801, 3, d3, junk, 3 * 784, &len);
-    write_file(pjoin(dir, "train-images-idx3-ubyte"), b, len);
+    test_write_file(pjoin(dir, "train-images-idx3-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: not an IDX image file (magic 0x00000801, want 0x00000803)");
     uint32_t d20[3] = {3, 20, 20};
     b = idx_make(0x803, 3, d20, junk, 3 * 400, &len);
-    write_file(pjoin(dir, "train-images-idx3-ubyte"), b, len);
+    test_write_file(pjoin(dir, "train-images-idx3-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: images are 20x20, expected 28x28");
-    write_file(pjoin(dir, "train-images-idx3-ubyte"), "\0\0\x08\x03\0\0", 6);
+    test_write_file(pjoin(dir, "train-images-idx3-ubyte"), "\0\0\x08\x03\0\0", 6);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: truncated: the IDX header");
     idx_write_pair(dir, "train", 3, 0, 0);
     uint8_t labs[3] = {1, 10, 2};
     uint32_t d1[1] = {3};
     b = idx_make(0x801, 1, d1, labs, 3, &len);
-    write_file(pjoin(dir, "train-labels-idx1-ubyte"), b, len);
+    test_write_file(pjoin(dir, "train-labels-idx1-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-labels-idx1-ubyte: label 10 of item 1 is out of range");
 
@@ -335,14 +327,14 @@ TEST(data_cifar10) {
         uint8_t *b = cifar_make(at, counts[f], 1, labs, &len);
         char name[64];
         snprintf(name, sizeof name, "data_batch_%d.bin", f + 1);
-        write_file(pjoin(dir, name), b, len);
+        test_write_file(pjoin(dir, name), b, len);
         free(b);
         at += counts[f];
     }
     uint8_t tl[3] = {9, 0, 4};
     size_t len;
     uint8_t *b = cifar_make(0, 3, 1, tl, &len);
-    write_file(pjoin(dir, "test_batch.bin"), b, len);
+    test_write_file(pjoin(dir, "test_batch.bin"), b, len);
     free(b);
 
     char spec[600];
@@ -370,12 +362,12 @@ TEST(data_cifar10) {
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test_batch.bin: size 9214 is not a positive multiple of the record size 3073");
     uint8_t l10[2] = {3, 10};
     b = cifar_make(0, 2, 1, l10, &len);
-    write_file(pjoin(dir, "test_batch.bin"), b, len);
+    test_write_file(pjoin(dir, "test_batch.bin"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test_batch.bin: record 1: label 10 is out of range [0, 10)");
     unlink(pjoin(dir, "data_batch_4.bin"));
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "data_batch_4.bin: cannot open");
-    write_file(pjoin(dir, "data_batch_4.bin"), "", 0);
+    test_write_file(pjoin(dir, "data_batch_4.bin"), "", 0);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "data_batch_4.bin: size 0 is not a positive multiple");
 }
 
@@ -384,8 +376,8 @@ TEST(data_cifar100) {
     uint8_t labs[8] = {19, 99, 0, 0, 7, 42, 3, 5};   /* (coarse, fine) pairs */
     size_t len;
     uint8_t *b = cifar_make(0, 4, 2, labs, &len);
-    write_file(pjoin(dir, "train.bin"), b, len);
-    write_file(pjoin(dir, "test.bin"), b, 3074);     /* the first record */
+    test_write_file(pjoin(dir, "train.bin"), b, len);
+    test_write_file(pjoin(dir, "test.bin"), b, 3074);     /* the first record */
     free(b);
     char spec[600];
     rt_dataset d;
@@ -412,11 +404,11 @@ TEST(data_cifar100) {
 
     uint8_t badfine[2] = {1, 100}, badcoarse[2] = {20, 1};
     b = cifar_make(0, 1, 2, badfine, &len);
-    write_file(pjoin(dir, "test.bin"), b, len);
+    test_write_file(pjoin(dir, "test.bin"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test.bin: record 0: fine label 100 is out of range [0, 100)");
     b = cifar_make(0, 1, 2, badcoarse, &len);
-    write_file(pjoin(dir, "test.bin"), b, len);
+    test_write_file(pjoin(dir, "test.bin"), b, len);
     free(b);
     snprintf(spec, sizeof spec, "cifar100:%s", dir);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test.bin: record 0: coarse label 20 is out of range [0, 20)");
@@ -439,11 +431,11 @@ static void stl_write(const char *dir, const char *pre, int n, int labeled) {
                     b[(size_t)i * 27648 + (size_t)c * 9216 + (size_t)x * 96 + (size_t)y] = stl_pix(i, c, y, x);
     char name[64];
     snprintf(name, sizeof name, "%s_X.bin", pre);
-    write_file(pjoin(dir, name), b, (size_t)n * 27648);
+    test_write_file(pjoin(dir, name), b, (size_t)n * 27648);
     if (labeled) {
         for (int i = 0; i < n; i++) b[i] = (uint8_t)(1 + (i * 3) % 10);
         snprintf(name, sizeof name, "%s_y.bin", pre);
-        write_file(pjoin(dir, name), b, (size_t)n);
+        test_write_file(pjoin(dir, name), b, (size_t)n);
     }
     free(b);
 }
@@ -484,9 +476,9 @@ TEST(data_stl10) {
 
     /* damaged variants */
     uint8_t labs[2] = {0, 11};
-    write_file(pjoin(dir, "test_y.bin"), labs, 2);
+    test_write_file(pjoin(dir, "test_y.bin"), labs, 2);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test_y.bin: label 0 of image 0 is out of range [1, 10]");
-    write_file(pjoin(dir, "test_y.bin"), labs, 1);
+    test_write_file(pjoin(dir, "test_y.bin"), labs, 1);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test_y.bin: 1 labels, but");
     truncate_to(pjoin(dir, "train_X.bin"), 4 * 27648 - 1);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train_X.bin: size 110591 is not a positive multiple of the image size 27648");
@@ -572,8 +564,8 @@ static void folder_write(const char *root) {
     png_write(pjoin(dog, "a.PNG"), FW, FH, PNG_FORMAT_GRAY, buf);
     make_image(buf, 4, 1, 0);
     jpeg_write(pjoin(dog, "b.jpeg"), FW, FH, 1, buf);
-    write_file(pjoin(dog, "notes.txt"), "hello", 5);
-    write_file(pjoin(dog, ".hidden.png"), "junk", 4);   /* hidden: skipped */
+    test_write_file(pjoin(dog, "notes.txt"), "hello", 5);
+    test_write_file(pjoin(dog, ".hidden.png"), "junk", 4);   /* hidden: skipped */
 }
 
 TEST(data_folder) {
@@ -645,27 +637,27 @@ TEST(data_folder_errors) {
     /* truncated PNG */
     root = tdir("imgs_tpng");
     folder_write(root);
-    truncate_to(pjoin(root, "cat/1.png"), file_size(pjoin(root, "cat/1.png")) - 30);
+    truncate_to(pjoin(root, "cat/1.png"), test_file_size(pjoin(root, "cat/1.png")) - 30);
     snprintf(spec, sizeof spec, "folder:%s", root);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "cat/1.png: bad PNG");
 
     /* truncated JPEG */
     root = tdir("imgs_tjpg");
     folder_write(root);
-    truncate_to(pjoin(root, "cat/sub/2.jpg"), file_size(pjoin(root, "cat/sub/2.jpg")) / 2);
+    truncate_to(pjoin(root, "cat/sub/2.jpg"), test_file_size(pjoin(root, "cat/sub/2.jpg")) / 2);
     snprintf(spec, sizeof spec, "folder:%s", root);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "cat/sub/2.jpg: bad JPEG");
 
     /* corrupt JPEG header, garbage named .png, unsupported format */
     root = tdir("imgs_bad");
     folder_write(root);
-    write_file(pjoin(root, "dog/b.jpeg"), "\xff\xd8\xff\xe0garbage", 11);
+    test_write_file(pjoin(root, "dog/b.jpeg"), "\xff\xd8\xff\xe0garbage", 11);
     snprintf(spec, sizeof spec, "folder:%s", root);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "dog/b.jpeg: bad JPEG");
-    write_file(pjoin(root, "dog/b.jpeg"), "not an image", 12);
+    test_write_file(pjoin(root, "dog/b.jpeg"), "not an image", 12);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "dog/b.jpeg: neither a PNG nor a JPEG file");
     unlink(pjoin(root, "dog/b.jpeg"));
-    write_file(pjoin(root, "dog/x.bmp"), "BM", 2);
+    test_write_file(pjoin(root, "dog/x.bmp"), "BM", 2);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "dog/x.bmp: unsupported image format");
     unlink(pjoin(root, "dog/x.bmp"));
     static uint8_t wide[20000];   /* wider than the decoder accepts */
@@ -678,7 +670,7 @@ TEST(data_folder_errors) {
     mkdir(p, 0755);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "emu: no PNG or JPEG images");
     root = tdir("imgs_none");
-    write_file(pjoin(root, "x.png"), "", 0);
+    test_write_file(pjoin(root, "x.png"), "", 0);
     snprintf(spec, sizeof spec, "folder:%s", root);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "imgs_none: no class sub-folders");
     snprintf(spec, sizeof spec, "folder:%s/nope", test_tmpdir());
@@ -795,10 +787,8 @@ TEST(data_names_and_specs) {
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 TEST(data_fashion_mnist_debian) {
-    if (access(FASHION_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0) {
-        printf("    skipped: %s not installed (Debian package dataset-fashion-mnist)\n", FASHION_DIR);
-        return;
-    }
+    if (access(FASHION_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0)
+        SKIP("%s not installed (Debian package dataset-fashion-mnist)", FASHION_DIR);
     rt_split splits[2] = {RT_SPLIT_TRAIN, RT_SPLIT_TEST};
     int64_t want_n[2] = {60000, 10000};
     for (int s = 0; s < 2; s++) {

@@ -12,7 +12,7 @@
 #include "driver.h"
 #include "engine.h"
 #include "golden_util.h"
-#include "ir/lower.h"
+#include "frontend/lower.h"
 #include "program.h"
 #include "rt_pool.h"
 #include "rt_rng.h"
@@ -34,7 +34,7 @@ static Graph *golden_graph(const rt_st_file *f, const char *path, Arena *a) {
     aggregation_parse(rt_st_meta(f, "aggregation"), &s->head.aggregation);
     loss_parse(rt_st_meta(f, "loss"), &s->loss.kind);
     Graph *g = lower_train(s, atoi(rt_st_meta(f, "B")), 3, 32, 32, a, &d);
-    PipelineOpts po = {.verify_each = true, .target = test_target()};
+    PipelineOpts po = {.verify_each = true, .target = test_target(), .caps = cg_caps()};
     if (!g || !pipeline_run(g, &d, &po)) { test_fail(__FILE__, __LINE__, "%s: graph failed", path); return NULL; }
     return g;
 }
@@ -96,9 +96,10 @@ static void check_plan(const Graph *g, const char *what) {
         }
         if (live > peak) peak = live;
     }
-    CHECKF(g->region_bytes[RT_REGION_SCRATCH] >= peak && g->region_bytes[RT_REGION_SCRATCH] <= peak + peak / 20,
-           "%s: scratch %lld bytes against %lld live at the peak", what, (long long)g->region_bytes[RT_REGION_SCRATCH],
-           (long long)peak);
+    int64_t values = g->region_bytes[RT_REGION_SCRATCH] - g->ws_bytes;   /* the kernel workspace follows them */
+    CHECKF(g->ws_offset == values && values >= peak && values <= peak + peak / 20,
+           "%s: scratch values %lld bytes against %lld live at the peak (workspace at %lld)", what, (long long)values,
+           (long long)peak, (long long)g->ws_offset);
     free(at);
     free(last);
 }
@@ -182,7 +183,7 @@ TEST(jit_golden_steps_every_target) { test_other_targets(jit_goldens_all); }
    eval classifier (bn_eval), with random inputs and parameters. */
 static void jit_vs_interp(Graph *g, const char *what) {
     Diag d = {0};
-    PipelineOpts po = {.verify_each = true};
+    PipelineOpts po = {.verify_each = true, .caps = cg_caps()};
     REQUIREF(g && pipeline_run(g, &d, &po), "%s: graph failed", what);
     Engine ei, ej;
     CgOptions co = {0};
@@ -280,7 +281,7 @@ TEST(memplan_resnet32_near_live_peak) {
     REQUIRE(s);
     s->K = 4;
     Graph *g = lower_train(s, 64, 3, 32, 32, &a, &d);
-    PipelineOpts po = {0};
+    PipelineOpts po = {.caps = cg_caps()};
     REQUIRE(g && pipeline_run(g, &d, &po));
     check_plan(g, "resnet32 K=4 B=64");
     arena_free(&a);

@@ -10,7 +10,7 @@
 
 #include "frontend/spec.h"
 #include "golden_util.h"
-#include "ir/lower.h"
+#include "frontend/lower.h"
 #include "test.h"
 
 static int meta_int(const rt_st_file *f, const char *k, int dflt) {

@@ -9,9 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/cg.h"
 #include "driver.h"
 #include "golden_util.h"
-#include "ir/lower.h"
+#include "frontend/lower.h"
 #include "rt_optim.h"
 #include "test.h"
 
@@ -44,7 +45,7 @@ static bool step_build(Step *st, const rt_st_file *f, const char *path) {
     if (rt_st_meta(f, "alpha")) s->loss.alpha = atof(rt_st_meta(f, "alpha"));
     st->g = lower_train(s, st->B, 3, 32, 32, &st->arena, &d);
     if (!st->g) { test_fail(__FILE__, __LINE__, "%s: lowering failed", path); return false; }
-    PipelineOpts po = {.verify_each = true};
+    PipelineOpts po = {.verify_each = true, .caps = cg_caps()};
     if (!pipeline_run(st->g, &d, &po)) { test_fail(__FILE__, __LINE__, "%s: passes failed", path); return false; }
     return true;
 }

@@ -7,12 +7,13 @@
 ** backward rule is applied to a random upstream gradient dy (an input
 ** leaf), and for every input element the result must match the central
 ** difference of f = sum(op(inputs) * dy), all in double precision (the
-** reference kernels compute in double), so the tolerance can be tight:
+** reference kernels compute in double), so the tolerance can be tight: the
+** finite-difference rule of tolerance.h, per input tensor,
 ** |numeric - analytic| <= 1e-6 * (1 + max|analytic|). Random continuous
 ** inputs are away from the kinks of ReLU, max pooling and max
 ** aggregation with probability one; the step (1e-6) is far below the
 ** distance between distinct values at these sizes. Ties at the kinks are
-** checked against PyTorch's rules by the goldens (test_golden.c).
+** checked against PyTorch's rules by the goldens (test_golden_ops.c).
 */
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include "ir/ir.h"
 #include "rt_rng.h"
 #include "test.h"
+#include "tolerance.h"
 
 typedef Node *(*build_fn)(Graph *g);
 
@@ -188,7 +190,7 @@ static void run_case(const GradCase *c, bool *seen) {
         int64_t worst_i = -1;
         for (int64_t j = 0; j < e; j++) amax = fmax(amax, fabs(ana[j]));
         for (int64_t j = 0; j < e; j++) {
-            double *v = &vals[xin->id][j], x0 = *v, h = 1e-6 * fmax(1.0, fabs(x0));
+            double *v = &vals[xin->id][j], x0 = *v, h = TOL_FD_STEP * fmax(1.0, fabs(x0));
             *v = x0 + h;
             double fp = objective(g, vals, n, dyv);
             *v = x0 - h;
@@ -197,7 +199,7 @@ static void run_case(const GradCase *c, bool *seen) {
             double num = (fp - fm) / (2 * h), err = fabs(num - ana[j]);
             if (err > worst) { worst = err; worst_i = j; }
         }
-        CHECKF(worst <= 1e-6 * (1 + amax), "%s: d/d%s[%lld]: |numeric - analytic| = %.3g (max|analytic| %.3g)", c->name,
+        CHECKF(worst <= tol_fd(amax), "%s: d/d%s[%lld]: |numeric - analytic| = %.3g (max|analytic| %.3g)", c->name,
                xin->name, (long long)worst_i, worst, amax);
     }
     interp_free(&it);
@@ -214,9 +216,9 @@ TEST(gradcheck_every_case) {
 /* Ops that no gradient case makes, and where they are checked instead. */
 static const struct { OpKind op; const char *where; } elsewhere[] = {
     {OP_INPUT, "leaf"}, {OP_PARAM, "leaf"}, {OP_STATE, "leaf"},
-    {OP_FILL, "autodiff seeds and zero gradients (test_golden.c)"},
-    {OP_BN_EVAL, "eval-mode features (test_golden.c)"},
-    {OP_BN_RUNNING, "running statistics of golden steps (test_golden.c)"},
+    {OP_FILL, "autodiff seeds and zero gradients (test_golden_steps.c)"},
+    {OP_BN_EVAL, "eval-mode features (test_engines.c)"},
+    {OP_BN_RUNNING, "running statistics of golden steps (test_golden_steps.c)"},
 };
 
 TEST(op_table_complete) {

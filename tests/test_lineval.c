@@ -5,11 +5,12 @@
 ** random labels are not (test accuracy stays at chance even though the
 ** probe can fit some of the training set). A straightforward double
 ** precision restatement of the algorithm (same initialisation, shuffles and
-** Adam) pins the fast BLAS path: the per-epoch losses must agree. Runs
-** with one seed are identical bit for bit. The speed test trains the
-** METHOD.md protocol (100 epochs, batch 128) on 60000 x 64 features and
-** prints its time.
+** Adam) pins the fast BLAS path: the per-epoch losses must agree by the
+** f32 rule of tolerance.h. Runs with one seed are identical bit for bit.
+** The full-size test trains the METHOD.md protocol (100 epochs, batch 128)
+** on 60000 x 64 features and prints its time (it asserts none).
 */
+#include "golden_util.h"
 #include "test.h"
 
 #include "rt_init.h"
@@ -195,9 +196,8 @@ TEST(probe_matches_plain_reference) {
     Log lg = {0};
     rt_probe_opts o = {.epochs = 8, .batch = 96, .seed = 21, .progress = log_progress, .ctx = &lg};
     rt_linear_probe(tr.x, tr.y, tr.n, te.x, te.y, te.n, 24, 7, &o, NULL);
-    for (int e = 0; e < 8; e++)
-        CHECKF(fabs(lg.loss[e] - ref[e]) <= 1e-4 * fabs(ref[e]), "epoch %d: loss %.8f, reference %.8f", e + 1,
-               lg.loss[e], ref[e]);
+    CHECK(lg.calls == 8);
+    golden_compare("per-epoch losses", lg.loss, ref, 8);   /* the 8 losses as one tensor */
     data_free(&tr);
     data_free(&te);
 }
@@ -217,9 +217,11 @@ TEST(probe_invalid_arguments) {
     CHECK(a >= 0 && a <= 1 && rep.final_loss == 0);
 }
 
-TEST(probe_speed_60000x64) {
+TEST(probe_full_size_60000x64) {
     /* METHOD.md's protocol on features the size of Fashion-MNIST with
-       Conv-4: 60000 x 64, 10 classes, 100 epochs of batch 128, one thread. */
+       Conv-4: 60000 x 64, 10 classes, 100 epochs of batch 128, one thread.
+       It runs to the end with an accuracy in [0, 1]; the time is printed,
+       not checked (speed is `make bench`'s job). */
     int64_t n = 60000, F = 64;
     Data tr = {malloc((size_t)(n * F) * sizeof(float)), malloc((size_t)n * sizeof(int32_t)), n};
     rt_stream s;
@@ -236,7 +238,6 @@ TEST(probe_speed_60000x64) {
     openblas_set_num_threads(threads);
     double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     printf("    linear probe, 100 epochs on 60000 x 64 (10 classes), 1 thread: %.2f s\n", sec);
-    CHECK(acc >= 0 && acc <= 1);
-    CHECKF(sec < 30, "%.1f s", sec);
+    CHECKF(acc >= 0 && acc <= 1, "accuracy %g", acc);
     data_free(&tr);
 }

@@ -10,7 +10,7 @@
 */
 #include <pthread.h>
 
-#include "codegen/cg_impl.h"
+#include "codegen/cg_llvm.h"
 #include "test.h"
 
 static pthread_barrier_t start;

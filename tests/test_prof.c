@@ -4,14 +4,18 @@
 **
 ** The unit test drives rt_prof with sites made by hand: only calls inside
 ** a profiled step count, the report's shares of the kernels and "other"
-** add up to the step, names group by op and by module, and rt_prof_stop
-** unlinks every site (they live in compiled code that may be freed next).
+** add up to the step, its shares and GFLOP/s agree with its times, names
+** group by op and by module, and rt_prof_stop unlinks every site (they live
+** in compiled code that may be freed next). No test bounds a time or a
+** speed from above (a loaded host is slow; speed is `make bench`'s job):
+** the only time checks are lower bounds that the spun time guarantees.
 ** The end-to-end tests run an AOT trainer's `bench --profile` (the
 ** conv2d kernels are there, the shares add up to 100%) and `rrc train
 ** --profile` (JIT): the losses equal an unprofiled run's, since profiling
 ** only observes, and RUN/profile.csv names both compiled entries.
 */
 #include "test.h"
+#include "util.h"
 
 #include "rt_prof.h"
 
@@ -101,6 +105,8 @@ TEST(prof_sites_and_report) {
         rt_prof_step_end();
     }
     CHECK(conv.calls == 2 && lin.calls == 2 && fused.calls == 2 && idle.calls == 0);
+    /* at least the time spun inside each site is counted (a lower bound:
+       it holds on any host, however slow or loaded) */
     CHECK(conv.ns >= 8000000 && lin.ns >= 2000000);
     char csv[600], txt[600];
     snprintf(csv, sizeof csv, "%s/prof_unit.csv", test_tmpdir());
@@ -120,12 +126,19 @@ TEST(prof_sites_and_report) {
     const CsvRow *other = find_row(r, n, "other", "other (outside kernels)"), *step = find_row(r, n, "step", "step");
     CHECK(kc && kl && other && step && !find_row(r, n, "kernel", idle.name));
     if (kc && kl && other && step) {
-        CHECKF(kc->calls == 2 && kc->share > kl->share && kl->share > other->share / 4, "shares %.2f %.2f %.2f", kc->share,
-               kl->share, other->share);
+        CHECKF(kc->calls == 2 && kl->calls == 2, "calls %lld %lld", kc->calls, kl->calls);
         CHECKF(fabs(kernel_and_other_share(r, n) - 100) < 0.01, "shares add up to %.4f%%", kernel_and_other_share(r, n));
-        CHECKF(step->ms > 5.9 && step->ms < 60, "%.3f ms per step for 6 ms of work", step->ms);
-        /* GFLOP/s = flops per call x calls / seconds: 2e6 flops in >= 4 ms is <= 0.5 */
-        CHECKF(kc->gflops > 0.05 && kc->gflops <= 0.5, "conv2d at %.3f GFLOP/s", kc->gflops);
+        /* a share is the row's time over the step's (CSV rounding aside) */
+        const CsvRow *rows[] = {kc, kl, other};
+        for (int i = 0; i < 3; i++)
+            CHECKF(fabs(rows[i]->share - 100 * rows[i]->ms / step->ms) < 0.01, "%s: share %.4f%%, %.6f of %.6f ms",
+                   rows[i]->name, rows[i]->share, rows[i]->ms, step->ms);
+        CHECKF(kc->ms > 3.99 && kl->ms > 0.99 && step->ms > 5.99, "%.3f, %.3f and %.3f ms per step for 4, 1 and 6 ms spun",
+               kc->ms, kl->ms, step->ms);
+        /* GFLOP/s = flops per call x calls / ns: 2e6 x 2 over 2 steps of ms */
+        double want = 2e6 * (double)kc->calls / (kc->ms * 1e6 * 2);
+        CHECKF(fabs(kc->gflops - want) <= 1e-4 + 1e-3 * want, "conv2d at %.4f GFLOP/s, its time gives %.4f", kc->gflops,
+               want);
     }
     /* the op is what follows the module: a fused kernel's label sums apart */
     const CsvRow *oc = find_row(r, n, "op", "conv2d");
@@ -134,15 +147,12 @@ TEST(prof_sites_and_report) {
     CHECK(mb && mb->calls == 4 && find_row(r, n, "module", "relation"));
     free(r);
     /* the printed table: the slowest kernel, then the rest in one line */
-    f = fopen(txt, "r");
-    REQUIRE(f);
-    char buf[4096];
-    size_t got = fread(buf, 1, sizeof buf - 1, f);
-    buf[got] = 0;
-    fclose(f);
+    char *buf = test_read_file(txt, NULL);
+    REQUIREF(buf, "no readable %s", txt);
     CHECKF(strstr(buf, "profile: 2 steps") && strstr(buf, conv.name) && !strstr(buf, lin.name) &&
                strstr(buf, "(2 more kernels)") && strstr(buf, "by op:") && strstr(buf, "by module:"),
            "table:\n%s", buf);
+    free(buf);
 }
 
 /* An AOT trainer's bench --profile on conv4: conv2d kernels in the table,
@@ -160,7 +170,7 @@ TEST(prof_bench_aot) {
     CHECKF(strstr(out, "profile: 3 steps") && strstr(out, " conv2d ") && strstr(out, " conv2d_dw ") &&
                strstr(out, "other (outside kernels)"),
            "bench --profile printed:\n%s", out);
-    int n = 0, conv = 0, gflops = 0;
+    int n = 0, conv = 0, gflops = 0;   /* conv kernels, and those with a flop count */
     CsvRow *r = read_profile(csv, &n);
     REQUIREF(r, "no readable %s", csv);
     for (int i = 0; i < n; i++)
@@ -168,13 +178,13 @@ TEST(prof_bench_aot) {
             CHECKF(r[i].calls == 3 && !strncmp(r[i].name, "train_b64: ", 11), "kernel row %s, %lld calls", r[i].name, r[i].calls);
             if (strstr(r[i].name, " conv2d")) {
                 conv++;
-                gflops += r[i].gflops > 1;
+                gflops += r[i].gflops > 0;
             }
         }
-    CHECKF(conv == 4 + 4 + 3 && gflops == conv, "%d conv kernels (%d with > 1 GFLOP/s), expected 11", conv, gflops);
+    CHECKF(conv == 4 + 4 + 3 && gflops == conv, "%d conv kernels (%d with a GFLOP/s figure), expected 11", conv, gflops);
     CHECKF(fabs(kernel_and_other_share(r, n) - 100) < 0.01, "shares add up to %.4f%%", kernel_and_other_share(r, n));
     const CsvRow *other = find_row(r, n, "other", "other (outside kernels)");
-    CHECK(other && other->share >= 0 && other->share < 50);
+    CHECK(other && other->share >= 0);
     CHECK(find_row(r, n, "module", "backbone") && find_row(r, n, "module", "relation"));
     free(r);
     free(out);

@@ -21,20 +21,11 @@
 
 #include "rt_file.h"
 #include "test.h"
+#include "util.h"
 
 extern char **environ;
 
 #define SPEC "tests/specs/small_conv.lua"
-
-static char *dir_of(const char *name) {
-    static char buf[8][600];
-    static int k;
-    char *s = buf[k++ % 8];
-    snprintf(s, sizeof buf[0], "%s/%s", test_tmpdir(), name);
-    return s;
-}
-
-static bool exists(const char *path) { return access(path, F_OK) == 0; }
 
 /* Files in dir whose name holds ".tmp." */
 static int count_tmp(const char *dir) {
@@ -51,7 +42,7 @@ TEST(write_full_device_is_an_error) {
     /* metrics.csv on a full device (/dev/full stands in for a full disk):
        the run fails naming the file, and writes no checkpoint past rows
        that were lost */
-    const char *run = dir_of("full_dev");
+    const char *run = test_tmp_path("full_dev");
     char path[700], cmd[2048], *err = NULL;
     REQUIRE(mkdir(run, 0777) == 0);
     snprintf(path, sizeof path, "%s/metrics.csv", run);
@@ -60,7 +51,7 @@ TEST(write_full_device_is_an_error) {
     int rc = test_run(cmd, NULL, &err);
     CHECKF(rc == 1 && strstr(err, "metrics.csv: cannot write: No space left on device"), "exit %d: %s", rc, err);
     snprintf(path, sizeof path, "%s/last.safetensors", run);
-    CHECK(!exists(path));
+    CHECK(!test_exists(path));
     free(err);
 }
 
@@ -80,7 +71,7 @@ static int run_disk_full(const char *args, char **text) {
 TEST(write_full_disk_is_an_error) {
     char args[1200], *text = NULL;
     /* linear evaluation: the result file is not written, and says so */
-    const char *lv = dir_of("full_lv");
+    const char *lv = test_tmp_path("full_lv");
     snprintf(args, sizeof args, "lineval " SPEC " --data synthetic:240 --random-init --epochs 1 --out %s", lv);
     int rc = run_disk_full(args, &text);
     CHECKF(rc == 1 && strstr(text, "lineval_random.txt: cannot write") && strstr(text, "File too large") &&
@@ -88,11 +79,11 @@ TEST(write_full_disk_is_an_error) {
            "lineval on a full disk: exit %d: %s", rc, text);
     char path[700];
     snprintf(path, sizeof path, "%s/lineval_random.txt", lv);
-    CHECK(!exists(path));
+    CHECK(!test_exists(path));
     CHECKF(count_tmp(lv) == 0, "%d temporary files left in %s", count_tmp(lv), lv);
     free(text);
     /* training: metrics.csv cannot be written */
-    const char *tr = dir_of("full_tr");
+    const char *tr = test_tmp_path("full_tr");
     snprintf(args, sizeof args, "train " SPEC " --data synthetic:240 --quiet --max-steps 2 --out %s", tr);
     rc = run_disk_full(args, &text);
     CHECKF(rc == 1 && strstr(text, "metrics.csv: cannot write: File too large"), "train on a full disk: exit %d: %s", rc, text);
@@ -126,11 +117,11 @@ static void touch(const char *dir, const char *name) {
 static bool has(const char *dir, const char *name) {
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    return exists(path);
+    return test_exists(path);
 }
 
 TEST(stale_temporary_files_are_removed) {
-    const char *d = dir_of("stale");
+    const char *d = test_tmp_path("stale");
     REQUIRE(mkdir(d, 0777) == 0);
     char mine[4200], name[300];
     REQUIRE(rt_tmp_path(mine, sizeof mine, "last.safetensors"));
@@ -163,7 +154,7 @@ TEST(stale_temporary_files_are_removed) {
 }
 
 TEST(resume_refuses_other_settings) {
-    const char *run = dir_of("resume_settings");
+    const char *run = test_tmp_path("resume_settings");
     char cmd[2048], *err = NULL;
     snprintf(cmd, sizeof cmd, "%s train " SPEC " --data synthetic:240 --quiet --max-steps 5 --seed 3 --out %s", test_rrc(), run);
     int rc = test_run(cmd, NULL, &err);
@@ -276,7 +267,7 @@ static double seconds_now(void) {
 }
 
 TEST(kill_9_then_resume_is_exact) {
-    const char *a = dir_of("kill_a"), *b = dir_of("kill_b");
+    const char *a = test_tmp_path("kill_a"), *b = test_tmp_path("kill_b");
     const char *base[] = {"rrc", "train", SPEC, "--data", "synthetic:480", "--epochs", "6", "--quiet", "--out", NULL, NULL};
     /* uninterrupted, and how long it takes */
     const char *args[16];
@@ -300,7 +291,7 @@ TEST(kill_9_then_resume_is_exact) {
     int kills = 0, in_write = 0, restarts = 0;
     for (int round = 0; round < 60 && (kills < 8 || in_write < 3); round++) {
         memcpy(args, base, sizeof base);
-        bool resume = exists(ckpt);
+        bool resume = test_exists(ckpt);
         args[8] = resume ? "--resume" : "--out";
         args[9] = b;
         int hook = round % 3 == 2 ? 1 + (int)(rand_r(&seed) % 20) : 0;
@@ -329,7 +320,7 @@ TEST(kill_9_then_resume_is_exact) {
     }
     /* then to its end */
     memcpy(args, base, sizeof base);
-    args[8] = exists(ckpt) ? "--resume" : "--out";
+    args[8] = test_exists(ckpt) ? "--resume" : "--out";
     args[9] = b;
     pid = start_rrc(args, 0);
     REQUIRE(pid > 0 && waitpid(pid, &st, 0) == pid);

@@ -12,6 +12,7 @@
 ** The thread pool (rt_pool) runs a job posted right after it starts.
 */
 #include "test.h"
+#include "util.h"
 
 #include "rt_init.h"
 #include "rt_pool.h"
@@ -269,21 +270,6 @@ TEST(init_keyed_by_seed_and_name) {
 
 /* ---- rt_safetensors: helpers ------------------------------------------- */
 
-static char *tpath(const char *name) {
-    static char buf[4][512];
-    static int k;
-    char *p = buf[k++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", test_tmpdir(), name);
-    return p;
-}
-
-static int write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    size_t w = n ? fwrite(p, 1, n, f) : 0;
-    return fclose(f) == 0 && w == n ? 0 : -1;
-}
-
 /* A file of 8-byte length hlen, then the header text, then ndata bytes. */
 static int write_st_raw(const char *path, uint64_t hlen, const char *header, size_t ndata) {
     size_t h = strlen(header), total = 8 + h + ndata;
@@ -292,25 +278,13 @@ static int write_st_raw(const char *path, uint64_t hlen, const char *header, siz
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)(hlen >> (8 * i));
     memcpy(b + 8, header, h);
     for (size_t i = 0; i < ndata; i++) b[8 + h + i] = (unsigned char)i;
-    int rc = write_bytes(path, b, total);
+    int rc = test_write_file(path, b, total) ? 0 : -1;
     free(b);
     return rc;
 }
 
 static int write_st(const char *path, const char *header, size_t ndata) {
     return write_st_raw(path, strlen(header), header, ndata);
-}
-
-static unsigned char *slurp_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    *n = b ? fread(b, 1, (size_t)len, f) : 0;
-    fclose(f);
-    return b;
 }
 
 /* Reading PATH fails with one line that starts "PATH: " and contains each
@@ -359,7 +333,7 @@ TEST(st_round_trip) {
         {.name = "loss", .dtype = RT_F32, .rank = 0, .data = &scalar, .nbytes = sizeof scalar},
     };
     const char *mk[] = {"format", "spec"}, *mv[] = {"rrc-1", "specs/conv4.lua"};
-    const char *path = tpath("rt.safetensors");
+    const char *path = test_tmp_path("rt.safetensors");
     char err[512] = "";
     int rc = rt_st_write(path, ts, 5, mk, mv, 2, err, sizeof err);
     REQUIREF(rc == 0, "write failed: %s", err);
@@ -420,11 +394,11 @@ TEST(st_header_bytes_match_reference) {
     float w[2] = {0, 0};
     rt_tensor t = {.name = "w", .dtype = RT_F32, .rank = 1, .shape = {2}, .data = w, .nbytes = sizeof w};
     const char *k = "k", *v = "v";
-    const char *path = tpath("ref.safetensors");
+    const char *path = test_tmp_path("ref.safetensors");
     char err[256];
     REQUIREF(rt_st_write(path, &t, 1, &k, &v, 1, err, sizeof err) == 0, "%s", err);
     size_t n;
-    unsigned char *b = slurp_file(path, &n);
+    unsigned char *b = (unsigned char *)test_read_file(path, &n);
     REQUIRE(b);
     const char *want = "{\"__metadata__\":{\"k\":\"v\"},\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
     size_t wl = strlen(want), padded = (wl + 7) / 8 * 8;
@@ -440,7 +414,7 @@ TEST(st_header_bytes_match_reference) {
 
     /* Without metadata there is no __metadata__ key at all. */
     REQUIREF(rt_st_write(path, &t, 1, NULL, NULL, 0, err, sizeof err) == 0, "%s", err);
-    b = slurp_file(path, &n);
+    b = (unsigned char *)test_read_file(path, &n);
     REQUIRE(b);
     const char *want2 = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}  ";
     CHECK(n == 8 + strlen(want2) + 8 && memcmp(b + 8, want2, strlen(want2)) == 0);
@@ -449,7 +423,7 @@ TEST(st_header_bytes_match_reference) {
 
 TEST(st_read_sorts_by_offset) {
     /* Header order b, a; data order a, b. Gaps between tensors are allowed. */
-    const char *path = tpath("order.safetensors");
+    const char *path = test_tmp_path("order.safetensors");
     REQUIRE(write_st(path,
                      "{\"b\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[6,8]},"
                      "\"a\":{\"dtype\":\"I16\",\"shape\":[2],\"data_offsets\":[0,4]}}",
@@ -468,10 +442,10 @@ TEST(st_read_sorts_by_offset) {
 /* ---- rt_safetensors: rejection ----------------------------------------- */
 
 TEST(st_reject_short_and_truncated) {
-    const char *p = tpath("bad.safetensors");
-    REQUIRE(write_bytes(p, "", 0) == 0);
+    const char *p = test_tmp_path("bad.safetensors");
+    REQUIRE(test_write_file(p, "", 0));
     EXPECT_REJECT(p, "truncated", "0 bytes");
-    REQUIRE(write_bytes(p, "abc", 3) == 0);
+    REQUIRE(test_write_file(p, "abc", 3));
     EXPECT_REJECT(p, "truncated", "3 bytes");
     /* header length larger than the file */
     REQUIRE(write_st_raw(p, 800, "{\"a\":1}     ", 0) == 0);
@@ -482,7 +456,7 @@ TEST(st_reject_short_and_truncated) {
     /* data cut short: offsets beyond the data area */
     REQUIRE(write_st(p, "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 10) == 0);
     EXPECT_REJECT(p, "tensor 'w'", "run past the end of the data (10 bytes");
-    EXPECT_REJECT(tpath("does-not-exist.safetensors"), "cannot open", "No such file");
+    EXPECT_REJECT(test_tmp_path("does-not-exist.safetensors"), "cannot open", "No such file");
     EXPECT_REJECT(test_tmpdir(), "not a regular file", NULL);
 }
 
@@ -494,15 +468,15 @@ TEST(st_reject_every_truncation_of_a_valid_file) {
         {.name = "v", .dtype = RT_F64, .rank = 1, .shape = {2}, .data = v, .nbytes = sizeof v},
     };
     const char *mk = "m", *mv = "x";
-    const char *path = tpath("full.safetensors"), *cut = tpath("cut.safetensors");
+    const char *path = test_tmp_path("full.safetensors"), *cut = test_tmp_path("cut.safetensors");
     char err[256];
     REQUIREF(rt_st_write(path, ts, 2, &mk, &mv, 1, err, sizeof err) == 0, "%s", err);
     size_t n;
-    unsigned char *b = slurp_file(path, &n);
+    unsigned char *b = (unsigned char *)test_read_file(path, &n);
     REQUIRE(b);
     int accepted = 0;
     for (size_t len = 0; len < n; len++) {
-        if (write_bytes(cut, b, len) != 0) break;
+        if (!test_write_file(cut, b, len)) break;
         rt_st_file f;
         if (rt_st_read(cut, &f, err, sizeof err) == 0) { accepted++; rt_st_free(&f); }
     }
@@ -512,7 +486,7 @@ TEST(st_reject_every_truncation_of_a_valid_file) {
     for (size_t i = 8; i < n - 24; i++) {
         unsigned char save = b[i];
         b[i] = (unsigned char)(save ^ 0x5a);
-        if (write_bytes(cut, b, n) == 0) {
+        if (test_write_file(cut, b, n)) {
             rt_st_file f;
             if (rt_st_read(cut, &f, err, sizeof err) == 0) rt_st_free(&f);
             else CHECKF(!strchr(err, '\n'), "multi-line message: %s", err);
@@ -523,7 +497,7 @@ TEST(st_reject_every_truncation_of_a_valid_file) {
 }
 
 TEST(st_reject_bad_json) {
-    const char *p = tpath("bad.safetensors");
+    const char *p = test_tmp_path("bad.safetensors");
     REQUIRE(write_st(p, "{\"w\": {\"dtype\": ", 0) == 0);
     EXPECT_REJECT(p, "header is not valid JSON", NULL);
     REQUIRE(write_st(p, "[1, 2]  ", 0) == 0);
@@ -546,7 +520,7 @@ TEST(st_reject_bad_json) {
 }
 
 TEST(st_reject_bad_entries) {
-    const char *p = tpath("bad.safetensors");
+    const char *p = test_tmp_path("bad.safetensors");
     REQUIRE(write_st(p, "{\"w\":{\"dtype\":\"F33\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4) == 0);
     EXPECT_REJECT(p, "tensor 'w': unknown dtype 'F33'", NULL);
     REQUIRE(write_st(p, "{\"w\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", 4) == 0);
@@ -588,7 +562,7 @@ TEST(st_reject_bad_entries) {
 }
 
 TEST(st_reject_overlap) {
-    const char *p = tpath("bad.safetensors");
+    const char *p = test_tmp_path("bad.safetensors");
     REQUIRE(write_st(p,
                      "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                      "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12) == 0);
@@ -618,7 +592,7 @@ TEST(st_reject_overlap) {
 TEST(st_write_atomic_and_errors) {
     float w[4] = {1, 2, 3, 4};
     rt_tensor t = {.name = "w", .dtype = RT_F32, .rank = 1, .shape = {4}, .data = w, .nbytes = sizeof w};
-    const char *path = tpath("ckpt.safetensors");
+    const char *path = test_tmp_path("ckpt.safetensors");
     char err[512];
     REQUIREF(rt_st_write(path, &t, 1, NULL, NULL, 0, err, sizeof err) == 0, "%s", err);
     CHECK(count_tmp_files() == 0);

@@ -8,6 +8,7 @@
 ** It does not test lowering or shapes; those tests live with the IR.
 */
 #include "test.h"
+#include "util.h"
 
 #include "frontend/spec.h"
 
@@ -18,32 +19,6 @@
 #include <unistd.h>
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static char *slurp_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1024, n = 0;
-    char *s = malloc(cap);
-    size_t got;
-    while ((got = fread(s + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *t = realloc(s, cap *= 2);
-            if (!t) break;
-            s = t;
-        }
-    }
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
-static void write_file(const char *path, const char *data, size_t len) {
-    FILE *f = fopen(path, "wb");
-    if (!f) { perror(path); return; }
-    fwrite(data, 1, len, f);
-    fclose(f);
-}
 
 /* spec_load with stderr captured into *err (malloc'd). */
 static Spec *load_capture(const char *path, Arena *a, Diag *d, char **err) {
@@ -58,7 +33,7 @@ static Spec *load_capture(const char *path, Arena *a, Diag *d, char **err) {
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
-    *err = slurp_file(tmp);
+    *err = test_read_file(tmp, NULL);
     if (!*err) *err = calloc(1, 1);
     return s;
 }
@@ -381,7 +356,7 @@ TEST(spec_lib_helpers) {
 /* The example in specs/README.md loads (it sits in a temporary directory
    with a copy of specs/lib/augment.lua, which it includes). */
 TEST(spec_readme_example) {
-    char *readme = slurp_file("specs/README.md");
+    char *readme = test_read_file("specs/README.md", NULL);
     REQUIRE(readme != NULL);
     char *start = strstr(readme, "```lua\n");
     char *end = start ? strstr(start + 7, "```") : NULL;
@@ -391,12 +366,12 @@ TEST(spec_readme_example) {
     mkdir(dir, 0700);
     snprintf(path, sizeof path, "%s/lib", dir);
     mkdir(path, 0700);
-    char *lib = slurp_file("specs/lib/augment.lua");
+    char *lib = test_read_file("specs/lib/augment.lua", NULL);
     REQUIRE(lib != NULL);
     snprintf(path, sizeof path, "%s/lib/augment.lua", dir);
-    write_file(path, lib, strlen(lib));
+    test_write_file(path, lib, strlen(lib));
     snprintf(path, sizeof path, "%s/mini.lua", dir);
-    write_file(path, start + 7, (size_t)(end - start - 7));
+    test_write_file(path, start + 7, (size_t)(end - start - 7));
     Arena a = {0};
     Spec *s = load_ok(path, &a);
     CHECK(s && strcmp(s->name, "mini") == 0 && s->naug == 5 && s->backbone->nchildren == 2);
@@ -409,7 +384,7 @@ TEST(spec_readme_example) {
 
 /* The leading "-- expect: " lines of a spec, joined with newlines. */
 static char *expected_errors(const char *path) {
-    char *src = slurp_file(path);
+    char *src = test_read_file(path, NULL);
     if (!src) return NULL;
     size_t cap = strlen(src) + 1, n = 0;
     char *out = calloc(1, cap);
@@ -482,7 +457,7 @@ BAD(bad_rr_typo)
 static void check_generated(const char *name, const char *src, size_t len, const char *want) {
     char path[512], expect[2048];
     snprintf(path, sizeof path, "%s/%s", test_tmpdir(), name);
-    write_file(path, src, len);
+    test_write_file(path, src, len);
     size_t n = 0;
     for (const char *w = want; *w && n < sizeof expect - 512; w++) {
         if (*w == '@') n += (size_t)snprintf(expect + n, sizeof expect - n, "%s", path);
@@ -542,7 +517,7 @@ TEST(spec_include_cycle) {
     char p[512];
     snprintf(p, sizeof p, "%s/cyc_b.lua", test_tmpdir());
     static const char b[] = "return rr.include(\"cyc_a.lua\")\n";
-    write_file(p, b, sizeof b - 1);
+    test_write_file(p, b, sizeof b - 1);
     static const char a[] = "local b = rr.include(\"cyc_b.lua\")\n";
     char want[600];
     snprintf(want, sizeof want, "%s/cyc_b.lua:1: include: '@' includes itself (directly or through other files)\n",
@@ -601,7 +576,7 @@ TEST(spec_error_in_include) {
     char p[512];
     snprintf(p, sizeof p, "%s/raises.lua", test_tmpdir());
     static const char lib[] = "local M = {}\n\nerror({}) \nreturn M\n";
-    write_file(p, lib, sizeof lib - 1);
+    test_write_file(p, lib, sizeof lib - 1);
     static const char src[] = "local x = 1\nlocal m = rr.include(\"raises.lua\")\n";
     char want[600];
     snprintf(want, sizeof want, "%s:3: error object is a table value\n", p);

@@ -24,15 +24,13 @@ typedef struct CgOptions {
 
 typedef struct CgModule CgModule;
 
-/* Builds and optimises a module with one step function `fn` computing g.
-   Adds the kernel workspace to g->region_bytes[RT_REGION_SCRATCH] (with
-   cg_plan_workspace). Returns NULL after printing a message. */
+/* What the code generator has kernels for: the passes decide with it
+   (PipelineOpts.caps), codegen then obeys the graph's decisions. */
+const BackendCaps *cg_caps(void);
+/* Builds and optimises a module with one step function `fn` computing g,
+   planned (memplan: the kernel workspace included) with cg_caps(). Returns
+   NULL after printing a message. */
 CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o);
-/* Places the kernel workspace after the planned scratch values: adds its
-   bytes to g->region_bytes[RT_REGION_SCRATCH] and returns its offset. Code
-   loaded from the compile cache instead of built by cg_build must still
-   plan it, so that the regions have the sizes the code was compiled for. */
-int64_t cg_plan_workspace(Graph *g);
 bool cg_op_supported(OpKind op);
 /* Writes the module's textual IR / an object file. */
 bool cg_write_ll(CgModule *m, const char *path);

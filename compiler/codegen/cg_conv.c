@@ -4,8 +4,9 @@
 ** shortcuts); forward, input gradient and weight gradient, on output planes
 ** a multiple of L wide or narrow enough that L / W whole rows fill a
 ** vector (8x8 and 4x4 when L = 16), L being the target's f32 lanes. Which
-** layers qualify is decided in passes/fuse.c (fuse_conv_direct, which also
-** keeps the stack buffers below 1 MiB); other
+** layers qualify is cg_conv_direct's rule (below; pass_fuse asks it through
+** cg_caps and records the answer in Node.direct), which also keeps the stack
+** buffers below 1 MiB; other
 ** shapes keep im2col + OpenBLAS (runtime/rt_kernels_conv.c).
 ** docs/DECISIONS.md has the measurements.
 **
@@ -50,10 +51,93 @@
 
 #include <llvm-c/Core.h>
 
-#include "codegen/cg_impl.h"
+#include "codegen/cg_conv.h"
+#include "codegen/cg_fuse.h"
 #include "rt_kernels.h"
 
-bool cg_conv_direct(const Node *n) { return n->direct; }
+/* The padded copy a direct kernel keeps on its thread's stack, per channel:
+   `copies` planes of `rows` x `rowlen` floats, and `slack` floats for the
+   whole buffer (alignment). Of x (forward, weight gradient) or of dy (input
+   gradient, dy = true) for a K x K convolution at stride S on H x W input
+   planes. */
+typedef struct ConvPad {
+    int64_t copies, rows, rowlen, slack;
+} ConvPad;
+
+/* ---- which convolutions get a direct kernel (asked by pass_fuse through
+   cg_caps): 3x3 padding 1 at stride 1 or 2, 1x1 without padding at stride
+   2, on output planes a multiple of L (the target's lanes) wide or L/W
+   whole rows to a vector ---- */
+static bool direct_shape(int64_t H, int64_t W, int64_t L) {
+    if (W >= L) return W % L == 0 && H % 2 == 0;
+    return W >= 4 && L % W == 0 && H % (L / W) == 0;   /* packed: L / W rows per vector */
+}
+
+/* K x K, stride S, padding P from H x W to Ho x Wo. Stride 2 needs even
+   planes: the taps then read whole rows of the even/odd column copies. */
+static bool direct_geom(int64_t K, int64_t S, int64_t P, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int64_t L) {
+    if (S == 1) return K == 3 && P == 1 && Ho == H && Wo == W && direct_shape(H, W, L);
+    if (S == 2)
+        return ((K == 3 && P == 1) || (K == 1 && P == 0)) && H == 2 * Ho && W == 2 * Wo && direct_shape(Ho, Wo, L);
+    return false;
+}
+
+/* The kernels keep a padded image (and the weight gradient its vector
+   partials) on the stack of the thread running them: a limit keeps large
+   images (ImageNet-sized planes) on im2col + BLAS rather than overflowing a
+   pool thread's stack. */
+#define DIRECT_STACK_MAX (1 << 20)
+
+/* Stride 1: narrow planes (W < L) keep three copies of the padded rows, W
+   long, shifted by the tap's column; wide rows are a whole number of
+   vectors long, with a vector of slack to align their interior. Stride 2
+   (forward and weight gradient): a copy per tap column kw and row parity,
+   copy (kw, p) row r holding the padded input's row 2r + p at columns kw,
+   kw + 2, ...: a tap's output row is then a contiguous row of a copy.
+   Stride-2 input gradient: dy and dy shifted left by one column, with a
+   zero row below. */
+static ConvPad conv_pad(int64_t H, int64_t W, int64_t K, int64_t S, bool dy, int lanes) {
+    int64_t L = lanes;
+    if (S == 1) {
+        if (W < L) return (ConvPad){3, H + 2, W, 0};
+        return (ConvPad){1, H + 2, (W + 2 + L - 1) / L * L, L};
+    }
+    int64_t extra = K > 1 ? 1 : 0;
+    if (dy) return (ConvPad){K > 1 ? 2 : 1, H / 2 + extra, W / 2, 0};
+    return (ConvPad){K * (K > 1 ? 2 : 1), H / 2 + extra, W / 2, 0};
+}
+
+static int64_t conv_pad_floats(ConvPad p, int64_t C) { return p.copies * C * p.rows * p.rowlen + p.slack; }
+
+/* ps: channels of the padded copy; O x K x K vector partials of the weight
+   gradient for at least one channel */
+static bool fits_stack(int64_t C, int64_t O, int64_t H, int64_t W, int64_t K, int64_t S, bool dy, int L) {
+    int64_t dwacc = O * K * K * L * 4;
+    return conv_pad_floats(conv_pad(H, W, K, S, dy, L), C) * 4 <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
+}
+
+bool cg_conv_direct(const Node *n, const Target *t) {
+    const Node *x, *dy, *w;
+    int L = t->lanes;
+    switch (n->op) {
+    case OP_CONV2D:      /* y [N,O,Ho,Wo] = conv(x [N,C,H,W], w [O,C,K,K]) */
+        x = n->in[0], w = n->in[1];
+        return w->dim[2] == w->dim[3] &&
+               direct_geom(w->dim[2], n->ia[0], n->ia[1], x->dim[2], x->dim[3], n->dim[2], n->dim[3], L) &&
+               fits_stack(x->dim[1], n->dim[1], x->dim[2], x->dim[3], w->dim[2], n->ia[0], false, L);
+    case OP_CONV2D_DX:   /* dx [N,C,H,W] from dy [N,O,Ho,Wo] and w: pads dy */
+        dy = n->in[0], w = n->in[1];
+        return w->dim[2] == w->dim[3] &&
+               direct_geom(w->dim[2], n->ia[0], n->ia[1], n->dim[2], n->dim[3], dy->dim[2], dy->dim[3], L) &&
+               fits_stack(dy->dim[1], n->dim[1], n->dim[2], n->dim[3], w->dim[2], n->ia[0], true, L);
+    case OP_CONV2D_DW:   /* dw [O,C,K,K] from dy [N,O,Ho,Wo] and x [N,C,H,W] */
+        dy = n->in[0], x = n->in[1];
+        return n->dim[2] == n->dim[3] &&
+               direct_geom(n->dim[2], n->ia[0], n->ia[1], x->dim[2], x->dim[3], dy->dim[2], dy->dim[3], L) &&
+               fits_stack(x->dim[1], n->dim[0], x->dim[2], x->dim[3], n->dim[2], n->ia[0], false, L);
+    default: return false;
+    }
+}
 
 #define MAX_PTRS RT_DW_MAX_ARGS   /* the runtime copies that many argument pointers */
 
@@ -124,20 +208,6 @@ static LLVMValueRef lanes_sum(CB *k, LLVMValueRef v) {
     return LLVMBuildCall2(k->b, LLVMFunctionType(cg->f32, rps, 2, 0), rf, args, 2, "");
 }
 
-/* internal, noinline, the target's vector width; the pointers among the
-   first np parameters noalias */
-static void kernel_attrs(CB *k, int np) {
-    CG *cg = k->cg;
-    LLVMSetLinkage(k->fn, LLVMInternalLinkage);
-    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-    for (unsigned i = 0; i < (unsigned)np; i++)
-        if (LLVMGetTypeKind(LLVMTypeOf(LLVMGetParam(k->fn, i))) == LLVMPointerTypeKind)
-            LLVMAddAttributeAtIndex(k->fn, i + 1, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
-    LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex,
-                            LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
-    cg_vector_width(cg, k->fn);
-}
-
 /* A direct convolution: C input and O output channels, H x W input and
    Ho x Wo output planes, K x K taps at stride S with padding P. */
 typedef struct Geo {
@@ -155,7 +225,7 @@ static Geo geo_of(const Node *n) {
     return (Geo){x->dim[1], y->dim[1], x->dim[2], x->dim[3], y->dim[2], y->dim[3], K, n->ia[0], n->ia[1]};
 }
 
-/* The padded copy of an image the taps read (fuse_conv_pad has the rule):
+/* The padded copy of an image the taps read (conv_pad has the rule):
    `copies` planes per channel of `rows` x `rowlen` floats, copy q of
    channel c at (q * C + c) * plane.
    - stride 1, wide planes (W >= L): one zero-bordered copy [C][H+2][PW]; a
@@ -183,7 +253,7 @@ typedef struct Pad {
 } Pad;
 
 static void pad_layout(Pad *p, const Geo *g, bool dy, int64_t C, int64_t L) {
-    ConvPad l = fuse_conv_pad(g->H, g->W, g->K, g->S, dy, (int)L);
+    ConvPad l = conv_pad(g->H, g->W, g->K, g->S, dy, (int)L);
     p->g = g;
     p->L = L;
     p->dy = dy;
@@ -205,7 +275,7 @@ static bool pad_wide1(const Pad *p) { return p->g->S == 1 && p->copies == 1; }
 static void pad_init(CB *k, Pad *p, const Geo *g, bool dy, int64_t C) {
     CG *cg = k->cg;
     pad_layout(p, g, dy, C, k->L);
-    int64_t n = fuse_conv_pad_floats(fuse_conv_pad(g->H, g->W, g->K, g->S, dy, (int)k->L), C);
+    int64_t n = conv_pad_floats(conv_pad(g->H, g->W, g->K, g->S, dy, (int)k->L), C);
     p->buf = alloca_entry(k, LLVMArrayType2(cg->f32, (uint64_t)n), "xpad");
     LLVMSetAlignment(p->buf, 64);
     LLVMValueRef zero8 = LLVMConstInt(cg->i8, 0, 0), zero = LLVMConstReal(cg->f32, 0);
@@ -568,28 +638,6 @@ static int64_t tile_ob(int64_t acc, int64_t V, int64_t Co) {
     return OB;
 }
 
-/* The rt_rows_fn wrapper "<name>.rows" of a body (p0 .. p[np-1], n0, n1):
-   args = {p0, ..., p[np-1]}. */
-static LLVMValueRef rows_wrapper(CB *k, const char *name, LLVMTypeRef body_t, int np) {
-    CG *cg = k->cg;
-    char wname[300];
-    snprintf(wname, sizeof wname, "%s.rows", name);
-    LLVMTypeRef wp[3] = {cg->ptr, cg->i64, cg->i64};
-    LLVMValueRef wf = LLVMAddFunction(cg->mod, wname, LLVMFunctionType(cg->void_, wp, 3, 0));
-    LLVMSetLinkage(wf, LLVMInternalLinkage);
-    LLVMPositionBuilderAtEnd(k->b, LLVMAppendBasicBlockInContext(cg->ctx, wf, "entry"));
-    LLVMValueRef a[MAX_PTRS + 2];
-    for (int i = 0; i < np; i++) {
-        LLVMValueRef ix = I(k, i);
-        a[i] = LLVMBuildLoad2(k->b, cg->ptr, LLVMBuildGEP2(k->b, cg->ptr, LLVMGetParam(wf, 0), &ix, 1, ""), "");
-    }
-    a[np] = LLVMGetParam(wf, 1);
-    a[np + 1] = LLVMGetParam(wf, 2);
-    LLVMBuildCall2(k->b, body_t, k->fn, a, (unsigned)np + 2, "");
-    LLVMBuildRetVoid(k->b);
-    return wf;
-}
-
 /* The body's type: np pointers, then n0, n1. */
 static LLVMTypeRef body_type(CG *cg, int np) {
     LLVMTypeRef ps[MAX_PTRS + 2];
@@ -598,12 +646,12 @@ static LLVMTypeRef body_type(CG *cg, int np) {
     return LLVMFunctionType(cg->void_, ps, (unsigned)np + 2, 0);
 }
 
-/* Starts function `name` of type ft (kernel_attrs: the pointers among the
+/* Starts function `name` of type ft (cg_fn_attrs: the pointers among the
    first nalias parameters noalias), the builder at its entry. */
 static void begin_fn(CB *k, const char *name, LLVMTypeRef ft, int nalias) {
     CG *cg = k->cg;
     k->fn = LLVMAddFunction(cg->mod, name, ft);
-    kernel_attrs(k, nalias);
+    cg_fn_attrs(k->cg, k->fn, nalias);
     k->entry = LLVMAppendBasicBlockInContext(cg->ctx, k->fn, "entry");
     k->b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k->b, k->entry);
@@ -1021,7 +1069,7 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
     LLVMBuildCall2(k.b, core_type(cg, nca, 1), core, ca, nca, "");
     cloop_close(&k, &Ln, 1);
     LLVMBuildRetVoid(k.b);
-    LLVMValueRef wf = rows_wrapper(&k, name, body_t, np);
+    LLVMValueRef wf = cg_rows_wrapper(k.cg, k.b, k.fn, body_t, name, np);
     LLVMDisposeBuilder(k.b);
     return wf;
 }
@@ -1245,24 +1293,23 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     cloop_close(&k, &Lj, 1);
     cloop_close(&k, &Lb, cblk);
     LLVMBuildRetVoid(k.b);
-    LLVMValueRef wf = rows_wrapper(&k, name, body_t, np);
+    LLVMValueRef wf = cg_rows_wrapper(k.cg, k.b, k.fn, body_t, name, np);
     LLVMDisposeBuilder(k.b);
     return wf;
 }
 
 /* The args array {w or dy, out, what the input expression reads...} built
    in the step, and the wrapper for node n (a conv2d, conv2d_dx or
-   conv2d_dw with cg_conv_direct(n)); one function per shape, direction and
+   conv2d_dw with n->direct); one function per shape, direction and
    input expression in a module. *nargs: the array's length. */
 LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats, const Kernel *K) {
     bool tr = n->op == OP_CONV2D_DX, dw = n->op == OP_CONV2D_DW;
     RRC_ASSERT(!stats || n->op == OP_CONV2D);
-    RRC_ASSERT(!K || (K->kind == KERNEL_DX_EPI && K->members[0] == n && fuse_dx_epilogue(n)));
+    RRC_ASSERT(!K || (K->kind == KERNEL_DX_EPI && K->members[0] == n && K->epilogue));
     Geo g = geo_of(n);
     const Node *in = dw ? n->in[1] : n->in[0];   /* what is padded: x, or dy for dx */
-    const Node *epi_root = K ? kernel_epilogue(K) : NULL;
-    Node *dg = NULL, *db = NULL;
-    if (K) kernel_epilogue_sums(K, &dg, &db);
+    const Node *epi_root = K ? K->epilogue : NULL;
+    const Node *dg = K ? K->sums[0] : NULL;
     CgExpr *e = cg_expr_new(cg, in), *epi = K ? cg_epi_new(cg, epi_root, n, dg ? dg->in[1] : NULL, dg ? dg->in[2] : NULL) : NULL;
     int ne = epi_count(epi);
     RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) + ne <= MAX_PTRS - 3);

@@ -32,7 +32,7 @@
 
 #include <llvm-c/Core.h>
 
-#include "codegen/cg_impl.h"
+#include "codegen/cg_fuse.h"
 #include "rt_kernels.h"
 
 #define MAX_EXT 32
@@ -636,19 +636,12 @@ static LLVMValueRef build_kernel(CG *cg, KB *k, const Kernel *K, const Node *roo
     LLVMTypeRef params[MAX_EXT + 2];
     for (int i = 0; i < k->next; i++) params[i] = cg->ptr;
     params[k->next] = params[k->next + 1] = cg->i64;
-    char name[256], wname[300];
+    char name[256];
     kernel_name(name, sizeof name, root);
     LLVMTypeRef ft = LLVMFunctionType(cg->void_, params, (unsigned)k->next + 2, 0);
     k->fn = LLVMAddFunction(cg->mod, name, ft);
-    LLVMSetLinkage(k->fn, LLVMInternalLinkage);
-    unsigned noalias = LLVMGetEnumAttributeKindForName("noalias", 7);
-    unsigned noinline = LLVMGetEnumAttributeKindForName("noinline", 8);
-    for (int i = 0; i < k->next; i++) {
-        LLVMAddAttributeAtIndex(k->fn, (unsigned)i + 1, LLVMCreateEnumAttribute(cg->ctx, noalias, 0));
-        k->p[i] = LLVMGetParam(k->fn, (unsigned)i);
-    }
-    LLVMAddAttributeAtIndex(k->fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, noinline, 0));
-    cg_vector_width(cg, k->fn);
+    cg_fn_attrs(cg, k->fn, k->next);
+    for (int i = 0; i < k->next; i++) k->p[i] = LLVMGetParam(k->fn, (unsigned)i);
     k->entry = LLVMAppendBasicBlockInContext(cg->ctx, k->fn, "entry");
     k->b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k->b, k->entry);
@@ -664,21 +657,7 @@ static LLVMValueRef build_kernel(CG *cg, KB *k, const Kernel *K, const Node *roo
     else ew_kernel(k, root, r0, r1);
     LLVMBuildRetVoid(k->b);
 
-    /* the wrapper: rt_rows_fn */
-    snprintf(wname, sizeof wname, "%s.rows", name);
-    LLVMTypeRef wp[3] = {cg->ptr, cg->i64, cg->i64};
-    w = LLVMAddFunction(cg->mod, wname, LLVMFunctionType(cg->void_, wp, 3, 0));
-    LLVMSetLinkage(w, LLVMInternalLinkage);
-    LLVMPositionBuilderAtEnd(k->b, LLVMAppendBasicBlockInContext(cg->ctx, w, "entry"));
-    LLVMValueRef a[MAX_EXT + 2];
-    for (int i = 0; i < k->next; i++) {
-        LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
-        a[i] = LLVMBuildLoad2(k->b, cg->ptr, LLVMBuildGEP2(k->b, cg->ptr, LLVMGetParam(w, 0), &ix, 1, ""), "");
-    }
-    a[k->next] = LLVMGetParam(w, 1);
-    a[k->next + 1] = LLVMGetParam(w, 2);
-    LLVMBuildCall2(k->b, ft, k->fn, a, (unsigned)k->next + 2, "");
-    LLVMBuildRetVoid(k->b);
+    w = cg_rows_wrapper(cg, k->b, k->fn, ft, name, k->next);
     LLVMDisposeBuilder(k->b);
 
     return w;
@@ -777,7 +756,7 @@ void cg_fuse_done(CG *cg) {
 
 /* Emits a kernel (or finds one of the same structure) and the step's call
    to it. */
-static void emit_generated(CG *cg, const Kernel *K) {
+void cg_emit_generated(CG *cg, const Kernel *K) {
     const Node *root = K->members[0];
     KB k = {.cg = cg, .f64 = LLVMDoubleTypeInContext(cg->ctx)};
     k.memo = xcalloc((size_t)cg->g->nnodes, sizeof *k.memo);
@@ -833,42 +812,4 @@ static void emit_generated(CG *cg, const Kernel *K) {
     LLVMBuildCall2(cg->b, cft, callee, args, 4, "");
     free(k.memo);
     free(k.scale);
-}
-
-#define CONV_DIMS(x, w, y) (x)->dim[0], (x)->dim[1], (x)->dim[2], (x)->dim[3], (w)->dim[0], (w)->dim[2], (w)->dim[3], \
-                           (y)->ia[0], (y)->ia[1], (y)->dim[2], (y)->dim[3]
-
-int64_t cg_kernel_workspace(const Kernel *K) {
-    Node *dg, *db;
-    if (K->kind == KERNEL_DX_EPI)   /* BatchNorm sums per image: double [N][2][C] */
-        return kernel_epilogue_sums(K, &dg, &db) ? 16 * K->members[0]->dim[0] * K->members[0]->dim[1] : 0;
-    if (K->kind != KERNEL_CONV_STATS) return 0;
-    const Node *y = K->members[0];
-    return 4 * rt_k_conv2d_stats_ws(CONV_DIMS(y->in[0], y->in[1], y));
-}
-
-void cg_emit_kernel(CG *cg, const Kernel *K) {
-    if (K->kind == KERNEL_CONV_STATS) {
-        const Node *y = K->members[0], *st = K->members[1];
-        /* a direct kernel reads its input through args (it may be an
-           inlined value, with no address); im2col + BLAS reads x */
-        LLVMValueRef fn = LLVMConstNull(cg->ptr), args = LLVMConstNull(cg->ptr), x = LLVMConstNull(cg->ptr);
-        int nargs = 0;
-        if (cg_conv_direct(y)) fn = cg_conv_direct_fn(cg, y, &args, &nargs, true, NULL);
-        else x = cg_ptr(cg, y->in[0]);
-        cg_call(cg, "rt_k_conv2d_stats", "ppppiiiiiiiiiiipppi", cg_ptr(cg, y), cg_ptr(cg, st), x, cg_ptr(cg, y->in[1]),
-                CONV_DIMS(y->in[0], y->in[1], y), cg_ws(cg), fn, args, (int64_t)nargs);
-        return;
-    }
-    if (K->kind == KERNEL_DX_EPI) {   /* the direct input gradient, storing its epilogue's value */
-        const Node *dx = K->members[0];
-        Node *dg, *db;
-        LLVMValueRef args, fn = cg_conv_direct_fn(cg, dx, &args, NULL, false, K);
-        cg_call(cg, "rt_par_rows", "ppii", fn, args, dx->dim[0], (int64_t)1);
-        if (kernel_epilogue_sums(K, &dg, &db))   /* the images' sums in order: dgamma and dbeta */
-            cg_call(cg, "rt_k_bn_dx_sums", "ppppiif", cg_ptr(cg, dg), cg_ptr(cg, db), cg_ws(cg), cg_ptr(cg, dg->in[2]),
-                    dx->dim[0], dx->dim[1], dg->fa[0]);
-        return;
-    }
-    emit_generated(cg, K);
 }

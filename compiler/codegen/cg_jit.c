@@ -13,7 +13,7 @@
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 
-#include "codegen/cg_impl.h"
+#include "codegen/cg_llvm.h"
 
 struct Jit {
     LLVMOrcLLJITRef lljit;

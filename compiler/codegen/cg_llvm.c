@@ -17,7 +17,9 @@
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
-#include "codegen/cg_impl.h"
+#include "codegen/cg_llvm.h"
+#include "codegen/cg_step.h"
+#include "codegen/cg_util.h"
 #include "target.h"
 #include "rt_kernels.h"
 
@@ -64,145 +66,6 @@ LLVMTargetMachineRef cg_target_machine(const CgOptions *o, LLVMCodeModel cm) {
     }
     LLVMDisposeMessage(msg);
     return tm;
-}
-
-void cg_vector_width(CG *cg, LLVMValueRef fn) {
-    /* LLVM keeps to 256-bit vectors on AVX-512 CPUs unless told: the
-       kernels are written for the target's full width */
-    if (cg->t->lanes * 32 <= 256) return;
-    char w[16];
-    int n = snprintf(w, sizeof w, "%d", cg->t->lanes * 32);
-    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
-                            LLVMCreateStringAttribute(cg->ctx, "prefer-vector-width", 19, w, (unsigned)n));
-}
-
-LLVMValueRef cg_ptr(CG *cg, const Node *n) {
-    RRC_ASSERT(n->region >= 0 && n->region < RT_NREGIONS);
-    LLVMValueRef off = LLVMConstInt(cg->i64, (unsigned long long)n->offset, 0);
-    char name[32];
-    snprintf(name, sizeof name, "v%d", n->id);
-    return LLVMBuildGEP2(cg->b, cg->i8, cg->base[n->region], &off, 1, name);
-}
-
-LLVMValueRef cg_ws(CG *cg) {
-    LLVMValueRef off = LLVMConstInt(cg->i64, (unsigned long long)cg->ws_offset, 0);
-    return LLVMBuildGEP2(cg->b, cg->i8, cg->base[RT_REGION_SCRATCH], &off, 1, "ws");
-}
-
-LLVMValueRef cg_alloca_at_entry(CG *cg, LLVMBasicBlockRef entry, LLVMTypeRef t, const char *name) {
-    LLVMBuilderRef e = LLVMCreateBuilderInContext(cg->ctx);
-    LLVMValueRef first = LLVMGetFirstInstruction(entry);
-    if (first) LLVMPositionBuilderBefore(e, first);
-    else LLVMPositionBuilderAtEnd(e, entry);
-    LLVMValueRef a = LLVMBuildAlloca(e, t, name);
-    LLVMDisposeBuilder(e);
-    return a;
-}
-
-LLVMValueRef cg_loop_open(CG *cg, LLVMBuilderRef b, LLVMValueRef fn, LLVMBasicBlockRef entry, CgLoop *L, LLVMValueRef lo,
-                          LLVMValueRef hi, const char *name) {
-    L->slot = cg_alloca_at_entry(cg, entry, cg->i64, name);
-    LLVMBuildStore(b, lo, L->slot);
-    L->head = LLVMAppendBasicBlockInContext(cg->ctx, fn, name);
-    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(cg->ctx, fn, "body");
-    L->exit = LLVMAppendBasicBlockInContext(cg->ctx, fn, "exit");
-    LLVMBuildBr(b, L->head);
-    LLVMPositionBuilderAtEnd(b, L->head);
-    L->i = LLVMBuildLoad2(b, cg->i64, L->slot, name);
-    LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, L->i, hi, ""), body, L->exit);
-    LLVMPositionBuilderAtEnd(b, body);
-    return L->i;
-}
-
-void cg_loop_close(CG *cg, LLVMBuilderRef b, CgLoop *L, int64_t step) {
-    LLVMBuildStore(b, LLVMBuildNSWAdd(b, L->i, LLVMConstInt(cg->i64, (unsigned long long)step, 1), ""), L->slot);
-    LLVMBuildBr(b, L->head);
-    LLVMPositionBuilderAtEnd(b, L->exit);
-}
-
-void cg_call(CG *cg, const char *fn, const char *fmt, ...) {
-    LLVMTypeRef params[24];
-    LLVMValueRef args[24];
-    int n = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    for (const char *f = fmt; *f; f++, n++) {
-        RRC_ASSERT(n < 24);
-        switch (*f) {
-        case 'p': params[n] = cg->ptr; args[n] = va_arg(ap, LLVMValueRef); break;
-        case 'i': params[n] = cg->i64; args[n] = LLVMConstInt(cg->i64, (unsigned long long)va_arg(ap, int64_t), 1); break;
-        case 'f': params[n] = cg->f32; args[n] = LLVMConstReal(cg->f32, va_arg(ap, double)); break;
-        default: RRC_ABORT("cg_call: bad format '%c'", *f);
-        }
-    }
-    va_end(ap);
-    LLVMTypeRef ft = LLVMFunctionType(cg->void_, params, (unsigned)n, 0);
-    LLVMValueRef f = LLVMGetNamedFunction(cg->mod, fn);
-    if (!f) f = LLVMAddFunction(cg->mod, fn, ft);
-    LLVMBuildCall2(cg->b, ft, f, args, (unsigned)n, "");
-}
-
-/* ---- profile sites (runtime/rt_prof.h) ---- */
-
-const char *cg_node_label(const Node *n, char *buf, size_t len) {
-    snprintf(buf, len, "%s %s", n->name ? n->name : "-", op_table[n->op].name);
-    return buf;
-}
-
-/* A private constant C string. */
-static LLVMValueRef global_string(CG *cg, const char *s, const char *gname) {
-    LLVMValueRef str = LLVMConstStringInContext(cg->ctx, s, (unsigned)strlen(s), 0);
-    LLVMValueRef g = LLVMAddGlobal(cg->mod, LLVMTypeOf(str), gname);
-    LLVMSetInitializer(g, str);
-    LLVMSetGlobalConstant(g, 1);
-    LLVMSetLinkage(g, LLVMPrivateLinkage);
-    LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
-    return g;
-}
-
-void cg_kernel_begin(CG *cg, const char *label, Cost c) {
-    RRC_ASSERT(!cg->prof_site);
-    if (!cg->prof_ty) {   /* LAYOUT: rt_prof_site */
-        LLVMTypeRef d = LLVMDoubleTypeInContext(cg->ctx);
-        LLVMTypeRef el[8] = {cg->ptr, d, d, cg->i64, cg->i64, cg->i64, cg->ptr, cg->i64};
-        cg->prof_ty = LLVMStructCreateNamed(cg->ctx, "rt_prof_site");
-        LLVMStructSetBody(cg->prof_ty, el, 8, 0);
-    }
-    size_t len = strlen(cg->entry) + strlen(label) + 3;
-    char *name = xcalloc(len, 1), gname[48];
-    snprintf(name, len, "%s: %s", cg->entry, label);
-    snprintf(gname, sizeof gname, "rrc_prof_name.%d", cg->nsites);
-    LLVMValueRef str = global_string(cg, name, gname);
-    free(name);
-    LLVMTypeRef d = LLVMStructGetTypeAtIndex(cg->prof_ty, 1);
-    LLVMValueRef zero = LLVMConstInt(cg->i64, 0, 0);
-    LLVMValueRef f[8] = {str, LLVMConstReal(d, c.flops), LLVMConstReal(d, c.bytes), zero, zero, zero, LLVMConstNull(cg->ptr), zero};
-    snprintf(gname, sizeof gname, "rrc_prof_site.%d", cg->nsites++);
-    LLVMValueRef site = LLVMAddGlobal(cg->mod, cg->prof_ty, gname);
-    LLVMSetInitializer(site, LLVMConstNamedStruct(cg->prof_ty, f, 8));
-    LLVMSetLinkage(site, LLVMInternalLinkage);
-    LLVMSetAlignment(site, 8);
-    cg_call(cg, "rt_prof_begin", "p", site);
-    cg->prof_site = site;
-}
-
-void cg_kernel_end(CG *cg) {
-    RRC_ASSERT(cg->prof_site);
-    cg_call(cg, "rt_prof_end", "p", cg->prof_site);
-    cg->prof_site = NULL;
-}
-
-int64_t cg_plan_workspace(Graph *g) {
-    /* kernel workspace: after the planned scratch values */
-    int64_t ws = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        const Node *n = g->nodes[i];
-        int64_t w = n->kernel ? cg_kernel_workspace(n->kernel) : cg_workspace(n);
-        ws = ws > w ? ws : w;
-    }
-    int64_t offset = g->region_bytes[RT_REGION_SCRATCH];
-    g->region_bytes[RT_REGION_SCRATCH] += (ws + RT_ALIGN - 1) / RT_ALIGN * RT_ALIGN;
-    return offset;
 }
 
 /* The target's data layout and triple, then the O3 pipeline. */
@@ -255,7 +118,9 @@ static CgModule *build_ir(Graph *g, const char *fn, const CgOptions *o) {
        (its lanes); code for another width would misread those layouts */
     RRC_ASSERT(g->target && g->target->lanes == cg.t->lanes);
 
-    cg.ws_offset = cg_plan_workspace(g);
+    /* the decisions codegen obeys were made for its own kernels */
+    RRC_ASSERT(g->caps == cg_caps());
+    cg.ws_offset = g->ws_offset;
 
     LLVMTypeRef ft = LLVMFunctionType(cg.void_, &cg.ptr, 1, 0);
     LLVMValueRef f = LLVMAddFunction(m->mod, fn, ft);
@@ -275,34 +140,9 @@ static CgModule *build_ir(Graph *g, const char *fn, const CgOptions *o) {
         LLVMValueRef slot = LLVMBuildGEP2(cg.b, cg.ptr, regions, &idx, 1, "");
         cg.base[r] = LLVMBuildLoad2(cg.b, cg.ptr, slot, rt_region_name(r));
     }
-    bool ok = true;
-    char label[256];
-    for (int i = 0; i < g->nnodes && ok; i++) {
-        const Node *n = g->nodes[i];
-        if (!node_emits(n)) continue;   /* leaves, inlined values, members emitted with their kernel's last */
-        if (n->kernel) {
-            const Kernel *k = n->kernel;
-            Cost c = {0, 0};
-            for (int j = 0; j < k->nmembers; j++) {
-                Cost cj = op_table[k->members[j]->op].cost(k->members[j]);
-                c.flops += cj.flops;
-                c.bytes += cj.bytes;
-            }
-            size_t len = strlen(cg_node_label(k->members[0], label, sizeof label));
-            snprintf(label + len, sizeof label - len, " [%s]", kernel_kind_name(k->kind));
-            cg_kernel_begin(&cg, label, c);
-            cg_emit_kernel(&cg, k);
-            cg_kernel_end(&cg);
-            continue;
-        }
-        cg_kernel_begin(&cg, cg_node_label(n, label, sizeof label), op_table[n->op].cost(n));
-        ok = cg_emit_node(&cg, n);
-        cg_kernel_end(&cg);
-        if (!ok) fprintf(stderr, "rrc: codegen: no emitter for op %s\n", op_table[n->op].name);
-    }
+    bool ok = cg_emit_step(&cg);
     LLVMBuildRetVoid(cg.b);
     LLVMDisposeBuilder(cg.b);
-    cg_fuse_done(&cg);
     char *msg = NULL;
     if (ok && LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {
         fprintf(stderr, "rrc: internal error: generated LLVM module does not verify:\n%s\n", msg);

@@ -5,7 +5,7 @@
 ** spec in a sandboxed Lua state and turns the tables it returns into these
 ** plain C structs, every one stamped with the spec line that built it. It
 ** knows nothing about tensors or shapes: shape checking happens when the
-** description is lowered to IR (ir/lower.c), which reports problems at
+** description is lowered to IR (frontend/lower.c), which reports problems at
 ** the layer's SrcLoc. Everything here lives in the Arena passed to
 ** spec_load and is freed with it.
 */

@@ -176,3 +176,28 @@ bool graph_verify(Graph *g, const char *when) {
     }
     return bad == 0;
 }
+
+/* ---- fused kernels (the decisions pass_fuse records) ---- */
+
+const char *kernel_kind_name(KernelKind k) {
+    switch (k) {
+    case KERNEL_EW: return "ew";
+    case KERNEL_BN_DX: return "bn_dx";
+    case KERNEL_CONV_STATS: return "conv_stats";
+    case KERNEL_POOL: return "pool";
+    case KERNEL_DX_EPI: return "dx_epi";
+    }
+    return "?";
+}
+
+bool node_emits(const Node *n) {
+    if (n->inlined || op_table[n->op].fusion == FUSE_LEAF) return false;
+    if (!n->kernel) return true;
+    return n->kernel->members[n->kernel->nmembers - 1] == n;
+}
+
+int graph_kernel_count(const Graph *g) {
+    int k = 0;
+    for (int i = 0; i < g->nnodes; i++) k += node_emits(g->nodes[i]);
+    return k;
+}

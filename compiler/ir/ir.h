@@ -105,6 +105,7 @@ struct Node {
     /* fusion (passes/fuse.c) */
     struct Kernel *kernel;    /* the fused kernel writing this value, or NULL */
     bool direct;              /* conv2d / conv2d_dx / conv2d_dw with a generated direct kernel (pass_fuse) */
+    int64_t ws;               /* emitting nodes: bytes of kernel workspace its call needs (pass_fuse) */
     bool inlined;             /* computed inside its consumers' kernels: never in memory (an elementwise
                                  value recomputed by each reader, or the input gradient of a KERNEL_DX_EPI) */
 };
@@ -134,9 +135,33 @@ struct Kernel {
        epilogue): the bn_dgamma and chan_sum of g, members of that kernel,
        which this one reads instead of summing g and x itself */
     Node *given[2];
+    /* KERNEL_DX_EPI: the value it stores (the last member before any
+       BatchNorm sums), and the bn_dgamma and chan_sum it makes when a
+       BatchNorm backward reads that value (else NULL) */
+    Node *epilogue;
+    Node *sums[2];
 };
 typedef struct Kernel Kernel;
 const char *kernel_kind_name(KernelKind k);
+
+/* What the code generator can do, asked by the passes (pass_fuse), which
+   record the answers in the graph; codegen then obeys the graph. So the
+   target and codegen's kernels stay out of the passes. codegen/cg.h
+   (cg_caps) provides it; a graph planned without (NULL) gets no direct
+   convolutions and no workspace, which the interpreter does not need. */
+typedef struct BackendCaps {
+    /* whether conv2d / conv2d_dx / conv2d_dw node n gets a generated
+       direct kernel on target t */
+    bool (*conv_direct)(const Node *n, const Target *t);
+    /* bytes of workspace the kernel call of emitting node n needs (its
+       fused kernel's, when it is a kernel's last member) */
+    int64_t (*workspace)(const Node *n);
+} BackendCaps;
+/* For planning and codegen: whether n runs as its own kernel or is the last
+   member of a fused one (the node at whose position a kernel is emitted). */
+bool node_emits(const Node *n);
+/* Kernels a compiled step runs: nodes that emit (runtime calls and fused kernels). */
+int graph_kernel_count(const Graph *g);
 
 typedef struct Output {
     const char *name;         /* "loss", "logits", "grad.<p>", "state.<s>", "features" */
@@ -149,7 +174,7 @@ struct Graph {
     int nnodes, cap;
     Output *outs;
     int nouts, capouts;
-    /* memory plan: bytes of each region (scratch without kernel workspace) */
+    /* memory plan: bytes of each region (scratch with the kernel workspace) */
     int64_t region_bytes[RT_NREGIONS];
     int64_t scratch_live_peak;   /* memplan: most scratch bytes live at once (a lower bound) */
     bool planned;
@@ -158,6 +183,8 @@ struct Graph {
     int nkernels;
     bool fused;
     const Target *target;     /* the machine the passes decide for (set by pipeline_run) */
+    const BackendCaps *caps;  /* what the code generator has kernels for (NULL: nothing special) */
+    int64_t ws_offset, ws_bytes;   /* memplan: the kernel workspace, at the end of the scratch region */
     /* builder state: stamped on nodes made from now on */
     SrcLoc loc;
     const char *label;
@@ -255,34 +282,8 @@ bool pass_dce(Graph *g, Diag *d);
    consumers (passes/fuse.c); reorders so every kernel's members are
    contiguous. */
 bool pass_fuse(Graph *g, Diag *d);
-/* For planning and codegen: whether n runs as its own kernel or is the last
-   member of a fused one (the node at whose position a kernel is emitted). */
-bool node_emits(const Node *n);
-/* Kernels a compiled step runs: nodes that emit (runtime calls and fused kernels). */
-int graph_kernel_count(const Graph *g);
-/* Whether conv2d / conv2d_dx / conv2d_dw node n gets a generated direct
-   kernel (codegen/cg_conv.c) on target t: 3x3 padding 1 at stride 1 or 2,
-   or 1x1 without padding at stride 2, on planes that whole vectors of t
-   cover; those read an inlined input (x of conv2d and conv2d_dw) through
-   their padding loop. pass_fuse records the answer in n->direct. */
-bool fuse_conv_direct(const Node *n, const Target *t);
 /* Whether direct conv2d_dx node n can end in an epilogue (KERNEL_DX_EPI). */
 bool fuse_dx_epilogue(const Node *n);
-/* A KERNEL_DX_EPI's epilogue: the value it stores (the last member before
-   any BatchNorm sums); and the bn_dgamma and chan_sum it makes, if it makes
-   a BatchNorm backward's sums (both NULL if not: returns false). */
-Node *kernel_epilogue(const Kernel *k);
-bool kernel_epilogue_sums(const Kernel *k, Node **dg, Node **db);
-/* The padded copy a direct kernel keeps on its thread's stack, per channel
-   (codegen/cg_conv.c lays it out): `copies` planes of `rows` x `rowlen`
-   floats, and `slack` floats for the whole buffer (alignment). Of x
-   (forward, weight gradient) or of dy (input gradient, dy = true) for a
-   K x K convolution at stride S on H x W input planes. */
-typedef struct ConvPad {
-    int64_t copies, rows, rowlen, slack;
-} ConvPad;
-ConvPad fuse_conv_pad(int64_t H, int64_t W, int64_t K, int64_t S, bool dy, int lanes);
-int64_t fuse_conv_pad_floats(ConvPad p, int64_t C);
 /* Ops that generated elementwise kernels compute (cg_fuse.c emits them). */
 bool fuse_ew_op(OpKind op);
 /* Pooling with a generated kernel (KERNEL_POOL): 2x2 stride-2 average

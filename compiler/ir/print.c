@@ -60,8 +60,11 @@ void graph_dump(FILE *f, const Graph *g) {
             for (int k = 0; k < n->nin; k++) fprintf(f, "%s %%%d", k ? "," : "", n->in[k]->id);
             print_attrs(f, n);
             fprintf(f, " -> %s", sh);
+            /* pass_fuse's decisions, which codegen obeys */
             if (n->kernel) fprintf(f, " [%s %%%d]", kernel_kind_name(n->kernel->kind), n->kernel->members[0]->id);
             else if (n->inlined) fprintf(f, " [inlined]");
+            if (n->direct) fprintf(f, " direct");
+            if (n->ws) fprintf(f, " ws=%lld", (long long)n->ws);
         }
         bool label = n->name && !leafop, loc = n->loc.file && n->loc.line > 0;
         if (label || loc) fprintf(f, "  ;");

@@ -52,118 +52,24 @@
 
 #include "ir/ir.h"
 
-const char *kernel_kind_name(KernelKind k) {
-    switch (k) {
-    case KERNEL_EW: return "ew";
-    case KERNEL_BN_DX: return "bn_dx";
-    case KERNEL_CONV_STATS: return "conv_stats";
-    case KERNEL_POOL: return "pool";
-    case KERNEL_DX_EPI: return "dx_epi";
-    }
-    return "?";
-}
-
-bool node_emits(const Node *n) {
-    if (n->inlined || op_table[n->op].fusion == FUSE_LEAF) return false;
-    if (!n->kernel) return true;
-    return n->kernel->members[n->kernel->nmembers - 1] == n;
-}
-
-int graph_kernel_count(const Graph *g) {
-    int k = 0;
-    for (int i = 0; i < g->nnodes; i++) k += node_emits(g->nodes[i]);
-    return k;
-}
-
-/* ---- which convolutions get generated direct kernels (codegen/cg_conv.c):
-   3x3 padding 1 at stride 1 or 2, 1x1 without padding at stride 2, on
-   output planes a multiple of L (the target's lanes) wide or L/W whole rows
-   to a vector ---- */
-static bool direct_shape(int64_t H, int64_t W, int64_t L) {
-    if (W >= L) return W % L == 0 && H % 2 == 0;
-    return W >= 4 && L % W == 0 && H % (L / W) == 0;   /* packed: L / W rows per vector */
-}
-
-/* K x K, stride S, padding P from H x W to Ho x Wo. Stride 2 needs even
-   planes: the taps then read whole rows of the even/odd column copies. */
-static bool direct_geom(int64_t K, int64_t S, int64_t P, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int64_t L) {
-    if (S == 1) return K == 3 && P == 1 && Ho == H && Wo == W && direct_shape(H, W, L);
-    if (S == 2)
-        return ((K == 3 && P == 1) || (K == 1 && P == 0)) && H == 2 * Ho && W == 2 * Wo && direct_shape(Ho, Wo, L);
-    return false;
-}
-
-/* The kernels keep a padded image (and the weight gradient its vector
-   partials) on the stack of the thread running them: a limit keeps large
-   images (ImageNet-sized planes) on im2col + BLAS rather than overflowing a
-   pool thread's stack. */
-#define DIRECT_STACK_MAX (1 << 20)
-
-/* Stride 1: narrow planes (W < L) keep three copies of the padded rows, W
-   long, shifted by the tap's column; wide rows are a whole number of
-   vectors long, with a vector of slack to align their interior. Stride 2
-   (forward and weight gradient): a copy per tap column kw and row parity,
-   copy (kw, p) row r holding the padded input's row 2r + p at columns kw,
-   kw + 2, ...: a tap's output row is then a contiguous row of a copy.
-   Stride-2 input gradient: dy and dy shifted left by one column, with a
-   zero row below. */
-ConvPad fuse_conv_pad(int64_t H, int64_t W, int64_t K, int64_t S, bool dy, int lanes) {
-    int64_t L = lanes;
-    if (S == 1) {
-        if (W < L) return (ConvPad){3, H + 2, W, 0};
-        return (ConvPad){1, H + 2, (W + 2 + L - 1) / L * L, L};
-    }
-    int64_t extra = K > 1 ? 1 : 0;
-    if (dy) return (ConvPad){K > 1 ? 2 : 1, H / 2 + extra, W / 2, 0};
-    return (ConvPad){K * (K > 1 ? 2 : 1), H / 2 + extra, W / 2, 0};
-}
-
-int64_t fuse_conv_pad_floats(ConvPad p, int64_t C) { return p.copies * C * p.rows * p.rowlen + p.slack; }
-
-/* ps: channels of the padded copy; O x K x K vector partials of the weight
-   gradient for at least one channel */
-static bool fits_stack(int64_t C, int64_t O, int64_t H, int64_t W, int64_t K, int64_t S, bool dy, int L) {
-    int64_t dwacc = O * K * K * L * 4;
-    return fuse_conv_pad_floats(fuse_conv_pad(H, W, K, S, dy, L), C) * 4 <= DIRECT_STACK_MAX && dwacc <= DIRECT_STACK_MAX;
-}
-
-bool fuse_conv_direct(const Node *n, const Target *t) {
-    const Node *x, *dy, *w;
-    int L = t->lanes;
-    switch (n->op) {
-    case OP_CONV2D:      /* y [N,O,Ho,Wo] = conv(x [N,C,H,W], w [O,C,K,K]) */
-        x = n->in[0], w = n->in[1];
-        return w->dim[2] == w->dim[3] &&
-               direct_geom(w->dim[2], n->ia[0], n->ia[1], x->dim[2], x->dim[3], n->dim[2], n->dim[3], L) &&
-               fits_stack(x->dim[1], n->dim[1], x->dim[2], x->dim[3], w->dim[2], n->ia[0], false, L);
-    case OP_CONV2D_DX:   /* dx [N,C,H,W] from dy [N,O,Ho,Wo] and w: pads dy */
-        dy = n->in[0], w = n->in[1];
-        return w->dim[2] == w->dim[3] &&
-               direct_geom(w->dim[2], n->ia[0], n->ia[1], n->dim[2], n->dim[3], dy->dim[2], dy->dim[3], L) &&
-               fits_stack(dy->dim[1], n->dim[1], n->dim[2], n->dim[3], w->dim[2], n->ia[0], true, L);
-    case OP_CONV2D_DW:   /* dw [O,C,K,K] from dy [N,O,Ho,Wo] and x [N,C,H,W] */
-        dy = n->in[0], x = n->in[1];
-        return n->dim[2] == n->dim[3] &&
-               direct_geom(n->dim[2], n->ia[0], n->ia[1], x->dim[2], x->dim[3], dy->dim[2], dy->dim[3], L) &&
-               fits_stack(x->dim[1], n->dim[0], x->dim[2], x->dim[3], n->dim[2], n->ia[0], false, L);
-    default: return false;
-    }
-}
-
 /* Stride 1 only: a stride-2 input gradient has half the multiply-adds per
    element to hide the epilogue's loads behind, and resnet32's (the 3x3
    and the 1x1 projection) each took 0.6-1.1 ms longer with the epilogue
    than with a separate ReLU-backward kernel. */
-bool fuse_dx_epilogue(const Node *n) { return n->op == OP_CONV2D_DX && n->direct && n->ia[0] == 1; }
+static bool dx_epilogue(const Node *n) { return n->op == OP_CONV2D_DX && n->direct && n->ia[0] == 1; }
 
-Node *kernel_epilogue(const Kernel *k) {
+/* A KERNEL_DX_EPI's epilogue: the value it stores (the last member before
+   any BatchNorm sums). */
+static Node *kernel_epilogue(const Kernel *k) {
     RRC_ASSERT(k->kind == KERNEL_DX_EPI);
     int i = k->nmembers - 1;
     while (k->members[i]->op == OP_BN_DGAMMA || k->members[i]->op == OP_CHAN_SUM) i--;
     return k->members[i];
 }
 
-bool kernel_epilogue_sums(const Kernel *k, Node **dg, Node **db) {
+/* The bn_dgamma and chan_sum a KERNEL_DX_EPI makes, if it makes a
+   BatchNorm backward's sums (both NULL if not: returns false). */
+static bool kernel_epilogue_sums(const Kernel *k, Node **dg, Node **db) {
     bool sums = k->members[k->nmembers - 1] != kernel_epilogue(k);   /* then the last two, added together */
     *dg = sums ? k->members[k->nmembers - 2] : NULL;
     *db = sums ? k->members[k->nmembers - 1] : NULL;
@@ -292,7 +198,7 @@ static Node *epilogue_conv(const Graph *g, const Uses *u, const Node *e, const N
             Node *d = epilogue_conv(g, u, e, x, path, np);
             if (d) return d;
             (*np)--;
-        } else if (fuse_dx_epilogue(x) && !is_output(g, x) && same_shape(x, e)) {
+        } else if (dx_epilogue(x) && !is_output(g, x) && same_shape(x, e)) {
             return x;
         }
     }
@@ -332,7 +238,7 @@ bool pass_fuse(Graph *g, Diag *d) {
     for (int i = 0; i < n; i++) {
         g->nodes[i]->kernel = NULL;
         g->nodes[i]->inlined = false;
-        g->nodes[i]->direct = fuse_conv_direct(g->nodes[i], g->target);
+        g->nodes[i]->direct = g->caps && g->caps->conv_direct(g->nodes[i], g->target);
     }
 
     /* BatchNorm backward: bn_train_dx with its siblings */
@@ -501,6 +407,19 @@ bool pass_fuse(Graph *g, Diag *d) {
         g->nodes[i]->id = i;
     }
     free(order);
+
+    /* the decisions codegen obeys: what each epilogue kernel stores and
+       sums, and the workspace of every kernel call */
+    for (int i = 0; i < g->nkernels; i++) {
+        Kernel *k = &g->kernels[i];
+        if (k->kind != KERNEL_DX_EPI) continue;
+        k->epilogue = kernel_epilogue(k);
+        kernel_epilogue_sums(k, &k->sums[0], &k->sums[1]);
+    }
+    for (int i = 0; i < n; i++) {
+        Node *x = g->nodes[i];
+        x->ws = g->caps && node_emits(x) ? g->caps->workspace(x) : 0;
+    }
     g->fused = true;
     return true;
 }

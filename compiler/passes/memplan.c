@@ -119,7 +119,13 @@ bool pass_memplan(Graph *g, Diag *d) {
         x->offset = off;
         if (off + need > top) top = off + need;
     }
-    g->region_bytes[RT_REGION_SCRATCH] = top;
+    /* the kernel workspace (pass_fuse recorded each call's), after the
+       values: one block, as kernel calls never overlap */
+    int64_t ws = 0;
+    for (int i = 0; i < n; i++) ws = g->nodes[i]->ws > ws ? g->nodes[i]->ws : ws;
+    g->ws_offset = top;
+    g->ws_bytes = (ws + RT_ALIGN - 1) / RT_ALIGN * RT_ALIGN;
+    g->region_bytes[RT_REGION_SCRATCH] = top + g->ws_bytes;
     g->planned = true;
     free(vals);
     free(delta);

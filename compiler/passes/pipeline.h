@@ -13,6 +13,7 @@ typedef struct PipelineOpts {
     int debug;                /* RRC_DEBUG level: 1 = pass timings and node counts, 2 = the IR after each pass */
     const char *dump_after;   /* print the IR to stderr after this pass ("all": after each) */
     const Target *target;     /* the machine to decide for (NULL: the host) */
+    const BackendCaps *caps;  /* the code generator's (cg_caps()); NULL: a graph for the interpreter only */
 } PipelineOpts;
 
 /* Returns false (after reporting) if a pass or a verification fails, or if

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ir/lower.h"
+#include "frontend/lower.h"
 
 typedef struct Lower {
     Graph *g;

@@ -1,11 +1,18 @@
 /*
-** cg_ops.c: how each op is emitted. For now every op is one call into
-** runtime/rt_kernels.h with the node's planned addresses and its static
+** cg_step.c: the step's body: for each node that emits, in order, one call
+** into runtime/rt_kernels.h with the node's planned addresses and static
 ** dimensions as constants (argument order of the kernels: outputs, inputs,
-** dims, attributes, workspace). ORDER OP: the switch covers every non-leaf
-** op; tests/test_engines.c checks cg_op_supported for all of them.
+** dims, attributes, workspace), a direct convolution (cg_conv.c), or a
+** fused kernel (cg_fuse.c, cg_conv.c), each inside its profile site.
+** ORDER OP: the switch covers every non-leaf op; tests/test_engines.c
+** checks cg_op_supported for all of them.
 */
-#include "codegen/cg_impl.h"
+#include <stdio.h>
+#include <string.h>
+
+#include "codegen/cg_conv.h"
+#include "codegen/cg_fuse.h"
+#include "codegen/cg_step.h"
 #include "rt_kernels.h"
 
 #define O cg_ptr(cg, n)
@@ -18,10 +25,12 @@ static int64_t spatial_of(const Node *x) {
     return s;
 }
 
-/* conv dims: N C H W O KH KW S P OH OW, from input x, weight w, output y */
-#define CONV_DIMS(x, w, y) D(x, 0), D(x, 1), D(x, 2), D(x, 3), D(w, 0), D(w, 2), D(w, 3), n->ia[0], n->ia[1], D(y, 2), D(y, 3)
+/* conv dims: N C H W O KH KW S P OH OW, from input x, weight w, output y
+   and the convolution node c (conv2d, conv2d_dx or conv2d_dw: its stride
+   and padding) */
+#define CONV_DIMS(x, w, y, c) D(x, 0), D(x, 1), D(x, 2), D(x, 3), D(w, 0), D(w, 2), D(w, 3), (c)->ia[0], (c)->ia[1], D(y, 2), D(y, 3)
 
-int64_t cg_workspace(const Node *n) {
+static int64_t node_workspace(const Node *n) {
     const Node *x, *w, *y;
     switch (n->op) {
     case OP_CONV2D: x = n->in[0]; w = n->in[1]; y = n; break;
@@ -29,7 +38,7 @@ int64_t cg_workspace(const Node *n) {
     case OP_CONV2D_DW: x = n->in[1]; w = n; y = n->in[0]; break;
     default: return 0;
     }
-    return 4 * rt_k_conv2d_ws(CONV_DIMS(x, w, y));
+    return 4 * rt_k_conv2d_ws(CONV_DIMS(x, w, y, n));
 }
 
 bool cg_op_supported(OpKind op) {
@@ -39,30 +48,32 @@ bool cg_op_supported(OpKind op) {
     }
 }
 
-bool cg_emit_node(CG *cg, const Node *n) {
+/* One node as a runtime kernel call, or a direct convolution; false if the
+   op has no emitter. */
+static bool emit_node(CG *cg, const Node *n) {
     const Node *a = n->nin > 0 ? n->in[0] : NULL, *b = n->nin > 1 ? n->in[1] : NULL;
     int64_t e = node_numel(n);
     switch (n->op) {
     case OP_CONV2D:
     case OP_CONV2D_DX:
-        if (cg_conv_direct(n)) {
+        if (n->direct) {
             LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args, NULL, false, NULL);
             cg_call(cg, "rt_par_rows", "ppii", fn, args, D(n, 0), (int64_t)1);
             return true;
         }
         if (n->op == OP_CONV2D_DX) {
-            cg_call(cg, "rt_k_conv2d_dx", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(n, b, a), cg_ws(cg));
+            cg_call(cg, "rt_k_conv2d_dx", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(n, b, a, n), cg_ws(cg));
             return true;
         }
-        cg_call(cg, "rt_k_conv2d", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(a, b, n), cg_ws(cg)); return true;
+        cg_call(cg, "rt_k_conv2d", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(a, b, n, n), cg_ws(cg)); return true;
     case OP_CONV2D_DW:
-        if (cg_conv_direct(n)) {
+        if (n->direct) {
             int nargs;
             LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args, &nargs, false, NULL);
             cg_call(cg, "rt_k_conv2d_dw_gen", "pppiii", O, fn, args, (int64_t)nargs, D(b, 0), node_numel(n));
             return true;
         }
-        cg_call(cg, "rt_k_conv2d_dw", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(b, n, a), cg_ws(cg)); return true;
+        cg_call(cg, "rt_k_conv2d_dw", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(b, n, a, n), cg_ws(cg)); return true;
     case OP_LINEAR: cg_call(cg, "rt_k_linear", "pppiii", O, I(0), I(1), D(a, 0), D(a, 1), D(b, 0)); return true;
     case OP_LINEAR_DX: cg_call(cg, "rt_k_linear_dx", "pppiii", O, I(0), I(1), D(a, 0), D(b, 1), D(b, 0)); return true;
     case OP_LINEAR_DW: cg_call(cg, "rt_k_linear_dw", "pppiii", O, I(0), I(1), D(a, 0), D(b, 1), D(a, 1)); return true;
@@ -117,4 +128,78 @@ bool cg_emit_node(CG *cg, const Node *n) {
     case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_COUNT: break;
     }
     return false;
+}
+
+static int64_t kernel_workspace(const Kernel *K) {
+    if (K->kind == KERNEL_DX_EPI)   /* BatchNorm sums per image: double [N][2][C] */
+        return K->sums[0] ? 16 * K->members[0]->dim[0] * K->members[0]->dim[1] : 0;
+    if (K->kind != KERNEL_CONV_STATS) return 0;
+    const Node *y = K->members[0];
+    return 4 * rt_k_conv2d_stats_ws(CONV_DIMS(y->in[0], y->in[1], y, y));
+}
+
+/* A fused kernel, emitted where its last member runs. */
+static void emit_kernel(CG *cg, const Kernel *K) {
+    if (K->kind == KERNEL_CONV_STATS) {
+        const Node *y = K->members[0], *st = K->members[1];
+        /* a direct kernel reads its input through args (it may be an
+           inlined value, with no address); im2col + BLAS reads x */
+        LLVMValueRef fn = LLVMConstNull(cg->ptr), args = LLVMConstNull(cg->ptr), x = LLVMConstNull(cg->ptr);
+        int nargs = 0;
+        if (y->direct) fn = cg_conv_direct_fn(cg, y, &args, &nargs, true, NULL);
+        else x = cg_ptr(cg, y->in[0]);
+        cg_call(cg, "rt_k_conv2d_stats", "ppppiiiiiiiiiiipppi", cg_ptr(cg, y), cg_ptr(cg, st), x, cg_ptr(cg, y->in[1]),
+                CONV_DIMS(y->in[0], y->in[1], y, y), cg_ws(cg), fn, args, (int64_t)nargs);
+        return;
+    }
+    if (K->kind == KERNEL_DX_EPI) {   /* the direct input gradient, storing its epilogue's value */
+        const Node *dx = K->members[0];
+        const Node *dg = K->sums[0], *db = K->sums[1];
+        LLVMValueRef args, fn = cg_conv_direct_fn(cg, dx, &args, NULL, false, K);
+        cg_call(cg, "rt_par_rows", "ppii", fn, args, dx->dim[0], (int64_t)1);
+        if (dg)   /* the images' sums in order: dgamma and dbeta */
+            cg_call(cg, "rt_k_bn_dx_sums", "ppppiif", cg_ptr(cg, dg), cg_ptr(cg, db), cg_ws(cg), cg_ptr(cg, dg->in[2]),
+                    dx->dim[0], dx->dim[1], dg->fa[0]);
+        return;
+    }
+    cg_emit_generated(cg, K);
+}
+
+/* The workspace of emitting node n's call (BackendCaps.workspace). */
+static int64_t workspace(const Node *n) { return n->kernel ? kernel_workspace(n->kernel) : node_workspace(n); }
+
+const BackendCaps *cg_caps(void) {
+    static const BackendCaps caps = {cg_conv_direct, workspace};
+    return &caps;
+}
+
+bool cg_emit_step(CG *cg) {
+    Graph *g = cg->g;
+    bool ok = true;
+    char label[256];
+    for (int i = 0; i < g->nnodes && ok; i++) {
+        const Node *n = g->nodes[i];
+        if (!node_emits(n)) continue;   /* leaves, inlined values, members emitted with their kernel's last */
+        if (n->kernel) {
+            const Kernel *k = n->kernel;
+            Cost c = {0, 0};
+            for (int j = 0; j < k->nmembers; j++) {
+                Cost cj = op_table[k->members[j]->op].cost(k->members[j]);
+                c.flops += cj.flops;
+                c.bytes += cj.bytes;
+            }
+            size_t len = strlen(cg_node_label(k->members[0], label, sizeof label));
+            snprintf(label + len, sizeof label - len, " [%s]", kernel_kind_name(k->kind));
+            cg_kernel_begin(cg, label, c);
+            emit_kernel(cg, k);
+            cg_kernel_end(cg);
+            continue;
+        }
+        cg_kernel_begin(cg, cg_node_label(n, label, sizeof label), op_table[n->op].cost(n));
+        ok = emit_node(cg, n);
+        cg_kernel_end(cg);
+        if (!ok) fprintf(stderr, "rrc: codegen: no emitter for op %s\n", op_table[n->op].name);
+    }
+    cg_fuse_done(cg);
+    return ok;
 }
