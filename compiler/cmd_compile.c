@@ -171,77 +171,159 @@ static int run_cmd(const char *cmd) {
     return st;
 }
 
-int cmd_compile(int argc, char **argv) {
-    const char *spec = NULL, *dir = NULL, *data = NULL, *method = "relational";
-    SpecOverrides ov = {.seed = -1};
-    bool emit_ll = false, emit_obj = false;
-    const char *cpu = NULL, *triple = NULL, *features = NULL;
-    long long train_size = -1;
-    int classes = 0;
-    CgOptions co = {.debug = rrc_env_debug()};
-    PipelineOpts pipe = {0};
+/* What `rrc compile` was asked for. */
+typedef struct CompileOpts {
+    const char *spec, *dir, *data, *method, *cpu, *triple, *features;
+    SpecOverrides ov;
+    bool emit_ll, emit_obj, supervised;
+    long long train_size;
+    int classes;
+    PipelineOpts pipe;
+} CompileOpts;
+
+/* Phase 1: the command line. Returns -1 to go on, else the exit status. */
+static int parse_flags(CompileOpts *c, int argc, char **argv) {
+    *c = (CompileOpts){.method = "relational", .ov = {.seed = -1}, .train_size = -1};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (flag_is(a, "--help") || flag_is(a, "-h")) { usage(stdout); return 0; }
-        else if (flag_is(a, "-o")) dir = flag_value("compile", argc, argv, &i, "-o");
-        else if (flag_is(a, "--emit-llvm")) emit_ll = true;
-        else if (flag_is(a, "--verify-each")) pipe.verify_each = true;
-        else if (flag_is(a, "--dump-after")) pipe.dump_after = flag_value("compile", argc, argv, &i, "--dump-after");
-        else if (flag_is(a, "--data")) data = flag_value("compile", argc, argv, &i, "--data");
-        else if (flag_is(a, "--train-size")) train_size = flag_int("compile", "--train-size", flag_value("compile", argc, argv, &i, "--train-size"), 2, 1L << 40);
-        else if (flag_is(a, "--K")) ov.K = (int)flag_int("compile", "--K", flag_value("compile", argc, argv, &i, "--K"), 2, 1024);
-        else if (flag_is(a, "--batch")) ov.batch = (int)flag_int("compile", "--batch", flag_value("compile", argc, argv, &i, "--batch"), 2, 1 << 16);
-        else if (flag_is(a, "--aggregation")) ov.aggregation = flag_value("compile", argc, argv, &i, "--aggregation");
-        else if (flag_is(a, "--loss")) ov.loss = flag_value("compile", argc, argv, &i, "--loss");
-        else if (flag_is(a, "--method")) method = flag_value("compile", argc, argv, &i, "--method");
-        else if (flag_is(a, "--classes")) classes = (int)flag_int("compile", "--classes", flag_value("compile", argc, argv, &i, "--classes"), 2, 100000);
-        else if (flag_is(a, "--cpu")) cpu = flag_value("compile", argc, argv, &i, "--cpu");
-        else if (flag_is(a, "--target")) triple = flag_value("compile", argc, argv, &i, "--target");
-        else if (flag_is(a, "--features")) features = flag_value("compile", argc, argv, &i, "--features");
-        else if (flag_is(a, "--emit-obj")) emit_obj = true;
+        else if (flag_is(a, "-o")) c->dir = flag_value("compile", argc, argv, &i, "-o");
+        else if (flag_is(a, "--emit-llvm")) c->emit_ll = true;
+        else if (flag_is(a, "--verify-each")) c->pipe.verify_each = true;
+        else if (flag_is(a, "--dump-after")) c->pipe.dump_after = flag_value("compile", argc, argv, &i, "--dump-after");
+        else if (flag_is(a, "--data")) c->data = flag_value("compile", argc, argv, &i, "--data");
+        else if (flag_is(a, "--train-size")) c->train_size = flag_int("compile", "--train-size", flag_value("compile", argc, argv, &i, "--train-size"), 2, 1L << 40);
+        else if (flag_is(a, "--K")) c->ov.K = (int)flag_int("compile", "--K", flag_value("compile", argc, argv, &i, "--K"), 2, 1024);
+        else if (flag_is(a, "--batch")) c->ov.batch = (int)flag_int("compile", "--batch", flag_value("compile", argc, argv, &i, "--batch"), 2, 1 << 16);
+        else if (flag_is(a, "--aggregation")) c->ov.aggregation = flag_value("compile", argc, argv, &i, "--aggregation");
+        else if (flag_is(a, "--loss")) c->ov.loss = flag_value("compile", argc, argv, &i, "--loss");
+        else if (flag_is(a, "--method")) c->method = flag_value("compile", argc, argv, &i, "--method");
+        else if (flag_is(a, "--classes")) c->classes = (int)flag_int("compile", "--classes", flag_value("compile", argc, argv, &i, "--classes"), 2, 100000);
+        else if (flag_is(a, "--cpu")) c->cpu = flag_value("compile", argc, argv, &i, "--cpu");
+        else if (flag_is(a, "--target")) c->triple = flag_value("compile", argc, argv, &i, "--target");
+        else if (flag_is(a, "--features")) c->features = flag_value("compile", argc, argv, &i, "--features");
+        else if (flag_is(a, "--emit-obj")) c->emit_obj = true;
         else if (a[0] == '-') { fprintf(stderr, "rrc compile: unknown flag '%s' (see rrc compile --help)\n", a); return EXIT_USAGE; }
-        else if (!spec) spec = a;
-        else { fprintf(stderr, "rrc compile: more than one spec given ('%s', '%s')\n", spec, a); return EXIT_USAGE; }
+        else if (!c->spec) c->spec = a;
+        else { fprintf(stderr, "rrc compile: more than one spec given ('%s', '%s')\n", c->spec, a); return EXIT_USAGE; }
     }
-    if (!spec) { usage(stderr); return EXIT_USAGE; }
-    bool supervised = !strcmp(method, "supervised");
-    if (!supervised && strcmp(method, "relational")) {
-        fprintf(stderr, "rrc compile: --method must be relational or supervised (got \"%s\")\n", method);
+    if (!c->spec) { usage(stderr); return EXIT_USAGE; }
+    c->supervised = !strcmp(c->method, "supervised");
+    if (!c->supervised && strcmp(c->method, "relational")) {
+        fprintf(stderr, "rrc compile: --method must be relational or supervised (got \"%s\")\n", c->method);
         return EXIT_USAGE;
     }
-    if (supervised && !ov.batch) ov.batch = 128;
+    if (c->supervised && !c->ov.batch) c->ov.batch = 128;
+    return -1;
+}
+
+/* Phase 2: the training set's size (it decides the last batch's entry) and
+   classes: --train-size, else the data set read, else a known size. */
+static int64_t train_size_of(CompileOpts *c, const Spec *s) {
+    int64_t n = c->train_size > 0 ? c->train_size : 0;
+    if (c->train_size <= 0) {
+        rt_dataset d = {0};
+        rt_data_opts o = {s->in_h, s->in_w, s->in_c, s->seed};
+        char err[1024];
+        if (rt_dataset_load(c->data, RT_SPLIT_TRAIN, &o, &d, err, sizeof err) == 0) {
+            n = d.n;
+            if (!c->classes) c->classes = d.nclasses;
+            rt_dataset_free(&d);
+        } else {
+            n = known_size(c->data);
+        }
+    }
+    if (!c->classes) c->classes = 10;
+    return n;
+}
+
+/* Phase 4: the objects of the built entries, the program object, (for the
+   host) one relocatable object of them all, and the header. parts gets
+   the objects' paths (kept apart for another architecture). */
+static bool emit_objects(const CompileOpts *c, Program *pr, const Spec *s, const char *outdir, bool foreign, const CgOptions *co,
+                         char *parts, size_t nparts) {
+    char path[1400], cmd[8192];
+    int fn_index[RT_PROGRAM_SLOTS] = {-1, -1, -1, -1}, nfns = 0;
+    const char *fns[4];
+    parts[0] = 0;
+    if (!write_objects(pr, outdir, s->name)) return false;
+    for (int i = 0; i < 4; i++) {
+        if (!pr->cgm[i]) continue;
+        snprintf(path, sizeof path, "%s/%s.%s.o", outdir, s->name, program_fn_names[i] + 4);
+        strncat(parts, " ", nparts - strlen(parts) - 1);
+        strncat(parts, path, nparts - strlen(parts) - 1);
+        if (c->emit_ll) {
+            snprintf(path, sizeof path, "%s/%s.%s.ll", outdir, s->name, program_fn_names[i] + 4);
+            if (!cg_write_ll(pr->cgm[i], path)) return false;
+        }
+        fn_index[i] = nfns;
+        fns[nfns++] = program_fn_names[i];
+    }
+    char *json = rt_program_to_json(&pr->p, fn_index);
+    snprintf(path, sizeof path, "%s/%s.program.o", outdir, s->name);
+    bool ok = cg_write_program_object(path, json, fns, nfns, co);
+    free(json);
+    if (!ok) return false;
+    strncat(parts, " ", nparts - strlen(parts) - 1);
+    strncat(parts, path, nparts - strlen(parts) - 1);
+    /* one relocatable object of everything (the host's ld: not for another
+       architecture, whose objects stay apart), then the trainer */
+    if (!foreign) {
+        snprintf(cmd, sizeof cmd, "ld -r -o '%s/%s.o'%s && rm -f%s", outdir, s->name, parts, parts);
+        if (run_cmd(cmd) != 0) {
+            fprintf(stderr, "rrc compile: combining the objects failed: %s\n", cmd);
+            return false;
+        }
+    }
+    snprintf(path, sizeof path, "%s/%s.h", outdir, s->name);
+    return write_header(path, pr);
+}
+
+/* Phase 5: the trainer, linked with the runtime library. */
+static bool link_trainer(const char *outdir, const char *name) {
+    char rtdir[1024], path[1100], cmd[8192];
+    runtime_dir(rtdir, sizeof rtdir);
+    snprintf(path, sizeof path, "%s/librrt.a", rtdir);
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "rrc compile: the runtime library %s is missing (build rrc with make, or set RRC_RUNTIME_DIR)\n", path);
+        return false;
+    }
+    snprintf(cmd, sizeof cmd,
+             "cc -pthread %s -o '%s/%s-train.tmp' '%s/%s.o' '%s/rrc_trainer_main.o' '%s/librrt.a' -ljansson -lz -lpng -ljpeg"
+             " -lopenblas -lm && mv '%s/%s-train.tmp' '%s/%s-train'",
+             RRC_LINK_SAN, outdir, name, outdir, name, rtdir, rtdir, outdir, name, outdir, name);
+    if (run_cmd(cmd) != 0) {
+        fprintf(stderr, "rrc compile: linking the trainer failed: %s\n", cmd);
+        return false;
+    }
+    return true;
+}
+
+int cmd_compile(int argc, char **argv) {
+    CompileOpts c;
+    int status = parse_flags(&c, argc, argv);
+    if (status >= 0) return status;
+    CgOptions co = {.debug = rrc_env_debug()};
     Target target;
-    co.target = driver_target("compile", cpu, triple, features, false, &target);
-    pipe.target = co.target;
+    co.target = driver_target("compile", c.cpu, c.triple, c.features, false, &target);
+    c.pipe.target = co.target;
     char tdesc[512];
     target_describe(co.target, tdesc, sizeof tdesc);
     if (rrc_env_debug() < 1) printf("rrc: target %s\n", tdesc);
     bool foreign = target_foreign(co.target);
-    if (foreign && !emit_obj) {
+    if (foreign && !c.emit_obj) {
         fprintf(stderr, "rrc compile: code for %s (%s) cannot run on this %s host: a trainer cannot be linked here; "
                 "add --emit-obj for the objects\n", co.target->cpu, co.target->triple, target_host()->triple);
         return EXIT_USAGE;
     }
     double t0 = (double)clock() / CLOCKS_PER_SEC, w0 = wall_seconds();
     Arena arena = {0};
-    Spec *s = driver_load_spec("compile", spec, &ov, &arena);
-    if (!data) data = s->data;
-    int64_t n = train_size > 0 ? train_size : 0;
-    if (train_size <= 0) {
-        rt_dataset d = {0};
-        rt_data_opts o = {s->in_h, s->in_w, s->in_c, s->seed};
-        char err[1024];
-        if (rt_dataset_load(data, RT_SPLIT_TRAIN, &o, &d, err, sizeof err) == 0) {
-            n = d.n;
-            if (!classes) classes = d.nclasses;
-            rt_dataset_free(&d);
-        } else {
-            n = known_size(data);
-        }
-    }
-    if (!classes) classes = 10;
+    Spec *s = driver_load_spec("compile", c.spec, &c.ov, &arena);
+    if (!c.data) c.data = s->data;
+    int64_t n = train_size_of(&c, s);
+    /* phase 3: the output directory and the build */
     char outdir[1024];
-    if (dir) snprintf(outdir, sizeof outdir, "%s", dir);
+    if (c.dir) snprintf(outdir, sizeof outdir, "%s", c.dir);
     else {
         mkdir("generated", 0777);
         snprintf(outdir, sizeof outdir, "generated/%s", s->name);
@@ -251,65 +333,25 @@ int cmd_compile(int argc, char **argv) {
         arena_free(&arena);
         return EXIT_USAGE;
     }
-    Program pr = {.aot = true, .pipe = pipe};
+    Program pr = {.aot = true, .pipe = c.pipe};
     int rc = EXIT_USAGE;
-    bool built = supervised ? program_build_supervised(&pr, s, classes, n, 256, &co) : program_build(&pr, s, n, 256, &co);
-    if (!built) goto done;
-    char path[1400], parts[4096] = "", cmd[8192], rtdir[1024];
-    int fn_index[RT_PROGRAM_SLOTS] = {-1, -1, -1, -1}, nfns = 0;
-    const char *fns[4];
-    if (!write_objects(&pr, outdir, s->name)) goto done;
-    for (int i = 0; i < 4; i++) {
-        if (!pr.cgm[i]) continue;
-        snprintf(path, sizeof path, "%s/%s.%s.o", outdir, s->name, program_fn_names[i] + 4);
-        strncat(parts, " ", sizeof parts - strlen(parts) - 1);
-        strncat(parts, path, sizeof parts - strlen(parts) - 1);
-        if (emit_ll) {
-            snprintf(path, sizeof path, "%s/%s.%s.ll", outdir, s->name, program_fn_names[i] + 4);
-            if (!cg_write_ll(pr.cgm[i], path)) goto done;
-        }
-        fn_index[i] = nfns;
-        fns[nfns++] = program_fn_names[i];
-    }
-    char *json = rt_program_to_json(&pr.p, fn_index);
-    snprintf(path, sizeof path, "%s/%s.program.o", outdir, s->name);
-    bool ok = cg_write_program_object(path, json, fns, nfns, &co);
-    free(json);
-    if (!ok) goto done;
-    strncat(parts, " ", sizeof parts - strlen(parts) - 1);
-    strncat(parts, path, sizeof parts - strlen(parts) - 1);
-    /* one relocatable object of everything (the host's ld: not for another
-       architecture, whose objects stay apart), then the trainer */
-    if (!foreign) {
-        snprintf(cmd, sizeof cmd, "ld -r -o '%s/%s.o'%s && rm -f%s", outdir, s->name, parts, parts);
-        if (run_cmd(cmd) != 0) { fprintf(stderr, "rrc compile: combining the objects failed: %s\n", cmd); goto done; }
-    }
-    snprintf(path, sizeof path, "%s/%s.h", outdir, s->name);
-    if (!write_header(path, &pr)) goto done;
-    if (emit_obj) {
+    char parts[4096];
+    bool built = c.supervised ? program_build_supervised(&pr, s, c.classes, n, 256, &co) : program_build(&pr, s, n, 256, &co);
+    if (!built || !emit_objects(&c, &pr, s, outdir, foreign, &co, parts, sizeof parts)) goto done;
+    if (c.emit_obj) {
         printf("rrc: compiled %s for %s in %.2f s: %s%s%s/%s.h\n", s->name, co.target->cpu, wall_seconds() - w0,
                foreign ? parts + 1 : "", foreign ? " and " : "", outdir, s->name);
         if (!foreign) printf("rrc: object %s/%s.o\n", outdir, s->name);
         rc = 0;
         goto done;
     }
-    runtime_dir(rtdir, sizeof rtdir);
-    snprintf(path, sizeof path, "%s/librrt.a", rtdir);
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr, "rrc compile: the runtime library %s is missing (build rrc with make, or set RRC_RUNTIME_DIR)\n", path);
-        goto done;
-    }
-    snprintf(cmd, sizeof cmd,
-             "cc -pthread %s -o '%s/%s-train.tmp' '%s/%s.o' '%s/rrc_trainer_main.o' '%s/librrt.a' -ljansson -lz -lpng -ljpeg"
-             " -lopenblas -lm && mv '%s/%s-train.tmp' '%s/%s-train'",
-             RRC_LINK_SAN, outdir, s->name, outdir, s->name, rtdir, rtdir, outdir, s->name, outdir, s->name);
-    if (run_cmd(cmd) != 0) { fprintf(stderr, "rrc compile: linking the trainer failed: %s\n", cmd); goto done; }
+    if (!link_trainer(outdir, s->name)) goto done;
     double t1 = (double)clock() / CLOCKS_PER_SEC;
     int64_t peak = 0;
     for (int r = 0; r < RT_NREGIONS; r++) peak += pr.p.train_full->region_bytes[r];
     printf("rrc: compiled %s (%s, K=%d, B=%d%s) in %.2f s (%.2f s of CPU): %s/%s-train; peak step memory %.1f MiB "
            "(scratch %.1f MiB)\n",
-           s->name, supervised ? "supervised" : "relational", pr.p.K, pr.p.batch, pr.p.train_last ? ", + last batch" : "",
+           s->name, c.supervised ? "supervised" : "relational", pr.p.K, pr.p.batch, pr.p.train_last ? ", + last batch" : "",
            wall_seconds() - w0, t1 - t0,
            outdir, s->name, (double)peak / (1 << 20), (double)pr.p.train_full->region_bytes[RT_REGION_SCRATCH] / (1 << 20));
     rc = 0;

@@ -4,8 +4,8 @@
 ** OpenBLAS 0.3.21 (Debian 12) picks its kernels from the CPU model at load
 ** time. On processors newer than it knows (AMD Zen 5, for one) it falls
 ** back to its AVX2 "Haswell" kernels although the CPU runs AVX-512 at full
-** width: 1024^3 sgemm then gets 137 GFLOP/s on one thread here instead of
-** 254 with the "SkylakeX" kernels (docs/DECISIONS.md). The choice is read
+** width: sgemm then runs at about half the speed of the "SkylakeX" kernels
+** (docs/DECISIONS.md has the figures). The choice is read
 ** only in the library's constructor, so it can be changed only by
 ** restarting the program with OPENBLAS_CORETYPE set.
 */

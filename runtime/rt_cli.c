@@ -322,8 +322,8 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
         }
     }
     /* OpenBLAS threads on the per-image GEMMs of a step cost more in
-       synchronisation than they gain (measured: 3,900 vs 6,400 views/s on
-       conv4); the step runs on one thread, the other cores make views. */
+       synchronisation than they gain (docs/DECISIONS.md); the step runs on
+       one thread, the other cores make views. */
     openblas_set_num_threads(1);
     rt_pool_init(o.nthreads);
     char err[1024];

@@ -17,8 +17,8 @@
 **
 ** im2col and col2im work a tap (c, kh, kw) at a time; for the common
 ** stride-1 "same"-width case a tap is the image plane shifted, one long
-** copy or add instead of OH short ones (stage-1 dX went from 54 to 74
-** GFLOP/s with that). Measured single-thread figures: tools/bench_kernels.c.
+** copy or add instead of OH short ones (stage-1 dX gained a third with
+** that: docs/DECISIONS.md). Single-thread figures: tools/bench_kernels.c.
 */
 #include <cblas.h>
 #include <stdbool.h>
@@ -240,10 +240,9 @@ static void col2im(float *restrict dx, float *restrict col, int64_t C, int64_t H
 
 /* dW = sum dy_n col_n^T is faster computed transposed, dW^T = sum col_n
    dy_n^T (M = C*KH*KW, N = O), when C*KH*KW >= O: OpenBLAS's kernel then gets
-   the long side as M (measured per image on ResNet-32 shapes: stage 1
-   80 -> 98 GFLOP/s, stage 2 97 -> 112; whole kernel at N=16, stage 1
-   66 -> 77; the 1x1 stride-2 projection, with C*KH*KW < O, is the other
-   way round: 81 vs 75). The transposed sum is kept in scratch after the
+   the long side as M (faster on ResNet-32's shapes; the 1x1 stride-2
+   projection, with C*KH*KW < O, is the other way round:
+   docs/DECISIONS.md). The transposed sum is kept in scratch after the
    column matrix and transposed once into dw at the end. */
 static int dw_transposed(int64_t K, int64_t O) { return K >= O; }
 

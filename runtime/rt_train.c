@@ -349,173 +349,246 @@ static void plot_curves(const char *dir, int quiet) {
 
 /* ---- the loop ---- */
 
-int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errlen) {
-    int rc = -1;
-    rt_dataset own = {0};
-    rt_model m = {0};
-    EntryPlan full = {0}, last = {0};
-    int64_t *perm = NULL;
-    FILE *csv = NULL;
-    rt_aug_op *ops = NULL;
+/* A training run: what its phases share. */
+typedef struct Run {
+    const rt_program *p;
+    const rt_train_opts *o;
+    char *err;
+    size_t errlen;
+    rt_dataset own;            /* the data set, when the run loaded it */
+    const rt_dataset *dp;
+    rt_aug_op *ops;
+    rt_aug_pipeline pipe;
+    int64_t B, n, steps_per_epoch, Blast;
+    rt_model m;
+    EntryPlan full, last;
+    int64_t *perm;
+    int64_t step, start_epoch, run_steps, total_steps;
+    FILE *csv;
+    char csv_path[1024], ckpt[1024];
+    double seconds_before, t_start;
+    bool tty, stopped;
+} Run;
 
+/* Phase 1: the data set, checked against the program; the views'
+   augmentation pipeline. */
+static int run_data(Run *r) {
+    const rt_program *p = r->p;
+    const rt_train_opts *o = r->o;
     rt_data_opts dopts = {p->in_h, p->in_w, p->in_c, o->seed};
-    const rt_dataset *dp = o->dataset;
-    if (!dp) {
-        if (rt_dataset_load(o->data, RT_SPLIT_TRAIN, &dopts, &own, err, errlen) != 0) goto out;
-        dp = &own;
+    r->dp = o->dataset;
+    if (!r->dp) {
+        if (rt_dataset_load(o->data, RT_SPLIT_TRAIN, &dopts, &r->own, r->err, r->errlen) != 0) return -1;
+        r->dp = &r->own;
     }
+    const rt_dataset *dp = r->dp;
     if (dp->h != p->in_h || dp->w != p->in_w) {
-        snprintf(err, errlen, "%s: images are %dx%d, the spec's input is %dx%d", o->data, dp->h, dp->w, p->in_h, p->in_w);
-        goto out;
+        snprintf(r->err, r->errlen, "%s: images are %dx%d, the spec's input is %dx%d", o->data, dp->h, dp->w, p->in_h, p->in_w);
+        return -1;
     }
     /* the dataset's own normalisation takes precedence over the spec's */
-    ops = malloc((size_t)(p->naug ? p->naug : 1) * sizeof *ops);
-    memcpy(ops, p->aug, (size_t)p->naug * sizeof *ops);
+    r->ops = malloc((size_t)(p->naug ? p->naug : 1) * sizeof *r->ops);
+    if (!r->ops) { snprintf(r->err, r->errlen, "out of memory"); return -1; }
+    memcpy(r->ops, p->aug, (size_t)p->naug * sizeof *r->ops);
     for (int i = 0; i < p->naug; i++)
-        if (ops[i].kind == RT_AUG_NORMALIZE && dp->has_norm) {
-            memcpy(ops[i].mean, dp->mean, sizeof dp->mean);
-            memcpy(ops[i].std, dp->std, sizeof dp->std);
+        if (r->ops[i].kind == RT_AUG_NORMALIZE && dp->has_norm) {
+            memcpy(r->ops[i].mean, dp->mean, sizeof dp->mean);
+            memcpy(r->ops[i].std, dp->std, sizeof dp->std);
         }
-    rt_aug_pipeline pipe = {ops, p->naug, p->in_h, p->in_w};
-    if (rt_aug_check(&pipe, dp->h, dp->w, dp->c, p->in_c, err, errlen) != 0) goto out;
+    r->pipe = (rt_aug_pipeline){r->ops, p->naug, p->in_h, p->in_w};
+    if (rt_aug_check(&r->pipe, dp->h, dp->w, dp->c, p->in_c, r->err, r->errlen) != 0) return -1;
+    r->B = p->batch;
+    r->n = dp->n;
+    r->steps_per_epoch = (r->n + r->B - 1) / r->B;
+    r->Blast = r->n % r->B;
+    r->total_steps = (int64_t)o->epochs * r->steps_per_epoch;
+    return 0;
+}
 
-    int64_t B = p->batch, n = dp->n, steps_per_epoch = (n + B - 1) / B, Blast = n % B;
-    if (n < 2) { snprintf(err, errlen, "%s: needs at least 2 images", o->data); goto out; }
-    if (Blast && (!p->train_last || p->train_last->B != Blast)) {
-        snprintf(err, errlen, "%s: %lld images leave a last batch of %lld, which this program was not compiled for",
-                 o->data, (long long)n, (long long)Blast);
-        goto out;
+/* Phase 2: the program's entries for a full and the last batch, checked
+   against the data set's size; the model's memory. */
+static int run_model(Run *r) {
+    const rt_program *p = r->p;
+    const char *data = r->o->data;
+    if (r->n < 2) { snprintf(r->err, r->errlen, "%s: needs at least 2 images", data); return -1; }
+    if (r->Blast && (!p->train_last || p->train_last->B != r->Blast)) {
+        snprintf(r->err, r->errlen, "%s: %lld images leave a last batch of %lld, which this program was not compiled for", data,
+                 (long long)r->n, (long long)r->Blast);
+        return -1;
     }
-    if (Blast == 1) {
-        snprintf(err, errlen, "%s: the last batch would hold 1 image (BatchNorm needs 2); choose another batch size", o->data);
-        goto out;
+    if (r->Blast == 1) {
+        snprintf(r->err, r->errlen, "%s: the last batch would hold 1 image (BatchNorm needs 2); choose another batch size", data);
+        return -1;
     }
-    if (p->train_full->B != B) { snprintf(err, errlen, "program compiled for batch %lld, not %lld", (long long)p->train_full->B, (long long)B); goto out; }
-    if (rt_model_init(&m, p, err, errlen) != 0) goto out;
-    if (plan_entry(&full, p->train_full, err, errlen) != 0) goto out;
-    if (Blast && plan_entry(&last, p->train_last, err, errlen) != 0) goto out;
+    if (p->train_full->B != r->B) {
+        snprintf(r->err, r->errlen, "program compiled for batch %lld, not %lld", (long long)p->train_full->B, (long long)r->B);
+        return -1;
+    }
+    if (rt_model_init(&r->m, p, r->err, r->errlen) != 0) return -1;
+    if (plan_entry(&r->full, p->train_full, r->err, r->errlen) != 0) return -1;
+    if (r->Blast && plan_entry(&r->last, p->train_last, r->err, r->errlen) != 0) return -1;
+    r->perm = malloc((size_t)r->n * sizeof *r->perm);
+    if (!r->perm) { snprintf(r->err, r->errlen, "out of memory"); return -1; }
+    return 0;
+}
 
-    if (make_dir(o->out_dir, err, errlen) != 0) goto out;
+/* Phase 3: the run directory (stale temporary files removed); the
+   parameters, seeded or resumed from a checkpoint of the same run; and
+   metrics.csv, fresh or cut back to the checkpoint. */
+static int run_start(Run *r) {
+    const rt_program *p = r->p;
+    const rt_train_opts *o = r->o;
+    rt_model *m = &r->m;
+    if (make_dir(o->out_dir, r->err, r->errlen) != 0) return -1;
     rt_clean_stale_tmp(o->out_dir);   /* of runs killed while saving */
-    int64_t step = 0, start_epoch = 0;
-    char ckpt[1024];
     if (o->resume) {
-        snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", o->resume);
-        rt_ckpt_run want = {0, 0, o->seed, n}, got;
+        snprintf(r->ckpt, sizeof r->ckpt, "%s/last.safetensors", o->resume);
+        rt_ckpt_run want = {0, 0, o->seed, r->n}, got;
         int flags = RT_CKPT_REQUIRE_OPTIM | (o->resume_anyway ? 0 : RT_CKPT_SAME_RUN);
-        if (rt_checkpoint_load(ckpt, p, m.params, m.state, m.opt_m, m.opt_v, &want, &got, flags, err, errlen) != 0) goto out;
-        step = got.step;
-        start_epoch = got.epoch;
-        if (!o->quiet) fprintf(stderr, "rrc: resuming from %s at epoch %lld, step %lld\n", ckpt, (long long)start_epoch + 1, (long long)step);
+        if (rt_checkpoint_load(r->ckpt, p, m->params, m->state, m->opt_m, m->opt_v, &want, &got, flags, r->err, r->errlen) != 0)
+            return -1;
+        r->step = got.step;
+        r->start_epoch = got.epoch;
+        if (!o->quiet)
+            fprintf(stderr, "rrc: resuming from %s at epoch %lld, step %lld\n", r->ckpt, (long long)r->start_epoch + 1,
+                    (long long)r->step);
     } else {
-        rt_model_seed(&m, o->seed);
+        rt_model_seed(m, o->seed);
     }
-    char path[1024], csv_path[1024];
-    snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", o->out_dir);
-    bool fresh = !o->resume || access(csv_path, F_OK) != 0;
-    double seconds_before = 0;
-    if (!fresh && metrics_resume(csv_path, step, &seconds_before, err, errlen) != 0) goto out;
-    csv = fopen(csv_path, fresh ? "w" : "a");
-    if (!csv) { snprintf(err, errlen, "%s: cannot write: %s", csv_path, strerror(errno)); goto out; }
-    if (fresh) fprintf(csv, "epoch,step,loss,pair_acc,pos_acc,neg_acc,images_per_s,seconds\n");
+    snprintf(r->csv_path, sizeof r->csv_path, "%s/metrics.csv", o->out_dir);
+    bool fresh = !o->resume || access(r->csv_path, F_OK) != 0;
+    if (!fresh && metrics_resume(r->csv_path, r->step, &r->seconds_before, r->err, r->errlen) != 0) return -1;
+    r->csv = fopen(r->csv_path, fresh ? "w" : "a");
+    if (!r->csv) { snprintf(r->err, r->errlen, "%s: cannot write: %s", r->csv_path, strerror(errno)); return -1; }
+    if (fresh) fprintf(r->csv, "epoch,step,loss,pair_acc,pos_acc,neg_acc,images_per_s,seconds\n");
+    return 0;
+}
 
-    perm = malloc((size_t)n * sizeof *perm);
-    if (!perm) { snprintf(err, errlen, "out of memory"); goto out; }
+/* One step of batch s of an epoch: the views, the compiled step, the
+   update, a metrics row and the progress line. */
+static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_acc) {
+    const rt_program *p = r->p;
+    const rt_train_opts *o = r->o;
+    rt_model *m = &r->m;
+    rt_prof_step_begin();   /* --profile: the whole iteration, making the views included */
+    double t0 = now();
+    int64_t b0 = s * r->B, bsz = b0 + r->B <= r->n ? r->B : r->n - b0;
+    const EntryPlan *pl = bsz == r->B ? &r->full : &r->last;
+    /* the views, straight into the step's input, on all the threads the
+       step has (--threads counts every thread the run uses) */
+    rt_augment_batch(&r->pipe, r->dp->pixels, r->dp->h, r->dp->w, r->dp->c, p->in_c, r->perm + b0, (int)bsz, p->K, o->seed,
+                     (uint32_t)epoch, o->nthreads, tensor_ptr(m, pl->x));
+    rt_model_run(m, pl->e);
+    r->step++;
+    r->run_steps++;
+    apply_update(m, pl, r->step, epoch, o->epochs);
+    int64_t P = numel(pl->logits);
+    rt_step_metrics mt = rt_pair_metrics(tensor_ptr(m, pl->logits), tensor_ptr(m, pl->targets), P, tensor_ptr(m, pl->loss)[0]);
+    double dt = now() - t0, elapsed = now() - r->t_start;
+    double ips = (double)(p->K * bsz) / (dt > 0 ? dt : 1e-9);
+    *ep_loss += mt.loss;
+    *ep_acc += mt.pair_acc;
+    if (fprintf(r->csv, "%d,%lld,%.6f,%.6f,%.6f,%.6f,%.1f,%.3f\n", epoch + 1, (long long)r->step, mt.loss, mt.pair_acc, mt.pos_acc,
+                mt.neg_acc, ips, r->seconds_before + elapsed) < 0) {
+        rt_flush_checked(r->csv, r->csv_path, r->err, r->errlen);
+        return -1;
+    }
+    if (!isfinite(mt.loss)) {
+        snprintf(r->err, r->errlen, "step %lld: the loss is not finite (%g); stopping", (long long)r->step, mt.loss);
+        return -1;
+    }
+    bool last_step = s + 1 == r->steps_per_epoch || (o->max_steps && r->run_steps >= o->max_steps);
+    if (r->tty || (!o->quiet && (r->step % 100 == 0 || last_step))) {
+        int64_t left = (o->max_steps ? o->max_steps - r->run_steps : r->total_steps - r->step);
+        char eta[32];
+        fmt_duration(eta, sizeof eta, elapsed / (double)r->run_steps * (double)left);
+        fprintf(stderr, "%sepoch %d/%d step %lld/%lld loss %.4f acc %.3f (pos %.3f neg %.3f) %.0f img/s ETA %s%s",
+                r->tty ? "\r" : "", epoch + 1, o->epochs, (long long)(s + 1), (long long)r->steps_per_epoch, mt.loss,
+                mt.pair_acc, mt.pos_acc, mt.neg_acc, ips, eta, r->tty ? "\033[K" : "\n");
+    }
+    rt_prof_step_end();
+    return 0;
+}
 
-    bool tty = isatty(2) && !o->quiet;
-    double t_start = now();
-    int64_t total_steps = (int64_t)o->epochs * steps_per_epoch, run_steps = 0;
+/* The checkpoint at the end of an epoch (or of a --max-steps stop): the
+   rows first, so a checkpoint is never ahead of its log. */
+static int run_checkpoint(Run *r, int64_t ckpt_epoch) {
+    const rt_program *p = r->p;
+    const rt_train_opts *o = r->o;
+    rt_model *m = &r->m;
+    if (rt_flush_checked(r->csv, r->csv_path, r->err, r->errlen) != 0) return -1;
+    snprintf(r->ckpt, sizeof r->ckpt, "%s/last.safetensors", o->out_dir);
+    rt_ckpt_run run = {r->step, ckpt_epoch, o->seed, r->n};
+    const float *v = p->optim == RT_OPT_ADAM ? m->opt_v : NULL;
+    if (rt_checkpoint_save(r->ckpt, p, m->params, m->state, m->opt_m, v, &run, r->err, r->errlen) != 0) return -1;
+    if (o->checkpoint_every && ckpt_epoch % o->checkpoint_every == 0 && !r->stopped) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/epoch_%lld.safetensors", o->out_dir, (long long)ckpt_epoch);
+        if (rt_checkpoint_save(path, p, m->params, m->state, m->opt_m, v, &run, r->err, r->errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Phase 4: epochs from where the run stands, each ending in a checkpoint;
+   --max-steps stops early (a mid-epoch stop resumes inside that epoch). */
+static int run_epochs(Run *r) {
+    const rt_train_opts *o = r->o;
+    r->tty = isatty(2) && !o->quiet;
+    r->t_start = now();
     if (!o->quiet)
         fprintf(stderr, "rrc: training %s on %s (%lld images, %lld steps per epoch, K=%d, B=%lld) for %d epochs, engine %s, run %s\n",
-                p->spec_name, dp->name, (long long)n, (long long)steps_per_epoch, p->K, (long long)B, o->epochs,
-                o->engine ? o->engine : "?", o->out_dir);
-    bool stopped = false;
-    for (int epoch = (int)start_epoch; epoch < o->epochs && !stopped; epoch++) {
-        epoch_order(perm, n, o->seed, epoch);
-        int64_t first = step - (int64_t)epoch * steps_per_epoch;   /* > 0 when resuming mid-epoch */
+                r->p->spec_name, r->dp->name, (long long)r->n, (long long)r->steps_per_epoch, r->p->K, (long long)r->B,
+                o->epochs, o->engine ? o->engine : "?", o->out_dir);
+    for (int epoch = (int)r->start_epoch; epoch < o->epochs && !r->stopped; epoch++) {
+        epoch_order(r->perm, r->n, o->seed, epoch);
+        int64_t first = r->step - (int64_t)epoch * r->steps_per_epoch;   /* > 0 when resuming mid-epoch */
         if (first < 0) first = 0;
         double ep_loss = 0, ep_acc = 0;
         int64_t ep_n = 0;
-        for (int64_t s = first; s < steps_per_epoch; s++) {
-            rt_prof_step_begin();   /* --profile: the whole iteration, making the views included */
-            double t0 = now();
-            int64_t b0 = s * B, bsz = b0 + B <= n ? B : n - b0;
-            const EntryPlan *pl = bsz == B ? &full : &last;
-            /* the views, straight into the step's input, on all the threads
-               the step has (--threads counts every thread the run uses) */
-            rt_augment_batch(&pipe, dp->pixels, dp->h, dp->w, dp->c, p->in_c, perm + b0, (int)bsz, p->K, o->seed,
-                             (uint32_t)epoch, o->nthreads, tensor_ptr(&m, pl->x));
-            rt_model_run(&m, pl->e);
-            step++;
-            run_steps++;
-            apply_update(&m, pl, step, epoch, o->epochs);
-            int64_t P = numel(pl->logits);
-            rt_step_metrics mt = rt_pair_metrics(tensor_ptr(&m, pl->logits), tensor_ptr(&m, pl->targets), P,
-                                                 tensor_ptr(&m, pl->loss)[0]);
-            double dt = now() - t0, elapsed = now() - t_start;
-            double ips = (double)(p->K * bsz) / (dt > 0 ? dt : 1e-9);
-            ep_loss += mt.loss;
-            ep_acc += mt.pair_acc;
+        for (int64_t s = first; s < r->steps_per_epoch; s++) {
+            if (run_step(r, epoch, s, &ep_loss, &ep_acc) != 0) return -1;
             ep_n++;
-            if (fprintf(csv, "%d,%lld,%.6f,%.6f,%.6f,%.6f,%.1f,%.3f\n", epoch + 1, (long long)step, mt.loss, mt.pair_acc,
-                        mt.pos_acc, mt.neg_acc, ips, seconds_before + elapsed) < 0) {
-                rt_flush_checked(csv, csv_path, err, errlen);
-                goto out;
-            }
-            if (!isfinite(mt.loss)) {
-                snprintf(err, errlen, "step %lld: the loss is not finite (%g); stopping", (long long)step, mt.loss);
-                goto out;
-            }
-            bool last_step = s + 1 == steps_per_epoch || (o->max_steps && run_steps >= o->max_steps);
-            if (tty || (!o->quiet && (step % 100 == 0 || last_step))) {
-                int64_t left = (o->max_steps ? o->max_steps - run_steps : total_steps - step);
-                char eta[32];
-                fmt_duration(eta, sizeof eta, elapsed / (double)run_steps * (double)left);
-                fprintf(stderr, "%sepoch %d/%d step %lld/%lld loss %.4f acc %.3f (pos %.3f neg %.3f) %.0f img/s ETA %s%s",
-                        tty ? "\r" : "", epoch + 1, o->epochs, (long long)(s + 1), (long long)steps_per_epoch, mt.loss,
-                        mt.pair_acc, mt.pos_acc, mt.neg_acc, ips, eta, tty ? "\033[K" : "\n");
-            }
-            rt_prof_step_end();
-            if (o->max_steps && run_steps >= o->max_steps) {
-                stopped = true;
-                /* a mid-epoch stop resumes inside this epoch */
-                if (s + 1 < steps_per_epoch) epoch--;
+            if (o->max_steps && r->run_steps >= o->max_steps) {
+                r->stopped = true;
+                if (s + 1 < r->steps_per_epoch) epoch--;
                 break;
             }
         }
-        if (tty) fputc('\n', stderr);
-        /* the rows first: a checkpoint must never be ahead of its log */
-        if (rt_flush_checked(csv, csv_path, err, errlen) != 0) goto out;
-        int64_t ckpt_epoch = epoch + 1;
-        snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", o->out_dir);
-        rt_ckpt_run run = {step, ckpt_epoch, o->seed, n};
-        if (rt_checkpoint_save(ckpt, p, m.params, m.state, m.opt_m, p->optim == RT_OPT_ADAM ? m.opt_v : NULL, &run, err,
-                               errlen) != 0)
-            goto out;
-        if (o->checkpoint_every && ckpt_epoch % o->checkpoint_every == 0 && !stopped) {
-            snprintf(path, sizeof path, "%s/epoch_%lld.safetensors", o->out_dir, (long long)ckpt_epoch);
-            if (rt_checkpoint_save(path, p, m.params, m.state, m.opt_m, p->optim == RT_OPT_ADAM ? m.opt_v : NULL, &run, err,
-                                   errlen) != 0)
-                goto out;
-        }
-        if (!o->quiet && ep_n && !stopped)
+        if (r->tty) fputc('\n', stderr);
+        if (run_checkpoint(r, epoch + 1) != 0) return -1;
+        if (!o->quiet && ep_n && !r->stopped)
             fprintf(stderr, "rrc: epoch %d: mean loss %.4f, pair accuracy %.4f; checkpoint %s\n", epoch + 1,
-                    ep_loss / (double)ep_n, ep_acc / (double)ep_n, ckpt);
+                    ep_loss / (double)ep_n, ep_acc / (double)ep_n, r->ckpt);
     }
-    FILE *done = csv;
-    csv = NULL;
-    if (rt_close_checked(done, csv_path, err, errlen) != 0) goto out;
-    plot_curves(o->out_dir, o->quiet);
-    if (!o->quiet) fprintf(stderr, "rrc: %lld steps in %.1f s; run directory %s\n", (long long)run_steps, now() - t_start, o->out_dir);
-    rc = 0;
-out:
-    if (csv) fclose(csv);
-    free(perm);
-    free(ops);
-    free_plan(&full);
-    free_plan(&last);
-    rt_model_free(&m);
-    rt_dataset_free(&own);
+    return 0;
+}
+
+/* Phase 5: metrics.csv closed (checked), the curves plotted. */
+static int run_finish(Run *r) {
+    FILE *done = r->csv;
+    r->csv = NULL;
+    if (rt_close_checked(done, r->csv_path, r->err, r->errlen) != 0) return -1;
+    plot_curves(r->o->out_dir, r->o->quiet);
+    if (!r->o->quiet)
+        fprintf(stderr, "rrc: %lld steps in %.1f s; run directory %s\n", (long long)r->run_steps, now() - r->t_start,
+                r->o->out_dir);
+    return 0;
+}
+
+static void run_free(Run *r) {
+    if (r->csv) fclose(r->csv);
+    free(r->perm);
+    free(r->ops);
+    free_plan(&r->full);
+    free_plan(&r->last);
+    rt_model_free(&r->m);
+    rt_dataset_free(&r->own);
+}
+
+int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errlen) {
+    Run r = {.p = p, .o = o, .err = err, .errlen = errlen};
+    int rc = run_data(&r) || run_model(&r) || run_start(&r) || run_epochs(&r) || run_finish(&r) ? -1 : 0;
+    run_free(&r);
     return rc;
 }
 

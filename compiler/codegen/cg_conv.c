@@ -553,8 +553,8 @@ static void pf_init(CB *k, Pf *pf, unsigned first, int ns, int64_t floats, int64
    to PF_EPI_STREAMS; image n + 1 even after the last: a prefetch never
    faults), from the core's parameters from `first`, spread over the
    multiply-add loop like the input's. (Prefetching them in bursts where
-   each tile stores, the next tile's or a share of the next image's, left
-   resnet32's stage-1 epilogues 4-5 ms per step slower.) */
+   each tile stores, the next tile's or a share of the next image's, made
+   resnet32's stage-1 epilogues slower: docs/DECISIONS.md.) */
 static void pf_init_epi(CB *k, Pf *pf, CgExpr *epi, unsigned first, LLVMValueRef n, int64_t img, int64_t iters) {
     pf_init(k, pf, first, 0, img, iters);
     LLVMValueRef off = LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, n, I(k, 1), ""), I(k, img), "");

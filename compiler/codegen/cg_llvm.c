@@ -79,8 +79,7 @@ static bool optimise(LLVMModuleRef mod, LLVMTargetMachineRef tm) {
     LLVMPassBuilderOptionsSetSLPVectorization(po, 1);
     /* no loop unrolling: the generated kernels are already blocked (the
        direct convolutions unroll their taps themselves), and unrolling them
-       again doubled resnet32's compile time (3.16 -> 1.49 s of CPU for
-       `rrc compile`) for no speed */
+       again doubled resnet32's compile time for no speed (docs/DECISIONS.md) */
     LLVMPassBuilderOptionsSetLoopUnrolling(po, 0);
     LLVMErrorRef e = LLVMRunPasses(mod, "default<O3>", tm, po);
     bool ok = true;
@@ -125,8 +124,9 @@ static CgModule *build_ir(Graph *g, const char *fn, const CgOptions *o) {
     LLVMTypeRef ft = LLVMFunctionType(cg.void_, &cg.ptr, 1, 0);
     LLVMValueRef f = LLVMAddFunction(m->mod, fn, ft);
     /* The step only fills argument arrays and calls the kernels: optimising
-       its few thousand instructions took 0.1-0.15 s of resnet32's JIT
-       compile and gains nothing (the kernels are optimised on their own) */
+       its few thousand instructions is a visible share of a JIT compile
+       and gains nothing (the kernels are optimised on their own;
+       docs/DECISIONS.md) */
     static const char *const plain[] = {"optnone", "noinline"};
     for (int i = 0; i < 2; i++)
         LLVMAddAttributeAtIndex(f, LLVMAttributeFunctionIndex,

@@ -53,9 +53,9 @@
 #include "ir/ir.h"
 
 /* Stride 1 only: a stride-2 input gradient has half the multiply-adds per
-   element to hide the epilogue's loads behind, and resnet32's (the 3x3
-   and the 1x1 projection) each took 0.6-1.1 ms longer with the epilogue
-   than with a separate ReLU-backward kernel. */
+   element to hide the epilogue's loads behind, and resnet32's were slower
+   with the epilogue than with a separate ReLU-backward kernel
+   (docs/DECISIONS.md, "Figures that left the code's comments"). */
 static bool dx_epilogue(const Node *n) { return n->op == OP_CONV2D_DX && n->direct && n->ia[0] == 1; }
 
 /* A KERNEL_DX_EPI's epilogue: the value it stores (the last member before
@@ -229,19 +229,24 @@ static bool make_epilogue(Graph *g, const Uses *u, Node *e, Kernel *k) {
     return true;
 }
 
-bool pass_fuse(Graph *g, Diag *d) {
-    (void)d;
+/* ---- the phases of pass_fuse, in order ---- */
+
+/* Clears earlier decisions; asks codegen which convolutions get direct
+   kernels (BackendCaps). */
+static void phase_reset(Graph *g) {
     int n = g->nnodes;
     g->kernels = arena_alloc(g->arena, (size_t)(n ? n : 1) * sizeof *g->kernels);
     g->nkernels = 0;
-    RRC_ASSERT(g->target);
     for (int i = 0; i < n; i++) {
         g->nodes[i]->kernel = NULL;
         g->nodes[i]->inlined = false;
         g->nodes[i]->direct = g->caps && g->caps->conv_direct(g->nodes[i], g->target);
     }
+}
 
-    /* BatchNorm backward: bn_train_dx with its siblings */
+/* BatchNorm backward: bn_train_dx with its siblings. */
+static void phase_bn_dx(Graph *g) {
+    int n = g->nnodes;
     for (int i = 0; i < n; i++) {
         Node *dx = g->nodes[i];
         if (dx->op != OP_BN_TRAIN_DX || !nc_shape(dx)) continue;
@@ -259,8 +264,11 @@ bool pass_fuse(Graph *g, Diag *d) {
         if (dg) add_member(k, dg);
         if (db) add_member(k, db);
     }
+}
 
-    /* convolution + statistics of its output */
+/* A convolution with the statistics of its output; pooling kernels. */
+static void phase_conv_stats_and_pool(Graph *g) {
+    int n = g->nnodes;
     for (int i = 0; i < n; i++) {
         Node *st = g->nodes[i], *y = st->nin ? st->in[0] : NULL;
         if (st->op != OP_BN_STATS || !y || y->op != OP_CONV2D || y->kernel || y->rank != 4) continue;
@@ -268,14 +276,16 @@ bool pass_fuse(Graph *g, Diag *d) {
         add_member(k, st);
     }
 
-    /* pooling kernels */
     for (int i = 0; i < n; i++)
         if (fuse_pool_op(g->nodes[i])) new_kernel(g, KERNEL_POOL, g->nodes[i]);
+}
 
-    /* inlining, readers first: a value is inlined when every reader computes
-       it in a generated loop (an elementwise op, itself inlined or a root,
-       or a BN_DX member) reading it elementwise */
-    Uses u = uses_of(g);
+/* Inlining, readers first: a value is inlined when every reader computes
+   it in a generated loop (an elementwise op, itself inlined or a root, or
+   a BN_DX member) reading it elementwise. */
+static void phase_inline(Graph *g, const Uses *uses) {
+    int n = g->nnodes;
+    Uses u = *uses;
     /* in_loops[i]: every kernel computing node i is an elementwise or
        BatchNorm-backward plane loop, the loops that can evaluate a pooling
        gradient (fuse_unpool_op) at the element they are at */
@@ -308,19 +318,24 @@ bool pass_fuse(Graph *g, Diag *d) {
         in_loops[i] = loops;
     }
     free(in_loops);
-    /* Recomputation has a price: a value read by several kernels is
-       recomputed in each, from everything it is made of. Walking producers
-       first, such a value stays inlined only if recomputing it loads at
-       most two stored values (relu_back(dy, y) into a BatchNorm backward
-       and its siblings is one kernel reading it; relu(bn_train(x)) read by
-       the next convolution, its weight gradient and a ReLU backward loads
-       x alone); otherwise it is stored once. This stops a chain of residual
-       gradients from being recomputed block after block back to the end of
-       a stage. Where direct convolutions read the value, their arithmetic
-       hides the loads of their padding loops, and three are allowed: a
-       residual block's output relu(bn(conv) + shortcut) is then stored
-       every third block instead of every other (resnet32 K=4 B=64: 373 MiB
-       of scratch instead of 400 at the same step time). */
+}
+
+/* Recomputation has a price: a value read by several kernels is
+   recomputed in each, from everything it is made of. Walking producers
+   first, such a value stays inlined only if recomputing it loads at
+   most two stored values (relu_back(dy, y) into a BatchNorm backward
+   and its siblings is one kernel reading it; relu(bn_train(x)) read by
+   the next convolution, its weight gradient and a ReLU backward loads
+   x alone); otherwise it is stored once. This stops a chain of residual
+   gradients from being recomputed block after block back to the end of
+   a stage. Where direct convolutions read the value, their arithmetic
+   hides the loads of their padding loops, and three are allowed: a
+   residual block's output relu(bn(conv) + shortcut) is then stored
+   every third block instead of every other (resnet32 K=4 B=64: 373 MiB
+   of scratch instead of 400 at the same step time). */
+static void phase_recompute_limit(Graph *g, const Uses *uses) {
+    int n = g->nnodes;
+    Uses u = *uses;
     int *cost = xcalloc((size_t)(n ? n : 1), sizeof *cost);
     for (int i = 0; i < n; i++) {
         Node *x = g->nodes[i];
@@ -344,27 +359,37 @@ bool pass_fuse(Graph *g, Diag *d) {
         else cost[i] = c;
     }
     free(cost);
+}
 
-    /* every other generated op is a kernel of its own */
+/* Every other generated op is a kernel of its own. */
+static void phase_ew_kernels(Graph *g) {
+    int n = g->nnodes;
     for (int i = 0; i < n; i++) {
         Node *x = g->nodes[i];
         if (fuse_ew_op(x->op) && nc_shape(x) && !x->inlined && !x->kernel) new_kernel(g, KERNEL_EW, x);
     }
+}
 
-    /* input gradients with an epilogue: a planes kernel of elementwise ops
-       whose expression reads a direct conv2d_dx, and nothing else reads
-       it, is computed on the convolution's output tiles */
+/* Input gradients with an epilogue: a planes kernel of elementwise ops
+   whose expression reads a direct conv2d_dx, and nothing else reads it, is
+   computed on the convolution's output tiles. */
+static void phase_epilogues(Graph *g, const Uses *u) {
+    int n = g->nnodes;
     for (int i = 0; i < n; i++) {
         Node *e = g->nodes[i];
-        if (e->kernel && e->kernel->kind == KERNEL_EW && e->rank == 4 && ew_only(e)) make_epilogue(g, &u, e, e->kernel);
+        if (e->kernel && e->kernel->kind == KERNEL_EW && e->rank == 4 && ew_only(e)) make_epilogue(g, u, e, e->kernel);
     }
+}
 
-    /* BatchNorm backward sums in the epilogue: a planes bn_train_dx whose g
-       is an epilogue's value, or an inlined value that can be one and that
-       only this BatchNorm backward reads (then stored), gets its bn_dgamma
-       and chan_sum of g made by the epilogue kernel, which sums each image
-       as it stores g; the BatchNorm backward then reads g and x once
-       instead of twice */
+/* BatchNorm backward sums in the epilogue: a planes bn_train_dx whose g
+   is an epilogue's value, or an inlined value that can be one and that
+   only this BatchNorm backward reads (then stored), gets its bn_dgamma
+   and chan_sum of g made by the epilogue kernel, which sums each image
+   as it stores g; the BatchNorm backward then reads g and x once
+   instead of twice */
+static void phase_epilogue_sums(Graph *g, const Uses *uses) {
+    int n = g->nnodes;
+    Uses u = *uses;
     for (int i = 0; i < n; i++) {
         Node *bx = g->nodes[i];
         Kernel *kb = bx->kernel;
@@ -384,11 +409,12 @@ bool pass_fuse(Graph *g, Diag *d) {
         add_member(ke, dg);
         add_member(ke, db);
     }
-    free(u.start);
-    free(u.list);
+}
 
-    /* members next to their root (an epilogue kernel: next to its
-       epilogue, which may read values made after the convolution) */
+/* Members next to their root (an epilogue kernel: next to its epilogue,
+   which may read values made after the convolution). */
+static void phase_order(Graph *g) {
+    int n = g->nnodes;
     Node **order = xmalloc((size_t)(n ? n : 1) * sizeof *order);
     int m = 0;
     for (int i = 0; i < n; i++) {
@@ -407,9 +433,12 @@ bool pass_fuse(Graph *g, Diag *d) {
         g->nodes[i]->id = i;
     }
     free(order);
+}
 
-    /* the decisions codegen obeys: what each epilogue kernel stores and
-       sums, and the workspace of every kernel call */
+/* The decisions codegen obeys: what each epilogue kernel stores and sums,
+   and the workspace of every kernel call. */
+static void phase_record(Graph *g) {
+    int n = g->nnodes;
     for (int i = 0; i < g->nkernels; i++) {
         Kernel *k = &g->kernels[i];
         if (k->kind != KERNEL_DX_EPI) continue;
@@ -420,6 +449,24 @@ bool pass_fuse(Graph *g, Diag *d) {
         Node *x = g->nodes[i];
         x->ws = g->caps && node_emits(x) ? g->caps->workspace(x) : 0;
     }
+}
+
+bool pass_fuse(Graph *g, Diag *d) {
+    (void)d;
+    RRC_ASSERT(g->target);
+    phase_reset(g);
+    phase_bn_dx(g);
+    phase_conv_stats_and_pool(g);
+    Uses u = uses_of(g);
+    phase_inline(g, &u);
+    phase_recompute_limit(g, &u);
+    phase_ew_kernels(g);
+    phase_epilogues(g, &u);
+    phase_epilogue_sums(g, &u);
+    free(u.start);
+    free(u.list);
+    phase_order(g);
+    phase_record(g);
     g->fused = true;
     return true;
 }
