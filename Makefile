@@ -114,6 +114,7 @@ $(BUILD)/rrc: $(MAIN_OBJ) $(BUILD)/librrc.a $(BUILD)/librrt.a $(BUILD)/rrc_train
 
 goldens:
 	/usr/bin/python3 tests/golden/make_goldens.py
+	/usr/bin/python3 tests/golden/make_math_goldens.py
 
 demo: rrc
 	@sh tools/demo.sh

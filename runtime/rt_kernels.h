@@ -188,4 +188,20 @@ void rt_k_softmax_ce(float *restrict out, const float *restrict z, const float *
 void rt_k_softmax_ce_back(float *restrict dz, const float *restrict dl, const float *restrict z,
                           const float *restrict y, int64_t N, int64_t C);
 
+/* ---- math (rt_kernels_math.c; semantics of compiler/ir/ops_math.c) ----
+   y = a * b; e^x; ln x; dx = dy / x; softplus (beta 1, threshold 20) and
+   its gradient; row-wise L2 normalisation of [N, D] by max(|x|, eps) and
+   its gradient; C [M, N] = op(A) op(B) with op(X) = X^T where ta / tb. */
+void rt_k_mul(float *restrict y, const float *restrict a, const float *restrict b, int64_t n);
+void rt_k_exp(float *restrict y, const float *restrict x, int64_t n);
+void rt_k_log(float *restrict y, const float *restrict x, int64_t n);
+void rt_k_log_back(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t n);
+void rt_k_softplus(float *restrict y, const float *restrict x, int64_t n);
+void rt_k_softplus_back(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t n);
+void rt_k_l2_normalize(float *restrict y, const float *restrict x, int64_t N, int64_t D, float eps);
+void rt_k_l2_normalize_back(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t N, int64_t D,
+                            float eps);
+void rt_k_matmul(float *restrict c, const float *restrict a, const float *restrict b, int64_t M, int64_t N, int64_t K,
+                 int64_t ta, int64_t tb);
+
 #endif

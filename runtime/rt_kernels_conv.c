@@ -29,13 +29,6 @@
 #include "rt_kernels_impl.h"
 #include "rt_pool.h"
 
-/* sgemm takes int sizes; every size here is per image or per layer, far
-   below 2^31, but a wrong call from generated code must not wrap silently. */
-static blasint bi(int64_t v) {
-    if (v < 0 || v > 0x7fffffff) abort();
-    return (blasint)v;
-}
-
 static int is_pointwise(int64_t KH, int64_t KW, int64_t S, int64_t P) {
     return KH == 1 && KW == 1 && S == 1 && P == 0;
 }
@@ -276,8 +269,8 @@ void rt_k_conv2d_part(float *restrict y, const float *restrict x, const float *r
             im2col(ws, xn, C, H, W, KH, KW, S, P, OH, OW, split_of(ws, K, Q, O, pw));
             col = ws;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bi(O), bi(Q), bi(K), 1.0f, w, bi(K), col, bi(Q),
-                    0.0f, y + n * O * Q, bi(Q));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rt_bi(O), rt_bi(Q), rt_bi(K), 1.0f, w, rt_bi(K), col, rt_bi(Q),
+                    0.0f, y + n * O * Q, rt_bi(Q));
     }
 }
 
@@ -450,12 +443,12 @@ void rt_k_conv2d_dx_part(float *restrict dx, const float *restrict dy, const flo
         float *dxn = dx + n * C * H * W;
         const float *dyn = dy + n * O * Q;
         if (pw) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, bi(K), bi(Q), bi(O), 1.0f, w, bi(K), dyn, bi(Q),
-                        0.0f, dxn, bi(Q));
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rt_bi(K), rt_bi(Q), rt_bi(O), 1.0f, w, rt_bi(K), dyn, rt_bi(Q),
+                        0.0f, dxn, rt_bi(Q));
             continue;
         }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, bi(K), bi(Q), bi(O), 1.0f, w, bi(K), dyn, bi(Q), 0.0f,
-                    ws, bi(Q));
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rt_bi(K), rt_bi(Q), rt_bi(O), 1.0f, w, rt_bi(K), dyn, rt_bi(Q), 0.0f,
+                    ws, rt_bi(Q));
         /* Input pixels that no window covers (stride > kernel, or the
            right/bottom remainder of a floor-sized output) get no gradient:
            zero the image first, then accumulate. */
@@ -493,11 +486,11 @@ void rt_k_conv2d_dw_part(float *restrict dw, const float *restrict dy, const flo
         /* the first image overwrites the accumulator, the others add to it */
         float beta = n == n0 ? 0.0f : 1.0f;
         if (tr)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bi(K), bi(O), bi(Q), 1.0f, col, bi(Q),
-                        dy + n * O * Q, bi(Q), beta, acc, bi(O));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rt_bi(K), rt_bi(O), rt_bi(Q), 1.0f, col, rt_bi(Q),
+                        dy + n * O * Q, rt_bi(Q), beta, acc, rt_bi(O));
         else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bi(O), bi(K), bi(Q), 1.0f, dy + n * O * Q, bi(Q),
-                        col, bi(Q), beta, acc, bi(K));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rt_bi(O), rt_bi(K), rt_bi(Q), 1.0f, dy + n * O * Q, rt_bi(Q),
+                        col, rt_bi(Q), beta, acc, rt_bi(K));
     }
     if (tr)
         for (int64_t o = 0; o < O; o++)
@@ -557,8 +550,8 @@ void rt_k_linear(float *restrict y, const float *restrict x, const float *restri
         memset(y, 0, sizeof(float) * (size_t)(N * O));
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bi(N), bi(O), bi(In), 1.0f, x, bi(In), w, bi(In), 0.0f, y,
-                bi(O));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rt_bi(N), rt_bi(O), rt_bi(In), 1.0f, x, rt_bi(In), w, rt_bi(In), 0.0f, y,
+                rt_bi(O));
 }
 
 void rt_k_linear_dx(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
@@ -568,8 +561,8 @@ void rt_k_linear_dx(float *restrict dx, const float *restrict dy, const float *r
         memset(dx, 0, sizeof(float) * (size_t)(N * In));
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bi(N), bi(In), bi(O), 1.0f, dy, bi(O), w, bi(In), 0.0f,
-                dx, bi(In));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rt_bi(N), rt_bi(In), rt_bi(O), 1.0f, dy, rt_bi(O), w, rt_bi(In), 0.0f,
+                dx, rt_bi(In));
 }
 
 void rt_k_linear_dw(float *restrict dw, const float *restrict dy, const float *restrict x, int64_t N,
@@ -579,6 +572,6 @@ void rt_k_linear_dw(float *restrict dw, const float *restrict dy, const float *r
         memset(dw, 0, sizeof(float) * (size_t)(O * In));
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, bi(O), bi(In), bi(N), 1.0f, dy, bi(O), x, bi(In), 0.0f, dw,
-                bi(In));
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rt_bi(O), rt_bi(In), rt_bi(N), 1.0f, dy, rt_bi(O), x, rt_bi(In), 0.0f, dw,
+                rt_bi(In));
 }

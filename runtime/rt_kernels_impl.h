@@ -18,8 +18,17 @@
 #ifndef RT_KERNELS_IMPL_H
 #define RT_KERNELS_IMPL_H
 
+#include <cblas.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* sgemm takes int sizes; every size here is per image or per layer, far
+   below 2^31, but a wrong call from generated code must not wrap silently. */
+static inline blasint rt_bi(int64_t v) {
+    if (v < 0 || v > 0x7fffffff) abort();
+    return (blasint)v;
+}
 
 /* for (int64_t i = 0; i < n; i++) { ... } as a vectorisable block loop.
    The body is the macro's trailing arguments (commas are fine). */

@@ -18,11 +18,6 @@
 #include "rt_rng.h"
 #include "test.h"
 
-TEST(cg_every_op_has_an_emitter) {
-    for (int op = 0; op < OP_COUNT; op++)
-        if (op_table[op].fusion != FUSE_LEAF) CHECKF(cg_op_supported((OpKind)op), "op %s cannot be compiled", op_table[op].name);
-}
-
 /* Builds the planned training graph of a golden step file. */
 static Graph *golden_graph(const rt_st_file *f, const char *path, Arena *a) {
     char spec[256];

@@ -475,3 +475,28 @@ TEST(fuse_generated_code_uses_zmm) {
     cg_free(m);
     arena_free(&a);
 }
+
+/* The math ops (runtime calls, not fused: no generated loop computes them)
+   compiled against the interpreter: a SimCLR-like head (projection,
+   normalisation, similarity matrix) with exp, softplus and log of it, and
+   each backward op. */
+TEST(compiled_math_ops_match_interpreter) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *x = leaf(g, true, "x", 2, 6, 5, 0, 0), *w = leaf(g, true, "w", 2, 4, 5, 0, 0);
+    Node *s2 = leaf(g, false, "s2", 2, 6, 6, 0, 0), *dy66 = leaf(g, false, "dy", 2, 6, 6, 0, 0);
+    Node *dy64 = leaf(g, false, "dz", 2, 6, 4, 0, 0);
+    Node *h = ir_matmul(g, x, w, 0, 1), *z = ir_l2_normalize(g, h, 1e-12), *s = ir_matmul(g, z, z, 0, 1);
+    Node *m = ir_mul(g, s, s2), *sp = ir_softplus(g, m);
+    graph_add_output(g, "s", s);
+    graph_add_output(g, "exp", ir_exp(g, m));
+    graph_add_output(g, "log", ir_log(g, sp));
+    graph_add_output(g, "log_back", ir_log_back(g, dy66, sp));
+    graph_add_output(g, "softplus_back", ir_softplus_back(g, dy66, m));
+    graph_add_output(g, "l2_normalize_back", ir_l2_normalize_back(g, dy64, h, 1e-12));
+    graph_add_output(g, "matmul a^T", ir_matmul(g, h, x, 1, 0));
+    graph_add_output(g, "matmul a^T b^T", ir_matmul(g, x, s, 1, 1));
+    plan(g);
+    compare_engines(g, "math ops");
+    arena_free(&a);
+}

@@ -92,7 +92,33 @@ static Node *b_softmax_ce_wide(Graph *g) {
     return ir_softmax_ce(g, z, ir_pair_targets(g, 2, 3));
 }
 
+static Node *b_mul(Graph *g) { return ir_mul(g, P(g, "a", 2, 3, 4, 0, 0), P(g, "b", 2, 3, 4, 0, 0)); }
+static Node *b_exp(Graph *g) { return ir_exp(g, P(g, "x", 3, 2, 3, 4, 0)); }
+/* log needs positive inputs ("pos": in [0.5, 2.5)) */
+static Node *b_log(Graph *g) { return ir_log(g, P(g, "pos", 2, 4, 5, 0, 0)); }
+/* softplus below and past its threshold ("far": in [20, 22)) */
+static Node *b_softplus(Graph *g) { return ir_softplus(g, P(g, "x", 2, 4, 5, 0, 0)); }
+static Node *b_softplus_far(Graph *g) { return ir_softplus(g, P(g, "far", 2, 4, 5, 0, 0)); }
+static Node *b_l2n(Graph *g) { return ir_l2_normalize(g, P(g, "x", 2, 3, 5, 0, 0), 1e-12); }
+/* a row below eps: the clamped denominator */
+static Node *b_l2n_eps(Graph *g) { return ir_l2_normalize(g, P(g, "x", 2, 3, 4, 0, 0), 10.0); }
+static Node *b_mm(Graph *g) { return ir_matmul(g, P(g, "a", 2, 3, 4, 0, 0), P(g, "b", 2, 4, 5, 0, 0), 0, 0); }
+static Node *b_mm_ta(Graph *g) { return ir_matmul(g, P(g, "a", 2, 4, 3, 0, 0), P(g, "b", 2, 4, 5, 0, 0), 1, 0); }
+static Node *b_mm_tb(Graph *g) { return ir_matmul(g, P(g, "a", 2, 3, 4, 0, 0), P(g, "b", 2, 5, 4, 0, 0), 0, 1); }
+static Node *b_mm_tab(Graph *g) { return ir_matmul(g, P(g, "a", 2, 4, 3, 0, 0), P(g, "b", 2, 5, 4, 0, 0), 1, 1); }
+
 static const GradCase cases[] = {
+    {"mul", OP_MUL, b_mul},
+    {"exp", OP_EXP, b_exp},
+    {"log", OP_LOG, b_log},
+    {"softplus", OP_SOFTPLUS, b_softplus},
+    {"softplus past the threshold", OP_SOFTPLUS, b_softplus_far},
+    {"l2_normalize", OP_L2_NORMALIZE, b_l2n},
+    {"l2_normalize below eps", OP_L2_NORMALIZE, b_l2n_eps},
+    {"matmul", OP_MATMUL, b_mm},
+    {"matmul a^T", OP_MATMUL, b_mm_ta},
+    {"matmul b^T", OP_MATMUL, b_mm_tb},
+    {"matmul a^T b^T", OP_MATMUL, b_mm_tab},
     {"softmax_ce", OP_SOFTMAX_CE, b_softmax_ce},
     {"softmax_ce 5 classes", OP_SOFTMAX_CE, b_softmax_ce_wide},
     {"conv2d s1 p1", OP_CONV2D, b_conv_s1p1},
@@ -171,8 +197,13 @@ static void run_case(const GradCase *c, bool *seen) {
         int64_t e = node_numel(l);
         vals[i] = xmalloc((size_t)e * sizeof(double));
         for (int64_t k = 0; k < e; k++) vals[i][k] = 2 * rt_stream_uniform(&rng) - 1;
-        if (l->name && !strcmp(l->name, "gamma"))
-            for (int64_t k = 0; k < e; k++) vals[i][k] += 1.5;   /* away from 0, like real scales */
+        /* leaves named for where their values must lie: "gamma" and "pos"
+           away from 0 and positive (BatchNorm scales, log's input), "far"
+           past softplus's threshold (20) */
+        double shift = l->name && (!strcmp(l->name, "gamma") || !strcmp(l->name, "pos")) ? 1.5
+                       : l->name && !strcmp(l->name, "far")                             ? 21.0
+                                                                                         : 0.0;
+        for (int64_t k = 0; k < e; k++) vals[i][k] += shift;
     }
     /* analytic gradients */
     Interp it;

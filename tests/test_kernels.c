@@ -613,3 +613,95 @@ TEST(kernel_losses) {
     t_free(&tz); t_free(&ty); t_free(&tdl);
     arena_free(&a);
 }
+
+/* ---- math: product, exp, log, softplus, L2 normalisation, matmul ---- */
+
+TEST(kernel_math_elementwise) {
+    const int64_t n = 1037;
+    Arena a = {0};
+    Graph *g = graph_new(&a);
+    int64_t d[] = {n};
+    Node *x = ir_input(g, "x", 1, d), *x2 = ir_input(g, "x2", 1, d), *dy = ir_input(g, "dy", 1, d);
+    /* x spans both sides of softplus's threshold (20); pos is log's domain */
+    T tx = t_rand(n, 11, -30, 30, 0), tx2 = t_rand(n, 12, -1, 1, 0), tdy = t_rand(n, 13, -1, 1, 0);
+    T tpos = t_rand(n, 14, 1e-3, 50, 0), tsmall = t_rand(n, 15, -8, 8, 0);
+    float *o = out_f32(n);
+    rt_k_mul(o, tx.f, tx2.f, n);
+    check_op("mul", ir_mul(g, x, x2), (const T *[]){&tx, &tx2}, 2, o);
+    rt_k_exp(o, tsmall.f, n);
+    check_op("exp", ir_exp(g, x), (const T *[]){&tsmall}, 1, o);
+    rt_k_log(o, tpos.f, n);
+    check_op("log", ir_log(g, x), (const T *[]){&tpos}, 1, o);
+    rt_k_log_back(o, tdy.f, tpos.f, n);
+    check_op("log_back", ir_log_back(g, dy, x), (const T *[]){&tdy, &tpos}, 2, o);
+    rt_k_softplus(o, tx.f, n);
+    check_op("softplus", ir_softplus(g, x), (const T *[]){&tx}, 1, o);
+    rt_k_softplus_back(o, tdy.f, tx.f, n);
+    check_op("softplus_back", ir_softplus_back(g, dy, x), (const T *[]){&tdy, &tx}, 2, o);
+    free(o);
+    t_free(&tx); t_free(&tx2); t_free(&tdy); t_free(&tpos); t_free(&tsmall);
+    arena_free(&a);
+}
+
+TEST(kernel_l2_normalize) {
+    /* SimCLR's projections (128-d), odd widths, one row of zeros (the eps
+       branch) */
+    static const int64_t cases[][2] = {{512, 128}, {7, 13}, {3, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t N = cases[c][0], D = cases[c][1];
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        int64_t xd[] = {N, D};
+        Node *x = ir_input(g, "x", 2, xd), *dy = ir_input(g, "dy", 2, xd);
+        T tx = t_rand(N * D, 20 + (uint32_t)c, -1, 1, 0), tdy = t_rand(N * D, 30 + (uint32_t)c, -1, 1, 0);
+        for (int64_t k = 0; k < D; k++) t_set(&tx, k, 0.0f);   /* row 0: |x| = 0 < eps */
+        float *o = out_f32(N * D);
+        char what[64];
+        const float eps = 1e-12f;
+        rt_k_l2_normalize(o, tx.f, N, D, eps);
+        snprintf(what, sizeof what, "l2_normalize %lldx%lld", (long long)N, (long long)D);
+        check_op(what, ir_l2_normalize(g, x, (double)eps), (const T *[]){&tx}, 1, o);
+        rt_k_l2_normalize_back(o, tdy.f, tx.f, N, D, eps);
+        snprintf(what, sizeof what, "l2_normalize_back %lldx%lld", (long long)N, (long long)D);
+        /* the zero row's gradient is dy / eps (1e12): compare the others */
+        double *ref = NULL;
+        {
+            const double *din[] = {tdy.d, tx.d};
+            Node *bn = ir_l2_normalize_back(g, dy, x, (double)eps);
+            ref = malloc(sizeof(double) * (size_t)(N * D));
+            op_table[bn->op].fwd(bn, din, ref);
+        }
+        if (N > 1) close_to(what, o + D, ref + D, (N - 1) * D);
+        for (int64_t k = 0; k < D; k++)
+            CHECKF(fabs((double)o[k] - ref[k]) <= 1e-6 * fabs(ref[k]), "%s: zero row [%lld] %g vs %g", what, (long long)k,
+                   (double)o[k], ref[k]);
+        free(ref);
+        free(o);
+        t_free(&tx); t_free(&tdy);
+        arena_free(&a);
+    }
+}
+
+TEST(kernel_matmul) {
+    /* [M, K] x [K, N]: SimCLR's 2B x 2B similarity of 128-d projections,
+       small odd shapes, vectors, every transpose */
+    static const int64_t cases[][3] = {{512, 512, 128}, {5, 7, 3}, {1, 9, 4}, {6, 1, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int t = 0; t < 4; t++) {
+            int64_t M = cases[c][0], N = cases[c][1], K = cases[c][2], ta = t & 1, tb = t >> 1;
+            Arena a = {0};
+            Graph *g = graph_new(&a);
+            int64_t ad[] = {ta ? K : M, ta ? M : K}, bd[] = {tb ? N : K, tb ? K : N};
+            Node *an = ir_input(g, "a", 2, ad), *bn = ir_input(g, "b", 2, bd);
+            T tA = t_rand(M * K, 40 + (uint32_t)c, -1, 1, 0), tB = t_rand(K * N, 50 + (uint32_t)c, -1, 1, 0);
+            float *o = out_f32(M * N);
+            rt_k_matmul(o, tA.f, tB.f, M, N, K, ta, tb);
+            char what[80];
+            snprintf(what, sizeof what, "matmul %lldx%lldx%lld ta=%lld tb=%lld", (long long)M, (long long)N, (long long)K,
+                     (long long)ta, (long long)tb);
+            check_op(what, ir_matmul(g, an, bn, ta, tb), (const T *[]){&tA, &tB}, 2, o);
+            free(o);
+            t_free(&tA); t_free(&tB);
+            arena_free(&a);
+        }
+}

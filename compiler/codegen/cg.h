@@ -31,7 +31,6 @@ const BackendCaps *cg_caps(void);
    planned (memplan: the kernel workspace included) with cg_caps(). Returns
    NULL after printing a message. */
 CgModule *cg_build(Graph *g, const char *fn, const CgOptions *o);
-bool cg_op_supported(OpKind op);
 /* Writes the module's textual IR / an object file. */
 bool cg_write_ll(CgModule *m, const char *path);
 bool cg_write_object(CgModule *m, const char *path);

@@ -245,6 +245,17 @@ Node *ir_bce_loss(Graph *g, Node *z, Node *y);
 Node *ir_bce_back(Graph *g, Node *dl, Node *z, Node *y);
 Node *ir_softmax_ce(Graph *g, Node *z, Node *y);
 Node *ir_fill(Graph *g, int rank, const int64_t *dim, double value);
+/* ops_math.c */
+Node *ir_mul(Graph *g, Node *a, Node *b);
+Node *ir_exp(Graph *g, Node *x);
+Node *ir_log(Graph *g, Node *x);
+Node *ir_log_back(Graph *g, Node *dy, Node *x);
+Node *ir_softplus(Graph *g, Node *x);
+Node *ir_softplus_back(Graph *g, Node *dy, Node *x);
+Node *ir_l2_normalize(Graph *g, Node *x, double eps);
+Node *ir_l2_normalize_back(Graph *g, Node *dy, Node *x, double eps);
+/* C = op(a) op(b), op(x) = x^T where ta / tb is 1 */
+Node *ir_matmul(Graph *g, Node *a, Node *b, int64_t ta, int64_t tb);
 
 /* ---- verifier and dump ---- */
 
