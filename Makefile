@@ -18,7 +18,8 @@ SAN     ?=
 BUILD   ?= build
 CFLAGS_WARN = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
               -Wmissing-prototypes -Wwrite-strings -Wundef -Wpointer-arith \
-              -Wformat=2 -Wcast-align -Wnull-dereference -Wvla -Werror=switch
+              -Wformat=2 -Wcast-align -Wnull-dereference -Wvla -Werror=switch \
+              -Werror=int-conversion -Werror=incompatible-pointer-types
 # Debian's llvm-19-dev paths are written out (not $(shell llvm-config-19 ...)):
 # the Makefile is read before `deps` can install LLVM on a fresh machine.
 LLVM_DIR = /usr/lib/llvm-19

@@ -12,6 +12,7 @@
 
 #include "codegen/cg_conv.h"
 #include "codegen/cg_fuse.h"
+#include "codegen/cg_rtcall.h"
 #include "codegen/cg_step.h"
 #include "rt_kernels.h"
 
@@ -51,86 +52,86 @@ static bool emit_node(CG *cg, const Node *n) {
     case OP_CONV2D_DX:
         if (n->direct) {
             LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args, NULL, false, NULL);
-            cg_call(cg, "rt_par_rows", "ppii", fn, args, D(n, 0), (int64_t)1);
+            call_rt_par_rows(cg, fn, args, D(n, 0), (int64_t)1);
             return true;
         }
         if (n->op == OP_CONV2D_DX) {
-            cg_call(cg, "rt_k_conv2d_dx", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(n, b, a, n), cg_ws(cg));
+            call_rt_k_conv2d_dx(cg, O, I(0), I(1), CONV_DIMS(n, b, a, n), cg_ws(cg));
             return true;
         }
-        cg_call(cg, "rt_k_conv2d", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(a, b, n, n), cg_ws(cg)); return true;
+        call_rt_k_conv2d(cg, O, I(0), I(1), CONV_DIMS(a, b, n, n), cg_ws(cg)); return true;
     case OP_CONV2D_DW:
         if (n->direct) {
             int nargs;
             LLVMValueRef args, fn = cg_conv_direct_fn(cg, n, &args, &nargs, false, NULL);
-            cg_call(cg, "rt_k_conv2d_dw_gen", "pppiii", O, fn, args, (int64_t)nargs, D(b, 0), node_numel(n));
+            call_rt_k_conv2d_dw_gen(cg, O, fn, args, (int64_t)nargs, D(b, 0), node_numel(n));
             return true;
         }
-        cg_call(cg, "rt_k_conv2d_dw", "pppiiiiiiiiiiip", O, I(0), I(1), CONV_DIMS(b, n, a, n), cg_ws(cg)); return true;
-    case OP_LINEAR: cg_call(cg, "rt_k_linear", "pppiii", O, I(0), I(1), D(a, 0), D(a, 1), D(b, 0)); return true;
-    case OP_LINEAR_DX: cg_call(cg, "rt_k_linear_dx", "pppiii", O, I(0), I(1), D(a, 0), D(b, 1), D(b, 0)); return true;
-    case OP_LINEAR_DW: cg_call(cg, "rt_k_linear_dw", "pppiii", O, I(0), I(1), D(a, 0), D(b, 1), D(a, 1)); return true;
-    case OP_BIAS_ADD: cg_call(cg, "rt_k_bias_add", "pppiii", O, I(0), I(1), D(n, 0), D(n, 1), spatial_of(n)); return true;
-    case OP_CHAN_SUM: cg_call(cg, "rt_k_chan_sum", "ppiii", O, I(0), D(a, 0), D(a, 1), spatial_of(a)); return true;
-    case OP_RELU: cg_call(cg, "rt_k_relu", "ppi", O, I(0), e); return true;
-    case OP_RELU_BACK: cg_call(cg, "rt_k_relu_back", "pppi", O, I(0), I(1), e); return true;
-    case OP_LEAKY_RELU: cg_call(cg, "rt_k_leaky_relu", "ppif", O, I(0), e, n->fa[0]); return true;
-    case OP_LEAKY_RELU_BACK: cg_call(cg, "rt_k_leaky_relu_back", "pppif", O, I(0), I(1), e, n->fa[0]); return true;
-    case OP_ADD: cg_call(cg, "rt_k_add", "pppi", O, I(0), I(1), e); return true;
-    case OP_RESHAPE: cg_call(cg, "rt_k_copy", "ppi", O, I(0), e); return true;
-    case OP_FILL: cg_call(cg, "rt_k_fill", "pif", O, e, n->fa[0]); return true;
+        call_rt_k_conv2d_dw(cg, O, I(0), I(1), CONV_DIMS(b, n, a, n), cg_ws(cg)); return true;
+    case OP_LINEAR: call_rt_k_linear(cg, O, I(0), I(1), D(a, 0), D(a, 1), D(b, 0)); return true;
+    case OP_LINEAR_DX: call_rt_k_linear_dx(cg, O, I(0), I(1), D(a, 0), D(b, 1), D(b, 0)); return true;
+    case OP_LINEAR_DW: call_rt_k_linear_dw(cg, O, I(0), I(1), D(a, 0), D(b, 1), D(a, 1)); return true;
+    case OP_BIAS_ADD: call_rt_k_bias_add(cg, O, I(0), I(1), D(n, 0), D(n, 1), spatial_of(n)); return true;
+    case OP_CHAN_SUM: call_rt_k_chan_sum(cg, O, I(0), D(a, 0), D(a, 1), spatial_of(a)); return true;
+    case OP_RELU: call_rt_k_relu(cg, O, I(0), e); return true;
+    case OP_RELU_BACK: call_rt_k_relu_back(cg, O, I(0), I(1), e); return true;
+    case OP_LEAKY_RELU: call_rt_k_leaky_relu(cg, O, I(0), e, n->fa[0]); return true;
+    case OP_LEAKY_RELU_BACK: call_rt_k_leaky_relu_back(cg, O, I(0), I(1), e, n->fa[0]); return true;
+    case OP_ADD: call_rt_k_add(cg, O, I(0), I(1), e); return true;
+    case OP_RESHAPE: call_rt_k_copy(cg, O, I(0), e); return true;
+    case OP_FILL: call_rt_k_fill(cg, O, e, n->fa[0]); return true;
     case OP_AVGPOOL2D:
-        cg_call(cg, "rt_k_avgpool2d", "ppiiiiiiii", O, I(0), D(a, 0) * D(a, 1), D(a, 2), D(a, 3), n->ia[0], n->ia[1], n->ia[2], D(n, 2), D(n, 3));
+        call_rt_k_avgpool2d(cg, O, I(0), D(a, 0) * D(a, 1), D(a, 2), D(a, 3), n->ia[0], n->ia[1], n->ia[2], D(n, 2), D(n, 3));
         return true;
     case OP_AVGPOOL2D_BACK:
-        cg_call(cg, "rt_k_avgpool2d_back", "ppiiiiiiii", O, I(0), D(n, 0) * D(n, 1), D(n, 2), D(n, 3), n->ia[0], n->ia[1], n->ia[2], D(a, 2), D(a, 3));
+        call_rt_k_avgpool2d_back(cg, O, I(0), D(n, 0) * D(n, 1), D(n, 2), D(n, 3), n->ia[0], n->ia[1], n->ia[2], D(a, 2), D(a, 3));
         return true;
     case OP_MAXPOOL2D:
-        cg_call(cg, "rt_k_maxpool2d", "ppiiiiiiii", O, I(0), D(a, 0) * D(a, 1), D(a, 2), D(a, 3), n->ia[0], n->ia[1], n->ia[2], D(n, 2), D(n, 3));
+        call_rt_k_maxpool2d(cg, O, I(0), D(a, 0) * D(a, 1), D(a, 2), D(a, 3), n->ia[0], n->ia[1], n->ia[2], D(n, 2), D(n, 3));
         return true;
     case OP_MAXPOOL2D_BACK:
-        cg_call(cg, "rt_k_maxpool2d_back", "pppiiiiiiii", O, I(0), I(1), D(n, 0) * D(n, 1), D(n, 2), D(n, 3), n->ia[0], n->ia[1], n->ia[2], D(a, 2), D(a, 3));
+        call_rt_k_maxpool2d_back(cg, O, I(0), I(1), D(n, 0) * D(n, 1), D(n, 2), D(n, 3), n->ia[0], n->ia[1], n->ia[2], D(a, 2), D(a, 3));
         return true;
-    case OP_GLOBAL_AVGPOOL: cg_call(cg, "rt_k_global_avgpool", "ppii", O, I(0), D(n, 0) * D(n, 1), spatial_of(a)); return true;
-    case OP_GLOBAL_AVGPOOL_BACK: cg_call(cg, "rt_k_global_avgpool_back", "ppii", O, I(0), D(n, 0) * D(n, 1), spatial_of(n)); return true;
-    case OP_BN_STATS: cg_call(cg, "rt_k_bn_stats", "ppiii", O, I(0), D(a, 0), D(a, 1), spatial_of(a)); return true;
+    case OP_GLOBAL_AVGPOOL: call_rt_k_global_avgpool(cg, O, I(0), D(n, 0) * D(n, 1), spatial_of(a)); return true;
+    case OP_GLOBAL_AVGPOOL_BACK: call_rt_k_global_avgpool_back(cg, O, I(0), D(n, 0) * D(n, 1), spatial_of(n)); return true;
+    case OP_BN_STATS: call_rt_k_bn_stats(cg, O, I(0), D(a, 0), D(a, 1), spatial_of(a)); return true;
     case OP_BN_TRAIN:
-        cg_call(cg, "rt_k_bn_train", "pppppiiif", O, I(0), I(1), I(2), I(3), D(n, 0), D(n, 1), spatial_of(n), n->fa[0]);
+        call_rt_k_bn_train(cg, O, I(0), I(1), I(2), I(3), D(n, 0), D(n, 1), spatial_of(n), n->fa[0]);
         return true;
     case OP_BN_TRAIN_DX:
-        cg_call(cg, "rt_k_bn_train_dx", "pppppiiif", O, I(0), I(1), I(2), I(3), D(n, 0), D(n, 1), spatial_of(n), n->fa[0]);
+        call_rt_k_bn_train_dx(cg, O, I(0), I(1), I(2), I(3), D(n, 0), D(n, 1), spatial_of(n), n->fa[0]);
         return true;
     case OP_BN_DGAMMA:
-        cg_call(cg, "rt_k_bn_dgamma", "ppppiiif", O, I(0), I(1), I(2), D(b, 0), D(b, 1), spatial_of(b), n->fa[0]);
+        call_rt_k_bn_dgamma(cg, O, I(0), I(1), I(2), D(b, 0), D(b, 1), spatial_of(b), n->fa[0]);
         return true;
     case OP_BN_EVAL:
-        cg_call(cg, "rt_k_bn_eval", "ppppppiiif", O, I(0), I(1), I(2), I(3), I(4), D(n, 0), D(n, 1), spatial_of(n), n->fa[0]);
+        call_rt_k_bn_eval(cg, O, I(0), I(1), I(2), I(3), I(4), D(n, 0), D(n, 1), spatial_of(n), n->fa[0]);
         return true;
-    case OP_BN_RUNNING: cg_call(cg, "rt_k_bn_running", "pppiiif", O, I(0), I(1), D(n, 0), n->ia[0], n->ia[1], n->fa[0]); return true;
-    case OP_PAIRS: cg_call(cg, "rt_k_pairs", "ppiiii", O, I(0), n->ia[0], D(a, 0) / n->ia[0], D(a, 1), n->ia[1]); return true;
+    case OP_BN_RUNNING: call_rt_k_bn_running(cg, O, I(0), I(1), D(n, 0), n->ia[0], n->ia[1], n->fa[0]); return true;
+    case OP_PAIRS: call_rt_k_pairs(cg, O, I(0), n->ia[0], D(a, 0) / n->ia[0], D(a, 1), n->ia[1]); return true;
     case OP_PAIRS_BACK:
-        cg_call(cg, "rt_k_pairs_back", "pppiiii", O, I(0), I(1), n->ia[0], D(n, 0) / n->ia[0], D(n, 1), n->ia[1]);
+        call_rt_k_pairs_back(cg, O, I(0), I(1), n->ia[0], D(n, 0) / n->ia[0], D(n, 1), n->ia[1]);
         return true;
-    case OP_PAIR_TARGETS: cg_call(cg, "rt_k_pair_targets", "pii", O, n->ia[0], n->ia[1]); return true;
-    case OP_FOCAL_LOSS: cg_call(cg, "rt_k_focal_loss", "pppiff", O, I(0), I(1), D(a, 0), n->fa[0], n->fa[1]); return true;
-    case OP_FOCAL_BACK: cg_call(cg, "rt_k_focal_back", "ppppiff", O, I(0), I(1), I(2), D(n, 0), n->fa[0], n->fa[1]); return true;
-    case OP_BCE_LOSS: cg_call(cg, "rt_k_bce_loss", "pppi", O, I(0), I(1), D(a, 0)); return true;
-    case OP_BCE_BACK: cg_call(cg, "rt_k_bce_back", "ppppi", O, I(0), I(1), I(2), D(n, 0)); return true;
-    case OP_SOFTMAX_CE: cg_call(cg, "rt_k_softmax_ce", "pppii", O, I(0), I(1), D(a, 0), D(a, 1)); return true;
-    case OP_SOFTMAX_CE_BACK: cg_call(cg, "rt_k_softmax_ce_back", "ppppii", O, I(0), I(1), I(2), D(n, 0), D(n, 1)); return true;
-    case OP_MUL: cg_call(cg, "rt_k_mul", "pppi", O, I(0), I(1), e); return true;
-    case OP_EXP: cg_call(cg, "rt_k_exp", "ppi", O, I(0), e); return true;
-    case OP_LOG: cg_call(cg, "rt_k_log", "ppi", O, I(0), e); return true;
-    case OP_LOG_BACK: cg_call(cg, "rt_k_log_back", "pppi", O, I(0), I(1), e); return true;
-    case OP_SOFTPLUS: cg_call(cg, "rt_k_softplus", "ppi", O, I(0), e); return true;
-    case OP_SOFTPLUS_BACK: cg_call(cg, "rt_k_softplus_back", "pppi", O, I(0), I(1), e); return true;
-    case OP_L2_NORMALIZE: cg_call(cg, "rt_k_l2_normalize", "ppiif", O, I(0), D(n, 0), D(n, 1), n->fa[0]); return true;
+    case OP_PAIR_TARGETS: call_rt_k_pair_targets(cg, O, n->ia[0], n->ia[1]); return true;
+    case OP_FOCAL_LOSS: call_rt_k_focal_loss(cg, O, I(0), I(1), D(a, 0), n->fa[0], n->fa[1]); return true;
+    case OP_FOCAL_BACK: call_rt_k_focal_back(cg, O, I(0), I(1), I(2), D(n, 0), n->fa[0], n->fa[1]); return true;
+    case OP_BCE_LOSS: call_rt_k_bce_loss(cg, O, I(0), I(1), D(a, 0)); return true;
+    case OP_BCE_BACK: call_rt_k_bce_back(cg, O, I(0), I(1), I(2), D(n, 0)); return true;
+    case OP_SOFTMAX_CE: call_rt_k_softmax_ce(cg, O, I(0), I(1), D(a, 0), D(a, 1)); return true;
+    case OP_SOFTMAX_CE_BACK: call_rt_k_softmax_ce_back(cg, O, I(0), I(1), I(2), D(n, 0), D(n, 1)); return true;
+    case OP_MUL: call_rt_k_mul(cg, O, I(0), I(1), e); return true;
+    case OP_EXP: call_rt_k_exp(cg, O, I(0), e); return true;
+    case OP_LOG: call_rt_k_log(cg, O, I(0), e); return true;
+    case OP_LOG_BACK: call_rt_k_log_back(cg, O, I(0), I(1), e); return true;
+    case OP_SOFTPLUS: call_rt_k_softplus(cg, O, I(0), e); return true;
+    case OP_SOFTPLUS_BACK: call_rt_k_softplus_back(cg, O, I(0), I(1), e); return true;
+    case OP_L2_NORMALIZE: call_rt_k_l2_normalize(cg, O, I(0), D(n, 0), D(n, 1), n->fa[0]); return true;
     case OP_L2_NORMALIZE_BACK:
-        cg_call(cg, "rt_k_l2_normalize_back", "pppiif", O, I(0), I(1), D(n, 0), D(n, 1), n->fa[0]);
+        call_rt_k_l2_normalize_back(cg, O, I(0), I(1), D(n, 0), D(n, 1), n->fa[0]);
         return true;
     case OP_MATMUL: {
         int64_t K = n->ia[0] ? D(a, 0) : D(a, 1);
-        cg_call(cg, "rt_k_matmul", "pppiiiii", O, I(0), I(1), D(n, 0), D(n, 1), K, n->ia[0], n->ia[1]);
+        call_rt_k_matmul(cg, O, I(0), I(1), D(n, 0), D(n, 1), K, n->ia[0], n->ia[1]);
         return true;
     }
     case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_COUNT: break;
@@ -156,7 +157,7 @@ static void emit_kernel(CG *cg, const Kernel *K) {
         int nargs = 0;
         if (y->direct) fn = cg_conv_direct_fn(cg, y, &args, &nargs, true, NULL);
         else x = cg_ptr(cg, y->in[0]);
-        cg_call(cg, "rt_k_conv2d_stats", "ppppiiiiiiiiiiipppi", cg_ptr(cg, y), cg_ptr(cg, st), x, cg_ptr(cg, y->in[1]),
+        call_rt_k_conv2d_stats(cg, cg_ptr(cg, y), cg_ptr(cg, st), x, cg_ptr(cg, y->in[1]),
                 CONV_DIMS(y->in[0], y->in[1], y, y), cg_ws(cg), fn, args, (int64_t)nargs);
         return;
     }
@@ -164,9 +165,9 @@ static void emit_kernel(CG *cg, const Kernel *K) {
         const Node *dx = K->members[0];
         const Node *dg = K->sums[0], *db = K->sums[1];
         LLVMValueRef args, fn = cg_conv_direct_fn(cg, dx, &args, NULL, false, K);
-        cg_call(cg, "rt_par_rows", "ppii", fn, args, dx->dim[0], (int64_t)1);
+        call_rt_par_rows(cg, fn, args, dx->dim[0], (int64_t)1);
         if (dg)   /* the images' sums in order: dgamma and dbeta */
-            cg_call(cg, "rt_k_bn_dx_sums", "ppppiif", cg_ptr(cg, dg), cg_ptr(cg, db), cg_ws(cg), cg_ptr(cg, dg->in[2]),
+            call_rt_k_bn_dx_sums(cg, cg_ptr(cg, dg), cg_ptr(cg, db), cg_ws(cg), cg_ptr(cg, dg->in[2]),
                     dx->dim[0], dx->dim[1], dg->fa[0]);
         return;
     }

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/cg_util.h"
+#include "codegen/cg_rtcall.h"
 
 void cg_vector_width(CG *cg, LLVMValueRef fn) {
     /* LLVM keeps to 256-bit vectors on AVX-512 CPUs unless told: the
@@ -65,22 +65,18 @@ void cg_loop_close(CG *cg, LLVMBuilderRef b, CgLoop *L, int64_t step) {
     LLVMPositionBuilderAtEnd(b, L->exit);
 }
 
-void cg_call(CG *cg, const char *fn, const char *fmt, ...) {
+void cg_call_typed(CG *cg, const char *fn, int n, const char *kinds, const CgArg *a) {
     LLVMTypeRef params[24];
     LLVMValueRef args[24];
-    int n = 0;
-    va_list ap;
-    va_start(ap, fmt);
-    for (const char *f = fmt; *f; f++, n++) {
-        RRC_ASSERT(n < 24);
-        switch (*f) {
-        case 'p': params[n] = cg->ptr; args[n] = va_arg(ap, LLVMValueRef); break;
-        case 'i': params[n] = cg->i64; args[n] = LLVMConstInt(cg->i64, (unsigned long long)va_arg(ap, int64_t), 1); break;
-        case 'f': params[n] = cg->f32; args[n] = LLVMConstReal(cg->f32, va_arg(ap, double)); break;
-        default: RRC_ABORT("cg_call: bad format '%c'", *f);
+    RRC_ASSERT(n <= 24);
+    for (int i = 0; i < n; i++) {
+        switch (kinds[i]) {
+        case 'p': params[i] = cg->ptr; args[i] = a[i].v; break;
+        case 'i': params[i] = cg->i64; args[i] = LLVMConstInt(cg->i64, (unsigned long long)a[i].i, 1); break;
+        case 'f': params[i] = cg->f32; args[i] = LLVMConstReal(cg->f32, a[i].f); break;
+        default: RRC_ABORT("cg_call_typed: bad kind '%c'", kinds[i]);
         }
     }
-    va_end(ap);
     LLVMTypeRef ft = LLVMFunctionType(cg->void_, params, (unsigned)n, 0);
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, fn);
     if (!f) f = LLVMAddFunction(cg->mod, fn, ft);
@@ -127,13 +123,13 @@ void cg_kernel_begin(CG *cg, const char *label, Cost c) {
     LLVMSetInitializer(site, LLVMConstNamedStruct(cg->prof_ty, f, 8));
     LLVMSetLinkage(site, LLVMInternalLinkage);
     LLVMSetAlignment(site, 8);
-    cg_call(cg, "rt_prof_begin", "p", site);
+    call_rt_prof_begin(cg, site);
     cg->prof_site = site;
 }
 
 void cg_kernel_end(CG *cg) {
     RRC_ASSERT(cg->prof_site);
-    cg_call(cg, "rt_prof_end", "p", cg->prof_site);
+    call_rt_prof_end(cg, cg->prof_site);
     cg->prof_site = NULL;
 }
 

@@ -60,8 +60,6 @@ typedef struct CgLoop {
 LLVMValueRef cg_loop_open(CG *cg, LLVMBuilderRef b, LLVMValueRef fn, LLVMBasicBlockRef entry, CgLoop *L, LLVMValueRef lo,
                           LLVMValueRef hi, const char *name);
 void cg_loop_close(CG *cg, LLVMBuilderRef b, CgLoop *L, int64_t step);
-/* Emits `fn(args)`; fmt: p = pointer (LLVMValueRef), i = int64_t, f = double (as float). */
-void cg_call(CG *cg, const char *fn, const char *fmt, ...);
 /* Brackets the emission of one kernel call (of a node, or of a fused group
    of nodes): a global rt_prof_site named "ENTRY: LABEL" with the kernel's
    cost, and calls of rt_prof_begin/end around the call (runtime/rt_prof.h).
