@@ -33,6 +33,7 @@
 #include <llvm-c/Core.h>
 
 #include "codegen/cg_fuse.h"
+#include "codegen/cg_rtcall.h"
 #include "rt_kernels.h"
 
 #define MAX_EXT 32
@@ -803,13 +804,7 @@ void cg_emit_generated(CG *cg, const Kernel *K) {
         LLVMBuildStore(cg->b, cg_ptr(cg, k.ext[i]), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
     }
     int64_t min_rows = per_row >= 16384 ? 1 : 16384 / (per_row ? per_row : 1);
-    LLVMTypeRef cp[4] = {cg->ptr, cg->ptr, cg->i64, cg->i64};
-    LLVMTypeRef cft = LLVMFunctionType(cg->void_, cp, 4, 0);
-    LLVMValueRef callee = LLVMGetNamedFunction(cg->mod, "rt_par_rows");
-    if (!callee) callee = LLVMAddFunction(cg->mod, "rt_par_rows", cft);
-    LLVMValueRef args[4] = {w, arr, LLVMConstInt(cg->i64, (unsigned long long)rows, 1),
-                            LLVMConstInt(cg->i64, (unsigned long long)min_rows, 1)};
-    LLVMBuildCall2(cg->b, cft, callee, args, 4, "");
+    call_rt_par_rows(cg, w, arr, rows, min_rows);
     free(k.memo);
     free(k.scale);
 }
