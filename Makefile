@@ -8,6 +8,9 @@
 #   make demo     the main job (see README.md)
 #   make goldens  regenerate tests/golden/ with PyTorch (needs python3-torch)
 #   make bench    rrc against the PyTorch reference (docs/PERFORMANCE.md)
+#   make install  rrc, its runtime, specs, man page and completion under
+#                 $(DESTDIR)$(PREFIX) (default /usr/local); make uninstall
+#   make deb      rrc_VERSION_amd64.deb (dpkg-deb), installing under /usr
 #
 # Every target that compiles depends (order-only) on `deps`, which installs
 # what is missing with one apt-get and does nothing when all is there.
@@ -77,6 +80,16 @@ $(BUILD)/%.o: %.c | deps
 # vectoriser leaves them scalar (docs/DECISIONS.md)
 $(BUILD)/runtime/rt_augment.o: CFLAGS += -O3
 
+# `rrc --version` names the commit it was built from (git describe, empty
+# outside a git checkout); the header changes only when that does
+.PHONY: FORCE
+$(BUILD)/version.h: FORCE
+	@mkdir -p $(BUILD)
+	@printf '#define RRC_GIT_DESCRIBE "%s"\n' "$$(git describe --always --dirty 2>/dev/null)" > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+$(BUILD)/compiler/cmd_info.o: $(BUILD)/version.h
+$(BUILD)/compiler/cmd_info.o: CPPFLAGS += -I$(BUILD)
+
 $(BUILD)/compiler/frontend/prelude_lua.o: $(BUILD)/compiler/frontend/prelude_lua.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -124,6 +137,45 @@ demo: rrc
 bench: rrc
 	@RRC_EXTRA_PKGS="python3-torch python3-torchvision dataset-fashion-mnist" sh tools/deps.sh
 	/usr/bin/python3 bench/bench.py
+
+# ---- installation ----
+# PREFIX/bin/rrc finds everything else from its own place (driver.c), so an
+# installation can be moved, and never reads the source tree.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+VERSION := $(shell sed -n 's/^\#define RRC_VERSION "\(.*\)"/\1/p' compiler/driver.h)
+RT_ABI_HEADERS := $(filter-out runtime/rt_data_internal.h runtime/rt_kernels_impl.h,$(wildcard runtime/*.h))
+.PHONY: install uninstall deb
+RRC_EXE ?= rrc
+install: $(RRC_EXE) $(BUILD)/librrt.a $(BUILD)/rrc_trainer_main.o
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/rrc/include $(DESTDIR)$(PREFIX)/share/rrc/specs/lib \
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 755 $(RRC_EXE) $(DESTDIR)$(PREFIX)/bin/rrc
+	install -m 644 $(BUILD)/librrt.a $(BUILD)/rrc_trainer_main.o $(DESTDIR)$(PREFIX)/lib/rrc/
+	install -m 644 $(RT_ABI_HEADERS) $(DESTDIR)$(PREFIX)/lib/rrc/include/
+	install -m 644 specs/*.lua specs/README.md $(DESTDIR)$(PREFIX)/share/rrc/specs/
+	install -m 644 specs/lib/*.lua $(DESTDIR)$(PREFIX)/share/rrc/specs/lib/
+	install -m 644 docs/rrc.1 $(DESTDIR)$(PREFIX)/share/man/man1/rrc.1
+	install -m 644 tools/rrc.bash-completion $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rrc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/rrc $(DESTDIR)$(PREFIX)/share/man/man1/rrc.1 \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rrc
+	rm -rf $(DESTDIR)$(PREFIX)/lib/rrc $(DESTDIR)$(PREFIX)/share/rrc
+
+# The package's Depends: the shared libraries rrc links (dpkg-shlibdeps'
+# answer for Debian 12, written out) and what `rrc compile` links trainers
+# with (cc, ld and the -dev packages of the runtime's libraries).
+DEB_DEPENDS = libc6, libllvm19, liblua5.4-0, libjansson4, zlib1g, libpng16-16, libjpeg62-turbo, \
+              libopenblas0 | libopenblas0-pthread, gcc, binutils, libc6-dev, libjansson-dev, zlib1g-dev, libpng-dev, \
+              libjpeg62-turbo-dev, libopenblas-dev
+deb: rrc
+	rm -rf $(BUILD)/deb
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(BUILD)/deb PREFIX=/usr
+	install -d $(BUILD)/deb/DEBIAN
+	printf 'Package: rrc\nVersion: %s\nArchitecture: amd64\nMaintainer: rrc developers <rrc@localhost>\nDepends: %s\nSection: devel\nPriority: optional\nDescription: model compiler for self-supervised relational reasoning\n rrc turns a Lua spec (backbone, augmentations, relation head, loss,\n optimizer, data) into a fast verified trainer, JIT or ahead of time, with LLVM.\n' \
+	    '$(VERSION)' '$(DEB_DEPENDS)' > $(BUILD)/deb/DEBIAN/control
+	dpkg-deb --root-owner-group --build $(BUILD)/deb rrc_$(VERSION)_amd64.deb
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz rrc

@@ -97,21 +97,6 @@ static int64_t known_size(const char *data) {
     return 0;
 }
 
-/* Where the runtime library and trainer main live: $RRC_RUNTIME_DIR, else
-   build/ next to the rrc executable. */
-static void runtime_dir(char *buf, size_t n) {
-    const char *env = getenv("RRC_RUNTIME_DIR");
-    if (env && *env) { snprintf(buf, n, "%s", env); return; }
-    char exe[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k <= 0) { snprintf(buf, n, "build"); return; }
-    exe[k] = 0;
-    char *d = dirname(exe), probe[PATH_MAX + 16];
-    snprintf(probe, sizeof probe, "%s/librrt.a", d);
-    if (access(probe, R_OK) == 0) snprintf(buf, n, "%s", d);   /* rrc inside its build folder */
-    else snprintf(buf, n, "%s/build", d);
-}
-
 #ifndef RRC_LINK_SAN
 #define RRC_LINK_SAN ""
 #endif
@@ -282,7 +267,7 @@ static bool emit_objects(const CompileOpts *c, Program *pr, const Spec *s, const
 /* Phase 5: the trainer, linked with the runtime library. */
 static bool link_trainer(const char *outdir, const char *name) {
     char rtdir[1024], path[1100], cmd[8192];
-    runtime_dir(rtdir, sizeof rtdir);
+    driver_runtime_dir(rtdir, sizeof rtdir);
     snprintf(path, sizeof path, "%s/librrt.a", rtdir);
     if (access(path, R_OK) != 0) {
         fprintf(stderr, "rrc compile: the runtime library %s is missing (build rrc with make, or set RRC_RUNTIME_DIR)\n", path);

@@ -2,9 +2,13 @@
 ** driver.c: shared pieces of the rrc commands (see driver.h).
 */
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "driver.h"
 #include "rt_init.h"
@@ -37,9 +41,112 @@ long flag_int(const char *cmd, const char *name, const char *v, long lo, long hi
     return x;
 }
 
-Spec *driver_load_spec(const char *cmd, const char *path, const SpecOverrides *ov, Arena *a) {
+/* ---- where rrc's own files are ---- */
+
+/* The directory of the running rrc, or "." if unknown. */
+static const char *exe_dir(void) {
+    static char dir[PATH_MAX];
+    if (!dir[0]) {
+        char exe[PATH_MAX];
+        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (k <= 0) return strcpy(dir, ".");
+        exe[k] = 0;
+        snprintf(dir, sizeof dir, "%s", dirname(exe));
+    }
+    return dir;
+}
+
+static bool is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* An installed rrc is PREFIX/bin/rrc with PREFIX/share/rrc/specs and
+   PREFIX/lib/rrc; one run from its source tree is ./rrc beside specs/ and
+   build/. Found from the executable's place, so an installation can move. */
+const char *driver_installed_specs(void) {
+    static char p[PATH_MAX + 32];
+    if (!p[0]) {
+        char raw[PATH_MAX + 32];
+        snprintf(raw, sizeof raw, "%s/../share/rrc/specs", exe_dir());
+        if (!realpath(raw, p)) snprintf(p, sizeof p, "%s", raw);
+    }
+    return p;
+}
+
+static const char *source_specs(void) {
+    static char p[PATH_MAX + 16];
+    if (!p[0]) snprintf(p, sizeof p, "%s/specs", exe_dir());
+    return p;
+}
+
+void driver_runtime_dir(char *buf, size_t n) {
+    const char *env = getenv("RRC_RUNTIME_DIR");
+    if (env && *env) { snprintf(buf, n, "%s", env); return; }
+    char probe[PATH_MAX + 64];
+    snprintf(probe, sizeof probe, "%s/../lib/rrc/librrt.a", exe_dir());
+    if (is_file(probe)) { snprintf(buf, n, "%s/../lib/rrc", exe_dir()); return; }   /* installed */
+    snprintf(probe, sizeof probe, "%s/librrt.a", exe_dir());
+    if (is_file(probe)) snprintf(buf, n, "%s", exe_dir());   /* rrc inside its build folder */
+    else snprintf(buf, n, "%s/build", exe_dir());           /* ./rrc of the source tree */
+}
+
+/* The spec search path: $RRC_SPEC_PATH's directories, then the installed
+   specs, then the source tree's (only those that exist); also where
+   rr.include looks after the spec's own directory. */
+#define MAX_SEARCH 32
+static const char *search[MAX_SEARCH];
+static int nsearch = -1;
+
+static int search_path(void) {
+    if (nsearch >= 0) return nsearch;
+    nsearch = 0;
+    const char *env = getenv("RRC_SPEC_PATH");
+    if (env && *env) {
+        char *copy = strdup(env);
+        for (char *save = NULL, *tok = strtok_r(copy, ":", &save); tok && nsearch < MAX_SEARCH - 2;
+             tok = strtok_r(NULL, ":", &save))
+            if (*tok) search[nsearch++] = tok;   /* copy lives as long as the process */
+    }
+    if (is_dir(driver_installed_specs())) search[nsearch++] = driver_installed_specs();
+    if (is_dir(source_specs())) search[nsearch++] = source_specs();
+    spec_set_search_path(search, nsearch);
+    return nsearch;
+}
+
+bool driver_find_spec(const char *cmd, const char *arg, char *out, size_t n) {
+    int ns = search_path();
+    /* a path that exists is used as it is; so is anything with a '/' (its
+       loader says what is wrong) */
+    struct stat st;
+    if (stat(arg, &st) == 0 || strchr(arg, '/')) {
+        snprintf(out, n, "%s", arg);
+        return true;
+    }
+    size_t len = strlen(arg);
+    bool lua = len > 4 && strcmp(arg + len - 4, ".lua") == 0;
+    char tried[4096];
+    int k = snprintf(tried, sizeof tried, "./%s", arg);
+    for (int i = 0; i < ns; i++) {
+        snprintf(out, n, "%s/%s%s", search[i], arg, lua ? "" : ".lua");
+        if (is_file(out)) return true;
+        if (k > 0 && (size_t)k < sizeof tried) k += snprintf(tried + k, sizeof tried - (size_t)k, ", %s", out);
+    }
+    fprintf(stderr, "rrc %s: no spec '%s': looked in %s%s\n", cmd, arg, tried,
+            getenv("RRC_SPEC_PATH") && *getenv("RRC_SPEC_PATH") ? "" : " ($RRC_SPEC_PATH is not set)");
+    return false;
+}
+
+Spec *driver_load_spec(const char *cmd, const char *arg, const SpecOverrides *ov, Arena *a) {
     Diag d = {0};
-    Spec *s = spec_load(path, a, &d);
+    char found[PATH_MAX + 64];
+    if (!driver_find_spec(cmd, arg, found, sizeof found)) exit(EXIT_BADSPEC);
+    Spec *s = spec_load(arena_strdup(a, found), a, &d);
     if (!s) exit(EXIT_BADSPEC);
     if (ov->K) s->K = ov->K;
     if (ov->aggregation && !aggregation_parse(ov->aggregation, &s->head.aggregation)) {

@@ -28,8 +28,19 @@ typedef struct SpecOverrides {
 } SpecOverrides;
 
 /* Loads the spec and applies overrides; on error prints and exits with 2
-   (bad spec) or 1 (bad flag). */
-Spec *driver_load_spec(const char *cmd, const char *path, const SpecOverrides *ov, Arena *a);
+   (bad spec) or 1 (bad flag). `arg` is found by driver_find_spec. */
+Spec *driver_load_spec(const char *cmd, const char *arg, const SpecOverrides *ov, Arena *a);
+/* A spec argument: a path that exists (or any with a '/') as it is; a bare
+   name (resnet32 or resnet32.lua) looked up in $RRC_SPEC_PATH (colon-
+   separated), then the installed specs (PREFIX/share/rrc/specs), then the
+   source tree's specs/ when run from a build. false after a one-line error
+   naming every place looked in. */
+bool driver_find_spec(const char *cmd, const char *arg, char *out, size_t n);
+/* PREFIX/share/rrc/specs of this rrc (which may not exist). */
+const char *driver_installed_specs(void);
+/* Where the runtime library and trainer main are: $RRC_RUNTIME_DIR, else
+   PREFIX/lib/rrc of an installed rrc, else the build folder. */
+void driver_runtime_dir(char *buf, size_t n);
 
 /* The values of every param and state leaf of g, indexed by node id (NULL
    for other nodes): from `file` when given (all trainable tensors must be
@@ -58,5 +69,7 @@ int cmd_train(int argc, char **argv);
 int cmd_lineval(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_augment_preview(int argc, char **argv);
+int cmd_specs(int argc, char **argv);
+int cmd_version(void);
 
 #endif

@@ -4,7 +4,7 @@
 **   spec.lua --spec_load--> Spec --lower_train--> Graph --passes--> Graph
 **            --interp (oracle) | codegen (LLVM, to come)--> results
 **
-** Commands: dump-ir, grad. Exit status: 0 ok, 1 bad flags or I/O, 2 bad spec.
+** Commands: see usage(). Exit status: 0 ok, 1 bad flags or I/O, 2 bad spec.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +35,11 @@ static void usage(FILE *f) {
             "                      linear evaluation of a backbone\n"
             "  augment-preview SPEC --out views.png [--data D]\n"
             "                      a PNG grid of images and their augmented views\n"
-            "  help                this text; `rrc COMMAND --help` for a command's flags\n");
+            "  specs               the bundled specs, which every command takes by name (rrc compile resnet32)\n"
+            "  --version           versions of rrc, LLVM and OpenBLAS, and the JIT's target\n"
+            "  help                this text; `rrc COMMAND --help` for a command's flags\n"
+            "\n"
+            "SPEC is a path, or a bundled spec's name looked up in $RRC_SPEC_PATH, then PREFIX/share/rrc/specs.\n");
 }
 
 static void dump_usage(FILE *f) {
@@ -149,6 +153,8 @@ int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return EXIT_USAGE; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) return cmd_version();
+    if (!strcmp(cmd, "specs")) return cmd_specs(argc - 2, argv + 2);
     if (!strcmp(cmd, "dump-ir")) return cmd_dump_ir(argc - 2, argv + 2);
     if (!strcmp(cmd, "grad")) return cmd_grad(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);

@@ -392,9 +392,20 @@ static bool include_path_ok(const char *p) {
     return true;
 }
 
+/* The spec search path (spec_set_search_path): where rr.include looks
+   after the spec's own directory. */
+static const char *const *search_dirs;
+static int nsearch_dirs;
+
+void spec_set_search_path(const char *const *dirs, int n) {
+    search_dirs = dirs;
+    nsearch_dirs = n;
+}
+
 /*
 ** rr.include(path): runs a helper file once and returns what it returned
-** (cached, like require). Looks in the spec's directory, then its lib/.
+** (cached, like require). Looks in the spec's directory and its lib/, then
+** in each directory of the spec search path and its lib/.
 */
 static int lf_include_path(lua_State *L, const char *name, const char *who) {
     LfSandbox *sb = sandbox_of(L);
@@ -403,15 +414,28 @@ static int lf_include_path(lua_State *L, const char *name, const char *who) {
                              "spec's directory or its lib/ (no '..', no absolute path)", who, name);
     const char *path = NULL;
     const char *dirs[2] = {"", "lib/"};
-    for (int i = 0; i < 2 && !path; i++) {
-        path = lua_pushfstring(L, "%s%s%s", sb->dir, dirs[i], name);  /* stays on the stack */
-        FILE *f = fopen(path, "rb");
-        if (f) fclose(f);
-        else path = NULL;
+    for (int d = -1; d < nsearch_dirs && !path; d++) {
+        const char *base = d < 0 ? sb->dir : search_dirs[d];
+        const char *sep = d < 0 || !base[0] || base[strlen(base) - 1] == '/' ? "" : "/";
+        for (int i = 0; i < 2 && !path; i++) {
+            path = lua_pushfstring(L, "%s%s%s%s", base, sep, dirs[i], name);  /* stays on the stack */
+            FILE *f = fopen(path, "rb");
+            if (f) fclose(f);
+            else path = NULL;
+        }
     }
-    if (!path)
-        return lf_error_here(L, "%s: cannot find '%s' (looked in %s and %slib/)", who, name,
-                             sb->dir[0] ? sb->dir : "./", sb->dir);
+    if (!path) {
+        luaL_Buffer places;
+        luaL_buffinit(L, &places);
+        for (int d = 0; d < nsearch_dirs; d++) {
+            luaL_addstring(&places, ", ");
+            luaL_addstring(&places, search_dirs[d]);
+            luaL_addstring(&places, " (and lib/)");
+        }
+        luaL_pushresult(&places);
+        return lf_error_here(L, "%s: cannot find '%s' (looked in %s and %slib/%s)", who, name,
+                             sb->dir[0] ? sb->dir : "./", sb->dir, lua_tostring(L, -1));
+    }
     lua_getfield(L, LUA_REGISTRYINDEX, "rrc.included");
     int cache = lua_gettop(L);
     lua_getfield(L, cache, path);

@@ -118,6 +118,10 @@ typedef struct Spec {
 ** stderr (counted in d) and returns NULL.
 */
 Spec *spec_load(const char *path, Arena *a, Diag *d);
+/* Directories rr.include searches after the spec's own directory (and
+   their lib/): the spec search path of the driver. The strings must live
+   as long as specs are loaded. */
+void spec_set_search_path(const char *const *dirs, int n);
 
 const char *aggregation_name(Aggregation g);
 const char *loss_name(LossKind k);
