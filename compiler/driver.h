@@ -70,6 +70,7 @@ int cmd_lineval(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_augment_preview(int argc, char **argv);
 int cmd_specs(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_version(void);
 
 #endif

@@ -36,16 +36,20 @@ void interp_bind_f32(Interp *it, const Node *leaf, const float *data) {
     it->owned[leaf->id] = true;
 }
 
-void interp_run(Interp *it) {
+void interp_run(Interp *it) { interp_run_from(it, 0); }
+
+void interp_run_from(Interp *it, int first) {
     const Graph *g = it->g;
+    RRC_ASSERT(first == 0 || it->keep_all);
     int *last = xmalloc((size_t)g->nnodes * sizeof *last);
     bool *keep = xcalloc((size_t)g->nnodes, sizeof *keep);
     for (int i = 0; i < g->nnodes; i++) last[i] = -1;
     for (int i = 0; i < g->nnodes; i++)
         for (int k = 0; k < g->nodes[i]->nin; k++) last[g->nodes[i]->in[k]->id] = i;
     for (int i = 0; i < g->nouts; i++) keep[g->outs[i].node->id] = true;
+    for (int i = 0; i < g->nnodes && it->keep_all; i++) keep[i] = true;
 
-    for (int i = 0; i < g->nnodes; i++) {
+    for (int i = first; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
         const OpInfo *info = &op_table[n->op];
         if (info->fusion == FUSE_LEAF) {

@@ -77,6 +77,9 @@ typedef struct OpInfo {
 } OpInfo;
 
 extern const OpInfo op_table[OP_COUNT];
+/* n's backward rule (op_table[n->op].bwd): what autodiff and `rrc check`
+   call, so a test can plant a wrong rule (RRC_TEST_WRONG_BACKWARD=<op>). */
+void ir_backward(Graph *g, Node *n, Node *dy, unsigned need, Node **dx);
 const char *fusion_class_name(FusionClass f);
 
 /* ---- nodes and graphs ---- */
@@ -318,11 +321,16 @@ typedef struct Interp {
     const Graph *g;
     double **vals;
     bool *owned;
+    bool keep_all;            /* keep every value after interp_run (else outputs and leaves only) */
 } Interp;
 void interp_init(Interp *it, const Graph *g);
 void interp_bind(Interp *it, const Node *leaf, const double *data);      /* copies */
 void interp_bind_f32(Interp *it, const Node *leaf, const float *data);   /* converts */
 void interp_run(Interp *it);
+/* Recomputes the nodes from index `first` on (keep_all: the values before
+   it are those of the last run), after a leaf read only from there on
+   changed. */
+void interp_run_from(Interp *it, int first);
 const double *interp_value(const Interp *it, const Node *n);
 void interp_free(Interp *it);
 

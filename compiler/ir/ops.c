@@ -2,6 +2,8 @@
 ** ops.c: the op table (generated from ops.def) and the helpers that the
 ** shape rules and kernels of ops_*.c share.
 */
+#include <stdlib.h>
+
 #include "ir/ops_impl.h"
 
 const OpInfo op_table[OP_COUNT] = {
@@ -66,4 +68,24 @@ Cost cost_elementwise(const Node *n, double flops_per_elem) {
     double bytes = 4.0 * e;
     for (int i = 0; i < n->nin; i++) bytes += 4.0 * (double)node_numel(n->in[i]);
     return (Cost){flops_per_elem * e, bytes};
+}
+
+/* RRC_TEST_WRONG_BACKWARD=<op> (tests only) doubles every gradient that
+   op's rule makes, so that a test can see `rrc check` name it. */
+static int wrong_backward_op(void) {
+    static int op = -2;
+    if (op == -2) {
+        const char *e = getenv("RRC_TEST_WRONG_BACKWARD");
+        op = -1;
+        for (int i = 0; e && i < OP_COUNT; i++)
+            if (!strcmp(op_table[i].name, e)) op = i;
+    }
+    return op;
+}
+
+void ir_backward(Graph *g, Node *n, Node *dy, unsigned need, Node **dx) {
+    op_table[n->op].bwd(g, n, dy, need, dx);
+    if ((int)n->op != wrong_backward_op()) return;
+    for (int k = 0; k < n->nin; k++)
+        if ((need >> k & 1) && dx[k]) dx[k] = ir_add(g, dx[k], dx[k]);
 }

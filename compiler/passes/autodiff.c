@@ -59,7 +59,7 @@ void ir_vjp(Graph *g, Node *y, Node *dy) {
         g->loc = n->loc;
         g->label = n->name;
         Node *dx[IR_MAX_IN] = {0};
-        info->bwd(g, n, grad[i], need, dx);
+        ir_backward(g, n, grad[i], need, dx);
         for (int k = 0; k < n->nin; k++) {
             if (!(need >> k & 1)) continue;
             if (!dx[k]) RRC_ABORT("autodiff: backward rule of %s gave no gradient for input %d", info->name, k);
