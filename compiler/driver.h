@@ -71,6 +71,7 @@ int cmd_compile(int argc, char **argv);
 int cmd_augment_preview(int argc, char **argv);
 int cmd_specs(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 int cmd_version(void);
 
 #endif

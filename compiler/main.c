@@ -38,6 +38,8 @@ static void usage(FILE *f) {
             "  check SPEC [--K K] [--batch B] [--elements N]\n"
             "                      check the step's gradients by finite differences, node by node, and\n"
             "                      the compiled step against the interpreter\n"
+            "  plan SPEC [--K K] [--batch B] [--threads N] [--sweep K=2,4,8]\n"
+            "                      predict a step's FLOPs, bytes, planned memory and time without running it\n"
             "  specs               the bundled specs, which every command takes by name (rrc compile resnet32)\n"
             "  --version           versions of rrc, LLVM and OpenBLAS, and the JIT's target\n"
             "  help                this text; `rrc COMMAND --help` for a command's flags\n"
@@ -159,6 +161,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) return cmd_version();
     if (!strcmp(cmd, "specs")) return cmd_specs(argc - 2, argv + 2);
     if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
+    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 2, argv + 2);
     if (!strcmp(cmd, "dump-ir")) return cmd_dump_ir(argc - 2, argv + 2);
     if (!strcmp(cmd, "grad")) return cmd_grad(argc - 2, argv + 2);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);

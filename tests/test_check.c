@@ -1,8 +1,10 @@
 /*
 ** test_check.c: `rrc check` (issue 19) passes a bundled spec and a test
 ** spec, and names the op whose backward rule is wrong when one is planted
-** (RRC_TEST_WRONG_BACKWARD doubles the gradients a rule makes).
+** (RRC_TEST_WRONG_BACKWARD doubles the gradients a rule makes); `rrc plan`
+** predicts the compiled program's memory.
 */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,4 +36,45 @@ TEST(check_names_a_wrong_backward_rule) {
         free(out);
         free(err);
     }
+}
+
+/* `rrc plan` (issue 19): the planned memory is the compiled program's (what
+   `rrc compile` reports), FLOPs grow with K (the relation head as K^2), a
+   sweep prints a row per K, and the rates are calibrated once and kept. */
+TEST(plan_predicts_memory_and_flops) {
+    char cmd[1024], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "%s plan conv4 --sweep K=2,4,8", test_rrc());
+    int rc = test_run(cmd, &out, &err);
+    REQUIREF(rc == 0, "exit %d: %s%s", rc, out, err);
+    CHECKF(strstr(out, "calibrated this machine"), "no calibration on first use: %s", out);
+    double gf[3] = {0}, rel[3] = {0}, peak[3] = {0};
+    int rows = 0;
+    for (const char *p = strstr(out, "images/s\n"); p && rows < 3; rows++) {
+        p = strchr(p, '\n');
+        if (!p) break;
+        int K;
+        double bb, gb, scr, ms, ips;
+        if (sscanf(p + 1, "%d %lf %lf %lf %lf %lf %lf %lf %lf", &K, &gf[rows], &bb, &rel[rows], &gb, &peak[rows], &scr, &ms, &ips) != 9)
+            break;
+        p++;
+    }
+    CHECKF(rows == 3, "%d rows in: %s", rows, out);
+    CHECK(gf[0] < gf[1] && gf[1] < gf[2]);
+    /* the relation head's pairs grow as K^2: 4x from K=2 to K=4 and again to 8, give or take the loss */
+    CHECKF(rel[1] > 3 * rel[0] && rel[2] > 3 * rel[1], "relation GFLOP %g %g %g", rel[0], rel[1], rel[2]);
+    free(out);
+    free(err);
+    /* the same planned memory as the compiled program */
+    snprintf(cmd, sizeof cmd, "%s compile conv4 --data synthetic:640 -o %s/plan_c4", test_rrc(), test_tmpdir());
+    rc = test_run(cmd, &out, &err);
+    REQUIREF(rc == 0, "compile: exit %d: %s", rc, err);
+    const char *m = strstr(out, "peak step memory ");
+    REQUIRE(m);
+    CHECKF(fabs(atof(m + 17) - peak[1]) < 0.051, "plan %.1f MiB, compile: %s", peak[1], m);
+    free(out);
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s plan conv4", test_rrc());
+    rc = test_run(cmd, &out, NULL);
+    CHECKF(rc == 0 && !strstr(out, "calibrated"), "the rates were not kept: %s", out);
+    free(out);
 }
