@@ -180,4 +180,5 @@ deb: rrc
 clean:
 	rm -rf build build-asan build-tsan build-fuzz rrc
 
+include fuzz/fuzz.mk
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -151,6 +151,26 @@ static void nums(Parse *ps, json_t *o, const char *k, double *out, int n) {
     }
 }
 
+/* n whole numbers in [lo, hi] (lo, hi at most 2^62 in size, exact as
+   doubles): converting a double outside the target type's range is
+   undefined behaviour, so the range is checked before the cast. */
+static void ints(Parse *ps, json_t *o, const char *k, int64_t *out, int n, int64_t lo, int64_t hi) {
+    double v[8] = {0};
+    if (n > 8) { perr(ps, k); return; }
+    nums(ps, o, k, v, n);
+    for (int i = 0; i < n; i++) {
+        if (!(v[i] >= (double)lo && v[i] <= (double)hi) || v[i] != (double)(int64_t)v[i]) {
+            perr(ps, k);
+            out[i] = 0;
+            continue;
+        }
+        out[i] = (int64_t)v[i];
+    }
+}
+
+#define INT_RANGE ((int64_t)1 << 30)   /* input sides and channels */
+#define SIZE_RANGE ((int64_t)1 << 62)  /* byte counts, tensor dims */
+
 int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_program *p, char *err, size_t errlen) {
     memset(p, 0, sizeof *p);
     Parse ps = {err, errlen, 0};
@@ -168,8 +188,8 @@ int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_p
     char *method = str(&ps, o, "method");
     p->method = strcmp(method, "supervised") == 0 ? RT_METHOD_SUPERVISED : RT_METHOD_RELATIONAL;
     free(method);
-    double in[3] = {0, 0, 0};
-    nums(&ps, o, "input", in, 3);
+    int64_t in[3] = {0, 0, 0};
+    ints(&ps, o, "input", in, 3, 1, INT_RANGE);
     p->in_c = (int)in[0];
     p->in_h = (int)in[1];
     p->in_w = (int)in[2];
@@ -229,9 +249,7 @@ int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_p
         else e->fn = fns[fi];
         e->K = (int)integer(&ps, j, "K");
         e->B = integer(&ps, j, "B");
-        double rb[RT_NREGIONS] = {0};
-        nums(&ps, j, "region_bytes", rb, RT_NREGIONS);
-        for (int r = 0; r < RT_NREGIONS; r++) e->region_bytes[r] = (int64_t)rb[r];
+        ints(&ps, j, "region_bytes", e->region_bytes, RT_NREGIONS, 0, SIZE_RANGE);
         json_t *ts = json_object_get(j, "tensors");
         e->ntensors = json_is_array(ts) ? (int)json_array_size(ts) : 0;
         rt_step_tensor *t = calloc((size_t)(e->ntensors ? e->ntensors : 1), sizeof *t);
@@ -243,12 +261,15 @@ int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_p
             json_t *dim = json_object_get(tj, "dim");
             t[i].rank = json_is_array(dim) ? (int)json_array_size(dim) : 0;
             if (t[i].rank > 4) { perr(&ps, "tensor rank"); t[i].rank = 0; }
-            double dv[4] = {0};
-            nums(&ps, tj, "dim", dv, t[i].rank);
-            for (int k = 0; k < t[i].rank; k++) t[i].dim[k] = (int64_t)dv[k];
+            int64_t dv[4] = {0};
+            ints(&ps, tj, "dim", dv, t[i].rank, 0, SIZE_RANGE);
+            for (int k = 0; k < t[i].rank; k++) t[i].dim[k] = dv[k];
             double init[2] = {0, 0};
             nums(&ps, tj, "init", init, 2);
-            t[i].init = (rt_init){(rt_init_kind)(int)init[0], init[1]};
+            int64_t kind = 0;
+            if (!(init[0] >= 0 && init[0] <= 255) || init[0] != (double)(int)init[0]) perr(&ps, "init");
+            else kind = (int64_t)init[0];
+            t[i].init = (rt_init){(rt_init_kind)kind, init[1]};
             if (t[i].region < 0 || t[i].region >= RT_NREGIONS || t[i].offset < 0) perr(&ps, "tensor placement");
         }
         e->tensors = t;

@@ -14,9 +14,16 @@
 
 #include <lua.h>
 
-/* Limits on what a spec may use (README: "Sandbox"). */
+/* Limits on what a spec may use (README: "Sandbox"). The fuzz build
+   (fuzz/fuzz.mk) lowers the first two with -D so that a looping or
+   allocating input costs milliseconds; keep LF_INSTR_CAP a power of ten
+   (the error message prints it as 10^N). */
+#ifndef LF_MEM_CAP
 #define LF_MEM_CAP ((size_t)256 << 20)    /* bytes of Lua heap */
+#endif
+#ifndef LF_INSTR_CAP
 #define LF_INSTR_CAP 100000000            /* VM instructions (10^8) */
+#endif
 #define LF_FILE_CAP ((size_t)4 << 20)     /* bytes of one spec or included file */
 
 /* Registry key of the prelude's internal table {rr, objs, errors, nerrors}. */
