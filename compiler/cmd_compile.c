@@ -227,7 +227,7 @@ static int64_t train_size_of(CompileOpts *c, const Spec *s) {
    the objects' paths (kept apart for another architecture). */
 static bool emit_objects(const CompileOpts *c, Program *pr, const Spec *s, const char *outdir, bool foreign, const CgOptions *co,
                          char *parts, size_t nparts) {
-    char path[1400], cmd[8192];
+    char path[1400], cmd[12288];
     int fn_index[RT_PROGRAM_SLOTS] = {-1, -1, -1, -1}, nfns = 0;
     const char *fns[4];
     parts[0] = 0;

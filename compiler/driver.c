@@ -79,9 +79,14 @@ const char *driver_installed_specs(void) {
     return p;
 }
 
+/* ./rrc beside specs/, or a sanitizer build's build-asan/rrc one level
+   below them */
 static const char *source_specs(void) {
     static char p[PATH_MAX + 16];
-    if (!p[0]) snprintf(p, sizeof p, "%s/specs", exe_dir());
+    if (!p[0]) {
+        snprintf(p, sizeof p, "%s/specs", exe_dir());
+        if (!is_dir(p)) snprintf(p, sizeof p, "%s/../specs", exe_dir());
+    }
     return p;
 }
 

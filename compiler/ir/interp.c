@@ -16,6 +16,7 @@ void interp_init(Interp *it, const Graph *g) {
     it->g = g;
     it->vals = xcalloc((size_t)g->nnodes, sizeof *it->vals);
     it->owned = xcalloc((size_t)g->nnodes, sizeof *it->owned);
+    it->keep_all = false;
 }
 
 void interp_bind(Interp *it, const Node *leaf, const double *data) {
