@@ -31,8 +31,11 @@ static int64_t spatial_of(const Node *x) {
    and padding) */
 #define CONV_DIMS(x, w, y, c) D(x, 0), D(x, 1), D(x, 2), D(x, 3), D(w, 0), D(w, 2), D(w, 3), (c)->ia[0], (c)->ia[1], D(y, 2), D(y, 3)
 
+/* The im2col workspace of a convolution that runs on the runtime's kernel;
+   a direct one (n->direct) keeps its padded copy on its thread's stack. */
 static int64_t node_workspace(const Node *n) {
     const Node *x, *w, *y;
+    if (n->direct) return 0;
     switch (n->op) {
     case OP_CONV2D: x = n->in[0]; w = n->in[1]; y = n; break;
     case OP_CONV2D_DX: x = n; w = n->in[1]; y = n->in[0]; break;
