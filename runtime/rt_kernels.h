@@ -196,6 +196,8 @@ void rt_k_mul(float *restrict y, const float *restrict a, const float *restrict 
 void rt_k_exp(float *restrict y, const float *restrict x, int64_t n);
 void rt_k_log(float *restrict y, const float *restrict x, int64_t n);
 void rt_k_log_back(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t n);
+/* PyTorch softplus's default threshold: above it softplus(x) = x */
+#define RT_SOFTPLUS_THRESHOLD 20.0
 void rt_k_softplus(float *restrict y, const float *restrict x, int64_t n);
 void rt_k_softplus_back(float *restrict dx, const float *restrict dy, const float *restrict x, int64_t n);
 void rt_k_l2_normalize(float *restrict y, const float *restrict x, int64_t N, int64_t D, float eps);

@@ -12,7 +12,7 @@
 #include "rt_kernels.h"
 #include "rt_kernels_impl.h"
 
-#define SOFTPLUS_THRESHOLD 20.0f
+#define SOFTPLUS_THRESHOLD ((float)RT_SOFTPLUS_THRESHOLD)
 
 void rt_k_mul(float *restrict y, const float *restrict a, const float *restrict b, int64_t n) {
     RT_VFOR(i, n, y[i] = a[i] * b[i];);

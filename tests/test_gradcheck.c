@@ -228,7 +228,7 @@ static void run_case(const GradCase *c, bool *seen) {
             double fm = objective(g, vals, n, dyv);
             *v = x0;
             double num = (fp - fm) / (2 * h), err = fabs(num - ana[j]);
-            if (err > worst) { worst = err; worst_i = j; }
+            if (!(err <= worst)) { worst = isnan(err) ? INFINITY : err; worst_i = j; }   /* NaN fails */
         }
         CHECKF(worst <= tol_fd(amax), "%s: d/d%s[%lld]: |numeric - analytic| = %.3g (max|analytic| %.3g)", c->name,
                xin->name, (long long)worst_i, worst, amax);
@@ -278,5 +278,20 @@ TEST(op_table_complete) {
         bool other = false;
         for (size_t i = 0; i < sizeof elsewhere / sizeof elsewhere[0]; i++) other |= elsewhere[i].op == (OpKind)op;
         CHECKF(seen[op] || other, "op %s is made by no gradient case and not listed as checked elsewhere", o->name);
+    }
+}
+
+/* The reads column of ops.def: one letter per input or none, and one for
+   every input of an op that generated loops compute (its fusion class). */
+TEST(op_table_reads_match_fusion) {
+    for (int op = 0; op < OP_COUNT; op++) {
+        const OpInfo *o = &op_table[op];
+        size_t n = strlen(o->reads);
+        CHECKF(n == 0 || n == (size_t)o->nin, "op %s: reads \"%s\" has %zu letters for %d inputs", o->name, o->reads, n,
+               o->nin);
+        CHECKF(strspn(o->reads, "ec") == n, "op %s: reads \"%s\" has a letter other than e and c", o->name, o->reads);
+        bool loops = o->fusion == FUSE_ELEMWISE || o->fusion == FUSE_BROADCAST;
+        CHECKF(!loops || n == (size_t)o->nin, "op %s of a loop class says nothing of how its inputs are read", o->name);
+        CHECKF(!loops || o->reads[0] == 'e', "op %s of a loop class reads its first input per channel", o->name);
     }
 }

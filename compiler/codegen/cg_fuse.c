@@ -204,55 +204,126 @@ static LLVMValueRef val(KB *k, const Node *v);
 
 static LLVMValueRef gt0(KB *k, LLVMValueRef x) { return LLVMBuildFCmp(k->b, LLVMRealOGT, x, LLVMConstNull(LLVMTypeOf(x)), ""); }
 
-/* One op on the current element; ORDER: fuse_ew_op in passes/fuse.c. */
-static LLVMValueRef op_value(KB *k, const Node *v) {
-    LLVMBuilderRef b = k->b;
-    switch (v->op) {
-    case OP_RELU: {
-        LLVMValueRef x = val(k, v->in[0]);
-        return LLVMBuildSelect(b, gt0(k, x), x, elc(k, 0), "");
-    }
-    case OP_RELU_BACK:
-        return LLVMBuildSelect(b, gt0(k, val(k, v->in[1])), val(k, v->in[0]), elc(k, 0), "");
-    case OP_LEAKY_RELU: {
-        LLVMValueRef x = val(k, v->in[0]);
-        return LLVMBuildSelect(b, gt0(k, x), x, LLVMBuildFMul(b, elc(k, v->fa[0]), x, ""), "");
-    }
-    case OP_LEAKY_RELU_BACK: {
-        LLVMValueRef dy = val(k, v->in[0]);
-        return LLVMBuildSelect(b, gt0(k, val(k, v->in[1])), dy, LLVMBuildFMul(b, elc(k, v->fa[0]), dy, ""), "");
-    }
-    case OP_ADD: return LLVMBuildFAdd(b, val(k, v->in[0]), val(k, v->in[1]), "");
-    case OP_BIAS_ADD: return LLVMBuildFAdd(b, val(k, v->in[0]), el(k, chan(k, v, 1, 0)), "");
-    case OP_BN_TRAIN: {   /* in: x, st [mean; var], gamma, beta */
-        LLVMValueRef *am = k->cmemo && k->cmemo_c == k->c ? &k->cmemo[v->id * CMEMO + CMEMO - 1] : NULL;
-        LLVMValueRef a = am && *am ? *am
-                         : k->scale && k->scale[v->id] ? loadf(k, k->scale[v->id], k->c)
-                                                       : bn_scale(k, chan(k, v, 2, 0), chan(k, v, 1, k->C), v->fa[0]);
-        if (am) *am = a;
-        LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), el(k, chan(k, v, 1, 0)), "");
-        return fma_(k, el(k, a), d, el(k, chan(k, v, 3, 0)));
-    }
-    case OP_AVGPOOL2D_BACK:   /* a quarter of the window's gradient (fuse_unpool_op), upsampled per plane */
+/* ---- the loop bodies of the ops computed in generated loops: one per op
+   of fusion class FUSE_ELEMWISE or FUSE_BROADCAST (ops.def), each the op on
+   the current element (k->idx, channel k->c); inputs come through val()
+   (an inlined producer's body, or a load) and chan() (per channel) ---- */
+
+typedef LLVMValueRef (*EwBody)(KB *k, const Node *v);
+
+static LLVMValueRef ew_relu(KB *k, const Node *v) {
+    LLVMValueRef x = val(k, v->in[0]);
+    return LLVMBuildSelect(k->b, gt0(k, x), x, elc(k, 0), "");
+}
+
+static LLVMValueRef ew_relu_back(KB *k, const Node *v) {
+    return LLVMBuildSelect(k->b, gt0(k, val(k, v->in[1])), val(k, v->in[0]), elc(k, 0), "");
+}
+
+static LLVMValueRef ew_leaky_relu(KB *k, const Node *v) {
+    LLVMValueRef x = val(k, v->in[0]);
+    return LLVMBuildSelect(k->b, gt0(k, x), x, LLVMBuildFMul(k->b, elc(k, v->fa[0]), x, ""), "");
+}
+
+static LLVMValueRef ew_leaky_relu_back(KB *k, const Node *v) {
+    LLVMValueRef dy = val(k, v->in[0]);
+    return LLVMBuildSelect(k->b, gt0(k, val(k, v->in[1])), dy, LLVMBuildFMul(k->b, elc(k, v->fa[0]), dy, ""), "");
+}
+
+static LLVMValueRef ew_add(KB *k, const Node *v) { return LLVMBuildFAdd(k->b, val(k, v->in[0]), val(k, v->in[1]), ""); }
+
+static LLVMValueRef ew_bias_add(KB *k, const Node *v) {
+    return LLVMBuildFAdd(k->b, val(k, v->in[0]), el(k, chan(k, v, 1, 0)), "");
+}
+
+static LLVMValueRef ew_bn_train(KB *k, const Node *v) {   /* in: x, st [mean; var], gamma, beta */
+    LLVMValueRef *am = k->cmemo && k->cmemo_c == k->c ? &k->cmemo[v->id * CMEMO + CMEMO - 1] : NULL;
+    LLVMValueRef a = am && *am ? *am
+                     : k->scale && k->scale[v->id] ? loadf(k, k->scale[v->id], k->c)
+                                                   : bn_scale(k, chan(k, v, 2, 0), chan(k, v, 1, k->C), v->fa[0]);
+    if (am) *am = a;
+    LLVMValueRef d = LLVMBuildFSub(k->b, val(k, v->in[0]), el(k, chan(k, v, 1, 0)), "");
+    return fma_(k, el(k, a), d, el(k, chan(k, v, 3, 0)));
+}
+
+static LLVMValueRef ew_bn_eval(KB *k, const Node *v) {    /* in: x, mean, var, gamma, beta */
+    LLVMValueRef a = k->scale && k->scale[v->id] ? loadf(k, k->scale[v->id], k->c)
+                                                 : bn_scale(k, chan(k, v, 3, 0), chan(k, v, 2, 0), v->fa[0]);
+    LLVMValueRef d = LLVMBuildFSub(k->b, val(k, v->in[0]), el(k, chan(k, v, 1, 0)), "");
+    return fma_(k, el(k, a), d, el(k, chan(k, v, 4, 0)));
+}
+
+static LLVMValueRef ew_mul(KB *k, const Node *v) { return LLVMBuildFMul(k->b, val(k, v->in[0]), val(k, v->in[1]), ""); }
+
+static LLVMValueRef unary(KB *k, const char *name, LLVMValueRef x) { return intrinsic(k, name, LLVMTypeOf(x), &x, 1); }
+
+static LLVMValueRef ew_exp(KB *k, const Node *v) { return unary(k, "llvm.exp", val(k, v->in[0])); }
+
+static LLVMValueRef ew_log(KB *k, const Node *v) { return unary(k, "llvm.log", val(k, v->in[0])); }
+
+static LLVMValueRef ew_log_back(KB *k, const Node *v) { return LLVMBuildFDiv(k->b, val(k, v->in[0]), val(k, v->in[1]), ""); }
+
+/* log1p(z) without a libm call per lane: log(u) * z / (u - 1) with u = 1 + z
+   corrects the rounding of u (Goldberg), and is z itself where u == 1 */
+static LLVMValueRef log1p_(KB *k, LLVMValueRef z) {
+    LLVMValueRef u = LLVMBuildFAdd(k->b, elc(k, 1), z, ""), um1 = LLVMBuildFSub(k->b, u, elc(k, 1), "");
+    LLVMValueRef r = LLVMBuildFDiv(k->b, LLVMBuildFMul(k->b, unary(k, "llvm.log", u), z, ""), um1, "");
+    return LLVMBuildSelect(k->b, LLVMBuildFCmp(k->b, LLVMRealOEQ, um1, elc(k, 0), ""), z, r, "");
+}
+
+/* PyTorch's softplus (beta 1): x above the threshold, else log1p(e^x) */
+static LLVMValueRef ew_softplus(KB *k, const Node *v) {
+    LLVMValueRef x = val(k, v->in[0]);
+    LLVMValueRef big = LLVMBuildFCmp(k->b, LLVMRealOGT, x, elc(k, RT_SOFTPLUS_THRESHOLD), "");
+    return LLVMBuildSelect(k->b, big, x, log1p_(k, unary(k, "llvm.exp", x)), "");
+}
+
+static LLVMValueRef ew_softplus_back(KB *k, const Node *v) {   /* dy * e^x / (e^x + 1) */
+    LLVMValueRef dy = val(k, v->in[0]), x = val(k, v->in[1]), z = unary(k, "llvm.exp", x);
+    LLVMValueRef s = LLVMBuildFDiv(k->b, LLVMBuildFMul(k->b, dy, z, ""), LLVMBuildFAdd(k->b, z, elc(k, 1), ""), "");
+    LLVMValueRef big = LLVMBuildFCmp(k->b, LLVMRealOGT, x, elc(k, RT_SOFTPLUS_THRESHOLD), "");
+    return LLVMBuildSelect(k->b, big, dy, s, "");
+}
+
+/* The body of every op, from ops.def: an op of a loop class without its
+   ew_<name> above is an undeclared identifier here. */
+#define EW_BODY_FUSE_LEAF(nm) NULL
+#define EW_BODY_FUSE_ELEMWISE(nm) ew_##nm
+#define EW_BODY_FUSE_BROADCAST(nm) ew_##nm
+#define EW_BODY_FUSE_INJECTIVE(nm) NULL
+#define EW_BODY_FUSE_REDUCE(nm) NULL
+#define EW_BODY_FUSE_OUT_EWISE(nm) NULL
+#define EW_BODY_FUSE_OPAQUE(nm) NULL
+static const EwBody ew_body[OP_COUNT] = {
+#define OP(E, nm, nin, fusion, diffmask, attrs, reads) [OP_##E] = EW_BODY_##fusion(nm),
+#define OPN(E, nm, nin, fusion, attrs, reads) [OP_##E] = EW_BODY_##fusion(nm),
+#include "ir/ops.def"
+#undef OP
+#undef OPN
+};
+
+/* The pooling gradients that plane loops compute inline (fuse_unpool_op). */
+static LLVMValueRef unpool_value(KB *k, const Node *v) {
+    if (v->op == OP_AVGPOOL2D_BACK) {   /* a quarter of the window's gradient, upsampled per plane */
         RRC_ASSERT(k->lanes <= 1);
         for (int i = 0; i < k->nunpool; i++)
             if (k->unpool[i] == v) return loadf(k, k->unbuf[i], k->s);
         RRC_ABORT("cg_fuse: avgpool2d_back outside a plane loop");
-    case OP_GLOBAL_AVGPOOL_BACK: {   /* the plane's gradient / S, in double (the runtime's rule) */
-        /* an epilogue's vector lies in one plane: its index / S */
-        LLVMValueRef plane = k->plane ? k->plane : LLVMBuildSDiv(b, k->idx, i64c(k, v->dim[2] * v->dim[3]), "");
-        LLVMValueRef d = LLVMBuildFPExt(b, loadf(k, ptr_of(k, v->in[0]), plane), k->f64, "");
-        d = LLVMBuildFDiv(b, d, f64c(k, (double)(v->ia[0] * v->ia[1])), "");
-        return el(k, LLVMBuildFPTrunc(b, d, k->cg->f32, ""));
     }
-    case OP_BN_EVAL: {    /* in: x, mean, var, gamma, beta */
-        LLVMValueRef a = k->scale && k->scale[v->id] ? loadf(k, k->scale[v->id], k->c)
-                                                     : bn_scale(k, chan(k, v, 3, 0), chan(k, v, 2, 0), v->fa[0]);
-        LLVMValueRef d = LLVMBuildFSub(b, val(k, v->in[0]), el(k, chan(k, v, 1, 0)), "");
-        return fma_(k, el(k, a), d, el(k, chan(k, v, 4, 0)));
-    }
-    default: RRC_ABORT("cg_fuse: op %s is not elementwise", op_table[v->op].name);
-    }
+    RRC_ASSERT(v->op == OP_GLOBAL_AVGPOOL_BACK);
+    /* the plane's gradient / S, in double (the runtime's rule); an
+       epilogue's vector lies in one plane: its index / S */
+    LLVMValueRef plane = k->plane ? k->plane : LLVMBuildSDiv(k->b, k->idx, i64c(k, v->dim[2] * v->dim[3]), "");
+    LLVMValueRef d = LLVMBuildFPExt(k->b, loadf(k, ptr_of(k, v->in[0]), plane), k->f64, "");
+    d = LLVMBuildFDiv(k->b, d, f64c(k, (double)(v->ia[0] * v->ia[1])), "");
+    return el(k, LLVMBuildFPTrunc(k->b, d, k->cg->f32, ""));
+}
+
+/* One op on the current element. */
+static LLVMValueRef op_value(KB *k, const Node *v) {
+    if (ew_body[v->op]) return ew_body[v->op](k, v);
+    if (v->op == OP_AVGPOOL2D_BACK || v->op == OP_GLOBAL_AVGPOOL_BACK) return unpool_value(k, v);
+    RRC_ABORT("cg_fuse: op %s has no loop body", op_table[v->op].name);
 }
 
 static LLVMValueRef val(KB *k, const Node *v) {

@@ -31,8 +31,8 @@
 /* ---- the op table (ops.def) ---- */
 
 typedef enum OpKind {
-#define OP(E, name, nin, fusion, diffmask, attrs) OP_##E,
-#define OPN(E, name, nin, fusion, attrs) OP_##E,
+#define OP(E, name, nin, fusion, diffmask, attrs, reads) OP_##E,
+#define OPN(E, name, nin, fusion, attrs, reads) OP_##E,
 #include "ir/ops.def"
 #undef OP
 #undef OPN
@@ -42,12 +42,18 @@ typedef enum OpKind {
 /* Fusion classes (as TVM's OpPatternKind): what the fusion pass may merge. */
 typedef enum FusionClass {
     FUSE_LEAF,       /* input, param, state: no computation */
+    /* FUSE_ELEMWISE and FUSE_BROADCAST ops are computed inside generated
+       loops (inlined into their readers or a loop of their own): the pass
+       fuses every op of these classes, and codegen must define the op's
+       loop body (cg_fuse.c's ew_<name>, from this table: the build fails
+       without it). */
     FUSE_ELEMWISE,   /* out[i] = f(in[i]...) on one iteration space */
     FUSE_BROADCAST,  /* elementwise with per-channel operands */
     FUSE_INJECTIVE,  /* each output element from a few input elements (pool, pairs) */
     FUSE_REDUCE,     /* reductions (BN statistics, channel sums, losses) */
     FUSE_OUT_EWISE,  /* conv/matmul: elementwise epilogues may fuse into its output */
-    FUSE_OPAQUE,     /* fuses with nothing (backward convolutions, matmuls) */
+    FUSE_OPAQUE,     /* fuses with nothing: a runtime kernel of its own (backward
+                        convolutions, fills, the losses' gradients) */
 } FusionClass;
 
 typedef struct Cost {
@@ -64,6 +70,9 @@ typedef struct OpInfo {
     FusionClass fusion;
     unsigned diffmask;       /* bit i: input i is differentiable; 0: op has no gradient */
     const char *attrs;       /* schema: "i:stride i:pad f:eps" -> ia[0], ia[1], fa[0] */
+    const char *reads;       /* how a generated loop reads input i: reads[i] is 'e' (at the
+                                element it computes) or 'c' (per channel); "" for ops no
+                                generated loop computes */
     /* Shape rule: sets n->rank/dim from inputs and attributes; on a user
        error writes a message into err and returns false. */
     bool (*shape)(Node *n, char *err, size_t errlen);

@@ -7,10 +7,10 @@
 #include "ir/ops_impl.h"
 
 const OpInfo op_table[OP_COUNT] = {
-#define OP(E, nm, nin, fusion, diffmask, attrs) \
-    [OP_##E] = {#nm, nin, fusion, diffmask, attrs, shape_##nm, fwd_##nm, bwd_##nm, cost_##nm},
-#define OPN(E, nm, nin, fusion, attrs) \
-    [OP_##E] = {#nm, nin, fusion, 0, attrs, shape_##nm, fwd_##nm, NULL, cost_##nm},
+#define OP(E, nm, nin, fusion, diffmask, attrs, reads) \
+    [OP_##E] = {#nm, nin, fusion, diffmask, attrs, reads, shape_##nm, fwd_##nm, bwd_##nm, cost_##nm},
+#define OPN(E, nm, nin, fusion, attrs, reads) \
+    [OP_##E] = {#nm, nin, fusion, 0, attrs, reads, shape_##nm, fwd_##nm, NULL, cost_##nm},
 #include "ir/ops.def"
 #undef OP
 #undef OPN

@@ -12,12 +12,12 @@
 
 #include "ir/ir.h"
 
-#define OP(E, name, nin, fusion, diffmask, attrs)                               \
+#define OP(E, name, nin, fusion, diffmask, attrs, reads)                         \
     bool shape_##name(Node *n, char *err, size_t errlen);                       \
     void fwd_##name(const Node *n, const double *const *in, double *out);       \
     Cost cost_##name(const Node *n);                                            \
     void bwd_##name(Graph *g, Node *n, Node *dy, unsigned need, Node **dx);
-#define OPN(E, name, nin, fusion, attrs)                                        \
+#define OPN(E, name, nin, fusion, attrs, reads)                                 \
     bool shape_##name(Node *n, char *err, size_t errlen);                       \
     void fwd_##name(const Node *n, const double *const *in, double *out);       \
     Cost cost_##name(const Node *n);

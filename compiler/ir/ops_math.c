@@ -7,6 +7,7 @@
 ** nn.functional.normalize over dim 1, torch.matmul).
 */
 #include "ir/ops_impl.h"
+#include "rt_kernels.h"
 
 /* ---- shape rules shared by the elementwise ops ---- */
 
@@ -81,7 +82,7 @@ Cost cost_log_back(const Node *n) { return cost_elementwise(n, 1); }
 /* ---- softplus: y = x > 20 ? x : log(1 + e^x) (PyTorch's beta 1,
    threshold 20); dx = x > 20 ? dy : dy * e^x / (e^x + 1) ---- */
 
-#define SOFTPLUS_THRESHOLD 20.0
+#define SOFTPLUS_THRESHOLD RT_SOFTPLUS_THRESHOLD
 
 bool shape_softplus(Node *n, char *err, size_t errlen) {
     (void)err; (void)errlen;

@@ -77,15 +77,11 @@ static bool kernel_epilogue_sums(const Kernel *k, Node **dg, Node **db) {
     return sums;
 }
 
-/* Ops the code generator emits as elementwise loop bodies (cg_fuse.c). */
+/* Ops computed in generated loops: their fusion class says so (ops.def),
+   and codegen has a loop body for each. */
 bool fuse_ew_op(OpKind op) {
-    switch (op) {
-    case OP_RELU: case OP_RELU_BACK: case OP_LEAKY_RELU: case OP_LEAKY_RELU_BACK:
-    case OP_ADD: case OP_BIAS_ADD: case OP_BN_TRAIN: case OP_BN_EVAL:
-        return true;
-    default:
-        return false;
-    }
+    FusionClass f = op_table[op].fusion;
+    return f == FUSE_ELEMWISE || f == FUSE_BROADCAST;
 }
 
 static bool even_planes(const Node *x) {
@@ -104,17 +100,11 @@ bool fuse_unpool_op(const Node *n) {
            n->dim[2] * n->dim[3] <= 16384;
 }
 
-/* Whether input k of n is read elementwise (same shape and index as n's
-   value, for the ops of generated kernels) rather than per channel. */
+/* Whether a generated loop computing n reads its input k elementwise (same
+   shape and index as n's value) rather than per channel: ops.def's reads. */
 static bool reads_elementwise(const Node *n, int k) {
-    switch (n->op) {
-    case OP_RELU: case OP_LEAKY_RELU: case OP_BIAS_ADD: case OP_BN_TRAIN: case OP_BN_EVAL: case OP_CHAN_SUM:
-        return k == 0;
-    case OP_RELU_BACK: case OP_LEAKY_RELU_BACK: case OP_ADD: case OP_BN_TRAIN_DX: case OP_BN_DGAMMA:
-        return k <= 1;
-    default:
-        return false;
-    }
+    const char *r = op_table[n->op].reads;
+    return k < (int)strlen(r) && r[k] == 'e';
 }
 
 static bool same_shape(const Node *a, const Node *b) {
