@@ -61,6 +61,9 @@ const char *lf_intern_file(LfSandbox *sb, const char *path);
 /* Splits a Lua error message "file:line: text" when file is one of the
    loaded chunks (also in the "...tail" form Lua uses for long names).
    Returns the text after the prefix and sets *loc; NULL if no prefix. */
+/* Pushes a list of the layer constructors layers.def names (lf_spec.c). */
+void lf_push_layer_ctors(lua_State *L);
+
 const char *lf_split_message(LfSandbox *sb, const char *msg, SrcLoc *loc);
 
 #endif

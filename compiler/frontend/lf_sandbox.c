@@ -614,7 +614,9 @@ LfSandbox *lf_sandbox_new(const char *spec_path, Diag *d) {
     /* the prelude: chunk arguments are the C helpers and the spec path */
     if (luaL_loadbufferx(L, rr_prelude_lua, rr_prelude_lua_len, "=rr", "t") != LUA_OK)
         RRC_ABORT("the rr prelude does not load: %s", lua_tostring(L, -1));
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
+    lf_push_layer_ctors(L);
+    lua_setfield(L, -2, "layer_ctors");
     lua_pushcfunction(L, lf_include);
     lua_setfield(L, -2, "include");
     lua_pushcfunction(L, lf_wrap);

@@ -9,6 +9,7 @@
 */
 #include "frontend/lf_internal.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -107,12 +108,64 @@ static const char *get_kind(Conv *c, int t) {
 
 /* ---- Layers ----------------------------------------------------------- */
 
-static const struct { const char *name; LayerKind kind; } layer_kinds[] = {
-    {"sequential", LK_SEQUENTIAL}, {"conv2d", LK_CONV2D}, {"batchnorm1d", LK_BATCHNORM},
-    {"batchnorm2d", LK_BATCHNORM}, {"relu", LK_RELU}, {"leaky_relu", LK_LEAKY_RELU},
-    {"avgpool2d", LK_AVGPOOL2D}, {"maxpool2d", LK_MAXPOOL2D}, {"global_avgpool", LK_GLOBAL_AVGPOOL},
-    {"flatten", LK_FLATTEN}, {"linear", LK_LINEAR}, {"residual", LK_RESIDUAL},
+static const struct {
+    const char *name, *ctors, *fields;
+} layer_kinds[] = {
+#define LAYER(E, name, ctors, fields) [LK_##E] = {#name, ctors, fields},
+#include "frontend/layers.def"
+#undef LAYER
 };
+
+/* The Layer members that layers.def's fields name. */
+static const struct {
+    const char *name;
+    char type;   /* i, b, f */
+    size_t offset;
+} layer_fields[] = {
+    {"out", 'i', offsetof(Layer, out)},         {"kernel", 'i', offsetof(Layer, kernel)},
+    {"stride", 'i', offsetof(Layer, stride)},   {"padding", 'i', offsetof(Layer, padding)},
+    {"bias", 'b', offsetof(Layer, bias)},       {"dims", 'i', offsetof(Layer, dims)},
+    {"eps", 'f', offsetof(Layer, eps)},         {"momentum", 'f', offsetof(Layer, momentum)},
+    {"slope", 'f', offsetof(Layer, slope)},
+};
+
+/* Whether word w (length n) is one of the space-separated words of list. */
+static bool word_in(const char *list, const char *w, size_t n) {
+    for (const char *p = list; *p;) {
+        size_t m = strcspn(p, " ");
+        if (m == n && strncmp(p, w, n) == 0) return true;
+        p += m + strspn(p + m, " ");
+    }
+    return false;
+}
+
+/* The kind whose constructors include rr.lua kind `ctor`. */
+static LayerKind layer_kind_of(const char *ctor) {
+    for (size_t i = 0; i < sizeof layer_kinds / sizeof layer_kinds[0]; i++)
+        if (word_in(layer_kinds[i].ctors, ctor, strlen(ctor))) return (LayerKind)i;
+    RRC_ABORT("layer object of kind '%s', which layers.def does not list", ctor);
+}
+
+/* Copies layers.def's fields of kind l->kind from the data table t. */
+static void conv_fields(Conv *c, int t, Layer *l) {
+    for (const char *p = layer_kinds[l->kind].fields; *p;) {
+        size_t m = strcspn(p, " ");
+        char key[32];
+        RRC_ASSERT(m > 2 && m - 2 < sizeof key && p[1] == ':');
+        memcpy(key, p + 2, m - 2);
+        key[m - 2] = 0;
+        size_t f = 0;
+        while (f < sizeof layer_fields / sizeof layer_fields[0] && strcmp(layer_fields[f].name, key) != 0) f++;
+        RRC_ASSERT(f < sizeof layer_fields / sizeof layer_fields[0] && layer_fields[f].type == p[0]);
+        char *dst = (char *)l + layer_fields[f].offset;
+        switch (p[0]) {
+        case 'i': *(int *)dst = (int)get_int(c, t, key); break;
+        case 'b': *(bool *)dst = get_bool(c, t, key); break;
+        default: *(double *)dst = get_num(c, t, key); break;
+        }
+        p += m + strspn(p + m, " ");
+    }
+}
 
 /* Converts the layer object at the stack top (popped). The prelude bounds
    nesting (MAX_DEPTH), so the recursion is shallow. */
@@ -122,41 +175,12 @@ static Layer *conv_layer(Conv *c, int depth) {
     luaL_checkstack(L, 8, "layer conversion");
     push_data(c);
     int t = lua_gettop(L);
-    const char *kind = get_kind(c, t);
     Layer *l = arena_alloc(c->a, sizeof *l);
-    size_t i = 0;
-    while (i < sizeof layer_kinds / sizeof layer_kinds[0] && strcmp(layer_kinds[i].name, kind) != 0) i++;
-    RRC_ASSERT(i < sizeof layer_kinds / sizeof layer_kinds[0]);
-    l->kind = layer_kinds[i].kind;
+    l->kind = layer_kind_of(get_kind(c, t));
     l->loc = get_loc(c, t);
     l->name = get_str(c, t, "name");
-    switch (l->kind) {
-    case LK_CONV2D:
-        l->out = (int)get_int(c, t, "out");
-        l->kernel = (int)get_int(c, t, "kernel");
-        l->stride = (int)get_int(c, t, "stride");
-        l->padding = (int)get_int(c, t, "padding");
-        l->bias = get_bool(c, t, "bias");
-        break;
-    case LK_BATCHNORM:
-        l->dims = (int)get_int(c, t, "dims");
-        l->eps = get_num(c, t, "eps");
-        l->momentum = get_num(c, t, "momentum");
-        break;
-    case LK_LEAKY_RELU:
-        l->slope = get_num(c, t, "slope");
-        break;
-    case LK_AVGPOOL2D:
-    case LK_MAXPOOL2D:
-        l->kernel = (int)get_int(c, t, "kernel");
-        l->stride = (int)get_int(c, t, "stride");
-        l->padding = (int)get_int(c, t, "padding");
-        break;
-    case LK_LINEAR:
-        l->out = (int)get_int(c, t, "out");
-        l->bias = get_bool(c, t, "bias");
-        break;
-    case LK_SEQUENTIAL:
+    conv_fields(c, t, l);
+    if (l->kind == LK_SEQUENTIAL) {
         lua_getfield(L, t, "children");
         l->nchildren = (int)lua_rawlen(L, -1);
         l->children = arena_alloc(c->a, (size_t)(l->nchildren ? l->nchildren : 1) * sizeof *l->children);
@@ -165,21 +189,29 @@ static Layer *conv_layer(Conv *c, int depth) {
             l->children[k] = conv_layer(c, depth + 1);
         }
         lua_pop(L, 1);
-        break;
-    case LK_RESIDUAL:
+    } else if (l->kind == LK_RESIDUAL) {
         lua_getfield(L, t, "body");
         l->body = conv_layer(c, depth + 1);
         lua_getfield(L, t, "shortcut");
         if (lua_isnil(L, -1)) lua_pop(L, 1);
         else l->shortcut = conv_layer(c, depth + 1);
-        break;
-    case LK_RELU:
-    case LK_GLOBAL_AVGPOOL:
-    case LK_FLATTEN:
-        break;
     }
     lua_pop(L, 1);  /* the data table (it replaced the object) */
     return l;
+}
+
+/* Pushes the list of every layer constructor layers.def names (the
+   prelude checks that it defines exactly these). */
+void lf_push_layer_ctors(lua_State *L) {
+    lua_newtable(L);
+    int n = 0;
+    for (size_t i = 0; i < sizeof layer_kinds / sizeof layer_kinds[0]; i++)
+        for (const char *p = layer_kinds[i].ctors; *p;) {
+            size_t m = strcspn(p, " ");
+            lua_pushlstring(L, p, m);
+            lua_rawseti(L, -2, ++n);
+            p += m + strspn(p + m, " ");
+        }
 }
 
 /* ---- The rest of the model -------------------------------------------- */
@@ -463,18 +495,5 @@ bool loss_parse(const char *s, LossKind *out) {
 }
 
 const char *layer_kind_name(LayerKind k) {
-    switch (k) {
-    case LK_SEQUENTIAL: return "sequential";
-    case LK_CONV2D: return "conv2d";
-    case LK_BATCHNORM: return "batchnorm";
-    case LK_RELU: return "relu";
-    case LK_LEAKY_RELU: return "leaky_relu";
-    case LK_AVGPOOL2D: return "avgpool2d";
-    case LK_MAXPOOL2D: return "maxpool2d";
-    case LK_GLOBAL_AVGPOOL: return "global_avgpool";
-    case LK_FLATTEN: return "flatten";
-    case LK_LINEAR: return "linear";
-    case LK_RESIDUAL: return "residual";
-    }
-    return "?";
+    return (unsigned)k < sizeof layer_kinds / sizeof layer_kinds[0] ? layer_kinds[k].name : "?";
 }

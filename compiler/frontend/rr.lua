@@ -11,7 +11,8 @@
 -- knows nothing about shapes: whether a conv fits its input is checked when
 -- the description is lowered to IR.
 --
--- Chunk arguments: C, a table of C helpers {wrap, include}, and the spec's
+-- Chunk arguments: C, a table of C helpers {wrap, include, layer_ctors: the
+-- layer constructors of layers.def, which this file must define}, and the spec's
 -- path as given. Returns the internal table {rr, objs, errors, nerrors}
 -- that C keeps in the registry.
 --
@@ -355,7 +356,11 @@ local function leaf_params(d, kind, loc, names)
     d.params, d.depth = p, 1
 end
 
+-- The layer constructors defined here, checked against layers.def at the end.
+local layer_ctors = {}
+
 local function layer(kind, example, schema, post)
+    layer_ctors[kind] = true
     ctor(kind, function(loc, args)
         local d, bad = parse(kind, example, schema, args, loc, false)
         if post and not bad then bad = post(d, loc) end
@@ -445,6 +450,7 @@ local function layer_check(ctor, what, v, loc)
     return false
 end
 
+layer_ctors.sequential = true
 ctor("sequential", function(loc, args)
     local d, bad, pos = parse("sequential", "rr.sequential{name='layer1', rr.relu{}}", {NAME}, args, loc, true)
     local list, holes = positional_list("sequential", pos, loc)
@@ -463,6 +469,7 @@ ctor("sequential", function(loc, args)
     return new_obj("layer", "sequential", loc, d, bad or pbad)
 end)
 
+layer_ctors.residual = true
 ctor("residual", function(loc, args)
     local d, bad, pos = parse("residual", "rr.residual{body, shortcut=nil}", {
         {"body", function(v) return true, v end, nil},
@@ -637,6 +644,18 @@ local rr_proxy = setmetatable({}, {
     end,
     __pairs = function() return next, copy(rr), nil end,
 })
+
+-- This file and layers.def must name the same layer constructors.
+do
+    local listed = {}
+    for _, k in ipairs(C.layer_ctors) do
+        listed[k] = true
+        if not layer_ctors[k] then error("layers.def lists layer constructor rr." .. k .. ", which rr.lua does not define") end
+    end
+    for k in next, layer_ctors do
+        if not listed[k] then error("rr.lua defines layer constructor rr." .. k .. ", which layers.def does not list") end
+    end
+end
 
 return {
     rr = rr_proxy,

@@ -15,17 +15,9 @@
 #include "util.h"
 
 typedef enum LayerKind {
-    LK_SEQUENTIAL,      /* children applied in order */
-    LK_CONV2D,          /* out, kernel, stride, padding, bias */
-    LK_BATCHNORM,       /* dims (1|2), eps, momentum */
-    LK_RELU,
-    LK_LEAKY_RELU,      /* slope */
-    LK_AVGPOOL2D,       /* kernel, stride, padding (count_include_pad as PyTorch) */
-    LK_MAXPOOL2D,       /* kernel, stride, padding */
-    LK_GLOBAL_AVGPOOL,  /* [N,C,H,W] -> [N,C] */
-    LK_FLATTEN,         /* [N,...] -> [N, prod(...)] */
-    LK_LINEAR,          /* out, bias */
-    LK_RESIDUAL,        /* body(x) + (shortcut ? shortcut(x) : x) */
+#define LAYER(E, name, ctors, fields) LK_##E,
+#include "frontend/layers.def"
+#undef LAYER
 } LayerKind;
 
 typedef struct Layer Layer;
