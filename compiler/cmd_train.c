@@ -15,78 +15,66 @@
 
 typedef enum { CMD_TRAIN, CMD_LINEVAL } Cmd;
 
+/* rrc's own flags of train and lineval; the rest are the runtime's table
+   (rt_cli_flags), parsed here with them and passed on. */
+enum { F_CPU = RT_F_FIRST_FREE, F_VERIFY_EACH, F_DUMP_AFTER };
+#define TL ((1u << RT_CMD_TRAIN) | (1u << RT_CMD_LINEVAL))
+static const rt_flag RRC_ROWS[] = {
+    {"cpu", F_CPU, TL, 's', 0, 0, NULL, NULL, "NAME",
+     "generate code for CPU NAME (x86-64-v3, znver3, ...; default\n$RRC_CPU or this host); one this host cannot run is refused"},
+    {"verify-each", F_VERIFY_EACH, TL, 0, 0, 0, NULL, NULL, NULL, "verify the IR after every pass"},
+    {"dump-after", F_DUMP_AFTER, TL, 's', 0, 0, NULL, NULL, "PASS", "print the IR after PASS (or all) to stderr"},
+};
+#undef TL
+
+static void free_rest(char **rest, int n) {
+    for (int i = 0; i < n; i++) free(rest[i]);
+    free(rest);
+}
+
 static int run(Cmd cmd, int argc, char **argv) {
     const char *name = cmd == CMD_TRAIN ? "train" : "lineval";
     rt_cli_cmd rcmd = cmd == CMD_TRAIN ? RT_CMD_TRAIN : RT_CMD_LINEVAL;
-    const char *spec = NULL, *data = NULL, *method = "relational", *cpu = NULL;
-    SpecOverrides ov = {.seed = -1};
-    char **rest = xcalloc((size_t)argc + 1, sizeof *rest);
-    int nrest = 0;
-    PipelineOpts pipe = {0};
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (flag_is(a, "--help") || flag_is(a, "-h")) {
-            if (cmd == CMD_TRAIN) rt_cli_train_usage(stdout, "rrc train", " SPEC");
-            else rt_cli_lineval_usage(stdout, "rrc lineval", " SPEC");
-            printf("\nrrc %s also takes:\n"
-                   "  --cpu NAME          generate code for CPU NAME (x86-64-v3, znver3, ...; default $RRC_CPU or\n"
-                   "                      this host); one this host cannot run is refused\n", name);
-            free(rest);
-            return 0;
-        }
-        if (a[0] != '-') {
-            if (spec) {
-                fprintf(stderr, "rrc %s: more than one spec given ('%s', '%s')\n", name, spec, a);
-                free(rest);
-                return EXIT_USAGE;
-            }
-            spec = a;
-            continue;
-        }
-        if (flag_is(a, "--verify-each")) { pipe.verify_each = true; continue; }
-        if (flag_is(a, "--cpu")) { cpu = flag_value(name, argc, argv, &i, "--cpu"); continue; }
-        if (flag_is(a, "--dump-after")) { pipe.dump_after = flag_value(name, argc, argv, &i, "--dump-after"); continue; }
-        /* the runtime's flags (its table says which take a value) go on to
-           rt_cli; those that change the graph are also applied here, so
-           that the runtime sees them match */
-        int arity = rt_cli_flag_arity(rcmd, a);
-        if (arity < 0) {
-            fprintf(stderr, "rrc %s: unknown flag '%s' (see rrc %s --help)\n", name, a, name);
-            free(rest);
-            return EXIT_USAGE;
-        }
-        rest[nrest++] = argv[i];
-        if (arity == 0 && !strchr(a, '=')) continue;
-        int at = i;
-        const char *v = flag_value(name, argc, argv, &i, a);
-        if (i != at) rest[nrest++] = argv[i];
-        if (flag_is(a, "--K")) ov.K = (int)flag_int(name, "--K", v, 2, 1024);
-        else if (flag_is(a, "--batch")) ov.batch = (int)flag_int(name, "--batch", v, 2, 1 << 16);
-        else if (flag_is(a, "--aggregation")) ov.aggregation = v;
-        else if (flag_is(a, "--loss")) ov.loss = v;
-        else if (flag_is(a, "--data")) data = v;
-        else if (flag_is(a, "--method")) method = v;
-    }
-    /* every flag and value checked before the spec is loaded, the data
-       read or anything compiled */
     char prog[64];
     snprintf(prog, sizeof prog, "rrc %s", name);
-    if (!rt_cli_check(rcmd, prog, nrest, rest)) {
-        free(rest);
-        return EXIT_USAGE;
+    const rt_flag_table tables[2] = {rt_cli_flags, {RRC_ROWS, (int)(sizeof RRC_ROWS / sizeof RRC_ROWS[0])}};
+    rt_args a;
+    /* every flag and value checked before the spec is loaded, the data
+       read or anything compiled */
+    if (!rt_flags_parse(tables, 2, (int)rcmd, prog, argc, argv, argc, &a)) return EXIT_USAGE;
+    if (a.help || a.npos != 1) {
+        if (a.npos > 1) fprintf(stderr, "%s: more than one spec given ('%s', '%s')\n", prog, a.pos[0], a.pos[1]);
+        else rt_cli_usage(a.help ? stdout : stderr, rcmd, prog, " SPEC", &tables[1], 1);
+        int rc = a.help ? 0 : EXIT_USAGE;
+        rt_args_free(&a);
+        return rc;
     }
-    if (!spec) {
-        if (cmd == CMD_TRAIN) rt_cli_train_usage(stderr, "rrc train", " SPEC");
-        else rt_cli_lineval_usage(stderr, "rrc lineval", " SPEC");
-        free(rest);
-        return EXIT_USAGE;
+    const char *spec = a.pos[0], *data = NULL, *method = "relational", *cpu = NULL;
+    SpecOverrides ov = {.seed = -1};
+    PipelineOpts pipe = {0};
+    /* the runtime's flags go on to rt_cli as it parses them; those that
+       change the graph are also applied here, so that the runtime sees
+       them match */
+    char **rest = xcalloc((size_t)a.nopts + 1, sizeof *rest);
+    int nrest = 0;
+    for (int i = 0; i < a.nopts; i++) {
+        const rt_opt *o = &a.opts[i];
+        switch (o->flag->id) {
+        case F_CPU: cpu = o->value; continue;
+        case F_VERIFY_EACH: pipe.verify_each = true; continue;
+        case F_DUMP_AFTER: pipe.dump_after = o->value; continue;
+        case RT_F_K: ov.K = (int)o->ival; break;
+        case RT_F_BATCH: ov.batch = (int)o->ival; break;
+        case RT_F_AGGREGATION: ov.aggregation = o->value; break;
+        case RT_F_LOSS: ov.loss = o->value; break;
+        case RT_F_DATA: data = o->value; break;
+        case RT_F_METHOD: method = o->value; break;
+        default: break;
+        }
+        if (!(rest[nrest++] = rt_opt_text(o))) RRC_ABORT("out of memory");
     }
+    rt_args_free(&a);
     bool supervised = !strcmp(method, "supervised");
-    if (!supervised && strcmp(method, "relational") != 0) {
-        fprintf(stderr, "rrc %s: --method must be relational or supervised (got \"%s\")\n", name, method);
-        free(rest);
-        return EXIT_USAGE;
-    }
     if (supervised && !ov.batch) ov.batch = 128;   /* METHOD.md's supervised batch */
     Arena arena = {0};
     Spec *s = driver_load_spec(name, spec, &ov, &arena);
@@ -100,7 +88,7 @@ static int run(Cmd cmd, int argc, char **argv) {
         char err[1024];
         if (rt_dataset_load(data, RT_SPLIT_TRAIN, &o, &d, err, sizeof err) != 0) {
             fprintf(stderr, "rrc %s: %s\n", name, err);
-            free(rest);
+            free_rest(rest, nrest);
             arena_free(&arena);
             return EXIT_USAGE;
         }
@@ -125,7 +113,7 @@ static int run(Cmd cmd, int argc, char **argv) {
         rc = cmd == CMD_TRAIN ? rt_cli_train(&pr.p, prog, nrest, rest) : rt_cli_lineval(&pr.p, prog, nrest, rest);
     }
     program_free(&pr);   /* a failed build keeps what it had made */
-    free(rest);
+    free_rest(rest, nrest);
     arena_free(&arena);
     return rc;
 }

@@ -14,6 +14,7 @@
 
 #include "rt_checkpoint.h"
 #include "rt_file.h"
+#include "rt_flags.h"
 #include "rt_blas.h"
 #include "rt_cli.h"
 #include "rt_lineval.h"
@@ -25,176 +26,134 @@
 
 /* ---- flags ---- */
 
-/* Every flag of every command, once: its name, which commands take it, and
-   what its value must be. Commands check their whole command line against
-   this table before they do anything (rt_cli_check), so a typo in the last
-   flag is reported before data is loaded or code compiled; `rrc train`
-   checks it before compiling, and learns from it which flags take values. */
+/* Every flag of every command, once per meaning: its name, which commands
+   take it, what its value must be, and its help. Commands parse their whole
+   command line against it before they do anything (rt_flags_parse), so a
+   typo in the last flag is reported before data is loaded or code compiled;
+   `rrc train` parses it the same way before compiling and passes the flags
+   on. A flag whose help differs between commands has a row per meaning. */
 enum { T = 1 << RT_CMD_TRAIN, L = 1 << RT_CMD_LINEVAL, G = 1 << RT_CMD_GRAD, BE = 1 << RT_CMD_BENCH };
-typedef struct FlagDef {
-    const char *name;
-    unsigned cmds;
-    char kind;              /* 0: no value, 's': any string, 'i': integer in [lo, hi], 'c': one of choices */
-    long long lo, hi;
-    const char *choices;    /* 'c': "a|b|c" */
-    const char *why;        /* 'c': said after the choices when one is wrong, or "" */
-} FlagDef;
-
-static const FlagDef FLAG_TABLE[] = {
-    {"--help", T | L | G | BE, 0, 0, 0, NULL, NULL},
-    {"-h", T | L | G | BE, 0, 0, 0, NULL, NULL},
-    /* compiled into the step: must equal what the program was compiled with */
-    {"--K", T | L | G | BE, 'i', 2, 1024, NULL, NULL},
-    {"--batch", T | L | G | BE, 'i', 2, 1 << 16, NULL, NULL},
-    {"--aggregation", T | L | G | BE, 'c', 0, 0, "cat|sum|mean|max", ""},
-    {"--loss", T | L | G | BE, 'c', 0, 0, "focal|bce", ""},
-    {"--method", T | L | G | BE, 'c', 0, 0, "relational|supervised", ""},
-    /* run time */
-    {"--data", T | L, 's', 0, 0, NULL, NULL},
-    {"--epochs", T | L, 'i', 1, 100000, NULL, NULL},
-    {"--seed", T | L | G, 'i', 0, 0x7fffffffLL, NULL, NULL},
-    {"--threads", T | L | BE, 'i', 1, 256, NULL, NULL},
-    {"--out", T | L | G, 's', 0, 0, NULL, NULL},
-    {"--max-steps", T, 'i', 1, 0x7fffffffffffLL, NULL, NULL},
-    {"--resume", T, 's', 0, 0, NULL, NULL},
-    {"--resume-anyway", T, 0, 0, 0, NULL, NULL},
-    {"--checkpoint-every", T, 'i', 1, 100000, NULL, NULL},
-    {"--quiet", T, 0, 0, 0, NULL, NULL},
-    {"--profile", T | BE, 0, 0, 0, NULL, NULL},
-    {"--profile-csv", T | BE, 's', 0, 0, NULL, NULL},
+#define COMPILED "(compiled in)"
+static const rt_flag ROWS[] = {
+    {"data", RT_F_DATA, T | L, 's', 0, 0, NULL, NULL, "NAME[:PATH]", "dataset (the list below); default: the spec's"},
+    {"checkpoint", RT_F_CHECKPOINT, L, 's', 0, 0, NULL, NULL, "FILE",
+     "backbone weights (an rrc checkpoint, or a PyTorch backbone saved\nas safetensors with its bare names)"},
+    {"random-init", RT_F_RANDOM_INIT, L, 0, 0, 0, NULL, NULL, NULL, "a randomly initialised backbone (the lower bound)"},
+    {"input", RT_F_INPUT, G, 's', 0, 0, NULL, NULL, "X", "the views: tensor 'x' of safetensors file X, of the compiled shape"},
+    {"params", RT_F_PARAMS, G, 's', 0, 0, NULL, NULL, "P", "parameters (full names) from safetensors file P; default:\ninitialised from the seed"},
+    {"epochs", RT_F_EPOCHS, T, 'i', 1, 100000, NULL, NULL, "E", "epochs (default: the spec's)"},
+    {"epochs", RT_F_EPOCHS, L, 'i', 1, 100000, NULL, NULL, "E", "classifier epochs (default 100)"},
+    {"seed", RT_F_SEED, T, 'i', 0, 0x7fffffffLL, NULL, NULL, "S", "seed of initialisation, shuffling and augmentation"},
+    {"seed", RT_F_SEED, L | G, 'i', 0, 0x7fffffffLL, NULL, NULL, "S", "seed (default: the spec's)"},
+    {"threads", RT_F_THREADS, T | BE, 'i', 1, 256, NULL, NULL, "N",
+     "threads of the step's convolutions (split over images) and of\nthe views' making (default 2); results are deterministic for a\ngiven N"},
+    {"threads", RT_F_THREADS, L, 'i', 1, 256, NULL, NULL, "N", "accepted for symmetry with train; evaluation runs on one thread"},
+    {"out", RT_F_OUT, T, 's', 0, 0, NULL, NULL, "RUN", "run directory (default runs/SPECNAME): metrics.csv, curves.png,\nlast.safetensors"},
+    {"out", RT_F_OUT, L, 's', 0, 0, NULL, NULL, "DIR", "where to write lineval.txt (default: the checkpoint's folder)"},
+    {"out", RT_F_OUT, G, 's', 0, 0, NULL, NULL, "G", "where to write loss, logits, grad.<param>, state.<stat> (F32)"},
+    {"max-steps", RT_F_MAX_STEPS, T, 'i', 1, 0x7fffffffffffLL, NULL, NULL, "N", "stop after N steps (continue with --resume)"},
+    {"resume", RT_F_RESUME, T, 's', 0, 0, NULL, NULL, "RUN",
+     "continue the run in RUN from its last.safetensors; refused when\nthe checkpoint's --seed, --K, --batch, --loss, --aggregation or\n"
+     "number of training images differ from this run's"},
+    {"resume-anyway", RT_F_RESUME_ANYWAY, T, 0, 0, 0, NULL, NULL, NULL,
+     "resume all the same, with this run's settings (--threads may\nalways change)"},
+    {"checkpoint-every", RT_F_CHECKPOINT_EVERY, T, 'i', 1, 100000, NULL, NULL, "E", "also keep epoch_E.safetensors every E epochs"},
+    {"quiet", RT_F_QUIET, T, 0, 0, 0, NULL, NULL, NULL, "no progress output"},
+    {"steps", RT_F_STEPS, BE, 'i', 1, 1000000, NULL, NULL, "N", "timed steps (default 20)"},
+    {"warmup", RT_F_WARMUP, BE, 'i', 0, 1000, NULL, NULL, "W", "untimed steps first (default 3)"},
+    {"profile", RT_F_PROFILE, T | BE, 0, 0, 0, NULL, NULL, NULL,
+     "time every kernel of the steps; at the end prints the slowest\nkernels (ms per step, share of the step, GFLOP/s) and sums by op\n"
+     "and by module, and writes them all to RUN/profile.csv"},
+    {"profile-csv", RT_F_PROFILE_CSV, T | BE, 's', 0, 0, NULL, NULL, "FILE", "--profile, with the CSV written to FILE"},
     /* training and the trainer's grad always run the compiled step; the
        flag names it in the log, so only its names are accepted */
-    {"--engine", T | G, 'c', 0, 0, "compiled|jit|aot", ": training runs the compiled step"},
-    {"--checkpoint", L, 's', 0, 0, NULL, NULL},
-    {"--random-init", L, 0, 0, 0, NULL, NULL},
-    {"--input", G, 's', 0, 0, NULL, NULL},
-    {"--params", G, 's', 0, 0, NULL, NULL},
-    {"--steps", BE, 'i', 1, 1000000, NULL, NULL},
-    {"--warmup", BE, 'i', 0, 1000, NULL, NULL},
+    {"engine", RT_F_ENGINE, T | G, 'c', 0, 0, "compiled|jit|aot", ": training runs the compiled step", "E",
+     "compiled, jit or aot: named in the log (training runs the compiled step)"},
+    /* compiled into the step: must equal what the program was compiled with */
+    {"method", RT_F_METHOD, T | L | G | BE, 'c', 0, 0, "relational|supervised", NULL, "M",
+     "relational (default) or supervised: the backbone with a linear\nclassifier, SGD 0.1 x0.1 at 50%/75%, batch 128, crop+flip (the upper\n"
+     "bound of METHOD.md) " COMPILED},
+    {"K", RT_F_K, T | L | G | BE, 'i', 2, 1024, NULL, NULL, "K", "views per image " COMPILED},
+    {"batch", RT_F_BATCH, T | G | BE, 'i', 2, 1 << 16, NULL, NULL, "B", "images per step " COMPILED},
+    {"batch", RT_F_BATCH, L, 'i', 2, 1 << 16, NULL, NULL, "B", "the step's batch " COMPILED "; the classifier's batch is 128"},
+    {"aggregation", RT_F_AGGREGATION, T | L | G | BE, 'c', 0, 0, "cat|sum|mean|max", NULL, "A",
+     "how the relation head joins two views " COMPILED},
+    {"loss", RT_F_LOSS, T | L | G | BE, 'c', 0, 0, "focal|bce", NULL, "L", "the relation loss " COMPILED},
 };
+#undef COMPILED
 
-static bool is_flag(const char *a, const char *name) {
-    size_t n = strlen(name);
-    return strncmp(a, name, n) == 0 && (a[n] == 0 || a[n] == '=');
+const rt_flag_table rt_cli_flags = {ROWS, (int)(sizeof ROWS / sizeof ROWS[0])};
+
+/* The command line of cmd, parsed and checked (one line printed on a
+   problem): flags only. */
+static bool parse(rt_cli_cmd cmd, const char *prog, int argc, char **argv, rt_args *a) {
+    return rt_flags_parse(&rt_cli_flags, 1, (int)cmd, prog, argc, argv, 0, a);
 }
 
-static const FlagDef *flag_def(rt_cli_cmd cmd, const char *a) {
-    for (size_t i = 0; i < sizeof FLAG_TABLE / sizeof FLAG_TABLE[0]; i++)
-        if ((FLAG_TABLE[i].cmds & (1u << cmd)) && is_flag(a, FLAG_TABLE[i].name)) return &FLAG_TABLE[i];
-    return NULL;
-}
-
-int rt_cli_flag_arity(rt_cli_cmd cmd, const char *arg) {
-    const FlagDef *d = flag_def(cmd, arg);
-    return !d ? -1 : d->kind && !strchr(arg, '=') ? 1 : 0;
-}
-
-/* "a, b or c" from "a|b|c" */
-static void choices_text(char *buf, size_t n, const char *choices) {
-    size_t k = 0;
-    buf[0] = 0;
-    for (const char *c = choices; *c && k + 6 < n; c++) {
-        if (*c != '|') { buf[k++] = *c; continue; }
-        const char *more = strchr(c + 1, '|');
-        k += (size_t)snprintf(buf + k, n - k, more ? ", " : " or ");
-    }
-    buf[k < n ? k : n - 1] = 0;
-}
-
-static bool choice_ok(const char *choices, const char *v) {
-    size_t n = strlen(v);
-    for (const char *c = choices; c; c = strchr(c, '|') ? strchr(c, '|') + 1 : NULL)
-        if (strncmp(c, v, n) == 0 && (c[n] == 0 || c[n] == '|')) return n > 0;
+/* A compile-time setting given again at run time must match. */
+static bool must_match(const char *prog, const char *name, const char *given, const char *compiled) {
+    if (strcmp(given, compiled) == 0) return true;
+    fprintf(stderr, "%s: this program was compiled with %s %s; %s %s needs a recompile (rrc compile ... %s %s)\n", prog,
+            name, compiled, name, given, name, given);
     return false;
 }
 
-/* One flag's value against its definition; prints the error. */
-static bool value_ok(const char *prog, const FlagDef *d, const char *v) {
-    if (d->kind == 'i') {
-        char *end;
-        errno = 0;
-        long long x = strtoll(v, &end, 10);
-        if (errno || end == v || *end || x < d->lo || x > d->hi) {
-            fprintf(stderr, "%s: %s must be an integer in [%lld, %lld] (got \"%s\")\n", prog, d->name, d->lo, d->hi, v);
-            return false;
+/* Checks the flags compiled into the step against program p; false
+   (printed) on a mismatch. */
+static bool compiled_flags_match(const rt_program *p, const char *prog, const rt_args *a) {
+    bool ok = true;
+    for (int i = 0; i < a->nopts; i++) {
+        const rt_opt *o = &a->opts[i];
+        char buf[32];
+        switch (o->flag->id) {
+        case RT_F_K:
+            snprintf(buf, sizeof buf, "%d", p->K);
+            ok &= must_match(prog, "--K", o->value, buf);
+            break;
+        case RT_F_BATCH:
+            snprintf(buf, sizeof buf, "%d", p->batch);
+            ok &= must_match(prog, "--batch", o->value, buf);
+            break;
+        case RT_F_AGGREGATION: ok &= must_match(prog, "--aggregation", o->value, p->aggregation); break;
+        case RT_F_LOSS: ok &= must_match(prog, "--loss", o->value, p->loss); break;
+        case RT_F_METHOD:
+            ok &= must_match(prog, "--method", o->value, p->method == RT_METHOD_SUPERVISED ? "supervised" : "relational");
+            break;
+        default: break;
         }
-    } else if (d->kind == 'c' && !choice_ok(d->choices, v)) {
-        char text[128];
-        choices_text(text, sizeof text, d->choices);
-        fprintf(stderr, "%s: %s must be %s (got \"%s\")%s\n", prog, d->name, text, v, d->why);
-        return false;
     }
-    return true;
+    return ok;
 }
 
-bool rt_cli_check(rt_cli_cmd cmd, const char *prog, int argc, char **argv) {
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const FlagDef *d = flag_def(cmd, a);
-        if (!d) {
-            if (a[0] == '-')
-                fprintf(stderr, "%s: unknown flag '%s' (see --help)\n", prog, a);
-            else
-                fprintf(stderr, "%s: unexpected argument '%s' (flags only; see --help)\n", prog, a);
-            return false;
-        }
-        const char *eq = strchr(a, '=');
-        if (!d->kind) {
-            if (eq) { fprintf(stderr, "%s: flag %s takes no value\n", prog, d->name); return false; }
-            continue;
-        }
-        const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
-        if (!v) { fprintf(stderr, "%s: flag %s needs a value\n", prog, d->name); return false; }
-        if (!value_ok(prog, d, v)) return false;
-    }
-    return true;
-}
+static const char *const SUMMARY[] = {
+    [RT_CMD_TRAIN] = "Trains the backbone and relation head with self-supervised relational reasoning.\n",
+    [RT_CMD_LINEVAL] = "Linear evaluation (METHOD.md): the backbone frozen in eval mode, features computed once,\n"
+                       "a linear classifier trained with Adam (lr 1e-3) and cross-entropy on the train split;\n"
+                       "prints the test top-1 accuracy and writes it to OUT/lineval.txt.\n",
+    [RT_CMD_GRAD] = "One training-mode step (no update) on the views in tensor 'x' of X, with the\n"
+                    "parameters of P (full names) or initialised from the seed; writes loss, logits,\n"
+                    "grad.<param>, state.<running stat> (and param.<name> when initialised) as F32.\n",
+    [RT_CMD_BENCH] = "Times the compiled training step with its optimizer update on fixed random views (no\n"
+                     "augmentation) and prints one line: median seconds per step and backbone images/s.\n",
+};
 
-/* The loops below read values of a command line rt_cli_check has passed. */
-typedef struct Flags {
-    const char *prog;
-    int argc;
-    char **argv;
-    int i;
-    int bad;            /* an error was printed */
-} Flags;
+static const char *const SYNOPSIS[] = {
+    [RT_CMD_TRAIN] = "[flags]",
+    [RT_CMD_LINEVAL] = "--data NAME[:PATH] (--checkpoint FILE | --random-init) [flags]",
+    [RT_CMD_GRAD] = "--input X --out G [--params P] [flags]",
+    [RT_CMD_BENCH] = "[flags]",
+};
 
-static const char *value(Flags *f, const char *name) {
-    (void)name;
-    const char *a = f->argv[f->i], *eq = strchr(a, '=');
-    return eq ? eq + 1 : f->argv[++f->i];
-}
-
-static long long int_value(Flags *f, const char *name) { return strtoll(value(f, name), NULL, 10); }
-
-/* A compile-time setting given again at run time must match. */
-static void must_match(Flags *f, const char *name, const char *given, const char *compiled) {
-    if (given && strcmp(given, compiled) != 0) {
-        fprintf(stderr, "%s: this program was compiled with %s %s; %s %s needs a recompile (rrc compile ... %s %s)\n",
-                f->prog, name, compiled, name, given, name, given);
-        f->bad = 1;
-    }
-}
-
-static bool compiled_flag(Flags *f, const rt_program *p) {
-    const char *a = f->argv[f->i];
-    char buf[32];
-    if (is_flag(a, "--K")) {
-        snprintf(buf, sizeof buf, "%d", p->K);
-        must_match(f, "--K", value(f, "--K"), buf);
-    } else if (is_flag(a, "--batch")) {
-        snprintf(buf, sizeof buf, "%d", p->batch);
-        must_match(f, "--batch", value(f, "--batch"), buf);
-    } else if (is_flag(a, "--aggregation")) {
-        must_match(f, "--aggregation", value(f, "--aggregation"), p->aggregation);
-    } else if (is_flag(a, "--loss")) {
-        must_match(f, "--loss", value(f, "--loss"), p->loss);
-    } else if (is_flag(a, "--method")) {
-        must_match(f, "--method", value(f, "--method"), p->method == RT_METHOD_SUPERVISED ? "supervised" : "relational");
-    } else {
-        return false;
-    }
-    return true;
+void rt_cli_usage(FILE *f, rt_cli_cmd cmd, const char *prog, const char *spec_arg, const rt_flag_table *extra,
+                  int nextra) {
+    rt_flag_table tables[4] = {rt_cli_flags};
+    for (int i = 0; i < nextra && i < 3; i++) tables[1 + i] = extra[i];
+    fprintf(f, "usage: %s%s %s\n\n%s\n", prog, spec_arg, SYNOPSIS[cmd], SUMMARY[cmd]);
+    rt_flags_usage(f, tables, 1 + (nextra < 3 ? nextra : 3), (int)cmd);
+    fprintf(f, "  -h, --help          this text\n\n"
+               "(compiled in): the step is compiled with this value: rrc train, lineval and compile\n"
+               "take it; a compiled trainer refuses any other.\n");
+    if (cmd == RT_CMD_TRAIN || cmd == RT_CMD_LINEVAL) fprintf(f, "\ndatasets: %s\n", rt_dataset_names());
 }
 
 /* ---- --profile ---- */
@@ -222,39 +181,6 @@ static int prof_finish(const char *prog, int rc, const char *csv) {
 }
 
 /* ---- train ---- */
-
-void rt_cli_train_usage(FILE *f, const char *prog, const char *spec_arg) {
-    fprintf(f,
-            "usage: %s%s [flags]\n"
-            "\n"
-            "Trains the backbone and relation head with self-supervised relational reasoning.\n"
-            "\n"
-            "  --data NAME[:PATH]  dataset (%s); default: the spec's\n"
-            "  --epochs E          epochs (default: the spec's)\n"
-            "  --seed S            seed of initialisation, shuffling and augmentation\n"
-            "  --threads N         threads of the step's convolutions (split over images) and of\n"
-            "                      the views' making (default 2); results are deterministic for a\n"
-            "                      given N\n"
-            "  --out RUN           run directory (default runs/SPECNAME): metrics.csv, curves.png,\n"
-            "                      last.safetensors\n"
-            "  --max-steps N       stop after N steps (continue with --resume)\n"
-            "  --resume RUN        continue the run in RUN from its last.safetensors; refused when\n"
-            "                      the checkpoint's --seed, --K, --batch, --loss, --aggregation or\n"
-            "                      number of training images differ from this run's\n"
-            "  --resume-anyway     resume all the same, with this run's settings (--threads may\n"
-            "                      always change)\n"
-            "  --checkpoint-every E  also keep epoch_E.safetensors every E epochs\n"
-            "  --quiet             no progress output\n"
-            "  --profile           time every kernel of the steps; at the end prints the slowest\n"
-            "                      kernels (ms per step, share of the step, GFLOP/s) and sums by op\n"
-            "                      and by module, and writes them all to RUN/profile.csv\n"
-            "  --profile-csv FILE  --profile, with the CSV written to FILE\n"
-            "  --method M          relational (default) or supervised: the backbone with a linear\n"
-            "                      classifier, SGD 0.1 x0.1 at 50%%/75%%, batch 128, crop+flip (the upper\n"
-            "                      bound of METHOD.md); prints the classifier's test accuracy\n"
-            "  --K K, --batch B, --aggregation A, --loss L, --method M   compiled into the step\n",
-            prog, spec_arg, rt_dataset_names());
-}
 
 /* --method supervised: train, then the classifier's test accuracy (printed and in OUT/supervised.txt). */
 static int train_supervised(const rt_program *p, const char *prog, const rt_train_opts *o) {
@@ -286,32 +212,39 @@ static int train_supervised(const rt_program *p, const char *prog, const rt_trai
 }
 
 int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
-    if (!rt_cli_check(RT_CMD_TRAIN, prog, argc, argv)) return 1;
-    Flags f = {prog, argc, argv, 0, 0};
+    rt_args a;
+    if (!parse(RT_CMD_TRAIN, prog, argc, argv, &a)) return 1;
+    if (a.help) {
+        rt_cli_usage(stdout, RT_CMD_TRAIN, prog, "", NULL, 0);
+        rt_args_free(&a);
+        return 0;
+    }
     rt_train_opts o = {.data = p->data, .epochs = p->epochs, .nthreads = 2, .seed = p->seed, .engine = "compiled"};
     char outbuf[512], csvbuf[1100];
     int profile = 0;
     const char *prof_csv = NULL;
-    for (f.i = 0; f.i < argc && !f.bad; f.i++) {
-        const char *a = argv[f.i];
-        if (is_flag(a, "--help") || is_flag(a, "-h")) { rt_cli_train_usage(stdout, prog, ""); return 0; }
-        else if (compiled_flag(&f, p)) continue;
-        else if (is_flag(a, "--data")) o.data = value(&f, "--data");
-        else if (is_flag(a, "--epochs")) o.epochs = (int)int_value(&f, "--epochs");
-        else if (is_flag(a, "--seed")) o.seed = (uint64_t)int_value(&f, "--seed");
-        else if (is_flag(a, "--threads")) o.nthreads = (int)int_value(&f, "--threads");
-        else if (is_flag(a, "--out")) o.out_dir = value(&f, "--out");
-        else if (is_flag(a, "--max-steps")) o.max_steps = int_value(&f, "--max-steps");
-        else if (is_flag(a, "--resume-anyway")) o.resume_anyway = 1;
-        else if (is_flag(a, "--resume")) o.resume = value(&f, "--resume");
-        else if (is_flag(a, "--checkpoint-every")) o.checkpoint_every = (int)int_value(&f, "--checkpoint-every");
-        else if (is_flag(a, "--quiet")) o.quiet = 1;
-        else if (is_flag(a, "--profile")) profile = 1;
-        else if (is_flag(a, "--profile-csv")) { prof_csv = value(&f, "--profile-csv"); profile = 1; }
-        else if (is_flag(a, "--engine")) o.engine = value(&f, "--engine");
-        else { fprintf(stderr, "%s: internal error: flag '%s' is not handled\n", prog, a); return 1; }
+    bool ok = compiled_flags_match(p, prog, &a);
+    for (int i = 0; i < a.nopts; i++) {
+        const rt_opt *x = &a.opts[i];
+        switch (x->flag->id) {
+        case RT_F_DATA: o.data = x->value; break;
+        case RT_F_EPOCHS: o.epochs = (int)x->ival; break;
+        case RT_F_SEED: o.seed = (uint64_t)x->ival; break;
+        case RT_F_THREADS: o.nthreads = (int)x->ival; break;
+        case RT_F_OUT: o.out_dir = x->value; break;
+        case RT_F_MAX_STEPS: o.max_steps = x->ival; break;
+        case RT_F_RESUME_ANYWAY: o.resume_anyway = 1; break;
+        case RT_F_RESUME: o.resume = x->value; break;
+        case RT_F_CHECKPOINT_EVERY: o.checkpoint_every = (int)x->ival; break;
+        case RT_F_QUIET: o.quiet = 1; break;
+        case RT_F_PROFILE: profile = 1; break;
+        case RT_F_PROFILE_CSV: prof_csv = x->value, profile = 1; break;
+        case RT_F_ENGINE: o.engine = x->value; break;
+        default: break;   /* the compiled flags, checked above */
+        }
     }
-    if (f.bad || !o.data) return 1;
+    rt_args_free(&a);   /* the values point into argv */
+    if (!ok || !o.data) return 1;
     if (!o.out_dir) {
         if (o.resume) {
             o.out_dir = o.resume;
@@ -346,25 +279,6 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
 }
 
 /* ---- lineval ---- */
-
-void rt_cli_lineval_usage(FILE *f, const char *prog, const char *spec_arg) {
-    fprintf(f,
-            "usage: %s%s --data NAME[:PATH] (--checkpoint FILE | --random-init) [flags]\n"
-            "\n"
-            "Linear evaluation (METHOD.md): the backbone frozen in eval mode, features computed once,\n"
-            "a linear classifier trained with Adam (lr 1e-3) and cross-entropy on the train split;\n"
-            "prints the test top-1 accuracy and writes it to OUT/lineval.txt.\n"
-            "\n"
-            "  --checkpoint FILE   backbone weights (an rrc checkpoint, or a PyTorch backbone saved\n"
-            "                      as safetensors with its bare names)\n"
-            "  --random-init       a randomly initialised backbone (the lower bound)\n"
-            "  --epochs E          classifier epochs (default 100)\n"
-            "  --batch B           classifier batch (default 128)\n"
-            "  --seed S            seed (default: the spec's)\n"
-            "  --threads N         accepted for symmetry with train; evaluation runs on one thread\n"
-            "  --out DIR           where to write lineval.txt (default: the checkpoint's folder)\n",
-            prog, spec_arg);
-}
 
 /* The normalisation of evaluation: the dataset's own constants, else the
    spec's normalize step, else none. */
@@ -409,25 +323,32 @@ static int load_split(const char *prog, const rt_program *p, const char *data, r
 }
 
 int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv) {
-    if (!rt_cli_check(RT_CMD_LINEVAL, prog, argc, argv)) return 1;
-    Flags f = {prog, argc, argv, 0, 0};
+    rt_args a;
+    if (!parse(RT_CMD_LINEVAL, prog, argc, argv, &a)) return 1;
+    if (a.help) {
+        rt_cli_usage(stdout, RT_CMD_LINEVAL, prog, "", NULL, 0);
+        rt_args_free(&a);
+        return 0;
+    }
     const char *data = p->data, *ckpt = NULL, *out = NULL;
     int random_init = 0, epochs = 100, batch = 128, threads = 2;
     uint64_t seed = p->seed;
-    for (f.i = 0; f.i < argc && !f.bad; f.i++) {
-        const char *a = argv[f.i];
-        if (is_flag(a, "--help") || is_flag(a, "-h")) { rt_cli_lineval_usage(stdout, prog, ""); return 0; }
-        else if (compiled_flag(&f, p)) continue;
-        else if (is_flag(a, "--data")) data = value(&f, "--data");
-        else if (is_flag(a, "--checkpoint")) ckpt = value(&f, "--checkpoint");
-        else if (is_flag(a, "--random-init")) random_init = 1;
-        else if (is_flag(a, "--epochs")) epochs = (int)int_value(&f, "--epochs");
-        else if (is_flag(a, "--seed")) seed = (uint64_t)int_value(&f, "--seed");
-        else if (is_flag(a, "--threads")) threads = (int)int_value(&f, "--threads");
-        else if (is_flag(a, "--out")) out = value(&f, "--out");
-        else { fprintf(stderr, "%s: internal error: flag '%s' is not handled\n", prog, a); return 1; }
+    bool ok = compiled_flags_match(p, prog, &a);
+    for (int i = 0; i < a.nopts; i++) {
+        const rt_opt *x = &a.opts[i];
+        switch (x->flag->id) {
+        case RT_F_DATA: data = x->value; break;
+        case RT_F_CHECKPOINT: ckpt = x->value; break;
+        case RT_F_RANDOM_INIT: random_init = 1; break;
+        case RT_F_EPOCHS: epochs = (int)x->ival; break;
+        case RT_F_SEED: seed = (uint64_t)x->ival; break;
+        case RT_F_THREADS: threads = (int)x->ival; break;
+        case RT_F_OUT: out = x->value; break;
+        default: break;   /* the compiled flags, checked above */
+        }
     }
-    if (f.bad || !data) return 1;
+    rt_args_free(&a);
+    if (!ok || !data) return 1;
     if ((!ckpt && !random_init) || (ckpt && random_init)) {
         fprintf(stderr, "%s: give exactly one of --checkpoint FILE and --random-init\n", prog);
         return 1;
@@ -504,34 +425,29 @@ done:
 
 /* ---- grad ---- */
 
-static void grad_usage(FILE *f, const char *prog) {
-    fprintf(f,
-            "usage: %s grad --input X.safetensors --out G.safetensors [--params P.safetensors] [--seed S]\n"
-            "\n"
-            "One training-mode step (no update) on the views in tensor 'x' of X, with the\n"
-            "parameters of P (full names) or initialised from the seed; writes loss, logits,\n"
-            "grad.<param>, state.<running stat> (and param.<name> when initialised) as F32.\n"
-            "x must have the shape this trainer was compiled for.\n",
-            prog);
-}
-
 int rt_cli_grad(const rt_program *p, const char *prog, int argc, char **argv) {
-    if (!rt_cli_check(RT_CMD_GRAD, prog, argc, argv)) return 1;
-    Flags f = {prog, argc, argv, 0, 0};
+    rt_args a;
+    if (!parse(RT_CMD_GRAD, prog, argc, argv, &a)) return 1;
+    if (a.help) {
+        rt_cli_usage(stdout, RT_CMD_GRAD, prog, " grad", NULL, 0);
+        rt_args_free(&a);
+        return 0;
+    }
     const char *input = NULL, *params = NULL, *out = NULL;
     uint64_t seed = p->seed;
-    for (f.i = 0; f.i < argc && !f.bad; f.i++) {
-        const char *a = argv[f.i];
-        if (is_flag(a, "--help") || is_flag(a, "-h")) { grad_usage(stdout, prog); return 0; }
-        else if (compiled_flag(&f, p)) continue;
-        else if (is_flag(a, "--input")) input = value(&f, "--input");
-        else if (is_flag(a, "--params")) params = value(&f, "--params");
-        else if (is_flag(a, "--out")) out = value(&f, "--out");
-        else if (is_flag(a, "--seed")) seed = (uint64_t)int_value(&f, "--seed");
-        else if (is_flag(a, "--engine")) value(&f, "--engine");
-        else { fprintf(stderr, "%s: internal error: flag '%s' is not handled\n", prog, a); return 1; }
+    bool ok = compiled_flags_match(p, prog, &a);
+    for (int i = 0; i < a.nopts; i++) {
+        const rt_opt *x = &a.opts[i];
+        switch (x->flag->id) {
+        case RT_F_INPUT: input = x->value; break;
+        case RT_F_PARAMS: params = x->value; break;
+        case RT_F_OUT: out = x->value; break;
+        case RT_F_SEED: seed = (uint64_t)x->ival; break;
+        default: break;   /* --engine names the compiled step; the compiled flags, checked above */
+        }
     }
-    if (f.bad) return 1;
+    rt_args_free(&a);
+    if (!ok) return 1;
     if (!input || !out) { fprintf(stderr, "%s: grad needs --input and --out\n", prog); return 1; }
     const rt_entry *e = p->train_full;
     const rt_step_tensor *xt = rt_entry_tensor(e, "x");
@@ -607,30 +523,29 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv) {
-    if (!rt_cli_check(RT_CMD_BENCH, prog, argc, argv)) return 1;
-    Flags f = {prog, argc, argv, 0, 0};
+    rt_args a;
+    if (!parse(RT_CMD_BENCH, prog, argc, argv, &a)) return 1;
+    if (a.help) {
+        rt_cli_usage(stdout, RT_CMD_BENCH, prog, " bench", NULL, 0);
+        rt_args_free(&a);
+        return 0;
+    }
     int steps = 20, warmup = 3, threads = 2, profile = 0;
     const char *prof_csv = NULL;
-    for (f.i = 0; f.i < argc && !f.bad; f.i++) {
-        const char *a = argv[f.i];
-        if (is_flag(a, "--help") || is_flag(a, "-h")) {
-            printf("usage: %s bench [--steps N] [--warmup W] [--threads T] [--profile] [--profile-csv FILE]\n\n"
-                   "Times the compiled training step with its optimizer update on fixed random views (no\n"
-                   "augmentation) and prints one line: median seconds per step and backbone images/s.\n"
-                   "--profile also times every kernel of the timed steps and prints the slowest (ms per\n"
-                   "step, share of the step, GFLOP/s) and sums by op and by module; --profile-csv FILE\n"
-                   "writes them all as CSV.\n",
-                   prog);
-            return 0;
-        } else if (compiled_flag(&f, p)) continue;
-        else if (is_flag(a, "--steps")) steps = (int)int_value(&f, "--steps");
-        else if (is_flag(a, "--warmup")) warmup = (int)int_value(&f, "--warmup");
-        else if (is_flag(a, "--threads")) threads = (int)int_value(&f, "--threads");
-        else if (is_flag(a, "--profile")) profile = 1;
-        else if (is_flag(a, "--profile-csv")) { prof_csv = value(&f, "--profile-csv"); profile = 1; }
-        else { fprintf(stderr, "%s: internal error: flag '%s' is not handled\n", prog, a); return 1; }
+    bool ok = compiled_flags_match(p, prog, &a);
+    for (int i = 0; i < a.nopts; i++) {
+        const rt_opt *x = &a.opts[i];
+        switch (x->flag->id) {
+        case RT_F_STEPS: steps = (int)x->ival; break;
+        case RT_F_WARMUP: warmup = (int)x->ival; break;
+        case RT_F_THREADS: threads = (int)x->ival; break;
+        case RT_F_PROFILE: profile = 1; break;
+        case RT_F_PROFILE_CSV: prof_csv = x->value, profile = 1; break;
+        default: break;   /* the compiled flags, checked above */
+        }
     }
-    if (f.bad) return 1;
+    rt_args_free(&a);
+    if (!ok) return 1;
     openblas_set_num_threads(1);
     rt_pool_init(threads);
     rt_model m;

@@ -14,19 +14,31 @@
 
 #include "rt_program.h"
 
+#include "rt_flags.h"
+
 typedef enum { RT_CMD_TRAIN, RT_CMD_LINEVAL, RT_CMD_GRAD, RT_CMD_BENCH } rt_cli_cmd;
 
-/* Checks a command line (flags only) against the command's flag table:
-   unknown flags, missing values, integers out of range, values not among
-   a flag's choices. Prints one line at the first problem and returns
-   false. Every rt_cli_* command runs it first; `rrc train` runs it before
-   it compiles. */
-bool rt_cli_check(rt_cli_cmd cmd, const char *prog, int argc, char **argv);
+/* The ids of rt_cli_flags' rows. */
+enum {
+    RT_F_DATA = 1, RT_F_CHECKPOINT, RT_F_RANDOM_INIT, RT_F_INPUT, RT_F_PARAMS, RT_F_EPOCHS, RT_F_SEED,
+    RT_F_THREADS, RT_F_OUT, RT_F_MAX_STEPS, RT_F_RESUME, RT_F_RESUME_ANYWAY, RT_F_CHECKPOINT_EVERY,
+    RT_F_QUIET, RT_F_STEPS, RT_F_WARMUP, RT_F_PROFILE, RT_F_PROFILE_CSV, RT_F_ENGINE,
+    /* compiled into the step */
+    RT_F_METHOD, RT_F_K, RT_F_BATCH, RT_F_AGGREGATION, RT_F_LOSS,
+    RT_F_FIRST_FREE   /* the first id other tables may use */
+};
 
-/* 1 if arg ("--data" or "--data=x") is a flag of cmd followed by its value
-   in the next argument, 0 if it is a flag that takes none there, -1 if cmd
-   has no such flag. */
-int rt_cli_flag_arity(rt_cli_cmd cmd, const char *arg);
+/* THE flags of the train, lineval, grad and bench commands (their cmds
+   bits are 1 << rt_cli_cmd). `rrc train` and `rrc lineval` parse their
+   command line against it (with rrc's own flags as a second table) before
+   they compile, and pass its flags on to rt_cli_train/rt_cli_lineval. */
+extern const rt_flag_table rt_cli_flags;
+
+/* --help of command cmd: synopsis, summary, every flag of rt_cli_flags
+   and of extra[0 .. nextra) (at most 3) that cmd takes. spec_arg follows
+   prog in the synopsis (" SPEC" for rrc). */
+void rt_cli_usage(FILE *f, rt_cli_cmd cmd, const char *prog, const char *spec_arg, const rt_flag_table *extra,
+                  int nextra);
 
 /* argv holds flags only (no program or spec name). `prog` names the
    command in messages ("rrc train", "conv4-train"). Returns an exit status. */
@@ -35,7 +47,5 @@ int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv)
 int rt_cli_grad(const rt_program *p, const char *prog, int argc, char **argv);
 /* Times the training step (with its update) on fixed views: `bench`. */
 int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv);
-void rt_cli_train_usage(FILE *f, const char *prog, const char *spec_arg);
-void rt_cli_lineval_usage(FILE *f, const char *prog, const char *spec_arg);
 
 #endif
