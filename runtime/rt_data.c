@@ -212,6 +212,16 @@ const char *rt_dataset_names(void) {
            "folder:PATH, synthetic[:N]";
 }
 
+int rt_dataset_load_subset(const char *spec, rt_split split, const rt_data_opts *opts, const rt_data_subset *sub,
+                           rt_dataset *out, char *err, size_t errlen) {
+    if (rt_dataset_load(spec, split, opts, out, err, errlen) != 0) return -1;
+    int rc = 0;
+    if (sub && sub->classes) rc = rtd_filter_classes(out, sub->classes, err, errlen);
+    if (rc == 0 && sub && sub->labels && split == RT_SPLIT_TRAIN) rc = rtd_label_subset(out, sub->labels, sub->seed, err, errlen);
+    if (rc) rt_dataset_free(out);
+    return rc;
+}
+
 void rt_dataset_free(rt_dataset *d) {
     if (!d) return;
     free(d->pixels);

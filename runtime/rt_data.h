@@ -50,10 +50,27 @@ typedef struct rt_data_opts {
     uint64_t seed;           /* synthetic content */
 } rt_data_opts;
 
+/* A part of a split (rt_dataset_load_subset). */
+typedef struct rt_data_subset {
+    /* --classes: keep the images of these classes, "A,B" or "A-B" or a mix
+       ("0-4", "1,3,5"), relabelled 0, 1, ... in the order given (NULL: all) */
+    const char *classes;
+    /* --labels, TRAIN split only: a class-balanced subset, "P%" of each
+       class (rounded, at least one image) or "N-per-class", drawn by a
+       seeded shuffle of each class (seed) and kept in dataset order (NULL:
+       all) */
+    const char *labels;
+    uint64_t seed;
+} rt_data_subset;
+
 /* Loads split `split` of dataset `spec` ("NAME" or "NAME:PATH"). Returns 0,
    or -1 with a one-line message ("PATH: problem") in err. */
 int rt_dataset_load(const char *spec, rt_split split, const rt_data_opts *opts, rt_dataset *out, char *err,
                     size_t errlen);
+/* rt_dataset_load, then the subset sub (NULL: the whole split). Errors in
+   the subset's spelling or size are one line in err, as the loaders'. */
+int rt_dataset_load_subset(const char *spec, rt_split split, const rt_data_opts *opts, const rt_data_subset *sub,
+                           rt_dataset *out, char *err, size_t errlen);
 void rt_dataset_free(rt_dataset *d);
 
 /* "fashion-mnist, mnist, cifar10, ..." for help texts */

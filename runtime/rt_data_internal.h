@@ -26,6 +26,11 @@
 #define RTD_IMAGE_MAX_SIDE (1 << 14)
 #define RTD_IMAGE_MAX_PIXELS ((int64_t)1 << 26)
 
+/* rt_data_subset.c: rt_data_opts' classes and labels, applied to a
+   loaded split. */
+int rtd_filter_classes(rt_dataset *d, const char *spec, char *err, size_t errlen);
+int rtd_label_subset(rt_dataset *d, const char *spec, uint64_t seed, char *err, size_t errlen);
+
 void rtd_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* dir + "/" + name into buf; -1 with "DIR: path too long" if it does not fit. */

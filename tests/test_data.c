@@ -818,3 +818,99 @@ TEST(data_fashion_mnist_debian) {
         rt_dataset_free(&d);
     }
 }
+
+/* ---- subsets: --classes and --labels ----------------------------------- */
+
+static size_t img_bytes(const rt_dataset *d) { return (size_t)d->h * (size_t)d->w * (size_t)d->c; }
+
+TEST(data_subset_classes) {
+    rt_data_opts o = {8, 8, 3, 5};
+    rt_dataset all, sub;
+    REQUIREF(rt_dataset_load("synthetic:400", RT_SPLIT_TRAIN, &o, &all, errbuf, sizeof errbuf) == 0, "%s", errbuf);
+    rt_data_subset s = {.classes = "7,2-3"};
+    REQUIREF(rt_dataset_load_subset("synthetic:400", RT_SPLIT_TRAIN, &o, &s, &sub, errbuf, sizeof errbuf) == 0, "%s",
+             errbuf);
+    CHECK(sub.nclasses == 3);
+    /* the images of classes 7, 2, 3 in dataset order, relabelled 0, 1, 2 */
+    int64_t k = 0;
+    const int newlabel[10] = {-1, -1, 1, 2, -1, -1, -1, 0, -1, -1};
+    for (int64_t i = 0; i < all.n; i++) {
+        int want = newlabel[all.labels[i]];
+        if (want < 0) continue;
+        REQUIRE(k < sub.n);
+        CHECKF(sub.labels[k] == want, "image %lld: label %d, expected %d", (long long)k, sub.labels[k], want);
+        CHECKF(memcmp(sub.pixels + (size_t)k * img_bytes(&sub), all.pixels + (size_t)i * img_bytes(&all),
+                      img_bytes(&all)) == 0, "image %lld is not image %lld of the whole set", (long long)k, (long long)i);
+        k++;
+    }
+    CHECK(k == sub.n && k > 0);
+    rt_dataset_free(&sub);
+    static const char *bad[] = {"5-2", "10", "1,1", "0-3,2", "a", "", "1,", "-1", "+1", " 1", "1-"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s.classes = bad[i];
+        errbuf[0] = 0;
+        int rc = rt_dataset_load_subset("synthetic:400", RT_SPLIT_TRAIN, &o, &s, &sub, errbuf, sizeof errbuf);
+        CHECKF(rc == -1 && strstr(errbuf, "--classes") && !strchr(errbuf, '\n'), "--classes \"%s\": rc %d, \"%s\"", bad[i],
+               rc, errbuf);
+        CHECK(rc != -1 || (!sub.pixels && !sub.labels));
+        if (rc == 0) rt_dataset_free(&sub);
+    }
+    rt_dataset_free(&all);
+}
+
+TEST(data_subset_labels_balanced_and_seeded) {
+    rt_data_opts o = {8, 8, 3, 5};
+    rt_dataset all, a, b, c;
+    REQUIRE(rt_dataset_load("synthetic:1000", RT_SPLIT_TRAIN, &o, &all, errbuf, sizeof errbuf) == 0);
+    int64_t per[10] = {0};
+    for (int64_t i = 0; i < all.n; i++) per[all.labels[i]]++;
+    rt_data_subset s = {.labels = "10%", .seed = 3};
+    REQUIREF(rt_dataset_load_subset("synthetic:1000", RT_SPLIT_TRAIN, &o, &s, &a, errbuf, sizeof errbuf) == 0, "%s", errbuf);
+    int64_t got[10] = {0};
+    for (int64_t i = 0; i < a.n; i++) got[a.labels[i]]++;
+    for (int k = 0; k < 10; k++) {
+        int64_t want = (int64_t)(0.1 * (double)per[k] + 0.5);
+        CHECKF(got[k] == (want ? want : 1), "class %d: %lld of %lld images kept, expected %lld", k, (long long)got[k],
+               (long long)per[k], (long long)want);
+    }
+    /* kept in dataset order: each kept image is a later image of the whole set */
+    int64_t j = 0;
+    for (int64_t i = 0; i < a.n; i++) {
+        while (j < all.n && memcmp(all.pixels + (size_t)j * img_bytes(&all), a.pixels + (size_t)i * img_bytes(&a), img_bytes(&a)))
+            j++;
+        CHECKF(j < all.n, "kept image %lld is not in order", (long long)i);
+        j++;
+    }
+    /* the same seed gives the same subset, another seed another */
+    REQUIRE(rt_dataset_load_subset("synthetic:1000", RT_SPLIT_TRAIN, &o, &s, &b, errbuf, sizeof errbuf) == 0);
+    CHECK(b.n == a.n && memcmp(a.pixels, b.pixels, (size_t)a.n * img_bytes(&a)) == 0);
+    s.seed = 4;
+    REQUIRE(rt_dataset_load_subset("synthetic:1000", RT_SPLIT_TRAIN, &o, &s, &c, errbuf, sizeof errbuf) == 0);
+    CHECK(c.n == a.n && memcmp(a.pixels, c.pixels, (size_t)a.n * img_bytes(&a)) != 0);
+    rt_dataset_free(&b);
+    rt_dataset_free(&c);
+    /* N per class; the test split is never subset */
+    s.labels = "7-per-class";
+    REQUIRE(rt_dataset_load_subset("synthetic:1000", RT_SPLIT_TRAIN, &o, &s, &b, errbuf, sizeof errbuf) == 0);
+    int64_t n7[10] = {0};
+    for (int64_t i = 0; i < b.n; i++) n7[b.labels[i]]++;
+    for (int k = 0; k < 10; k++) CHECK(n7[k] == 7);
+    rt_dataset_free(&b);
+    rt_dataset full_test;
+    REQUIRE(rt_dataset_load("synthetic:1000", RT_SPLIT_TEST, &o, &full_test, errbuf, sizeof errbuf) == 0);
+    REQUIRE(rt_dataset_load_subset("synthetic:1000", RT_SPLIT_TEST, &o, &s, &b, errbuf, sizeof errbuf) == 0);
+    CHECK(b.n == full_test.n);
+    rt_dataset_free(&b);
+    rt_dataset_free(&full_test);
+    static const char *bad[] = {"0%", "101%", "10", "x%", "0-per-class", "2.5-per-class", "100000-per-class", "%"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s.labels = bad[i];
+        errbuf[0] = 0;
+        int rc = rt_dataset_load_subset("synthetic:1000", RT_SPLIT_TRAIN, &o, &s, &b, errbuf, sizeof errbuf);
+        CHECKF(rc == -1 && strstr(errbuf, "--labels") && !strchr(errbuf, '\n'), "--labels \"%s\": rc %d, \"%s\"", bad[i], rc,
+               errbuf);
+        if (rc == 0) rt_dataset_free(&b);
+    }
+    rt_dataset_free(&a);
+    rt_dataset_free(&all);
+}
