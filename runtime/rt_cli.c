@@ -59,6 +59,10 @@ static const rt_flag ROWS[] = {
      "resume all the same, with this run's settings (--threads may\nalways change)"},
     {"checkpoint-every", RT_F_CHECKPOINT_EVERY, T, 'i', 1, 100000, NULL, NULL, "E", "also keep epoch_E.safetensors every E epochs"},
     {"quiet", RT_F_QUIET, T, 0, 0, 0, NULL, NULL, NULL, "no progress output"},
+    {"classes", RT_F_CLASSES, T | L, 's', 0, 0, NULL, NULL, "LIST",
+     "only the images of these classes (A,B or A-B, e.g. 0-4), relabelled\n0, 1, ... in that order: train on some classes, evaluate on others"},
+    {"labels", RT_F_LABELS, T | L, 's', 0, 0, NULL, NULL, "P%|N-per-class",
+     "a class-balanced part of the labelled train split (seeded by\n--seed), e.g. 10% or 100-per-class: fewer labels"},
     {"steps", RT_F_STEPS, BE, 'i', 1, 1000000, NULL, NULL, "N", "timed steps (default 20)"},
     {"warmup", RT_F_WARMUP, BE, 'i', 0, 1000, NULL, NULL, "W", "untimed steps first (default 3)"},
     {"profile", RT_F_PROFILE, T | BE, 0, 0, 0, NULL, NULL, NULL,
@@ -186,11 +190,12 @@ static int prof_finish(const char *prog, int rc, const char *csv) {
 static int train_supervised(const rt_program *p, const char *prog, const rt_train_opts *o) {
     rt_dataset tr = {0}, te = {0};
     rt_data_opts dopts = {p->in_h, p->in_w, p->in_c, o->seed};
+    rt_data_subset test_part = {.classes = o->subset.classes};
     double acc = 0;
     int rc = 1;
     char err[2400];
-    if (rt_dataset_load(o->data, RT_SPLIT_TRAIN, &dopts, &tr, err, sizeof err) != 0 ||
-        rt_dataset_load(o->data, RT_SPLIT_TEST, &dopts, &te, err, sizeof err) != 0 ||
+    if (rt_dataset_load_subset(o->data, RT_SPLIT_TRAIN, &dopts, &o->subset, &tr, err, sizeof err) != 0 ||
+        rt_dataset_load_subset(o->data, RT_SPLIT_TEST, &dopts, &test_part, &te, err, sizeof err) != 0 ||
         rt_train_supervised(p, o, &tr, &te, &acc, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
     } else {
@@ -198,8 +203,10 @@ static int train_supervised(const rt_program *p, const char *prog, const rt_trai
         char path[1100];
         snprintf(path, sizeof path, "%s/supervised.txt", o->out_dir);
         char text[2048];
-        int k = snprintf(text, sizeof text, "spec %s\ndata %s\nepochs %d\nbatch %d\nseed %llu\ntest_top1 %.4f\n", p->spec_name,
-                         o->data, o->epochs, p->batch, (unsigned long long)o->seed, acc);
+        int k = snprintf(text, sizeof text, "spec %s\ndata %s\nclasses %s\nlabels %s\ntrain_images %lld\nepochs %d\nbatch %d\n"
+                         "seed %llu\ntest_top1 %.4f\n", p->spec_name, o->data, o->subset.classes ? o->subset.classes : "all",
+                         o->subset.labels ? o->subset.labels : "all", (long long)tr.n, o->epochs, p->batch,
+                         (unsigned long long)o->seed, acc);
         if (k < 0 || (size_t)k >= sizeof text) snprintf(err, sizeof err, "%s: the data set's name is too long", path);
         if (k < 0 || (size_t)k >= sizeof text || rt_write_atomic(path, text, (size_t)k, err, sizeof err) != 0)
             fprintf(stderr, "%s: %s\n", prog, err);
@@ -240,11 +247,18 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
         case RT_F_PROFILE: profile = 1; break;
         case RT_F_PROFILE_CSV: prof_csv = x->value, profile = 1; break;
         case RT_F_ENGINE: o.engine = x->value; break;
+        case RT_F_CLASSES: o.subset.classes = x->value; break;
+        case RT_F_LABELS: o.subset.labels = x->value; break;
         default: break;   /* the compiled flags, checked above */
         }
     }
     rt_args_free(&a);   /* the values point into argv */
     if (!ok || !o.data) return 1;
+    o.subset.seed = o.seed;
+    if (o.subset.labels && p->method != RT_METHOD_SUPERVISED) {
+        fprintf(stderr, "%s: --labels is for training with labels (--method supervised) and for lineval\n", prog);
+        return 1;
+    }
     if (!o.out_dir) {
         if (o.resume) {
             o.out_dir = o.resume;
@@ -304,10 +318,11 @@ static void probe_progress(void *vctx, int epoch, double loss, double acc) {
         fprintf(stderr, "%s: classifier epoch %d/%d: loss %.4f, train accuracy %.4f\n", c->prog, epoch, c->epochs, loss, acc);
 }
 
-static int load_split(const char *prog, const rt_program *p, const char *data, rt_split split, uint64_t seed, rt_dataset *d) {
+static int load_split(const char *prog, const rt_program *p, const char *data, rt_split split, const rt_data_subset *part,
+                      rt_dataset *d) {
     char err[1024];
-    rt_data_opts o = {p->in_h, p->in_w, p->in_c, seed};
-    if (rt_dataset_load(data, split, &o, d, err, sizeof err) != 0) {
+    rt_data_opts o = {p->in_h, p->in_w, p->in_c, part->seed};
+    if (rt_dataset_load_subset(data, split, &o, part, d, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
         return -1;
     }
@@ -331,6 +346,7 @@ int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv)
         return 0;
     }
     const char *data = p->data, *ckpt = NULL, *out = NULL;
+    rt_data_subset part = {0};
     int random_init = 0, epochs = 100, batch = 128, threads = 2;
     uint64_t seed = p->seed;
     bool ok = compiled_flags_match(p, prog, &a);
@@ -344,11 +360,14 @@ int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv)
         case RT_F_SEED: seed = (uint64_t)x->ival; break;
         case RT_F_THREADS: threads = (int)x->ival; break;
         case RT_F_OUT: out = x->value; break;
+        case RT_F_CLASSES: part.classes = x->value; break;
+        case RT_F_LABELS: part.labels = x->value; break;
         default: break;   /* the compiled flags, checked above */
         }
     }
     rt_args_free(&a);
     if (!ok || !data) return 1;
+    part.seed = seed;
     if ((!ckpt && !random_init) || (ckpt && random_init)) {
         fprintf(stderr, "%s: give exactly one of --checkpoint FILE and --random-init\n", prog);
         return 1;
@@ -360,7 +379,7 @@ int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv)
     rt_model m = {0};
     float *ftr = NULL, *fte = NULL;
     char err[1024];
-    if (load_split(prog, p, data, RT_SPLIT_TRAIN, seed, &tr) != 0 || load_split(prog, p, data, RT_SPLIT_TEST, seed, &te) != 0)
+    if (load_split(prog, p, data, RT_SPLIT_TRAIN, &part, &tr) != 0 || load_split(prog, p, data, RT_SPLIT_TEST, &part, &te) != 0)
         goto done;
     if (rt_model_init(&m, p, err, sizeof err) != 0) { fprintf(stderr, "%s: %s\n", prog, err); goto done; }
     rt_model_seed(&m, seed);
@@ -384,8 +403,12 @@ int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv)
     rt_probe_report rep = {0};
     double acc = rt_linear_probe(ftr, tr.labels, tr.n, fte, te.labels, te.n, F, nclasses, &po, &rep);
     const char *what = ckpt ? ckpt : "random init";
-    printf("linear evaluation of %s (%s) on %s: test top-1 %.2f%% (train %.2f%%)\n", p->spec_name, what, data, 100 * acc,
-           100 * rep.train_acc);
+    char scope[256] = "";
+    if (part.classes || part.labels)
+        snprintf(scope, sizeof scope, " (classes %s, labels %s: %lld train images)", part.classes ? part.classes : "all",
+                 part.labels ? part.labels : "all", (long long)tr.n);
+    printf("linear evaluation of %s (%s) on %s%s: test top-1 %.2f%% (train %.2f%%)\n", p->spec_name, what, data, scope,
+           100 * acc, 100 * rep.train_acc);
     char dir[1024], path[1100];
     if (out) {
         snprintf(dir, sizeof dir, "%s", out);
@@ -402,8 +425,11 @@ int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv)
     }
     snprintf(path, sizeof path, "%s/lineval%s.txt", dir, ckpt ? "" : "_random");
     char text[4096];
-    int k = snprintf(text, sizeof text, "spec %s\nbackbone %s\ndata %s\nepochs %d\nbatch %d\nseed %llu\ntest_top1 %.4f\ntrain_top1 %.4f\n",
-                     p->spec_name, what, data, epochs, batch, (unsigned long long)seed, acc, rep.train_acc);
+    int k = snprintf(text, sizeof text,
+                     "spec %s\nbackbone %s\ndata %s\nclasses %s\nlabels %s\ntrain_images %lld\nepochs %d\nbatch %d\nseed %llu\n"
+                     "test_top1 %.4f\ntrain_top1 %.4f\n",
+                     p->spec_name, what, data, part.classes ? part.classes : "all", part.labels ? part.labels : "all",
+                     (long long)tr.n, epochs, batch, (unsigned long long)seed, acc, rep.train_acc);
     if (k < 0 || (size_t)k >= sizeof text) {
         fprintf(stderr, "%s: %s: the checkpoint's or data set's name is too long\n", prog, path);
         goto done;

@@ -56,7 +56,7 @@ typedef struct rt_data_subset {
        ("0-4", "1,3,5"), relabelled 0, 1, ... in the order given (NULL: all) */
     const char *classes;
     /* --labels, TRAIN split only: a class-balanced subset, "P%" of each
-       class (rounded, at least one image) or "N-per-class", drawn by a
+       class (floor(P/100 * N_c) images) or "N-per-class", drawn by a
        seeded shuffle of each class (seed) and kept in dataset order (NULL:
        all) */
     const char *labels;

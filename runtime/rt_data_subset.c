@@ -5,6 +5,7 @@
 ** semi-supervised protocols). Both keep the images in dataset order.
 */
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,10 +116,14 @@ int rtd_label_subset(rt_dataset *d, const char *spec, uint64_t seed, char *err, 
         int64_t n = 0;
         for (int64_t i = 0; i < d->n; i++)
             if (d->labels[i] == c) idx[n++] = i;
-        /* each class's share: P% of it rounded (at least one image of a
-           class that has any), or N of it */
-        int64_t want = pct ? (int64_t)(v / 100.0 * (double)n + 0.5) : (int64_t)v;
-        if (pct && want == 0 && n > 0) want = 1;
+        /* each class's share: floor(P% of it) (BASELINES.md's semi-
+           supervised subsets), or N of it */
+        int64_t want = pct ? (int64_t)floor(v / 100.0 * (double)n + 1e-9) : (int64_t)v;
+        if (want == 0 && n > 0) {
+            rtd_err(err, errlen, "--labels %s: class %d (%lld images) would keep none", spec, c, (long long)n);
+            rc = -1;
+            break;
+        }
         if (want > n) {
             rtd_err(err, errlen, "--labels %s: class %d has only %lld images", spec, c, (long long)n);
             rc = -1;

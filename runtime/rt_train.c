@@ -378,7 +378,7 @@ static int run_data(Run *r) {
     rt_data_opts dopts = {p->in_h, p->in_w, p->in_c, o->seed};
     r->dp = o->dataset;
     if (!r->dp) {
-        if (rt_dataset_load(o->data, RT_SPLIT_TRAIN, &dopts, &r->own, r->err, r->errlen) != 0) return -1;
+        if (rt_dataset_load_subset(o->data, RT_SPLIT_TRAIN, &dopts, &o->subset, &r->own, r->err, r->errlen) != 0) return -1;
         r->dp = &r->own;
     }
     const rt_dataset *dp = r->dp;

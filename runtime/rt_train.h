@@ -27,6 +27,7 @@ typedef struct rt_train_opts {
     int checkpoint_every;    /* also keep epoch_<e>.safetensors every this many epochs (0 = only last) */
     const char *engine;      /* for the log: "jit", "aot", ... */
     const rt_dataset *dataset;   /* already loaded (else loaded from `data`) */
+    rt_data_subset subset;   /* the part of `data` to train on (--classes, --labels; seed: the run's) */
 } rt_train_opts;
 
 /* State of a program in memory: the PARAM and STATE regions and the

@@ -869,8 +869,8 @@ TEST(data_subset_labels_balanced_and_seeded) {
     int64_t got[10] = {0};
     for (int64_t i = 0; i < a.n; i++) got[a.labels[i]]++;
     for (int k = 0; k < 10; k++) {
-        int64_t want = (int64_t)(0.1 * (double)per[k] + 0.5);
-        CHECKF(got[k] == (want ? want : 1), "class %d: %lld of %lld images kept, expected %lld", k, (long long)got[k],
+        int64_t want = per[k] / 10;   /* floor(10% of the class) */
+        CHECKF(got[k] == want, "class %d: %lld of %lld images kept, expected %lld", k, (long long)got[k],
                (long long)per[k], (long long)want);
     }
     /* kept in dataset order: each kept image is a later image of the whole set */
@@ -902,7 +902,7 @@ TEST(data_subset_labels_balanced_and_seeded) {
     CHECK(b.n == full_test.n);
     rt_dataset_free(&b);
     rt_dataset_free(&full_test);
-    static const char *bad[] = {"0%", "101%", "10", "x%", "0-per-class", "2.5-per-class", "100000-per-class", "%"};
+    static const char *bad[] = {"0%", "101%", "10", "x%", "0-per-class", "2.5-per-class", "100000-per-class", "%", "0.001%"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         s.labels = bad[i];
         errbuf[0] = 0;
