@@ -290,49 +290,38 @@ static bool check_compiled(Graph *g, float **pv, const float *xv, const CgOption
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: rrc check SPEC [--K K] [--batch B] [--seed S] [--elements N] [--engine jit|interp] [--cpu NAME]\n"
-            "\n"
-            "Checks the gradients of SPEC's training step at a small size, in double precision on the\n"
-            "reference interpreter: for every trainable tensor and the views, a random-direction check\n"
-            "and N sampled elements (every element of tensors below 2N) by central finite differences\n"
-            "of the loss; every differentiable node's backward rule on its own (a wrong rule is named\n"
-            "with its op and spec line); then the compiled step against the interpreter. A difference\n"
-            "a kink explains (ReLU, max pooling, max aggregation crossed by the stencil) is skipped.\n"
-            "\n"
-            "  --K K               views per image (default 3)\n"
-            "  --batch B           images (default 3)\n"
-            "  --seed S            seed of parameters, views and directions (default 1)\n"
-            "  --elements N        sampled elements per tensor (default 8)\n"
-            "  --engine E          jit (default): also compare the JIT-compiled step; interp: skip that\n"
-            "  --cpu NAME          generate code for CPU NAME (default $RRC_CPU or this host)\n"
-            "\n"
-            "Exit status: 0 passed, 1 a check failed, 2 a bad spec.\n");
+    driver_usage(f, RRC_CMD_CHECK, "SPEC [--K K] [--batch B] [--seed S] [--elements N] [--engine jit|interp] [--cpu NAME]",
+                 "Checks the gradients of SPEC's training step at a small size, in double precision on the\n"
+                 "reference interpreter: for every trainable tensor and the views, a random-direction check\n"
+                 "and N sampled elements (every element of tensors below 2N) by central finite differences\n"
+                 "of the loss; every differentiable node's backward rule on its own (a wrong rule is named\n"
+                 "with its op and spec line); then the compiled step against the interpreter. A difference\n"
+                 "a kink explains (ReLU, max pooling, max aggregation crossed by the stencil) is skipped.\n");
+    fprintf(f, "\nExit status: 0 passed, 1 a check failed, 2 a bad spec.\n");
 }
 
 int cmd_check(int argc, char **argv) {
-    const char *spec = NULL, *engine = "jit", *cpu = NULL;
+    rt_args a;
+    int rc = driver_parse(RRC_CMD_CHECK, argc, argv, 1, usage, &a);
+    if (rc >= 0) return rc;
+    const char *spec = a.npos ? a.pos[0] : NULL, *engine = "jit", *cpu = NULL;
     SpecOverrides ov = {.seed = -1, .K = 3, .batch = 3};
     long long seed = 1;
     int k = 8;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (flag_is(a, "--help") || flag_is(a, "-h")) { usage(stdout); return 0; }
-        else if (flag_is(a, "--K")) ov.K = (int)flag_int("check", "--K", flag_value("check", argc, argv, &i, "--K"), 2, 64);
-        else if (flag_is(a, "--batch")) ov.batch = (int)flag_int("check", "--batch", flag_value("check", argc, argv, &i, "--batch"), 2, 256);
-        else if (flag_is(a, "--seed")) seed = flag_int("check", "--seed", flag_value("check", argc, argv, &i, "--seed"), 0, 0x7fffffff);
-        else if (flag_is(a, "--elements")) k = (int)flag_int("check", "--elements", flag_value("check", argc, argv, &i, "--elements"), 0, 100000);
-        else if (flag_is(a, "--engine")) engine = flag_value("check", argc, argv, &i, "--engine");
-        else if (flag_is(a, "--cpu")) cpu = flag_value("check", argc, argv, &i, "--cpu");
-        else if (a[0] == '-') { fprintf(stderr, "rrc check: unknown flag '%s' (see rrc check --help)\n", a); return EXIT_USAGE; }
-        else if (!spec) spec = a;
-        else { fprintf(stderr, "rrc check: more than one spec given ('%s', '%s')\n", spec, a); return EXIT_USAGE; }
+    for (int i = 0; i < a.nopts; i++) {
+        const rt_opt *o = &a.opts[i];
+        switch (o->flag->id) {
+        case RRC_F_K: ov.K = (int)o->ival; break;
+        case RRC_F_BATCH: ov.batch = (int)o->ival; break;
+        case RRC_F_SEED: seed = o->ival; break;
+        case RRC_F_ELEMENTS: k = (int)o->ival; break;
+        case RRC_F_ENGINE: engine = o->value; break;   /* jit or interp: the row's choices */
+        case RRC_F_CPU: cpu = o->value; break;
+        default: break;
+        }
     }
+    rt_args_free(&a);   /* the values point into argv */
     if (!spec) { usage(stderr); return EXIT_USAGE; }
-    if (strcmp(engine, "jit") && strcmp(engine, "interp")) {
-        fprintf(stderr, "rrc check: --engine must be jit or interp (got \"%s\")\n", engine);
-        return EXIT_USAGE;
-    }
     ov.seed = seed;
     Target target;
     CgOptions co = {.debug = rrc_env_debug(), .target = driver_target("check", cpu, NULL, NULL, true, &target)};

@@ -61,27 +61,9 @@ static bool write_objects(Program *pr, const char *outdir, const char *name) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: rrc compile SPEC [-o DIR] [flags]\n"
-            "\n"
-            "Compiles SPEC's training step ahead of time and links a standalone trainer\n"
-            "DIR/NAME-train (default DIR: generated/NAME).\n"
-            "\n"
-            "  -o DIR              output folder\n"
-            "  --emit-llvm         also write the optimised LLVM IR (NAME.<entry>.ll)\n"
-            "  --verify-each       verify the IR after every pass\n"
-            "  --dump-after PASS   print the IR after PASS (or all) to stderr\n"
-            "  --data NAME[:PATH]  the dataset the trainer will train on (its size decides the last\n"
-            "                      batch's variant); default: the spec's\n"
-            "  --train-size N      the number of training images, instead of --data\n"
-            "  --K K, --batch B, --aggregation A, --loss L, --method relational|supervised\n"
-            "                      compiled into the step (default: the spec's)\n"
-            "  --classes C         supervised: classifier width (default: the dataset's classes or 10)\n"
-            "  --cpu NAME          code for CPU NAME (x86-64-v3, znver3, neoverse-n1, ...; default $RRC_CPU or\n"
-            "                      this host); the code need not run here\n"
-            "  --target TRIPLE     code for another architecture (aarch64-linux-gnu); needs --cpu and --emit-obj\n"
-            "  --features F        extra LLVM CPU features (+avx512f,...)\n"
-            "  --emit-obj          write the objects and the header only, link no trainer\n");
+    driver_usage(f, RRC_CMD_COMPILE, "SPEC [-o DIR] [flags]",
+                 "Compiles SPEC's training step ahead of time and links a standalone trainer\n"
+                 "DIR/NAME-train (default DIR: generated/NAME).\n");
 }
 
 /* Training-set sizes of the datasets a spec names, for when they are not
@@ -169,35 +151,35 @@ typedef struct CompileOpts {
 /* Phase 1: the command line. Returns -1 to go on, else the exit status. */
 static int parse_flags(CompileOpts *c, int argc, char **argv) {
     *c = (CompileOpts){.method = "relational", .ov = {.seed = -1}, .train_size = -1};
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (flag_is(a, "--help") || flag_is(a, "-h")) { usage(stdout); return 0; }
-        else if (flag_is(a, "-o")) c->dir = flag_value("compile", argc, argv, &i, "-o");
-        else if (flag_is(a, "--emit-llvm")) c->emit_ll = true;
-        else if (flag_is(a, "--verify-each")) c->pipe.verify_each = true;
-        else if (flag_is(a, "--dump-after")) c->pipe.dump_after = flag_value("compile", argc, argv, &i, "--dump-after");
-        else if (flag_is(a, "--data")) c->data = flag_value("compile", argc, argv, &i, "--data");
-        else if (flag_is(a, "--train-size")) c->train_size = flag_int("compile", "--train-size", flag_value("compile", argc, argv, &i, "--train-size"), 2, 1L << 40);
-        else if (flag_is(a, "--K")) c->ov.K = (int)flag_int("compile", "--K", flag_value("compile", argc, argv, &i, "--K"), 2, 1024);
-        else if (flag_is(a, "--batch")) c->ov.batch = (int)flag_int("compile", "--batch", flag_value("compile", argc, argv, &i, "--batch"), 2, 1 << 16);
-        else if (flag_is(a, "--aggregation")) c->ov.aggregation = flag_value("compile", argc, argv, &i, "--aggregation");
-        else if (flag_is(a, "--loss")) c->ov.loss = flag_value("compile", argc, argv, &i, "--loss");
-        else if (flag_is(a, "--method")) c->method = flag_value("compile", argc, argv, &i, "--method");
-        else if (flag_is(a, "--classes")) c->classes = (int)flag_int("compile", "--classes", flag_value("compile", argc, argv, &i, "--classes"), 2, 100000);
-        else if (flag_is(a, "--cpu")) c->cpu = flag_value("compile", argc, argv, &i, "--cpu");
-        else if (flag_is(a, "--target")) c->triple = flag_value("compile", argc, argv, &i, "--target");
-        else if (flag_is(a, "--features")) c->features = flag_value("compile", argc, argv, &i, "--features");
-        else if (flag_is(a, "--emit-obj")) c->emit_obj = true;
-        else if (a[0] == '-') { fprintf(stderr, "rrc compile: unknown flag '%s' (see rrc compile --help)\n", a); return EXIT_USAGE; }
-        else if (!c->spec) c->spec = a;
-        else { fprintf(stderr, "rrc compile: more than one spec given ('%s', '%s')\n", c->spec, a); return EXIT_USAGE; }
+    rt_args a;
+    int rc = driver_parse(RRC_CMD_COMPILE, argc, argv, 1, usage, &a);
+    if (rc >= 0) return rc;
+    c->spec = a.npos ? a.pos[0] : NULL;
+    for (int i = 0; i < a.nopts; i++) {
+        const rt_opt *o = &a.opts[i];
+        switch (o->flag->id) {
+        case RRC_F_OUTDIR: c->dir = o->value; break;
+        case RRC_F_EMIT_LLVM: c->emit_ll = true; break;
+        case RRC_F_VERIFY_EACH: c->pipe.verify_each = true; break;
+        case RRC_F_DUMP_AFTER: c->pipe.dump_after = o->value; break;
+        case RRC_F_DATA: c->data = o->value; break;
+        case RRC_F_TRAIN_SIZE: c->train_size = o->ival; break;
+        case RRC_F_K: c->ov.K = (int)o->ival; break;
+        case RRC_F_BATCH: c->ov.batch = (int)o->ival; break;
+        case RRC_F_AGGREGATION: c->ov.aggregation = o->value; break;
+        case RRC_F_LOSS: c->ov.loss = o->value; break;
+        case RRC_F_METHOD: c->method = o->value; break;
+        case RRC_F_CLASSES: c->classes = (int)o->ival; break;
+        case RRC_F_CPU: c->cpu = o->value; break;
+        case RRC_F_TARGET: c->triple = o->value; break;
+        case RRC_F_FEATURES: c->features = o->value; break;
+        case RRC_F_EMIT_OBJ: c->emit_obj = true; break;
+        default: break;
+        }
     }
+    rt_args_free(&a);   /* the values point into argv */
     if (!c->spec) { usage(stderr); return EXIT_USAGE; }
-    c->supervised = !strcmp(c->method, "supervised");
-    if (!c->supervised && strcmp(c->method, "relational")) {
-        fprintf(stderr, "rrc compile: --method must be relational or supervised (got \"%s\")\n", c->method);
-        return EXIT_USAGE;
-    }
+    c->supervised = !strcmp(c->method, "supervised");   /* else relational: the row's choices */
     if (c->supervised && !c->ov.batch) c->ov.batch = 128;
     return -1;
 }

@@ -16,26 +16,11 @@
 #include "frontend/lower.h"
 
 static void grad_usage(FILE *f) {
-    fprintf(f,
-            "usage: rrc grad SPEC --input X.safetensors --out G.safetensors [flags]\n"
-            "\n"
-            "Runs one training-mode step of SPEC (BatchNorm with batch statistics) on the views in\n"
-            "tensor 'x' of X (F32 [K*B,C,H,W], view k of image i in row k*B+i), without updating,\n"
-            "and writes loss, logits, grad.<param>, state.<running stat> (and param.<name> when\n"
-            "the parameters were initialised here) as F32 safetensors.\n"
-            "\n"
-            "  --input X           the views (required)\n"
-            "  --params P          parameters by full name (backbone.*, relation.*); default: seeded init\n"
-            "  --out G             where to write the results (required)\n"
-            "  --K K               views per image (default: the spec's)\n"
-            "  --aggregation A     cat | sum | mean | max (default: the spec's)\n"
-            "  --loss L            focal | bce (default: the spec's)\n"
-            "  --seed S            seed of the initialisation (default: the spec's)\n"
-            "  --cpu NAME          generate code for CPU NAME (x86-64-v3, znver3, ...; default $RRC_CPU or\n"
-            "                      this host)\n"
-            "  --engine E          interp (the reference interpreter, in double; default), jit (LLVM,\n"
-            "                      compiled in-process) or aot (an AOT trainer, built by rrc compile\n"
-            "                      into the compile cache $RRC_CACHE_DIR (default ~/.cache/rrc) and reused)\n");
+    driver_usage(f, RRC_CMD_GRAD, "SPEC --input X.safetensors --out G.safetensors [flags]",
+                 "Runs one training-mode step of SPEC (BatchNorm with batch statistics) on the views in\n"
+                 "tensor 'x' of X (F32 [K*B,C,H,W], view k of image i in row k*B+i), without updating,\n"
+                 "and writes loss, logits, grad.<param>, state.<running stat> (and param.<name> when\n"
+                 "the parameters were initialised here) as F32 safetensors.\n");
 }
 
 static int write_results(const char *cmd, const char *out, Graph *g, const Engine *en, bool with_params) {
@@ -134,34 +119,34 @@ static int grad_aot(const char *spec, const Spec *s, Graph *g, int64_t B, const 
 }
 
 int cmd_grad(int argc, char **argv) {
-    const char *spec = NULL, *input = NULL, *params = NULL, *out = NULL, *engine = "interp", *cpu = NULL;
+    rt_args a;
+    int st = driver_parse(RRC_CMD_GRAD, argc, argv, 1, grad_usage, &a);
+    if (st >= 0) return st;
+    const char *spec = a.npos ? a.pos[0] : NULL, *input = NULL, *params = NULL, *out = NULL, *engine = "interp", *cpu = NULL;
     SpecOverrides ov = {.seed = -1};
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (flag_is(a, "--help") || flag_is(a, "-h")) { grad_usage(stdout); return 0; }
-        else if (flag_is(a, "--input")) input = flag_value("grad", argc, argv, &i, "--input");
-        else if (flag_is(a, "--params")) params = flag_value("grad", argc, argv, &i, "--params");
-        else if (flag_is(a, "--out")) out = flag_value("grad", argc, argv, &i, "--out");
-        else if (flag_is(a, "--K")) ov.K = (int)flag_int("grad", "--K", flag_value("grad", argc, argv, &i, "--K"), 2, 1024);
-        else if (flag_is(a, "--aggregation")) ov.aggregation = flag_value("grad", argc, argv, &i, "--aggregation");
-        else if (flag_is(a, "--loss")) ov.loss = flag_value("grad", argc, argv, &i, "--loss");
-        else if (flag_is(a, "--seed")) ov.seed = flag_int("grad", "--seed", flag_value("grad", argc, argv, &i, "--seed"), 0, 0x7fffffffL);
-        else if (flag_is(a, "--engine")) engine = flag_value("grad", argc, argv, &i, "--engine");
-        else if (flag_is(a, "--cpu")) cpu = flag_value("grad", argc, argv, &i, "--cpu");
-        else if (a[0] == '-') { fprintf(stderr, "rrc grad: unknown flag '%s' (see rrc grad --help)\n", a); return EXIT_USAGE; }
-        else if (!spec) spec = a;
-        else { fprintf(stderr, "rrc grad: more than one spec given ('%s', '%s')\n", spec, a); return EXIT_USAGE; }
+    for (int i = 0; i < a.nopts; i++) {
+        const rt_opt *o = &a.opts[i];
+        switch (o->flag->id) {
+        case RRC_F_INPUT: input = o->value; break;
+        case RRC_F_PARAMS: params = o->value; break;
+        case RRC_F_OUT: out = o->value; break;
+        case RRC_F_K: ov.K = (int)o->ival; break;
+        case RRC_F_AGGREGATION: ov.aggregation = o->value; break;
+        case RRC_F_LOSS: ov.loss = o->value; break;
+        case RRC_F_SEED: ov.seed = o->ival; break;
+        case RRC_F_ENGINE: engine = o->value; break;   /* interp, jit or aot: the row's choices */
+        case RRC_F_CPU: cpu = o->value; break;
+        default: break;
+        }
     }
+    rt_args_free(&a);   /* the values point into argv */
     if (!spec || !input || !out) {
         fprintf(stderr, "rrc grad: %s is required (see rrc grad --help)\n", !spec ? "a SPEC" : !input ? "--input" : "--out");
         return EXIT_USAGE;
     }
     EngineKind ek = ENGINE_INTERP;
     bool aot = !strcmp(engine, "aot");
-    if (!aot && !engine_parse(engine, &ek)) {
-        fprintf(stderr, "rrc grad: unknown engine '%s' (engines: interp, jit, aot)\n", engine);
-        return EXIT_USAGE;
-    }
+    if (!aot && !engine_parse(engine, &ek)) RRC_ABORT("engine '%s' is among --engine's choices but has no engine", engine);
     Arena arena = {0};
     Spec *s = driver_load_spec("grad", spec, &ov, &arena);
 

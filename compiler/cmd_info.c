@@ -4,6 +4,7 @@
 ** target the JIT would use).
 */
 #include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +19,20 @@
 
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+static void specs_usage(FILE *f) {
+    char summary[PATH_MAX + 256];
+    snprintf(summary, sizeof summary,
+             "Lists the bundled specs (%s), which every command takes by name\n"
+             "(rrc compile resnet32), with their input, parameter counts and multiply-adds per image.\n",
+             driver_installed_specs());
+    driver_usage(f, RRC_CMD_SPECS, "", summary);
+}
+
 int cmd_specs(int argc, char **argv) {
-    if (argc > 0 && (flag_is(argv[0], "--help") || flag_is(argv[0], "-h"))) {
-        printf("usage: rrc specs\n\nLists the bundled specs (%s), which every command takes by name\n"
-               "(rrc compile resnet32), with their input, parameter counts and multiply-adds per image.\n",
-               driver_installed_specs());
-        return 0;
-    }
-    if (argc > 0) {
-        fprintf(stderr, "rrc specs: unexpected argument '%s' (see rrc specs --help)\n", argv[0]);
-        return EXIT_USAGE;
-    }
+    rt_args a;
+    int status = driver_parse(RRC_CMD_SPECS, argc, argv, 0, specs_usage, &a);
+    if (status >= 0) return status;
+    rt_args_free(&a);   /* no flags, no arguments */
     /* the first directory of the search path that is rrc's own: installed, else the source tree's */
     char dir[4200], path[4400];
     if (!driver_find_spec("specs", "conv4", path, sizeof path)) return EXIT_USAGE;

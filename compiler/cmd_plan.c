@@ -131,35 +131,36 @@ static bool plan_at(const Spec *s, int K, int B, const Target *t, const Rates *r
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: rrc plan SPEC [--K K] [--batch B] [--threads N] [--sweep K=2,4,8] [--cpu NAME]\n"
-            "       rrc plan --calibrate\n"
-            "\n"
-            "Predicts a training step's cost without running it: FLOPs and bytes (the op table's\n"
-            "cost rules over the kernels the step runs; backbone and relation head apart), the peak\n"
-            "memory of its planned regions, and a time per step and images/s from this machine's\n"
-            "calibrated rates (a convolution's FLOP/s, memory bandwidth: `rrc plan --calibrate`, kept beside\n"
-            "the compile cache; made on first use) as a roofline per kernel, divided over N threads.\n");
+    driver_usage(f, RRC_CMD_PLAN, "SPEC [--K K] [--batch B] [--threads N] [--sweep K=2,4,8] [--cpu NAME]\n"
+                                  "       rrc plan --calibrate",
+                 "Predicts a training step's cost without running it: FLOPs and bytes (the op table's\n"
+                 "cost rules over the kernels the step runs; backbone and relation head apart), the peak\n"
+                 "memory of its planned regions, and a time per step and images/s from this machine's\n"
+                 "calibrated rates (a convolution's FLOP/s, memory bandwidth: `rrc plan --calibrate`, kept beside\n"
+                 "the compile cache; made on first use) as a roofline per kernel, divided over N threads.\n");
 }
 
 int cmd_plan(int argc, char **argv) {
-    const char *spec = NULL, *cpu = NULL, *sweep = NULL;
+    rt_args a;
+    int st = driver_parse(RRC_CMD_PLAN, argc, argv, 1, usage, &a);
+    if (st >= 0) return st;
+    const char *spec = a.npos ? a.pos[0] : NULL, *cpu = NULL, *sweep = NULL;
     SpecOverrides ov = {.seed = -1};
     int threads = 1;
     bool calib = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (flag_is(a, "--help") || flag_is(a, "-h")) { usage(stdout); return 0; }
-        else if (flag_is(a, "--K")) ov.K = (int)flag_int("plan", "--K", flag_value("plan", argc, argv, &i, "--K"), 2, 1024);
-        else if (flag_is(a, "--batch")) ov.batch = (int)flag_int("plan", "--batch", flag_value("plan", argc, argv, &i, "--batch"), 2, 1 << 16);
-        else if (flag_is(a, "--threads")) threads = (int)flag_int("plan", "--threads", flag_value("plan", argc, argv, &i, "--threads"), 1, 256);
-        else if (flag_is(a, "--sweep")) sweep = flag_value("plan", argc, argv, &i, "--sweep");
-        else if (flag_is(a, "--cpu")) cpu = flag_value("plan", argc, argv, &i, "--cpu");
-        else if (flag_is(a, "--calibrate")) calib = true;
-        else if (a[0] == '-') { fprintf(stderr, "rrc plan: unknown flag '%s' (see rrc plan --help)\n", a); return EXIT_USAGE; }
-        else if (!spec) spec = a;
-        else { fprintf(stderr, "rrc plan: more than one spec given ('%s', '%s')\n", spec, a); return EXIT_USAGE; }
+    for (int i = 0; i < a.nopts; i++) {
+        const rt_opt *o = &a.opts[i];
+        switch (o->flag->id) {
+        case RRC_F_K: ov.K = (int)o->ival; break;
+        case RRC_F_BATCH: ov.batch = (int)o->ival; break;
+        case RRC_F_THREADS: threads = (int)o->ival; break;
+        case RRC_F_SWEEP: sweep = o->value; break;
+        case RRC_F_CPU: cpu = o->value; break;
+        case RRC_F_CALIBRATE: calib = true; break;
+        default: break;
+        }
     }
+    rt_args_free(&a);   /* the values point into argv */
     int Ks[16], nK = 0;
     if (sweep) {
         const char *p = sweep;

@@ -11,39 +11,32 @@
 #include "rt_preview.h"
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: rrc augment-preview SPEC --out views.png [flags]\n"
-            "\n"
-            "Writes a PNG grid: one row per image, the original then its K views as training\n"
-            "makes them (same seed and epoch give the same views).\n"
-            "\n"
-            "  --data NAME[:PATH]  dataset (default: the spec's)\n"
-            "  --out FILE          the PNG to write (required)\n"
-            "  --images N          rows (default 8): the first N training images\n"
-            "  --K K               views per image (default: the spec's)\n"
-            "  --epoch E           epoch whose views to show (default 0)\n"
-            "  --seed S            seed (default: the spec's)\n"
-            "  --scale X           magnification (default 3)\n");
+    driver_usage(f, RRC_CMD_PREVIEW, "SPEC --out views.png [flags]",
+                 "Writes a PNG grid: one row per image, the original then its K views as training\n"
+                 "makes them (same seed and epoch give the same views).\n");
 }
 
 int cmd_augment_preview(int argc, char **argv) {
-    const char *spec = NULL, *data = NULL, *out = NULL;
+    rt_args a;
+    int st = driver_parse(RRC_CMD_PREVIEW, argc, argv, 1, usage, &a);
+    if (st >= 0) return st;
+    const char *spec = a.npos ? a.pos[0] : NULL, *data = NULL, *out = NULL;
     SpecOverrides ov = {.seed = -1};
     int images = 8, epoch = 0, scale = 3;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (flag_is(a, "--help") || flag_is(a, "-h")) { usage(stdout); return 0; }
-        else if (flag_is(a, "--data")) data = flag_value("augment-preview", argc, argv, &i, "--data");
-        else if (flag_is(a, "--out")) out = flag_value("augment-preview", argc, argv, &i, "--out");
-        else if (flag_is(a, "--images")) images = (int)flag_int("augment-preview", "--images", flag_value("augment-preview", argc, argv, &i, "--images"), 1, 256);
-        else if (flag_is(a, "--K")) ov.K = (int)flag_int("augment-preview", "--K", flag_value("augment-preview", argc, argv, &i, "--K"), 1, 64);
-        else if (flag_is(a, "--epoch")) epoch = (int)flag_int("augment-preview", "--epoch", flag_value("augment-preview", argc, argv, &i, "--epoch"), 0, 1000000);
-        else if (flag_is(a, "--seed")) ov.seed = flag_int("augment-preview", "--seed", flag_value("augment-preview", argc, argv, &i, "--seed"), 0, 0x7fffffffL);
-        else if (flag_is(a, "--scale")) scale = (int)flag_int("augment-preview", "--scale", flag_value("augment-preview", argc, argv, &i, "--scale"), 1, 16);
-        else if (a[0] == '-') { fprintf(stderr, "rrc augment-preview: unknown flag '%s' (see --help)\n", a); return EXIT_USAGE; }
-        else if (!spec) spec = a;
-        else { fprintf(stderr, "rrc augment-preview: more than one spec given\n"); return EXIT_USAGE; }
+    for (int i = 0; i < a.nopts; i++) {
+        const rt_opt *o = &a.opts[i];
+        switch (o->flag->id) {
+        case RRC_F_DATA: data = o->value; break;
+        case RRC_F_OUT: out = o->value; break;
+        case RRC_F_IMAGES: images = (int)o->ival; break;
+        case RRC_F_K: ov.K = (int)o->ival; break;
+        case RRC_F_EPOCH: epoch = (int)o->ival; break;
+        case RRC_F_SEED: ov.seed = o->ival; break;
+        case RRC_F_SCALE: scale = (int)o->ival; break;
+        default: break;
+        }
     }
+    rt_args_free(&a);   /* the values point into argv */
     if (!spec || !out) { usage(stderr); return EXIT_USAGE; }
     Arena arena = {0};
     Spec *s = driver_load_spec("augment-preview", spec, &ov, &arena);

@@ -15,29 +15,19 @@
 
 typedef enum { CMD_TRAIN, CMD_LINEVAL } Cmd;
 
-/* rrc's own flags of train and lineval; the rest are the runtime's table
-   (rt_cli_flags), parsed here with them and passed on. */
-enum { F_CPU = RT_F_FIRST_FREE, F_VERIFY_EACH, F_DUMP_AFTER };
-#define TL ((1u << RT_CMD_TRAIN) | (1u << RT_CMD_LINEVAL))
-static const rt_flag RRC_ROWS[] = {
-    {"cpu", F_CPU, TL, 's', 0, 0, NULL, NULL, "NAME",
-     "generate code for CPU NAME (x86-64-v3, znver3, ...; default\n$RRC_CPU or this host); one this host cannot run is refused"},
-    {"verify-each", F_VERIFY_EACH, TL, 0, 0, 0, NULL, NULL, NULL, "verify the IR after every pass"},
-    {"dump-after", F_DUMP_AFTER, TL, 's', 0, 0, NULL, NULL, "PASS", "print the IR after PASS (or all) to stderr"},
-};
-#undef TL
-
 static void free_rest(char **rest, int n) {
     for (int i = 0; i < n; i++) free(rest[i]);
     free(rest);
 }
 
 static int run(Cmd cmd, int argc, char **argv) {
-    const char *name = cmd == CMD_TRAIN ? "train" : "lineval";
     rt_cli_cmd rcmd = cmd == CMD_TRAIN ? RT_CMD_TRAIN : RT_CMD_LINEVAL;
+    const char *name = driver_cmd_name(cmd == CMD_TRAIN ? RRC_CMD_TRAIN : RRC_CMD_LINEVAL);
     char prog[64];
     snprintf(prog, sizeof prog, "rrc %s", name);
-    const rt_flag_table tables[2] = {rt_cli_flags, {RRC_ROWS, (int)(sizeof RRC_ROWS / sizeof RRC_ROWS[0])}};
+    /* the runtime's flags, and rrc's own of train and lineval (--cpu,
+       --verify-each, --dump-after) */
+    const rt_flag_table tables[2] = {rt_cli_flags, rrc_flags};
     rt_args a;
     /* every flag and value checked before the spec is loaded, the data
        read or anything compiled */
@@ -60,9 +50,9 @@ static int run(Cmd cmd, int argc, char **argv) {
     for (int i = 0; i < a.nopts; i++) {
         const rt_opt *o = &a.opts[i];
         switch (o->flag->id) {
-        case F_CPU: cpu = o->value; continue;
-        case F_VERIFY_EACH: pipe.verify_each = true; continue;
-        case F_DUMP_AFTER: pipe.dump_after = o->value; continue;
+        case RRC_F_CPU: cpu = o->value; continue;
+        case RRC_F_VERIFY_EACH: pipe.verify_each = true; continue;
+        case RRC_F_DUMP_AFTER: pipe.dump_after = o->value; continue;
         case RT_F_K: ov.K = (int)o->ival; break;
         case RT_F_BATCH: ov.batch = (int)o->ival; break;
         case RT_F_AGGREGATION: ov.aggregation = o->value; break;

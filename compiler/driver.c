@@ -1,9 +1,9 @@
 /*
 ** driver.c: shared pieces of the rrc commands (see driver.h).
 */
-#include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,31 +14,112 @@
 #include "rt_init.h"
 #include "target.h"
 
-bool flag_is(const char *arg, const char *name) {
-    size_t n = strlen(name);
-    return strncmp(arg, name, n) == 0 && (arg[n] == 0 || arg[n] == '=');
+/* ---- command lines ---- */
+
+enum {
+    TR = 1u << RRC_CMD_TRAIN, LI = 1u << RRC_CMD_LINEVAL, CO = 1u << RRC_CMD_COMPILE, GR = 1u << RRC_CMD_GRAD,
+    DU = 1u << RRC_CMD_DUMP_IR, PR = 1u << RRC_CMD_PREVIEW, CH = 1u << RRC_CMD_CHECK, PL = 1u << RRC_CMD_PLAN,
+};
+#define SEED_MAX 0x7fffffffLL
+static const rt_flag ROWS[] = {
+    {"-o", RRC_F_OUTDIR, CO, 's', 0, 0, NULL, NULL, "DIR", "output folder (default: generated/NAME)"},
+    {"input", RRC_F_INPUT, GR, 's', 0, 0, NULL, NULL, "X", "the views (required)"},
+    {"params", RRC_F_PARAMS, GR, 's', 0, 0, NULL, NULL, "P", "parameters by full name (backbone.*, relation.*); default: seeded init"},
+    {"out", RRC_F_OUT, GR, 's', 0, 0, NULL, NULL, "G", "where to write the results (required)"},
+    {"after", RRC_F_AFTER, DU, 's', 0, 0, NULL, NULL, "PASS", "stop after PASS (one of the passes below; default: all)"},
+    {"data", RRC_F_DATA, CO, 's', 0, 0, NULL, NULL, "NAME[:PATH]",
+     "the dataset the trainer will train on (its size decides the last\nbatch's variant); default: the spec's"},
+    {"data", RRC_F_DATA, PR, 's', 0, 0, NULL, NULL, "NAME[:PATH]", "dataset (default: the spec's)"},
+    {"out", RRC_F_OUT, PR, 's', 0, 0, NULL, NULL, "FILE", "the PNG to write (required)"},
+    {"images", RRC_F_IMAGES, PR, 'i', 1, 256, NULL, NULL, "N", "rows (default 8): the first N training images"},
+    {"train-size", RRC_F_TRAIN_SIZE, CO, 'i', 2, 1LL << 40, NULL, NULL, "N", "the number of training images, instead of --data"},
+    {"K", RRC_F_K, DU | GR | PL, 'i', 2, 1024, NULL, NULL, "K", "views per image (default: the spec's)"},
+    {"K", RRC_F_K, CO, 'i', 2, 1024, NULL, NULL, "K", "views per image, compiled into the step (default: the spec's)"},
+    {"K", RRC_F_K, CH, 'i', 2, 64, NULL, NULL, "K", "views per image (default 3)"},
+    {"K", RRC_F_K, PR, 'i', 1, 64, NULL, NULL, "K", "views per image (default: the spec's)"},
+    {"epoch", RRC_F_EPOCH, PR, 'i', 0, 1000000, NULL, NULL, "E", "epoch whose views to show (default 0)"},
+    {"batch", RRC_F_BATCH, DU, 'i', 1, 1 << 20, NULL, NULL, "B", "images per batch (default: the spec's)"},
+    {"batch", RRC_F_BATCH, CO, 'i', 2, 1 << 16, NULL, NULL, "B",
+     "images per step, compiled into the step (default: the spec's;\nsupervised: 128)"},
+    {"batch", RRC_F_BATCH, CH, 'i', 2, 256, NULL, NULL, "B", "images (default 3)"},
+    {"batch", RRC_F_BATCH, PL, 'i', 2, 1 << 16, NULL, NULL, "B", "images per step (default: the spec's)"},
+    {"threads", RRC_F_THREADS, PL, 'i', 1, 256, NULL, NULL, "N", "threads the predicted time is divided over (default 1)"},
+    {"sweep", RRC_F_SWEEP, PL, 's', 0, 0, NULL, NULL, "K=2,4,8", "a row per K in the list, each in [2, 1024] (default: the spec's K)"},
+    {"aggregation", RRC_F_AGGREGATION, DU | GR, 'c', 0, 0, "cat|sum|mean|max", NULL, "A",
+     "cat | sum | mean | max (default: the spec's)"},
+    {"aggregation", RRC_F_AGGREGATION, CO, 'c', 0, 0, "cat|sum|mean|max", NULL, "A",
+     "cat | sum | mean | max, compiled into the step (default: the spec's)"},
+    {"loss", RRC_F_LOSS, DU | GR, 'c', 0, 0, "focal|bce", NULL, "L", "focal | bce (default: the spec's)"},
+    {"loss", RRC_F_LOSS, CO, 'c', 0, 0, "focal|bce", NULL, "L", "focal | bce, compiled into the step (default: the spec's)"},
+    {"method", RRC_F_METHOD, CO, 'c', 0, 0, "relational|supervised", NULL, "M",
+     "relational (default) or supervised, compiled into the step"},
+    {"classes", RRC_F_CLASSES, CO, 'i', 2, 100000, NULL, NULL, "C",
+     "supervised: classifier width (default: the dataset's classes or 10)"},
+    {"input-shape", RRC_F_INPUT_SHAPE, DU, 's', 0, 0, NULL, NULL, "CxHxW", "image shape (default: the spec's input)"},
+    {"seed", RRC_F_SEED, GR, 'i', 0, SEED_MAX, NULL, NULL, "S", "seed of the initialisation (default: the spec's)"},
+    {"seed", RRC_F_SEED, CH, 'i', 0, SEED_MAX, NULL, NULL, "S", "seed of parameters, views and directions (default 1)"},
+    {"seed", RRC_F_SEED, PR, 'i', 0, SEED_MAX, NULL, NULL, "S", "seed (default: the spec's)"},
+    {"elements", RRC_F_ELEMENTS, CH, 'i', 0, 100000, NULL, NULL, "N", "sampled elements per tensor (default 8)"},
+    {"scale", RRC_F_SCALE, PR, 'i', 1, 16, NULL, NULL, "X", "magnification (default 3)"},
+    {"engine", RRC_F_ENGINE, GR, 'c', 0, 0, "interp|jit|aot", NULL, "E",
+     "interp (the reference interpreter, in double; default), jit (LLVM,\ncompiled in-process) or aot (an AOT trainer, built "
+     "by rrc compile\ninto the compile cache $RRC_CACHE_DIR (default ~/.cache/rrc) and reused)"},
+    {"engine", RRC_F_ENGINE, CH, 'c', 0, 0, "jit|interp", NULL, "E",
+     "jit (default): also compare the JIT-compiled step; interp: skip that"},
+    /* code the command runs; code it only plans for; code for elsewhere */
+    {"cpu", RRC_F_CPU, TR | LI | GR | CH, 's', 0, 0, NULL, NULL, "NAME",
+     "generate code for CPU NAME (x86-64-v3, znver3, ...; default\n$RRC_CPU or this host); one this host cannot run is refused"},
+    {"cpu", RRC_F_CPU, DU | PL, 's', 0, 0, NULL, NULL, "NAME",
+     "decide for CPU NAME (its vector width; default $RRC_CPU or this host)"},
+    {"cpu", RRC_F_CPU, CO, 's', 0, 0, NULL, NULL, "NAME",
+     "code for CPU NAME (x86-64-v3, znver3, neoverse-n1, ...; default\n$RRC_CPU or this host); the code need not run here"},
+    {"target", RRC_F_TARGET, CO, 's', 0, 0, NULL, NULL, "TRIPLE",
+     "code for another architecture (aarch64-linux-gnu); needs --cpu\nand --emit-obj"},
+    {"features", RRC_F_FEATURES, CO, 's', 0, 0, NULL, NULL, "F", "extra LLVM CPU features (+avx512f,...)"},
+    {"emit-obj", RRC_F_EMIT_OBJ, CO, 0, 0, 0, NULL, NULL, NULL, "write the objects and the header only, link no trainer"},
+    {"emit-llvm", RRC_F_EMIT_LLVM, CO, 0, 0, 0, NULL, NULL, NULL, "also write the optimised LLVM IR (NAME.<entry>.ll)"},
+    {"verify-each", RRC_F_VERIFY_EACH, TR | LI | CO | DU, 0, 0, 0, NULL, NULL, NULL, "verify the IR after every pass"},
+    {"dump-after", RRC_F_DUMP_AFTER, TR | LI | CO, 's', 0, 0, NULL, NULL, "PASS", "print the IR after PASS (or all) to stderr"},
+    {"calibrate", RRC_F_CALIBRATE, PL, 0, 0, 0, NULL, NULL, NULL,
+     "measure this machine's rates again (without SPEC: only that)"},
+};
+#undef SEED_MAX
+
+const rt_flag_table rrc_flags = {ROWS, (int)(sizeof ROWS / sizeof ROWS[0])};
+
+static const char *const CMD_NAMES[RRC_CMD_END] = {
+    [RRC_CMD_TRAIN] = "train", [RRC_CMD_LINEVAL] = "lineval", [RRC_CMD_COMPILE] = "compile", [RRC_CMD_GRAD] = "grad",
+    [RRC_CMD_DUMP_IR] = "dump-ir", [RRC_CMD_PREVIEW] = "augment-preview", [RRC_CMD_CHECK] = "check",
+    [RRC_CMD_PLAN] = "plan", [RRC_CMD_SPECS] = "specs",
+};
+
+const char *driver_cmd_name(RrcCmd cmd) { return (unsigned)cmd < RRC_CMD_END ? CMD_NAMES[cmd] : NULL; }
+
+/* The rows written as short flags ("-o DIR"): rt_flags parses long flags
+   only, so driver_parse gives it "-o" as "--o" (which it takes too). */
+int driver_parse(RrcCmd cmd, int argc, char **argv, int max_pos, void (*usage)(FILE *), rt_args *a) {
+    char prog[64];
+    snprintf(prog, sizeof prog, "rrc %s", driver_cmd_name(cmd));
+    /* every SPEC is taken, so that a second one is named */
+    bool ok = rt_flags_parse(&rrc_flags, 1, (int)cmd, prog, argc, argv, max_pos ? argc : 0, a);
+    int rc = -1;
+    if (!ok) {
+        return EXIT_USAGE;
+    } else if (a->help) {
+        usage(stdout);
+        rc = 0;
+    } else if (a->npos > 1) {
+        fprintf(stderr, "%s: more than one spec given ('%s', '%s')\n", prog, a->pos[0], a->pos[1]);
+        rc = EXIT_USAGE;
+    }
+    if (rc >= 0) rt_args_free(a);
+    return rc;
 }
 
-const char *flag_value(const char *cmd, int argc, char **argv, int *i, const char *name) {
-    const char *a = argv[*i], *eq = strchr(a, '=');
-    if (eq) return eq + 1;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "rrc %s: flag %s needs a value\n", cmd, name);
-        exit(EXIT_USAGE);
-    }
-    (*i)++;
-    return argv[*i];
-}
-
-long flag_int(const char *cmd, const char *name, const char *v, long lo, long hi) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "rrc %s: %s must be an integer in [%ld, %ld] (got \"%s\")\n", cmd, name, lo, hi, v);
-        exit(EXIT_USAGE);
-    }
-    return x;
+void driver_usage(FILE *f, RrcCmd cmd, const char *synopsis, const char *summary) {
+    fprintf(f, "usage: rrc %s%s%s\n\n%s\n", driver_cmd_name(cmd), *synopsis ? " " : "", synopsis, summary);
+    rt_flags_usage(f, &rrc_flags, 1, (int)cmd);
+    fprintf(f, "  -h, --help          this text\n");
 }
 
 /* ---- where rrc's own files are ---- */

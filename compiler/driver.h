@@ -1,22 +1,69 @@
 /*
-** driver.h: what the rrc commands share: flag parsing, loading a spec with
+** driver.h: what the rrc commands share: their command lines (one table
+** of rrc's own flags, parsed with rt_flags), loading a spec with
 ** command-line overrides, binding parameters from files or initialising
 ** them, and running the pass pipeline.
 */
 #ifndef RRC_DRIVER_H
 #define RRC_DRIVER_H
 
+#include <stdio.h>
+
 #include "frontend/spec.h"
 #include "ir/ir.h"
 #include "passes/pipeline.h"
+#include "rt_cli.h"
 #include "rt_safetensors.h"
 
-/* Flag parsing: argv[*i] is "--name" or "--name=value". */
-bool flag_is(const char *arg, const char *name);
-/* The value of flag `name` at argv[*i] ("--name V" or "--name=V"); advances
-   *i past it. Exits with status 1 and a message if the value is missing. */
-const char *flag_value(const char *cmd, int argc, char **argv, int *i, const char *name);
-long flag_int(const char *cmd, const char *name, const char *v, long lo, long hi);
+/* ---- command lines ---- */
+
+/* rrc's commands, as the bits of rrc_flags' rows (row.cmds bit c: command
+   c takes the flag). train and lineval are the runtime's (they parse
+   rt_cli_flags and rrc_flags together); the others come after the
+   runtime's commands. */
+typedef enum {
+    RRC_CMD_TRAIN = RT_CMD_TRAIN,
+    RRC_CMD_LINEVAL = RT_CMD_LINEVAL,
+    RRC_CMD_COMPILE = RT_CMD_BENCH + 1,
+    RRC_CMD_GRAD,
+    RRC_CMD_DUMP_IR,
+    RRC_CMD_PREVIEW,   /* augment-preview */
+    RRC_CMD_CHECK,
+    RRC_CMD_PLAN,
+    RRC_CMD_SPECS,
+    RRC_CMD_END
+} RrcCmd;
+
+/* The ids of rrc_flags' rows (after the runtime's). */
+enum {
+    RRC_F_CPU = RT_F_FIRST_FREE, RRC_F_VERIFY_EACH, RRC_F_DUMP_AFTER, RRC_F_OUTDIR, RRC_F_EMIT_LLVM, RRC_F_EMIT_OBJ,
+    RRC_F_DATA, RRC_F_TRAIN_SIZE, RRC_F_K, RRC_F_BATCH, RRC_F_AGGREGATION, RRC_F_LOSS, RRC_F_METHOD, RRC_F_CLASSES,
+    RRC_F_TARGET, RRC_F_FEATURES, RRC_F_AFTER, RRC_F_INPUT_SHAPE, RRC_F_INPUT, RRC_F_PARAMS, RRC_F_OUT, RRC_F_SEED,
+    RRC_F_ENGINE, RRC_F_ELEMENTS, RRC_F_THREADS, RRC_F_SWEEP, RRC_F_CALIBRATE, RRC_F_IMAGES, RRC_F_EPOCH, RRC_F_SCALE,
+};
+
+/* THE flags of rrc's commands, once per meaning (a flag whose range or
+   help differs between commands has a row per meaning). Row "-o" is a
+   short flag: "-o DIR" (or "-o=DIR"). */
+extern const rt_flag_table rrc_flags;
+
+/* "dump-ir", "augment-preview", ...; NULL for a number that is no rrc
+   command. */
+const char *driver_cmd_name(RrcCmd cmd);
+
+/* Parses the command line of `rrc NAME` (argv[0 .. argc): what follows
+   the command's name) against rrc_flags' rows of cmd, every value checked
+   (rt_flags_parse). max_pos is 0 (no argument) or 1 (at most one SPEC).
+   Returns -1 to go on with *a (rt_args_free it; its values point into
+   argv), else the exit status, *a freed: EXIT_USAGE after a one-line error
+   (two SPECs: "more than one spec given ('A', 'B')"), 0 after --help
+   printed by usage(stdout). */
+int driver_parse(RrcCmd cmd, int argc, char **argv, int max_pos, void (*usage)(FILE *), rt_args *a);
+
+/* --help of `rrc NAME`: "usage: rrc NAME synopsis", the summary (lines
+   ending in '\n'), every flag of cmd in rrc_flags (rt_flags_usage), and
+   -h, --help. The caller prints anything after that. */
+void driver_usage(FILE *f, RrcCmd cmd, const char *synopsis, const char *summary);
 
 /* Overrides that every command accepts. */
 typedef struct SpecOverrides {

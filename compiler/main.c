@@ -4,7 +4,7 @@
 **   spec.lua --spec_load--> Spec --lower_train--> Graph --passes--> Graph
 **            --interp (oracle) | codegen (LLVM, to come)--> results
 **
-** Commands: see usage(). Exit status: 0 ok, 1 bad flags or I/O, 2 bad spec.
+** Commands: see COMMANDS. Exit status: 0 ok, 1 bad flags or I/O, 2 bad spec.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,54 +15,74 @@
 #include "frontend/lower.h"
 #include "rt_blas.h"
 
+static int cmd_dump_ir(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+static int run_version(int argc, char **argv) { (void)argc, (void)argv; return cmd_version(); }
+
+/* The commands: how `rrc help` shows them (args after the name, and what
+   it does; '\n' starts another line) and what runs them. Each command's
+   flags are rrc_flags' rows (driver.c) and its --help. */
+static const struct {
+    RrcCmd cmd;           /* RRC_CMD_END: not an rrc_flags command */
+    const char *name;     /* when cmd is RRC_CMD_END */
+    int (*run)(int argc, char **argv);
+    const char *args, *what;
+} COMMANDS[] = {
+    {RRC_CMD_DUMP_IR, NULL, cmd_dump_ir, "SPEC [--after PASS] [--K K] [--batch B] [--input-shape CxHxW] ...",
+     "print the training-step graph (one node per line) and its summary"},
+    {RRC_CMD_GRAD, NULL, cmd_grad, "SPEC --input X.safetensors [--params P.safetensors] --out G.safetensors ...",
+     "run one training-mode step (no update) and write loss, logits, gradients"},
+    {RRC_CMD_TRAIN, NULL, cmd_train, "SPEC [--data D] [--epochs E] [--batch B] [--K K] [--threads N] [--seed S] [--out RUN]",
+     "train with relational reasoning (JIT-compiled step)"},
+    {RRC_CMD_COMPILE, NULL, cmd_compile, "SPEC [-o DIR] [--emit-llvm]",
+     "ahead-of-time compile into a standalone trainer DIR/NAME-train"},
+    {RRC_CMD_LINEVAL, NULL, cmd_lineval, "SPEC --data D (--checkpoint FILE | --random-init)", "linear evaluation of a backbone"},
+    {RRC_CMD_PREVIEW, NULL, cmd_augment_preview, "SPEC --out views.png [--data D]",
+     "a PNG grid of images and their augmented views"},
+    {RRC_CMD_CHECK, NULL, cmd_check, "SPEC [--K K] [--batch B] [--elements N]",
+     "check the step's gradients by finite differences, node by node, and\nthe compiled step against the interpreter"},
+    {RRC_CMD_PLAN, NULL, cmd_plan, "SPEC [--K K] [--batch B] [--threads N] [--sweep K=2,4,8]",
+     "predict a step's FLOPs, bytes, planned memory and time without running it"},
+    {RRC_CMD_SPECS, NULL, cmd_specs, NULL, "the bundled specs, which every command takes by name (rrc compile resnet32)"},
+    {RRC_CMD_END, "--version", run_version, NULL, "versions of rrc, LLVM and OpenBLAS, and the JIT's target"},
+    {RRC_CMD_END, "help", cmd_help, NULL, "this text; `rrc COMMAND --help` for a command's flags"},
+};
+#define NCOMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
+#define WHAT_COL 22   /* where a command's description starts */
+
+static const char *command_name(int i) {
+    return COMMANDS[i].cmd == RRC_CMD_END ? COMMANDS[i].name : driver_cmd_name(COMMANDS[i].cmd);
+}
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: rrc COMMAND [ARGS]\n"
-            "\n"
-            "rrc compiles a Lua spec of self-supervised relational reasoning into a trainer.\n"
-            "\n"
-            "commands:\n"
-            "  dump-ir SPEC [--after PASS] [--K K] [--batch B] [--input-shape CxHxW] ...\n"
-            "                      print the training-step graph (one node per line) and its summary\n"
-            "  grad SPEC --input X.safetensors [--params P.safetensors] --out G.safetensors ...\n"
-            "                      run one training-mode step (no update) and write loss, logits, gradients\n"
-            "  train SPEC [--data D] [--epochs E] [--batch B] [--K K] [--threads N] [--seed S] [--out RUN]\n"
-            "                      train with relational reasoning (JIT-compiled step)\n"
-            "  compile SPEC [-o DIR] [--emit-llvm]\n"
-            "                      ahead-of-time compile into a standalone trainer DIR/NAME-train\n"
-            "  lineval SPEC --data D (--checkpoint FILE | --random-init)\n"
-            "                      linear evaluation of a backbone\n"
-            "  augment-preview SPEC --out views.png [--data D]\n"
-            "                      a PNG grid of images and their augmented views\n"
-            "  check SPEC [--K K] [--batch B] [--elements N]\n"
-            "                      check the step's gradients by finite differences, node by node, and\n"
-            "                      the compiled step against the interpreter\n"
-            "  plan SPEC [--K K] [--batch B] [--threads N] [--sweep K=2,4,8]\n"
-            "                      predict a step's FLOPs, bytes, planned memory and time without running it\n"
-            "  specs               the bundled specs, which every command takes by name (rrc compile resnet32)\n"
-            "  --version           versions of rrc, LLVM and OpenBLAS, and the JIT's target\n"
-            "  help                this text; `rrc COMMAND --help` for a command's flags\n"
-            "\n"
-            "SPEC is a path, or a bundled spec's name looked up in $RRC_SPEC_PATH, then PREFIX/share/rrc/specs.\n");
+    fprintf(f, "usage: rrc COMMAND [ARGS]\n\n"
+               "rrc compiles a Lua spec of self-supervised relational reasoning into a trainer.\n\n"
+               "commands:\n");
+    for (int i = 0; i < NCOMMANDS; i++) {
+        const char *args = COMMANDS[i].args;
+        int w = fprintf(f, "  %s%s%s", command_name(i), args ? " " : "", args ? args : "");
+        if (w < WHAT_COL) fprintf(f, "%*s", WHAT_COL - w, "");
+        else fprintf(f, "\n%*s", WHAT_COL, "");
+        for (const char *h = COMMANDS[i].what; *h; h++) {
+            fputc(*h, f);
+            if (*h == '\n') fprintf(f, "%*s", WHAT_COL, "");
+        }
+        fputc('\n', f);
+    }
+    fprintf(f, "\nSPEC is a path, or a bundled spec's name looked up in $RRC_SPEC_PATH, then PREFIX/share/rrc/specs.\n");
+}
+
+static int cmd_help(int argc, char **argv) {
+    (void)argc, (void)argv;
+    usage(stdout);
+    return 0;
 }
 
 static void dump_usage(FILE *f) {
-    fprintf(f,
-            "usage: rrc dump-ir SPEC [flags]\n"
-            "\n"
-            "Prints the training-step graph of SPEC after a pass, one node per line with its shape\n"
-            "and spec line, then the outputs and a summary (parameter counts, multiply-adds).\n"
-            "\n"
-            "  --after PASS        stop after PASS (one of: %s; default: all)\n"
-            "  --K K               views per image (default: the spec's)\n"
-            "  --batch B           images per batch (default: the spec's)\n"
-            "  --aggregation A     cat | sum | mean | max\n"
-            "  --loss L            focal | bce\n"
-            "  --input-shape CxHxW image shape (default: the spec's input)\n"
-            "  --verify-each       verify the IR after every pass\n"
-            "  --cpu NAME          decide for CPU NAME (its vector width; default $RRC_CPU or this host)\n",
-            pipeline_pass_names());
+    driver_usage(f, RRC_CMD_DUMP_IR, "SPEC [flags]",
+                 "Prints the training-step graph of SPEC after a pass, one node per line with its shape\n"
+                 "and spec line, then the outputs and a summary (parameter counts, multiply-adds).\n");
+    fprintf(f, "\npasses: %s\n", pipeline_pass_names());
 }
 
 static void print_count(FILE *f, const char *label, int64_t v) {
@@ -78,36 +98,46 @@ static void print_count(FILE *f, const char *label, int64_t v) {
 }
 
 static int cmd_dump_ir(int argc, char **argv) {
-    const char *spec = NULL, *after = NULL, *cpu = NULL;
+    rt_args a;
+    int rc = driver_parse(RRC_CMD_DUMP_IR, argc, argv, 1, dump_usage, &a);
+    if (rc >= 0) return rc;
+    const char *spec = a.npos ? a.pos[0] : NULL, *after = NULL, *cpu = NULL;
     SpecOverrides ov = {.seed = -1};
     bool verify = false;
     int shape[3] = {0, 0, 0};
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (flag_is(a, "--help") || flag_is(a, "-h")) { dump_usage(stdout); return 0; }
-        else if (flag_is(a, "--after")) after = flag_value("dump-ir", argc, argv, &i, "--after");
-        else if (flag_is(a, "--K")) ov.K = (int)flag_int("dump-ir", "--K", flag_value("dump-ir", argc, argv, &i, "--K"), 2, 1024);
-        else if (flag_is(a, "--batch")) ov.batch = (int)flag_int("dump-ir", "--batch", flag_value("dump-ir", argc, argv, &i, "--batch"), 1, 1 << 20);
-        else if (flag_is(a, "--aggregation")) ov.aggregation = flag_value("dump-ir", argc, argv, &i, "--aggregation");
-        else if (flag_is(a, "--loss")) ov.loss = flag_value("dump-ir", argc, argv, &i, "--loss");
-        else if (flag_is(a, "--verify-each")) verify = true;
-        else if (flag_is(a, "--cpu")) cpu = flag_value("dump-ir", argc, argv, &i, "--cpu");
-        else if (flag_is(a, "--input-shape")) {
-            const char *v = flag_value("dump-ir", argc, argv, &i, "--input-shape");
+    for (int i = 0; i < a.nopts && rc < 0; i++) {
+        const rt_opt *o = &a.opts[i];
+        switch (o->flag->id) {
+        case RRC_F_AFTER: after = o->value; break;
+        case RRC_F_K: ov.K = (int)o->ival; break;
+        case RRC_F_BATCH: ov.batch = (int)o->ival; break;
+        case RRC_F_AGGREGATION: ov.aggregation = o->value; break;
+        case RRC_F_LOSS: ov.loss = o->value; break;
+        case RRC_F_VERIFY_EACH: verify = true; break;
+        case RRC_F_CPU: cpu = o->value; break;
+        case RRC_F_INPUT_SHAPE: {
             char tail;
             long long c, h, w;   /* wider than the result, so that a huge value is refused, not wrapped */
-            if (sscanf(v, "%lldx%lldx%lld%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1 || c > 65536 ||
+            if (sscanf(o->value, "%lldx%lldx%lld%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1 || c > 65536 ||
                 h > 65536 || w > 65536) {
-                fprintf(stderr, "rrc dump-ir: --input-shape must be CxHxW, each in [1, 65536], e.g. 3x32x32 (got \"%s\")\n", v);
-                return EXIT_USAGE;
+                fprintf(stderr, "rrc dump-ir: --input-shape must be CxHxW, each in [1, 65536], e.g. 3x32x32 (got \"%s\")\n",
+                        o->value);
+                rc = EXIT_USAGE;
+            } else {
+                shape[0] = (int)c, shape[1] = (int)h, shape[2] = (int)w;
             }
-            shape[0] = (int)c, shape[1] = (int)h, shape[2] = (int)w;
+            break;
         }
-        else if (a[0] == '-') { fprintf(stderr, "rrc dump-ir: unknown flag '%s' (see rrc dump-ir --help)\n", a); return EXIT_USAGE; }
-        else if (!spec) spec = a;
-        else { fprintf(stderr, "rrc dump-ir: more than one spec given ('%s', '%s')\n", spec, a); return EXIT_USAGE; }
+        default: break;
+        }
     }
+    rt_args_free(&a);   /* the values point into argv */
+    if (rc >= 0) return rc;
     if (!spec) { dump_usage(stderr); return EXIT_USAGE; }
+    if (after && !pipeline_has_pass(after)) {   /* the pipeline's words, before anything is loaded */
+        fprintf(stderr, "rrc: unknown pass '%s' (passes: %s)\n", after, pipeline_pass_names());
+        return EXIT_USAGE;
+    }
     Arena arena = {0};
     Spec *s = driver_load_spec("dump-ir", spec, &ov, &arena);
     if (shape[0]) {
@@ -121,7 +151,7 @@ static int cmd_dump_ir(int argc, char **argv) {
     Target target;
     PipelineOpts po = {.verify_each = verify, .stop_after = after, .debug = rrc_env_debug(),
                        .target = driver_target("dump-ir", cpu, NULL, NULL, false, &target), .caps = cg_caps()};
-    if (!pipeline_run(g, &d, &po)) { arena_free(&arena); return after && !pipeline_has_pass(after) ? EXIT_USAGE : EXIT_BADSPEC; }
+    if (!pipeline_run(g, &d, &po)) { arena_free(&arena); return EXIT_BADSPEC; }
     printf("# rrc dump-ir %s after %s: K=%d B=%d input [%d,%d,%d], aggregation %s, loss %s\n", spec, after ? after : "dce",
            s->K, s->batch, s->in_c, s->in_h, s->in_w, aggregation_name(s->head.aggregation), loss_name(s->loss.kind));
     graph_dump(stdout, g);
@@ -157,17 +187,10 @@ int main(int argc, char **argv) {
     rt_blas_select(argv);
     if (argc < 2) { usage(stderr); return EXIT_USAGE; }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout); return 0; }
-    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) return cmd_version();
-    if (!strcmp(cmd, "specs")) return cmd_specs(argc - 2, argv + 2);
-    if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
-    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 2, argv + 2);
-    if (!strcmp(cmd, "dump-ir")) return cmd_dump_ir(argc - 2, argv + 2);
-    if (!strcmp(cmd, "grad")) return cmd_grad(argc - 2, argv + 2);
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
-    if (!strcmp(cmd, "compile")) return cmd_compile(argc - 2, argv + 2);
-    if (!strcmp(cmd, "augment-preview")) return cmd_augment_preview(argc - 2, argv + 2);
-    if (!strcmp(cmd, "lineval")) return cmd_lineval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) cmd = "help";
+    if (!strcmp(cmd, "version")) cmd = "--version";
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(cmd, command_name(i))) return COMMANDS[i].run(argc - 2, argv + 2);
     fprintf(stderr, "rrc: unknown command '%s' (see rrc help)\n", cmd);
     return EXIT_USAGE;
 }

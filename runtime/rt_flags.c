@@ -12,6 +12,10 @@
 
 static bool takes(const rt_flag *f, int cmd) { return (f->cmds >> cmd) & 1u; }
 
+static bool is_short(const rt_flag *f) { return f->name[0] == '-' && f->name[1] && !f->name[2]; }
+
+const char *rt_flag_dashes(const rt_flag *f) { return is_short(f) ? "" : "--"; }
+
 /* "a, b or c" from "a|b|c" */
 static void choices_text(char *buf, size_t n, const char *choices) {
     size_t k = 0;
@@ -40,14 +44,15 @@ static bool value_ok(const char *prog, const rt_flag *f, const char *v, long lon
         errno = 0;
         long long x = strtoll(v, &end, 10);
         if (errno || end == v || *end || x < f->lo || x > f->hi) {
-            fprintf(stderr, "%s: --%s must be an integer in [%lld, %lld] (got \"%s\")\n", prog, f->name, f->lo, f->hi, v);
+            fprintf(stderr, "%s: %s%s must be an integer in [%lld, %lld] (got \"%s\")\n", prog, rt_flag_dashes(f), f->name, f->lo,
+                    f->hi, v);
             return false;
         }
         *ival = x;
     } else if (f->kind == 'c' && !choice_ok(f->choices, v)) {
         char text[160];
         choices_text(text, sizeof text, f->choices);
-        fprintf(stderr, "%s: --%s must be %s (got \"%s\")%s\n", prog, f->name, text, v, f->why ? f->why : "");
+        fprintf(stderr, "%s: %s%s must be %s (got \"%s\")%s\n", prog, rt_flag_dashes(f), f->name, text, v, f->why ? f->why : "");
         return false;
     }
     return true;
@@ -86,30 +91,43 @@ bool rt_flags_parse(const rt_flag_table *tables, int ntables, int cmd, const cha
         free(rows), free(lo), free(av), rt_args_free(out);
         return false;
     }
-    int k = 0;
+    int k = 0, nlong = 0;
+    char shorts[2 + 2 * 32 + 1] = ":h";   /* getopt's: ':' first, so a missing value is told apart */
+    const rt_flag *by_letter[128] = {0};
     for (int t = 0; t < ntables; t++)
         for (int r = 0; r < tables[t].n; r++) {
             const rt_flag *f = &tables[t].rows[r];
             if (!takes(f, cmd)) continue;
-            rows[k] = f;
-            lo[k] = (struct option){f->name, f->kind ? required_argument : no_argument, NULL, FIRST_ID + k};
-            k++;
+            rows[k++] = f;
+            if (is_short(f)) {
+                unsigned char ch = (unsigned char)f->name[1];
+                if (ch < 128 && ch != 'h' && !by_letter[ch] && strlen(shorts) + 3 < sizeof shorts) {
+                    by_letter[ch] = f;
+                    size_t n = strlen(shorts);
+                    shorts[n] = (char)ch;
+                    shorts[n + 1] = f->kind ? ':' : 0;
+                    shorts[n + 2] = 0;
+                }
+                continue;
+            }
+            lo[nlong++] = (struct option){f->name, f->kind ? required_argument : no_argument, NULL, FIRST_ID + k - 1};
         }
-    lo[k] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[nlong] = (struct option){"help", no_argument, NULL, 'h'};
     av[0] = (char *)prog;
     memcpy(av + 1, argv, (size_t)argc * sizeof *av);   /* getopt_long permutes its copy, not the caller's */
     bool ok = true;
     opterr = 0;
     optind = 0;   /* glibc: start afresh (a command may parse twice) */
     int c;
-    while (ok && (c = getopt_long(argc + 1, av, ":h", lo, NULL)) != -1) {
+    while (ok && (c = getopt_long(argc + 1, av, shorts, lo, NULL)) != -1) {
+        const rt_flag *f = c >= FIRST_ID ? rows[c - FIRST_ID] : c > 0 && c < 128 && c != 'h' ? by_letter[c] : NULL;
         if (c == 'h') {
             out->help = true;
         } else if (c == ':') {
-            fprintf(stderr, "%s: flag --%s needs a value\n", prog,
-                    optopt >= FIRST_ID ? rows[optopt - FIRST_ID]->name : "?");
+            const rt_flag *m = optopt >= FIRST_ID ? rows[optopt - FIRST_ID] : optopt > 0 && optopt < 128 ? by_letter[optopt] : NULL;
+            fprintf(stderr, "%s: flag %s%s needs a value\n", prog, m ? rt_flag_dashes(m) : "", m ? m->name : "?");
             ok = false;
-        } else if (c == '?') {
+        } else if (c == '?' || !f) {
             const char *arg = av[optind - 1];
             if (optopt >= FIRST_ID)
                 fprintf(stderr, "%s: flag --%s takes no value\n", prog, rows[optopt - FIRST_ID]->name);
@@ -120,9 +138,10 @@ bool rt_flags_parse(const rt_flag_table *tables, int ntables, int cmd, const cha
             ok = false;
         } else {
             rt_opt *o = &out->opts[out->nopts++];
-            o->flag = rows[c - FIRST_ID];
-            o->value = optarg;
-            if (o->flag->kind) ok = value_ok(prog, o->flag, optarg, &o->ival);
+            o->flag = f;
+            /* "-o=V" means V, as the hand-written parsers took it */
+            o->value = optarg && is_short(f) && optarg[0] == '=' ? optarg + 1 : optarg;
+            if (f->kind) ok = value_ok(prog, f, o->value, &o->ival);
         }
     }
     for (int i = optind; ok && i <= argc; i++) {
@@ -159,7 +178,7 @@ void rt_flags_usage(FILE *f, const rt_flag_table *tables, int ntables, int cmd) 
         for (int r = 0; r < tables[t].n; r++) {
             const rt_flag *x = &tables[t].rows[r];
             if (!takes(x, cmd)) continue;
-            int w = fprintf(f, "  --%s%s%s", x->name, x->arg ? " " : "", x->arg ? x->arg : "");
+            int w = fprintf(f, "  %s%s%s%s", rt_flag_dashes(x), x->name, x->arg ? " " : "", x->arg ? x->arg : "");
             const char *h = x->help ? x->help : "";
             fprintf(f, "%*s", w < HELP_COL ? HELP_COL - w : 2, "");
             for (; *h; h++) {
@@ -174,7 +193,8 @@ char *rt_opt_text(const rt_opt *o) {
     size_t n = strlen(o->flag->name) + (o->value ? strlen(o->value) : 0) + 4;
     char *s = malloc(n);
     if (!s) return NULL;
-    if (o->value) snprintf(s, n, "--%s=%s", o->flag->name, o->value);
+    if (is_short(o->flag)) snprintf(s, n, "%s%s", o->flag->name, o->value ? o->value : "");
+    else if (o->value) snprintf(s, n, "--%s=%s", o->flag->name, o->value);
     else snprintf(s, n, "--%s", o->flag->name);
     return s;
 }

@@ -15,7 +15,8 @@
 #include <stdio.h>
 
 typedef struct rt_flag {
-    const char *name;       /* long name, without "--" */
+    const char *name;       /* long name, without "--" ("K" is --K); or a short flag
+                               with its dash: "-o" (value as "-o V", "-oV" or "-o=V") */
     int id;                 /* what the parser reports for it */
     unsigned cmds;          /* bit c: command c takes it */
     char kind;              /* 0: no value; 's': a string; 'i': an integer in [lo, hi];
@@ -49,8 +50,8 @@ typedef struct rt_args {
 
 /* Parses argv[0 .. argc) (no program name) against the rows of tables[0 ..
    ntables) whose cmds include bit `cmd`. Flags are "--name value",
-   "--name=value" or a unique prefix of a name (getopt_long); "-h" is
-   --help. At most max_pos arguments that are not flags are allowed. On the
+   "--name=value" or a unique prefix of a name (getopt_long), and short
+   flags "-o value"; "-h" is --help. At most max_pos arguments that are not flags are allowed. On the
    first problem (an unknown flag, a missing value, a value out of range or
    not among the choices, one argument too many) prints one line "prog:
    ..." to stderr, frees what it made and returns false. */
@@ -61,11 +62,15 @@ void rt_args_free(rt_args *a);
 /* The last value of flag id (NULL when absent). */
 const rt_opt *rt_args_last(const rt_args *a, int id);
 
-/* Prints the rows of cmd as "  --name ARG   help", aligned, in table order
-   (tables in order). */
+/* Prints the rows of cmd as "  --name ARG   help" (a short flag "  -o ARG"),
+   aligned, in table order (tables in order). */
 void rt_flags_usage(FILE *f, const rt_flag_table *tables, int ntables, int cmd);
 
-/* "--name=value" (or "--name") of an option, as the parser accepts it:
+/* What precedes a row's name on a command line: "--", or "" for a short
+   flag (its name has the dash). */
+const char *rt_flag_dashes(const rt_flag *f);
+
+/* "--name=value" (or "--name"; "-ovalue" for a short flag) of an option, as the parser accepts it:
    how a command passes flags on to another parser. Returns malloc'd text. */
 char *rt_opt_text(const rt_opt *o);
 

@@ -71,6 +71,10 @@ TEST(cli_usage_errors) {
         {"train specs/conv4.lua --data synthetic:64 --max-steps 1 --engine bogus", "--engine must be compiled, jit or aot", 1},
         {"dump-ir specs/conv4.lua --input-shape 3x99999999999x32", "--input-shape must be CxHxW, each in [1, 65536]", 1},
         {"dump-ir specs/conv4.lua --input-shape 3x4294967328x32", "--input-shape must be CxHxW, each in [1, 65536]", 1},
+        /* rrc's own flag table (driver.c): each command's ranges and choices */
+        {"grad specs/conv4.lua --input x --out y --engine bogus", "--engine must be interp, jit or aot (got \"bogus\")", 1},
+        {"check specs/conv4.lua --K 65", "--K must be an integer in [2, 64] (got \"65\")", 1},
+        {"compile specs/conv4.lua specs/resnet8.lua", "more than one spec given ('specs/conv4.lua', 'specs/resnet8.lua')", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(cmd, sizeof cmd, "%s %s", test_rrc(), cases[i].args);

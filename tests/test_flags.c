@@ -1,12 +1,14 @@
 /*
-** test_flags.c: command lines from flag tables (runtime/rt_flags.c) and
-** the table that rrc and the AOT trainers share (rt_cli_flags): parsing,
-** checking values, and --help made from the same rows.
+** test_flags.c: command lines from flag tables (runtime/rt_flags.c), the
+** table that rrc and the AOT trainers share (rt_cli_flags) and rrc's own
+** (rrc_flags, compiler/driver.c): parsing, checking values, and --help
+** made from the same rows.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "driver.h"
 #include "rt_cli.h"
 #include "rt_flags.h"
 #include "test.h"
@@ -132,4 +134,72 @@ TEST(flags_pass_on_round_trip) {
     rt_args_free(&b);
     for (int i = 0; i < 3; i++) free(argv[i]);
     rt_args_free(&a);
+}
+
+/* Whether a row of rt_cli_flags or rrc_flags named `name` is rrc command cmd's. */
+static bool rrc_takes(const char *name, int cmd) {
+    for (int r = 0; r < rt_cli_flags.n; r++)
+        if (!strcmp(rt_cli_flags.rows[r].name, name) && (rt_cli_flags.rows[r].cmds >> cmd & 1)) return true;
+    for (int r = 0; r < rrc_flags.n; r++)
+        if (!strcmp(rrc_flags.rows[r].name, name) && (rrc_flags.rows[r].cmds >> cmd & 1)) return true;
+    return false;
+}
+
+/* rrc's own table: `rrc NAME --help` lists each flag that rrc_flags' rows
+   give command NAME, with its value's name, and none that no row gives it. */
+TEST(flags_rrc_help_from_the_table) {
+    int ncmds = 0;
+    for (int cmd = 0; cmd < RRC_CMD_END; cmd++) {
+        const char *name = driver_cmd_name((RrcCmd)cmd);
+        if (!name) continue;
+        ncmds++;
+        char line[512], *out = NULL;
+        snprintf(line, sizeof line, "%s %s --help", test_rrc(), name);
+        int rc = test_run(line, &out, NULL);
+        CHECKF(rc == 0 && out && !strncmp(out, "usage: rrc ", 11) && strstr(out, "  -h, --help "), "rrc %s --help: exit %d: %s",
+               name, rc, out ? out : "");
+        for (int r = 0; out && r < rrc_flags.n; r++) {
+            const rt_flag *x = &rrc_flags.rows[r];
+            bool takes = x->cmds >> cmd & 1;
+            char want[64];
+            if (takes) snprintf(want, sizeof want, "  %s%s%s%s ", rt_flag_dashes(x), x->name, x->arg ? " " : "", x->arg ? x->arg : "");
+            else snprintf(want, sizeof want, "  %s%s ", rt_flag_dashes(x), x->name);
+            bool listed = strstr(out, want) != NULL;
+            CHECKF(takes ? listed : rrc_takes(x->name, cmd) || !listed, "rrc %s --help: %s%s is %slisted", name,
+                   rt_flag_dashes(x), x->name, listed ? "" : "not ");
+        }
+        free(out);
+    }
+    CHECKF(ncmds == 9, "%d commands", ncmds);
+    for (int r = 0; r < rrc_flags.n; r++) {
+        const rt_flag *x = &rrc_flags.rows[r];
+        CHECKF(x->help && *x->help, "--%s has no help", x->name);
+        CHECKF(x->id >= RT_F_FIRST_FREE, "--%s has id %d, one of the runtime's", x->name, x->id);
+        CHECKF(!x->kind == !x->arg, "--%s: a value needs a name in --help, and only a value", x->name);
+        CHECKF(x->cmds && x->cmds < 1u << RRC_CMD_END && !(x->cmds & (1u << RT_CMD_GRAD | 1u << RT_CMD_BENCH)),
+               "--%s: commands %#x are not rrc's", x->name, x->cmds);
+        /* two rows of a name never share a command */
+        for (int q = 0; q < r; q++)
+            CHECKF(strcmp(rrc_flags.rows[q].name, x->name) || !(rrc_flags.rows[q].cmds & x->cmds), "--%s: two rows for one command",
+                   x->name);
+    }
+}
+
+/* A short flag ("-o DIR", "-o=DIR") parses as its row; its values point
+   into the caller's argv; rrc's own errors: a second SPEC. */
+TEST(flags_rrc_short_flag_and_specs) {
+    char a0[] = "-o", a1[] = "dir", a2[] = "spec", a3[] = "-o=other", a4[] = "--data", a5[] = "-o";
+    char *argv[] = {a0, a1, a2, a3, a4, a5};
+    rt_args a;
+    REQUIRE(driver_parse(RRC_CMD_COMPILE, 6, argv, 1, NULL, &a) == -1);
+    CHECK(a.nopts == 3 && a.npos == 1 && a.pos[0] == a2);
+    CHECK(a.opts[0].flag->id == RRC_F_OUTDIR && a.opts[0].value == a1);
+    CHECK(a.opts[1].flag->id == RRC_F_OUTDIR && a.opts[1].value == a3 + 3);
+    CHECK(a.opts[2].flag->id == RRC_F_DATA && a.opts[2].value == a5);   /* a value, not a flag */
+    rt_args_free(&a);
+    char b0[] = "one", b1[] = "two", b2[] = "-o", b3[] = "x";
+    char *bv[] = {b0, b1, b2, b3};
+    CHECK(driver_parse(RRC_CMD_COMPILE, 2, bv, 1, NULL, &a) == EXIT_USAGE);   /* two SPECs */
+    CHECK(driver_parse(RRC_CMD_SPECS, 1, bv, 0, NULL, &a) == EXIT_USAGE);     /* specs takes none */
+    CHECK(driver_parse(RRC_CMD_DUMP_IR, 2, bv + 2, 1, NULL, &a) == EXIT_USAGE);   /* -o is compile's */
 }
