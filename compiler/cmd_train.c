@@ -1,5 +1,6 @@
 /*
-** cmd_train.c: `rrc train` and `rrc lineval`: the spec is JIT-compiled
+** cmd_train.c: `rrc train`, `rrc lineval` and `rrc finetune` (which
+** compiles the spec with --method supervised): the spec is JIT-compiled
 ** into a runtime program (program.c) with the flags that change the graph
 ** (--K, --batch, --aggregation, --loss) applied, then the runtime's command
 ** line (runtime/rt_cli.c, the same one AOT trainers run) does the rest.
@@ -13,7 +14,7 @@
 #include "rt_cli.h"
 #include "rt_data.h"
 
-typedef enum { CMD_TRAIN, CMD_LINEVAL } Cmd;
+typedef enum { CMD_TRAIN, CMD_LINEVAL, CMD_FINETUNE } Cmd;
 
 static void free_rest(char **rest, int n) {
     for (int i = 0; i < n; i++) free(rest[i]);
@@ -21,8 +22,9 @@ static void free_rest(char **rest, int n) {
 }
 
 static int run(Cmd cmd, int argc, char **argv) {
-    rt_cli_cmd rcmd = cmd == CMD_TRAIN ? RT_CMD_TRAIN : RT_CMD_LINEVAL;
-    const char *name = driver_cmd_name(cmd == CMD_TRAIN ? RRC_CMD_TRAIN : RRC_CMD_LINEVAL);
+    static const rt_cli_cmd rcmds[] = {[CMD_TRAIN] = RT_CMD_TRAIN, [CMD_LINEVAL] = RT_CMD_LINEVAL, [CMD_FINETUNE] = RT_CMD_FINETUNE};
+    rt_cli_cmd rcmd = rcmds[cmd];
+    const char *name = driver_cmd_name((RrcCmd)rcmd);
     char prog[64];
     snprintf(prog, sizeof prog, "rrc %s", name);
     /* the runtime's flags, and rrc's own of train and lineval (--cpu,
@@ -39,7 +41,9 @@ static int run(Cmd cmd, int argc, char **argv) {
         rt_args_free(&a);
         return rc;
     }
-    const char *spec = a.pos[0], *data = NULL, *method = "relational", *cpu = NULL;
+    const char *spec = a.pos[0], *data = NULL, *method = cmd == CMD_FINETUNE ? "supervised" : "relational", *cpu = NULL;
+    rt_data_subset part = {0};   /* --classes, --labels: the training set's size decides the last batch's variant */
+    long long seed = -1;
     SpecOverrides ov = {.seed = -1};
     PipelineOpts pipe = {0};
     /* the runtime's flags go on to rt_cli as it parses them; those that
@@ -59,12 +63,20 @@ static int run(Cmd cmd, int argc, char **argv) {
         case RT_F_LOSS: ov.loss = o->value; break;
         case RT_F_DATA: data = o->value; break;
         case RT_F_METHOD: method = o->value; break;
+        case RT_F_CLASSES: part.classes = o->value; break;
+        case RT_F_LABELS: part.labels = o->value; break;
+        case RT_F_SEED: seed = o->ival; break;
         default: break;
         }
         if (!(rest[nrest++] = rt_opt_text(o))) RRC_ABORT("out of memory");
     }
     rt_args_free(&a);
     bool supervised = !strcmp(method, "supervised");
+    if (cmd == CMD_FINETUNE && !supervised) {
+        fprintf(stderr, "%s: fine-tuning trains a classifier: it compiles the spec with --method supervised\n", prog);
+        free_rest(rest, nrest);
+        return EXIT_USAGE;
+    }
     if (supervised && !ov.batch) ov.batch = 128;   /* METHOD.md's supervised batch */
     Arena arena = {0};
     Spec *s = driver_load_spec(name, spec, &ov, &arena);
@@ -72,11 +84,13 @@ static int run(Cmd cmd, int argc, char **argv) {
     /* the size of the training set decides the last batch's variant */
     int64_t n_train = 0;
     int classes = 0;
-    if (cmd == CMD_TRAIN) {
+    if (cmd != CMD_LINEVAL) {
         rt_dataset d = {0};
         rt_data_opts o = {s->in_h, s->in_w, s->in_c, s->seed};
+        part.seed = seed >= 0 ? (uint64_t)seed : s->seed;
+        if (!supervised) part.labels = NULL;   /* refused by the runtime, with its message */
         char err[1024];
-        if (rt_dataset_load(data, RT_SPLIT_TRAIN, &o, &d, err, sizeof err) != 0) {
+        if (rt_dataset_load_subset(data, RT_SPLIT_TRAIN, &o, &part, &d, err, sizeof err) != 0) {
             fprintf(stderr, "rrc %s: %s\n", name, err);
             free_rest(rest, nrest);
             arena_free(&arena);
@@ -94,13 +108,15 @@ static int run(Cmd cmd, int argc, char **argv) {
     bool built = supervised ? program_build_supervised(&pr, s, classes, n_train, 256, &co)
                             : program_build(&pr, s, n_train, 256, &co);
     if (built) {
-        if (rrc_env_debug() >= 1 || cmd == CMD_TRAIN) {
+        if (rrc_env_debug() >= 1 || cmd != CMD_LINEVAL) {
             char cached[48] = "";
             if (pr.ncached == pr.ncompiled) snprintf(cached, sizeof cached, " (cached)");
             else if (pr.ncached) snprintf(cached, sizeof cached, " (%d of %d cached)", pr.ncached, pr.ncompiled);
             fprintf(stderr, "rrc: compiled %s (%d entries) in %.2f s%s\n", s->name, pr.ncompiled, pr.compile_seconds, cached);
         }
-        rc = cmd == CMD_TRAIN ? rt_cli_train(&pr.p, prog, nrest, rest) : rt_cli_lineval(&pr.p, prog, nrest, rest);
+        rc = cmd == CMD_TRAIN     ? rt_cli_train(&pr.p, prog, nrest, rest)
+             : cmd == CMD_LINEVAL ? rt_cli_lineval(&pr.p, prog, nrest, rest)
+                                  : rt_cli_finetune(&pr.p, prog, nrest, rest);
     }
     program_free(&pr);   /* a failed build keeps what it had made */
     free_rest(rest, nrest);
@@ -110,3 +126,4 @@ static int run(Cmd cmd, int argc, char **argv) {
 
 int cmd_train(int argc, char **argv) { return run(CMD_TRAIN, argc, argv); }
 int cmd_lineval(int argc, char **argv) { return run(CMD_LINEVAL, argc, argv); }
+int cmd_finetune(int argc, char **argv) { return run(CMD_FINETUNE, argc, argv); }

@@ -17,7 +17,8 @@
 /* ---- command lines ---- */
 
 enum {
-    TR = 1u << RRC_CMD_TRAIN, LI = 1u << RRC_CMD_LINEVAL, CO = 1u << RRC_CMD_COMPILE, GR = 1u << RRC_CMD_GRAD,
+    TR = 1u << RRC_CMD_TRAIN | 1u << RRC_CMD_FINETUNE,   /* finetune compiles and trains as train does */
+    LI = 1u << RRC_CMD_LINEVAL, CO = 1u << RRC_CMD_COMPILE, GR = 1u << RRC_CMD_GRAD,
     DU = 1u << RRC_CMD_DUMP_IR, PR = 1u << RRC_CMD_PREVIEW, CH = 1u << RRC_CMD_CHECK, PL = 1u << RRC_CMD_PLAN,
 };
 #define SEED_MAX 0x7fffffffLL
@@ -88,15 +89,13 @@ static const rt_flag ROWS[] = {
 const rt_flag_table rrc_flags = {ROWS, (int)(sizeof ROWS / sizeof ROWS[0])};
 
 static const char *const CMD_NAMES[RRC_CMD_END] = {
-    [RRC_CMD_TRAIN] = "train", [RRC_CMD_LINEVAL] = "lineval", [RRC_CMD_COMPILE] = "compile", [RRC_CMD_GRAD] = "grad",
+    [RRC_CMD_TRAIN] = "train", [RRC_CMD_LINEVAL] = "lineval", [RRC_CMD_FINETUNE] = "finetune", [RRC_CMD_COMPILE] = "compile", [RRC_CMD_GRAD] = "grad",
     [RRC_CMD_DUMP_IR] = "dump-ir", [RRC_CMD_PREVIEW] = "augment-preview", [RRC_CMD_CHECK] = "check",
     [RRC_CMD_PLAN] = "plan", [RRC_CMD_SPECS] = "specs",
 };
 
 const char *driver_cmd_name(RrcCmd cmd) { return (unsigned)cmd < RRC_CMD_END ? CMD_NAMES[cmd] : NULL; }
 
-/* The rows written as short flags ("-o DIR"): rt_flags parses long flags
-   only, so driver_parse gives it "-o" as "--o" (which it takes too). */
 int driver_parse(RrcCmd cmd, int argc, char **argv, int max_pos, void (*usage)(FILE *), rt_args *a) {
     char prog[64];
     snprintf(prog, sizeof prog, "rrc %s", driver_cmd_name(cmd));

@@ -24,7 +24,8 @@
 typedef enum {
     RRC_CMD_TRAIN = RT_CMD_TRAIN,
     RRC_CMD_LINEVAL = RT_CMD_LINEVAL,
-    RRC_CMD_COMPILE = RT_CMD_BENCH + 1,
+    RRC_CMD_FINETUNE = RT_CMD_FINETUNE,
+    RRC_CMD_COMPILE = RT_CMD_END,
     RRC_CMD_GRAD,
     RRC_CMD_DUMP_IR,
     RRC_CMD_PREVIEW,   /* augment-preview */
@@ -114,6 +115,7 @@ const Target *driver_target(const char *cmd, const char *cpu, const char *triple
 int cmd_grad(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_lineval(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_augment_preview(int argc, char **argv);
 int cmd_specs(int argc, char **argv);

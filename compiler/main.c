@@ -37,6 +37,8 @@ static const struct {
     {RRC_CMD_COMPILE, NULL, cmd_compile, "SPEC [-o DIR] [--emit-llvm]",
      "ahead-of-time compile into a standalone trainer DIR/NAME-train"},
     {RRC_CMD_LINEVAL, NULL, cmd_lineval, "SPEC --data D (--checkpoint FILE | --random-init)", "linear evaluation of a backbone"},
+    {RRC_CMD_FINETUNE, NULL, cmd_finetune, "SPEC --data D (--checkpoint FILE | --random-init)",
+     "fine-tune a backbone with a new linear classifier (BASELINES.md's recipe)"},
     {RRC_CMD_PREVIEW, NULL, cmd_augment_preview, "SPEC --out views.png [--data D]",
      "a PNG grid of images and their augmented views"},
     {RRC_CMD_CHECK, NULL, cmd_check, "SPEC [--K K] [--batch B] [--elements N]",

@@ -32,25 +32,28 @@
    typo in the last flag is reported before data is loaded or code compiled;
    `rrc train` parses it the same way before compiling and passes the flags
    on. A flag whose help differs between commands has a row per meaning. */
-enum { T = 1 << RT_CMD_TRAIN, L = 1 << RT_CMD_LINEVAL, G = 1 << RT_CMD_GRAD, BE = 1 << RT_CMD_BENCH };
+enum { T = 1 << RT_CMD_TRAIN, L = 1 << RT_CMD_LINEVAL, G = 1 << RT_CMD_GRAD, BE = 1 << RT_CMD_BENCH, FT = 1 << RT_CMD_FINETUNE };
 #define COMPILED "(compiled in)"
 static const rt_flag ROWS[] = {
-    {"data", RT_F_DATA, T | L, 's', 0, 0, NULL, NULL, "NAME[:PATH]", "dataset (the list below); default: the spec's"},
-    {"checkpoint", RT_F_CHECKPOINT, L, 's', 0, 0, NULL, NULL, "FILE",
+    {"data", RT_F_DATA, T | L | FT, 's', 0, 0, NULL, NULL, "NAME[:PATH]", "dataset (the list below); default: the spec's"},
+    {"checkpoint", RT_F_CHECKPOINT, L | FT, 's', 0, 0, NULL, NULL, "FILE",
      "backbone weights (an rrc checkpoint, or a PyTorch backbone saved\nas safetensors with its bare names)"},
-    {"random-init", RT_F_RANDOM_INIT, L, 0, 0, 0, NULL, NULL, NULL, "a randomly initialised backbone (the lower bound)"},
+    {"random-init", RT_F_RANDOM_INIT, L | FT, 0, 0, 0, NULL, NULL, NULL, "a randomly initialised backbone (the lower bound)"},
     {"input", RT_F_INPUT, G, 's', 0, 0, NULL, NULL, "X", "the views: tensor 'x' of safetensors file X, of the compiled shape"},
     {"params", RT_F_PARAMS, G, 's', 0, 0, NULL, NULL, "P", "parameters (full names) from safetensors file P; default:\ninitialised from the seed"},
     {"epochs", RT_F_EPOCHS, T, 'i', 1, 100000, NULL, NULL, "E", "epochs (default: the spec's)"},
     {"epochs", RT_F_EPOCHS, L, 'i', 1, 100000, NULL, NULL, "E", "classifier epochs (default 100)"},
+    {"epochs", RT_F_EPOCHS, FT, 'i', 1, 100000, NULL, NULL, "E", "epochs (default 100)"},
     {"seed", RT_F_SEED, T, 'i', 0, 0x7fffffffLL, NULL, NULL, "S", "seed of initialisation, shuffling and augmentation"},
-    {"seed", RT_F_SEED, L | G, 'i', 0, 0x7fffffffLL, NULL, NULL, "S", "seed (default: the spec's)"},
-    {"threads", RT_F_THREADS, T | BE, 'i', 1, 256, NULL, NULL, "N",
+    {"seed", RT_F_SEED, L | G | FT, 'i', 0, 0x7fffffffLL, NULL, NULL, "S", "seed (default: the spec's)"},
+    {"threads", RT_F_THREADS, T | BE | FT, 'i', 1, 256, NULL, NULL, "N",
      "threads of the step's convolutions (split over images) and of\nthe views' making (default 2); results are deterministic for a\ngiven N"},
     {"threads", RT_F_THREADS, L, 'i', 1, 256, NULL, NULL, "N", "accepted for symmetry with train; evaluation runs on one thread"},
     {"out", RT_F_OUT, T, 's', 0, 0, NULL, NULL, "RUN", "run directory (default runs/SPECNAME): metrics.csv, curves.png,\nlast.safetensors"},
     {"out", RT_F_OUT, L, 's', 0, 0, NULL, NULL, "DIR", "where to write lineval.txt (default: the checkpoint's folder)"},
     {"out", RT_F_OUT, G, 's', 0, 0, NULL, NULL, "G", "where to write loss, logits, grad.<param>, state.<stat> (F32)"},
+    {"out", RT_F_OUT, FT, 's', 0, 0, NULL, NULL, "DIR",
+     "where to write finetune.txt, metrics.csv and last.safetensors\n(default: CHECKPOINT's folder/finetune)"},
     {"max-steps", RT_F_MAX_STEPS, T, 'i', 1, 0x7fffffffffffLL, NULL, NULL, "N", "stop after N steps (continue with --resume)"},
     {"resume", RT_F_RESUME, T, 's', 0, 0, NULL, NULL, "RUN",
      "continue the run in RUN from its last.safetensors; refused when\nthe checkpoint's --seed, --K, --batch, --loss, --aggregation or\n"
@@ -58,11 +61,16 @@ static const rt_flag ROWS[] = {
     {"resume-anyway", RT_F_RESUME_ANYWAY, T, 0, 0, 0, NULL, NULL, NULL,
      "resume all the same, with this run's settings (--threads may\nalways change)"},
     {"checkpoint-every", RT_F_CHECKPOINT_EVERY, T, 'i', 1, 100000, NULL, NULL, "E", "also keep epoch_E.safetensors every E epochs"},
-    {"quiet", RT_F_QUIET, T, 0, 0, 0, NULL, NULL, NULL, "no progress output"},
-    {"classes", RT_F_CLASSES, T | L, 's', 0, 0, NULL, NULL, "LIST",
+    {"quiet", RT_F_QUIET, T | FT, 0, 0, 0, NULL, NULL, NULL, "no progress output"},
+    {"classes", RT_F_CLASSES, T | L | FT, 's', 0, 0, NULL, NULL, "LIST",
      "only the images of these classes (A,B or A-B, e.g. 0-4), relabelled\n0, 1, ... in that order: train on some classes, evaluate on others"},
-    {"labels", RT_F_LABELS, T | L, 's', 0, 0, NULL, NULL, "P%|N-per-class",
+    {"labels", RT_F_LABELS, T | L | FT, 's', 0, 0, NULL, NULL, "P%|N-per-class",
      "a class-balanced part of the labelled train split (seeded by\n--seed), e.g. 10% or 100-per-class: fewer labels"},
+    {"augment", RT_F_AUGMENT, FT, 0, 0, 0, NULL, NULL, NULL,
+     "random crop (4-pixel padding) and flip, as supervised training\n(default: none, the official recipe)"},
+    {"decay-at", RT_F_DECAY_AT, FT, 's', 0, 0, NULL, NULL, "LIST",
+     "epochs where the lr is multiplied by 0.1, each an epoch or P% of\n--epochs, or none (default 100,150: the official schedule, which\n"
+     "100 epochs never reach; 50%,75% is the schedule it meant)"},
     {"steps", RT_F_STEPS, BE, 'i', 1, 1000000, NULL, NULL, "N", "timed steps (default 20)"},
     {"warmup", RT_F_WARMUP, BE, 'i', 0, 1000, NULL, NULL, "W", "untimed steps first (default 3)"},
     {"profile", RT_F_PROFILE, T | BE, 0, 0, 0, NULL, NULL, NULL,
@@ -77,12 +85,12 @@ static const rt_flag ROWS[] = {
     {"method", RT_F_METHOD, T | L | G | BE, 'c', 0, 0, "relational|supervised", NULL, "M",
      "relational (default) or supervised: the backbone with a linear\nclassifier, SGD 0.1 x0.1 at 50%/75%, batch 128, crop+flip (the upper\n"
      "bound of METHOD.md) " COMPILED},
-    {"K", RT_F_K, T | L | G | BE, 'i', 2, 1024, NULL, NULL, "K", "views per image " COMPILED},
-    {"batch", RT_F_BATCH, T | G | BE, 'i', 2, 1 << 16, NULL, NULL, "B", "images per step " COMPILED},
+    {"K", RT_F_K, T | L | G | BE | FT, 'i', 2, 1024, NULL, NULL, "K", "views per image " COMPILED},
+    {"batch", RT_F_BATCH, T | G | BE | FT, 'i', 2, 1 << 16, NULL, NULL, "B", "images per step " COMPILED},
     {"batch", RT_F_BATCH, L, 'i', 2, 1 << 16, NULL, NULL, "B", "the step's batch " COMPILED "; the classifier's batch is 128"},
-    {"aggregation", RT_F_AGGREGATION, T | L | G | BE, 'c', 0, 0, "cat|sum|mean|max", NULL, "A",
+    {"aggregation", RT_F_AGGREGATION, T | L | G | BE | FT, 'c', 0, 0, "cat|sum|mean|max", NULL, "A",
      "how the relation head joins two views " COMPILED},
-    {"loss", RT_F_LOSS, T | L | G | BE, 'c', 0, 0, "focal|bce", NULL, "L", "the relation loss " COMPILED},
+    {"loss", RT_F_LOSS, T | L | G | BE | FT, 'c', 0, 0, "focal|bce", NULL, "L", "the relation loss " COMPILED},
 };
 #undef COMPILED
 
@@ -139,6 +147,10 @@ static const char *const SUMMARY[] = {
                     "grad.<param>, state.<running stat> (and param.<name> when initialised) as F32.\n",
     [RT_CMD_BENCH] = "Times the compiled training step with its optimizer update on fixed random views (no\n"
                      "augmentation) and prints one line: median seconds per step and backbone images/s.\n",
+    [RT_CMD_FINETUNE] = "Fine-tuning (BASELINES.md section 7): the backbone of CHECKPOINT and a new linear\n"
+                        "classifier trained together on the labelled train split, backbone in train mode, Adam\n"
+                        "with backbone lr 1e-3 and classifier lr 1e-4, weight decay 1e-5, batch 128, no\n"
+                        "augmentation; prints the test top-1 accuracy and writes it to OUT/finetune.txt.\n",
 };
 
 static const char *const SYNOPSIS[] = {
@@ -146,6 +158,7 @@ static const char *const SYNOPSIS[] = {
     [RT_CMD_LINEVAL] = "--data NAME[:PATH] (--checkpoint FILE | --random-init) [flags]",
     [RT_CMD_GRAD] = "--input X --out G [--params P] [flags]",
     [RT_CMD_BENCH] = "[flags]",
+    [RT_CMD_FINETUNE] = "--data NAME[:PATH] (--checkpoint FILE | --random-init) [flags]",
 };
 
 void rt_cli_usage(FILE *f, rt_cli_cmd cmd, const char *prog, const char *spec_arg, const rt_flag_table *extra,
@@ -157,7 +170,8 @@ void rt_cli_usage(FILE *f, rt_cli_cmd cmd, const char *prog, const char *spec_ar
     fprintf(f, "  -h, --help          this text\n\n"
                "(compiled in): the step is compiled with this value: rrc train, lineval and compile\n"
                "take it; a compiled trainer refuses any other.\n");
-    if (cmd == RT_CMD_TRAIN || cmd == RT_CMD_LINEVAL) fprintf(f, "\ndatasets: %s\n", rt_dataset_names());
+    if (cmd == RT_CMD_TRAIN || cmd == RT_CMD_LINEVAL || cmd == RT_CMD_FINETUNE)
+        fprintf(f, "\ndatasets: %s\n", rt_dataset_names());
 }
 
 /* ---- --profile ---- */
@@ -186,8 +200,10 @@ static int prof_finish(const char *prog, int rc, const char *csv) {
 
 /* ---- train ---- */
 
-/* --method supervised: train, then the classifier's test accuracy (printed and in OUT/supervised.txt). */
-static int train_supervised(const rt_program *p, const char *prog, const rt_train_opts *o) {
+/* --method supervised (ft NULL) or fine-tuning: train, then the
+   classifier's test accuracy, printed and in OUT/supervised.txt or
+   OUT/finetune.txt. */
+static int train_supervised(const rt_program *p, const char *prog, const rt_train_opts *o, const rt_finetune_opts *ft) {
     rt_dataset tr = {0}, te = {0};
     rt_data_opts dopts = {p->in_h, p->in_w, p->in_c, o->seed};
     rt_data_subset test_part = {.classes = o->subset.classes};
@@ -196,17 +212,28 @@ static int train_supervised(const rt_program *p, const char *prog, const rt_trai
     char err[2400];
     if (rt_dataset_load_subset(o->data, RT_SPLIT_TRAIN, &dopts, &o->subset, &tr, err, sizeof err) != 0 ||
         rt_dataset_load_subset(o->data, RT_SPLIT_TEST, &dopts, &test_part, &te, err, sizeof err) != 0 ||
-        rt_train_supervised(p, o, &tr, &te, &acc, err, sizeof err) != 0) {
+        (ft ? rt_finetune(p, o, ft, &tr, &te, &acc, err, sizeof err) : rt_train_supervised(p, o, &tr, &te, &acc, err, sizeof err)) !=
+            0) {
         fprintf(stderr, "%s: %s\n", prog, err);
     } else {
-        printf("supervised %s on %s, %d epochs: test top-1 %.2f%%\n", p->spec_name, o->data, o->epochs, 100 * acc);
+        const char *what = ft ? "fine-tuning" : "supervised";
+        printf("%s %s%s%s on %s, %d epochs: test top-1 %.2f%%\n", what, p->spec_name, ft ? " from " : "",
+               ft ? (ft->checkpoint ? ft->checkpoint : "random init") : "", o->data, o->epochs, 100 * acc);
         char path[1100];
-        snprintf(path, sizeof path, "%s/supervised.txt", o->out_dir);
-        char text[2048];
+        snprintf(path, sizeof path, "%s/%s.txt", o->out_dir, ft ? "finetune" : "supervised");
+        char text[4096], decay[64] = "";
+        for (int i = 0; ft && i < ft->ndecay; i++)
+            snprintf(decay + strlen(decay), sizeof decay - strlen(decay), "%s%d", i ? "," : "", ft->decay_at[i]);
         int k = snprintf(text, sizeof text, "spec %s\ndata %s\nclasses %s\nlabels %s\ntrain_images %lld\nepochs %d\nbatch %d\n"
-                         "seed %llu\ntest_top1 %.4f\n", p->spec_name, o->data, o->subset.classes ? o->subset.classes : "all",
+                         "seed %llu\n", p->spec_name, o->data, o->subset.classes ? o->subset.classes : "all",
                          o->subset.labels ? o->subset.labels : "all", (long long)tr.n, o->epochs, p->batch,
-                         (unsigned long long)o->seed, acc);
+                         (unsigned long long)o->seed);
+        if (ft && k > 0 && (size_t)k < sizeof text)
+            k += snprintf(text + k, sizeof text - (size_t)k,
+                          "backbone %s\noptimizer adam\nlr_backbone %g\nlr_classifier %g\nweight_decay %g\naugment %s\n"
+                          "decay_at %s\n", ft->checkpoint ? ft->checkpoint : "random init", ft->lr_backbone, ft->lr_head,
+                          ft->weight_decay, ft->augment ? "crop+flip" : "none", ft->ndecay ? decay : "none");
+        if (k > 0 && (size_t)k < sizeof text) k += snprintf(text + k, sizeof text - (size_t)k, "test_top1 %.4f\n", acc);
         if (k < 0 || (size_t)k >= sizeof text) snprintf(err, sizeof err, "%s: the data set's name is too long", path);
         if (k < 0 || (size_t)k >= sizeof text || rt_write_atomic(path, text, (size_t)k, err, sizeof err) != 0)
             fprintf(stderr, "%s: %s\n", prog, err);
@@ -277,7 +304,7 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
     if (profile) rt_prof_start();
     int rc = 0;
     if (p->method == RT_METHOD_SUPERVISED) {
-        rc = train_supervised(p, prog, &o);
+        rc = train_supervised(p, prog, &o, NULL);
     } else if (rt_train(p, &o, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
         rc = 1;
@@ -447,6 +474,95 @@ done:
     rt_dataset_free(&tr);
     rt_dataset_free(&te);
     return rc;
+}
+
+/* ---- finetune ---- */
+
+/* --decay-at: "A,B" (epochs, or P% of the run's epochs: int(P/100 E)) or
+   "none". */
+static bool parse_decay(const char *prog, const char *v, int epochs, rt_finetune_opts *f) {
+    f->ndecay = 0;
+    if (!strcmp(v, "none")) return true;
+    for (const char *q = v;;) {
+        char *end;
+        errno = 0;
+        double x = strtod(q, &end);
+        bool pct = *end == '%';
+        long long e = pct ? (long long)(x / 100.0 * epochs) : (long long)x;
+        if (end == q || errno || x < 0 || (!pct && x != (double)e) || (pct && x > 100) || e > 1000000 ||
+            f->ndecay == (int)(sizeof f->decay_at / sizeof f->decay_at[0])) {
+            fprintf(stderr, "%s: --decay-at must be up to 4 epochs or percentages of --epochs, e.g. 50%%,75%%, or none (got \"%s\")\n",
+                    prog, v);
+            return false;
+        }
+        f->decay_at[f->ndecay++] = (int)e;
+        q = end + pct;
+        if (!*q) return true;
+        if (*q != ',') {
+            fprintf(stderr, "%s: --decay-at: expected ',' after \"%.*s\" (got \"%s\")\n", prog, (int)(q - v), v, v);
+            return false;
+        }
+        q++;
+    }
+}
+
+int rt_cli_finetune(const rt_program *p, const char *prog, int argc, char **argv) {
+    rt_args a;
+    if (!parse(RT_CMD_FINETUNE, prog, argc, argv, &a)) return 1;
+    if (a.help) {
+        rt_cli_usage(stdout, RT_CMD_FINETUNE, prog, "", NULL, 0);
+        rt_args_free(&a);
+        return 0;
+    }
+    rt_train_opts o = {.data = p->data, .epochs = 100, .nthreads = 2, .seed = p->seed, .engine = "compiled"};
+    rt_finetune_opts ft = {.lr_backbone = 1e-3, .lr_head = 1e-4, .weight_decay = 1e-5, .decay_at = {100, 150}, .ndecay = 2};
+    const char *decay = NULL;
+    int random_init = 0;
+    bool ok = compiled_flags_match(p, prog, &a);
+    for (int i = 0; i < a.nopts; i++) {
+        const rt_opt *x = &a.opts[i];
+        switch (x->flag->id) {
+        case RT_F_DATA: o.data = x->value; break;
+        case RT_F_CHECKPOINT: ft.checkpoint = x->value; break;
+        case RT_F_RANDOM_INIT: random_init = 1; break;
+        case RT_F_EPOCHS: o.epochs = (int)x->ival; break;
+        case RT_F_SEED: o.seed = (uint64_t)x->ival; break;
+        case RT_F_THREADS: o.nthreads = (int)x->ival; break;
+        case RT_F_OUT: o.out_dir = x->value; break;
+        case RT_F_QUIET: o.quiet = 1; break;
+        case RT_F_CLASSES: o.subset.classes = x->value; break;
+        case RT_F_LABELS: o.subset.labels = x->value; break;
+        case RT_F_AUGMENT: ft.augment = 1; break;
+        case RT_F_DECAY_AT: decay = x->value; break;
+        default: break;   /* the compiled flags, checked above */
+        }
+    }
+    rt_args_free(&a);
+    if (!ok || !o.data || (decay && !parse_decay(prog, decay, o.epochs, &ft))) return 1;
+    if (!ft.checkpoint == !random_init) {
+        fprintf(stderr, "%s: give exactly one of --checkpoint FILE and --random-init\n", prog);
+        return 1;
+    }
+    if (p->method != RT_METHOD_SUPERVISED || !p->classify) {
+        fprintf(stderr, "%s: fine-tuning needs a program with a classifier (compile with --method supervised)\n", prog);
+        return 1;
+    }
+    o.subset.seed = o.seed;
+    char outbuf[1100];
+    if (!o.out_dir) {
+        if (ft.checkpoint) {
+            const char *slash = strrchr(ft.checkpoint, '/');
+            snprintf(outbuf, sizeof outbuf, "%.*s%sfinetune", slash ? (int)(slash - ft.checkpoint) : 0, ft.checkpoint,
+                     slash ? "/" : "");
+        } else {
+            mkdir("runs", 0777);
+            snprintf(outbuf, sizeof outbuf, "runs/%s-finetune-random", p->spec_name);
+        }
+        o.out_dir = outbuf;
+    }
+    openblas_set_num_threads(1);   /* see rt_cli_train */
+    rt_pool_init(o.nthreads);
+    return train_supervised(p, prog, &o, &ft);
 }
 
 /* ---- grad ---- */

@@ -59,6 +59,22 @@ void rt_features(rt_model *m, const rt_dataset *d, const double mean[3], const d
    metrics.csv and last.safetensors to o->out_dir. */
 int rt_train_supervised(const rt_program *p, const rt_train_opts *o, const rt_dataset *train, const rt_dataset *test,
                         double *test_acc, char *err, size_t errlen);
+/* Fine-tuning (BASELINES.md section 7) on the supervised program: the
+   backbone from a checkpoint (NULL: the seeded initialisation) and a new
+   classifier, both trained with Adam; no augmentation unless asked. */
+typedef struct rt_finetune_opts {
+    const char *checkpoint;
+    double lr_backbone, lr_head;   /* official: 1e-3 and 1e-4 */
+    double weight_decay;           /* on both groups, coupled (g += wd p); official 1e-5 */
+    int augment;                   /* random crop and flip as the supervised recipe */
+    int decay_at[4];               /* 0-based epochs where the lr is multiplied by 0.1 */
+    int ndecay;                    /* official: 100 and 150, which 100 epochs never reach */
+} rt_finetune_opts;
+/* The lr of parameter `name` in fine-tuning: the classifier's group for
+   "classifier.*", the backbone's for the rest. */
+double rt_finetune_lr(const rt_finetune_opts *f, const char *name);
+int rt_finetune(const rt_program *p, const rt_train_opts *o, const rt_finetune_opts *f, const rt_dataset *train,
+                const rt_dataset *test, double *test_acc, char *err, size_t errlen);
 double rt_classify_accuracy(rt_model *m, const rt_dataset *d, const double mean[3], const double std[3]);
 
 /* Metrics of one step from logits and targets (METHOD.md step 7). */
