@@ -38,12 +38,15 @@ LINK_RT   = -rdynamic -Wl,--whole-archive $(BUILD)/librrt.a -Wl,--no-whole-archi
 RT_SRCS  := $(wildcard runtime/*.c)
 CC_SRCS  := $(wildcard compiler/*.c compiler/frontend/*.c compiler/ir/*.c compiler/passes/*.c compiler/codegen/*.c)
 CC_LIB_SRCS := $(filter-out compiler/main.c,$(CC_SRCS))
-TEST_SRCS := $(wildcard tests/*.c)
+# tests/*.c: the runner and the helpers every test shares; tests/AREA/: the
+# tests of one part (frontend, ir, codegen, runtime, cli)
+TEST_SRCS := $(wildcard tests/*.c tests/*/*.c)
 
 RT_OBJS  := $(RT_SRCS:%.c=$(BUILD)/%.o)
 CC_LIB_OBJS := $(CC_LIB_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/compiler/frontend/prelude_lua.o
 MAIN_OBJ := $(BUILD)/compiler/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+$(TEST_OBJS): CPPFLAGS += -Itests
 
 .PHONY: all deps test asan tsan demo clean goldens bench
 all: rrc
@@ -129,6 +132,8 @@ $(BUILD)/rrc: $(MAIN_OBJ) $(BUILD)/librrc.a $(BUILD)/librrt.a $(BUILD)/rrc_train
 goldens:
 	/usr/bin/python3 tests/golden/make_goldens.py
 	/usr/bin/python3 tests/golden/make_math_goldens.py
+	/usr/bin/python3 tests/golden/make_finetune_goldens.py
+	/usr/bin/python3 tests/golden/make_aug_dist_goldens.py
 
 demo: rrc
 	@sh tools/demo.sh

@@ -656,7 +656,7 @@ static int apply_ws(aug_ws *ws, const rt_aug_pipeline *p, const rt_aug_params *p
        saturation blends with the luma (= v: the identity), hue keeps a
        zero saturation (the identity), grayscale writes the luma. So one
        channel is worked on and replicated by to_float, with the same
-       result bytes (tests/test_augment.c checks it). */
+       result bytes (tests/runtime/test_augment.c checks it). */
     bool gray = rt_aug_gray_fast && wc == 3;
     if (gray && c == 3)
         for (size_t i = 0; i < n && gray; i++) gray = img[3 * i] == img[3 * i + 1] && img[3 * i] == img[3 * i + 2];

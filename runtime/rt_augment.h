@@ -67,7 +67,7 @@ void rt_normalize_image(const uint8_t *img, int h, int w, int c, int c_out, cons
    rt_augment_view = rt_aug_draw (the random parameters) + rt_aug_apply
    (the pixels). The per-operation functions work on uint8 HWC images with
    c = 1 (PIL mode "L") or c = 3 ("RGB") channels and reproduce Pillow 9.4's
-   integer/float arithmetic bit for bit (tests/test_augment.c checks them
+   integer/float arithmetic bit for bit (tests/runtime/test_augment.c checks them
    against tests/golden/aug/, made by PIL + torchvision 0.14). */
 
 /* Checks a pipeline before use: every op's parameters are in range

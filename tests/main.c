@@ -2,7 +2,7 @@
 ** main.c: the test runner (see test.h).
 */
 #include "test.h"
-#include "util.h"
+#include "test_util.h"
 
 #include <errno.h>
 #include <signal.h>

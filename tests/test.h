@@ -1,7 +1,7 @@
 /*
 ** test.h: the small test runner of rrc.
 **
-** Each test file (tests/test_NAME.c) defines tests with TEST(name) { ... };
+** Each test file (tests/AREA/test_NAME.c) defines tests with TEST(name) { ... };
 ** they register themselves at load time and tests/main.c runs them all (or those whose
 ** name contains one of the arguments) and ends with the line
 ** "N passed, N failed, N skipped" (the exit status is 1 only on failures).

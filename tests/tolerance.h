@@ -9,7 +9,7 @@
 ** covers tensors whose exact value is 0 (e.g. the gradient of a bias followed
 ** by BatchNorm, where PyTorch leaves ~1e-14 of rounding).
 **
-** Finite differences in double (tests/test_gradcheck.c), per input tensor:
+** Finite differences in double (tests/ir/test_gradcheck.c), per input tensor:
 **     max|numeric - analytic| <= TOL_FD * (1 + max|analytic|),
 ** with the central difference's step TOL_FD_STEP * max(1, |x|). All in
 ** double, so the rule is tight: the truncation error of the central

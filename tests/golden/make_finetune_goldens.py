@@ -6,7 +6,7 @@ backbone's (lr 1e-3) and the new classifier's (lr 1e-4), weight decay 1e-5
 on both. The file holds the initial parameters (float32, as the runtime
 keeps them), the gradient of every step (gNAME.T) and the parameters after
 it (pNAME.T), for 6 steps; metadata: the lrs, weight decay and step count.
-tests/test_finetune.c applies rt_adam_update with the lr rt_finetune_lr
+tests/runtime/test_finetune.c applies rt_adam_update with the lr rt_finetune_lr
 picks for each parameter's name and compares. Run by `make goldens`.
 """
 import os

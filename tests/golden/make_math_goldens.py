@@ -4,7 +4,7 @@
 Each file holds an op's inputs a (and b), an upstream gradient dy, the
 output y and the gradients grad_a (and grad_b) that torch.autograd gives,
 computed in float64 from float32 inputs and stored as float32; metadata
-"op" and the op's attributes. tests/test_golden_math.c builds the same op
+"op" and the op's attributes. tests/ir/test_golden_math.c builds the same op
 with the IR's builders and compares the interpreter's forward and backward
 rule with them. Run by `make goldens` (needs Debian's python3-torch).
 """

@@ -13,7 +13,7 @@
 ** root, where making a directory read-only would not stop the writer.
 */
 #include "test.h"
-#include "util.h"
+#include "test_util.h"
 
 #include "rt_checkpoint.h"
 #include "rt_file.h"

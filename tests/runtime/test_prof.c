@@ -15,7 +15,7 @@
 ** only observes, and RUN/profile.csv names both compiled entries.
 */
 #include "test.h"
-#include "util.h"
+#include "test_util.h"
 
 #include "rt_prof.h"
 

@@ -21,7 +21,7 @@
 #include "rt_rng.h"
 #include "target.h"
 #include "test.h"
-#include "util.h"
+#include "test_util.h"
 
 /* The planned conv4 training step for batch B (K from the spec). */
 static Graph *conv4_step(Arena *a, int B) {

@@ -8,7 +8,7 @@
 ** It does not test lowering or shapes; those tests live with the IR.
 */
 #include "test.h"
-#include "util.h"
+#include "test_util.h"
 
 #include "frontend/spec.h"
 

@@ -1,5 +1,5 @@
 /*
-** util.h: the file helpers the tests share (defined in tests/util.c).
+** test_util.h: the file helpers the tests share (defined in tests/test_util.c).
 */
 #ifndef RRC_TEST_UTIL_H
 #define RRC_TEST_UTIL_H

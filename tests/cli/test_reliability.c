@@ -21,7 +21,7 @@
 
 #include "rt_file.h"
 #include "test.h"
-#include "util.h"
+#include "test_util.h"
 
 extern char **environ;
 

@@ -13,7 +13,7 @@
 #include "rt_optim.h"
 #include "rt_train.h"
 #include "test.h"
-#include "util.h"
+#include "test_util.h"
 
 #define GOLDEN "tests/golden/finetune/adam_groups.safetensors"
 

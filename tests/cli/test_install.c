@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "test.h"
-#include "util.h"
+#include "test_util.h"
 
 /* The build directory and binary of the rrc under test (./rrc: build;
    build-asan/rrc: build-asan). */

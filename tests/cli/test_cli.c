@@ -12,7 +12,7 @@
 
 #include "golden_util.h"
 #include "test.h"
-#include "util.h"
+#include "test_util.h"
 
 /* Checks one bad spec: its "-- expect: LINE" comments are the first lines of
    stderr, in order, and the exit status is 2. */

@@ -12,7 +12,7 @@
 ** is reported skipped when it is not).
 */
 #include "test.h"
-#include "util.h"
+#include "test_util.h"
 
 #include "rt_data.h"
 

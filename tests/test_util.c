@@ -1,7 +1,7 @@
 /*
-** util.c: see util.h.
+** test_util.c: see test_util.h.
 */
-#include "util.h"
+#include "test_util.h"
 
 #include <errno.h>
 #include <stdio.h>

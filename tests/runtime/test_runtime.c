@@ -12,7 +12,7 @@
 ** The thread pool (rt_pool) runs a job posted right after it starts.
 */
 #include "test.h"
-#include "util.h"
+#include "test_util.h"
 
 #include "rt_init.h"
 #include "rt_pool.h"
