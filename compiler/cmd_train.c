@@ -1,5 +1,6 @@
 /*
-** cmd_train.c: `rrc train`, `rrc lineval` and `rrc finetune` (which
+** cmd_train.c: `rrc train`, `rrc lineval`, `rrc knn`, `rrc retrieval`
+** and `rrc finetune` (which
 ** compiles the spec with --method supervised): the spec is JIT-compiled
 ** into a runtime program (program.c) with the flags that change the graph
 ** (--K, --batch, --aggregation, --loss) applied, then the runtime's command
@@ -14,7 +15,7 @@
 #include "rt_cli.h"
 #include "rt_data.h"
 
-typedef enum { CMD_TRAIN, CMD_LINEVAL, CMD_FINETUNE } Cmd;
+typedef enum { CMD_TRAIN, CMD_LINEVAL, CMD_FINETUNE, CMD_KNN, CMD_RETRIEVAL } Cmd;
 
 static void free_rest(char **rest, int n) {
     for (int i = 0; i < n; i++) free(rest[i]);
@@ -22,7 +23,8 @@ static void free_rest(char **rest, int n) {
 }
 
 static int run(Cmd cmd, int argc, char **argv) {
-    static const rt_cli_cmd rcmds[] = {[CMD_TRAIN] = RT_CMD_TRAIN, [CMD_LINEVAL] = RT_CMD_LINEVAL, [CMD_FINETUNE] = RT_CMD_FINETUNE};
+    static const rt_cli_cmd rcmds[] = {[CMD_TRAIN] = RT_CMD_TRAIN, [CMD_LINEVAL] = RT_CMD_LINEVAL, [CMD_FINETUNE] = RT_CMD_FINETUNE,
+                                       [CMD_KNN] = RT_CMD_KNN, [CMD_RETRIEVAL] = RT_CMD_RETRIEVAL};
     rt_cli_cmd rcmd = rcmds[cmd];
     const char *name = driver_cmd_name((RrcCmd)rcmd);
     char prog[64];
@@ -84,7 +86,8 @@ static int run(Cmd cmd, int argc, char **argv) {
     /* the size of the training set decides the last batch's variant */
     int64_t n_train = 0;
     int classes = 0;
-    if (cmd != CMD_LINEVAL) {
+    bool trains = cmd == CMD_TRAIN || cmd == CMD_FINETUNE;   /* the others judge a frozen backbone */
+    if (trains) {
         rt_dataset d = {0};
         rt_data_opts o = {s->in_h, s->in_w, s->in_c, s->seed};
         part.seed = seed >= 0 ? (uint64_t)seed : s->seed;
@@ -108,15 +111,16 @@ static int run(Cmd cmd, int argc, char **argv) {
     bool built = supervised ? program_build_supervised(&pr, s, classes, n_train, 256, &co)
                             : program_build(&pr, s, n_train, 256, &co);
     if (built) {
-        if (rrc_env_debug() >= 1 || cmd != CMD_LINEVAL) {
+        if (rrc_env_debug() >= 1 || trains) {
             char cached[48] = "";
             if (pr.ncached == pr.ncompiled) snprintf(cached, sizeof cached, " (cached)");
             else if (pr.ncached) snprintf(cached, sizeof cached, " (%d of %d cached)", pr.ncached, pr.ncompiled);
             fprintf(stderr, "rrc: compiled %s (%d entries) in %.2f s%s\n", s->name, pr.ncompiled, pr.compile_seconds, cached);
         }
-        rc = cmd == CMD_TRAIN     ? rt_cli_train(&pr.p, prog, nrest, rest)
-             : cmd == CMD_LINEVAL ? rt_cli_lineval(&pr.p, prog, nrest, rest)
-                                  : rt_cli_finetune(&pr.p, prog, nrest, rest);
+        static int (*const runs[])(const rt_program *, const char *, int, char **) = {
+            [CMD_TRAIN] = rt_cli_train, [CMD_LINEVAL] = rt_cli_lineval, [CMD_FINETUNE] = rt_cli_finetune,
+            [CMD_KNN] = rt_cli_knn, [CMD_RETRIEVAL] = rt_cli_retrieval};
+        rc = runs[cmd](&pr.p, prog, nrest, rest);
     }
     program_free(&pr);   /* a failed build keeps what it had made */
     free_rest(rest, nrest);
@@ -127,3 +131,5 @@ static int run(Cmd cmd, int argc, char **argv) {
 int cmd_train(int argc, char **argv) { return run(CMD_TRAIN, argc, argv); }
 int cmd_lineval(int argc, char **argv) { return run(CMD_LINEVAL, argc, argv); }
 int cmd_finetune(int argc, char **argv) { return run(CMD_FINETUNE, argc, argv); }
+int cmd_knn(int argc, char **argv) { return run(CMD_KNN, argc, argv); }
+int cmd_retrieval(int argc, char **argv) { return run(CMD_RETRIEVAL, argc, argv); }

@@ -25,6 +25,8 @@ typedef enum {
     RRC_CMD_TRAIN = RT_CMD_TRAIN,
     RRC_CMD_LINEVAL = RT_CMD_LINEVAL,
     RRC_CMD_FINETUNE = RT_CMD_FINETUNE,
+    RRC_CMD_KNN = RT_CMD_KNN,
+    RRC_CMD_RETRIEVAL = RT_CMD_RETRIEVAL,
     RRC_CMD_COMPILE = RT_CMD_END,
     RRC_CMD_GRAD,
     RRC_CMD_DUMP_IR,
@@ -116,6 +118,8 @@ int cmd_grad(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_lineval(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_knn(int argc, char **argv);
+int cmd_retrieval(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_augment_preview(int argc, char **argv);
 int cmd_specs(int argc, char **argv);

@@ -3,6 +3,7 @@
 ** (see rt_cli.h).
 */
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "rt_flags.h"
 #include "rt_blas.h"
 #include "rt_cli.h"
+#include "rt_eval.h"
 #include "rt_lineval.h"
 #include "rt_pool.h"
 #include "rt_prof.h"
@@ -32,7 +34,11 @@
    typo in the last flag is reported before data is loaded or code compiled;
    `rrc train` parses it the same way before compiling and passes the flags
    on. A flag whose help differs between commands has a row per meaning. */
-enum { T = 1 << RT_CMD_TRAIN, L = 1 << RT_CMD_LINEVAL, G = 1 << RT_CMD_GRAD, BE = 1 << RT_CMD_BENCH, FT = 1 << RT_CMD_FINETUNE };
+enum {
+    T = 1 << RT_CMD_TRAIN, G = 1 << RT_CMD_GRAD, BE = 1 << RT_CMD_BENCH, FT = 1 << RT_CMD_FINETUNE,
+    LV = 1 << RT_CMD_LINEVAL, KN = 1 << RT_CMD_KNN, RE = 1 << RT_CMD_RETRIEVAL,
+    L = LV | KN | RE,   /* the frozen-feature evaluations share their flags */
+};
 #define COMPILED "(compiled in)"
 static const rt_flag ROWS[] = {
     {"data", RT_F_DATA, T | L | FT, 's', 0, 0, NULL, NULL, "NAME[:PATH]", "dataset (the list below); default: the spec's"},
@@ -42,15 +48,19 @@ static const rt_flag ROWS[] = {
     {"input", RT_F_INPUT, G, 's', 0, 0, NULL, NULL, "X", "the views: tensor 'x' of safetensors file X, of the compiled shape"},
     {"params", RT_F_PARAMS, G, 's', 0, 0, NULL, NULL, "P", "parameters (full names) from safetensors file P; default:\ninitialised from the seed"},
     {"epochs", RT_F_EPOCHS, T, 'i', 1, 100000, NULL, NULL, "E", "epochs (default: the spec's)"},
-    {"epochs", RT_F_EPOCHS, L, 'i', 1, 100000, NULL, NULL, "E", "classifier epochs (default 100)"},
+    {"epochs", RT_F_EPOCHS, LV, 'i', 1, 100000, NULL, NULL, "E", "classifier epochs (default 100)"},
     {"epochs", RT_F_EPOCHS, FT, 'i', 1, 100000, NULL, NULL, "E", "epochs (default 100)"},
     {"seed", RT_F_SEED, T, 'i', 0, 0x7fffffffLL, NULL, NULL, "S", "seed of initialisation, shuffling and augmentation"},
     {"seed", RT_F_SEED, L | G | FT, 'i', 0, 0x7fffffffLL, NULL, NULL, "S", "seed (default: the spec's)"},
     {"threads", RT_F_THREADS, T | BE | FT, 'i', 1, 256, NULL, NULL, "N",
      "threads of the step's convolutions (split over images) and of\nthe views' making (default 2); results are deterministic for a\ngiven N"},
-    {"threads", RT_F_THREADS, L, 'i', 1, 256, NULL, NULL, "N", "accepted for symmetry with train; evaluation runs on one thread"},
+    {"threads", RT_F_THREADS, LV, 'i', 1, 256, NULL, NULL, "N", "accepted for symmetry with train; evaluation runs on one thread"},
+    {"threads", RT_F_THREADS, KN | RE, 'i', 1, 256, NULL, NULL, "N", "threads of the similarity products (default 2)"},
     {"out", RT_F_OUT, T, 's', 0, 0, NULL, NULL, "RUN", "run directory (default runs/SPECNAME): metrics.csv, curves.png,\nlast.safetensors"},
-    {"out", RT_F_OUT, L, 's', 0, 0, NULL, NULL, "DIR", "where to write lineval.txt (default: the checkpoint's folder)"},
+    {"out", RT_F_OUT, L, 's', 0, 0, NULL, NULL, "DIR",
+     "where to write the report, lineval.txt, knn.txt or retrieval.txt\n(default: the checkpoint's folder)"},
+    {"neighbours", RT_F_NEIGHBOURS, KN, 'i', 1, 100000, NULL, NULL, "N", "the nearest train images that vote (default 200)"},
+    {"temperature", RT_F_TEMPERATURE, KN, 's', 0, 0, NULL, NULL, "T", "a neighbour's vote is exp(similarity / T) (default 0.07)"},
     {"out", RT_F_OUT, G, 's', 0, 0, NULL, NULL, "G", "where to write loss, logits, grad.<param>, state.<stat> (F32)"},
     {"out", RT_F_OUT, FT, 's', 0, 0, NULL, NULL, "DIR",
      "where to write finetune.txt, metrics.csv and last.safetensors\n(default: CHECKPOINT's folder/finetune)"},
@@ -61,6 +71,9 @@ static const rt_flag ROWS[] = {
     {"resume-anyway", RT_F_RESUME_ANYWAY, T, 0, 0, 0, NULL, NULL, NULL,
      "resume all the same, with this run's settings (--threads may\nalways change)"},
     {"checkpoint-every", RT_F_CHECKPOINT_EVERY, T, 'i', 1, 100000, NULL, NULL, "E", "also keep epoch_E.safetensors every E epochs"},
+    {"monitor", RT_F_MONITOR, T, 'c', 0, 0, "knn", NULL, "knn",
+     "after epochs (--every), the weighted kNN accuracy of the test split\n(as rrc knn): columns knn_top1, knn_top5 of metrics.csv, a panel\nof curves.png"},
+    {"every", RT_F_EVERY, T, 'i', 1, 100000, NULL, NULL, "E", "--monitor every E epochs, and after the last (default 1)"},
     {"quiet", RT_F_QUIET, T | FT, 0, 0, 0, NULL, NULL, NULL, "no progress output"},
     {"classes", RT_F_CLASSES, T | L | FT, 's', 0, 0, NULL, NULL, "LIST",
      "only the images of these classes (A,B or A-B, e.g. 0-4), relabelled\n0, 1, ... in that order: train on some classes, evaluate on others"},
@@ -87,7 +100,8 @@ static const rt_flag ROWS[] = {
      "bound of METHOD.md) " COMPILED},
     {"K", RT_F_K, T | L | G | BE | FT, 'i', 2, 1024, NULL, NULL, "K", "views per image " COMPILED},
     {"batch", RT_F_BATCH, T | G | BE | FT, 'i', 2, 1 << 16, NULL, NULL, "B", "images per step " COMPILED},
-    {"batch", RT_F_BATCH, L, 'i', 2, 1 << 16, NULL, NULL, "B", "the step's batch " COMPILED "; the classifier's batch is 128"},
+    {"batch", RT_F_BATCH, LV, 'i', 2, 1 << 16, NULL, NULL, "B", "the step's batch " COMPILED "; the classifier's batch is 128"},
+    {"batch", RT_F_BATCH, KN | RE, 'i', 2, 1 << 16, NULL, NULL, "B", "the step's batch " COMPILED},
     {"aggregation", RT_F_AGGREGATION, T | L | G | BE | FT, 'c', 0, 0, "cat|sum|mean|max", NULL, "A",
      "how the relation head joins two views " COMPILED},
     {"loss", RT_F_LOSS, T | L | G | BE | FT, 'c', 0, 0, "focal|bce", NULL, "L", "the relation loss " COMPILED},
@@ -147,6 +161,14 @@ static const char *const SUMMARY[] = {
                     "grad.<param>, state.<running stat> (and param.<name> when initialised) as F32.\n",
     [RT_CMD_BENCH] = "Times the compiled training step with its optimizer update on fixed random views (no\n"
                      "augmentation) and prints one line: median seconds per step and backbone images/s.\n",
+    [RT_CMD_KNN] = "Weighted kNN classification (InstDisc's monitor): the backbone frozen in eval mode,\n"
+                   "features L2-normalised, each test image's 200 nearest train images by cosine\n"
+                   "similarity vote for their class with weight exp(similarity / 0.07); prints top-1 and\n"
+                   "top-5 test accuracy and writes them to OUT/knn.txt.\n",
+    [RT_CMD_RETRIEVAL] = "Retrieval (BASELINES.md section 9): test images query the train images by cosine\n"
+                         "similarity of L2-normalised eval-mode features; an item is relevant when it has\n"
+                         "the query's class. Prints precision@1/5/10/100 and mAP over the whole ranking and\n"
+                         "writes them to OUT/retrieval.txt.\n",
     [RT_CMD_FINETUNE] = "Fine-tuning (BASELINES.md section 7): the backbone of CHECKPOINT and a new linear\n"
                         "classifier trained together on the labelled train split, backbone in train mode, Adam\n"
                         "with backbone lr 1e-3 and classifier lr 1e-4, weight decay 1e-5, batch 128, no\n"
@@ -159,6 +181,8 @@ static const char *const SYNOPSIS[] = {
     [RT_CMD_GRAD] = "--input X --out G [--params P] [flags]",
     [RT_CMD_BENCH] = "[flags]",
     [RT_CMD_FINETUNE] = "--data NAME[:PATH] (--checkpoint FILE | --random-init) [flags]",
+    [RT_CMD_KNN] = "--data NAME[:PATH] (--checkpoint FILE | --random-init) [flags]",
+    [RT_CMD_RETRIEVAL] = "--data NAME[:PATH] (--checkpoint FILE | --random-init) [flags]",
 };
 
 void rt_cli_usage(FILE *f, rt_cli_cmd cmd, const char *prog, const char *spec_arg, const rt_flag_table *extra,
@@ -170,7 +194,7 @@ void rt_cli_usage(FILE *f, rt_cli_cmd cmd, const char *prog, const char *spec_ar
     fprintf(f, "  -h, --help          this text\n\n"
                "(compiled in): the step is compiled with this value: rrc train, lineval and compile\n"
                "take it; a compiled trainer refuses any other.\n");
-    if (cmd == RT_CMD_TRAIN || cmd == RT_CMD_LINEVAL || cmd == RT_CMD_FINETUNE)
+    if (cmd != RT_CMD_GRAD && cmd != RT_CMD_BENCH)
         fprintf(f, "\ndatasets: %s\n", rt_dataset_names());
 }
 
@@ -255,7 +279,8 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
     }
     rt_train_opts o = {.data = p->data, .epochs = p->epochs, .nthreads = 2, .seed = p->seed, .engine = "compiled"};
     char outbuf[512], csvbuf[1100];
-    int profile = 0;
+    int profile = 0, every = 0;
+    bool monitor = false;
     const char *prof_csv = NULL;
     bool ok = compiled_flags_match(p, prog, &a);
     for (int i = 0; i < a.nopts; i++) {
@@ -274,6 +299,8 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
         case RT_F_PROFILE: profile = 1; break;
         case RT_F_PROFILE_CSV: prof_csv = x->value, profile = 1; break;
         case RT_F_ENGINE: o.engine = x->value; break;
+        case RT_F_MONITOR: monitor = true; break;
+        case RT_F_EVERY: every = (int)x->ival; break;
         case RT_F_CLASSES: o.subset.classes = x->value; break;
         case RT_F_LABELS: o.subset.labels = x->value; break;
         default: break;   /* the compiled flags, checked above */
@@ -281,6 +308,11 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
     }
     rt_args_free(&a);   /* the values point into argv */
     if (!ok || !o.data) return 1;
+    if (every && !monitor) {
+        fprintf(stderr, "%s: --every goes with --monitor knn\n", prog);
+        return 1;
+    }
+    o.monitor_every = monitor ? (every ? every : 1) : 0;
     o.subset.seed = o.seed;
     if (o.subset.labels && p->method != RT_METHOD_SUPERVISED) {
         fprintf(stderr, "%s: --labels is for training with labels (--method supervised) and for lineval\n", prog);
@@ -364,84 +396,126 @@ static int load_split(const char *prog, const rt_program *p, const char *data, r
     return 0;
 }
 
-int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv) {
+/* ---- frozen features: lineval, knn, retrieval ---- */
+
+/* One evaluation of a frozen backbone: its flags, then the eval-mode
+   features of both splits. */
+typedef struct FrozenEval {
+    const char *data, *ckpt, *out;
+    rt_data_subset part;
+    uint64_t seed;
+    int random_init, epochs, neighbours, threads;
+    double temperature;
+    rt_dataset tr, te;
+    float *ftr, *fte;
+    int64_t F;
+} FrozenEval;
+
+static const char *const FROZEN_FILE[] = {[RT_CMD_LINEVAL] = "lineval", [RT_CMD_KNN] = "knn", [RT_CMD_RETRIEVAL] = "retrieval"};
+
+/* Parses cmd's command line into e; 1 on an error (printed), -1 after
+   --help, 0 to go on. */
+static int frozen_parse(rt_cli_cmd cmd, const rt_program *p, const char *prog, int argc, char **argv, FrozenEval *e) {
     rt_args a;
-    if (!parse(RT_CMD_LINEVAL, prog, argc, argv, &a)) return 1;
+    if (!parse(cmd, prog, argc, argv, &a)) return 1;
     if (a.help) {
-        rt_cli_usage(stdout, RT_CMD_LINEVAL, prog, "", NULL, 0);
+        rt_cli_usage(stdout, cmd, prog, "", NULL, 0);
         rt_args_free(&a);
-        return 0;
+        return -1;
     }
-    const char *data = p->data, *ckpt = NULL, *out = NULL;
-    rt_data_subset part = {0};
-    int random_init = 0, epochs = 100, batch = 128, threads = 2;
-    uint64_t seed = p->seed;
+    *e = (FrozenEval){.data = p->data, .seed = p->seed, .epochs = 100, .neighbours = RT_KNN_K, .temperature = RT_KNN_T,
+                      .threads = 2};
     bool ok = compiled_flags_match(p, prog, &a);
     for (int i = 0; i < a.nopts; i++) {
         const rt_opt *x = &a.opts[i];
         switch (x->flag->id) {
-        case RT_F_DATA: data = x->value; break;
-        case RT_F_CHECKPOINT: ckpt = x->value; break;
-        case RT_F_RANDOM_INIT: random_init = 1; break;
-        case RT_F_EPOCHS: epochs = (int)x->ival; break;
-        case RT_F_SEED: seed = (uint64_t)x->ival; break;
-        case RT_F_THREADS: threads = (int)x->ival; break;
-        case RT_F_OUT: out = x->value; break;
-        case RT_F_CLASSES: part.classes = x->value; break;
-        case RT_F_LABELS: part.labels = x->value; break;
-        default: break;   /* the compiled flags, checked above */
+        case RT_F_DATA: e->data = x->value; break;
+        case RT_F_CHECKPOINT: e->ckpt = x->value; break;
+        case RT_F_RANDOM_INIT: e->random_init = 1; break;
+        case RT_F_EPOCHS: e->epochs = (int)x->ival; break;
+        case RT_F_SEED: e->seed = (uint64_t)x->ival; break;
+        case RT_F_OUT: e->out = x->value; break;
+        case RT_F_CLASSES: e->part.classes = x->value; break;
+        case RT_F_LABELS: e->part.labels = x->value; break;
+        case RT_F_NEIGHBOURS: e->neighbours = (int)x->ival; break;
+        case RT_F_THREADS: e->threads = (int)x->ival; break;
+        case RT_F_TEMPERATURE: {
+            char *end;
+            e->temperature = strtod(x->value, &end);
+            if (*end || !(e->temperature > 0) || !isfinite(e->temperature)) {
+                fprintf(stderr, "%s: --temperature must be a positive number (got \"%s\")\n", prog, x->value);
+                ok = false;
+            }
+            break;
+        }
+        default: break;   /* the compiled flags, checked above; --threads */
         }
     }
     rt_args_free(&a);
-    if (!ok || !data) return 1;
-    part.seed = seed;
-    if ((!ckpt && !random_init) || (ckpt && random_init)) {
+    if (!ok || !e->data) return 1;
+    e->part.seed = e->seed;
+    if (!e->ckpt == !e->random_init) {
         fprintf(stderr, "%s: give exactly one of --checkpoint FILE and --random-init\n", prog);
         return 1;
     }
-    (void)threads;
+    return 0;
+}
+
+/* The splits, the backbone (checkpoint or seeded) and its eval-mode
+   features; 0, or 1 after printing the problem. */
+static int frozen_features(const rt_program *p, const char *prog, FrozenEval *e) {
     openblas_set_num_threads(1);   /* see rt_cli_train */
-    int rc = 1;
-    rt_dataset tr = {0}, te = {0};
-    rt_model m = {0};
-    float *ftr = NULL, *fte = NULL;
     char err[1024];
-    if (load_split(prog, p, data, RT_SPLIT_TRAIN, &part, &tr) != 0 || load_split(prog, p, data, RT_SPLIT_TEST, &part, &te) != 0)
-        goto done;
-    if (rt_model_init(&m, p, err, sizeof err) != 0) { fprintf(stderr, "%s: %s\n", prog, err); goto done; }
-    rt_model_seed(&m, seed);
-    if (ckpt && rt_checkpoint_load(ckpt, p, m.params, m.state, NULL, NULL, NULL, NULL, RT_CKPT_BACKBONE_ONLY, err, sizeof err) != 0) {
+    if (load_split(prog, p, e->data, RT_SPLIT_TRAIN, &e->part, &e->tr) != 0 ||
+        load_split(prog, p, e->data, RT_SPLIT_TEST, &e->part, &e->te) != 0)
+        return 1;
+    rt_model m = {0};
+    if (rt_model_init(&m, p, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
-        goto done;
+        return 1;
+    }
+    rt_model_seed(&m, e->seed);
+    if (e->ckpt &&
+        rt_checkpoint_load(e->ckpt, p, m.params, m.state, NULL, NULL, NULL, NULL, RT_CKPT_BACKBONE_ONLY, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        rt_model_free(&m);
+        return 1;
     }
     double mean[3], std[3];
-    eval_norm(p, &tr, mean, std);
-    int64_t F = p->feat_dim;
-    ftr = malloc((size_t)(tr.n * F) * sizeof *ftr);
-    fte = malloc((size_t)(te.n * F) * sizeof *fte);
-    if (!ftr || !fte) { fprintf(stderr, "%s: out of memory for features\n", prog); goto done; }
-    rt_features(&m, &tr, mean, std, ftr);
-    rt_features(&m, &te, mean, std, fte);
-    fprintf(stderr, "%s: features of %lld train and %lld test images (%lld-d) computed\n", prog, (long long)tr.n,
-            (long long)te.n, (long long)F);
-    int nclasses = tr.nclasses > te.nclasses ? tr.nclasses : te.nclasses;
-    ProbeCtx pc = {prog, epochs};
-    rt_probe_opts po = {.epochs = epochs, .batch = batch, .lr = 1e-3, .seed = seed, .progress = probe_progress, .ctx = &pc};
-    rt_probe_report rep = {0};
-    double acc = rt_linear_probe(ftr, tr.labels, tr.n, fte, te.labels, te.n, F, nclasses, &po, &rep);
-    const char *what = ckpt ? ckpt : "random init";
-    char scope[256] = "";
-    if (part.classes || part.labels)
-        snprintf(scope, sizeof scope, " (classes %s, labels %s: %lld train images)", part.classes ? part.classes : "all",
-                 part.labels ? part.labels : "all", (long long)tr.n);
-    printf("linear evaluation of %s (%s) on %s%s: test top-1 %.2f%% (train %.2f%%)\n", p->spec_name, what, data, scope,
-           100 * acc, 100 * rep.train_acc);
-    char dir[1024], path[1100];
-    if (out) {
-        snprintf(dir, sizeof dir, "%s", out);
+    eval_norm(p, &e->tr, mean, std);
+    e->F = p->feat_dim;
+    e->ftr = malloc((size_t)(e->tr.n * e->F) * sizeof *e->ftr);
+    e->fte = malloc((size_t)(e->te.n * e->F) * sizeof *e->fte);
+    if (!e->ftr || !e->fte) {
+        fprintf(stderr, "%s: out of memory for features\n", prog);
+        rt_model_free(&m);
+        return 1;
+    }
+    rt_features(&m, &e->tr, mean, std, e->ftr);
+    rt_features(&m, &e->te, mean, std, e->fte);
+    rt_model_free(&m);
+    fprintf(stderr, "%s: features of %lld train and %lld test images (%lld-d) computed\n", prog, (long long)e->tr.n,
+            (long long)e->te.n, (long long)e->F);
+    return 0;
+}
+
+static void frozen_free(FrozenEval *e) {
+    free(e->ftr);
+    free(e->fte);
+    rt_dataset_free(&e->tr);
+    rt_dataset_free(&e->te);
+}
+
+/* Writes OUT/NAME.txt (NAME_random.txt for a random backbone): --out, else
+   the checkpoint's folder, else runs/SPEC-random. head: the lines every
+   report has; body: the protocol's. 0, or 1 after printing. */
+static int frozen_report(const rt_program *p, const char *prog, const FrozenEval *e, const char *name, const char *body) {
+    char dir[1024], path[1100], text[8192], err[1024];
+    if (e->out) {
+        snprintf(dir, sizeof dir, "%s", e->out);
         mkdir(dir, 0777);
-    } else if (ckpt) {
-        snprintf(dir, sizeof dir, "%s", ckpt);
+    } else if (e->ckpt) {
+        snprintf(dir, sizeof dir, "%s", e->ckpt);
         char *slash = strrchr(dir, '/');
         if (slash) *slash = 0;
         else strcpy(dir, ".");
@@ -450,30 +524,97 @@ int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv)
         snprintf(dir, sizeof dir, "runs/%s-random", p->spec_name);
         mkdir(dir, 0777);
     }
-    snprintf(path, sizeof path, "%s/lineval%s.txt", dir, ckpt ? "" : "_random");
-    char text[4096];
-    int k = snprintf(text, sizeof text,
-                     "spec %s\nbackbone %s\ndata %s\nclasses %s\nlabels %s\ntrain_images %lld\nepochs %d\nbatch %d\nseed %llu\n"
-                     "test_top1 %.4f\ntrain_top1 %.4f\n",
-                     p->spec_name, what, data, part.classes ? part.classes : "all", part.labels ? part.labels : "all",
-                     (long long)tr.n, epochs, batch, (unsigned long long)seed, acc, rep.train_acc);
+    snprintf(path, sizeof path, "%s/%s%s.txt", dir, name, e->ckpt ? "" : "_random");
+    int k = snprintf(text, sizeof text, "spec %s\nbackbone %s\ndata %s\nclasses %s\nlabels %s\ntrain_images %lld\n"
+                     "test_images %lld\nseed %llu\n%s",
+                     p->spec_name, e->ckpt ? e->ckpt : "random init", e->data, e->part.classes ? e->part.classes : "all",
+                     e->part.labels ? e->part.labels : "all", (long long)e->tr.n, (long long)e->te.n,
+                     (unsigned long long)e->seed, body);
     if (k < 0 || (size_t)k >= sizeof text) {
         fprintf(stderr, "%s: %s: the checkpoint's or data set's name is too long\n", prog, path);
-        goto done;
+        return 1;
     }
     if (rt_write_atomic(path, text, (size_t)k, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
-        goto done;
+        return 1;
     }
     fprintf(stderr, "%s: wrote %s\n", prog, path);
-    rc = 0;
-done:
-    free(ftr);
-    free(fte);
-    rt_model_free(&m);
-    rt_dataset_free(&tr);
-    rt_dataset_free(&te);
+    return 0;
+}
+
+/* " (classes ..., labels ...: N train images)" when a subset was taken */
+static void frozen_scope(const FrozenEval *e, char *buf, size_t n) {
+    buf[0] = 0;
+    if (e->part.classes || e->part.labels)
+        snprintf(buf, n, " (classes %s, labels %s: %lld train images)", e->part.classes ? e->part.classes : "all",
+                 e->part.labels ? e->part.labels : "all", (long long)e->tr.n);
+}
+
+static int frozen_cmd(rt_cli_cmd cmd, const rt_program *p, const char *prog, int argc, char **argv) {
+    FrozenEval e;
+    int rc = frozen_parse(cmd, p, prog, argc, argv, &e);
+    if (rc) return rc < 0 ? 0 : rc;
+    rc = frozen_features(p, prog, &e);
+    const char *what = e.ckpt ? e.ckpt : "random init";
+    char scope[256], body[1024], err[1024];
+    frozen_scope(&e, scope, sizeof scope);
+    int nclasses = e.tr.nclasses > e.te.nclasses ? e.tr.nclasses : e.te.nclasses;
+    if (rc == 0 && cmd == RT_CMD_LINEVAL) {
+        const int batch = 128;   /* METHOD.md's classifier batch */
+        ProbeCtx pc = {prog, e.epochs};
+        rt_probe_opts po = {.epochs = e.epochs, .batch = batch, .lr = 1e-3, .seed = e.seed, .progress = probe_progress, .ctx = &pc};
+        rt_probe_report rep = {0};
+        double acc = rt_linear_probe(e.ftr, e.tr.labels, e.tr.n, e.fte, e.te.labels, e.te.n, e.F, nclasses, &po, &rep);
+        printf("linear evaluation of %s (%s) on %s%s: test top-1 %.2f%% (train %.2f%%)\n", p->spec_name, what, e.data, scope,
+               100 * acc, 100 * rep.train_acc);
+        snprintf(body, sizeof body, "epochs %d\nbatch %d\ntest_top1 %.4f\ntrain_top1 %.4f\n", e.epochs, batch, acc,
+                 rep.train_acc);
+    } else if (rc == 0 && cmd == RT_CMD_KNN) {
+        rt_knn_result r;
+        rt_pool_init(e.threads);
+        if (rt_knn_eval(e.ftr, e.tr.labels, e.tr.n, e.fte, e.te.labels, e.te.n, e.F, nclasses, e.neighbours, e.temperature, NULL,
+                        &r, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            rc = 1;
+        } else {
+            printf("kNN of %s (%s) on %s%s: test top-1 %.2f%%, top-5 %.2f%% (k %d, temperature %g, cosine)\n", p->spec_name,
+                   what, e.data, scope, 100 * r.top1, 100 * r.top5, r.k, e.temperature);
+            snprintf(body, sizeof body, "neighbours %d\ntemperature %g\ntest_top1 %.4f\ntest_top5 %.4f\n", r.k, e.temperature,
+                     r.top1, r.top5);
+        }
+    } else if (rc == 0) {
+        rt_retrieval_result r;
+        rt_pool_init(e.threads);
+        if (rt_retrieval_eval(e.ftr, e.tr.labels, e.tr.n, e.fte, e.te.labels, e.te.n, e.F, NULL, &r, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            rc = 1;
+        } else {
+            printf("retrieval with %s (%s) on %s%s: %lld test queries, %lld train gallery: P@%d %.2f%%, P@%d %.2f%%, P@%d "
+                   "%.2f%%, P@%d %.2f%%, mAP %.2f%%\n",
+                   p->spec_name, what, e.data, scope, (long long)r.queries, (long long)e.tr.n, r.k[0], 100 * r.precision[0],
+                   r.k[1], 100 * r.precision[1], r.k[2], 100 * r.precision[2], r.k[3], 100 * r.precision[3], 100 * r.map);
+            int k = 0;
+            for (int i = 0; i < RT_RETRIEVAL_NK; i++)
+                k += snprintf(body + k, sizeof body - (size_t)k, "precision_at_%d %.4f\n", r.k[i], r.precision[i]);
+            snprintf(body + k, sizeof body - (size_t)k, "map %.4f\nqueries_without_relevant %lld\n", r.map,
+                     (long long)r.no_relevant);
+        }
+    }
+    if (rc == 0) rc = frozen_report(p, prog, &e, FROZEN_FILE[cmd], body);
+    frozen_free(&e);
     return rc;
+}
+
+int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv) {
+    return frozen_cmd(RT_CMD_LINEVAL, p, prog, argc, argv);
+}
+
+int rt_cli_knn(const rt_program *p, const char *prog, int argc, char **argv) {
+    return frozen_cmd(RT_CMD_KNN, p, prog, argc, argv);
+}
+
+int rt_cli_retrieval(const rt_program *p, const char *prog, int argc, char **argv) {
+    return frozen_cmd(RT_CMD_RETRIEVAL, p, prog, argc, argv);
 }
 
 /* ---- finetune ---- */

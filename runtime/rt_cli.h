@@ -16,14 +16,17 @@
 
 #include "rt_flags.h"
 
-typedef enum { RT_CMD_TRAIN, RT_CMD_LINEVAL, RT_CMD_GRAD, RT_CMD_BENCH, RT_CMD_FINETUNE, RT_CMD_END } rt_cli_cmd;
+typedef enum {
+    RT_CMD_TRAIN, RT_CMD_LINEVAL, RT_CMD_GRAD, RT_CMD_BENCH, RT_CMD_FINETUNE, RT_CMD_KNN, RT_CMD_RETRIEVAL, RT_CMD_END
+} rt_cli_cmd;
 
 /* The ids of rt_cli_flags' rows. */
 enum {
     RT_F_DATA = 1, RT_F_CHECKPOINT, RT_F_RANDOM_INIT, RT_F_INPUT, RT_F_PARAMS, RT_F_EPOCHS, RT_F_SEED,
     RT_F_THREADS, RT_F_OUT, RT_F_MAX_STEPS, RT_F_RESUME, RT_F_RESUME_ANYWAY, RT_F_CHECKPOINT_EVERY,
     RT_F_QUIET, RT_F_STEPS, RT_F_WARMUP, RT_F_PROFILE, RT_F_PROFILE_CSV, RT_F_ENGINE, RT_F_CLASSES, RT_F_LABELS,
-    RT_F_AUGMENT, RT_F_DECAY_AT,
+    RT_F_AUGMENT, RT_F_DECAY_AT, RT_F_NEIGHBOURS, RT_F_TEMPERATURE, RT_F_MONITOR,
+    RT_F_EVERY,
     /* compiled into the step */
     RT_F_METHOD, RT_F_K, RT_F_BATCH, RT_F_AGGREGATION, RT_F_LOSS,
     RT_F_FIRST_FREE   /* the first id other tables may use */
@@ -46,6 +49,11 @@ void rt_cli_usage(FILE *f, rt_cli_cmd cmd, const char *prog, const char *spec_ar
 int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv);
 int rt_cli_lineval(const rt_program *p, const char *prog, int argc, char **argv);
 int rt_cli_grad(const rt_program *p, const char *prog, int argc, char **argv);
+/* Frozen eval-mode features of a backbone judged by a weighted kNN
+   classifier (`knn`) or by retrieval (`retrieval`), as lineval judges
+   them by a linear classifier. */
+int rt_cli_knn(const rt_program *p, const char *prog, int argc, char **argv);
+int rt_cli_retrieval(const rt_program *p, const char *prog, int argc, char **argv);
 /* Fine-tuning of a checkpoint's backbone with a new classifier, on a
    program compiled with --method supervised: `finetune`. */
 int rt_cli_finetune(const rt_program *p, const char *prog, int argc, char **argv);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "rt_checkpoint.h"
+#include "rt_eval.h"
 #include "rt_file.h"
 #include "rt_prof.h"
 #include "rt_rng.h"
@@ -212,6 +213,12 @@ static void apply_update(rt_model *m, const EntryPlan *pl, int64_t t, int epoch,
 
 /* ---- helpers ---- */
 
+/* metrics.csv: a row per step, and with --monitor knn a row per monitored
+   epoch (at that epoch's last step, its step columns empty) with the kNN
+   accuracies of the test split. */
+#define METRICS_HEADER "epoch,step,loss,pair_acc,pos_acc,neg_acc,images_per_s,seconds,knn_top1,knn_top5\n"
+#define METRICS_SECONDS_COL 7   /* 0-based */
+
 /* On --resume: metrics.csv cut back to the checkpoint's step. A run
    killed after its last checkpoint had written rows past it, which the
    resumed run writes again. *seconds: the `seconds` of the last row kept,
@@ -241,9 +248,10 @@ static int metrics_resume(const char *path, int64_t step, double *seconds, char 
         if (!header) {
             /* rows are in step order: the first past the checkpoint ends
                what is kept */
-            const char *c = strchr(line, ','), *lastc = strrchr(line, ',');
+            const char *c = strchr(line, ','), *sec = line;
             if (!c || strtoll(c + 1, NULL, 10) > step) break;
-            if (lastc) *seconds = strtod(lastc + 1, NULL);
+            for (int k = 0; k < METRICS_SECONDS_COL && sec; k++) sec = strchr(sec + 1, ',');
+            if (sec) *seconds = strtod(sec + 1, NULL);
         }
         header = false;
         ok = fputs(line, out) >= 0;
@@ -303,7 +311,7 @@ static int make_dir(const char *path, char *err, size_t errlen) {
    temporary name (the script's `out`, given with -e) renamed when it
    succeeds, so a killed or failed gnuplot leaves no half a picture. A
    missing gnuplot or a failed plot is a note, never a failed run. */
-static void plot_curves(const char *dir, int quiet) {
+static void plot_curves(const char *dir, int quiet, bool knn) {
     char gp[1024], png[1024], tmp[4200], text[8192], err[1200], setout[4300];
     snprintf(gp, sizeof gp, "%s/curves.gp", dir);
     snprintf(png, sizeof png, "%s/curves.png", dir);
@@ -314,10 +322,10 @@ static void plot_curves(const char *dir, int quiet) {
     int k = snprintf(text, sizeof text,
                      "# made by rrc: per-epoch means of %s/metrics.csv\n"
                      "if (!exists('out')) out = '%s'\n"
-                     "set terminal png size 1000,420\n"
+                     "set terminal png size %d,420\n"
                      "set output out\n"
                      "set datafile separator ','\n"
-                     "set multiplot layout 1,2\n"
+                     "set multiplot layout 1,%d\n"
                      "set xlabel 'epoch'\n"
                      "set key off\n"
                      "set grid\n"
@@ -325,9 +333,12 @@ static void plot_curves(const char *dir, int quiet) {
                      "plot '%s/metrics.csv' every ::1 using 1:3 smooth unique with linespoints pt 7\n"
                      "set title 'pair accuracy (mean per epoch)'\n"
                      "plot '%s/metrics.csv' every ::1 using 1:4 smooth unique with linespoints pt 7\n"
+                     "%s%s%s"
                      "unset multiplot\n"
                      "set output\n",
-                     dir, png, dir, dir);
+                     dir, png, knn ? 1500 : 1000, knn ? 3 : 2, dir, dir,
+                     knn ? "set title 'kNN top-1 on the test split (--monitor knn)'\nplot '" : "", knn ? dir : "",
+                     knn ? "/metrics.csv' every ::1 using 1:9 with linespoints pt 7\n" : "");
     if (k < 0 || (size_t)k >= sizeof text) return;
     if (rt_write_atomic(gp, text, (size_t)k, err, sizeof err) != 0) {
         if (!quiet) fprintf(stderr, "rrc: note: no plot: %s\n", err);
@@ -366,6 +377,9 @@ typedef struct Run {
     int64_t step, start_epoch, run_steps, total_steps;
     FILE *csv;
     char csv_path[1024], ckpt[1024];
+    rt_dataset test;           /* --monitor knn: the test split */
+    float *ftr, *fte;          /* and the features of both splits */
+    double mean[3], std[3];    /* the normalisation of evaluation */
     double seconds_before, t_start;
     bool tty, stopped;
 } Run;
@@ -402,6 +416,31 @@ static int run_data(Run *r) {
     r->steps_per_epoch = (r->n + r->B - 1) / r->B;
     r->Blast = r->n % r->B;
     r->total_steps = (int64_t)o->epochs * r->steps_per_epoch;
+    if (o->monitor_every <= 0) return 0;
+    /* --monitor knn: the test split (of the same classes), the
+       normalisation of evaluation, room for the features */
+    if (!p->features || !dp->labels) {
+        snprintf(r->err, r->errlen, "--monitor knn needs %s", !p->features ? "a program with a features entry" : "labels");
+        return -1;
+    }
+    rt_data_subset part = {.classes = o->subset.classes};
+    if (rt_dataset_load_subset(o->data, RT_SPLIT_TEST, &dopts, &part, &r->test, r->err, r->errlen) != 0) return -1;
+    if (!r->test.labels) {
+        snprintf(r->err, r->errlen, "%s: --monitor knn needs a labelled test split", o->data);
+        return -1;
+    }
+    for (int c = 0; c < 3; c++) r->mean[c] = 0, r->std[c] = 1;
+    for (int i = 0; i < p->naug; i++)
+        if (r->ops[i].kind == RT_AUG_NORMALIZE) {
+            memcpy(r->mean, r->ops[i].mean, sizeof r->mean);
+            memcpy(r->std, r->ops[i].std, sizeof r->std);
+        }
+    r->ftr = malloc((size_t)(dp->n * p->feat_dim) * sizeof *r->ftr);
+    r->fte = malloc((size_t)(r->test.n * p->feat_dim) * sizeof *r->fte);
+    if (!r->ftr || !r->fte) {
+        snprintf(r->err, r->errlen, "out of memory for the monitor's features");
+        return -1;
+    }
     return 0;
 }
 
@@ -460,7 +499,7 @@ static int run_start(Run *r) {
     if (!fresh && metrics_resume(r->csv_path, r->step, &r->seconds_before, r->err, r->errlen) != 0) return -1;
     r->csv = fopen(r->csv_path, fresh ? "w" : "a");
     if (!r->csv) { snprintf(r->err, r->errlen, "%s: cannot write: %s", r->csv_path, strerror(errno)); return -1; }
-    if (fresh) fprintf(r->csv, "epoch,step,loss,pair_acc,pos_acc,neg_acc,images_per_s,seconds\n");
+    if (fresh) fprintf(r->csv, METRICS_HEADER);
     return 0;
 }
 
@@ -488,7 +527,7 @@ static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_ac
     double ips = (double)(p->K * bsz) / (dt > 0 ? dt : 1e-9);
     *ep_loss += mt.loss;
     *ep_acc += mt.pair_acc;
-    if (fprintf(r->csv, "%d,%lld,%.6f,%.6f,%.6f,%.6f,%.1f,%.3f\n", epoch + 1, (long long)r->step, mt.loss, mt.pair_acc, mt.pos_acc,
+    if (fprintf(r->csv, "%d,%lld,%.6f,%.6f,%.6f,%.6f,%.1f,%.3f,,\n", epoch + 1, (long long)r->step, mt.loss, mt.pair_acc, mt.pos_acc,
                 mt.neg_acc, ips, r->seconds_before + elapsed) < 0) {
         rt_flush_checked(r->csv, r->csv_path, r->err, r->errlen);
         return -1;
@@ -529,6 +568,30 @@ static int run_checkpoint(Run *r, int64_t ckpt_epoch) {
     return 0;
 }
 
+/* --monitor knn at the end of an epoch: eval-mode features of both splits,
+   the weighted kNN's accuracy on the test split, a metrics row. */
+static int run_monitor(Run *r, int epoch) {
+    const rt_program *p = r->p;
+    double t0 = now();
+    rt_features(&r->m, r->dp, r->mean, r->std, r->ftr);
+    rt_features(&r->m, &r->test, r->mean, r->std, r->fte);
+    int classes = r->dp->nclasses > r->test.nclasses ? r->dp->nclasses : r->test.nclasses;
+    rt_knn_result k;
+    if (rt_knn_eval(r->ftr, r->dp->labels, r->dp->n, r->fte, r->test.labels, r->test.n, p->feat_dim, classes, RT_KNN_K,
+                    RT_KNN_T, NULL, &k, r->err, r->errlen) != 0)
+        return -1;
+    if (fprintf(r->csv, "%d,%lld,,,,,,%.3f,%.6f,%.6f\n", epoch + 1, (long long)r->step,
+                r->seconds_before + (now() - r->t_start), k.top1, k.top5) < 0 ||
+        rt_flush_checked(r->csv, r->csv_path, r->err, r->errlen) != 0) {
+        if (!r->err[0]) snprintf(r->err, r->errlen, "%s: cannot write", r->csv_path);
+        return -1;
+    }
+    if (!r->o->quiet)
+        fprintf(stderr, "rrc: epoch %d: kNN top-1 %.2f%%, top-5 %.2f%% on the test split (%.1f s)\n", epoch + 1, 100 * k.top1,
+                100 * k.top5, now() - t0);
+    return 0;
+}
+
 /* Phase 4: epochs from where the run stands, each ending in a checkpoint;
    --max-steps stops early (a mid-epoch stop resumes inside that epoch). */
 static int run_epochs(Run *r) {
@@ -559,6 +622,10 @@ static int run_epochs(Run *r) {
         if (!o->quiet && ep_n && !r->stopped)
             fprintf(stderr, "rrc: epoch %d: mean loss %.4f, pair accuracy %.4f; checkpoint %s\n", epoch + 1,
                     ep_loss / (double)ep_n, ep_acc / (double)ep_n, r->ckpt);
+        bool whole = !r->stopped || r->step == (int64_t)(epoch + 1) * r->steps_per_epoch;   /* not a mid-epoch stop */
+        if (o->monitor_every > 0 && whole && ((epoch + 1) % o->monitor_every == 0 || epoch + 1 == o->epochs) &&
+            run_monitor(r, epoch) != 0)
+            return -1;
     }
     return 0;
 }
@@ -568,7 +635,7 @@ static int run_finish(Run *r) {
     FILE *done = r->csv;
     r->csv = NULL;
     if (rt_close_checked(done, r->csv_path, r->err, r->errlen) != 0) return -1;
-    plot_curves(r->o->out_dir, r->o->quiet);
+    plot_curves(r->o->out_dir, r->o->quiet, r->o->monitor_every > 0);
     if (!r->o->quiet)
         fprintf(stderr, "rrc: %lld steps in %.1f s; run directory %s\n", (long long)r->run_steps, now() - r->t_start,
                 r->o->out_dir);
@@ -577,6 +644,9 @@ static int run_finish(Run *r) {
 
 static void run_free(Run *r) {
     if (r->csv) fclose(r->csv);
+    rt_dataset_free(&r->test);
+    free(r->ftr);
+    free(r->fte);
     free(r->perm);
     free(r->ops);
     free_plan(&r->full);

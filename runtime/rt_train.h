@@ -28,6 +28,7 @@ typedef struct rt_train_opts {
     const char *engine;      /* for the log: "jit", "aot", ... */
     const rt_dataset *dataset;   /* already loaded (else loaded from `data`) */
     rt_data_subset subset;   /* the part of `data` to train on (--classes, --labels; seed: the run's) */
+    int monitor_every;       /* --monitor knn: the kNN accuracy every this many epochs and at the end (0: off) */
 } rt_train_opts;
 
 /* State of a program in memory: the PARAM and STATE regions and the

@@ -7,6 +7,8 @@
 **   NAME-train [train] [flags]     train (rrc train's flags, without the spec)
 **   NAME-train lineval [flags]     linear evaluation (rrc lineval's flags)
 **   NAME-train grad [flags]        one training-mode step (rrc grad's flags)
+**   NAME-train knn [flags]         weighted kNN evaluation of a backbone (rrc knn's flags)
+**   NAME-train retrieval [flags]   retrieval evaluation of a backbone (rrc retrieval's flags)
 **   NAME-train finetune [flags]    fine-tune a backbone (a --method supervised trainer)
 **   NAME-train bench [flags]       time the training step alone
 **   NAME-train info                what was compiled
@@ -29,12 +31,14 @@ static void usage(FILE *f, const char *prog) {
             "A trainer compiled by rrc (AOT). Commands:\n"
             "  train     (default) self-supervised relational reasoning; %s train --help\n"
             "  lineval   linear evaluation of a backbone; %s lineval --help\n"
+            "  knn       weighted kNN evaluation of a backbone; %s knn --help\n"
+            "  retrieval retrieval evaluation (precision@k, mAP) of a backbone; %s retrieval --help\n"
             "  grad      one training-mode step on given views; %s grad --help\n"
             "  finetune  fine-tune a backbone with a new classifier (a trainer compiled with\n"
             "            --method supervised); %s finetune --help\n"
             "  bench     time the training step alone (no augmentation)\n"
             "  info      the compiled program: spec, K, batch, entries, memory\n",
-            prog, prog, prog, prog, prog);
+            prog, prog, prog, prog, prog, prog, prog);
 }
 
 static void info(const rt_program *p) {
@@ -70,6 +74,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "lineval")) rc = rt_cli_lineval(&p, prog, argc - 2, argv + 2);
     else if (!strcmp(cmd, "grad")) rc = rt_cli_grad(&p, prog, argc - 2, argv + 2);
     else if (!strcmp(cmd, "finetune")) rc = rt_cli_finetune(&p, prog, argc - 2, argv + 2);
+    else if (!strcmp(cmd, "knn")) rc = rt_cli_knn(&p, prog, argc - 2, argv + 2);
+    else if (!strcmp(cmd, "retrieval")) rc = rt_cli_retrieval(&p, prog, argc - 2, argv + 2);
     else if (!strcmp(cmd, "bench")) rc = rt_cli_bench(&p, prog, argc - 2, argv + 2);
     else if (cmd[0] == '-') rc = rt_cli_train(&p, prog, argc - 1, argv + 1);
     else { fprintf(stderr, "%s: unknown command '%s' (see %s help)\n", prog, cmd, prog); rc = 1; }
