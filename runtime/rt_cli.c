@@ -629,8 +629,9 @@ static bool parse_decay(const char *prog, const char *v, int epochs, rt_finetune
         errno = 0;
         double x = strtod(q, &end);
         bool pct = *end == '%';
-        long long e = pct ? (long long)(x / 100.0 * epochs) : (long long)x;
-        if (end == q || errno || x < 0 || (!pct && x != (double)e) || (pct && x > 100) || e > 1000000 ||
+        bool range = !errno && x >= 0 && x <= (pct ? 100 : 1000000);   /* before the conversions */
+        long long e = !range ? -1 : pct ? milestone_epoch(x / 100.0, epochs) : (long long)x;
+        if (end == q || !range || (!pct && x != (double)e) ||
             f->ndecay == (int)(sizeof f->decay_at / sizeof f->decay_at[0])) {
             fprintf(stderr, "%s: --decay-at must be up to 4 epochs or percentages of --epochs, e.g. 50%%,75%%, or none (got \"%s\")\n",
                     prog, v);

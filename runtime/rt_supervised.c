@@ -131,7 +131,7 @@ static double lr_scale(const rt_program *p, const rt_finetune_opts *ft, int epoc
             if (epoch >= ft->decay_at[i]) s *= 0.1;
     } else {
         for (int i = 0; i < p->nmilestones; i++)
-            if (epoch >= (int)floor(p->milestones[i] * epochs + 0.5)) s *= p->lr_gamma;
+            if (epoch >= milestone_epoch(p->milestones[i], epochs)) s *= p->lr_gamma;
     }
     return s;
 }

@@ -189,7 +189,7 @@ static void free_plan(EntryPlan *pl) {
 static double sgd_lr(const rt_program *p, int epoch, int epochs) {
     double lr = p->sgd.lr;
     for (int i = 0; i < p->nmilestones; i++)
-        if (epoch >= (int)floor(p->milestones[i] * epochs + 0.5)) lr *= p->lr_gamma;
+        if (epoch >= milestone_epoch(p->milestones[i], epochs)) lr *= p->lr_gamma;
     return lr;
 }
 

@@ -60,6 +60,12 @@ void rt_features(rt_model *m, const rt_dataset *d, const double mean[3], const d
    metrics.csv and last.safetensors to o->out_dir. */
 int rt_train_supervised(const rt_program *p, const rt_train_opts *o, const rt_dataset *train, const rt_dataset *test,
                         double *test_acc, char *err, size_t errlen);
+/* The 0-based epoch at which a milestone given as a fraction of the epochs
+   starts: the official code's int(fraction * E) (BASELINES.md section 5),
+   the product in double and truncated, as Python computes it (so 0.29 of
+   100 epochs is 28, as there). */
+static inline int milestone_epoch(double fraction, int epochs) { return (int)(fraction * epochs); }
+
 /* Fine-tuning (BASELINES.md section 7) on the supervised program: the
    backbone from a checkpoint (NULL: the seeded initialisation) and a new
    classifier, both trained with Adam; no augmentation unless asked. */

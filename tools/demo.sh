@@ -2,8 +2,8 @@
 # tools/demo.sh: the main job (`make demo`). Compiles specs/conv4.lua ahead
 # of time into a standalone trainer, trains Conv-4 with self-supervised
 # relational reasoning on Fashion-MNIST (Debian's dataset-fashion-mnist),
-# evaluates the trained backbone and a random one by linear evaluation, and
-# prints the two test accuracies side by side.
+# evaluates the trained backbone and a random one by linear evaluation, the
+# weighted kNN and retrieval, and prints the figures side by side.
 #
 #   DEMO_EPOCHS (default 10), DEMO_THREADS (default 2), DEMO_RUN (default runs/demo-conv4)
 set -e
@@ -20,12 +20,20 @@ $T lineval --data fashion-mnist --checkpoint "$RUN/last.safetensors" --threads "
     | tee "$RUN/lineval_summary.txt"
 $T lineval --data fashion-mnist --random-init --threads "$THREADS" --seed 1 --out "$RUN" \
     | tee -a "$RUN/lineval_summary.txt"
+for protocol in knn retrieval; do
+    $T $protocol --data fashion-mnist --checkpoint "$RUN/last.safetensors" --threads "$THREADS" --seed 1 \
+        | tee -a "$RUN/lineval_summary.txt"
+    $T $protocol --data fashion-mnist --random-init --threads "$THREADS" --seed 1 --out "$RUN" \
+        | tee -a "$RUN/lineval_summary.txt"
+done
 end=$(date +%s)
-trained=$(awk '/^test_top1/ {printf "%.2f", 100*$2}' "$RUN/lineval.txt")
-random=$(awk '/^test_top1/ {printf "%.2f", 100*$2}' "$RUN/lineval_random.txt")
+pct() { awk -v k="$2" '$1 == k {printf "%.2f%%", 100*$2}' "$RUN/$1"; }
 echo
 echo "== rrc demo: Conv-4, relational reasoning (K=4, B=64, focal, Adam 1e-3), Fashion-MNIST, seed 1 =="
-printf "%-34s %s\n" "backbone" "linear evaluation, test top-1"
-printf "%-34s %s%%\n" "trained, $EPOCHS epoch(s)" "$trained"
-printf "%-34s %s%%\n" "random (lower bound)" "$random"
-echo "run directory: $RUN (metrics.csv, curves.png, last.safetensors, lineval*.txt); wall time $((end - start)) s"
+printf "%-28s %-16s %-16s %-16s %s\n" "backbone" "linear top-1" "kNN top-1" "retrieval P@10" "mAP"
+printf "%-28s %-16s %-16s %-16s %s\n" "trained, $EPOCHS epoch(s)" "$(pct lineval.txt test_top1)" "$(pct knn.txt test_top1)" \
+    "$(pct retrieval.txt precision_at_10)" "$(pct retrieval.txt map)"
+printf "%-28s %-16s %-16s %-16s %s\n" "random (lower bound)" "$(pct lineval_random.txt test_top1)" \
+    "$(pct knn_random.txt test_top1)" "$(pct retrieval_random.txt precision_at_10)" "$(pct retrieval_random.txt map)"
+echo "run directory: $RUN (metrics.csv, curves.png, last.safetensors, lineval*.txt, knn*.txt, retrieval*.txt);" \
+    "wall time $((end - start)) s"

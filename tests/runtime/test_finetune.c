@@ -138,3 +138,12 @@ TEST(finetune_end_to_end) {
         free(out), free(err);
     }
 }
+
+/* The lr milestones of the supervised recipes: int(fraction * E) as the
+   official code (not rounded: for 10 epochs 5 and 7, not 5 and 8). */
+TEST(milestones_truncate_as_the_official_code) {
+    CHECK(milestone_epoch(0.5, 10) == 5 && milestone_epoch(0.75, 10) == 7);
+    CHECK(milestone_epoch(0.5, 100) == 50 && milestone_epoch(0.75, 100) == 75);
+    CHECK(milestone_epoch(0.5, 11) == 5 && milestone_epoch(0.75, 11) == 8);
+    CHECK(milestone_epoch(0.29, 100) == 28);   /* Python: int(0.29 * 100) == 28 */
+}
