@@ -1,6 +1,6 @@
 /*
-** cmd_train.c: `rrc train`, `rrc lineval`, `rrc knn`, `rrc retrieval`
-** and `rrc finetune` (which
+** cmd_train.c: `rrc train`, `rrc lineval`, `rrc knn`, `rrc retrieval`,
+** `rrc eval` and `rrc finetune` (which
 ** compiles the spec with --method supervised): the spec is JIT-compiled
 ** into a runtime program (program.c) with the flags that change the graph
 ** (--K, --batch, --aggregation, --loss) applied, then the runtime's command
@@ -15,7 +15,36 @@
 #include "rt_cli.h"
 #include "rt_data.h"
 
-typedef enum { CMD_TRAIN, CMD_LINEVAL, CMD_FINETUNE, CMD_KNN, CMD_RETRIEVAL } Cmd;
+typedef enum { CMD_TRAIN, CMD_LINEVAL, CMD_FINETUNE, CMD_KNN, CMD_RETRIEVAL, CMD_EVAL } Cmd;
+
+/* rrc eval's supervised programs, compiled when fine-tuning asks, one per
+   number of training images (the last batch's variant). */
+typedef struct SupPrograms {
+    Spec *s;
+    const CgOptions *co;
+    Program pr[4];
+    int64_t n[4];
+    int count;
+} SupPrograms;
+
+static const rt_program *sup_program(void *ctx, int64_t n_train, int classes, char *err, size_t errlen) {
+    SupPrograms *sp = ctx;
+    for (int i = 0; i < sp->count; i++)
+        if (sp->n[i] == n_train) return &sp->pr[i].p;
+    if (sp->count == (int)(sizeof sp->pr / sizeof sp->pr[0])) {
+        snprintf(err, errlen, "too many label fractions");
+        return NULL;
+    }
+    Program *pr = &sp->pr[sp->count];
+    *pr = (Program){.pipe = {.target = sp->co->target}};
+    if (!program_build_supervised(pr, sp->s, classes, n_train, 256, sp->co)) {
+        snprintf(err, errlen, "the supervised program for %lld images did not compile", (long long)n_train);
+        program_free(pr);
+        return NULL;
+    }
+    sp->n[sp->count++] = n_train;
+    return &pr->p;
+}
 
 static void free_rest(char **rest, int n) {
     for (int i = 0; i < n; i++) free(rest[i]);
@@ -24,7 +53,7 @@ static void free_rest(char **rest, int n) {
 
 static int run(Cmd cmd, int argc, char **argv) {
     static const rt_cli_cmd rcmds[] = {[CMD_TRAIN] = RT_CMD_TRAIN, [CMD_LINEVAL] = RT_CMD_LINEVAL, [CMD_FINETUNE] = RT_CMD_FINETUNE,
-                                       [CMD_KNN] = RT_CMD_KNN, [CMD_RETRIEVAL] = RT_CMD_RETRIEVAL};
+                                       [CMD_KNN] = RT_CMD_KNN, [CMD_RETRIEVAL] = RT_CMD_RETRIEVAL, [CMD_EVAL] = RT_CMD_EVAL};
     rt_cli_cmd rcmd = rcmds[cmd];
     const char *name = driver_cmd_name((RrcCmd)rcmd);
     char prog[64];
@@ -120,7 +149,14 @@ static int run(Cmd cmd, int argc, char **argv) {
         static int (*const runs[])(const rt_program *, const char *, int, char **) = {
             [CMD_TRAIN] = rt_cli_train, [CMD_LINEVAL] = rt_cli_lineval, [CMD_FINETUNE] = rt_cli_finetune,
             [CMD_KNN] = rt_cli_knn, [CMD_RETRIEVAL] = rt_cli_retrieval};
-        rc = runs[cmd](&pr.p, prog, nrest, rest);
+        if (cmd == CMD_EVAL) {
+            SupPrograms sp = {.s = s, .co = &co};
+            rt_eval_programs ps = {&pr.p, sup_program, &sp};
+            rc = rt_cli_eval(&ps, prog, nrest, rest);
+            for (int i = 0; i < sp.count; i++) program_free(&sp.pr[i]);
+        } else {
+            rc = runs[cmd](&pr.p, prog, nrest, rest);
+        }
     }
     program_free(&pr);   /* a failed build keeps what it had made */
     free_rest(rest, nrest);
@@ -133,3 +169,4 @@ int cmd_lineval(int argc, char **argv) { return run(CMD_LINEVAL, argc, argv); }
 int cmd_finetune(int argc, char **argv) { return run(CMD_FINETUNE, argc, argv); }
 int cmd_knn(int argc, char **argv) { return run(CMD_KNN, argc, argv); }
 int cmd_retrieval(int argc, char **argv) { return run(CMD_RETRIEVAL, argc, argv); }
+int cmd_eval(int argc, char **argv) { return run(CMD_EVAL, argc, argv); }

@@ -18,7 +18,7 @@
 
 enum {
     TR = 1u << RRC_CMD_TRAIN | 1u << RRC_CMD_FINETUNE,   /* finetune compiles and trains as train does */
-    LI = 1u << RRC_CMD_LINEVAL | 1u << RRC_CMD_KNN | 1u << RRC_CMD_RETRIEVAL,   /* compile as lineval does */ CO = 1u << RRC_CMD_COMPILE, GR = 1u << RRC_CMD_GRAD,
+    LI = 1u << RRC_CMD_LINEVAL | 1u << RRC_CMD_KNN | 1u << RRC_CMD_RETRIEVAL | 1u << RRC_CMD_EVAL,   /* compile as lineval */ CO = 1u << RRC_CMD_COMPILE, GR = 1u << RRC_CMD_GRAD,
     DU = 1u << RRC_CMD_DUMP_IR, PR = 1u << RRC_CMD_PREVIEW, CH = 1u << RRC_CMD_CHECK, PL = 1u << RRC_CMD_PLAN,
 };
 #define SEED_MAX 0x7fffffffLL
@@ -90,7 +90,7 @@ const rt_flag_table rrc_flags = {ROWS, (int)(sizeof ROWS / sizeof ROWS[0])};
 
 static const char *const CMD_NAMES[RRC_CMD_END] = {
     [RRC_CMD_TRAIN] = "train", [RRC_CMD_LINEVAL] = "lineval", [RRC_CMD_FINETUNE] = "finetune", [RRC_CMD_KNN] = "knn",
-    [RRC_CMD_RETRIEVAL] = "retrieval", [RRC_CMD_COMPILE] = "compile", [RRC_CMD_GRAD] = "grad",
+    [RRC_CMD_RETRIEVAL] = "retrieval", [RRC_CMD_EVAL] = "eval", [RRC_CMD_COMPILE] = "compile", [RRC_CMD_GRAD] = "grad",
     [RRC_CMD_DUMP_IR] = "dump-ir", [RRC_CMD_PREVIEW] = "augment-preview", [RRC_CMD_CHECK] = "check",
     [RRC_CMD_PLAN] = "plan", [RRC_CMD_SPECS] = "specs",
 };

@@ -27,6 +27,7 @@ typedef enum {
     RRC_CMD_FINETUNE = RT_CMD_FINETUNE,
     RRC_CMD_KNN = RT_CMD_KNN,
     RRC_CMD_RETRIEVAL = RT_CMD_RETRIEVAL,
+    RRC_CMD_EVAL = RT_CMD_EVAL,
     RRC_CMD_COMPILE = RT_CMD_END,
     RRC_CMD_GRAD,
     RRC_CMD_DUMP_IR,
@@ -120,6 +121,7 @@ int cmd_lineval(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_knn(int argc, char **argv);
 int cmd_retrieval(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_compile(int argc, char **argv);
 int cmd_augment_preview(int argc, char **argv);
 int cmd_specs(int argc, char **argv);

@@ -41,6 +41,8 @@ static const struct {
      "weighted kNN evaluation of a backbone (200 neighbours, cosine, exp(s/0.07))"},
     {RRC_CMD_RETRIEVAL, NULL, cmd_retrieval, "SPEC --data D (--checkpoint FILE | --random-init)",
      "retrieval evaluation of a backbone: precision@1/5/10/100 and mAP"},
+    {RRC_CMD_EVAL, NULL, cmd_eval, "SPEC --data D (--checkpoint FILE | --random-init) --protocols LIST",
+     "every protocol of LIST (linear,finetune,knn,retrieval,fractions): eval.json,\na table and a PCA map of the features"},
     {RRC_CMD_FINETUNE, NULL, cmd_finetune, "SPEC --data D (--checkpoint FILE | --random-init)",
      "fine-tune a backbone with a new linear classifier (BASELINES.md's recipe)"},
     {RRC_CMD_PREVIEW, NULL, cmd_augment_preview, "SPEC --out views.png [--data D]",

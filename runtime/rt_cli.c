@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <cblas.h>
+#include <jansson.h>
 
 #include "rt_checkpoint.h"
 #include "rt_file.h"
@@ -26,6 +27,12 @@
 #include "rt_safetensors.h"
 #include "rt_train.h"
 
+static double mono(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 /* ---- flags ---- */
 
 /* Every flag of every command, once per meaning: its name, which commands
@@ -36,8 +43,8 @@
    on. A flag whose help differs between commands has a row per meaning. */
 enum {
     T = 1 << RT_CMD_TRAIN, G = 1 << RT_CMD_GRAD, BE = 1 << RT_CMD_BENCH, FT = 1 << RT_CMD_FINETUNE,
-    LV = 1 << RT_CMD_LINEVAL, KN = 1 << RT_CMD_KNN, RE = 1 << RT_CMD_RETRIEVAL,
-    L = LV | KN | RE,   /* the frozen-feature evaluations share their flags */
+    LV = 1 << RT_CMD_LINEVAL, KN = 1 << RT_CMD_KNN, RE = 1 << RT_CMD_RETRIEVAL, EV = 1 << RT_CMD_EVAL,
+    L = LV | KN | RE | EV,   /* the evaluations of a backbone share their flags */
 };
 #define COMPILED "(compiled in)"
 static const rt_flag ROWS[] = {
@@ -48,6 +55,7 @@ static const rt_flag ROWS[] = {
     {"input", RT_F_INPUT, G, 's', 0, 0, NULL, NULL, "X", "the views: tensor 'x' of safetensors file X, of the compiled shape"},
     {"params", RT_F_PARAMS, G, 's', 0, 0, NULL, NULL, "P", "parameters (full names) from safetensors file P; default:\ninitialised from the seed"},
     {"epochs", RT_F_EPOCHS, T, 'i', 1, 100000, NULL, NULL, "E", "epochs (default: the spec's)"},
+    {"epochs", RT_F_EPOCHS, EV, 'i', 1, 100000, NULL, NULL, "E", "epochs of the linear classifier and of fine-tuning (default 100)"},
     {"epochs", RT_F_EPOCHS, LV, 'i', 1, 100000, NULL, NULL, "E", "classifier epochs (default 100)"},
     {"epochs", RT_F_EPOCHS, FT, 'i', 1, 100000, NULL, NULL, "E", "epochs (default 100)"},
     {"seed", RT_F_SEED, T, 'i', 0, 0x7fffffffLL, NULL, NULL, "S", "seed of initialisation, shuffling and augmentation"},
@@ -55,12 +63,14 @@ static const rt_flag ROWS[] = {
     {"threads", RT_F_THREADS, T | BE | FT, 'i', 1, 256, NULL, NULL, "N",
      "threads of the step's convolutions (split over images) and of\nthe views' making (default 2); results are deterministic for a\ngiven N"},
     {"threads", RT_F_THREADS, LV, 'i', 1, 256, NULL, NULL, "N", "accepted for symmetry with train; evaluation runs on one thread"},
-    {"threads", RT_F_THREADS, KN | RE, 'i', 1, 256, NULL, NULL, "N", "threads of the similarity products (default 2)"},
+    {"threads", RT_F_THREADS, KN | RE | EV, 'i', 1, 256, NULL, NULL, "N", "threads of the similarity products (default 2)"},
     {"out", RT_F_OUT, T, 's', 0, 0, NULL, NULL, "RUN", "run directory (default runs/SPECNAME): metrics.csv, curves.png,\nlast.safetensors"},
     {"out", RT_F_OUT, L, 's', 0, 0, NULL, NULL, "DIR",
      "where to write the report, lineval.txt, knn.txt or retrieval.txt\n(default: the checkpoint's folder)"},
-    {"neighbours", RT_F_NEIGHBOURS, KN, 'i', 1, 100000, NULL, NULL, "N", "the nearest train images that vote (default 200)"},
-    {"temperature", RT_F_TEMPERATURE, KN, 's', 0, 0, NULL, NULL, "T", "a neighbour's vote is exp(similarity / T) (default 0.07)"},
+    {"protocols", RT_F_PROTOCOLS, EV, 's', 0, 0, NULL, NULL, "LIST",
+     "some of linear,finetune,knn,retrieval,fractions (fractions: fine-tuning\non 1%, 10% and 100% of the labels)"},
+    {"neighbours", RT_F_NEIGHBOURS, KN | EV, 'i', 1, 100000, NULL, NULL, "N", "the nearest train images that vote (default 200)"},
+    {"temperature", RT_F_TEMPERATURE, KN | EV, 's', 0, 0, NULL, NULL, "T", "a neighbour's vote is exp(similarity / T) (default 0.07)"},
     {"out", RT_F_OUT, G, 's', 0, 0, NULL, NULL, "G", "where to write loss, logits, grad.<param>, state.<stat> (F32)"},
     {"out", RT_F_OUT, FT, 's', 0, 0, NULL, NULL, "DIR",
      "where to write finetune.txt, metrics.csv and last.safetensors\n(default: CHECKPOINT's folder/finetune)"},
@@ -101,7 +111,7 @@ static const rt_flag ROWS[] = {
     {"K", RT_F_K, T | L | G | BE | FT, 'i', 2, 1024, NULL, NULL, "K", "views per image " COMPILED},
     {"batch", RT_F_BATCH, T | G | BE | FT, 'i', 2, 1 << 16, NULL, NULL, "B", "images per step " COMPILED},
     {"batch", RT_F_BATCH, LV, 'i', 2, 1 << 16, NULL, NULL, "B", "the step's batch " COMPILED "; the classifier's batch is 128"},
-    {"batch", RT_F_BATCH, KN | RE, 'i', 2, 1 << 16, NULL, NULL, "B", "the step's batch " COMPILED},
+    {"batch", RT_F_BATCH, KN | RE | EV, 'i', 2, 1 << 16, NULL, NULL, "B", "the step's batch " COMPILED},
     {"aggregation", RT_F_AGGREGATION, T | L | G | BE | FT, 'c', 0, 0, "cat|sum|mean|max", NULL, "A",
      "how the relation head joins two views " COMPILED},
     {"loss", RT_F_LOSS, T | L | G | BE | FT, 'c', 0, 0, "focal|bce", NULL, "L", "the relation loss " COMPILED},
@@ -169,6 +179,11 @@ static const char *const SUMMARY[] = {
                          "similarity of L2-normalised eval-mode features; an item is relevant when it has\n"
                          "the query's class. Prints precision@1/5/10/100 and mAP over the whole ranking and\n"
                          "writes them to OUT/retrieval.txt.\n",
+    [RT_CMD_EVAL] = "Every protocol of --protocols on one backbone, one report: linear evaluation, fine-tuning,\n"
+                    "the weighted kNN, retrieval and fine-tuning on label fractions, as the commands of the same\n"
+                    "names do them. Writes OUT/eval.json (each figure with its protocol, data, split, labels and\n"
+                    "seed), OUT/eval_map.png (the test features' two principal components, a colour per\n"
+                    "class) and prints a table.\n",
     [RT_CMD_FINETUNE] = "Fine-tuning (BASELINES.md section 7): the backbone of CHECKPOINT and a new linear\n"
                         "classifier trained together on the labelled train split, backbone in train mode, Adam\n"
                         "with backbone lr 1e-3 and classifier lr 1e-4, weight decay 1e-5, batch 128, no\n"
@@ -182,6 +197,7 @@ static const char *const SYNOPSIS[] = {
     [RT_CMD_BENCH] = "[flags]",
     [RT_CMD_FINETUNE] = "--data NAME[:PATH] (--checkpoint FILE | --random-init) [flags]",
     [RT_CMD_KNN] = "--data NAME[:PATH] (--checkpoint FILE | --random-init) [flags]",
+    [RT_CMD_EVAL] = "--data NAME[:PATH] (--checkpoint FILE | --random-init) --protocols LIST [flags]",
     [RT_CMD_RETRIEVAL] = "--data NAME[:PATH] (--checkpoint FILE | --random-init) [flags]",
 };
 
@@ -227,7 +243,8 @@ static int prof_finish(const char *prog, int rc, const char *csv) {
 /* --method supervised (ft NULL) or fine-tuning: train, then the
    classifier's test accuracy, printed and in OUT/supervised.txt or
    OUT/finetune.txt. */
-static int train_supervised(const rt_program *p, const char *prog, const rt_train_opts *o, const rt_finetune_opts *ft) {
+static int train_supervised(const rt_program *p, const char *prog, const rt_train_opts *o, const rt_finetune_opts *ft,
+                            double *acc_out) {
     rt_dataset tr = {0}, te = {0};
     rt_data_opts dopts = {p->in_h, p->in_w, p->in_c, o->seed};
     rt_data_subset test_part = {.classes = o->subset.classes};
@@ -264,6 +281,7 @@ static int train_supervised(const rt_program *p, const char *prog, const rt_trai
         else
             rc = 0;
     }
+    if (rc == 0 && acc_out) *acc_out = acc;
     rt_dataset_free(&tr);
     rt_dataset_free(&te);
     return rc;
@@ -336,7 +354,7 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
     if (profile) rt_prof_start();
     int rc = 0;
     if (p->method == RT_METHOD_SUPERVISED) {
-        rc = train_supervised(p, prog, &o, NULL);
+        rc = train_supervised(p, prog, &o, NULL, NULL);
     } else if (rt_train(p, &o, err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
         rc = 1;
@@ -405,6 +423,7 @@ typedef struct FrozenEval {
     rt_data_subset part;
     uint64_t seed;
     int random_init, epochs, neighbours, threads;
+    const char *protocols;   /* eval */
     double temperature;
     rt_dataset tr, te;
     float *ftr, *fte;
@@ -438,6 +457,7 @@ static int frozen_parse(rt_cli_cmd cmd, const rt_program *p, const char *prog, i
         case RT_F_CLASSES: e->part.classes = x->value; break;
         case RT_F_LABELS: e->part.labels = x->value; break;
         case RT_F_NEIGHBOURS: e->neighbours = (int)x->ival; break;
+        case RT_F_PROTOCOLS: e->protocols = x->value; break;
         case RT_F_THREADS: e->threads = (int)x->ival; break;
         case RT_F_TEMPERATURE: {
             char *end;
@@ -550,56 +570,70 @@ static void frozen_scope(const FrozenEval *e, char *buf, size_t n) {
                  e->part.labels ? e->part.labels : "all", (long long)e->tr.n);
 }
 
+/* One frozen-feature protocol on e's features: printed, its report's
+   lines in body, its headline figures in fig (fig[0]: top-1 or mAP; for
+   retrieval fig[1..4] the precisions). 0, or 1 after printing. */
+static int frozen_run(rt_cli_cmd cmd, const rt_program *p, const char *prog, const FrozenEval *e, char *body, size_t blen,
+                      double fig[5]) {
+    const char *what = e->ckpt ? e->ckpt : "random init";
+    char scope[256], err[1024];
+    frozen_scope(e, scope, sizeof scope);
+    int nclasses = e->tr.nclasses > e->te.nclasses ? e->tr.nclasses : e->te.nclasses;
+    if (cmd == RT_CMD_LINEVAL) {
+        const int batch = 128;   /* METHOD.md's classifier batch */
+        ProbeCtx pc = {prog, e->epochs};
+        rt_probe_opts po = {.epochs = e->epochs, .batch = batch, .lr = 1e-3, .seed = e->seed, .progress = probe_progress,
+                            .ctx = &pc};
+        rt_probe_report rep = {0};
+        double acc = rt_linear_probe(e->ftr, e->tr.labels, e->tr.n, e->fte, e->te.labels, e->te.n, e->F, nclasses, &po, &rep);
+        printf("linear evaluation of %s (%s) on %s%s: test top-1 %.2f%% (train %.2f%%)\n", p->spec_name, what, e->data, scope,
+               100 * acc, 100 * rep.train_acc);
+        snprintf(body, blen, "epochs %d\nbatch %d\ntest_top1 %.4f\ntrain_top1 %.4f\n", e->epochs, batch, acc, rep.train_acc);
+        fig[0] = acc;
+        return 0;
+    }
+    rt_pool_init(e->threads);
+    if (cmd == RT_CMD_KNN) {
+        rt_knn_result r;
+        if (rt_knn_eval(e->ftr, e->tr.labels, e->tr.n, e->fte, e->te.labels, e->te.n, e->F, nclasses, e->neighbours,
+                        e->temperature, NULL, &r, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            return 1;
+        }
+        printf("kNN of %s (%s) on %s%s: test top-1 %.2f%%, top-5 %.2f%% (k %d, temperature %g, cosine)\n", p->spec_name, what,
+               e->data, scope, 100 * r.top1, 100 * r.top5, r.k, e->temperature);
+        snprintf(body, blen, "neighbours %d\ntemperature %g\ntest_top1 %.4f\ntest_top5 %.4f\n", r.k, e->temperature, r.top1,
+                 r.top5);
+        fig[0] = r.top1, fig[1] = r.top5;
+        return 0;
+    }
+    rt_retrieval_result r;
+    if (rt_retrieval_eval(e->ftr, e->tr.labels, e->tr.n, e->fte, e->te.labels, e->te.n, e->F, NULL, &r, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 1;
+    }
+    printf("retrieval with %s (%s) on %s%s: %lld test queries, %lld train gallery: P@%d %.2f%%, P@%d %.2f%%, P@%d "
+           "%.2f%%, P@%d %.2f%%, mAP %.2f%%\n",
+           p->spec_name, what, e->data, scope, (long long)r.queries, (long long)e->tr.n, r.k[0], 100 * r.precision[0], r.k[1],
+           100 * r.precision[1], r.k[2], 100 * r.precision[2], r.k[3], 100 * r.precision[3], 100 * r.map);
+    int k = 0;
+    for (int i = 0; i < RT_RETRIEVAL_NK; i++) {
+        k += snprintf(body + k, blen - (size_t)k, "precision_at_%d %.4f\n", r.k[i], r.precision[i]);
+        fig[1 + i] = r.precision[i];
+    }
+    snprintf(body + k, blen - (size_t)k, "map %.4f\nqueries_without_relevant %lld\n", r.map, (long long)r.no_relevant);
+    fig[0] = r.map;
+    return 0;
+}
+
 static int frozen_cmd(rt_cli_cmd cmd, const rt_program *p, const char *prog, int argc, char **argv) {
     FrozenEval e;
     int rc = frozen_parse(cmd, p, prog, argc, argv, &e);
     if (rc) return rc < 0 ? 0 : rc;
+    char body[1024];
+    double fig[5];
     rc = frozen_features(p, prog, &e);
-    const char *what = e.ckpt ? e.ckpt : "random init";
-    char scope[256], body[1024], err[1024];
-    frozen_scope(&e, scope, sizeof scope);
-    int nclasses = e.tr.nclasses > e.te.nclasses ? e.tr.nclasses : e.te.nclasses;
-    if (rc == 0 && cmd == RT_CMD_LINEVAL) {
-        const int batch = 128;   /* METHOD.md's classifier batch */
-        ProbeCtx pc = {prog, e.epochs};
-        rt_probe_opts po = {.epochs = e.epochs, .batch = batch, .lr = 1e-3, .seed = e.seed, .progress = probe_progress, .ctx = &pc};
-        rt_probe_report rep = {0};
-        double acc = rt_linear_probe(e.ftr, e.tr.labels, e.tr.n, e.fte, e.te.labels, e.te.n, e.F, nclasses, &po, &rep);
-        printf("linear evaluation of %s (%s) on %s%s: test top-1 %.2f%% (train %.2f%%)\n", p->spec_name, what, e.data, scope,
-               100 * acc, 100 * rep.train_acc);
-        snprintf(body, sizeof body, "epochs %d\nbatch %d\ntest_top1 %.4f\ntrain_top1 %.4f\n", e.epochs, batch, acc,
-                 rep.train_acc);
-    } else if (rc == 0 && cmd == RT_CMD_KNN) {
-        rt_knn_result r;
-        rt_pool_init(e.threads);
-        if (rt_knn_eval(e.ftr, e.tr.labels, e.tr.n, e.fte, e.te.labels, e.te.n, e.F, nclasses, e.neighbours, e.temperature, NULL,
-                        &r, err, sizeof err) != 0) {
-            fprintf(stderr, "%s: %s\n", prog, err);
-            rc = 1;
-        } else {
-            printf("kNN of %s (%s) on %s%s: test top-1 %.2f%%, top-5 %.2f%% (k %d, temperature %g, cosine)\n", p->spec_name,
-                   what, e.data, scope, 100 * r.top1, 100 * r.top5, r.k, e.temperature);
-            snprintf(body, sizeof body, "neighbours %d\ntemperature %g\ntest_top1 %.4f\ntest_top5 %.4f\n", r.k, e.temperature,
-                     r.top1, r.top5);
-        }
-    } else if (rc == 0) {
-        rt_retrieval_result r;
-        rt_pool_init(e.threads);
-        if (rt_retrieval_eval(e.ftr, e.tr.labels, e.tr.n, e.fte, e.te.labels, e.te.n, e.F, NULL, &r, err, sizeof err) != 0) {
-            fprintf(stderr, "%s: %s\n", prog, err);
-            rc = 1;
-        } else {
-            printf("retrieval with %s (%s) on %s%s: %lld test queries, %lld train gallery: P@%d %.2f%%, P@%d %.2f%%, P@%d "
-                   "%.2f%%, P@%d %.2f%%, mAP %.2f%%\n",
-                   p->spec_name, what, e.data, scope, (long long)r.queries, (long long)e.tr.n, r.k[0], 100 * r.precision[0],
-                   r.k[1], 100 * r.precision[1], r.k[2], 100 * r.precision[2], r.k[3], 100 * r.precision[3], 100 * r.map);
-            int k = 0;
-            for (int i = 0; i < RT_RETRIEVAL_NK; i++)
-                k += snprintf(body + k, sizeof body - (size_t)k, "precision_at_%d %.4f\n", r.k[i], r.precision[i]);
-            snprintf(body + k, sizeof body - (size_t)k, "map %.4f\nqueries_without_relevant %lld\n", r.map,
-                     (long long)r.no_relevant);
-        }
-    }
+    if (rc == 0) rc = frozen_run(cmd, p, prog, &e, body, sizeof body, fig);
     if (rc == 0) rc = frozen_report(p, prog, &e, FROZEN_FILE[cmd], body);
     frozen_free(&e);
     return rc;
@@ -704,7 +738,195 @@ int rt_cli_finetune(const rt_program *p, const char *prog, int argc, char **argv
     }
     openblas_set_num_threads(1);   /* see rt_cli_train */
     rt_pool_init(o.nthreads);
-    return train_supervised(p, prog, &o, &ft);
+    return train_supervised(p, prog, &o, &ft, NULL);
+}
+
+/* ---- eval: every protocol, one report ---- */
+
+enum { P_LINEAR = 1, P_FINETUNE = 2, P_KNN = 4, P_RETRIEVAL = 8, P_FRACTIONS = 16 };
+static const char *const PROTOCOLS[] = {"linear", "finetune", "knn", "retrieval", "fractions"};
+#define NPROTOCOLS 5
+
+/* "linear,knn,..." into a mask; false (printed) on an unknown or repeated
+   name. */
+static bool parse_protocols(const char *prog, const char *v, unsigned *mask) {
+    *mask = 0;
+    for (const char *q = v;;) {
+        size_t n = strcspn(q, ",");
+        int k = 0;
+        while (k < NPROTOCOLS && (strlen(PROTOCOLS[k]) != n || strncmp(PROTOCOLS[k], q, n) != 0)) k++;
+        if (k == NPROTOCOLS || (*mask & (1u << k))) {
+            fprintf(stderr, "%s: --protocols: %s '%.*s' (the protocols: linear, finetune, knn, retrieval, fractions)\n", prog,
+                    k == NPROTOCOLS ? "unknown protocol" : "repeated protocol", (int)n, q);
+            return false;
+        }
+        *mask |= 1u << k;
+        if (!q[n]) return true;
+        q += n + 1;
+    }
+}
+
+/* One figure of the report: what it is, of which data, split and seed. */
+static void add_figure(json_t *list, FILE *table, const char *protocol, const char *metric, double value, const FrozenEval *e,
+                       const char *labels, int64_t train_images, int epochs) {
+    json_t *o = json_object();
+    json_object_set_new(o, "protocol", json_string(protocol));
+    json_object_set_new(o, "metric", json_string(metric));
+    json_object_set_new(o, "value", json_real(value));
+    json_object_set_new(o, "data", json_string(e->data));
+    json_object_set_new(o, "split", json_string("test"));
+    json_object_set_new(o, "train_split", json_string("train"));
+    json_object_set_new(o, "classes", json_string(e->part.classes ? e->part.classes : "all"));
+    json_object_set_new(o, "labels", json_string(labels ? labels : "all"));
+    json_object_set_new(o, "train_images", json_integer(train_images));
+    json_object_set_new(o, "seed", json_integer((json_int_t)e->seed));
+    if (epochs) json_object_set_new(o, "epochs", json_integer(epochs));
+    json_array_append_new(list, o);
+    char m[64];
+    snprintf(m, sizeof m, "%s%s%s", metric, labels ? ", labels " : "", labels ? labels : "");
+    fprintf(table, "  %-11s %-26s %7.2f%%   %lld\n", protocol, m, 100 * value, (long long)train_images);
+}
+
+int rt_cli_eval(const rt_eval_programs *ps, const char *prog, int argc, char **argv) {
+    FrozenEval e;
+    const rt_program *p = ps->features;
+    int rc = frozen_parse(RT_CMD_EVAL, p, prog, argc, argv, &e);
+    if (rc) return rc < 0 ? 0 : rc;
+    unsigned mask;
+    if (!e.protocols) {
+        fprintf(stderr, "%s: give --protocols, e.g. linear,knn,retrieval (or linear,finetune,knn,retrieval,fractions)\n", prog);
+        return 1;
+    }
+    if (!parse_protocols(prog, e.protocols, &mask)) return 1;
+    /* the report's folder: --out, else the checkpoint's, else runs/SPEC-random */
+    char dir[1024], path[1100], err[1024];
+    if (e.out) snprintf(dir, sizeof dir, "%s", e.out);
+    else if (e.ckpt) {
+        snprintf(dir, sizeof dir, "%s", e.ckpt);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        else strcpy(dir, ".");
+    } else {
+        mkdir("runs", 0777);
+        snprintf(dir, sizeof dir, "runs/%s-random", p->spec_name);
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: %s: cannot create: %s\n", prog, dir, strerror(errno));
+        return 1;
+    }
+    json_t *figures = json_array();
+    char *tbuf = NULL;
+    size_t tlen = 0;
+    FILE *table = open_memstream(&tbuf, &tlen);
+    if (!figures || !table) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        json_decref(figures);
+        return 1;
+    }
+    double t0 = mono();
+    if (mask & (P_LINEAR | P_KNN | P_RETRIEVAL)) {
+        rc = frozen_features(p, prog, &e);
+        static const struct { unsigned bit; rt_cli_cmd cmd; } frozen[] = {
+            {P_LINEAR, RT_CMD_LINEVAL}, {P_KNN, RT_CMD_KNN}, {P_RETRIEVAL, RT_CMD_RETRIEVAL}};
+        for (int i = 0; i < 3 && rc == 0; i++) {
+            if (!(mask & frozen[i].bit)) continue;
+            char body[1024];
+            double fig[5];
+            rc = frozen_run(frozen[i].cmd, p, prog, &e, body, sizeof body, fig);
+            if (rc) break;
+            if (frozen[i].cmd == RT_CMD_LINEVAL) {
+                add_figure(figures, table, "linear", "top1", fig[0], &e, e.part.labels, e.tr.n, e.epochs);
+            } else if (frozen[i].cmd == RT_CMD_KNN) {
+                add_figure(figures, table, "knn", "top1", fig[0], &e, e.part.labels, e.tr.n, 0);
+                add_figure(figures, table, "knn", "top5", fig[1], &e, e.part.labels, e.tr.n, 0);
+            } else {
+                static const char *const pk[] = {"precision@1", "precision@5", "precision@10", "precision@100"};
+                for (int k = 0; k < 4; k++) add_figure(figures, table, "retrieval", pk[k], fig[1 + k], &e, e.part.labels, e.tr.n, 0);
+                add_figure(figures, table, "retrieval", "mAP", fig[0], &e, e.part.labels, e.tr.n, 0);
+            }
+        }
+        if (rc == 0) {   /* a picture of the test features; a note when it cannot be drawn */
+            char png[1100], title[256];
+            snprintf(png, sizeof png, "%s/eval_map%s.png", dir, e.ckpt ? "" : "_random");
+            snprintf(title, sizeof title, "%s (%s): test features, PCA", p->spec_name, e.ckpt ? "trained" : "random init");
+            int nc = e.tr.nclasses > e.te.nclasses ? e.tr.nclasses : e.te.nclasses;
+            if (rt_feature_map(e.fte, e.te.labels, e.te.n, e.F, nc, title, png, err, sizeof err) != 0)
+                fprintf(stderr, "%s: note: %s\n", prog, err);
+            else
+                fprintf(stderr, "%s: wrote %s\n", prog, png);
+        }
+        free(e.ftr), free(e.fte);
+        e.ftr = e.fte = NULL;
+    }
+    /* fine-tuning: 100% of the labels; fractions: 1%, 10% and 100% */
+    static const char *const fractions[] = {"1%", "10%", NULL};
+    for (int f = 0; f < 3 && rc == 0 && (mask & (P_FINETUNE | P_FRACTIONS)); f++) {
+        const char *labels = fractions[f];
+        if (labels && !(mask & P_FRACTIONS)) continue;
+        if (e.part.labels && labels) continue;   /* --labels given: fine-tune on that part only */
+        if (!labels) labels = e.part.labels;
+        rt_data_subset part = {e.part.classes, labels, e.seed};
+        rt_dataset d = {0};
+        rt_data_opts dopts = {p->in_h, p->in_w, p->in_c, e.seed};
+        if (rt_dataset_load_subset(e.data, RT_SPLIT_TRAIN, &dopts, &part, &d, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            rc = 1;
+            break;
+        }
+        int64_t n = d.n;
+        int classes = d.nclasses;
+        rt_dataset_free(&d);
+        const rt_program *sp = ps->supervised ? ps->supervised(ps->ctx, n, classes, err, sizeof err) : NULL;
+        if (!sp) {
+            fprintf(stderr, "%s: fine-tuning: %s\n", prog, ps->supervised ? err : "this trainer has no supervised program");
+            rc = 1;
+            break;
+        }
+        char out[1200];
+        snprintf(out, sizeof out, "%s/finetune%s%.8s", dir, labels ? "-" : "", labels ? labels : "");
+        rt_train_opts o = {.data = e.data, .out_dir = out, .epochs = e.epochs, .nthreads = e.threads, .seed = e.seed,
+                           .quiet = 1, .engine = "compiled", .subset = part};
+        rt_finetune_opts ft = {.checkpoint = e.ckpt, .lr_backbone = 1e-3, .lr_head = 1e-4, .weight_decay = 1e-5,
+                               .decay_at = {100, 150}, .ndecay = 2};
+        rt_pool_init(e.threads);
+        double acc = 0;
+        if (train_supervised(sp, prog, &o, &ft, &acc) != 0) {
+            rc = 1;
+            break;
+        }
+        if (!labels && (mask & P_FINETUNE)) add_figure(figures, table, "finetune", "top1", acc, &e, NULL, n, e.epochs);
+        if (mask & P_FRACTIONS) add_figure(figures, table, "fractions", "top1", acc, &e, labels ? labels : "100%", n, e.epochs);
+    }
+    fclose(table);
+    if (rc == 0) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "format", json_string("rrc-eval-1"));
+        json_object_set_new(doc, "spec", json_string(p->spec_name));
+        json_object_set_new(doc, "backbone", json_string(e.ckpt ? e.ckpt : "random init"));
+        json_object_set_new(doc, "data", json_string(e.data));
+        json_object_set_new(doc, "seed", json_integer((json_int_t)e.seed));
+        json_object_set_new(doc, "protocols", json_string(e.protocols));
+        json_object_set_new(doc, "seconds", json_real(mono() - t0));
+        json_object_set_new(doc, "figures", figures);
+        figures = NULL;
+        char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(doc);
+        snprintf(path, sizeof path, "%s/eval%s.json", dir, e.ckpt ? "" : "_random");
+        if (!text || rt_write_atomic(path, text, strlen(text), err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, text ? err : "out of memory");
+            rc = 1;
+        } else {
+            printf("\n== rrc eval: %s, backbone %s, data %s, seed %llu ==\n  %-11s %-26s %8s   %s\n%s", p->spec_name,
+                   e.ckpt ? e.ckpt : "random init", e.data, (unsigned long long)e.seed, "protocol", "figure (test split)", "value",
+                   "train images", tbuf);
+            fprintf(stderr, "%s: wrote %s (%.1f s)\n", prog, path, mono() - t0);
+        }
+        free(text);
+    }
+    json_decref(figures);
+    free(tbuf);
+    frozen_free(&e);
+    return rc;
 }
 
 /* ---- grad ---- */
@@ -795,11 +1017,6 @@ done:
 
 /* ---- bench: the training step alone (no augmentation) ---- */
 
-static double mono(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

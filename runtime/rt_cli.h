@@ -17,7 +17,8 @@
 #include "rt_flags.h"
 
 typedef enum {
-    RT_CMD_TRAIN, RT_CMD_LINEVAL, RT_CMD_GRAD, RT_CMD_BENCH, RT_CMD_FINETUNE, RT_CMD_KNN, RT_CMD_RETRIEVAL, RT_CMD_END
+    RT_CMD_TRAIN, RT_CMD_LINEVAL, RT_CMD_GRAD, RT_CMD_BENCH, RT_CMD_FINETUNE, RT_CMD_KNN, RT_CMD_RETRIEVAL, RT_CMD_EVAL,
+    RT_CMD_END
 } rt_cli_cmd;
 
 /* The ids of rt_cli_flags' rows. */
@@ -26,7 +27,7 @@ enum {
     RT_F_THREADS, RT_F_OUT, RT_F_MAX_STEPS, RT_F_RESUME, RT_F_RESUME_ANYWAY, RT_F_CHECKPOINT_EVERY,
     RT_F_QUIET, RT_F_STEPS, RT_F_WARMUP, RT_F_PROFILE, RT_F_PROFILE_CSV, RT_F_ENGINE, RT_F_CLASSES, RT_F_LABELS,
     RT_F_AUGMENT, RT_F_DECAY_AT, RT_F_NEIGHBOURS, RT_F_TEMPERATURE, RT_F_MONITOR,
-    RT_F_EVERY,
+    RT_F_EVERY, RT_F_PROTOCOLS,
     /* compiled into the step */
     RT_F_METHOD, RT_F_K, RT_F_BATCH, RT_F_AGGREGATION, RT_F_LOSS,
     RT_F_FIRST_FREE   /* the first id other tables may use */
@@ -54,6 +55,17 @@ int rt_cli_grad(const rt_program *p, const char *prog, int argc, char **argv);
    them by a linear classifier. */
 int rt_cli_knn(const rt_program *p, const char *prog, int argc, char **argv);
 int rt_cli_retrieval(const rt_program *p, const char *prog, int argc, char **argv);
+/* `eval`: every protocol of --protocols, one report (eval.json). The
+   frozen evaluations run on `features` (a program with a features entry);
+   fine-tuning needs a supervised program compiled for its number of
+   training images, which `supervised` makes or finds (NULL with a
+   one-line reason in err when it cannot). */
+typedef struct rt_eval_programs {
+    const rt_program *features;
+    const rt_program *(*supervised)(void *ctx, int64_t n_train, int classes, char *err, size_t errlen);
+    void *ctx;
+} rt_eval_programs;
+int rt_cli_eval(const rt_eval_programs *ps, const char *prog, int argc, char **argv);
 /* Fine-tuning of a checkpoint's backbone with a new classifier, on a
    program compiled with --method supervised: `finetune`. */
 int rt_cli_finetune(const rt_program *p, const char *prog, int argc, char **argv);

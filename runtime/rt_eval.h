@@ -114,4 +114,18 @@ int rt_retrieval_eval(const float *gallery_x, const int32_t *gallery_y, int64_t 
                       const int32_t *query_y, int64_t nquery, int64_t F, double *ap, rt_retrieval_result *res,
                       char *err, size_t errlen);
 
+/* The two principal components of rows x [n, F] (F in [2, 4096], n >= 2):
+   out [n, 2] gets each centred row's projections on the covariance's two
+   largest eigenvectors (in double; LAPACK dsyevd), explained (may be NULL)
+   their shares of the total variance. Returns 0, or -1 with a message. */
+int rt_pca2(const float *x, int64_t n, int64_t F, double *out, double *explained, char *err, size_t errlen);
+
+/* A PNG map of rows x [n, F] with labels in [0, classes): the two
+   principal components, a colour per class, drawn by gnuplot (within 60 s)
+   into PNG (atomically), with the data (PNG minus .png plus .dat) and the
+   gnuplot script (.gp) beside it. Returns 0, or -1 with a message (no
+   gnuplot, a name gnuplot cannot quote, ...). */
+int rt_feature_map(const float *x, const int32_t *labels, int64_t n, int64_t F, int classes, const char *title,
+                   const char *png, char *err, size_t errlen);
+
 #endif

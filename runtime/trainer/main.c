@@ -9,6 +9,7 @@
 **   NAME-train grad [flags]        one training-mode step (rrc grad's flags)
 **   NAME-train knn [flags]         weighted kNN evaluation of a backbone (rrc knn's flags)
 **   NAME-train retrieval [flags]   retrieval evaluation of a backbone (rrc retrieval's flags)
+**   NAME-train eval [flags]        several protocols, one report (rrc eval's flags)
 **   NAME-train finetune [flags]    fine-tune a backbone (a --method supervised trainer)
 **   NAME-train bench [flags]       time the training step alone
 **   NAME-train info                what was compiled
@@ -33,12 +34,13 @@ static void usage(FILE *f, const char *prog) {
             "  lineval   linear evaluation of a backbone; %s lineval --help\n"
             "  knn       weighted kNN evaluation of a backbone; %s knn --help\n"
             "  retrieval retrieval evaluation (precision@k, mAP) of a backbone; %s retrieval --help\n"
+            "  eval      several protocols on a backbone, one report (eval.json); %s eval --help\n"
             "  grad      one training-mode step on given views; %s grad --help\n"
             "  finetune  fine-tune a backbone with a new classifier (a trainer compiled with\n"
             "            --method supervised); %s finetune --help\n"
             "  bench     time the training step alone (no augmentation)\n"
             "  info      the compiled program: spec, K, batch, entries, memory\n",
-            prog, prog, prog, prog, prog, prog, prog);
+            prog, prog, prog, prog, prog, prog, prog, prog);
 }
 
 static void info(const rt_program *p) {
@@ -55,6 +57,24 @@ static void info(const rt_program *p) {
                (long long)es[i]->region_bytes[2], (long long)es[i]->region_bytes[3], (long long)es[i]->region_bytes[4],
                (long long)total);
     }
+}
+
+/* eval's fine-tuning in an AOT trainer: its own program, when it was
+   compiled with --method supervised for this many training images. */
+static const rt_program *own_supervised(void *ctx, int64_t n_train, int classes, char *err, size_t errlen) {
+    const rt_program *p = ctx;
+    (void)classes;
+    if (p->method != RT_METHOD_SUPERVISED || !p->classify) {
+        snprintf(err, errlen, "needs a trainer compiled with --method supervised (rrc eval compiles what it needs)");
+        return NULL;
+    }
+    int64_t last = n_train % p->batch;
+    if (last && (!p->train_last || p->train_last->B != last)) {
+        snprintf(err, errlen, "%lld training images leave a last batch of %lld, which this trainer was not compiled for",
+                 (long long)n_train, (long long)last);
+        return NULL;
+    }
+    return p;
 }
 
 int main(int argc, char **argv) {
@@ -76,6 +96,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "finetune")) rc = rt_cli_finetune(&p, prog, argc - 2, argv + 2);
     else if (!strcmp(cmd, "knn")) rc = rt_cli_knn(&p, prog, argc - 2, argv + 2);
     else if (!strcmp(cmd, "retrieval")) rc = rt_cli_retrieval(&p, prog, argc - 2, argv + 2);
+    else if (!strcmp(cmd, "eval")) {
+        rt_eval_programs ps = {&p, own_supervised, &p};
+        rc = rt_cli_eval(&ps, prog, argc - 2, argv + 2);
+    }
     else if (!strcmp(cmd, "bench")) rc = rt_cli_bench(&p, prog, argc - 2, argv + 2);
     else if (cmd[0] == '-') rc = rt_cli_train(&p, prog, argc - 1, argv + 1);
     else { fprintf(stderr, "%s: unknown command '%s' (see %s help)\n", prog, cmd, prog); rc = 1; }

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "test.h"
 #include "test_util.h"
 
@@ -119,4 +121,71 @@ TEST(cli_train_monitor_knn) {
     rc = run("train " SPEC " --data synthetic:120 --every 2", &out, &err);
     CHECKF(rc != 0 && err && strstr(err, "--every goes with --monitor knn"), "exit %d: %s", rc, err);
     free(out), free(err);
+}
+
+/* rrc eval: every protocol in one report; each figure names its protocol,
+   data, split, labels and seed; the kNN figure equals rrc knn's. */
+TEST(cli_eval_report) {
+    const char *dir = test_tmp_path("eval_all");
+    char args[1024], path[1100], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args,
+             "eval " SPEC " --data synthetic:2000 --random-init --protocols linear,finetune,knn,retrieval,fractions --epochs 1 "
+             "--out %s",
+             dir);
+    int rc = run(args, &out, &err);
+    REQUIREF(rc == 0, "eval: exit %d: %s", rc, err);
+    CHECKF(out && strstr(out, "== rrc eval: small_conv, backbone random init"), "stdout: %s", out);
+    free(out), free(err);
+    snprintf(path, sizeof path, "%s/eval_random.json", dir);
+    json_error_t je;
+    json_t *doc = json_load_file(path, 0, &je);
+    REQUIREF(doc, "%s: %s", path, je.text);
+    CHECK(!strcmp(json_string_value(json_object_get(doc, "format")), "rrc-eval-1"));
+    json_t *figs = json_object_get(doc, "figures");
+    REQUIRE(json_is_array(figs));
+    /* linear 1, knn 2, retrieval 5, fractions 3, finetune 1 */
+    CHECKF(json_array_size(figs) == 12, "%zu figures", json_array_size(figs));
+    double knn = -1;
+    size_t i;
+    json_t *f;
+    json_array_foreach(figs, i, f) {
+        const char *protocol = json_string_value(json_object_get(f, "protocol"));
+        const char *metric = json_string_value(json_object_get(f, "metric"));
+        double v = json_real_value(json_object_get(f, "value"));
+        CHECKF(protocol && metric && v >= 0 && v <= 1, "figure %zu", i);
+        CHECK(!strcmp(json_string_value(json_object_get(f, "data")), "synthetic:2000"));
+        CHECK(!strcmp(json_string_value(json_object_get(f, "split")), "test"));
+        CHECK(json_integer_value(json_object_get(f, "seed")) == 1);
+        if (protocol && !strcmp(protocol, "knn") && !strcmp(metric, "top1")) knn = v;
+        if (protocol && !strcmp(protocol, "fractions")) {
+            const char *labels = json_string_value(json_object_get(f, "labels"));
+            json_int_t n = json_integer_value(json_object_get(f, "train_images"));
+            CHECKF((!strcmp(labels, "1%") && n == 20) || (!strcmp(labels, "10%") && n == 200) ||
+                       (!strcmp(labels, "100%") && n == 2000),
+                   "fractions: labels %s, %lld images", labels, (long long)n);
+        }
+    }
+    json_decref(doc);
+    if (system("command -v gnuplot > /dev/null 2>&1") == 0) {
+        snprintf(path, sizeof path, "%s/eval_map_random.png", dir);
+        CHECKF(test_exists(path), "no %s", path);
+    }
+    snprintf(args, sizeof args, "knn " SPEC " --data synthetic:2000 --random-init --out %s", dir);
+    rc = run(args, &out, &err);
+    CHECKF(rc == 0, "knn: exit %d: %s", rc, err);
+    free(out), free(err);
+    snprintf(path, sizeof path, "%s/knn_random.txt", dir);
+    const char *v = value_of(path, "test_top1");
+    CHECKF(v && fabs(atof(v) - knn) < 1e-4, "eval's kNN %g, rrc knn's %s", knn, v ? v : "(none)");
+    static const struct { const char *args, *want; } bad[] = {
+        {"--protocols linear,bogus", "unknown protocol 'bogus'"},
+        {"--protocols knn,knn", "repeated protocol 'knn'"},
+        {"", "give --protocols"},
+    };
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+        snprintf(args, sizeof args, "eval " SPEC " --data synthetic:200 --random-init --out %s %s", dir, bad[b].args);
+        rc = run(args, &out, &err);
+        CHECKF(rc != 0 && err && strstr(err, bad[b].want), "'%s': exit %d: %s", bad[b].args, rc, err);
+        free(out), free(err);
+    }
 }

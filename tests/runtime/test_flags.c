@@ -170,7 +170,7 @@ TEST(flags_rrc_help_from_the_table) {
         }
         free(out);
     }
-    CHECKF(ncmds == 12, "%d commands", ncmds);
+    CHECKF(ncmds == 13, "%d commands", ncmds);
     for (int r = 0; r < rrc_flags.n; r++) {
         const rt_flag *x = &rrc_flags.rows[r];
         CHECKF(x->help && *x->help, "--%s has no help", x->name);
