@@ -1,7 +1,7 @@
 /*
 ** rt_data.c: the front door of the dataset readers (see rt_data.h): parsing
 ** of "NAME[:PATH]", dispatch to the format readers (rt_data_idx.c,
-** rt_data_bin.c, rt_data_folder.c), the helpers they share, and the
+** rt_data_bin.c, rt_data_folder.c, rt_data_tiny.c), the helpers they share, and the
 ** synthetic dataset.
 **
 ** What it is not: a data pipeline. Nothing here shuffles, augments,
@@ -209,7 +209,7 @@ static int load_synthetic(const char *arg, rt_split split, const rt_data_opts *o
 
 const char *rt_dataset_names(void) {
     return "fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, cifar100:PATH, cifar100-20:PATH, stl10:PATH, "
-           "folder:PATH, synthetic[:N]";
+           "tiny-imagenet:PATH, slimagenet64:PATH, folder:PATH, synthetic[:N]";
 }
 
 int rt_dataset_load_subset(const char *spec, rt_split split, const rt_data_opts *opts, const rt_data_subset *sub,
@@ -265,12 +265,16 @@ int rt_dataset_load(const char *spec, rt_split split, const rt_data_opts *opts, 
         rc = rtd_load_cifar(name, arg, split, out, err, errlen);
     else if (!strcmp(name, "stl10"))
         rc = rtd_load_stl10(name, arg, split, out, err, errlen);
-    else if (!strcmp(name, "folder")) {
+    else if (!strcmp(name, "folder") || !strcmp(name, "tiny-imagenet") || !strcmp(name, "slimagenet64")) {
         if (!arg) {
-            rtd_err(err, errlen, "folder: give the folder as --data folder:PATH");
+            rtd_err(err, errlen, "%s: give the folder as --data %s:PATH", name, name);
             rc = -1;
-        } else
+        } else if (!strcmp(name, "folder"))
             rc = rtd_load_folder(arg, split, out, err, errlen);
+        else if (!strcmp(name, "tiny-imagenet"))
+            rc = rtd_load_tiny_imagenet(arg, split, out, err, errlen);
+        else
+            rc = rtd_load_slimagenet64(arg, split, out, err, errlen);
     } else if (!strcmp(name, "synthetic"))
         rc = load_synthetic(arg, split, opts, out, err, errlen);
     else {

@@ -12,6 +12,15 @@
 **                            replicated to 3 channels (METHOD.md protocol).
 **   cifar10, cifar100, cifar100-20  the binary versions (cifar100-20: coarse labels)
 **   stl10                    binary version (96x96x3, column-major on disk)
+**   tiny-imagenet:PATH       the unpacked tiny-imagenet-200 folder: classes
+**                            in wnids.txt's order, TRAIN from
+**                            train/WNID/images/, TEST from val/images/ with
+**                            the labels of val/val_annotations.txt (the
+**                            usual practice: test/ has no labels and is not
+**                            read); 64x64 JPEGs, gray ones made RGB
+**   slimagenet64:PATH        an image folder as folder:PATH, but with
+**                            PATH/train and PATH/test (or val) required and
+**                            every image 64x64 (Antoniou et al. 2020)
 **   folder:PATH              one sub-folder per class of PNG/JPEG images
 **   synthetic[:N]            N seeded random images (default 1024) of the
 **                            size the caller asks for, 10 classes
@@ -20,8 +29,10 @@
 ** PATH/test or PATH/val for TEST); UNLABELED only for stl10, where labels
 ** is NULL and nclasses 0. Normalisation constants: METHOD.md's for CIFAR
 ** and STL-10; for the padded MNIST-format sets fashion-mnist's fixed
-** 0.2190/0.3318 and mnist's computed from its train split at load; none
-** (has_norm = 0) for folder and synthetic. Details in rt_data*.c.
+** 0.2190/0.3318 and mnist's computed from its train split at load; the
+** official code's mean 0.5 / std 0.25 per channel for tiny-imagenet and
+** slimagenet64; none (has_norm = 0) for folder and synthetic. Details in
+** rt_data*.c (tiny-imagenet and slimagenet64: rt_data_tiny.c).
 */
 #ifndef RT_DATA_H
 #define RT_DATA_H

@@ -19,6 +19,13 @@
 ** images must have one size (no resizing here: that is the augmentation's
 ** job); the first file of another size is named in the error. No
 ** normalisation constants are known (has_norm = 0).
+**
+** The same reader, rtd_load_image_folder, serves the named image-folder
+** datasets (slimagenet64 in rt_data_tiny.c): they require the train/ +
+** test/|val/ layout and one fixed image size, and set their own constants.
+** The helpers rtd_list_names and rtd_image_kind are shared with
+** tiny-imagenet's reader, so every folder reader skips and refuses the same
+** files.
 */
 #include "rt_data_internal.h"
 
@@ -50,7 +57,7 @@ static void flist_free(flist *l) {
     memset(l, 0, sizeof *l);
 }
 
-static void names_free(char **v, size_t n) {
+void rtd_names_free(char **v, size_t n) {
     for (size_t i = 0; i < n; i++) free(v[i]);
     free(v);
 }
@@ -59,8 +66,7 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The names in dir, hidden ones excluded, sorted bytewise. */
-static int list_names(const char *dir, char ***out, size_t *nout, char *err, size_t errlen) {
+int rtd_list_names(const char *dir, char ***out, size_t *nout, char *err, size_t errlen) {
     *out = NULL;
     *nout = 0;
     DIR *d = opendir(dir);
@@ -88,7 +94,7 @@ static int list_names(const char *dir, char ***out, size_t *nout, char *err, siz
     }
     if (errno) {
         rtd_err(err, errlen, "%s: cannot read folder: %s", dir, strerror(errno));
-        names_free(v, n);
+        rtd_names_free(v, n);
         closedir(d);
         return -1;
     }
@@ -99,13 +105,12 @@ static int list_names(const char *dir, char ***out, size_t *nout, char *err, siz
     return 0;
 oom:
     rtd_err(err, errlen, "%s: out of memory", dir);
-    names_free(v, n);
+    rtd_names_free(v, n);
     closedir(d);
     return -1;
 }
 
-/* 1: an image rrc decodes; 2: an image format it does not; 0: not an image */
-static int ext_kind(const char *name) {
+int rtd_image_kind(const char *name) {
     const char *dot = strrchr(name, '.');
     if (!dot) return 0;
     static const char *const ok[] = {".png", ".jpg", ".jpeg"};
@@ -124,7 +129,7 @@ static int walk(const char *dir, int depth, int cls, flist *l, char *err, size_t
     }
     char **names;
     size_t n;
-    if (list_names(dir, &names, &n, err, errlen)) return -1;
+    if (rtd_list_names(dir, &names, &n, err, errlen)) return -1;
     char *path = malloc(RTD_PATH_MAX);
     int rc = -1;
     if (!path) {
@@ -140,7 +145,7 @@ static int walk(const char *dir, int depth, int cls, flist *l, char *err, size_t
             continue;
         }
         if (!S_ISREG(st.st_mode)) continue;
-        int kind = ext_kind(names[i]);
+        int kind = rtd_image_kind(names[i]);
         if (kind == 2) {
             rtd_err(err, errlen, "%s: unsupported image format (rrc reads PNG and JPEG)", path);
             goto done;
@@ -171,7 +176,7 @@ static int walk(const char *dir, int depth, int cls, flist *l, char *err, size_t
     rc = 0;
 done:
     free(path);
-    names_free(names, n);
+    rtd_names_free(names, n);
     return rc;
 }
 
@@ -187,10 +192,10 @@ static int cmp_fent(const void *pa, const void *pb) {
 static int class_names(const char *root, char ***out, size_t *nout, char *err, size_t errlen) {
     char **names;
     size_t n, k = 0;
-    if (list_names(root, &names, &n, err, errlen)) return -1;
+    if (rtd_list_names(root, &names, &n, err, errlen)) return -1;
     char *path = malloc(RTD_PATH_MAX);
     if (!path) {
-        names_free(names, n);
+        rtd_names_free(names, n);
         rtd_err(err, errlen, "%s: out of memory", root);
         return -1;
     }
@@ -214,9 +219,10 @@ static int class_names(const char *root, char ***out, size_t *nout, char *err, s
     return 0;
 }
 
-int rtd_load_folder(const char *dir, rt_split split, rt_dataset *out, char *err, size_t errlen) {
+int rtd_load_image_folder(const char *name, const char *dir, rt_split split, int need_split, int side,
+                          rt_dataset *out, char *err, size_t errlen) {
     if (split == RT_SPLIT_UNLABELED) {
-        rtd_err(err, errlen, "folder has no unlabeled split");
+        rtd_err(err, errlen, "%s has no unlabeled split", name);
         return -1;
     }
     if (!rtd_is_dir(dir)) {
@@ -226,6 +232,10 @@ int rtd_load_folder(const char *dir, rt_split split, rt_dataset *out, char *err,
     char trainp[RTD_PATH_MAX], root[RTD_PATH_MAX];
     if (rtd_join(trainp, sizeof trainp, dir, "train", err, errlen)) return -1;
     int layout = rtd_is_dir(trainp);
+    if (!layout && need_split) {
+        rtd_err(err, errlen, "%s: no train/ folder (%s wants PATH/train and PATH/test or PATH/val)", dir, name);
+        return -1;
+    }
     if (!layout) {
         if (split == RT_SPLIT_TEST) {
             rtd_err(err, errlen, "%s: no test split (give a folder with train/ and test/ or val/ sub-folders)", dir);
@@ -288,11 +298,15 @@ int rtd_load_folder(const char *dir, rt_split split, rt_dataset *out, char *err,
     }
     qsort(l.v, l.n, sizeof *l.v, cmp_fent);
 
-    int h0 = 0, w0 = 0;
+    int h0 = side, w0 = side;
     for (size_t i = 0; i < l.n; i++) {
         if (rtd_join(path, RTD_PATH_MAX, l.v[i].dir, l.v[i].name, err, errlen)) goto done;
         int h, w;
         int r = rtd_decode_image(path, h0, w0, &rgb, &h, &w, err, errlen);
+        if (r == -2 && side) {
+            rtd_err(err, errlen, "%s: image is %dx%d, %s images must be %dx%d", path, w, h, name, side, side);
+            goto done;
+        }
         if (r == -2) {
             rtd_err(err, errlen, "%s: image is %dx%d, but %s is %dx%d (all images must have one size)", path, w, h,
                     first, w0, h0);
@@ -319,7 +333,11 @@ done:
     free(first);
     free(count);
     flist_free(&l);
-    names_free(cls, ncls);
-    names_free(tcls, ntcls);
+    rtd_names_free(cls, ncls);
+    rtd_names_free(tcls, ntcls);
     return rc;
+}
+
+int rtd_load_folder(const char *dir, rt_split split, rt_dataset *out, char *err, size_t errlen) {
+    return rtd_load_image_folder("folder", dir, split, 0, 0, out, err, errlen);
 }

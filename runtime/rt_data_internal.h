@@ -58,6 +58,26 @@ int rtd_load_cifar(const char *name, const char *dir, rt_split split, rt_dataset
 int rtd_load_stl10(const char *name, const char *dir, rt_split split, rt_dataset *out, char *err,
                    size_t errlen);
 int rtd_load_folder(const char *dir, rt_split split, rt_dataset *out, char *err, size_t errlen);
+/* rt_data_tiny.c: tiny-imagenet (its own layout) and slimagenet64 (an
+   image folder at 64x64); dir must not be NULL. */
+int rtd_load_tiny_imagenet(const char *dir, rt_split split, rt_dataset *out, char *err, size_t errlen);
+int rtd_load_slimagenet64(const char *dir, rt_split split, rt_dataset *out, char *err, size_t errlen);
+
+/* rt_data_folder.c: what the image-folder readers share.
+   rtd_load_image_folder reads split `split` of the image-folder tree dir
+   as folder:PATH does (rt_data_folder.c), `name` being the dataset named in
+   messages. need_split: dir must have the train/ + test/|val/ layout (else
+   a flat dir is TRAIN's class root). side > 0: every image must be
+   side x side (else all images must have the first one's size).
+   rtd_list_names: the names in dir, hidden ones (".x") excluded, sorted
+   bytewise; free with rtd_names_free. rtd_image_kind: 1 for a name the
+   readers decode (*.png, *.jpg, *.jpeg, any case), 2 for another image
+   format (an error where found), 0 for other files (ignored). */
+int rtd_load_image_folder(const char *name, const char *dir, rt_split split, int need_split, int side,
+                          rt_dataset *out, char *err, size_t errlen);
+int rtd_list_names(const char *dir, char ***out, size_t *nout, char *err, size_t errlen);
+void rtd_names_free(char **v, size_t n);
+int rtd_image_kind(const char *name);
 
 /* Decodes one PNG or JPEG (chosen by the file's first bytes, not by its
    name) into a malloc'd h*w*3 RGB buffer: gray is replicated, alpha
