@@ -17,7 +17,7 @@
 FUZZ_CC      ?= clang-19
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_ALL      = fuzz_spec fuzz_idx fuzz_cifar fuzz_image fuzz_safetensors fuzz_program_json fuzz_cache_manifest
+FUZZ_ALL      = fuzz_spec fuzz_idx fuzz_cifar fuzz_image fuzz_tiny fuzz_safetensors fuzz_program_json fuzz_cache_manifest
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SAN     = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # The Lua sandbox's caps, lowered so that a looping or allocating spec costs
@@ -28,13 +28,14 @@ FUZZ_CFLAGS  = -std=c11 -g -O1 $(FUZZ_SAN) -fsanitize=fuzzer-no-link -pthread $(
 FUZZ_LDFLAGS = -fsanitize=fuzzer $(FUZZ_SAN) -pthread
 
 FUZZ_DATA_SRCS = runtime/rt_data.c runtime/rt_data_idx.c runtime/rt_data_bin.c runtime/rt_data_folder.c \
-                 runtime/rt_data_image.c runtime/rt_rng.c
+                 runtime/rt_data_image.c runtime/rt_data_subset.c runtime/rt_data_tiny.c runtime/rt_rng.c
 # the front end and the IR it lowers to
 FUZZ_SPEC_SRCS = $(wildcard compiler/frontend/*.c compiler/ir/*.c) compiler/util.c
 FUZZ_SRCS_fuzz_spec           = $(FUZZ_SPEC_SRCS)
 FUZZ_SRCS_fuzz_idx            = $(FUZZ_DATA_SRCS)
 FUZZ_SRCS_fuzz_cifar          = $(FUZZ_DATA_SRCS)
 FUZZ_SRCS_fuzz_image          = $(FUZZ_DATA_SRCS)
+FUZZ_SRCS_fuzz_tiny           = $(FUZZ_DATA_SRCS)
 FUZZ_SRCS_fuzz_safetensors    = runtime/rt_safetensors.c runtime/rt_file.c
 FUZZ_SRCS_fuzz_program_json   = runtime/rt_program_json.c runtime/rt_program.c
 FUZZ_SRCS_fuzz_cache_manifest = compiler/cache.c compiler/util.c runtime/rt_file.c fuzz/fuzz_cache_stubs.c
@@ -43,6 +44,7 @@ FUZZ_LIBS_fuzz_spec           = -llua5.4 -lm
 FUZZ_LIBS_fuzz_idx            = -lz -lpng -ljpeg -lm
 FUZZ_LIBS_fuzz_cifar          = -lz -lpng -ljpeg -lm
 FUZZ_LIBS_fuzz_image          = -lz -lpng -ljpeg -lm
+FUZZ_LIBS_fuzz_tiny           = -lz -lpng -ljpeg -lm
 FUZZ_LIBS_fuzz_safetensors    = -ljansson
 FUZZ_LIBS_fuzz_program_json   = -ljansson -lm
 FUZZ_LIBS_fuzz_cache_manifest =

@@ -43,7 +43,7 @@ __attribute__((unused)) static void fuzz_rm_tree(const char *dir, int depth) {
 }
 
 __attribute__((unused)) static void fuzz_cleanup(void) {
-    if (fuzz_dir_buf[0]) fuzz_rm_tree(fuzz_dir_buf, 3);
+    if (fuzz_dir_buf[0]) fuzz_rm_tree(fuzz_dir_buf, 6);   /* fuzz_tiny's TARGET/train/WNID/images/FILE */
 }
 
 /* The target's own folder, created on first use: TARGET under the
@@ -57,7 +57,7 @@ __attribute__((unused)) static const char *fuzz_dir(const char *target) {
         const char *base = getenv("RRC_FUZZ_TMPDIR");
         if (!base || !*base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
         snprintf(fuzz_dir_buf, sizeof fuzz_dir_buf, "%s/rrc-fuzz-%ld", base, (long)getpid());
-        fuzz_rm_tree(fuzz_dir_buf, 3);   /* a stale one from a recycled pid */
+        fuzz_rm_tree(fuzz_dir_buf, 6);   /* a stale one from a recycled pid */
         if (mkdir(fuzz_dir_buf, 0700) != 0) {
             perror(fuzz_dir_buf);
             abort();

@@ -14,13 +14,14 @@
 #include "test.h"
 
 #define RRC_FUZZ_NO_MAIN 1
-#include "../fuzz/fuzz_cache_manifest.c"
-#include "../fuzz/fuzz_cifar.c"
-#include "../fuzz/fuzz_idx.c"
-#include "../fuzz/fuzz_image.c"
-#include "../fuzz/fuzz_program_json.c"
-#include "../fuzz/fuzz_safetensors.c"
-#include "../fuzz/fuzz_spec.c"
+#include "../../fuzz/fuzz_cache_manifest.c"
+#include "../../fuzz/fuzz_cifar.c"
+#include "../../fuzz/fuzz_tiny.c"
+#include "../../fuzz/fuzz_idx.c"
+#include "../../fuzz/fuzz_image.c"
+#include "../../fuzz/fuzz_program_json.c"
+#include "../../fuzz/fuzz_safetensors.c"
+#include "../../fuzz/fuzz_spec.c"
 
 #include <fcntl.h>
 
@@ -120,6 +121,7 @@ TEST(fuzz_seeds_spec) { run_target("fuzz_spec", one_spec); }
 TEST(fuzz_seeds_idx) { run_target("fuzz_idx", fuzz_idx_one); }
 TEST(fuzz_seeds_cifar) { run_target("fuzz_cifar", fuzz_cifar_one); }
 TEST(fuzz_seeds_image) { run_target("fuzz_image", fuzz_image_one); }
+TEST(fuzz_seeds_tiny) { run_target("fuzz_tiny", fuzz_tiny_one); }
 TEST(fuzz_seeds_safetensors) { run_target("fuzz_safetensors", fuzz_safetensors_one); }
 TEST(fuzz_seeds_program_json) { run_target("fuzz_program_json", fuzz_program_json_one); }
 TEST(fuzz_seeds_cache_manifest) { run_target("fuzz_cache_manifest", one_cache); }
