@@ -117,7 +117,8 @@ test-asan: $(BUILD)/rrc_tests $(BUILD)/rrc
 # instrumented. Code TSan cannot see into (libLLVM, OpenBLAS, JIT output) is
 # covered by tools/tsan.supp, a reason per line.
 TSAN_TESTS = llvm_init pool_ jit_cache cli_train_uses_the_cache aug_batch_thread_count_invariant \
-             jit_golden_steps_threaded jit_matches_interp train_ aot_trainer_equals_jit kill_9 probe_deterministic
+             jit_golden_steps_threaded jit_matches_interp train_ aot_trainer_equals_jit kill_9 probe_deterministic \
+             eval_same_on_pool_threads cli_train_monitor_knn
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" test-tsan
 
