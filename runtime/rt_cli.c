@@ -529,21 +529,30 @@ static void frozen_free(FrozenEval *e) {
 /* Writes OUT/NAME.txt (NAME_random.txt for a random backbone): --out, else
    the checkpoint's folder, else runs/SPEC-random. head: the lines every
    report has; body: the protocol's. 0, or 1 after printing. */
-static int frozen_report(const rt_program *p, const char *prog, const FrozenEval *e, const char *name, const char *body) {
-    char dir[1024], path[1100], text[8192], err[1024];
+/* The folder of an evaluation's reports (made): --out, else the
+   checkpoint's folder, else runs/SPEC-random. 0, or 1 after printing. */
+static int frozen_dir(const rt_program *p, const char *prog, const FrozenEval *e, char *dir, size_t n) {
     if (e->out) {
-        snprintf(dir, sizeof dir, "%s", e->out);
-        mkdir(dir, 0777);
+        snprintf(dir, n, "%s", e->out);
     } else if (e->ckpt) {
-        snprintf(dir, sizeof dir, "%s", e->ckpt);
+        snprintf(dir, n, "%s", e->ckpt);
         char *slash = strrchr(dir, '/');
         if (slash) *slash = 0;
-        else strcpy(dir, ".");
+        else snprintf(dir, n, ".");
     } else {
         mkdir("runs", 0777);
-        snprintf(dir, sizeof dir, "runs/%s-random", p->spec_name);
-        mkdir(dir, 0777);
+        snprintf(dir, n, "runs/%s-random", p->spec_name);
     }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: %s: cannot create: %s\n", prog, dir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int frozen_report(const rt_program *p, const char *prog, const FrozenEval *e, const char *name, const char *body) {
+    char dir[1024], path[1100], text[8192], err[1024];
+    if (frozen_dir(p, prog, e, dir, sizeof dir) != 0) return 1;
     snprintf(path, sizeof path, "%s/%s%s.txt", dir, name, e->ckpt ? "" : "_random");
     int k = snprintf(text, sizeof text, "spec %s\nbackbone %s\ndata %s\nclasses %s\nlabels %s\ntrain_images %lld\n"
                      "test_images %lld\nseed %llu\n%s",
@@ -798,22 +807,8 @@ int rt_cli_eval(const rt_eval_programs *ps, const char *prog, int argc, char **a
         return 1;
     }
     if (!parse_protocols(prog, e.protocols, &mask)) return 1;
-    /* the report's folder: --out, else the checkpoint's, else runs/SPEC-random */
     char dir[1024], path[1100], err[1024];
-    if (e.out) snprintf(dir, sizeof dir, "%s", e.out);
-    else if (e.ckpt) {
-        snprintf(dir, sizeof dir, "%s", e.ckpt);
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else strcpy(dir, ".");
-    } else {
-        mkdir("runs", 0777);
-        snprintf(dir, sizeof dir, "runs/%s-random", p->spec_name);
-    }
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "%s: %s: cannot create: %s\n", prog, dir, strerror(errno));
-        return 1;
-    }
+    if (frozen_dir(p, prog, &e, dir, sizeof dir) != 0) return 1;
     json_t *figures = json_array();
     char *tbuf = NULL;
     size_t tlen = 0;

@@ -525,3 +525,7 @@ TEST(fused_math_bodies_match_interpreter) {
     compare_engines(g, "elementwise math");
     arena_free(&a);
 }
+
+/* The same loop bodies on the other x86-64 levels this host runs (their
+   vector widths: 4 lanes for x86-64-v2, 16 for -v4). */
+TEST(fused_math_bodies_every_target) { test_other_targets(test_fused_math_bodies_match_interpreter); }

@@ -51,6 +51,9 @@ import torchvision
 import torchvision.transforms as T
 from PIL import Image
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_aug_goldens import write_safetensors  # noqa: E402  (the safetensors writer of the aug goldens)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(HERE, "aug_dist")
 
@@ -307,36 +310,6 @@ def pixel_moments():
     return (np.stack(means).astype(np.float32), np.stack(varis).astype(np.float32),
             np.stack(m4s).astype(np.float32), np.array(sums, dtype=np.int64),
             np.stack(vm_var).astype(np.float32), np.stack(vq_var).astype(np.float32))
-
-
-# -------------------------------------------------------------------------
-# writers
-# -------------------------------------------------------------------------
-
-def write_safetensors(path, tensors, metadata):
-    """standard safetensors: u64 LE header length, JSON header padded with
-    spaces to a multiple of 8, the tensors contiguously in header order"""
-    assert sys.byteorder == "little"
-    dtypes = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
-    header = OrderedDict()
-    header["__metadata__"] = OrderedDict((str(k), str(v)) for k, v in metadata.items())
-    blobs, offset = [], 0
-    for name, a in tensors:
-        a = np.ascontiguousarray(a)
-        data = a.tobytes()
-        header[name] = OrderedDict([("dtype", dtypes[a.dtype]), ("shape", list(a.shape)),
-                                    ("data_offsets", [offset, offset + len(data)])])
-        blobs.append(data)
-        offset += len(data)
-    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hj += b" " * ((8 - len(hj) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(len(hj).to_bytes(8, "little"))
-        f.write(hj)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
 
 
 def main():

@@ -35,6 +35,7 @@
 ** changes. tests/golden/README.md records the thresholds and the measured
 ** statistics.
 */
+#include "data_util.h"
 #include "golden_util.h"
 #include "test.h"
 
@@ -225,25 +226,6 @@ static void hist_compare(const hist *h) {
 
 /* ---- rrc's draws --------------------------------------------------------- */
 
-/* METHOD.md's unsupervised pipeline, as specs/lib/augment.lua builds it. */
-static void method_ops(rt_aug_op ops[5], const double mean[3], const double std[3]) {
-    memset(ops, 0, 5 * sizeof *ops);
-    ops[0].kind = RT_AUG_RANDOM_RESIZED_CROP;
-    ops[0].size = 32;
-    ops[0].scale[0] = 0.08, ops[0].scale[1] = 1.0;
-    ops[0].ratio[0] = 3.0 / 4.0, ops[0].ratio[1] = 4.0 / 3.0;
-    ops[1].kind = RT_AUG_HFLIP;
-    ops[1].p = 0.5;
-    ops[2].kind = RT_AUG_COLOR_JITTER;
-    ops[2].p = 0.8;
-    ops[2].brightness = ops[2].contrast = ops[2].saturation = 0.8;
-    ops[2].hue = 0.2;
-    ops[3].kind = RT_AUG_GRAYSCALE;
-    ops[3].p = 0.2;
-    ops[4].kind = RT_AUG_NORMALIZE;
-    memcpy(ops[4].mean, mean, 3 * sizeof *mean);
-    memcpy(ops[4].std, std, 3 * sizeof *std);
-}
 
 static const double FASHION_MEAN[3] = {0.2190, 0.2190, 0.2190}, FASHION_STD[3] = {0.3318, 0.3318, 0.3318};
 static const double CIFAR_MEAN[3] = {0.491, 0.482, 0.447}, CIFAR_STD[3] = {0.247, 0.243, 0.262};
@@ -267,7 +249,7 @@ static void crop_case(json_t *root, const char *prefix, int H, int W, uint32_t n
     }
     if (ok) {
         rt_aug_op ops[5];
-        method_ops(ops, CIFAR_MEAN, CIFAR_STD);
+        test_method_pipeline(ops, 32, CIFAR_MEAN, CIFAR_STD);
         rt_aug_pipeline p = {ops, 1, 32, 32};      /* the crop alone */
         for (uint32_t v = 0; v < n; v++) {
             rt_aug_params par;
@@ -320,7 +302,7 @@ TEST(aug_dist_flip_jitter_grayscale) {
     for (int k = 0; k < NH; k++) ok &= hist_load(root, names[k], &hs[k]);
     if (ok) {
         rt_aug_op ops[5];
-        method_ops(ops, CIFAR_MEAN, CIFAR_STD);
+        test_method_pipeline(ops, 32, CIFAR_MEAN, CIFAR_STD);
         rt_aug_pipeline p = {ops, 5, 32, 32};
         uint32_t n = meta_count(root, "n_views"), off = 0;
         for (uint32_t v = 0; v < n; v++) {
@@ -425,7 +407,7 @@ TEST(aug_dist_pixel_moments) {
         memcpy(&want, (const char *)sums->data + 8 * k, 8);
         CHECKF((int64_t)fnv1a32(img, PLANE) == want, "image %d differs from the golden script's", k);
         rt_aug_op ops[5];
-        method_ops(ops, k < 4 ? FASHION_MEAN : CIFAR_MEAN, k < 4 ? FASHION_STD : CIFAR_STD);
+        test_method_pipeline(ops, 32, k < 4 ? FASHION_MEAN : CIFAR_MEAN, k < 4 ? FASHION_STD : CIFAR_STD);
         rt_aug_pipeline p = {ops, 5, 32, 32};
         char err[256];
         REQUIREF(rt_aug_check(&p, 32, 32, 3, 3, err, sizeof err) == 0, "%s", err);

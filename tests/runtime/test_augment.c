@@ -13,6 +13,7 @@
 ** errors: they catch a wrong rule, not an unlucky seed.
 */
 #include "golden_util.h"
+#include "data_util.h"
 #include "test.h"
 
 #include "rt_augment.h"
@@ -410,22 +411,7 @@ TEST(aug_golden_pipeline) {
     }
     int size = (int)out->shape[2];
     rt_aug_op ops[5];
-    memset(ops, 0, sizeof ops);
-    ops[0].kind = RT_AUG_RANDOM_RESIZED_CROP;
-    ops[0].size = size;
-    ops[0].scale[0] = 0.08, ops[0].scale[1] = 1;
-    ops[0].ratio[0] = 3.0 / 4, ops[0].ratio[1] = 4.0 / 3;
-    ops[1].kind = RT_AUG_HFLIP;
-    ops[1].p = 0.5;
-    ops[2].kind = RT_AUG_COLOR_JITTER;
-    ops[2].p = 0.8;
-    ops[2].brightness = ops[2].contrast = ops[2].saturation = 0.8;
-    ops[2].hue = 0.2;
-    ops[3].kind = RT_AUG_GRAYSCALE;
-    ops[3].p = 0.2;
-    ops[4].kind = RT_AUG_NORMALIZE;
-    memcpy(ops[4].mean, mean, sizeof mean);
-    memcpy(ops[4].std, std, sizeof std);
+    test_method_pipeline(ops, size, mean, std);
     rt_aug_pipeline p = {ops, 5, size, size};
     size_t n = 3 * (size_t)size * (size_t)size;
     float *mine = malloc(n * sizeof *mine), *ref = malloc(n * sizeof *ref);
@@ -465,23 +451,8 @@ TEST(aug_golden_pipeline) {
 
 /* The METHOD.md unsupervised pipeline (CIFAR-10 constants). */
 static void standard_ops(rt_aug_op ops[5], int size) {
-    memset(ops, 0, 5 * sizeof *ops);
-    ops[0].kind = RT_AUG_RANDOM_RESIZED_CROP;
-    ops[0].size = size;
-    ops[0].scale[0] = 0.08, ops[0].scale[1] = 1.0;
-    ops[0].ratio[0] = 3.0 / 4.0, ops[0].ratio[1] = 4.0 / 3.0;
-    ops[1].kind = RT_AUG_HFLIP;
-    ops[1].p = 0.5;
-    ops[2].kind = RT_AUG_COLOR_JITTER;
-    ops[2].p = 0.8;
-    ops[2].brightness = ops[2].contrast = ops[2].saturation = 0.8;
-    ops[2].hue = 0.2;
-    ops[3].kind = RT_AUG_GRAYSCALE;
-    ops[3].p = 0.2;
-    ops[4].kind = RT_AUG_NORMALIZE;
-    const double mean[3] = {0.491, 0.482, 0.447}, std[3] = {0.247, 0.243, 0.262};
-    memcpy(ops[4].mean, mean, sizeof mean);
-    memcpy(ops[4].std, std, sizeof std);
+    static const double mean[3] = {0.491, 0.482, 0.447}, std[3] = {0.247, 0.243, 0.262};
+    test_method_pipeline(ops, size, mean, std);
 }
 
 TEST(aug_rrc_box_statistics) {

@@ -12,11 +12,11 @@
 ** is reported skipped when it is not).
 */
 #include "test.h"
+#include "data_util.h"
 #include "test_util.h"
 
 #include "rt_data.h"
 
-#include <jpeglib.h>
 #include <math.h>
 #include <png.h>
 #include <stdint.h>
@@ -30,23 +30,7 @@
 
 static char errbuf[1024];
 
-/* A fresh folder under the test's temporary folder. */
-static const char *tdir(const char *name) {
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 512, "%s/%s", test_tmpdir(), name);
-    mkdir(p, 0755);
-    return p;
-}
 
-static const char *pjoin(const char *dir, const char *name) {
-    static char buf[8][1024];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 1024, "%s/%s", dir, name);
-    return p;
-}
 
 /* test_write_file (util.h), gzip-compressed. */
 static bool write_gz(const char *path, const void *data, size_t n) {
@@ -61,19 +45,6 @@ static void truncate_to(const char *path, long n) {
     if (truncate(path, n) != 0) abort();
 }
 
-/* Loads spec expecting an error that mentions `want`; checks `out` is empty. */
-#define CHECK_LOAD_FAILS(spec, split, want)                                                          \
-    do {                                                                                             \
-        rt_dataset d_;                                                                               \
-        errbuf[0] = 0;                                                                               \
-        int rc_ = rt_dataset_load((spec), (split), NULL, &d_, errbuf, sizeof errbuf);                \
-        CHECKF(rc_ == -1, "%s: expected an error", (spec));                                          \
-        CHECKF(rc_ != -1 || strstr(errbuf, (want)), "%s: error \"%s\" lacks \"%s\"", (spec), errbuf, \
-               (want));                                                                              \
-        CHECKF(rc_ != -1 || (!strchr(errbuf, '\n') && errbuf[0]), "not one line: %s", errbuf);      \
-        CHECK(rc_ != -1 || (!d_.pixels && !d_.labels && d_.n == 0));                                 \
-        if (rc_ == 0) rt_dataset_free(&d_);                                                          \
-    } while (0)
 
 static const uint8_t *px(const rt_dataset *d, int64_t i, int y, int x) {
     return d->pixels + (((size_t)i * (size_t)d->h + (size_t)y) * (size_t)d->w + (size_t)x) * (size_t)d->c;
@@ -113,11 +84,11 @@ static void idx_write_pair(const char *dir, const char *pre, int n, int gz, uint
     uint32_t di[3] = {(uint32_t)n, 28, 28}, dl[1] = {(uint32_t)n};
     uint8_t *b = idx_make(0x803, 3, di, img, (size_t)n * 784, &len);
     snprintf(name, sizeof name, "%s-images-idx3-ubyte%s", pre, gz ? ".gz" : "");
-    (gz ? write_gz : test_write_file)(pjoin(dir, name), b, len);
+    (gz ? write_gz : test_write_file)(test_join(dir, name), b, len);
     free(b);
     b = idx_make(0x801, 1, dl, lab, (size_t)n, &len);
     snprintf(name, sizeof name, "%s-labels-idx1-ubyte%s", pre, gz ? ".gz" : "");
-    (gz ? write_gz : test_write_file)(pjoin(dir, name), b, len);
+    (gz ? write_gz : test_write_file)(test_join(dir, name), b, len);
     free(b);
     free(img);
     free(lab);
@@ -136,7 +107,7 @@ static void measure_norm(const rt_dataset *d, double *mean, double *std) {
 }
 
 TEST(data_idx_gz_and_plain) {
-    const char *dir = tdir("idx");
+    const char *dir = test_data_dir("idx");
     idx_write_pair(dir, "train", 7, 1, 0);   /* gzipped */
     idx_write_pair(dir, "t10k", 4, 0, 1);    /* plain */
     char spec[600];
@@ -183,9 +154,9 @@ TEST(data_idx_gz_and_plain) {
     rt_dataset_free(&d);
 
     /* the "train-images.idx3-ubyte" spelling */
-    const char *dir2 = tdir("idx_dot");
+    const char *dir2 = test_data_dir("idx_dot");
     idx_write_pair(dir2, "train", 3, 0, 0);
-    rename(pjoin(dir2, "train-images-idx3-ubyte"), pjoin(dir2, "train-images.idx3-ubyte"));
+    rename(test_join(dir2, "train-images-idx3-ubyte"), test_join(dir2, "train-images.idx3-ubyte"));
     snprintf(spec, sizeof spec, "mnist:%s", dir2);
     rc = rt_dataset_load(spec, RT_SPLIT_TRAIN, NULL, &d, errbuf, sizeof errbuf);
     REQUIREF(rc == 0, "%s", errbuf);
@@ -201,24 +172,24 @@ TEST(data_idx_errors) {
     memset(junk, 3, sizeof junk);
 
     /* truncated gzip image file (cut in the compressed stream) */
-    dir = tdir("idx_trunc_gz");
+    dir = test_data_dir("idx_trunc_gz");
     idx_write_pair(dir, "train", 20, 1, 0);
-    truncate_to(pjoin(dir, "train-images-idx3-ubyte.gz"), test_file_size(pjoin(dir, "train-images-idx3-ubyte.gz")) / 2);
+    truncate_to(test_join(dir, "train-images-idx3-ubyte.gz"), test_file_size(test_join(dir, "train-images-idx3-ubyte.gz")) / 2);
     snprintf(spec, sizeof spec, "mnist:%s", dir);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte.gz: truncated: expected 15680 bytes of image data, got");
 
     /* truncated plain image file: exact message */
-    dir = tdir("idx_trunc");
+    dir = test_data_dir("idx_trunc");
     idx_write_pair(dir, "train", 3, 0, 0);
-    truncate_to(pjoin(dir, "train-images-idx3-ubyte"), 16 + 2 * 784 + 100);
+    truncate_to(test_join(dir, "train-images-idx3-ubyte"), 16 + 2 * 784 + 100);
     snprintf(spec, sizeof spec, "mnist:%s", dir);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: truncated: expected 2352 bytes of image data, got 1668");
 
     /* one byte too many */
-    dir = tdir("idx_long");
+    dir = test_data_dir("idx_long");
     idx_write_pair(dir, "train", 3, 0, 0);
     {
-        FILE *f = fopen(pjoin(dir, "train-labels-idx1-ubyte"), "ab");
+        FILE *f = fopen(test_join(dir, "train-labels-idx1-ubyte"), "ab");
         fputc(0, f);
         fclose(f);
     }
@@ -226,10 +197,10 @@ TEST(data_idx_errors) {
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-labels-idx1-ubyte: too long");
 
     /* corrupt gzip stream (bytes flipped in the middle) */
-    dir = tdir("idx_corrupt");
+    dir = test_data_dir("idx_corrupt");
     idx_write_pair(dir, "train", 20, 1, 0);
     {
-        const char *p = pjoin(dir, "train-images-idx3-ubyte.gz");
+        const char *p = test_join(dir, "train-images-idx3-ubyte.gz");
         long n = test_file_size(p);
         FILE *f = fopen(p, "r+b");
         fseek(f, n / 2, SEEK_SET);
@@ -240,11 +211,11 @@ TEST(data_idx_errors) {
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte.gz: ");
 
     /* a header that claims 10^9 labels in a 1 KB file: an error, no 1 GB malloc */
-    dir = tdir("idx_huge");
+    dir = test_data_dir("idx_huge");
     idx_write_pair(dir, "train", 3, 0, 0);
     uint32_t dl[1] = {1000000000u};
     b = idx_make(0x801, 1, dl, junk, 1024, &len);
-    test_write_file(pjoin(dir, "train-labels-idx1-ubyte"), b, len);
+    test_write_file(test_join(dir, "train-labels-idx1-ubyte"), b, len);
     free(b);
     snprintf(spec, sizeof spec, "mnist:%s", dir);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-labels-idx1-ubyte: truncated: expected 1000000000 bytes of label data, got 1024");
@@ -252,31 +223,31 @@ TEST(data_idx_errors) {
     idx_write_pair(dir, "train", 3, 0, 0);
     uint32_t di[3] = {1000000000u, 28, 28};
     b = idx_make(0x803, 3, di, junk, 1024, &len);
-    test_write_file(pjoin(dir, "train-images-idx3-ubyte"), b, len);
+    test_write_file(test_join(dir, "train-images-idx3-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: 1000000000 images, but");
 
     /* wrong magic, wrong image size, short header, label out of range */
-    dir = tdir("idx_bad");
+    dir = test_data_dir("idx_bad");
     snprintf(spec, sizeof spec, "mnist:%s", dir);
     idx_write_pair(dir, "train", 3, 0, 0);
     uint32_t d3[3] = {3, 28, 28};
     b = idx_make(0x801, 3, d3, junk, 3 * 784, &len);
-    test_write_file(pjoin(dir, "train-images-idx3-ubyte"), b, len);
+    test_write_file(test_join(dir, "train-images-idx3-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: not an IDX image file (magic 0x00000801, want 0x00000803)");
     uint32_t d20[3] = {3, 20, 20};
     b = idx_make(0x803, 3, d20, junk, 3 * 400, &len);
-    test_write_file(pjoin(dir, "train-images-idx3-ubyte"), b, len);
+    test_write_file(test_join(dir, "train-images-idx3-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: images are 20x20, expected 28x28");
-    test_write_file(pjoin(dir, "train-images-idx3-ubyte"), "\0\0\x08\x03\0\0", 6);
+    test_write_file(test_join(dir, "train-images-idx3-ubyte"), "\0\0\x08\x03\0\0", 6);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: truncated: the IDX header");
     idx_write_pair(dir, "train", 3, 0, 0);
     uint8_t labs[3] = {1, 10, 2};
     uint32_t d1[1] = {3};
     b = idx_make(0x801, 1, d1, labs, 3, &len);
-    test_write_file(pjoin(dir, "train-labels-idx1-ubyte"), b, len);
+    test_write_file(test_join(dir, "train-labels-idx1-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-labels-idx1-ubyte: label 10 of item 1 is out of range");
 
@@ -317,8 +288,8 @@ static int check_cifar_pixels(const rt_dataset *d) {
 }
 
 TEST(data_cifar10) {
-    const char *top = tdir("c10");
-    const char *dir = tdir("c10/cifar-10-batches-bin");   /* found by descending */
+    const char *top = test_data_dir("c10");
+    const char *dir = test_data_dir("c10/cifar-10-batches-bin");   /* found by descending */
     int counts[5] = {2, 3, 1, 2, 2}, at = 0;
     for (int f = 0; f < 5; f++) {
         uint8_t labs[8];
@@ -327,14 +298,14 @@ TEST(data_cifar10) {
         uint8_t *b = cifar_make(at, counts[f], 1, labs, &len);
         char name[64];
         snprintf(name, sizeof name, "data_batch_%d.bin", f + 1);
-        test_write_file(pjoin(dir, name), b, len);
+        test_write_file(test_join(dir, name), b, len);
         free(b);
         at += counts[f];
     }
     uint8_t tl[3] = {9, 0, 4};
     size_t len;
     uint8_t *b = cifar_make(0, 3, 1, tl, &len);
-    test_write_file(pjoin(dir, "test_batch.bin"), b, len);
+    test_write_file(test_join(dir, "test_batch.bin"), b, len);
     free(b);
 
     char spec[600];
@@ -358,26 +329,26 @@ TEST(data_cifar10) {
     /* damaged variants */
     CHECK_LOAD_FAILS(spec, RT_SPLIT_UNLABELED, "cifar10 has no unlabeled split");
     CHECK_LOAD_FAILS("cifar10", RT_SPLIT_TRAIN, "cifar10: give the folder as --data cifar10:PATH");
-    truncate_to(pjoin(dir, "test_batch.bin"), 3 * 3073 - 5);
+    truncate_to(test_join(dir, "test_batch.bin"), 3 * 3073 - 5);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test_batch.bin: size 9214 is not a positive multiple of the record size 3073");
     uint8_t l10[2] = {3, 10};
     b = cifar_make(0, 2, 1, l10, &len);
-    test_write_file(pjoin(dir, "test_batch.bin"), b, len);
+    test_write_file(test_join(dir, "test_batch.bin"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test_batch.bin: record 1: label 10 is out of range [0, 10)");
-    unlink(pjoin(dir, "data_batch_4.bin"));
+    unlink(test_join(dir, "data_batch_4.bin"));
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "data_batch_4.bin: cannot open");
-    test_write_file(pjoin(dir, "data_batch_4.bin"), "", 0);
+    test_write_file(test_join(dir, "data_batch_4.bin"), "", 0);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "data_batch_4.bin: size 0 is not a positive multiple");
 }
 
 TEST(data_cifar100) {
-    const char *dir = tdir("c100");
+    const char *dir = test_data_dir("c100");
     uint8_t labs[8] = {19, 99, 0, 0, 7, 42, 3, 5};   /* (coarse, fine) pairs */
     size_t len;
     uint8_t *b = cifar_make(0, 4, 2, labs, &len);
-    test_write_file(pjoin(dir, "train.bin"), b, len);
-    test_write_file(pjoin(dir, "test.bin"), b, 3074);     /* the first record */
+    test_write_file(test_join(dir, "train.bin"), b, len);
+    test_write_file(test_join(dir, "test.bin"), b, 3074);     /* the first record */
     free(b);
     char spec[600];
     rt_dataset d;
@@ -404,15 +375,15 @@ TEST(data_cifar100) {
 
     uint8_t badfine[2] = {1, 100}, badcoarse[2] = {20, 1};
     b = cifar_make(0, 1, 2, badfine, &len);
-    test_write_file(pjoin(dir, "test.bin"), b, len);
+    test_write_file(test_join(dir, "test.bin"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test.bin: record 0: fine label 100 is out of range [0, 100)");
     b = cifar_make(0, 1, 2, badcoarse, &len);
-    test_write_file(pjoin(dir, "test.bin"), b, len);
+    test_write_file(test_join(dir, "test.bin"), b, len);
     free(b);
     snprintf(spec, sizeof spec, "cifar100:%s", dir);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test.bin: record 0: coarse label 20 is out of range [0, 20)");
-    truncate_to(pjoin(dir, "train.bin"), 4 * 3074 - 1);
+    truncate_to(test_join(dir, "train.bin"), 4 * 3074 - 1);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train.bin: size 12295 is not a positive multiple of the record size 3074");
 }
 
@@ -431,17 +402,17 @@ static void stl_write(const char *dir, const char *pre, int n, int labeled) {
                     b[(size_t)i * 27648 + (size_t)c * 9216 + (size_t)x * 96 + (size_t)y] = stl_pix(i, c, y, x);
     char name[64];
     snprintf(name, sizeof name, "%s_X.bin", pre);
-    test_write_file(pjoin(dir, name), b, (size_t)n * 27648);
+    test_write_file(test_join(dir, name), b, (size_t)n * 27648);
     if (labeled) {
         for (int i = 0; i < n; i++) b[i] = (uint8_t)(1 + (i * 3) % 10);
         snprintf(name, sizeof name, "%s_y.bin", pre);
-        test_write_file(pjoin(dir, name), b, (size_t)n);
+        test_write_file(test_join(dir, name), b, (size_t)n);
     }
     free(b);
 }
 
 TEST(data_stl10) {
-    const char *dir = tdir("stl");
+    const char *dir = test_data_dir("stl");
     stl_write(dir, "train", 4, 1);
     stl_write(dir, "test", 2, 1);
     stl_write(dir, "unlabeled", 3, 0);
@@ -476,56 +447,20 @@ TEST(data_stl10) {
 
     /* damaged variants */
     uint8_t labs[2] = {0, 11};
-    test_write_file(pjoin(dir, "test_y.bin"), labs, 2);
+    test_write_file(test_join(dir, "test_y.bin"), labs, 2);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test_y.bin: label 0 of image 0 is out of range [1, 10]");
-    test_write_file(pjoin(dir, "test_y.bin"), labs, 1);
+    test_write_file(test_join(dir, "test_y.bin"), labs, 1);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test_y.bin: 1 labels, but");
-    truncate_to(pjoin(dir, "train_X.bin"), 4 * 27648 - 1);
+    truncate_to(test_join(dir, "train_X.bin"), 4 * 27648 - 1);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train_X.bin: size 110591 is not a positive multiple of the image size 27648");
-    unlink(pjoin(dir, "unlabeled_X.bin"));
+    unlink(test_join(dir, "unlabeled_X.bin"));
     CHECK_LOAD_FAILS(spec, RT_SPLIT_UNLABELED, "unlabeled_X.bin: cannot open");
     CHECK_LOAD_FAILS("stl10", RT_SPLIT_TRAIN, "stl10: give the folder");
 }
 
 /* ---- image folders ----------------------------------------------------- */
 
-/* PNG via libpng's simplified API: format is PNG_FORMAT_GRAY/GA/RGB/RGBA. */
-static void png_write(const char *path, int w, int h, uint32_t format, const uint8_t *pix) {
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    im.width = (png_uint_32)w;
-    im.height = (png_uint_32)h;
-    im.format = format;
-    if (!png_image_write_to_file(&im, path, 0, pix, 0, NULL)) {
-        fprintf(stderr, "%s: %s\n", path, im.message);
-        abort();
-    }
-}
 
-static void jpeg_write(const char *path, int w, int h, int comps, const uint8_t *pix) {
-    struct jpeg_compress_struct ci;
-    struct jpeg_error_mgr jerr;
-    ci.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&ci);
-    FILE *f = fopen(path, "wb");
-    if (!f) abort();
-    jpeg_stdio_dest(&ci, f);
-    ci.image_width = (JDIMENSION)w;
-    ci.image_height = (JDIMENSION)h;
-    ci.input_components = comps;
-    ci.in_color_space = comps == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_set_defaults(&ci);
-    jpeg_set_quality(&ci, 100, TRUE);
-    jpeg_start_compress(&ci, TRUE);
-    while (ci.next_scanline < ci.image_height) {
-        JSAMPROW row = (JSAMPROW)(pix + (size_t)ci.next_scanline * (size_t)w * (size_t)comps);
-        jpeg_write_scanlines(&ci, &row, 1);
-    }
-    jpeg_finish_compress(&ci);
-    jpeg_destroy_compress(&ci);
-    fclose(f);
-}
 
 enum { FW = 12, FH = 10 };
 
@@ -555,21 +490,21 @@ static void folder_write(const char *root) {
     mkdir(dog, 0755);
     mkdir(sub, 0755);
     make_image(buf, 0, 3, 0);
-    png_write(pjoin(cat, "0.png"), FW, FH, PNG_FORMAT_RGB, buf);
+    test_png_write(test_join(cat, "0.png"), FW, FH, PNG_FORMAT_RGB, buf);
     make_image(buf, 1, 3, 1);
-    png_write(pjoin(cat, "1.png"), FW, FH, PNG_FORMAT_RGBA, buf);
+    test_png_write(test_join(cat, "1.png"), FW, FH, PNG_FORMAT_RGBA, buf);
     make_image(buf, 2, 3, 0);
-    jpeg_write(pjoin(sub, "2.jpg"), FW, FH, 3, buf);
+    test_jpeg_write(test_join(sub, "2.jpg"), FW, FH, 3, buf);
     make_image(buf, 3, 1, 0);
-    png_write(pjoin(dog, "a.PNG"), FW, FH, PNG_FORMAT_GRAY, buf);
+    test_png_write(test_join(dog, "a.PNG"), FW, FH, PNG_FORMAT_GRAY, buf);
     make_image(buf, 4, 1, 0);
-    jpeg_write(pjoin(dog, "b.jpeg"), FW, FH, 1, buf);
-    test_write_file(pjoin(dog, "notes.txt"), "hello", 5);
-    test_write_file(pjoin(dog, ".hidden.png"), "junk", 4);   /* hidden: skipped */
+    test_jpeg_write(test_join(dog, "b.jpeg"), FW, FH, 1, buf);
+    test_write_file(test_join(dog, "notes.txt"), "hello", 5);
+    test_write_file(test_join(dog, ".hidden.png"), "junk", 4);   /* hidden: skipped */
 }
 
 TEST(data_folder) {
-    const char *root = tdir("imgs");
+    const char *root = test_data_dir("imgs");
     folder_write(root);
     char spec[600];
     snprintf(spec, sizeof spec, "folder:%s", root);
@@ -601,13 +536,13 @@ TEST(data_folder) {
     CHECK_LOAD_FAILS("folder", RT_SPLIT_TRAIN, "folder: give the folder as --data folder:PATH");
 
     /* train/ + val/ layout */
-    const char *lay = tdir("imgs_split");
+    const char *lay = test_data_dir("imgs_split");
     char p[700];
     snprintf(p, sizeof p, "%s/train", lay);
     folder_write(p);
     snprintf(p, sizeof p, "%s/val", lay);
     folder_write(p);
-    unlink(pjoin(p, "cat/0.png"));
+    unlink(test_join(p, "cat/0.png"));
     snprintf(spec, sizeof spec, "folder:%s", lay);
     rc = rt_dataset_load(spec, RT_SPLIT_TEST, NULL, &d, errbuf, sizeof errbuf);
     REQUIREF(rc == 0, "%s", errbuf);
@@ -627,50 +562,50 @@ TEST(data_folder_errors) {
     uint8_t buf[FW * FH * 4];
 
     /* a mismatching size names the file */
-    const char *root = tdir("imgs_size");
+    const char *root = test_data_dir("imgs_size");
     folder_write(root);
     make_image(buf, 0, 3, 0);
-    png_write(pjoin(root, "dog/c.png"), FW - 1, FH, PNG_FORMAT_RGB, buf);
+    test_png_write(test_join(root, "dog/c.png"), FW - 1, FH, PNG_FORMAT_RGB, buf);
     snprintf(spec, sizeof spec, "folder:%s", root);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "dog/c.png: image is 11x10, but");
 
     /* truncated PNG */
-    root = tdir("imgs_tpng");
+    root = test_data_dir("imgs_tpng");
     folder_write(root);
-    truncate_to(pjoin(root, "cat/1.png"), test_file_size(pjoin(root, "cat/1.png")) - 30);
+    truncate_to(test_join(root, "cat/1.png"), test_file_size(test_join(root, "cat/1.png")) - 30);
     snprintf(spec, sizeof spec, "folder:%s", root);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "cat/1.png: bad PNG");
 
     /* truncated JPEG */
-    root = tdir("imgs_tjpg");
+    root = test_data_dir("imgs_tjpg");
     folder_write(root);
-    truncate_to(pjoin(root, "cat/sub/2.jpg"), test_file_size(pjoin(root, "cat/sub/2.jpg")) / 2);
+    truncate_to(test_join(root, "cat/sub/2.jpg"), test_file_size(test_join(root, "cat/sub/2.jpg")) / 2);
     snprintf(spec, sizeof spec, "folder:%s", root);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "cat/sub/2.jpg: bad JPEG");
 
     /* corrupt JPEG header, garbage named .png, unsupported format */
-    root = tdir("imgs_bad");
+    root = test_data_dir("imgs_bad");
     folder_write(root);
-    test_write_file(pjoin(root, "dog/b.jpeg"), "\xff\xd8\xff\xe0garbage", 11);
+    test_write_file(test_join(root, "dog/b.jpeg"), "\xff\xd8\xff\xe0garbage", 11);
     snprintf(spec, sizeof spec, "folder:%s", root);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "dog/b.jpeg: bad JPEG");
-    test_write_file(pjoin(root, "dog/b.jpeg"), "not an image", 12);
+    test_write_file(test_join(root, "dog/b.jpeg"), "not an image", 12);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "dog/b.jpeg: neither a PNG nor a JPEG file");
-    unlink(pjoin(root, "dog/b.jpeg"));
-    test_write_file(pjoin(root, "dog/x.bmp"), "BM", 2);
+    unlink(test_join(root, "dog/b.jpeg"));
+    test_write_file(test_join(root, "dog/x.bmp"), "BM", 2);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "dog/x.bmp: unsupported image format");
-    unlink(pjoin(root, "dog/x.bmp"));
+    unlink(test_join(root, "dog/x.bmp"));
     static uint8_t wide[20000];   /* wider than the decoder accepts */
-    png_write(pjoin(root, "dog/big.png"), 20000, 1, PNG_FORMAT_GRAY, wide);
+    test_png_write(test_join(root, "dog/big.png"), 20000, 1, PNG_FORMAT_GRAY, wide);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "dog/big.png: ");
-    unlink(pjoin(root, "dog/big.png"));
+    unlink(test_join(root, "dog/big.png"));
 
     /* empty class, no classes, missing folder */
     snprintf(p, sizeof p, "%s/emu", root);
     mkdir(p, 0755);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "emu: no PNG or JPEG images");
-    root = tdir("imgs_none");
-    test_write_file(pjoin(root, "x.png"), "", 0);
+    root = test_data_dir("imgs_none");
+    test_write_file(test_join(root, "x.png"), "", 0);
     snprintf(spec, sizeof spec, "folder:%s", root);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "imgs_none: no class sub-folders");
     snprintf(spec, sizeof spec, "folder:%s/nope", test_tmpdir());
@@ -681,13 +616,13 @@ TEST(data_folder_errors) {
    directories sorted as strings ("B" < "B/a" < "B/a-x" < "B/sub"), then
    file names; sorting whole paths would give another order ('-' < '/'). */
 TEST(data_folder_order) {
-    const char *root = tdir("imgs_order");
+    const char *root = test_data_dir("imgs_order");
     const char *sub[] = {"B", "B/a", "B/a-x", "B/sub", "a"};
-    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) mkdir(pjoin(root, sub[i]), 0755);
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) mkdir(test_join(root, sub[i]), 0755);
     const struct { const char *file; uint8_t v; } files[] = {
         {"B/z.png", 10}, {"B/a/c.png", 20}, {"B/a-x/b.png", 30}, {"B/sub/a.png", 40}, {"a/q.png", 50}};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
-        png_write(pjoin(root, files[i].file), 1, 1, PNG_FORMAT_GRAY, &files[i].v);
+        test_png_write(test_join(root, files[i].file), 1, 1, PNG_FORMAT_GRAY, &files[i].v);
     char spec[600];
     snprintf(spec, sizeof spec, "folder:%s", root);
     rt_dataset d;

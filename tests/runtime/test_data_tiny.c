@@ -17,11 +17,11 @@
 ** the file, rc -1 and an empty `out` (ASan checks there is no leak).
 */
 #include "test.h"
+#include "data_util.h"
 #include "test_util.h"
 
 #include "rt_data.h"
 
-#include <jpeglib.h>
 #include <png.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,86 +36,13 @@ enum { S = 64 };   /* the side of every image of both datasets */
 
 static char errbuf[1024];
 
-static const char *tdir(const char *name) {
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 512, "%s/%s", test_tmpdir(), name);
-    mkdir(p, 0755);
-    return p;
-}
 
-static const char *pjoin(const char *dir, const char *name) {
-    static char buf[8][2048];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 2048, "%s/%s", dir, name);
-    return p;
-}
 
-static void mkdirs(const char *root, const char *rel) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s/%s", root, rel);
-    for (char *q = p + strlen(root) + 1; *q; q++)
-        if (*q == '/') {
-            *q = 0;
-            mkdir(p, 0755);
-            *q = '/';
-        }
-    mkdir(p, 0755);
-}
 
 static void write_text(const char *path, const char *text) { test_write_file(path, text, strlen(text)); }
 
-#define CHECK_LOAD_FAILS(spec, split, want)                                                          \
-    do {                                                                                             \
-        rt_dataset d_;                                                                               \
-        errbuf[0] = 0;                                                                               \
-        int rc_ = rt_dataset_load((spec), (split), NULL, &d_, errbuf, sizeof errbuf);                \
-        CHECKF(rc_ == -1, "%s: expected an error", (spec));                                          \
-        CHECKF(rc_ != -1 || strstr(errbuf, (want)), "%s: error \"%s\" lacks \"%s\"", (spec), errbuf, \
-               (want));                                                                              \
-        CHECKF(rc_ != -1 || (!strchr(errbuf, '\n') && errbuf[0]), "not one line: %s", errbuf);      \
-        CHECK(rc_ != -1 || (!d_.pixels && !d_.labels && d_.n == 0));                                 \
-        if (rc_ == 0) rt_dataset_free(&d_);                                                          \
-    } while (0)
 
-static void png_write(const char *path, int w, int h, uint32_t format, const uint8_t *pix) {
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    im.width = (png_uint_32)w;
-    im.height = (png_uint_32)h;
-    im.format = format;
-    if (!png_image_write_to_file(&im, path, 0, pix, 0, NULL)) {
-        fprintf(stderr, "%s: %s\n", path, im.message);
-        abort();
-    }
-}
 
-static void jpeg_write(const char *path, int w, int h, int comps, const uint8_t *pix) {
-    struct jpeg_compress_struct ci;
-    struct jpeg_error_mgr jerr;
-    ci.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&ci);
-    FILE *f = fopen(path, "wb");
-    if (!f) abort();
-    jpeg_stdio_dest(&ci, f);
-    ci.image_width = (JDIMENSION)w;
-    ci.image_height = (JDIMENSION)h;
-    ci.input_components = comps;
-    ci.in_color_space = comps == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_set_defaults(&ci);
-    jpeg_set_quality(&ci, 100, TRUE);
-    jpeg_start_compress(&ci, TRUE);
-    while (ci.next_scanline < ci.image_height) {
-        JSAMPROW row = (JSAMPROW)(pix + (size_t)ci.next_scanline * (size_t)w * (size_t)comps);
-        jpeg_write_scanlines(&ci, &row, 1);
-    }
-    jpeg_finish_compress(&ci);
-    jpeg_destroy_compress(&ci);
-    fclose(f);
-}
 
 /* The colour of solid image `id` (distinct per id and channel). */
 static uint8_t col(int id, int c) { return (uint8_t)(30 + (id * 37 + c * 71) % 200); }
@@ -129,7 +56,7 @@ static void solid_jpeg(const char *path, int id, int gray, int w, int h) {
     int comps = gray ? 1 : 3;
     for (int p = 0; p < w * h; p++)
         for (int c = 0; c < comps; c++) buf[(size_t)p * (size_t)comps + (size_t)c] = col(id, c);
-    jpeg_write(path, w, h, comps, buf);
+    test_jpeg_write(path, w, h, comps, buf);
 }
 
 static void pattern_png(const char *path, int id, int w, int h) {
@@ -137,7 +64,7 @@ static void pattern_png(const char *path, int id, int w, int h) {
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
             for (int c = 0; c < 3; c++) buf[((size_t)y * (size_t)w + (size_t)x) * 3 + (size_t)c] = pat(id, y, x, c);
-    png_write(path, w, h, PNG_FORMAT_RGB, buf);
+    test_png_write(path, w, h, PNG_FORMAT_RGB, buf);
 }
 
 /* The largest difference of image i of d from solid colour id (gray: every
@@ -191,50 +118,50 @@ static int tiny_png(int k, int j) { return k == 2 && j == 10; }
 
 static void tiny_write(const char *root) {
     mkdir(root, 0755);
-    write_text(pjoin(root, "wnids.txt"), "n03000003\nn01000001\r\nn02000002\n\n");
-    write_text(pjoin(root, "words.txt"), "n01000001\tsomething\n");
+    write_text(test_join(root, "wnids.txt"), "n03000003\nn01000001\r\nn02000002\n\n");
+    write_text(test_join(root, "words.txt"), "n01000001\tsomething\n");
     char rel[256], name[256];
     for (int k = 0; k < 3; k++) {
         snprintf(rel, sizeof rel, "train/%s/images", WNID[k]);
-        mkdirs(root, rel);
-        const char *img = pjoin(root, rel);
+        test_mkdirs(root, rel);
+        const char *img = test_join(root, rel);
         char imgdir[1024];
         snprintf(imgdir, sizeof imgdir, "%s", img);
         for (int t = 0; t < 4; t++) {
             int j = TJ[t];
             if (tiny_png(k, j)) {
                 snprintf(name, sizeof name, "%s_%d.png", WNID[k], j);
-                pattern_png(pjoin(imgdir, name), 10 * k + j, S, S);
+                pattern_png(test_join(imgdir, name), 10 * k + j, S, S);
             } else {
                 snprintf(name, sizeof name, "%s_%d.JPEG", WNID[k], j);
-                solid_jpeg(pjoin(imgdir, name), 10 * k + j, tiny_gray(k, j), S, S);
+                solid_jpeg(test_join(imgdir, name), 10 * k + j, tiny_gray(k, j), S, S);
             }
         }
-        test_write_file(pjoin(imgdir, "._junk.JPEG"), "junk", 4);   /* hidden: skipped */
-        mkdir(pjoin(imgdir, "folder.JPEG"), 0755);                   /* not a file: skipped */
+        test_write_file(test_join(imgdir, "._junk.JPEG"), "junk", 4);   /* hidden: skipped */
+        mkdir(test_join(imgdir, "folder.JPEG"), 0755);                   /* not a file: skipped */
         snprintf(rel, sizeof rel, "train/%s/%s_boxes.txt", WNID[k], WNID[k]);
-        write_text(pjoin(root, rel), "x\t0\t0\t10\t10\n");
+        write_text(test_join(root, rel), "x\t0\t0\t10\t10\n");
     }
-    mkdirs(root, "val/images");
-    mkdirs(root, "val/images/folder.JPEG");   /* not a file: skipped */
+    test_mkdirs(root, "val/images");
+    test_mkdirs(root, "val/images/folder.JPEG");   /* not a file: skipped */
     char ann[2048] = "";
     for (int t = 0; t < 5; t++) {
         int i = VORDER[t];
         snprintf(name, sizeof name, "val_%d.JPEG", i);
         char vdir[1024];
         snprintf(vdir, sizeof vdir, "%s/val/images", root);
-        solid_jpeg(pjoin(vdir, name), 100 + i, i == 4, S, S);
+        solid_jpeg(test_join(vdir, name), 100 + i, i == 4, S, S);
         char line[400];
         snprintf(line, sizeof line, "%s\t%s\t%d\t%d\t62\t63\n", name, WNID[VCLS[i]], i, 2 * i);
         strcat(ann, line);
     }
-    write_text(pjoin(root, "val/val_annotations.txt"), ann);
-    mkdirs(root, "test/images");
-    solid_jpeg(pjoin(root, "test/images/test_0.JPEG"), 7, 0, 8, 8);   /* not read (and not 64x64) */
+    write_text(test_join(root, "val/val_annotations.txt"), ann);
+    test_mkdirs(root, "test/images");
+    solid_jpeg(test_join(root, "test/images/test_0.JPEG"), 7, 0, 8, 8);   /* not read (and not 64x64) */
 }
 
 TEST(data_tiny_imagenet) {
-    const char *root = tdir("tiny_ok");
+    const char *root = test_data_dir("tiny_ok");
     tiny_write(root);
     char spec[600];
     snprintf(spec, sizeof spec, "tiny-imagenet:%s", root);
@@ -281,9 +208,9 @@ TEST(data_tiny_imagenet) {
     CHECK(strstr(names, "tiny-imagenet:PATH") && strstr(names, "slimagenet64:PATH"));
 }
 
-/* A fresh copy of the tiny-ImageNet layout in tdir(name); spec gets its spec. */
+/* A fresh copy of the tiny-ImageNet layout in test_data_dir(name); spec gets its spec. */
 static const char *tiny_fresh(const char *name, char *spec, size_t n) {
-    const char *root = tdir(name);
+    const char *root = test_data_dir(name);
     tiny_write(root);
     snprintf(spec, n, "tiny-imagenet:%s", root);
     return root;
@@ -295,55 +222,55 @@ TEST(data_tiny_imagenet_errors) {
 
     /* wnids.txt: missing, empty, a bad id, a repeated id */
     root = tiny_fresh("tiny_nownids", spec, sizeof spec);
-    unlink(pjoin(root, "wnids.txt"));
+    unlink(test_join(root, "wnids.txt"));
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "tiny_nownids/wnids.txt: cannot open");
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "tiny_nownids/wnids.txt: cannot open");
-    write_text(pjoin(root, "wnids.txt"), "\n\r\n");
+    write_text(test_join(root, "wnids.txt"), "\n\r\n");
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "wnids.txt: no class ids");
-    write_text(pjoin(root, "wnids.txt"), "n03000003\nn01000001 n02000002\n");
+    write_text(test_join(root, "wnids.txt"), "n03000003\nn01000001 n02000002\n");
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "wnids.txt: line 2: bad class id 'n01000001 n02000002'");
-    write_text(pjoin(root, "wnids.txt"), "n03000003\n../etc\n");
+    write_text(test_join(root, "wnids.txt"), "n03000003\n../etc\n");
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "wnids.txt: line 2: bad class id");
-    write_text(pjoin(root, "wnids.txt"), "n03000003\nn01000001\nn02000002\nn01000001\n");
+    write_text(test_join(root, "wnids.txt"), "n03000003\nn01000001\nn02000002\nn01000001\n");
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "wnids.txt: line 4: class id n01000001 repeats line 2");
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "wnids.txt: line 4: class id n01000001 repeats line 2");
 
     /* train/: a class of wnids.txt without its folder, a folder not in
        wnids.txt, a class without images/, an empty class, a bad image */
     root = tiny_fresh("tiny_train", spec, sizeof spec);
-    write_text(pjoin(root, "wnids.txt"), "n03000003\nn01000001\nn02000002\nn04000004\n");
+    write_text(test_join(root, "wnids.txt"), "n03000003\nn01000001\nn02000002\nn04000004\n");
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train/n04000004: no such folder (class n04000004, line 4 of");
-    write_text(pjoin(root, "wnids.txt"), "n03000003\nn01000001\n");
+    write_text(test_join(root, "wnids.txt"), "n03000003\nn01000001\n");
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train/n02000002: class folder not listed in");
-    write_text(pjoin(root, "wnids.txt"), "n03000003\nn01000001\nn02000002\nn04000004\n");
-    mkdirs(root, "train/n04000004");
+    write_text(test_join(root, "wnids.txt"), "n03000003\nn01000001\nn02000002\nn04000004\n");
+    test_mkdirs(root, "train/n04000004");
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train/n04000004/images: no such folder");
-    mkdirs(root, "train/n04000004/images");
-    write_text(pjoin(root, "train/n04000004/images/notes.txt"), "not an image");
+    test_mkdirs(root, "train/n04000004/images");
+    write_text(test_join(root, "train/n04000004/images/notes.txt"), "not an image");
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train/n04000004/images: no JPEG or PNG images in this class folder");
-    test_write_file(pjoin(root, "train/n04000004/images/a.gif"), "GIF89a", 6);
+    test_write_file(test_join(root, "train/n04000004/images/a.gif"), "GIF89a", 6);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "n04000004/images/a.gif: unsupported image format");
-    unlink(pjoin(root, "train/n04000004/images/a.gif"));
-    solid_jpeg(pjoin(root, "train/n04000004/images/n04000004_0.JPEG"), 1, 0, S / 2, S);
+    unlink(test_join(root, "train/n04000004/images/a.gif"));
+    solid_jpeg(test_join(root, "train/n04000004/images/n04000004_0.JPEG"), 1, 0, S / 2, S);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN,
                      "n04000004/images/n04000004_0.JPEG: image is 32x64, tiny-imagenet images must be 64x64");
-    pattern_png(pjoin(root, "train/n04000004/images/n04000004_0.JPEG"), 1, S, S / 2);   /* a PNG named .JPEG */
+    pattern_png(test_join(root, "train/n04000004/images/n04000004_0.JPEG"), 1, S, S / 2);   /* a PNG named .JPEG */
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "n04000004_0.JPEG: image is 64x32, tiny-imagenet images must be 64x64");
-    test_write_file(pjoin(root, "train/n04000004/images/n04000004_0.JPEG"), "\xff\xd8\xff\xe0garbage", 11);
+    test_write_file(test_join(root, "train/n04000004/images/n04000004_0.JPEG"), "\xff\xd8\xff\xe0garbage", 11);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "n04000004/images/n04000004_0.JPEG: bad JPEG");
-    pattern_png(pjoin(root, "train/n04000004/images/n04000004_0.JPEG"), 1, S, S);
+    pattern_png(test_join(root, "train/n04000004/images/n04000004_0.JPEG"), 1, S, S);
     /* now whole again, with a fourth class: loads */
     rt_dataset d;
     REQUIREF(rt_dataset_load(spec, RT_SPLIT_TRAIN, NULL, &d, errbuf, sizeof errbuf) == 0, "%s", errbuf);
     CHECK(d.n == 13 && d.nclasses == 4 && d.labels[12] == 3 && pattern_bad(&d, 12, 1) == 0);
     rt_dataset_free(&d);
     snprintf(rel, sizeof rel, "%s/train", root);
-    CHECK(rename(rel, pjoin(root, "training")) == 0);
+    CHECK(rename(rel, test_join(root, "training")) == 0);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "tiny_train/train: no such folder");
 
     /* val/: the annotation file's damage, each naming its line */
     root = tiny_fresh("tiny_val", spec, sizeof spec);
-    const char *ann = pjoin(root, "val/val_annotations.txt");
+    const char *ann = test_join(root, "val/val_annotations.txt");
     char annp[1024];
     snprintf(annp, sizeof annp, "%s", ann);
     write_text(annp, "val_0.JPEG\tn02000002\t0\t0\t62\t63\nval_1.JPEG\tn09999999\t0\t0\t62\t63\n");
@@ -384,25 +311,25 @@ TEST(data_tiny_imagenet_errors) {
     CHECK(d.n == 5 && d.labels[0] == 1 && d.labels[1] == 2 && d.labels[4] == 0);   /* sorted wnids */
     rt_dataset_free(&d);
     /* a val image of the wrong size, a truncated one, another format */
-    solid_jpeg(pjoin(root, "val/images/val_3.JPEG"), 3, 1, S, S + 1);
+    solid_jpeg(test_join(root, "val/images/val_3.JPEG"), 3, 1, S, S + 1);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "val/images/val_3.JPEG: image is 64x65, tiny-imagenet images must be 64x64");
-    solid_jpeg(pjoin(root, "val/images/val_3.JPEG"), 3, 0, S, S);
-    if (truncate(pjoin(root, "val/images/val_3.JPEG"), test_file_size(pjoin(root, "val/images/val_3.JPEG")) / 2))
+    solid_jpeg(test_join(root, "val/images/val_3.JPEG"), 3, 0, S, S);
+    if (truncate(test_join(root, "val/images/val_3.JPEG"), test_file_size(test_join(root, "val/images/val_3.JPEG")) / 2))
         abort();
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "val/images/val_3.JPEG: bad JPEG");
-    solid_jpeg(pjoin(root, "val/images/val_3.JPEG"), 3, 0, S, S);
-    test_write_file(pjoin(root, "val/images/val_9.bmp"), "BM", 2);
+    solid_jpeg(test_join(root, "val/images/val_3.JPEG"), 3, 0, S, S);
+    test_write_file(test_join(root, "val/images/val_9.bmp"), "BM", 2);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "val/images/val_9.bmp: unsupported image format");
-    unlink(pjoin(root, "val/images/val_9.bmp"));
+    unlink(test_join(root, "val/images/val_9.bmp"));
     /* missing annotation file, val/images, val/ */
     unlink(annp);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "val/val_annotations.txt: cannot open");
     write_text(annp, "val_0.JPEG\tn02000002\t0\t0\t62\t63\n");
     snprintf(rel, sizeof rel, "%s/val/images", root);
-    CHECK(rename(rel, pjoin(root, "val/imgs")) == 0);
+    CHECK(rename(rel, test_join(root, "val/imgs")) == 0);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "val/images: no such folder");
     snprintf(rel, sizeof rel, "%s/val", root);
-    CHECK(rename(rel, pjoin(root, "validation")) == 0);
+    CHECK(rename(rel, test_join(root, "validation")) == 0);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "tiny_val/val: no such folder");
     /* the train split does not need val/ */
     REQUIREF(rt_dataset_load(spec, RT_SPLIT_TRAIN, NULL, &d, errbuf, sizeof errbuf) == 0, "%s", errbuf);
@@ -425,16 +352,16 @@ static void slim_write(const char *root, const char *split, int n, int base) {
     char rel[256], name[256];
     for (int k = 0; k < 3; k++) {
         snprintf(rel, sizeof rel, "%s/%s/deep", split, SCLS[k]);
-        mkdirs(root, rel);
+        test_mkdirs(root, rel);
         for (int i = 0; i < n; i++) {
             int id = base + 10 * k + i;
             if (i % 2 == 0) {
                 snprintf(name, sizeof name, "%s/%s/img%d.png", split, SCLS[k], i);
-                pattern_png(pjoin(root, name), id, S, S);
+                pattern_png(test_join(root, name), id, S, S);
             } else {
                 int gray = k == 2 && i == 1;
                 snprintf(name, sizeof name, "%s/%s/%simg%d.jpg", split, SCLS[k], gray ? "deep/" : "", i);
-                solid_jpeg(pjoin(root, name), id, gray, S, S);
+                solid_jpeg(test_join(root, name), id, gray, S, S);
             }
         }
     }
@@ -471,7 +398,7 @@ static void slim_check(const rt_dataset *d, int n, int base) {
 }
 
 TEST(data_slimagenet64) {
-    const char *root = tdir("slim_ok");
+    const char *root = test_data_dir("slim_ok");
     slim_write(root, "train", 4, 0);
     slim_write(root, "test", 2, 100);
     char spec[600];
@@ -486,7 +413,7 @@ TEST(data_slimagenet64) {
     rt_dataset_free(&d);
 
     /* val/ instead of test/ */
-    root = tdir("slim_val");
+    root = test_data_dir("slim_val");
     slim_write(root, "train", 2, 0);
     slim_write(root, "val", 3, 50);
     snprintf(spec, sizeof spec, "slimagenet64:%s", root);
@@ -502,7 +429,7 @@ TEST(data_slimagenet64_errors) {
     char spec[600], p[700];
 
     /* a flat class folder is not SlimageNet64's layout (folder: accepts it) */
-    const char *root = tdir("slim_flat");
+    const char *root = test_data_dir("slim_flat");
     slim_write(root, ".", 2, 0);
     snprintf(spec, sizeof spec, "slimagenet64:%s", root);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "slim_flat: no train/ folder (slimagenet64 wants PATH/train and");
@@ -513,7 +440,7 @@ TEST(data_slimagenet64_errors) {
     rt_dataset_free(&d);
 
     /* train/ but no test/ or val/ */
-    root = tdir("slim_notest");
+    root = test_data_dir("slim_notest");
     slim_write(root, "train", 2, 0);
     snprintf(spec, sizeof spec, "slimagenet64:%s", root);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "slim_notest: has train/ but no test/ or val/ folder");
@@ -522,17 +449,17 @@ TEST(data_slimagenet64_errors) {
     slim_write(root, "test", 1, 0);
     snprintf(p, sizeof p, "%s/test/cherry", root);
     mkdir(p, 0755);
-    pattern_png(pjoin(p, "a.png"), 1, S, S);
+    pattern_png(test_join(p, "a.png"), 1, S, S);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test: class folders differ from those of");
 
     /* images not 64x64 (even when they all share a size), an empty class */
-    root = tdir("slim_size");
+    root = test_data_dir("slim_size");
     slim_write(root, "train", 2, 0);
     slim_write(root, "test", 1, 0);
     snprintf(spec, sizeof spec, "slimagenet64:%s", root);
-    solid_jpeg(pjoin(root, "train/apple/img1.jpg"), 1, 0, S / 2, S / 2);
+    solid_jpeg(test_join(root, "train/apple/img1.jpg"), 1, 0, S / 2, S / 2);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train/apple/img1.jpg: image is 32x32, slimagenet64 images must be 64x64");
-    pattern_png(pjoin(root, "test/Zebra/img0.png"), 1, S + 2, S);
+    pattern_png(test_join(root, "test/Zebra/img0.png"), 1, S + 2, S);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TEST, "test/Zebra/img0.png: image is 66x64, slimagenet64 images must be 64x64");
     snprintf(p, sizeof p, "%s/train/empty", root);
     mkdir(p, 0755);
