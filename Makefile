@@ -135,6 +135,7 @@ goldens:
 	/usr/bin/python3 tests/golden/make_math_goldens.py
 	/usr/bin/python3 tests/golden/make_finetune_goldens.py
 	/usr/bin/python3 tests/golden/make_aug_dist_goldens.py
+	/usr/bin/python3 tests/golden/make_baseline_goldens.py
 
 demo: rrc
 	@sh tools/demo.sh

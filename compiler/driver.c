@@ -234,6 +234,11 @@ Spec *driver_load_spec(const char *cmd, const char *arg, const SpecOverrides *ov
     if (!driver_find_spec(cmd, arg, found, sizeof found)) exit(EXIT_BADSPEC);
     Spec *s = spec_load(arena_strdup(a, found), a, &d);
     if (!s) exit(EXIT_BADSPEC);
+    if (s->method.kind != METHOD_RELATIONAL && (ov->K || ov->aggregation || ov->loss)) {
+        fprintf(stderr, "rrc %s: --%s is an option of relational reasoning, but %s trains %s\n", cmd,
+                ov->K ? "K" : ov->aggregation ? "aggregation" : "loss", found, method_name(s->method.kind));
+        exit(EXIT_USAGE);
+    }
     if (ov->K) s->K = ov->K;
     if (ov->aggregation && !aggregation_parse(ov->aggregation, &s->head.aggregation)) {
         fprintf(stderr, "rrc %s: --aggregation must be cat, sum, mean or max (got \"%s\")\n", cmd, ov->aggregation);

@@ -160,7 +160,9 @@ static bool program_fill(Program *pr, const Spec *s) {
     p->epochs = s->epochs;
     p->seed = s->seed;
     p->data = s->data;
-    p->aggregation = aggregation_name(s->head.aggregation);
+    /* the relational options only where they mean something: a checkpoint
+       and --resume compare them */
+    p->aggregation = s->method.kind == METHOD_RELATIONAL ? aggregation_name(s->head.aggregation) : "";
     p->naug = s->naug;
     p->aug = arena_alloc(&pr->arena, (size_t)(s->naug ? s->naug : 1) * sizeof *p->aug);
     for (int i = 0; i < s->naug; i++) p->aug[i] = convert_aug(&s->aug[i]);
@@ -190,7 +192,11 @@ bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows,
     p->features = &pr->entry[2];
     if (!program_fill(pr, s)) return false;
     p->K = s->K;
-    p->loss = loss_name(s->loss.kind);
+    switch (s->method.kind) {
+    case METHOD_RELATIONAL: p->method = RT_METHOD_RELATIONAL; p->loss = loss_name(s->loss.kind); break;
+    case METHOD_ROTATION: p->method = RT_METHOD_ROTATION; p->loss = "cross-entropy"; break;
+    case METHOD_SIMCLR: p->method = RT_METHOD_SIMCLR; p->loss = "simclr"; break;
+    }
     p->optim = s->optim.kind == OPT_ADAM ? RT_OPT_ADAM : RT_OPT_SGD;
     p->adam = (rt_adam){s->optim.lr, s->optim.beta1, s->optim.beta2, s->optim.eps, s->optim.weight_decay};
     p->sgd = (rt_sgd){s->optim.lr, s->optim.momentum, s->optim.weight_decay};

@@ -108,9 +108,7 @@ static int plan_tensors(const char *path, const rt_program *p, Plan *pl, char *e
 
 /* ---- saving ------------------------------------------------------------ */
 
-static const char *method_name(const rt_program *p) {
-    return p->method == RT_METHOD_SUPERVISED ? "supervised" : "relational";
-}
+static const char *method_name(const rt_program *p) { return rt_method_name(p->method); }
 
 int rt_checkpoint_save(const char *path, const rt_program *p, const char *params, const char *state,
                        const float *opt_m, const float *opt_v, const rt_ckpt_run *run, char *err, size_t errlen) {

@@ -153,7 +153,7 @@ static bool compiled_flags_match(const rt_program *p, const char *prog, const rt
         case RT_F_AGGREGATION: ok &= must_match(prog, "--aggregation", o->value, p->aggregation); break;
         case RT_F_LOSS: ok &= must_match(prog, "--loss", o->value, p->loss); break;
         case RT_F_METHOD:
-            ok &= must_match(prog, "--method", o->value, p->method == RT_METHOD_SUPERVISED ? "supervised" : "relational");
+            ok &= must_match(prog, "--method", o->value, rt_method_name(p->method));
             break;
         default: break;
         }

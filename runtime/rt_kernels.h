@@ -206,4 +206,19 @@ void rt_k_l2_normalize_back(float *restrict dx, const float *restrict dy, const 
 void rt_k_matmul(float *restrict c, const float *restrict a, const float *restrict b, int64_t M, int64_t N, int64_t K,
                  int64_t ta, int64_t tb);
 
+/* ---- the baselines (rt_kernels_ssl.c; semantics of compiler/ir/ops_ssl.c) ---- */
+/* y [4N,C,S,S] = the four rotations of x [N,C,S,S] (planes = N*C),
+   rotation-major; dx = the sum of dy's four blocks rotated back */
+void rt_k_rotations(float *restrict y, const float *restrict x, int64_t planes, int64_t S);
+void rt_k_rotations_back(float *restrict dx, const float *restrict dy, int64_t planes, int64_t S);
+/* y [n] = floor(i / block) */
+void rt_k_block_targets(float *restrict y, int64_t n, int64_t block);
+/* SimCLR's loss out [1] of embeddings z [N = 2B, D] (view-major), and dz;
+   both need rt_k_simclr_ws(N, D) floats of scratch in ws (8-byte aligned) */
+int64_t rt_k_simclr_ws(int64_t N, int64_t D);
+void rt_k_simclr_loss(float *restrict out, const float *restrict z, int64_t N, int64_t D, float t, float eps,
+                      float *restrict ws);
+void rt_k_simclr_back(float *restrict dz, const float *restrict dl, const float *restrict z, int64_t N, int64_t D, float t,
+                      float eps, float *restrict ws);
+
 #endif

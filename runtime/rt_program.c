@@ -61,3 +61,20 @@ bool rt_fits_memory(const char *what, double bytes, char *err, size_t errlen) {
              what, bytes / (1 << 30), phys / (1 << 30));
     return false;
 }
+
+static const char *const method_names[] = {"relational", "supervised", "rotation", "simclr"};   /* ORDER rt_method */
+
+const char *rt_method_name(rt_method m) {
+    return (unsigned)m < sizeof method_names / sizeof method_names[0] ? method_names[m] : "?";
+}
+
+bool rt_method_parse(const char *s, rt_method *out) {
+    for (unsigned i = 0; s && i < sizeof method_names / sizeof method_names[0]; i++)
+        if (strcmp(s, method_names[i]) == 0) {
+            *out = (rt_method)i;
+            return true;
+        }
+    return false;
+}
+
+int rt_backbone_views(const rt_program *p) { return p->method == RT_METHOD_ROTATION ? 4 * p->K : p->K; }

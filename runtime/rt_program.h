@@ -12,6 +12,7 @@
 #ifndef RT_PROGRAM_H
 #define RT_PROGRAM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "rt_augment.h"
@@ -30,10 +31,19 @@ typedef struct rt_entry {
 
 typedef enum rt_optim_kind { RT_OPT_ADAM, RT_OPT_SGD } rt_optim_kind;
 
-/* What train_full/train_last compute: the relational-reasoning step, or
+/* What train_full/train_last compute: the relational-reasoning step;
    supervised training of the backbone with a linear classifier (METHOD.md's
-   upper bound; then `classify` holds the eval-mode classifier). */
-typedef enum rt_method { RT_METHOD_RELATIONAL, RT_METHOD_SUPERVISED } rt_method;
+   upper bound; then `classify` holds the eval-mode classifier); or one of
+   the paper's self-supervised baselines (BASELINES.md): RotationNet (its
+   step rotates each view four times: outputs logits [4B, 4] and targets),
+   SimCLR (two views; output z, the head's embeddings). */
+typedef enum rt_method { RT_METHOD_RELATIONAL, RT_METHOD_SUPERVISED, RT_METHOD_ROTATION, RT_METHOD_SIMCLR } rt_method;
+
+/* "relational", "supervised", "rotation", "simclr"; and back (false for
+   another name). */
+const char *rt_method_name(rt_method m);
+bool rt_method_parse(const char *s, rt_method *out);
+
 
 typedef struct rt_program {
     const char *spec_name;
@@ -61,6 +71,10 @@ typedef struct rt_program {
     int nmilestones;
     double milestones[8], lr_gamma;
 } rt_program;
+
+/* Images the backbone sees per image of the dataset in a training step:
+   the views the runtime makes (K), times 4 rotations for RotationNet. */
+int rt_backbone_views(const rt_program *p);
 
 /* The tensor `name` of an entry, or NULL. */
 const rt_step_tensor *rt_entry_tensor(const rt_entry *e, const char *name);

@@ -4,7 +4,7 @@
 ** and its validated parsing back into an rt_program. The entry functions
 ** themselves are passed alongside, by index ("fn" in each entry).
 **
-** {"format": "rrc-program-1", "spec": ..., "method": "relational"|"supervised",
+** {"format": "rrc-program-1", "spec": ..., "method": "relational"|"supervised"|"rotation"|"simclr",
 **  "input": [C,H,W], "feat_dim": F, "K": .., "batch": .., "epochs": .., "seed": ..,
 **  "data": .., "aggregation": .., "loss": .., "classes": ..,
 **  "optim": {"kind": "adam"|"sgd", "lr", "beta1", "beta2", "eps", "weight_decay",
@@ -39,7 +39,7 @@ char *rt_program_to_json(const rt_program *p, const int fn_index[RT_PROGRAM_SLOT
     json_t *o = json_object();
     json_object_set_new(o, "format", json_string("rrc-program-1"));
     json_object_set_new(o, "spec", json_string(p->spec_name));
-    json_object_set_new(o, "method", json_string(p->method == RT_METHOD_SUPERVISED ? "supervised" : "relational"));
+    json_object_set_new(o, "method", json_string(rt_method_name(p->method)));
     json_object_set_new(o, "input", json_pack("[iii]", p->in_c, p->in_h, p->in_w));
     json_object_set_new(o, "feat_dim", json_integer(p->feat_dim));
     json_object_set_new(o, "K", json_integer(p->K));
@@ -186,7 +186,7 @@ int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_p
     free(fmt);
     p->spec_name = str(&ps, o, "spec");
     char *method = str(&ps, o, "method");
-    p->method = strcmp(method, "supervised") == 0 ? RT_METHOD_SUPERVISED : RT_METHOD_RELATIONAL;
+    if (!ps.bad && !rt_method_parse(method, &p->method)) perr(&ps, "unknown method");
     free(method);
     int64_t in[3] = {0, 0, 0};
     ints(&ps, o, "input", in, 3, 1, INT_RANGE);

@@ -121,6 +121,12 @@ static float *tensor_ptr(rt_model *m, const rt_step_tensor *t) {
 
 /* ---- metrics ---- */
 
+/* A metrics.csv field: empty for a metric the method does not have. */
+static void fmt_metric(char *buf, size_t n, double v) {
+    if (isnan(v)) buf[0] = 0;
+    else snprintf(buf, n, "%.6f", v);
+}
+
 rt_step_metrics rt_pair_metrics(const float *logits, const float *targets, int64_t P, double loss) {
     int64_t pos = 0, neg = 0, pos_ok = 0, neg_ok = 0;
     for (int64_t i = 0; i < P; i++) {
@@ -131,6 +137,64 @@ rt_step_metrics rt_pair_metrics(const float *logits, const float *targets, int64
     rt_step_metrics r = {loss, P ? (double)(pos_ok + neg_ok) / (double)P : 0, pos ? (double)pos_ok / (double)pos : 0,
                          neg ? (double)neg_ok / (double)neg : 0};
     return r;
+}
+
+rt_step_metrics rt_class_metrics(const float *logits, const float *targets, int64_t N, int64_t C, double loss) {
+    int64_t ok = 0;
+    for (int64_t i = 0; i < N; i++) {
+        const float *z = logits + i * C;
+        int64_t best = 0;   /* the first maximum, as torch.argmax */
+        for (int64_t c = 1; c < C; c++)
+            if (z[c] > z[best]) best = c;
+        ok += best == (int64_t)targets[i];
+    }
+    return (rt_step_metrics){loss, N ? (double)ok / (double)N : 0, NAN, NAN};
+}
+
+rt_step_metrics rt_contrastive_metrics(const float *z, int64_t N, int64_t D, double loss) {
+    double *norm = malloc((size_t)N * sizeof *norm);
+    if (!norm || N < 2) {
+        free(norm);
+        return (rt_step_metrics){loss, NAN, NAN, NAN};
+    }
+    for (int64_t i = 0; i < N; i++) {
+        double s = 0;
+        for (int64_t d = 0; d < D; d++) s += (double)z[i * D + d] * z[i * D + d];
+        norm[i] = sqrt(s) > 1e-8 ? sqrt(s) : 1e-8;
+    }
+    int64_t ok = 0;
+    for (int64_t i = 0; i < N; i++) {
+        int64_t best = -1;
+        double bs = -INFINITY;
+        for (int64_t j = 0; j < N; j++) {
+            if (j == i) continue;
+            double s = 0;
+            for (int64_t d = 0; d < D; d++) s += (double)z[i * D + d] * z[j * D + d];
+            s /= norm[j];
+            if (s > bs) { bs = s; best = j; }
+        }
+        ok += best == (i + N / 2) % N;   /* rows are view-major: the partner is B rows away */
+    }
+    free(norm);
+    return (rt_step_metrics){loss, (double)ok / (double)N, NAN, NAN};
+}
+
+const char *rt_acc_name(rt_method m) {
+    switch (m) {
+    case RT_METHOD_ROTATION: return "rotation_acc";
+    case RT_METHOD_SIMCLR: return "contrastive_acc";
+    case RT_METHOD_RELATIONAL: case RT_METHOD_SUPERVISED: break;
+    }
+    return "pair_acc";
+}
+
+/* The metrics of the step an entry just ran, by the outputs it has. */
+static rt_step_metrics step_metrics(const rt_step_tensor *logits, const float *lv, const float *tv, const float *zv,
+                                    const rt_step_tensor *z, double loss) {
+    if (logits && logits->rank == 1) return rt_pair_metrics(lv, tv, logits->dim[0], loss);
+    if (logits && logits->rank == 2) return rt_class_metrics(lv, tv, logits->dim[0], logits->dim[1], loss);
+    if (z && z->rank == 2) return rt_contrastive_metrics(zv, z->dim[0], z->dim[1], loss);
+    return (rt_step_metrics){loss, NAN, NAN, NAN};
 }
 
 /* ---- the optimizer update of one step ---- */
@@ -149,7 +213,7 @@ typedef struct EntryPlan {
     int nup;
     StateCopy *sc;
     int nsc;
-    const rt_step_tensor *x, *loss, *logits, *targets;
+    const rt_step_tensor *x, *loss, *logits, *targets, *z;   /* logits and targets, or z, or none */
 } EntryPlan;
 
 static int plan_entry(EntryPlan *pl, const rt_entry *e, char *err, size_t errlen) {
@@ -174,8 +238,9 @@ static int plan_entry(EntryPlan *pl, const rt_entry *e, char *err, size_t errlen
     pl->loss = rt_entry_tensor(e, "loss");
     pl->logits = rt_entry_tensor(e, "logits");
     pl->targets = rt_entry_tensor(e, "targets");
-    if (!pl->x || !pl->loss || !pl->logits || !pl->targets) {
-        snprintf(err, errlen, "%s: entry lacks x, loss, logits or targets", e->name);
+    pl->z = rt_entry_tensor(e, "z");
+    if (!pl->x || !pl->loss || !pl->logits != !pl->targets) {
+        snprintf(err, errlen, "%s: entry lacks x, loss, or one of logits and targets", e->name);
         return -1;
     }
     return 0;
@@ -216,7 +281,7 @@ static void apply_update(rt_model *m, const EntryPlan *pl, int64_t t, int epoch,
 /* metrics.csv: a row per step, and with --monitor knn a row per monitored
    epoch (at that epoch's last step, its step columns empty) with the kNN
    accuracies of the test split. */
-#define METRICS_HEADER "epoch,step,loss,pair_acc,pos_acc,neg_acc,images_per_s,seconds,knn_top1,knn_top5\n"
+#define METRICS_HEADER "epoch,step,loss,%s,pos_acc,neg_acc,images_per_s,seconds,knn_top1,knn_top5\n"
 #define METRICS_SECONDS_COL 7   /* 0-based */
 
 /* On --resume: metrics.csv cut back to the checkpoint's step. A run
@@ -311,7 +376,9 @@ static int make_dir(const char *path, char *err, size_t errlen) {
    temporary name (the script's `out`, given with -e) renamed when it
    succeeds, so a killed or failed gnuplot leaves no half a picture. A
    missing gnuplot or a failed plot is a note, never a failed run. */
-static void plot_curves(const char *dir, int quiet, bool knn) {
+static void plot_curves(const char *dir, int quiet, bool knn, rt_method method) {
+    char label[64];   /* "pair_acc" -> "pair accuracy" (an underscore would be a gnuplot subscript) */
+    snprintf(label, sizeof label, "%.*s accuracy", (int)strcspn(rt_acc_name(method), "_"), rt_acc_name(method));
     char gp[1024], png[1024], tmp[4200], text[8192], err[1200], setout[4300];
     snprintf(gp, sizeof gp, "%s/curves.gp", dir);
     snprintf(png, sizeof png, "%s/curves.png", dir);
@@ -329,14 +396,14 @@ static void plot_curves(const char *dir, int quiet, bool knn) {
                      "set xlabel 'epoch'\n"
                      "set key off\n"
                      "set grid\n"
-                     "set title 'relational loss (mean per epoch)'\n"
+                     "set title '%s loss (mean per epoch)'\n"
                      "plot '%s/metrics.csv' every ::1 using 1:3 smooth unique with linespoints pt 7\n"
-                     "set title 'pair accuracy (mean per epoch)'\n"
+                     "set title '%s (mean per epoch)'\n"
                      "plot '%s/metrics.csv' every ::1 using 1:4 smooth unique with linespoints pt 7\n"
                      "%s%s%s"
                      "unset multiplot\n"
                      "set output\n",
-                     dir, png, knn ? 1500 : 1000, knn ? 3 : 2, dir, dir,
+                     dir, png, knn ? 1500 : 1000, knn ? 3 : 2, rt_method_name(method), dir, label, dir,
                      knn ? "set title 'kNN top-1 on the test split (--monitor knn)'\nplot '" : "", knn ? dir : "",
                      knn ? "/metrics.csv' every ::1 using 1:9 with linespoints pt 7\n" : "");
     if (k < 0 || (size_t)k >= sizeof text) return;
@@ -499,7 +566,7 @@ static int run_start(Run *r) {
     if (!fresh && metrics_resume(r->csv_path, r->step, &r->seconds_before, r->err, r->errlen) != 0) return -1;
     r->csv = fopen(r->csv_path, fresh ? "w" : "a");
     if (!r->csv) { snprintf(r->err, r->errlen, "%s: cannot write: %s", r->csv_path, strerror(errno)); return -1; }
-    if (fresh) fprintf(r->csv, METRICS_HEADER);
+    if (fresh) fprintf(r->csv, METRICS_HEADER, rt_acc_name(p->method));
     return 0;
 }
 
@@ -521,14 +588,19 @@ static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_ac
     r->step++;
     r->run_steps++;
     apply_update(m, pl, r->step, epoch, o->epochs);
-    int64_t P = numel(pl->logits);
-    rt_step_metrics mt = rt_pair_metrics(tensor_ptr(m, pl->logits), tensor_ptr(m, pl->targets), P, tensor_ptr(m, pl->loss)[0]);
+    rt_step_metrics mt = step_metrics(pl->logits, pl->logits ? tensor_ptr(m, pl->logits) : NULL,
+                                      pl->targets ? tensor_ptr(m, pl->targets) : NULL, pl->z ? tensor_ptr(m, pl->z) : NULL, pl->z,
+                                      tensor_ptr(m, pl->loss)[0]);
     double dt = now() - t0, elapsed = now() - r->t_start;
-    double ips = (double)(p->K * bsz) / (dt > 0 ? dt : 1e-9);
+    double ips = (double)(rt_backbone_views(p) * bsz) / (dt > 0 ? dt : 1e-9);
     *ep_loss += mt.loss;
-    *ep_acc += mt.pair_acc;
-    if (fprintf(r->csv, "%d,%lld,%.6f,%.6f,%.6f,%.6f,%.1f,%.3f,,\n", epoch + 1, (long long)r->step, mt.loss, mt.pair_acc, mt.pos_acc,
-                mt.neg_acc, ips, r->seconds_before + elapsed) < 0) {
+    *ep_acc += mt.acc;
+    char acc[3][32];
+    fmt_metric(acc[0], sizeof acc[0], mt.acc);
+    fmt_metric(acc[1], sizeof acc[1], mt.pos_acc);
+    fmt_metric(acc[2], sizeof acc[2], mt.neg_acc);
+    if (fprintf(r->csv, "%d,%lld,%.6f,%s,%s,%s,%.1f,%.3f,,\n", epoch + 1, (long long)r->step, mt.loss, acc[0], acc[1], acc[2], ips,
+                r->seconds_before + elapsed) < 0) {
         rt_flush_checked(r->csv, r->csv_path, r->err, r->errlen);
         return -1;
     }
@@ -541,9 +613,13 @@ static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_ac
         int64_t left = (o->max_steps ? o->max_steps - r->run_steps : r->total_steps - r->step);
         char eta[32];
         fmt_duration(eta, sizeof eta, elapsed / (double)r->run_steps * (double)left);
-        fprintf(stderr, "%sepoch %d/%d step %lld/%lld loss %.4f acc %.3f (pos %.3f neg %.3f) %.0f img/s ETA %s%s",
-                r->tty ? "\r" : "", epoch + 1, o->epochs, (long long)(s + 1), (long long)r->steps_per_epoch, mt.loss,
-                mt.pair_acc, mt.pos_acc, mt.neg_acc, ips, eta, r->tty ? "\033[K" : "\n");
+        char accs[64] = "";
+        if (!isnan(mt.pos_acc))
+            snprintf(accs, sizeof accs, " acc %.3f (pos %.3f neg %.3f)", mt.acc, mt.pos_acc, mt.neg_acc);
+        else if (!isnan(mt.acc))
+            snprintf(accs, sizeof accs, " acc %.3f", mt.acc);
+        fprintf(stderr, "%sepoch %d/%d step %lld/%lld loss %.4f%s %.0f img/s ETA %s%s", r->tty ? "\r" : "", epoch + 1, o->epochs,
+                (long long)(s + 1), (long long)r->steps_per_epoch, mt.loss, accs, ips, eta, r->tty ? "\033[K" : "\n");
     }
     rt_prof_step_end();
     return 0;
@@ -599,8 +675,9 @@ static int run_epochs(Run *r) {
     r->tty = isatty(2) && !o->quiet;
     r->t_start = now();
     if (!o->quiet)
-        fprintf(stderr, "rrc: training %s on %s (%lld images, %lld steps per epoch, K=%d, B=%lld) for %d epochs, engine %s, run %s\n",
-                r->p->spec_name, r->dp->name, (long long)r->n, (long long)r->steps_per_epoch, r->p->K, (long long)r->B,
+        fprintf(stderr, "rrc: training %s (%s) on %s (%lld images, %lld steps per epoch, K=%d, B=%lld) for %d epochs, engine %s, run %s\n",
+                r->p->spec_name, rt_method_name(r->p->method), r->dp->name, (long long)r->n, (long long)r->steps_per_epoch, r->p->K,
+                (long long)r->B,
                 o->epochs, o->engine ? o->engine : "?", o->out_dir);
     for (int epoch = (int)r->start_epoch; epoch < o->epochs && !r->stopped; epoch++) {
         epoch_order(r->perm, r->n, o->seed, epoch);
@@ -620,8 +697,8 @@ static int run_epochs(Run *r) {
         if (r->tty) fputc('\n', stderr);
         if (run_checkpoint(r, epoch + 1) != 0) return -1;
         if (!o->quiet && ep_n && !r->stopped)
-            fprintf(stderr, "rrc: epoch %d: mean loss %.4f, pair accuracy %.4f; checkpoint %s\n", epoch + 1,
-                    ep_loss / (double)ep_n, ep_acc / (double)ep_n, r->ckpt);
+            fprintf(stderr, "rrc: epoch %d: mean loss %.4f, mean %s %.4f; checkpoint %s\n", epoch + 1, ep_loss / (double)ep_n,
+                    rt_acc_name(r->p->method), ep_acc / (double)ep_n, r->ckpt);
         bool whole = !r->stopped || r->step == (int64_t)(epoch + 1) * r->steps_per_epoch;   /* not a mid-epoch stop */
         if (o->monitor_every > 0 && whole && ((epoch + 1) % o->monitor_every == 0 || epoch + 1 == o->epochs) &&
             run_monitor(r, epoch) != 0)
@@ -635,7 +712,7 @@ static int run_finish(Run *r) {
     FILE *done = r->csv;
     r->csv = NULL;
     if (rt_close_checked(done, r->csv_path, r->err, r->errlen) != 0) return -1;
-    plot_curves(r->o->out_dir, r->o->quiet, r->o->monitor_every > 0);
+    plot_curves(r->o->out_dir, r->o->quiet, r->o->monitor_every > 0, r->p->method);
     if (!r->o->quiet)
         fprintf(stderr, "rrc: %lld steps in %.1f s; run directory %s\n", (long long)r->run_steps, now() - r->t_start,
                 r->o->out_dir);

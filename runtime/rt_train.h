@@ -84,10 +84,21 @@ int rt_finetune(const rt_program *p, const rt_train_opts *o, const rt_finetune_o
                 const rt_dataset *test, double *test_acc, char *err, size_t errlen);
 double rt_classify_accuracy(rt_model *m, const rt_dataset *d, const double mean[3], const double std[3]);
 
-/* Metrics of one step from logits and targets (METHOD.md step 7). */
+/* Metrics of one step: the loss and the accuracy of the method's pretext
+   task, NaN where a method has none (metrics.csv leaves it empty):
+   relational reasoning's pair accuracy with its positive and negative
+   parts (METHOD.md step 7), RotationNet's rotation accuracy (argmax of
+   logits [N, C] against class targets [N]), SimCLR's contrastive accuracy
+   (the share of the 2B embeddings whose most cosine-similar other row is
+   their partner, the other view of their image). */
 typedef struct rt_step_metrics {
-    double loss, pair_acc, pos_acc, neg_acc;
+    double loss, acc, pos_acc, neg_acc;
 } rt_step_metrics;
 rt_step_metrics rt_pair_metrics(const float *logits, const float *targets, int64_t P, double loss);
+rt_step_metrics rt_class_metrics(const float *logits, const float *targets, int64_t N, int64_t C, double loss);
+rt_step_metrics rt_contrastive_metrics(const float *z, int64_t N, int64_t D, double loss);
+/* The name of the method's accuracy in metrics.csv and the logs:
+   pair_acc, rotation_acc, contrastive_acc. */
+const char *rt_acc_name(rt_method m);
 
 #endif

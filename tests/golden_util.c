@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "golden_util.h"
 #include "target.h"
@@ -62,6 +63,48 @@ int golden_bind(Interp *it, Graph *g, const rt_st_file *f, const char *path) {
         free(v);
     }
     return unbound;
+}
+
+static Spec *load(const char *golden, const char *spec, Arena *a) {
+    Diag d = {0};
+    Spec *s = spec_load(spec, a, &d);
+    if (!s) test_fail(__FILE__, __LINE__, "%s: cannot load %s", golden, spec);
+    return s;
+}
+
+Spec *golden_spec(const rt_st_file *f, const char *path, Arena *a) {
+    const char *model = rt_st_meta(f, "model"), *method = rt_st_meta(f, "method"), *backbone = rt_st_meta(f, "backbone");
+    if (!model) {
+        test_fail(__FILE__, __LINE__, "%s: no 'model' metadata", path);
+        return NULL;
+    }
+    char spec[512];
+    snprintf(spec, sizeof spec, "specs/%s.lua", model);
+    Spec *s;
+    if (access(spec, F_OK) == 0 || !method || !backbone) {
+        s = load(path, spec, a);
+    } else {
+        snprintf(spec, sizeof spec, "specs/%s_conv4.lua", method);
+        s = load(path, spec, a);
+        snprintf(spec, sizeof spec, "specs/%s.lua", backbone);
+        Spec *b = s ? load(path, spec, a) : NULL;
+        if (!b) return NULL;
+        s->backbone = b->backbone;
+    }
+    if (!s) return NULL;
+    if (rt_st_meta(f, "K")) s->K = atoi(rt_st_meta(f, "K"));
+    if ((rt_st_meta(f, "aggregation") && !aggregation_parse(rt_st_meta(f, "aggregation"), &s->head.aggregation)) ||
+        (rt_st_meta(f, "loss") && !loss_parse(rt_st_meta(f, "loss"), &s->loss.kind))) {
+        test_fail(__FILE__, __LINE__, "%s: bad aggregation or loss metadata", path);
+        return NULL;
+    }
+    if (rt_st_meta(f, "gamma")) s->loss.gamma = atof(rt_st_meta(f, "gamma"));
+    if (rt_st_meta(f, "alpha")) s->loss.alpha = atof(rt_st_meta(f, "alpha"));
+    if (method && strcmp(method, method_name(s->method.kind)) != 0) {
+        test_fail(__FILE__, __LINE__, "%s: made for method %s, but %s trains %s", path, method, spec, method_name(s->method.kind));
+        return NULL;
+    }
+    return s;
 }
 
 const char *golden_dir(void) {

@@ -6,6 +6,7 @@
 #ifndef RRC_GOLDEN_UTIL_H
 #define RRC_GOLDEN_UTIL_H
 
+#include "frontend/spec.h"
 #include "ir/ir.h"
 #include "rt_safetensors.h"
 #include "tolerance.h"
@@ -25,6 +26,15 @@ double *golden_tensor(const rt_st_file *f, const char *path, const char *name, i
 /* Binds every leaf of g whose name is in f (as f32 input); returns the
    number of leaves left unbound. */
 int golden_bind(Interp *it, Graph *g, const rt_st_file *f, const char *path);
+
+/* The spec a whole-step golden was made for, from its metadata:
+   specs/<model>.lua with the file's K, aggregation and loss where it has
+   them; a baseline's file (metadata method and backbone, e.g.
+   rotation_resnet8) with no spec of its own is specs/<method>_conv4.lua
+   with the backbone of specs/<backbone>.lua, which proves the method on
+   another backbone without a bundled spec for every pair. NULL after a
+   recorded failure. */
+Spec *golden_spec(const rt_st_file *f, const char *path, Arena *a);
 
 /* The golden directory: $RRC_GOLDEN_DIR or tests/golden. */
 const char *golden_dir(void);

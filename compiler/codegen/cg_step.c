@@ -31,8 +31,9 @@ static int64_t spatial_of(const Node *x) {
    and padding) */
 #define CONV_DIMS(x, w, y, c) D(x, 0), D(x, 1), D(x, 2), D(x, 3), D(w, 0), D(w, 2), D(w, 3), (c)->ia[0], (c)->ia[1], D(y, 2), D(y, 3)
 
-/* The im2col workspace of a convolution that runs on the runtime's kernel;
-   a direct one (n->direct) keeps its padded copy on its thread's stack. */
+/* The scratch a node's runtime kernel needs: the im2col workspace of a
+   convolution that runs on the runtime's kernel (a direct one keeps its
+   padded copy on its thread's stack), SimCLR's similarity matrices. */
 static int64_t node_workspace(const Node *n) {
     const Node *x, *w, *y;
     if (n->direct) return 0;
@@ -40,6 +41,8 @@ static int64_t node_workspace(const Node *n) {
     case OP_CONV2D: x = n->in[0]; w = n->in[1]; y = n; break;
     case OP_CONV2D_DX: x = n; w = n->in[1]; y = n->in[0]; break;
     case OP_CONV2D_DW: x = n->in[1]; w = n; y = n->in[0]; break;
+    case OP_SIMCLR_LOSS: return 4 * rt_k_simclr_ws(n->in[0]->dim[0], n->in[0]->dim[1]);
+    case OP_SIMCLR_BACK: return 4 * rt_k_simclr_ws(n->dim[0], n->dim[1]);
     default: return 0;
     }
     return 4 * rt_k_conv2d_ws(CONV_DIMS(x, w, y, n));
@@ -137,6 +140,13 @@ static bool emit_node(CG *cg, const Node *n) {
         call_rt_k_matmul(cg, O, I(0), I(1), D(n, 0), D(n, 1), K, n->ia[0], n->ia[1]);
         return true;
     }
+    case OP_ROTATIONS: call_rt_k_rotations(cg, O, I(0), D(a, 0) * D(a, 1), D(a, 2)); return true;
+    case OP_ROTATIONS_BACK: call_rt_k_rotations_back(cg, O, I(0), D(n, 0) * D(n, 1), D(n, 2)); return true;
+    case OP_BLOCK_TARGETS: call_rt_k_block_targets(cg, O, n->ia[0], n->ia[1]); return true;
+    case OP_SIMCLR_LOSS: call_rt_k_simclr_loss(cg, O, I(0), D(a, 0), D(a, 1), n->fa[0], n->fa[1], cg_ws(cg)); return true;
+    case OP_SIMCLR_BACK:
+        call_rt_k_simclr_back(cg, O, I(0), I(1), D(n, 0), D(n, 1), n->fa[0], n->fa[1], cg_ws(cg));
+        return true;
     case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_COUNT: break;
     }
     return false;

@@ -320,6 +320,32 @@ static void conv_optim(Conv *c, Optimizer *o) {
     lua_pop(c->L, 1);
 }
 
+/* The method object at the stack top (popped); nil leaves relational. */
+static void conv_method(Conv *c, Spec *s) {
+    Method *m = &s->method;
+    if (lua_isnil(c->L, -1)) {
+        lua_pop(c->L, 1);
+        m->kind = METHOD_RELATIONAL;
+        return;
+    }
+    push_data(c);
+    int t = lua_gettop(c->L);
+    m->loc = get_loc(c, t);
+    const char *kind = get_kind(c, t);
+    if (strcmp(kind, "rotation") == 0) {
+        m->kind = METHOD_ROTATION;
+        s->K = 1;
+    } else {
+        RRC_ASSERT(strcmp(kind, "simclr") == 0);
+        m->kind = METHOD_SIMCLR;
+        m->temperature = get_num(c, t, "temperature");
+        s->K = 2;
+    }
+    lua_getfield(c->L, t, "head");
+    m->head = conv_layer(c, 0);
+    lua_pop(c->L, 1);
+}
+
 /* Converts the model object at the stack top (left there). */
 static Spec *conv_model(Conv *c, const char *path) {
     lua_State *L = c->L;
@@ -364,6 +390,8 @@ static Spec *conv_model(Conv *c, const char *path) {
     conv_loss(c, &s->loss);
     lua_getfield(L, t, "optimizer");
     conv_optim(c, &s->optim);
+    lua_getfield(L, t, "method");
+    conv_method(c, s);
 
     s->data = get_str(c, t, "data");
     s->batch = (int)get_int(c, t, "batch");
@@ -492,6 +520,11 @@ bool loss_parse(const char *s, LossKind *out) {
     for (int i = 0; s && i < 2; i++)
         if (strcmp(s, loss_names[i]) == 0) { *out = (LossKind)i; return true; }
     return false;
+}
+
+const char *method_name(MethodKind k) {
+    static const char *const names[] = {"relational", "rotation", "simclr"};   /* ORDER MethodKind */
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
 const char *layer_kind_name(LayerKind k) {

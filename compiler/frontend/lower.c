@@ -6,7 +6,8 @@
 ** as PyTorch does ("layer1.0.conv1.weight", "downsample.1.running_var",
 ** with nn.Sequential's index names written out). Two tensors with one
 ** name are an error at the second layer's line. The backbone's tensors are prefixed "backbone.",
-** the relation head's "relation.".
+** the relation head's "relation."; a baseline's head is named by its own
+** name ("classifier.weight", "head.linear1.weight").
 */
 #include <math.h>
 #include <stdio.h>
@@ -26,7 +27,10 @@ rt_init init_conv_weight(int64_t out, int64_t k) {
 
 rt_init init_linear(int64_t fan_in) { return (rt_init){RT_INIT_UNIFORM, 1.0 / sqrt((double)fan_in)}; }
 
+/* prefix.name; a baseline's head starts from the empty prefix (its own
+   name is the first component, as its module's key in the reference) */
 static const char *join(Lower *L, const char *prefix, const char *name) {
+    if (!*prefix) return arena_strdup(L->g->arena, name);
     return arena_printf(L->g->arena, "%s.%s", prefix, name);
 }
 
@@ -176,6 +180,55 @@ Node *lower_module(Graph *g, const Layer *ly, Node *x, const char *path, bool tr
     return lower_layer(&L, ly, x, path);
 }
 
+/* A baseline's head on the features f, with a shape check of its output:
+   [rows, want] (want 0: any width). */
+static Node *method_head(Lower *L, Node *f, int64_t want) {
+    const Method *m = &L->s->method;
+    Graph *g = L->g;
+    Node *z = lower_layer(L, m->head, f, "");
+    if (!z) return NULL;
+    if (z->rank != 2 || (want && z->dim[1] != want)) {
+        char sh[64], w[32] = "[N, D]";
+        fmt_shape(sh, sizeof sh, z);
+        if (want) snprintf(w, sizeof w, "[%lld, %lld]", (long long)z->dim[0], (long long)want);
+        diag_error(g->diag, m->loc, "%s: the head's output must be %s (got %s)", method_name(m->kind), w, sh);
+        return NULL;
+    }
+    return z;
+}
+
+/* RotationNet (BASELINES.md 2): x [B] -> its four rotations [4B] -> backbone
+   -> head -> 4 logits, cross-entropy against the rotation. */
+static bool lower_rotation(Lower *L, Node *x, int64_t B) {
+    Graph *g = L->g;
+    g->loc = L->s->method.loc;
+    g->label = "rotations";
+    Node *f = lower_backbone(L, ir_rotations(g, x));
+    Node *z = f ? method_head(L, f, 4) : NULL;
+    if (!z) return false;
+    g->loc = L->s->method.loc;
+    g->label = "loss";
+    Node *y = ir_block_targets(g, 4 * B, B);
+    graph_add_output(g, "loss", ir_softmax_ce(g, z, y));
+    graph_add_output(g, "logits", z);
+    graph_add_output(g, "targets", y);
+    return true;
+}
+
+/* SimCLR (BASELINES.md 1): two views [2B] -> backbone -> head -> the
+   contrastive loss; the reference's clamp eps on the norm product. */
+static bool lower_simclr(Lower *L, Node *x) {
+    Graph *g = L->g;
+    Node *f = lower_backbone(L, x);
+    Node *z = f ? method_head(L, f, 0) : NULL;
+    if (!z) return false;
+    g->loc = L->s->method.loc;
+    g->label = "loss";
+    graph_add_output(g, "loss", ir_simclr_loss(g, z, L->s->method.temperature, 1e-8));
+    graph_add_output(g, "z", z);
+    return true;
+}
+
 Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d) {
     Graph *g = graph_new(a);
     g->diag = d;
@@ -183,19 +236,28 @@ Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Ar
     int errors = d->nerrors;
     int64_t xd[4] = {s->K * B, C, H, W};
     Node *x = ir_input(g, "x", 4, xd);
-    Node *f = lower_backbone(&L, x);
-    g->loc = s->head.loc;
-    g->label = "pairs";
-    Node *p = f ? ir_pairs(g, f, s->K, (int)s->head.aggregation) : NULL;
-    Node *z = relation_head(&L, p);
-    if (!z || d->nerrors > errors) return NULL;
-    g->loc = s->loss.loc;
-    g->label = "loss";
-    Node *y = ir_pair_targets(g, s->K, B);
-    Node *loss = s->loss.kind == LOSS_FOCAL ? ir_focal_loss(g, z, y, s->loss.gamma, s->loss.alpha) : ir_bce_loss(g, z, y);
-    graph_add_output(g, "loss", loss);
-    graph_add_output(g, "logits", z);
-    graph_add_output(g, "targets", y);
+    bool ok = true;
+    switch (s->method.kind) {
+    case METHOD_ROTATION: ok = lower_rotation(&L, x, B); break;
+    case METHOD_SIMCLR: ok = lower_simclr(&L, x); break;
+    case METHOD_RELATIONAL: {
+        Node *f = lower_backbone(&L, x);
+        g->loc = s->head.loc;
+        g->label = "pairs";
+        Node *p = f ? ir_pairs(g, f, s->K, (int)s->head.aggregation) : NULL;
+        Node *z = relation_head(&L, p);
+        if (!z || d->nerrors > errors) return NULL;
+        g->loc = s->loss.loc;
+        g->label = "loss";
+        Node *y = ir_pair_targets(g, s->K, B);
+        Node *loss = s->loss.kind == LOSS_FOCAL ? ir_focal_loss(g, z, y, s->loss.gamma, s->loss.alpha) : ir_bce_loss(g, z, y);
+        graph_add_output(g, "loss", loss);
+        graph_add_output(g, "logits", z);
+        graph_add_output(g, "targets", y);
+        break;
+    }
+    }
+    if (!ok || d->nerrors > errors) return NULL;
     g->loc = (SrcLoc){0};
     g->label = NULL;
     return g;

@@ -552,6 +552,42 @@ simple("optim", "sgd", "rr.sgd{lr=0.1, momentum=0.9}", {
 })
 
 ---------------------------------------------------------------------------
+-- Methods: what the training step learns from (BASELINES.md). Without
+-- one, a model trains relational reasoning with its K, relation and loss.
+-- A baseline brings its head, a named layer (its name prefixes the head's
+-- parameters, as the module's key does in the reference's checkpoints);
+-- the defaults are the reference's heads.
+---------------------------------------------------------------------------
+local function method_head(kind, d, loc, default)
+    if d.head == nil then d.head = default() end
+    if not objs[d.head].name then
+        report(loc, kind, "'head' needs a name (it prefixes the head's parameters, e.g. name='classifier')")
+        return true
+    end
+end
+
+-- RotationNet: each image's view and its rotations by 90, 180 and 270
+-- degrees, classified by a head with 4 outputs; cross-entropy.
+simple("method", "rotation", "rr.rotation{head=rr.linear{name='classifier', out=4}}", {
+    {"head", object("layer", "a layer with 4 outputs, e.g. rr.linear{name='classifier', out=4}"), nil},
+}, function(d, loc)
+    return method_head("rotation", d, loc, function() return rr.linear{name = "classifier", out = 4} end)
+end)
+
+-- SimCLR: two views of each image, a projection head, the reference's
+-- contrastive loss at temperature t.
+simple("method", "simclr", "rr.simclr{temperature=0.5}", {
+    {"temperature", positive, 0.5},
+    {"head", object("layer", "a layer, e.g. rr.sequential{name='head', rr.linear{name='linear1', out=256}, ...}"), nil},
+}, function(d, loc)
+    return method_head("simclr", d, loc, function()
+        return rr.sequential{name = "head",
+            rr.linear{name = "linear1", out = 256}, rr.batchnorm1d{name = "bn1"},
+            rr.leaky_relu{name = "relu"}, rr.linear{name = "linear2", out = 64}}
+    end)
+end)
+
+---------------------------------------------------------------------------
 -- The model.
 ---------------------------------------------------------------------------
 -- Dataset names the runtime knows (runtime/ datasets); an unknown one is a
@@ -589,12 +625,22 @@ ctor("model", function(loc, args)
         {"augment", aug_list, {}},
         {"relation", object("head", "rr.relation_head{...}"), nil},
         {"loss", object("loss", "a loss: rr.focal{...} or rr.bce{}"), nil},
+        {"method", object("method", "a method: rr.rotation{...} or rr.simclr{...} (none: relational reasoning)"), nil},
         {"optimizer", object("optim", "an optimizer: rr.adam{...} or rr.sgd{...}"), nil},
         {"data", enum(tunpack(DATASETS)), "cifar10"},
         {"batch", int_range(2, 1 << 20, "an integer >= 2 (negatives need two images)"), 64},
         {"epochs", posint, 100},
         {"seed", int_range(0, maxinteger, "a non-negative integer"), 1},
     }, args, loc, false)
+    if d.method ~= nil then
+        for _, key in ipairs({"K", "relation", "loss"}) do
+            if rawget(args, key) ~= nil then
+                report(loc, "model", sformat("'%s' is an option of relational reasoning, but the model trains rr.%s{...}",
+                    key, objs[d.method].kind))
+                bad = true
+            end
+        end
+    end
     -- defaults are objects too; they carry the model's line
     d.relation = d.relation or rr.relation_head{}
     d.loss = d.loss or rr.focal{}

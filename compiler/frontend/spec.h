@@ -86,12 +86,25 @@ typedef struct Optimizer {
     double lr_gamma;           /* 0.1 */
 } Optimizer;
 
+/* What the training step learns from: relational reasoning (K, relation,
+   loss), or one of the paper's baselines (BASELINES.md) with its head. */
+typedef enum MethodKind { METHOD_RELATIONAL, METHOD_ROTATION, METHOD_SIMCLR } MethodKind;
+
+typedef struct Method {
+    SrcLoc loc;
+    MethodKind kind;           /* default relational */
+    Layer *head;               /* baselines: the head on the backbone's features (named) */
+    double temperature;        /* simclr: default 0.5 */
+} Method;
+
 typedef struct Spec {
     const char *path;          /* the spec file as given */
     const char *name;          /* e.g. "conv4" */
     int in_c, in_h, in_w;      /* input image shape, e.g. 3, 32, 32 */
     Layer *backbone;           /* a LK_SEQUENTIAL */
-    int K;                     /* views per image (default 4) */
+    Method method;
+    int K;                     /* views per image the runtime makes (relational: default 4;
+                                  rotation 1, its step rotates it; simclr 2) */
     AugOp *aug;                /* the ordered pipeline of one view */
     int naug;
     RelationHead head;
@@ -118,6 +131,7 @@ void spec_set_search_path(const char *const *dirs, int n);
 const char *aggregation_name(Aggregation g);
 const char *loss_name(LossKind k);
 const char *layer_kind_name(LayerKind k);
+const char *method_name(MethodKind k);
 bool aggregation_parse(const char *s, Aggregation *out);
 bool loss_parse(const char *s, LossKind *out);
 

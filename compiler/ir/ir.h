@@ -268,6 +268,10 @@ Node *ir_l2_normalize(Graph *g, Node *x, double eps);
 Node *ir_l2_normalize_back(Graph *g, Node *dy, Node *x, double eps);
 /* C = op(a) op(b), op(x) = x^T where ta / tb is 1 */
 Node *ir_matmul(Graph *g, Node *a, Node *b, int64_t ta, int64_t tb);
+/* ops_ssl.c */
+Node *ir_rotations(Graph *g, Node *x);
+Node *ir_block_targets(Graph *g, int64_t n, int64_t block);
+Node *ir_simclr_loss(Graph *g, Node *z, double t, double eps);
 
 /* ---- verifier and dump ---- */
 

@@ -1,5 +1,6 @@
--- augment.lua: the augmentation pipeline of self-supervised relational
--- reasoning (METHOD.md, "Augmentations") and the per-dataset normalisation
+-- augment.lua: the augmentation pipelines of self-supervised relational
+-- reasoning (METHOD.md, "Augmentations") and of the baselines
+-- (BASELINES.md, "Transforms"), and the per-dataset normalisation
 -- constants. Used by every spec through rr.include("augment.lua").
 --
 -- It only builds lists of rr augmentation objects; what each step does to
@@ -26,6 +27,22 @@ function M.relational(size, data)
         rr.hflip{p = 0.5},
         rr.color_jitter{brightness = 0.8, contrast = 0.8, saturation = 0.8, hue = 0.2, p = 0.8},
         rr.grayscale{p = 0.2},
+        rr.normalize{mean = s.mean, std = s.std},
+    }
+end
+
+-- SimCLR's views (BASELINES.md, "contrastive"): the same pipeline.
+M.contrastive = M.relational
+
+-- RotationNet's and the supervised baseline's view (BASELINES.md,
+-- "crop-flip"): a `size` crop at a random offset of the image zero-padded
+-- by `padding` on each side, flip, normalise.
+function M.crop_flip(size, padding, data)
+    local s = M.stats[data]
+    assert(s, "augment.crop_flip: no normalisation constants for '" .. tostring(data) .. "'")
+    return {
+        rr.random_crop{size = size, padding = padding},
+        rr.hflip{p = 0.5},
         rr.normalize{mean = s.mean, std = s.std},
     }
 end

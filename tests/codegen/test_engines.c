@@ -20,14 +20,9 @@
 
 /* Builds the planned training graph of a golden step file. */
 static Graph *golden_graph(const rt_st_file *f, const char *path, Arena *a) {
-    char spec[256];
-    snprintf(spec, sizeof spec, "specs/%s.lua", rt_st_meta(f, "model"));
     Diag d = {0};
-    Spec *s = spec_load(spec, a, &d);
-    if (!s) { test_fail(__FILE__, __LINE__, "%s: cannot load %s", path, spec); return NULL; }
-    s->K = atoi(rt_st_meta(f, "K"));
-    aggregation_parse(rt_st_meta(f, "aggregation"), &s->head.aggregation);
-    loss_parse(rt_st_meta(f, "loss"), &s->loss.kind);
+    Spec *s = golden_spec(f, path, a);
+    if (!s) return NULL;
     Graph *g = lower_train(s, atoi(rt_st_meta(f, "B")), 3, 32, 32, a, &d);
     PipelineOpts po = {.verify_each = true, .target = test_target(), .caps = cg_caps()};
     if (!g || !pipeline_run(g, &d, &po)) { test_fail(__FILE__, __LINE__, "%s: graph failed", path); return NULL; }
@@ -144,9 +139,9 @@ static void check_jit_file(const char *path) {
     rt_st_free(&f);
 }
 
-static int each_golden(const char *with, void (*fn)(const char *)) {
+static int each_golden_in(const char *sub, const char *with, void (*fn)(const char *)) {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/steps", golden_dir());
+    snprintf(dir, sizeof dir, "%s/%s", golden_dir(), sub);
     DIR *dp = opendir(dir);
     if (!dp) return 0;
     struct dirent *e;
@@ -162,6 +157,8 @@ static int each_golden(const char *with, void (*fn)(const char *)) {
     return n;
 }
 
+static int each_golden(const char *with, void (*fn)(const char *)) { return each_golden_in("steps", with, fn); }
+
 TEST(jit_golden_steps_conv4) { CHECK(each_golden("conv4_B", check_jit_file) >= 10); }
 TEST(jit_golden_steps_resnet) { CHECK(each_golden("resnet", check_jit_file) >= 6); }
 
@@ -170,6 +167,8 @@ static void jit_goldens_all(void) {
     test_jit_golden_steps_conv4();
     test_jit_golden_steps_resnet();
 }
+
+TEST(jit_golden_steps_baselines) { CHECK(each_golden_in("baselines", "_B", check_jit_file) >= 8); }
 
 TEST(jit_golden_steps_every_target) { test_other_targets(jit_goldens_all); }
 

@@ -23,26 +23,14 @@ typedef struct Step {
     int64_t B;
 } Step;
 
-/* Loads specs/<model>.lua with the file's K, aggregation and loss and
-   builds the training graph (with gradients) for its batch. */
+/* Loads the file's spec (golden_spec) and builds the training graph (with
+   gradients) for its batch. */
 static bool step_build(Step *st, const rt_st_file *f, const char *path) {
-    char spec[256];
-    const char *model = rt_st_meta(f, "model");
-    if (!model) { test_fail(__FILE__, __LINE__, "%s: no 'model' metadata", path); return false; }
-    snprintf(spec, sizeof spec, "specs/%s.lua", model);
     Diag d = {0};
-    st->spec = spec_load(spec, &st->arena, &d);
-    if (!st->spec) { test_fail(__FILE__, __LINE__, "%s: cannot load %s", path, spec); return false; }
+    st->spec = golden_spec(f, path, &st->arena);
+    if (!st->spec) return false;
     Spec *s = st->spec;
-    s->K = atoi(rt_st_meta(f, "K"));
     st->B = atoi(rt_st_meta(f, "B"));
-    if (!aggregation_parse(rt_st_meta(f, "aggregation"), &s->head.aggregation) ||
-        !loss_parse(rt_st_meta(f, "loss"), &s->loss.kind)) {
-        test_fail(__FILE__, __LINE__, "%s: bad aggregation or loss metadata", path);
-        return false;
-    }
-    if (rt_st_meta(f, "gamma")) s->loss.gamma = atof(rt_st_meta(f, "gamma"));
-    if (rt_st_meta(f, "alpha")) s->loss.alpha = atof(rt_st_meta(f, "alpha"));
     st->g = lower_train(s, st->B, 3, 32, 32, &st->arena, &d);
     if (!st->g) { test_fail(__FILE__, __LINE__, "%s: lowering failed", path); return false; }
     PipelineOpts po = {.verify_each = true, .caps = cg_caps()};
@@ -86,10 +74,11 @@ static void check_step_file(const char *path) {
     rt_st_free(&f);
 }
 
-/* Calls fn on every steps/ golden whose name contains `with` and not `without`. */
-static int for_each_step(const char *with, const char *without, void (*fn)(const char *)) {
+/* Calls fn on every golden of directory `sub` whose name contains `with`
+   and not `without`: steps/ (relational reasoning), baselines/. */
+static int for_each_in(const char *sub, const char *with, const char *without, void (*fn)(const char *)) {
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/steps", golden_dir());
+    snprintf(dir, sizeof dir, "%s/%s", golden_dir(), sub);
     DIR *dp = opendir(dir);
     if (!dp) { test_fail(__FILE__, __LINE__, "cannot open %s", dir); return 0; }
     char **names = NULL;
@@ -113,6 +102,10 @@ static int for_each_step(const char *with, const char *without, void (*fn)(const
     }
     free(names);
     return n;
+}
+
+static int for_each_step(const char *with, const char *without, void (*fn)(const char *)) {
+    return for_each_in("steps", with, without, fn);
 }
 
 TEST(golden_steps_conv4) { CHECK(for_each_step("conv4_B", NULL, check_step_file) >= 10); }
@@ -202,3 +195,10 @@ out:
 }
 
 TEST(golden_adam_10_steps) { CHECK(for_each_step("adam10", NULL, check_adam_file) >= 2); }
+
+/* The baselines (tests/golden/baselines/, make_baseline_goldens.py):
+   RotationNet and SimCLR steps on Conv-4 at odd and even B and on
+   ResNet-8, and 10 Adam steps of each. */
+TEST(golden_steps_rotation) { CHECK(for_each_in("baselines", "rotation_", "adam", check_step_file) >= 4); }
+TEST(golden_steps_simclr) { CHECK(for_each_in("baselines", "simclr_", "adam", check_step_file) >= 4); }
+TEST(golden_adam_10_steps_baselines) { CHECK(for_each_in("baselines", "adam10", NULL, check_adam_file) >= 2); }

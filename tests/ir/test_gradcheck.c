@@ -107,7 +107,24 @@ static Node *b_mm_ta(Graph *g) { return ir_matmul(g, P(g, "a", 2, 4, 3, 0, 0), P
 static Node *b_mm_tb(Graph *g) { return ir_matmul(g, P(g, "a", 2, 3, 4, 0, 0), P(g, "b", 2, 5, 4, 0, 0), 0, 1); }
 static Node *b_mm_tab(Graph *g) { return ir_matmul(g, P(g, "a", 2, 4, 3, 0, 0), P(g, "b", 2, 5, 4, 0, 0), 1, 1); }
 
+/* the baselines' ops (ops_ssl.c) */
+static Node *b_rot(Graph *g) { return ir_rotations(g, P(g, "x", 4, 2, 2, 3, 3)); }
+static Node *b_rot4(Graph *g) { return ir_rotations(g, P(g, "x", 4, 1, 3, 4, 4)); }
+/* RotationNet's loss: 4 rotation classes of 2 images, labels by block */
+static Node *b_softmax_ce_blocks(Graph *g) { return ir_softmax_ce(g, P(g, "z", 2, 8, 4, 0, 0), ir_block_targets(g, 8, 2)); }
+static Node *b_simclr(Graph *g) { return ir_simclr_loss(g, P(g, "z", 2, 6, 4, 0, 0), 0.5, 1e-8); }
+static Node *b_simclr_t(Graph *g) { return ir_simclr_loss(g, P(g, "z", 2, 4, 3, 0, 0), 0.2, 1e-8); }
+/* every norm product below eps: the clamped branch (enough rows that the
+   column sums stay above exp(1/t) without the unit diagonal) */
+static Node *b_simclr_clamp(Graph *g) { return ir_simclr_loss(g, P(g, "z", 2, 12, 3, 0, 0), 0.5, 10.0); }
+
 static const GradCase cases[] = {
+    {"rotations", OP_ROTATIONS, b_rot},
+    {"rotations 4x4", OP_ROTATIONS, b_rot4},
+    {"softmax_ce on block targets", OP_SOFTMAX_CE, b_softmax_ce_blocks},
+    {"simclr_loss", OP_SIMCLR_LOSS, b_simclr},
+    {"simclr_loss t=0.2", OP_SIMCLR_LOSS, b_simclr_t},
+    {"simclr_loss clamped norms", OP_SIMCLR_LOSS, b_simclr_clamp},
     {"mul", OP_MUL, b_mul},
     {"exp", OP_EXP, b_exp},
     {"log", OP_LOG, b_log},

@@ -706,3 +706,70 @@ TEST(kernel_matmul) {
             arena_free(&a);
         }
 }
+
+/* ---- the baselines: rotations, block targets, SimCLR's loss ---- */
+
+TEST(kernel_rotations) {
+    /* RotationNet's 32x32 views and a small odd side */
+    static const int64_t cases[][3] = {{3, 3, 32}, {2, 1, 5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t N = cases[c][0], C = cases[c][1], S = cases[c][2], n = N * C * S * S;
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        int64_t xd[] = {N, C, S, S}, yd[] = {4 * N, C, S, S};
+        Node *x = ir_input(g, "x", 4, xd), *dy = ir_input(g, "dy", 4, yd);
+        T tx = t_rand(n, 60 + (uint32_t)c, -1, 1, 0), tdy = t_rand(4 * n, 70 + (uint32_t)c, -1, 1, 0);
+        float *o = out_f32(4 * n);
+        rt_k_rotations(o, tx.f, N * C, S);
+        check_op("rotations", ir_rotations(g, x), (const T *[]){&tx}, 1, o);
+        rt_k_rotations_back(o, tdy.f, N * C, S);
+        check_op("rotations_back", ir_make(g, OP_ROTATIONS_BACK, &dy, 1, NULL, 0, NULL, 0), (const T *[]){&tdy}, 1, o);
+        free(o);
+        t_free(&tx); t_free(&tdy);
+        arena_free(&a);
+    }
+    /* rot90 by hand on a 2x2 plane [[a, b], [c, d]]: counter-clockwise is
+       [[b, d], [a, c]], then [[d, c], [b, a]], then [[c, a], [d, b]] */
+    float x[4] = {1, 2, 3, 4}, y[16];
+    static const float want[16] = {1, 2, 3, 4, 2, 4, 1, 3, 4, 3, 2, 1, 3, 1, 4, 2};
+    rt_k_rotations(y, x, 1, 2);
+    CHECK(memcmp(y, want, sizeof y) == 0);
+}
+
+TEST(kernel_block_targets) {
+    float y[12];
+    rt_k_block_targets(y, 12, 3);
+    for (int i = 0; i < 12; i++) CHECKF(y[i] == (float)(i / 3), "y[%d] = %g", i, (double)y[i]);
+}
+
+TEST(kernel_simclr) {
+    /* the paper's batch (2B = 256 rows of 64) and small ones; t = 0.5 and
+       another temperature. Not B = 1: there every ratio is 1 up to the
+       rounding of |z|^2 / |z|^2, the gradient is zero and float gives its
+       rounding noise (as PyTorch's float32 does). */
+    static const int64_t cases[][2] = {{256, 64}, {6, 5}, {4, 3}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int k = 0; k < 2; k++) {
+            int64_t N = cases[c][0], D = cases[c][1];
+            float t = k ? 0.2f : 0.5f, eps = 1e-8f;
+            Arena a = {0};
+            Graph *g = graph_new(&a);
+            int64_t zd[] = {N, D}, one = 1;
+            Node *z = ir_input(g, "z", 2, zd), *dl = ir_input(g, "dl", 1, &one);
+            T tz = t_rand(N * D, 80 + (uint32_t)c, -1, 1, 0), tdl = t_rand(1, 90, 0.5, 2, 0);
+            float *o = out_f32(N * D), *ws = malloc(sizeof(float) * (size_t)rt_k_simclr_ws(N, D));
+            char what[80];
+            rt_k_simclr_loss(o, tz.f, N, D, t, eps, ws);
+            snprintf(what, sizeof what, "simclr_loss %lldx%lld t=%g", (long long)N, (long long)D, (double)t);
+            check_op(what, ir_simclr_loss(g, z, (double)t, (double)eps), (const T *[]){&tz}, 1, o);
+            rt_k_simclr_back(o, tdl.f, tz.f, N, D, t, eps, ws);
+            snprintf(what, sizeof what, "simclr_back %lldx%lld t=%g", (long long)N, (long long)D, (double)t);
+            Node *in[] = {dl, z};
+            double fa[] = {(double)t, (double)eps};
+            check_op(what, ir_make(g, OP_SIMCLR_BACK, in, 2, NULL, 0, fa, 2), (const T *[]){&tdl, &tz}, 2, o);
+            free(o);
+            free(ws);
+            t_free(&tz); t_free(&tdl);
+            arena_free(&a);
+        }
+}

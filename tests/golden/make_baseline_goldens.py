@@ -1,0 +1,516 @@
+#!/usr/bin/python3
+# make_baseline_goldens.py: PyTorch float64 goldens for two of the paper's
+# baselines, RotationNet and SimCLR (/work/shared/BASELINES.md sections 0-2),
+# on Conv-4 (and one ResNet-8 case each) -> tests/golden/baselines/.
+#
+#   run with:  /usr/bin/python3 tests/golden/make_baseline_goldens.py
+#   needs:     Debian's python3-torch (written against torch 1.13) and numpy.
+#
+# The backbones, the parameter initialisation (METHOD.md init + the golden
+# perturbation of every BatchNorm), the safetensors writer, the Adam reference
+# and the kink-margin rule come from make_goldens.py (imported, not copied).
+# See README.md next to this script, section E, for what every file holds.
+#
+# Layout:
+#   1. the two methods, as the reference code (methods/rotationnet.py,
+#      methods/simclr.py) computes them
+#   2. independent re-implementations used by the self-checks
+#   3. model building, names, kink margin
+#   4. one-step goldens   -> baselines/{rotation,simclr}_<model>_B<B>
+#   5. 10-step Adam       -> baselines/{rotation,simclr}_conv4_adam10
+#   6. main
+#
+# Conventions (as in make_goldens.py): F32 tensors are inputs, generated in
+# float32 and used via .double(); F64 tensors are results computed entirely
+# in float64, under torch.set_default_dtype(torch.float64) (SimCLR's constant
+# torch.exp(torch.tensor(1/t)) is created in the default dtype). One thread,
+# torch.manual_seed(seed) per case: re-running gives byte-identical files.
+
+import contextlib
+import copy
+import math
+import os
+import sys
+from collections import OrderedDict
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import make_goldens as mg  # noqa: E402  (main() is behind its __main__ guard)
+
+OUT_DIR = os.path.join(HERE, "baselines")
+F64 = torch.float64
+
+N_ROT = 4             # RotationNet: 4 rotations, Linear(F, 4)
+TEMPERATURE = 0.5     # SimCLR return_loss_fn defaults
+NORM_EPS = 1e-8
+PROJ_HIDDEN = 256
+PROJ_OUT = 64
+EXP_1_T_F64 = 7.38905609893065     # exp(1/0.5) in float64 (BASELINES.md 1)
+EXP_1_T_F32 = 7.389056205749512    # the same under a float32 default: the trap
+
+
+@contextlib.contextmanager
+def default_dtype(dtype):
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+# =========================================================================
+# 1. the methods
+# =========================================================================
+
+def rotate_batch(x):
+    """methods/rotationnet.py: _data_augmentation. Rotation-major: row r*B+i
+    is rot90(x_i, r) over (H, W), target r."""
+    B = x.shape[0]
+    xr = torch.cat([x,
+                    torch.rot90(x, 1, dims=(2, 3)),
+                    torch.rot90(x, 2, dims=(2, 3)),
+                    torch.rot90(x, 3, dims=(2, 3))], 0)
+    y = torch.cat([torch.full((B,), r, dtype=torch.int64) for r in range(N_ROT)], 0)
+    return xr, y
+
+
+def rotation_forward(backbone, classifier, x):
+    """Model.forward + nn.CrossEntropyLoss() (mean over the 4B rows)."""
+    xr, y = rotate_batch(x)
+    feats = backbone(xr)
+    logits = classifier(feats)
+    return F.cross_entropy(logits, y), logits, y, feats
+
+
+def simclr_head(fdim):
+    """methods/simclr.py: Model.head (LeakyReLU() = slope 0.01)."""
+    return nn.Sequential(OrderedDict([
+        ("linear1", nn.Linear(fdim, PROJ_HIDDEN)),
+        ("bn1", nn.BatchNorm1d(PROJ_HIDDEN)),
+        ("relu", nn.LeakyReLU()),
+        ("linear2", nn.Linear(PROJ_HIDDEN, PROJ_OUT)),
+    ]))
+
+
+def simclr_ref_loss(x, t=TEMPERATURE, eps=NORM_EPS):
+    """methods/simclr.py: Model.return_loss_fn, statement for statement, on
+    the INTERLEAVED rows (2i, 2i+1 = the two views of image i)."""
+    n = torch.norm(x, p=2, dim=1, keepdim=True)
+    x = (x @ x.t()) / (n * n.t()).clamp(min=eps)
+    x = torch.exp(x / t)
+    idx = torch.arange(x.size()[0])
+    idx[::2] += 1
+    idx[1::2] -= 1
+    x = x[idx]
+    # the constant is created in the default dtype: must be float64 here
+    x = x.diag() / (x.sum(0) - torch.exp(torch.tensor(1 / t)))
+    return -torch.log(x.mean())
+
+
+def interleave_perm(B):
+    """rrc stores the 2B views view-major (row v*B+i = view v of image i); the
+    reference stacks them per image (torch.stack(data_augmented, dim=1).view:
+    row 2i+v). perm[2i+v] = v*B+i, so x[perm] is the reference's batch."""
+    return torch.tensor([v * B + i for i in range(B) for v in range(2)], dtype=torch.long)
+
+
+def simclr_forward(backbone, head, x):
+    """x: view-major [2B, ...]. Runs the reference on the interleaved batch
+    x[perm] (BN statistics over the 2B rows, partner i +- 1 there) and returns
+    z and the features back in view-major order. Gradients and running
+    statistics do not depend on the row order (BN and the loss are permutation
+    invariant as a whole; checked below), so they are rrc's too."""
+    B = x.shape[0] // 2
+    perm = interleave_perm(B)
+    inv = torch.argsort(perm)            # view-major row r = interleaved row inv[r]
+    feats_i = backbone(x[perm])
+    z_i = head(feats_i)
+    L = simclr_ref_loss(z_i)
+    return L, z_i[inv], feats_i[inv]
+
+
+# =========================================================================
+# 2. independent re-implementations (self-checks)
+# =========================================================================
+
+def simclr_loss_np(z, t=TEMPERATURE, eps=NORM_EPS):
+    """BASELINES.md 1 written out in numpy on VIEW-MAJOR rows, partner
+    p(i) = (i + B) mod 2B: L = -log(mean_i E_{p(i),i} / (sum_j E_{j,i} - e^{1/t}))."""
+    z = np.asarray(z, dtype=np.float64)
+    N = z.shape[0]
+    B = N // 2
+    nrm = np.sqrt((z * z).sum(1))
+    S = (z @ z.T) / np.maximum(np.outer(nrm, nrm), eps)
+    E = np.exp(S / t)
+    ratios = [E[(i + B) % N, i] / (math.fsum(E[:, i]) - math.exp(1.0 / t)) for i in range(N)]
+    return -math.log(math.fsum(ratios) / N)
+
+
+def simclr_loss_viewmajor(z, t=TEMPERATURE, eps=NORM_EPS):
+    """The same in torch (differentiable), view-major partner (i + B) mod 2B."""
+    N = z.shape[0]
+    B = N // 2
+    n = z.norm(dim=1, keepdim=True)
+    E = torch.exp((z @ z.t()) / (n * n.t()).clamp(min=eps) / t)
+    cols = torch.arange(N)
+    ratio = E[(cols + B) % N, cols] / (E.sum(0) - math.exp(1.0 / t))
+    return -torch.log(ratio.mean())
+
+
+def check_rot90():
+    """torch.rot90 == the index formulas of BASELINES.md 2 (S = side)."""
+    S = 32
+    x = torch.randn(2, 3, S, S, generator=torch.Generator().manual_seed(7), dtype=F64)
+    h = torch.arange(S).view(S, 1).expand(S, S)
+    w = torch.arange(S).view(1, S).expand(S, S)
+    assert torch.equal(torch.rot90(x, 1, dims=(2, 3)), x[:, :, w, S - 1 - h])
+    assert torch.equal(torch.rot90(x, 2, dims=(2, 3)), x[:, :, S - 1 - h, S - 1 - w])
+    assert torch.equal(torch.rot90(x, 3, dims=(2, 3)), x[:, :, S - 1 - w, h])
+
+
+def check_ce(logits, y, L):
+    """CE = mean -log softmax(z)[y]; d/dz = (softmax - onehot)/N."""
+    z = logits.detach().clone().requires_grad_(True)
+    L2 = F.cross_entropy(z, y)
+    (g,) = torch.autograd.grad(L2, z)
+    lsm = z.detach() - torch.logsumexp(z.detach(), 1, keepdim=True)
+    direct = -lsm[torch.arange(z.shape[0]), y].mean()
+    assert abs(float(direct) - float(L)) <= 1e-14 * abs(float(L)), (float(direct), float(L))
+    closed = (torch.softmax(z.detach(), 1) - F.one_hot(y, N_ROT).to(F64)) / z.shape[0]
+    assert torch.allclose(g, closed, rtol=1e-12, atol=1e-17), (g - closed).abs().max()
+
+
+def check_simclr_loss(z_vm, L):
+    """(1) the reference loss == the numpy view-major formula to 1e-12
+    relative; (2) autograd dL/dz (through the reference code on the
+    interleaved order) == central finite differences of the numpy formula at a
+    few elements. Returns (relative loss error, max relative FD error)."""
+    z = z_vm.detach().clone()
+    N = z.shape[0]
+    B = N // 2
+    ref = simclr_loss_np(z.numpy())
+    rel = abs(float(L) - ref) / abs(ref)
+    assert rel <= 1e-12, (float(L), ref, rel)
+
+    perm = interleave_perm(B)
+    zz = z.clone().requires_grad_(True)
+    L2 = simclr_ref_loss(zz[perm])
+    assert float(L2) == float(L)
+    (g,) = torch.autograd.grad(L2, zz)
+    gmax = float(g.abs().max())
+    flat = int(g.abs().argmax())
+    elems = [(0, 0), (1, 17), (B, 3), (N - 1, PROJ_OUT - 1), (flat // PROJ_OUT, flat % PROJ_OUT)]
+    h = 1e-6
+    worst = 0.0
+    for (r, c) in elems:
+        zp, zm = z.numpy().copy(), z.numpy().copy()
+        zp[r, c] += h
+        zm[r, c] -= h
+        fd = (simclr_loss_np(zp) - simclr_loss_np(zm)) / (2 * h)
+        err = abs(fd - float(g[r, c]))
+        assert err <= 1e-6 * abs(float(g[r, c])) + 1e-9 * gmax, (r, c, fd, float(g[r, c]))
+        worst = max(worst, err / max(abs(float(g[r, c])), 1e-300))
+    return rel, worst
+
+
+def close(a, b, rtol, atol):
+    return bool(((a - b).abs() <= rtol * b.abs() + atol).all())
+
+
+def check_simclr_permutation(backbone0, head0, x64, L, grads, stats):
+    """Runs fresh float64 copies of the initial models on the VIEW-MAJOR batch
+    with the view-major loss (partner (i+B) mod 2B): loss, gradients and
+    running statistics equal the interleaved reference's (to rounding: the
+    sums run in another order). grads / stats: [(name, tensor)] in order.
+    Returns the largest relative gradient difference (scaled by the tensor's max)."""
+    bb = copy.deepcopy(backbone0).double().train()
+    hd = copy.deepcopy(head0).double().train()
+    L2 = simclr_loss_viewmajor(hd(bb(x64)))
+    L2.backward()
+    assert abs(float(L2) - float(L)) <= 1e-12 * abs(float(L)), (float(L2), float(L))
+    p2 = [p.grad for p in list(bb.parameters()) + list(hd.parameters())]
+    worst = 0.0
+    for (name, g), g2 in zip(grads, p2):
+        scale = float(g.abs().max())
+        if name == "head.linear1.bias":
+            # mathematically 0 (BN follows): rounding residue only
+            assert float(g2.abs().max()) < 1e-12 and scale < 1e-12, name
+            continue
+        assert close(g2, g, 1e-9, 1e-11 * scale), (name, (g2 - g).abs().max())
+        worst = max(worst, float((g2 - g).abs().max()) / scale)
+    s2 = [v for k, v in list(bb.state_dict().items()) + list(hd.state_dict().items())
+          if k.endswith("running_mean") or k.endswith("running_var")]
+    assert len(s2) == len(stats)
+    for (name, s), s_2 in zip(stats, s2):
+        assert close(s_2, s, 1e-12, 1e-13), name
+    return worst
+
+
+def check_constant():
+    with default_dtype(F64):
+        c64 = float(torch.exp(torch.tensor(1 / TEMPERATURE)))
+    with default_dtype(torch.float32):
+        c32 = float(torch.exp(torch.tensor(1 / TEMPERATURE)))
+    assert c64 == EXP_1_T_F64 == math.exp(2.0), c64
+    assert c32 == EXP_1_T_F32, c32
+
+
+# =========================================================================
+# 3. models, names, kink margin
+# =========================================================================
+
+METHODS = {
+    # method: (head prefix, head builder, forward)
+    "rotation": ("classifier", lambda fdim: nn.Linear(fdim, N_ROT), rotation_forward),
+    "simclr": ("head", simclr_head, simclr_forward),
+}
+
+
+def build_models(method, model, seed):
+    """As make_goldens.build_models: seed, build backbone then head in
+    float32, METHOD.md init + golden BN perturbation (backbone, then head)."""
+    torch.manual_seed(seed)
+    backbone = mg.make_backbone(model)
+    head = METHODS[method][1](backbone.fdim)
+    mg.init_module(backbone)
+    mg.init_module(head)
+    return backbone, head
+
+
+def full_state(backbone, head, hp, with_nbt=True):
+    out = []
+    for prefix, mod in (("backbone.", backbone), (hp + ".", head)):
+        for k, v in mod.state_dict().items():
+            if k.endswith("num_batches_tracked") and not with_nbt:
+                continue
+            out.append((prefix + k, v))
+    return out
+
+
+def named_params(backbone, head, hp):
+    return [("backbone." + k, v) for k, v in backbone.named_parameters()] + \
+           [(hp + "." + k, v) for k, v in head.named_parameters()]
+
+
+def running_stats(backbone, head, hp):
+    return [(k, v) for k, v in full_state(backbone, head, hp, with_nbt=False)
+            if k.endswith("running_mean") or k.endswith("running_var")]
+
+
+def initial_tensors(backbone, head, hp, with_nbt):
+    out = []
+    for k, v in full_state(backbone, head, hp, with_nbt=with_nbt):
+        if k.endswith("num_batches_tracked"):
+            out.append((k, v.detach().clone().to(torch.int64).reshape([])))
+        else:
+            assert v.dtype == torch.float32
+            out.append((k, v.detach().clone()))
+    return out
+
+
+def kink_margin(method, backbone, head, x):
+    """make_goldens.kink_margin for these methods: min |input| of every ReLU /
+    LeakyReLU of one float64 training-mode forward on copies."""
+    bb, hd = copy.deepcopy(backbone).double().train(), copy.deepcopy(head).double().train()
+    seen = []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(i[0].detach().abs().min().item()))
+             for mod in (bb, hd) for m in mod.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    with torch.no_grad(), default_dtype(F64):
+        METHODS[method][2](bb, hd, x.double())
+    for h in hooks:
+        h.remove()
+    return min(seen)
+
+
+def draw_views(method, backbone, head, B):
+    """Standard normal views, redrawn (as make_goldens' step cases) until no
+    ReLU / LeakyReLU input is within mg.KINK_MARGIN of 0."""
+    rows = B if method == "rotation" else 2 * B
+    for _ in range(200):
+        x = torch.randn(rows, 3, 32, 32, dtype=torch.float32)
+        if kink_margin(method, backbone, head, x) >= mg.KINK_MARGIN:
+            return x
+    raise RuntimeError("no views without a near-kink ReLU input in 200 draws")
+
+
+def base_metadata(method, model, B, seed, extra=None):
+    md = OrderedDict([("model", "%s_%s" % (method, model)), ("method", method),
+                      ("backbone", model), ("B", B), ("seed", seed),
+                      ("bn_eps", "1e-5"), ("bn_momentum", "0.1")])
+    if method == "rotation":
+        md["classes"] = str(N_ROT)
+        md["rows"] = str(N_ROT * B)
+    else:
+        md.update([("temperature", "0.5"), ("norm_eps", "1e-8"), ("hidden", str(PROJ_HIDDEN)),
+                   ("out_dim", str(PROJ_OUT)), ("slope", "0.01"), ("rows", str(2 * B)),
+                   ("row_order", "view-major")])
+    md["torch"] = torch.__version__
+    if extra:
+        md.update(extra)
+    return md
+
+
+# =========================================================================
+# 4. one training step, no update
+# =========================================================================
+
+ROTATION_CASES = [("conv4", 2, 501), ("conv4", 3, 502), ("conv4", 5, 503), ("resnet8", 3, 511)]
+SIMCLR_CASES = [("conv4", 2, 601), ("conv4", 3, 602), ("conv4", 4, 603), ("resnet8", 3, 611)]
+
+
+def run_step_case(method, idx, model, B, seed):
+    hp, _, forward = METHODS[method]
+    backbone, head = build_models(method, model, seed)
+    x = draw_views(method, backbone, head, B)
+    with_nbt = idx % 2 == 1          # as make_goldens: every second case
+    init = initial_tensors(backbone, head, hp, with_nbt)
+    backbone0, head0 = copy.deepcopy(backbone), copy.deepcopy(head)
+    checks = OrderedDict()
+
+    with default_dtype(F64):
+        backbone.double().train()
+        head.double().train()
+        x64 = x.double()
+        if method == "rotation":
+            L, logits, y, feats = forward(backbone, head, x64)
+        else:
+            L, z, feats = forward(backbone, head, x64)
+        L.backward()
+        grads = [(n, p.grad.detach()) for n, p in named_params(backbone, head, hp)]
+        stats = [(n, v.detach()) for n, v in running_stats(backbone, head, hp)]
+        if method == "rotation":
+            check_ce(logits, y, L)
+        else:
+            checks["loss_rel"], checks["fd_rel"] = check_simclr_loss(z, L)
+            checks["perm_rel"] = check_simclr_permutation(backbone0, head0, x64, L, grads, stats)
+
+    tensors = [("x", x)] + init
+    tensors.append(("loss", L.detach().reshape(1)))
+    if method == "rotation":
+        acc = (logits.detach().argmax(-1) == y).to(F64).mean()
+        # argmax robust to float32 rounding: top-1 ahead of top-2 by >= 1e-4
+        top2 = logits.detach().topk(2, dim=1).values
+        assert float((top2[:, 0] - top2[:, 1]).min()) >= 1e-4
+        tensors += [("logits", logits.detach()), ("targets", y.to(F64)),
+                    ("acc", acc.reshape(1)), ("features", feats.detach())]
+    else:
+        tensors += [("z", z.detach()), ("features", feats.detach())]
+    for name, g in grads:
+        assert g.dtype == F64, name
+        tensors.append(("grad." + name, g))
+    for name, v in stats:
+        assert v.dtype == F64, name
+        tensors.append(("state." + name, v))
+    fname = "%s_%s_B%d.safetensors" % (method, model, B)
+    md = base_metadata(method, model, B, seed, {"num_batches_tracked": "1" if with_nbt else "0"})
+    size = mg.write_safetensors(os.path.join(OUT_DIR, fname), tensors, md)
+    return fname, size, float(L), checks
+
+
+# =========================================================================
+# 5. 10 Adam steps
+# =========================================================================
+
+ADAM_CASES = [
+    # (file stem, method, model, B, steps, seed)
+    ("rotation_conv4_adam10", "rotation", "conv4", 3, 10, 521),
+    ("simclr_conv4_adam10", "simclr", "conv4", 3, 10, 621),
+]
+
+
+def run_adam_case(stem, method, model, B, steps, seed):
+    """As make_goldens.run_adam_case: the same views x at every step, forward
+    in training mode (updates the running statistics), backward, Adam update
+    of every parameter; torch.optim.Adam checked against METHOD.md step 6.
+    The reference has two parameter groups (backbone, head), both lr 1e-3."""
+    hp, _, forward = METHODS[method]
+    backbone, head = build_models(method, model, seed)
+    x = draw_views(method, backbone, head, B)
+    init = initial_tensors(backbone, head, hp, with_nbt=False)
+
+    losses = []
+    with default_dtype(F64):
+        backbone.double().train()
+        head.double().train()
+        groups = [{"params": list(backbone.parameters()), "lr": mg.ADAM_LR},
+                  {"params": list(head.parameters()), "lr": mg.ADAM_LR}]
+        opt = torch.optim.Adam(groups, lr=mg.ADAM_LR, betas=mg.ADAM_BETAS, eps=mg.ADAM_EPS,
+                               weight_decay=0, amsgrad=False)
+        params = [p for _, p in named_params(backbone, head, hp)]
+        m = [torch.zeros_like(p) for p in params]
+        v = [torch.zeros_like(p) for p in params]
+        x64 = x.double()
+        for t in range(1, steps + 1):
+            opt.zero_grad(set_to_none=True)
+            L = forward(backbone, head, x64)[0]
+            L.backward()
+            losses.append(float(L))
+            expected = mg.adam_reference_update([p.detach() for p in params],
+                                                [p.grad.detach() for p in params], m, v, t)
+            opt.step()
+            for p, e in zip(params, expected):
+                assert torch.allclose(p.detach(), e, rtol=1e-14, atol=1e-17), (p.detach() - e).abs().max()
+
+    tensors = [("x", x)] + init
+    tensors.append(("losses", torch.tensor(losses, dtype=F64)))
+    for name, val in full_state(backbone, head, hp, with_nbt=False):
+        assert val.dtype == F64, name
+        tensors.append(("final." + name, val.detach()))
+    md = base_metadata(method, model, B, seed, OrderedDict([
+        ("steps", steps), ("optimizer", "adam"), ("lr", "1e-3"), ("beta1", "0.9"),
+        ("beta2", "0.999"), ("eps", "1e-8"), ("weight_decay", "0")]))
+    fname = stem + ".safetensors"
+    size = mg.write_safetensors(os.path.join(OUT_DIR, fname), tensors, md)
+    return fname, size, losses
+
+
+# =========================================================================
+# 6. main
+# =========================================================================
+
+def self_checks():
+    check_rot90()
+    check_constant()
+    # the reference's partner rule on the interleaved order is i +- 1, and
+    # the interleaving maps it to rrc's (i + B) mod 2B
+    for B in (2, 3, 4):
+        perm = interleave_perm(B)
+        for j in range(2 * B):
+            partner = j + 1 if j % 2 == 0 else j - 1
+            assert int(perm[partner]) == (int(perm[j]) + B) % (2 * B)
+    h = list(simclr_head(64).state_dict().keys())
+    assert h == ["linear1.weight", "linear1.bias", "bn1.weight", "bn1.bias", "bn1.running_mean",
+                 "bn1.running_var", "bn1.num_batches_tracked", "linear2.weight", "linear2.bias"], h
+    assert isinstance(simclr_head(64).relu, nn.LeakyReLU) and simclr_head(64).relu.negative_slope == 0.01
+
+
+def main():
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    os.makedirs(OUT_DIR, exist_ok=True)
+    self_checks()
+    made, total = set(), 0
+    for method, cases in (("rotation", ROTATION_CASES), ("simclr", SIMCLR_CASES)):
+        for idx, (model, B, seed) in enumerate(cases):
+            fname, size, L, ch = run_step_case(method, idx, model, B, seed)
+            made.add(fname)
+            total += size
+            extra = "".join("  %s %.1e" % kv for kv in ch.items())
+            print("baselines/%-34s %8d bytes  loss %.12f%s" % (fname, size, L, extra))
+    for case in ADAM_CASES:
+        fname, size, losses = run_adam_case(*case)
+        made.add(fname)
+        total += size
+        print("baselines/%-34s %8d bytes  losses %.6f -> %.6f" % (fname, size, losses[0], losses[-1]))
+    mg.clean_stale(OUT_DIR, made)
+    print("%d files, %d bytes (%.2f MB), torch %s" % (len(made), total, total / 1e6, torch.__version__))
+
+
+if __name__ == "__main__":
+    main()
