@@ -107,8 +107,12 @@ static int grad_aot(const char *spec, const Spec *s, Graph *g, int64_t B, const 
         snprintf(agg, sizeof agg, "%s", aggregation_name(s->head.aggregation));
         snprintf(loss, sizeof loss, "%s", loss_name(s->loss.kind));
         snprintf(sp, sizeof sp, "%s", spec);
-        char *av[] = {sp, a_o, ce.dir, a_k, kbuf, a_b, bbuf, a_a, agg, a_l, loss, a_n, nbuf, NULL};
-        if (cmd_compile(13, av) != 0) return EXIT_USAGE;
+        char *av[] = {sp, a_o, ce.dir, a_b, bbuf, a_n, nbuf, a_k, kbuf, a_a, agg, a_l, loss, NULL};
+        /* K, aggregation and loss are relational reasoning's (a baseline's
+           spec fixes its views) */
+        int ac = s->method.kind == METHOD_RELATIONAL ? 13 : 7;
+        av[ac] = NULL;
+        if (cmd_compile(ac, av) != 0) return EXIT_USAGE;
         if (!cache_commit(&ce, name)) fprintf(stderr, "rrc grad: note: cannot write the manifest of %s: %s\n", ce.dir, strerror(errno));
     }
     char cmd[6000];

@@ -53,7 +53,7 @@ int cmd_specs(int argc, char **argv) {
     closedir(d);
     qsort(names, (size_t)n, sizeof *names, by_name);
     printf("bundled specs in %s:\n", dir);
-    printf("  %-14s %-10s %14s %12s %16s\n", "spec", "input", "backbone", "relation", "MACs per image");
+    printf("  %-18s %-10s %-10s %14s %12s %16s\n", "spec", "method", "input", "backbone", "head", "MACs per image");
     int rc = 0;
     for (int i = 0; i < n; i++) {
         Arena arena = {0};
@@ -64,10 +64,10 @@ int cmd_specs(int argc, char **argv) {
         if (!g) {
             rc = EXIT_BADSPEC;   /* spec_load / lower_train printed why */
         } else {
-            GraphStats st = graph_stats(g, (int64_t)s->K * 2);
+            GraphStats st = graph_stats(g, (int64_t)spec_backbone_views(s) * 2);
             char in[32];
             snprintf(in, sizeof in, "%dx%dx%d", s->in_c, s->in_h, s->in_w);
-            printf("  %-14s %-10s %14lld %12lld %14.2f M\n", s->name, in, (long long)st.params_backbone,
+            printf("  %-18s %-10s %-10s %14lld %12lld %14.2f M\n", s->name, method_name(s->method.kind), in, (long long)st.params_backbone,
                    (long long)st.params_relation, (double)st.macs_per_image / 1e6);
         }
         arena_free(&arena);

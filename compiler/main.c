@@ -160,19 +160,27 @@ static int cmd_dump_ir(int argc, char **argv) {
     PipelineOpts po = {.verify_each = verify, .stop_after = after, .debug = rrc_env_debug(),
                        .target = driver_target("dump-ir", cpu, NULL, NULL, false, &target), .caps = cg_caps()};
     if (!pipeline_run(g, &d, &po)) { arena_free(&arena); return EXIT_BADSPEC; }
-    printf("# rrc dump-ir %s after %s: K=%d B=%d input [%d,%d,%d], aggregation %s, loss %s\n", spec, after ? after : "dce",
-           s->K, s->batch, s->in_c, s->in_h, s->in_w, aggregation_name(s->head.aggregation), loss_name(s->loss.kind));
+    bool rel = s->method.kind == METHOD_RELATIONAL;
+    if (rel)
+        printf("# rrc dump-ir %s after %s: K=%d B=%d input [%d,%d,%d], aggregation %s, loss %s\n", spec, after ? after : "dce",
+               s->K, s->batch, s->in_c, s->in_h, s->in_w, aggregation_name(s->head.aggregation), loss_name(s->loss.kind));
+    else
+        printf("# rrc dump-ir %s after %s: method %s, %d view%s per image, B=%d input [%d,%d,%d]\n", spec, after ? after : "dce",
+               method_name(s->method.kind), s->K, s->K > 1 ? "s" : "", s->batch, s->in_c, s->in_h, s->in_w);
     graph_dump(stdout, g);
-    GraphStats st = graph_stats(g, (int64_t)s->K * s->batch);
+    GraphStats st = graph_stats(g, (int64_t)spec_backbone_views(s) * s->batch);
+    const char *head = rel ? "relation" : "head";
     printf("summary:\n");
     print_count(stdout, "  trainable parameters: backbone ", st.params_backbone);
-    print_count(stdout, ", relation ", st.params_relation);
+    printf(", %s", head);
+    print_count(stdout, " ", st.params_relation);
     print_count(stdout, ", total ", st.params_backbone + st.params_relation);
     print_count(stdout, "\n  BatchNorm running statistics (not parameters): backbone ", st.bn_stats_backbone);
-    print_count(stdout, ", relation ", st.bn_stats_relation);
+    printf(", %s", head);
+    print_count(stdout, " ", st.bn_stats_relation);
     print_count(stdout, "\n  forward multiply-adds per image (backbone convs and linears): ", st.macs_per_image);
     printf(" (%.3f M)", (double)st.macs_per_image / 1e6);
-    print_count(stdout, "\n  forward multiply-adds per pair (relation head): ", st.macs_relation_per_pair);
+    if (rel) print_count(stdout, "\n  forward multiply-adds per pair (relation head): ", st.macs_relation_per_pair);
     printf("\n  nodes: %d\n", st.nnodes);
     if (g->planned) {
         printf("  memory plan (bytes):");

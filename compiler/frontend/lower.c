@@ -229,6 +229,8 @@ static bool lower_simclr(Lower *L, Node *x) {
     return true;
 }
 
+int spec_backbone_views(const Spec *s) { return s->method.kind == METHOD_ROTATION ? 4 * s->K : s->K; }
+
 Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d) {
     Graph *g = graph_new(a);
     g->diag = d;

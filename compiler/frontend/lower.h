@@ -15,6 +15,10 @@
    "state.<name>" for every updated BatchNorm running statistic. K,
    aggregation and loss come from the spec. Returns NULL after reporting
    errors to d. */
+/* Images through the backbone per image of the batch in a training step:
+   K views, each rotated 4 times by RotationNet. */
+int spec_backbone_views(const Spec *s);
+
 Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d);
 
 /* The evaluation backbone: input "x" [N, C, H, W] -> output "features"

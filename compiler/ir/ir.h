@@ -283,7 +283,7 @@ bool graph_verify(Graph *g, const char *when);
 /* Writes the stable text form: one node per line with shape and spec line,
    then outputs and a summary. */
 typedef struct GraphStats {
-    int64_t params_backbone, params_relation;
+    int64_t params_backbone, params_relation;     /* relation: every tensor not the backbone's (the head's) */
     int64_t bn_stats_backbone, bn_stats_relation;
     int64_t macs_per_image;      /* convs and linears of the backbone, forward */
     int64_t macs_relation_per_pair;

@@ -20,6 +20,8 @@
 **   r_i = E_{p(i),i} / den_i,  p(i) = (i + B) mod 2B
 **   L = -log(mean_i r_i)                        (log of the mean, not mean of logs)
 */
+#include <stdlib.h>
+
 #include "ir/ops_impl.h"
 
 /* ---- rotations ---- */

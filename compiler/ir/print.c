@@ -91,10 +91,10 @@ GraphStats graph_stats(const Graph *g, int64_t images) {
         int64_t e = node_numel(n);
         if (n->op == OP_PARAM) {
             if (starts(n->name, "backbone.")) st.params_backbone += e;
-            else if (starts(n->name, "relation.")) st.params_relation += e;
+            else st.params_relation += e;   /* the relation head's, or a baseline's head's */
         } else if (n->op == OP_STATE) {
             if (starts(n->name, "backbone.")) st.bn_stats_backbone += e;
-            else if (starts(n->name, "relation.")) st.bn_stats_relation += e;
+            else st.bn_stats_relation += e;
         } else if (n->op == OP_CONV2D || n->op == OP_LINEAR) {
             /* in double, then saturated: a spec at the size limits has more
                multiply-adds than int64 counts */

@@ -369,3 +369,48 @@ TEST(cli_grad_engine_aot_cache) {
     }
     rt_st_free(&g);
 }
+
+/* The baselines' PyTorch goldens through an AOT trainer: `rrc grad
+   --engine aot` builds rotation_conv4's and simclr_conv4's trainers and
+   runs one step on the golden's views and parameters. */
+static bool is_input_tensor(const char *n, void *src) {
+    const rt_tensor *t = rt_st_find((const rt_st_file *)src, n);
+    return strcmp(n, "x") != 0 && t->dtype == RT_F32;
+}
+
+TEST(cli_grad_aot_baselines) {
+    static const char *const models[] = {"rotation_conv4", "simclr_conv4"};
+    for (int m = 0; m < 2; m++) {
+        char golden[512], xf[512], pf[512], of[512], cmd[4096], *err = NULL;
+        snprintf(golden, sizeof golden, "%s/baselines/%s_B3.safetensors", golden_dir(), models[m]);
+        rt_st_file g = {0}, o = {0};
+        REQUIRE(golden_read(golden, &g));
+        snprintf(xf, sizeof xf, "%s/bx%d.safetensors", test_tmpdir(), m);
+        snprintf(pf, sizeof pf, "%s/bp%d.safetensors", test_tmpdir(), m);
+        snprintf(of, sizeof of, "%s/bg%d.safetensors", test_tmpdir(), m);
+        REQUIRE(extract(&g, xf, is_x, NULL) && extract(&g, pf, is_input_tensor, &g));
+        snprintf(cmd, sizeof cmd, "RRC_CACHE_DIR=%s/bcache %s grad specs/%s.lua --engine aot --input %s --params %s --out %s",
+                 test_tmpdir(), test_rrc(), models[m], xf, pf, of);
+        int rc = test_run(cmd, NULL, &err);
+        CHECKF(rc == 0, "%s: exit %d: %s", models[m], rc, err);
+        free(err);
+        int compared = 0;
+        if (rc == 0 && golden_read(of, &o)) {
+            for (int i = 0; i < o.ntensors; i++) {
+                const char *name = o.tensors[i].name;
+                if (!rt_st_find(&g, name)) continue;
+                int64_t n = rt_tensor_numel(&o.tensors[i]);
+                double *ours = golden_tensor(&o, of, name, n), *ref = golden_tensor(&g, golden, name, n);
+                char what[600];
+                snprintf(what, sizeof what, "aot %s: %s", models[m], name);
+                if (ours && ref) golden_compare(what, ours, ref, n);
+                compared += ours && ref;
+                free(ours);
+                free(ref);
+            }
+        }
+        CHECKF(compared >= 1 + 12 + 8 + 2, "%s: only %d tensors compared", models[m], compared);
+        rt_st_free(&o);
+        rt_st_free(&g);
+    }
+}
