@@ -48,7 +48,7 @@ MAIN_OBJ := $(BUILD)/compiler/main.o
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 $(TEST_OBJS): CPPFLAGS += -Itests
 
-.PHONY: all deps test asan tsan demo clean goldens bench
+.PHONY: all deps test asan tsan demo clean goldens bench compare
 all: rrc
 
 deps:
@@ -139,6 +139,10 @@ goldens:
 
 demo: rrc
 	@sh tools/demo.sh
+
+# every method on Fashion-MNIST, one table in docs/RESULTS.md (COMPARE_EPOCHS, default 10)
+compare: rrc
+	@sh tools/compare.sh
 
 # rrc against the PyTorch reference; writes docs/PERFORMANCE.md
 bench: rrc
