@@ -21,7 +21,35 @@ code for. On an AVX-512 host the step cases also run rrc's code for
 x86-64-v3 (AVX2; RRC_CPU=x86-64-v3), recorded beside the native rows and not
 judged. The targets judged are issue 12's on an AVX2-only host, issue 5's on
 an AVX-512 host.
+
+Two of the paper's baselines run as step cases of their own, B=128, at 1
+and 2 threads, against bench/torch_ref.py --method rotation | simclr: the
+RotationNet step (specs/rotation_conv4.lua: each image rotated 0/90/180/270
+degrees inside the step, 4B backbone images, Linear(64,4), cross-entropy)
+and the SimCLR step (specs/simclr_conv4.lua: 2B views, projection head, the
+reference's loss). rrc: `rrc compile specs/NAME.lua --batch 128`, then
+`NAME-train bench`; images/s counts backbone images on both sides (4B, 2B).
+Target: rrc at least as fast as PyTorch (>= 1x), judged per row, native code
+only. Their table, with the slowest ops of each step (`NAME-train bench
+--profile`, 1 thread), is a section of docs/PERFORMANCE.md of its own,
+between the markers BASELINES_BEGIN and BASELINES_END.
+
+Which cases run: BENCH_CASES, a comma-separated subset of
+    relational   every case above the baselines (steps, end to end, the
+                 relation head, the resnet32 profile) and the targets table
+    rotation     the RotationNet step, 1 and 2 threads
+    simclr       the SimCLR step, 1 and 2 threads
+(unset or empty: all). docs/PERFORMANCE.md is rewritten only in the parts
+that ran: the relational report (when relational ran), the baselines'
+section (whole, when rotation or simclr ran); the other part is kept from
+the file. So the baselines alone:
+
+    flock /tmp/rrc-heavy.lock env BENCH_CASES=rotation,simclr /usr/bin/python3 bench/bench.py
+
+(flock only where other heavy jobs share the machine; ./rrc must be built:
+`make rrc`, or `make bench` with the variable set.)
 """
+import io
 import json
 import os
 import re
@@ -34,6 +62,11 @@ BUILD = os.path.join(ROOT, "build", "bench")
 REPS = 3
 EXTRA = 3        # at most this many more PyTorch runs when one is more than 10% off their median
 V3 = "x86-64-v3"  # the AVX2 target rrc also runs on an AVX-512 host (recorded, not judged)
+CASE_GROUPS = ("relational", "rotation", "simclr")
+# the baselines' step cases: (method, spec name, B, backbone images per image, threads, steps)
+BASELINES = [("rotation", "rotation_conv4", 128, 4, (1, 2), 20), ("simclr", "simclr_conv4", 128, 2, (1, 2), 20)]
+BASELINES_BEGIN = "<!-- BASELINES_BEGIN: written by bench.py (BENCH_CASES=rotation,simclr rewrites only this section) -->"
+BASELINES_END = "<!-- BASELINES_END -->"
 
 
 def proc_stat():
@@ -259,15 +292,27 @@ def targets_table(rows, head_rows, isa):
     return "\n".join(lines)
 
 
-def macs_per_image(spec):
-    out = subprocess.run([os.path.join(ROOT, "rrc"), "dump-ir", spec, "--K", "2", "--batch", "2", "--after", "lower"],
-                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+def macs_per_image(spec, K=2):
+    """Forward multiply-adds of one backbone image, from rrc dump-ir (K=None:
+    a spec of another method, which takes no --K)."""
+    out = subprocess.run([os.path.join(ROOT, "rrc"), "dump-ir", spec] + ([] if K is None else ["--K", str(K)]) +
+                         ["--batch", "2", "--after", "lower"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     m = re.search(r"forward multiply-adds per image \(backbone convs and linears\): ([\d,]+)", out)
     return int(m.group(1).replace(",", ""))
 
 
+def selected_cases():
+    """BENCH_CASES: the case groups to run (CASE_GROUPS), all when unset or empty."""
+    v = [x.strip() for x in os.environ.get("BENCH_CASES", "").split(",") if x.strip()]
+    bad = [x for x in v if x not in CASE_GROUPS]
+    if bad:
+        sys.exit("bench: BENCH_CASES: unknown case group %s (known: %s)" % (", ".join(bad), ", ".join(CASE_GROUPS)))
+    return set(v) if v else set(CASE_GROUPS)
+
+
 def main():
     os.makedirs(BUILD, exist_ok=True)
+    sel = selected_cases()
     cpu = cpu_facts()
     if "RRC_CPU" in os.environ:
         print("bench: RRC_CPU=%s ignored: the native rows are rrc's code for this host" % os.environ["RRC_CPU"], flush=True)
@@ -285,6 +330,19 @@ def main():
     print("%s (%s), rrc's code for %s%s; FMA peak %s" % (
         cpu["name"], cpu["isa"], cpu["host"], "".join(" and " + t for t in targets[1:]), ", ".join(
             "%s %.0f / %.0f GFLOP/s (1 / 2 threads)" % (t, peak[t][1], peak[t][2]) for t in targets)), flush=True)
+    main_doc = relational(cpu, peak, targets) if "relational" in sel else None
+    base_rows, base_prof = [], {}
+    for case in BASELINES:
+        if case[0] in sel:
+            r, base_prof[case[1]] = baseline(case, peak["native"])
+            base_rows += r
+    base_doc = baselines_report(base_rows, base_prof, peak["native"], cpu) if base_rows else None
+    write_doc(main_doc, base_doc)
+
+
+def relational(cpu, peak, targets):
+    """The relational cases (steps, end to end, the relation head at K=32, the
+    resnet32 profile): prints their table, returns the report's text."""
     bw = os.path.join(BUILD, "mem_bw")
     subprocess.run(["gcc", "-O2", "-march=native", os.path.join(ROOT, "bench", "mem_bw.c"), "-o", bw], check=True)
     mem_bw = float(subprocess.run([bw], capture_output=True, text=True, check=True).stdout)
@@ -359,7 +417,40 @@ def main():
     # what a resnet32 step spends its time on (the profile behind the
     # figures above), one thread
     prof = op_profile(os.path.join(BUILD, "resnet32_K4", "resnet32-train"), 1)
-    write_report(rows, peak["native"], head_rows, prof, mem_bw, cpu)
+    return write_report(rows, peak["native"], head_rows, prof, mem_bw, cpu)
+
+
+def baseline(case, peak):
+    """One baseline's step case (BASELINES) at each of its thread counts, rrc's
+    native code against torch_ref.py --method; returns (rows, the slowest ops
+    of rrc's 1-thread step)."""
+    method, name, B, per, threads, steps = case
+    spec = "specs/%s.lua" % name
+    model = name.split("_", 1)[1]
+    outdir = os.path.join(BUILD, name)
+    env = target_env(None)
+    subprocess.run([os.path.join(ROOT, "rrc"), "compile", spec, "--batch", str(B), "-o", outdir],
+                   check=True, capture_output=True, cwd=ROOT, env=env)
+    trainer = os.path.join(outdir, "%s-train" % name)
+    images = per * B
+    gflop_per_image = 6.0 * macs_per_image(spec, None) / 1e9
+    py = "/usr/bin/python3"
+    tref = os.path.join(ROOT, "bench", "torch_ref.py")
+    rows = []
+    for t in threads:
+        o = measure([trainer, "bench", "--threads", str(t), "--steps", str(steps)],
+                    lambda out: float(re.search(r"([\d.]+) images/s", out).group(1)), env)
+        ref = measure([py, tref, "--method", method, "--model", model, "--B", str(B), "--threads", str(t),
+                       "--steps", str(steps)], lambda out: json.loads(out)["images_per_s"], steady=True)
+        rows.append({"case": "%s B=%d step" % (name, B), "method": method, "images": images, "threads": t,
+                     "target": "native", "rrc": o["value"], "torch": ref["value"],
+                     "rrc_gflops": gflop_per_image * o["value"], "torch_gflops": gflop_per_image * ref["value"],
+                     "peak": peak[t], "rrc_mb": o["mb"], "torch_mb": ref["mb"],
+                     "other": max(o["other"], ref["other"]), "steal": max(o["steal"], ref["steal"]),
+                     "disturbed": o["disturbed"] or ref["disturbed"], "torch_extra": ref["extra"],
+                     "torch_unsteady": ref["unsteady"]})
+        print_row(rows[-1])
+    return rows, op_profile(trainer, 1, top=4)
 
 
 def notes(r):
@@ -390,55 +481,125 @@ def write_report(rows, peak, head_rows, prof, mem_bw, cpu):
             g(r["torch_gflops"]), r["peak"], r["rrc_mb"], r["torch_mb"], "-" if r["compile_s"] is None else
             "%.2f" % r["compile_s"], r["other"], r["steal"], notes(r)))
     table = "\n".join(lines)
-    machine = "%s (%s; FMA peak measured with %s code), %d CPUs" % (cpu["name"], cpu["isa"], cpu["fma_isa"], os.cpu_count())
+    machine = machine_line(cpu)
     head = "\n".join(["| relation head, resnet32 K=32 B=64, 2 threads | rrc | PyTorch |", "|---|---|---|"] + [
         "| ms per step (share of the training step) | %.1f (%.2f%%) | %.1f (%.1f%%) |" % (
             h["rrc_ms"], h["rrc_share"], h["torch_ms"], h["torch_share"]) for h in head_rows])
     print()
     print(machine)
     print(table)
-    doc = os.path.join(ROOT, "docs", "PERFORMANCE.md")
-    with open(doc, "w") as f:
-        f.write("# Performance: rrc against PyTorch\n\n")
-        f.write("Written by `make bench` (bench/bench.py) on %s, %s, %s. rrc's code is for `%s`, the CPU LLVM names "
-                "this host%s.\n\n" % (time.strftime("%Y-%m-%d"), machine, "PyTorch from Debian's python3-torch", cpu["host"],
-                                      "" if cpu["isa"] != "avx512" else
-                                      "; the step rows marked %s are rrc's code for that AVX2 target (`RRC_CPU=%s`), measured "
-                                      "beside the native ones against the same PyTorch runs and AVX2's FMA peak, recorded "
-                                      "and not judged" % (V3, V3)))
-        f.write("Both sides run the same training step (METHOD.md: backbone, pairs with cat aggregation, relation head, "
-                "focal loss, Adam) in float32 with the same thread count, alternately, %d repetitions each, medians. "
-                "Step rows: fixed random views, no augmentation (rrc: `generated/.../NAME-train bench`; PyTorch: "
-                "`bench/torch_ref.py`). End-to-end rows: with the augmentation of K views per image (rrc: `NAME-train "
-                "train --data synthetic:6400` or `--data fashion-mnist`, its metrics.csv; PyTorch: torchvision/PIL "
-                "transforms in process on the same kind of images). "
-                "GFLOP/s = 6 x forward multiply-adds of convs and linears per image x images per second. "
-                "Other load + steal: CPU used by other processes during the worst run, and the time the hypervisor "
-                "stole from this machine's CPUs (both from /proc/stat; a run with more than 0.1 cores of both is repeated, "
-                "up to 3 times, then marked disturbed). A PyTorch figure more than 10%% off the median of its runs gets "
-                "more runs, up to %d, and the row says so.\n\n" % (REPS, EXTRA))
-        f.write(table + "\n\n")
-        f.write("JIT compile: the training step's, as `RRC_DEBUG=1 rrc train SPEC --max-steps 1` reports it with "
-                "RRC_CACHE_DIR=off (cold). The relation head: rrc's share from `NAME-train bench --profile` (modules pairs, "
-                "relation, loss); PyTorch's from `torch_ref.py --head-only` against its full step.\n\n")
-        f.write(head + "\n\n")
-        f.write("## The targets in this run\n\n%s\n\n" % (
-            "An AVX-512 host: issue 5's targets (issue 12: no regression). The %s rows are recorded beside them, with "
-            "issue 12's targets for an AVX2-only host in brackets, not judged." % V3 if cpu["isa"] == "avx512" else
-            "An AVX2-only host: issue 12's targets, and issue 5's that do not depend on the ISA.")
-                + targets_table(rows, head_rows, cpu["isa"]) + "\n\n")
-        f.write("## Where a resnet32 step goes\n\n"
-                "resnet32 K=4 B=64, one thread, the sums by op of `generated/.../resnet32-train bench --threads 1 "
-                "--profile`: GFLOP/s of the op's own arithmetic against the FMA peak of %.0f, and GB/s of the bytes "
-                "it reads and writes against one core's memory bandwidth of %.1f GB/s (`bench/mem_bw.c`, a scaled "
-                "copy over 256 MiB arrays; activations partly in cache can exceed it). The convolutions are arithmetic, "
-                "the BatchNorm backward and elementwise kernels stream whole activations.\n\n" % (peak[1], mem_bw))
-        f.write("| op | ms per step | share | GFLOP/s | of FMA peak | GB/s | of bandwidth |\n|---|---|---|---|---|---|---|\n")
-        for op, ms, share, gf, gbs in prof:
-            f.write("| %s | %.1f | %.1f%% | %.1f | %.0f%% | %.1f | %.0f%% |\n" % (op, ms, share, gf, 100.0 * gf / peak[1],
-                                                                          gbs, 100.0 * gbs / mem_bw))
+    f = io.StringIO()
+    f.write("# Performance: rrc against PyTorch\n\n")
+    f.write("Written by `make bench` (bench/bench.py) on %s, %s, %s. rrc's code is for `%s`, the CPU LLVM names "
+            "this host%s.\n\n" % (time.strftime("%Y-%m-%d"), machine, "PyTorch from Debian's python3-torch", cpu["host"],
+                                  "" if cpu["isa"] != "avx512" else
+                                  "; the step rows marked %s are rrc's code for that AVX2 target (`RRC_CPU=%s`), measured "
+                                  "beside the native ones against the same PyTorch runs and AVX2's FMA peak, recorded "
+                                  "and not judged" % (V3, V3)))
+    f.write("Both sides run the same training step (METHOD.md: backbone, pairs with cat aggregation, relation head, "
+            "focal loss, Adam) in float32 with the same thread count, alternately, %d repetitions each, medians. "
+            "Step rows: fixed random views, no augmentation (rrc: `generated/.../NAME-train bench`; PyTorch: "
+            "`bench/torch_ref.py`). End-to-end rows: with the augmentation of K views per image (rrc: `NAME-train "
+            "train --data synthetic:6400` or `--data fashion-mnist`, its metrics.csv; PyTorch: torchvision/PIL "
+            "transforms in process on the same kind of images). "
+            "GFLOP/s = 6 x forward multiply-adds of convs and linears per image x images per second. "
+            "Other load + steal: CPU used by other processes during the worst run, and the time the hypervisor "
+            "stole from this machine's CPUs (both from /proc/stat; a run with more than 0.1 cores of both is repeated, "
+            "up to 3 times, then marked disturbed). A PyTorch figure more than 10%% off the median of its runs gets "
+            "more runs, up to %d, and the row says so.\n\n" % (REPS, EXTRA))
+    f.write(table + "\n\n")
+    f.write("JIT compile: the training step's, as `RRC_DEBUG=1 rrc train SPEC --max-steps 1` reports it with "
+            "RRC_CACHE_DIR=off (cold). The relation head: rrc's share from `NAME-train bench --profile` (modules pairs, "
+            "relation, loss); PyTorch's from `torch_ref.py --head-only` against its full step.\n\n")
+    f.write(head + "\n\n")
+    f.write("## The targets in this run\n\n%s\n\n" % (
+        "An AVX-512 host: issue 5's targets (issue 12: no regression). The %s rows are recorded beside them, with "
+        "issue 12's targets for an AVX2-only host in brackets, not judged." % V3 if cpu["isa"] == "avx512" else
+        "An AVX2-only host: issue 12's targets, and issue 5's that do not depend on the ISA.")
+            + targets_table(rows, head_rows, cpu["isa"]) + "\n\n")
+    f.write("## Where a resnet32 step goes\n\n"
+            "resnet32 K=4 B=64, one thread, the sums by op of `generated/.../resnet32-train bench --threads 1 "
+            "--profile`: GFLOP/s of the op's own arithmetic against the FMA peak of %.0f, and GB/s of the bytes "
+            "it reads and writes against one core's memory bandwidth of %.1f GB/s (`bench/mem_bw.c`, a scaled "
+            "copy over 256 MiB arrays; activations partly in cache can exceed it). The convolutions are arithmetic, "
+            "the BatchNorm backward and elementwise kernels stream whole activations.\n\n" % (peak[1], mem_bw))
+    f.write("| op | ms per step | share | GFLOP/s | of FMA peak | GB/s | of bandwidth |\n|---|---|---|---|---|---|---|\n")
+    for op, ms, share, gf, gbs in prof:
+        f.write("| %s | %.1f | %.1f%% | %.1f | %.0f%% | %.1f | %.0f%% |\n" % (op, ms, share, gf, 100.0 * gf / peak[1],
+                                                                      gbs, 100.0 * gbs / mem_bw))
+    f.write("\n")
+    f.write("Reproduce: `make bench` (installs python3-torch and python3-torchvision if missing).\n")
+    return f.getvalue()
+
+
+def machine_line(cpu):
+    return "%s (%s; FMA peak measured with %s code), %d CPUs" % (cpu["name"], cpu["isa"], cpu["fma_isa"], os.cpu_count())
+
+
+def baselines_report(rows, prof, peak, cpu):
+    """The baselines' section of docs/PERFORMANCE.md (between BASELINES_BEGIN
+    and BASELINES_END); prints its table."""
+    lines = ["| case | threads | backbone images per step | rrc s/step | PyTorch s/step | rrc images/s | PyTorch images/s "
+             "| rrc / PyTorch | target >= 1x | rrc GFLOP/s | PyTorch GFLOP/s | FMA peak GFLOP/s | rrc peak MB "
+             "| PyTorch peak MB | other load + steal (cores) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = r["rrc"] / r["torch"]
+        lines.append("| %s | %d | %d | %.4f | %.4f | %.0f | %.0f | **%.2f** | %s | %.1f | %.1f | %.0f | %.0f | %.0f "
+                     "| %.2f + %.2f%s |" % (
+                         r["case"], r["threads"], r["images"], r["images"] / r["rrc"], r["images"] / r["torch"], r["rrc"],
+                         r["torch"], ratio, "yes" if ratio >= 1.0 else "**no**", r["rrc_gflops"], r["torch_gflops"],
+                         r["peak"], r["rrc_mb"], r["torch_mb"], r["other"], r["steal"], notes(r)))
+    table = "\n".join(lines)
+    print()
+    print(machine_line(cpu))
+    print(table)
+    f = io.StringIO()
+    f.write(BASELINES_BEGIN + "\n")
+    f.write("## The paper's baselines: RotationNet and SimCLR training steps\n\n")
+    f.write("Written by `make bench` (bench/bench.py; this section alone: `BENCH_CASES=rotation,simclr "
+            "/usr/bin/python3 bench/bench.py`) on %s, %s, PyTorch from Debian's python3-torch. rrc's code is for `%s`, "
+            "the CPU LLVM names this host.\n\n" % (time.strftime("%Y-%m-%d"), machine_line(cpu), cpu["host"]))
+    f.write("Both sides run the same training step of the baseline as the authors' code trains it (/work/shared/"
+            "BASELINES.md) in float32 with the same thread count, alternately, %d repetitions each, medians, on fixed "
+            "random inputs (no augmentation), B=128, one Adam step (lr 1e-3) per step. RotationNet (section 2): B "
+            "images rotated by 0/90/180/270 degrees inside the step (rotation-major, 4B backbone images, BatchNorm over "
+            "all), Linear(64,4) `classifier`, cross-entropy. SimCLR (section 1): 2B views (view-major rows), head "
+            "Linear(64,256) -> BatchNorm1d -> LeakyReLU -> Linear(256,64), the reference's loss at t=0.5 (the log of "
+            "the mean ratio). rrc: `rrc compile specs/NAME.lua --batch 128 -o build/bench/NAME`, then `NAME-train bench`; "
+            "PyTorch: "
+            "`bench/torch_ref.py --method rotation|simclr --B 128` (torch.rot90 + F.cross_entropy; the reference's "
+            "return_loss_fn with the view-major partner). Images/s counts backbone images, 4B for RotationNet and 2B "
+            "for SimCLR, on both sides; s/step = backbone images per step / images/s. GFLOP/s = 6 x forward "
+            "multiply-adds of the backbone's convs and linears per image x images per second. Other load + steal "
+            "(/proc/stat), repeated runs and marks: as for the relational rows. Target: rrc at least as fast as PyTorch (rrc / PyTorch >= 1x) at each "
+            "thread count.\n\n" % REPS)
+    f.write(table + "\n\n")
+    if prof:
+        f.write("Where rrc's steps go, one thread: the four slowest ops of `build/bench/NAME/NAME-train bench "
+                "--threads 1 --profile` (ms per step, share of the step, GFLOP/s).\n\n")
+        for name, ops in prof.items():
+            f.write("- %s: %s\n" % (name, "; ".join("%s %.1f ms (%.1f%%, %.1f GFLOP/s)" % (op, ms, share, gf)
+                                                      for op, ms, share, gf, _ in ops)))
         f.write("\n")
-        f.write("Reproduce: `make bench` (installs python3-torch and python3-torchvision if missing).\n")
+    f.write(BASELINES_END + "\n")
+    return f.getvalue()
+
+
+def write_doc(main_doc, base_doc):
+    """docs/PERFORMANCE.md: the relational report and the baselines' section,
+    each from this run when it ran (not None), else kept from the file."""
+    doc = os.path.join(ROOT, "docs", "PERFORMANCE.md")
+    old = open(doc).read() if os.path.exists(doc) else ""
+    b, e = old.find(BASELINES_BEGIN), old.find(BASELINES_END)
+    if b >= 0 and e > b:
+        old_main, old_base = old[:b] + old[e + len(BASELINES_END):], old[b:e + len(BASELINES_END)]
+    else:
+        old_main, old_base = old, ""
+    main_doc = (old_main if main_doc is None else main_doc).rstrip("\n") or "# Performance: rrc against PyTorch"
+    base_doc = (old_base if base_doc is None else base_doc).strip("\n")
+    with open(doc, "w") as f:
+        f.write(main_doc + "\n" + ("\n" + base_doc + "\n" if base_doc else ""))
     print("\nwrote %s" % doc)
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """torch_ref.py: the PyTorch reference of one training step of relational
-reasoning, for `make bench` (Debian's python3-torch, float32, CPU).
+reasoning, for `make bench` (Debian's python3-torch, float32, CPU), and of
+two of the paper's baselines (--method rotation | simclr).
 
 The models and initialisation are those of the golden script
 (tests/golden/make_goldens.py: METHOD.md exactly); the step is forward,
@@ -9,6 +10,20 @@ backward and torch.optim.Adam, on fixed random views (no augmentation).
     torch_ref.py --model conv4 --K 4 --B 64 --threads 1 --steps 20 --warmup 3
 
 prints one JSON line: median step seconds, backbone images/s, peak RSS.
+
+    torch_ref.py --method rotation --model conv4 --B 128 --threads 1 --steps 20
+    torch_ref.py --method simclr --model conv4 --B 128 --threads 1 --steps 20
+
+time the baselines' steps as the authors' code trains them (BASELINES.md
+sections 1 and 2; models and initialisation of
+tests/golden/make_baseline_goldens.py, in float32): RotationNet rotates B
+fixed random images by 0/90/180/270 degrees inside the step (torch.rot90,
+rotation-major, 4B backbone images), Linear(F, 4), cross-entropy; SimCLR
+runs 2B fixed random views (view-major: row v*B+i is view v of image i)
+through the backbone and the projection head, then the reference's loss at
+t = 0.5 (partner (i + B) mod 2B, the interleaved reference's i +- 1). One
+Adam step (lr 1e-3, the reference's two groups: backbone, head) per step;
+images/s counts backbone images (4B, 2B); --K is ignored.
 """
 import argparse
 import json
@@ -47,8 +62,54 @@ def focal(z, y, gamma=2.0, alpha=0.5):
     return (a_t * (1 - p_t) ** gamma * bce).mean()
 
 
+def simclr_loss(z, B, t=0.5, eps=1e-8):
+    """methods/simclr.py: Model.return_loss_fn statement for statement
+    (BASELINES.md 1), on VIEW-MAJOR rows: the partner gather is (i + B) mod 2B
+    instead of the interleaved i +- 1. Float32, as the reference trains: the
+    constant torch.exp(torch.tensor(1 / t)) in the default dtype."""
+    n = torch.norm(z, p=2, dim=1, keepdim=True)
+    x = (z @ z.t()) / (n * n.t()).clamp(min=eps)
+    x = torch.exp(x / t)
+    idx = (torch.arange(x.size()[0]) + B) % (2 * B)
+    x = x[idx]
+    x = x.diag() / (x.sum(0) - torch.exp(torch.tensor(1 / t)))
+    return -torch.log(x.mean())
+
+
+def baseline(a):
+    """The step of --method rotation | simclr, timed as the relational one:
+    (median step seconds, backbone images per step)."""
+    import make_baseline_goldens as mbg  # (the baselines' models; imported only here)
+    torch.manual_seed(1)
+    backbone, head = mbg.build_models(a.method, a.model, 1)
+    backbone.train()
+    head.train()
+    opt = torch.optim.Adam([{"params": list(backbone.parameters())}, {"params": list(head.parameters())}],
+                           lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
+    rows = 4 * a.B if a.method == "rotation" else 2 * a.B
+    # rotation: B images, rotated inside the step; simclr: 2B views, view-major
+    x = torch.randn(a.B if a.method == "rotation" else 2 * a.B, 3, 32, 32)
+    times = []
+    for t in range(a.warmup + a.steps):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        if a.method == "rotation":
+            xr, y = mbg.rotate_batch(x)      # methods/rotationnet.py: _data_augmentation
+            loss = torch.nn.functional.cross_entropy(head(backbone(xr)), y)
+        else:
+            loss = simclr_loss(head(backbone(x)), a.B)
+        loss.backward()
+        opt.step()
+        if t >= a.warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2], rows
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--method", default="relational", choices=("relational", "rotation", "simclr"),
+                    help="the step timed: relational reasoning (default), RotationNet or SimCLR (BASELINES.md)")
     ap.add_argument("--model", default="conv4")
     ap.add_argument("--K", type=int, default=4)
     ap.add_argument("--B", type=int, default=64)
@@ -61,6 +122,13 @@ def main():
                     help="e2e images: synthetic (random 32x32 RGB) or fashion-mnist (Debian's, padded to 32x32, gray to RGB)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.method != "relational":
+        if a.head_only or a.e2e:
+            ap.error("--head-only and --e2e are options of --method relational")
+        med, rows = baseline(a)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(json.dumps({"step_s": med, "images_per_s": rows / med, "peak_rss_mb": rss, "torch": torch.__version__}))
+        return
     torch.manual_seed(1)
     backbone, head = mg.build_models(a.model, "cat", 1)
     backbone.train()
