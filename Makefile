@@ -116,7 +116,7 @@ test-asan: $(BUILD)/rrc_tests $(BUILD)/rrc
 # making, training, AOT trainers) and the rrc processes they start, all
 # instrumented. Code TSan cannot see into (libLLVM, OpenBLAS, JIT output) is
 # covered by tools/tsan.supp, a reason per line.
-TSAN_TESTS = llvm_init pool_ jit_cache cli_train_uses_the_cache aug_batch_thread_count_invariant \
+TSAN_TESTS = llvm_init pool_ cluster_kmeans_same_on_pool_threads deepcluster_views jit_cache cli_train_uses_the_cache aug_batch_thread_count_invariant \
              jit_golden_steps_threaded jit_matches_interp train_ aot_trainer_equals_jit kill_9 probe_deterministic \
              eval_same_on_pool_threads cli_train_monitor_knn
 tsan:
@@ -136,6 +136,7 @@ goldens:
 	/usr/bin/python3 tests/golden/make_finetune_goldens.py
 	/usr/bin/python3 tests/golden/make_aug_dist_goldens.py
 	/usr/bin/python3 tests/golden/make_baseline_goldens.py
+	/usr/bin/python3 tests/golden/make_cluster_goldens.py
 
 demo: rrc
 	@sh tools/demo.sh

@@ -318,7 +318,7 @@ int cmd_compile(int argc, char **argv) {
     for (int r = 0; r < RT_NREGIONS; r++) peak += pr.p.train_full->region_bytes[r];
     printf("rrc: compiled %s (%s, K=%d, B=%d%s) in %.2f s (%.2f s of CPU): %s/%s-train; peak step memory %.1f MiB "
            "(scratch %.1f MiB)\n",
-           s->name, c.supervised ? "supervised" : "relational", pr.p.K, pr.p.batch, pr.p.train_last ? ", + last batch" : "",
+           s->name, rt_method_name(pr.p.method), pr.p.K, pr.p.batch, pr.p.train_last ? ", + last batch" : "",
            wall_seconds() - w0, t1 - t0,
            outdir, s->name, (double)peak / (1 << 20), (double)pr.p.train_full->region_bytes[RT_REGION_SCRATCH] / (1 << 20));
     rc = 0;

@@ -196,6 +196,12 @@ bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows,
     case METHOD_RELATIONAL: p->method = RT_METHOD_RELATIONAL; p->loss = loss_name(s->loss.kind); break;
     case METHOD_ROTATION: p->method = RT_METHOD_ROTATION; p->loss = "cross-entropy"; break;
     case METHOD_SIMCLR: p->method = RT_METHOD_SIMCLR; p->loss = "simclr"; break;
+    case METHOD_DEEPCLUSTER:
+        p->method = RT_METHOD_DEEPCLUSTER;
+        p->loss = "weighted-cross-entropy";
+        p->clusters = s->method.clusters;
+        p->reset_layer = s->method.reset;
+        break;
     }
     p->optim = s->optim.kind == OPT_ADAM ? RT_OPT_ADAM : RT_OPT_SGD;
     p->adam = (rt_adam){s->optim.lr, s->optim.beta1, s->optim.beta2, s->optim.eps, s->optim.weight_decay};

@@ -1077,7 +1077,7 @@ int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv) {
     qsort(dt, (size_t)steps, sizeof *dt, cmp_double);
     double med = dt[steps / 2];
     printf("bench %s K=%d B=%lld threads=%d steps=%d: median %.6f s/step, %.1f images/s (BLAS kernels %s)\n", p->spec_name,
-           e->K, (long long)e->B, threads, steps, med, (double)(e->K * e->B) / med, rt_blas_core());
+           e->K, (long long)e->B, threads, steps, med, (double)(rt_backbone_views(p) * e->B) / med, rt_blas_core());
     free(dt);
     int rc = profile ? prof_finish(prog, 0, prof_csv) : 0;
     rt_model_free(&m);

@@ -213,6 +213,12 @@ void rt_k_rotations(float *restrict y, const float *restrict x, int64_t planes, 
 void rt_k_rotations_back(float *restrict dx, const float *restrict dy, int64_t planes, int64_t S);
 /* y [n] = floor(i / block) */
 void rt_k_block_targets(float *restrict y, int64_t n, int64_t block);
+/* DeepCluster's loss out [1] of logits z [N, C], labels y [N] and class
+   weights w [C] (sum_i w[y_i] l_i / sum_i w[y_i]), and dz */
+void rt_k_weighted_ce(float *restrict out, const float *restrict z, const float *restrict y, const float *restrict w, int64_t N,
+                      int64_t C);
+void rt_k_weighted_ce_back(float *restrict dz, const float *restrict dl, const float *restrict z, const float *restrict y,
+                           const float *restrict w, int64_t N, int64_t C);
 /* SimCLR's loss out [1] of embeddings z [N = 2B, D] (view-major), and dz;
    both need rt_k_simclr_ws(N, D) floats of scratch in ws (8-byte aligned) */
 int64_t rt_k_simclr_ws(int64_t N, int64_t D);

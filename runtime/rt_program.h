@@ -36,8 +36,12 @@ typedef enum rt_optim_kind { RT_OPT_ADAM, RT_OPT_SGD } rt_optim_kind;
    upper bound; then `classify` holds the eval-mode classifier); or one of
    the paper's self-supervised baselines (BASELINES.md): RotationNet (its
    step rotates each view four times: outputs logits [4B, 4] and targets),
-   SimCLR (two views; output z, the head's embeddings). */
-typedef enum rt_method { RT_METHOD_RELATIONAL, RT_METHOD_SUPERVISED, RT_METHOD_ROTATION, RT_METHOD_SIMCLR } rt_method;
+   SimCLR (two views; output z, the head's embeddings), DeepCluster (one
+   view; inputs y, the pseudolabels, and w, the clusters' weights, which the
+   runtime computes each epoch; output logits [B, clusters]). */
+typedef enum rt_method {
+    RT_METHOD_RELATIONAL, RT_METHOD_SUPERVISED, RT_METHOD_ROTATION, RT_METHOD_SIMCLR, RT_METHOD_DEEPCLUSTER
+} rt_method;
 
 /* "relational", "supervised", "rotation", "simclr"; and back (false for
    another name). */
@@ -57,6 +61,9 @@ typedef struct rt_program {
     rt_method method;
     const rt_entry *classify;   /* supervised: x [rows] -> logits, eval mode */
     int classes;                /* supervised: classifier width */
+    int clusters;               /* deepcluster: k */
+    const char *reset_layer;    /* deepcluster: the head's last linear layer ("classifier.linear2"),
+                                   its weight ~ N(0, 0.01) and bias 0 at each epoch's start */
     /* what the spec says */
     int K, batch, epochs;
     uint64_t seed;

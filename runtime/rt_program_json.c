@@ -50,6 +50,10 @@ char *rt_program_to_json(const rt_program *p, const int fn_index[RT_PROGRAM_SLOT
     json_object_set_new(o, "aggregation", json_string(p->aggregation ? p->aggregation : ""));
     json_object_set_new(o, "loss", json_string(p->loss ? p->loss : ""));
     json_object_set_new(o, "classes", json_integer(p->classes));
+    if (p->method == RT_METHOD_DEEPCLUSTER) {
+        json_object_set_new(o, "clusters", json_integer(p->clusters));
+        json_object_set_new(o, "reset_layer", json_string(p->reset_layer ? p->reset_layer : ""));
+    }
     json_t *opt = json_object();
     json_object_set_new(opt, "kind", json_string(p->optim == RT_OPT_ADAM ? "adam" : "sgd"));
     json_object_set_new(opt, "lr", json_real(p->optim == RT_OPT_ADAM ? p->adam.lr : p->sgd.lr));
@@ -202,6 +206,11 @@ int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_p
     p->aggregation = str(&ps, o, "aggregation");
     p->loss = str(&ps, o, "loss");
     p->classes = (int)integer(&ps, o, "classes");
+    /* DeepCluster's: required for it, absent in other programs */
+    bool dc = p->method == RT_METHOD_DEEPCLUSTER;
+    p->clusters = dc || json_object_get(o, "clusters") ? (int)integer(&ps, o, "clusters") : 0;
+    p->reset_layer = dc || json_object_get(o, "reset_layer") ? str(&ps, o, "reset_layer") : strdup("");
+    if (!ps.bad && dc && (p->clusters < 2 || !*p->reset_layer)) perr(&ps, "deepcluster's clusters or reset_layer");
     json_t *opt = json_object_get(o, "optim");
     if (json_is_object(opt)) {
         char *kind = str(&ps, opt, "kind");
@@ -298,6 +307,7 @@ void rt_program_free_parsed(rt_program *p) {
     free((char *)p->data);
     free((char *)p->aggregation);
     free((char *)p->loss);
+    free((char *)p->reset_layer);
     free(p->aug);
     memset(p, 0, sizeof *p);
 }

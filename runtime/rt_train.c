@@ -23,6 +23,7 @@
 #include "rt_file.h"
 #include "rt_prof.h"
 #include "rt_rng.h"
+#include "rt_deepcluster.h"
 #include "rt_train.h"
 
 /* ---- the model in memory ---- */
@@ -114,10 +115,12 @@ static int64_t numel(const rt_step_tensor *t) {
     return n;
 }
 
-static float *tensor_ptr(rt_model *m, const rt_step_tensor *t) {
+float *rt_model_tensor(rt_model *m, const rt_step_tensor *t) {
     char *base = t->region == RT_REGION_PARAM ? m->params : t->region == RT_REGION_STATE ? m->state : m->io[t->region];
     return (float *)(base + t->offset);
 }
+
+static float *tensor_ptr(rt_model *m, const rt_step_tensor *t) { return rt_model_tensor(m, t); }
 
 /* ---- metrics ---- */
 
@@ -183,6 +186,7 @@ const char *rt_acc_name(rt_method m) {
     switch (m) {
     case RT_METHOD_ROTATION: return "rotation_acc";
     case RT_METHOD_SIMCLR: return "contrastive_acc";
+    case RT_METHOD_DEEPCLUSTER: return "pseudolabel_acc";
     case RT_METHOD_RELATIONAL: case RT_METHOD_SUPERVISED: break;
     }
     return "pair_acc";
@@ -214,6 +218,7 @@ typedef struct EntryPlan {
     StateCopy *sc;
     int nsc;
     const rt_step_tensor *x, *loss, *logits, *targets, *z;   /* logits and targets, or z, or none */
+    const rt_step_tensor *y, *w;   /* DeepCluster's inputs: the batch's pseudolabels, the clusters' weights */
 } EntryPlan;
 
 static int plan_entry(EntryPlan *pl, const rt_entry *e, char *err, size_t errlen) {
@@ -239,6 +244,13 @@ static int plan_entry(EntryPlan *pl, const rt_entry *e, char *err, size_t errlen
     pl->logits = rt_entry_tensor(e, "logits");
     pl->targets = rt_entry_tensor(e, "targets");
     pl->z = rt_entry_tensor(e, "z");
+    pl->y = rt_entry_tensor(e, "y");
+    pl->w = rt_entry_tensor(e, "w");
+    if (!pl->targets && pl->y) pl->targets = pl->y;   /* DeepCluster: the pseudolabels it was given */
+    if (!pl->y != !pl->w) {
+        snprintf(err, errlen, "%s: entry has one of the inputs y and w without the other", e->name);
+        return -1;
+    }
     if (!pl->x || !pl->loss || !pl->logits != !pl->targets) {
         snprintf(err, errlen, "%s: entry lacks x, loss, or one of logits and targets", e->name);
         return -1;
@@ -449,6 +461,7 @@ typedef struct Run {
     double mean[3], std[3];    /* the normalisation of evaluation */
     double seconds_before, t_start;
     bool tty, stopped;
+    rt_dc dc;                  /* DeepCluster: this epoch's pseudolabels and weights */
 } Run;
 
 /* Phase 1: the data set, checked against the program; the views'
@@ -535,6 +548,16 @@ static int run_model(Run *r) {
     if (r->Blast && plan_entry(&r->last, p->train_last, r->err, r->errlen) != 0) return -1;
     r->perm = malloc((size_t)r->n * sizeof *r->perm);
     if (!r->perm) { snprintf(r->err, r->errlen, "out of memory"); return -1; }
+    if (p->method == RT_METHOD_DEEPCLUSTER) {
+        if (!r->full.y || !p->features) {
+            snprintf(r->err, r->errlen, "deepcluster: the program lacks the pseudolabel inputs or the features entry");
+            return -1;
+        }
+        /* the training views go through the pipeline twice, the second time
+           from an 8-bit view of the first */
+        if (rt_aug_check(&r->pipe, p->in_h, p->in_w, p->in_c, p->in_c, r->err, r->errlen) != 0) return -1;
+        if (rt_dc_init(&r->dc, r->n, p->feat_dim, p->clusters, r->err, r->errlen) != 0) return -1;
+    }
     return 0;
 }
 
@@ -582,8 +605,15 @@ static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_ac
     const EntryPlan *pl = bsz == r->B ? &r->full : &r->last;
     /* the views, straight into the step's input, on all the threads the
        step has (--threads counts every thread the run uses) */
-    rt_augment_batch(&r->pipe, r->dp->pixels, r->dp->h, r->dp->w, r->dp->c, p->in_c, r->perm + b0, (int)bsz, p->K, o->seed,
-                     (uint32_t)epoch, o->nthreads, tensor_ptr(m, pl->x));
+    if (p->method == RT_METHOD_DEEPCLUSTER) {
+        rt_dc_views(&r->pipe, r->dp, p->in_c, r->perm + b0, (int)bsz, o->seed, epoch, o->nthreads, tensor_ptr(m, pl->x));
+        float *y = tensor_ptr(m, pl->y);
+        for (int64_t i = 0; i < bsz; i++) y[i] = (float)r->dc.labels[r->perm[b0 + i]];
+        memcpy(tensor_ptr(m, pl->w), r->dc.w, (size_t)r->dc.k * sizeof(float));
+    } else {
+        rt_augment_batch(&r->pipe, r->dp->pixels, r->dp->h, r->dp->w, r->dp->c, p->in_c, r->perm + b0, (int)bsz, p->K, o->seed,
+                         (uint32_t)epoch, o->nthreads, tensor_ptr(m, pl->x));
+    }
     rt_model_run(m, pl->e);
     r->step++;
     r->run_steps++;
@@ -668,6 +698,26 @@ static int run_monitor(Run *r, int epoch) {
     return 0;
 }
 
+/* DeepCluster's clustering at the start of an epoch (also of one resumed
+   in the middle: then from the parameters of the checkpoint, so such a run
+   differs from an uninterrupted one; one resumed at an epoch's start does
+   not). */
+static int run_cluster(Run *r, int epoch) {
+    rt_dc_report rep;
+    if (rt_dc_epoch(&r->dc, &r->m, &r->pipe, r->dp, r->o->seed, epoch, r->o->nthreads, &rep, r->err, r->errlen) != 0) return -1;
+    if (!r->o->quiet) {
+        char nmi[64] = "";
+        if (!isnan(rep.nmi)) snprintf(nmi, sizeof nmi, ", NMI with the labels %.4f", rep.nmi);
+        fprintf(stderr, "rrc: epoch %d: k-means of %lld features into %d clusters: inertia %.1f after %d iterations%s%s (%.1f s)\n",
+                epoch + 1, (long long)r->n, r->dc.k, rep.inertia, rep.iterations, nmi, rep.empty ? ", some clusters empty" : "",
+                rep.seconds);
+        if (rep.null_comps || rep.zero_rows)
+            fprintf(stderr, "rrc: note: whitening: %lld components without variance, %lld zero rows (set to 0)\n",
+                    (long long)rep.null_comps, (long long)rep.zero_rows);
+    }
+    return 0;
+}
+
 /* Phase 4: epochs from where the run stands, each ending in a checkpoint;
    --max-steps stops early (a mid-epoch stop resumes inside that epoch). */
 static int run_epochs(Run *r) {
@@ -685,6 +735,7 @@ static int run_epochs(Run *r) {
         if (first < 0) first = 0;
         double ep_loss = 0, ep_acc = 0;
         int64_t ep_n = 0;
+        if (r->p->method == RT_METHOD_DEEPCLUSTER && run_cluster(r, epoch) != 0) return -1;
         for (int64_t s = first; s < r->steps_per_epoch; s++) {
             if (run_step(r, epoch, s, &ep_loss, &ep_acc) != 0) return -1;
             ep_n++;
@@ -730,6 +781,7 @@ static void run_free(Run *r) {
     free_plan(&r->last);
     rt_model_free(&r->m);
     rt_dataset_free(&r->own);
+    rt_dc_free(&r->dc);
 }
 
 int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errlen) {

@@ -47,6 +47,8 @@ void rt_model_seed(rt_model *m, uint64_t seed);
 void rt_model_free(rt_model *m);
 /* Runs an entry with the model's regions. */
 void rt_model_run(rt_model *m, const rt_entry *e);
+/* Where tensor t of an entry of m's program lives in m's regions. */
+float *rt_model_tensor(rt_model *m, const rt_step_tensor *t);
 
 /* Trains; returns 0, or -1 with a one-line message in err. */
 int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errlen);

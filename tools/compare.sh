@@ -7,20 +7,22 @@
 # between the markers "<!-- compare -->" and "<!-- /compare -->" (appended
 # when they are missing), and to runs/compare/table.md.
 #
-# Rows: relational reasoning, RotationNet, SimCLR (self-supervised, judged
-# by lineval), the supervised upper bound (its own test accuracy) and
-# random weights (lineval of the seeded initialisation).
+# Rows: relational reasoning, RotationNet, SimCLR, DeepCluster
+# (self-supervised, judged by lineval; DeepCluster's train time includes its
+# clustering), the supervised upper bound (its own test accuracy) and random
+# weights (lineval of the seeded initialisation). Deep InfoMax is not in
+# rrc yet.
 #
 #   COMPARE_EPOCHS (default 10), COMPARE_THREADS (default 2),
 #   COMPARE_RUN (default runs/compare), COMPARE_METHODS (default
-#   "relational rotation simclr supervised random"), COMPARE_DOC
+#   "relational rotation simclr deepcluster supervised random"), COMPARE_DOC
 #   (default docs/RESULTS.md; "-" writes no document)
 set -e
 RRC_EXTRA_PKGS="dataset-fashion-mnist gnuplot-nox" sh tools/deps.sh
 EPOCHS=${COMPARE_EPOCHS:-10}
 THREADS=${COMPARE_THREADS:-2}
 RUN=${COMPARE_RUN:-runs/compare}
-METHODS=${COMPARE_METHODS:-relational rotation simclr supervised random}
+METHODS=${COMPARE_METHODS:-relational rotation simclr deepcluster supervised random}
 DOC=${COMPARE_DOC:-docs/RESULTS.md}
 DATA=fashion-mnist
 mkdir -p "$RUN"
@@ -32,6 +34,7 @@ spec_of() {
     relational|supervised|random) echo specs/conv4.lua ;;
     rotation) echo specs/rotation_conv4.lua ;;
     simclr) echo specs/simclr_conv4.lua ;;
+    deepcluster) echo specs/deepcluster_conv4.lua ;;
     *) echo "compare: unknown method '$1'" >&2; exit 1 ;;
     esac
 }
@@ -75,6 +78,7 @@ for m in $METHODS; do
         relational) label="relational reasoning (K=4)"; batch=64 ;;
         rotation) label="RotationNet"; batch=128 ;;
         simclr) label="SimCLR"; batch=128 ;;
+        deepcluster) label="DeepCluster (100 clusters)"; batch=128 ;;
         esac ;;
     esac
     secs=$(train_seconds "$dir/metrics.csv")

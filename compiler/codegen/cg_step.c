@@ -147,6 +147,10 @@ static bool emit_node(CG *cg, const Node *n) {
     case OP_SIMCLR_BACK:
         call_rt_k_simclr_back(cg, O, I(0), I(1), D(n, 0), D(n, 1), n->fa[0], n->fa[1], cg_ws(cg));
         return true;
+    case OP_WEIGHTED_CE: call_rt_k_weighted_ce(cg, O, I(0), I(1), I(2), D(a, 0), D(a, 1)); return true;
+    case OP_WEIGHTED_CE_BACK:
+        call_rt_k_weighted_ce_back(cg, O, I(0), I(1), I(2), I(3), D(n, 0), D(n, 1));
+        return true;
     case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_COUNT: break;
     }
     return false;

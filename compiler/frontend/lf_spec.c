@@ -320,6 +320,23 @@ static void conv_optim(Conv *c, Optimizer *o) {
     lua_pop(c->L, 1);
 }
 
+/* The parameter path of the last linear layer under l (NULL: none), the
+   layer DeepCluster resets each epoch. */
+static const char *last_linear(Arena *a, const Layer *l, const char *prefix) {
+    const char *path = !l->name ? prefix : prefix ? arena_printf(a, "%s.%s", prefix, l->name) : l->name;
+    if (l->kind == LK_LINEAR) return path;
+    const char *found = NULL;
+    for (int i = 0; i < l->nchildren; i++) {
+        const char *p = last_linear(a, l->children[i], path);
+        if (p) found = p;
+    }
+    if (l->kind == LK_RESIDUAL) {
+        const char *b = l->body ? last_linear(a, l->body, path) : NULL, *sc = l->shortcut ? last_linear(a, l->shortcut, path) : NULL;
+        found = sc ? sc : b;
+    }
+    return found;
+}
+
 /* The method object at the stack top (popped); nil leaves relational. */
 static void conv_method(Conv *c, Spec *s) {
     Method *m = &s->method;
@@ -335,6 +352,10 @@ static void conv_method(Conv *c, Spec *s) {
     if (strcmp(kind, "rotation") == 0) {
         m->kind = METHOD_ROTATION;
         s->K = 1;
+    } else if (strcmp(kind, "deepcluster") == 0) {
+        m->kind = METHOD_DEEPCLUSTER;
+        m->clusters = (int)get_int(c, t, "clusters");
+        s->K = 1;
     } else {
         RRC_ASSERT(strcmp(kind, "simclr") == 0);
         m->kind = METHOD_SIMCLR;
@@ -344,6 +365,7 @@ static void conv_method(Conv *c, Spec *s) {
     lua_getfield(c->L, t, "head");
     m->head = conv_layer(c, 0);
     lua_pop(c->L, 1);
+    if (m->kind == METHOD_DEEPCLUSTER) m->reset = last_linear(c->a, m->head, NULL);
 }
 
 /* Converts the model object at the stack top (left there). */
@@ -523,7 +545,7 @@ bool loss_parse(const char *s, LossKind *out) {
 }
 
 const char *method_name(MethodKind k) {
-    static const char *const names[] = {"relational", "rotation", "simclr"};   /* ORDER MethodKind */
+    static const char *const names[] = {"relational", "rotation", "simclr", "deepcluster"};   /* ORDER MethodKind */
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 

@@ -231,6 +231,29 @@ static bool lower_simclr(Lower *L, Node *x) {
 
 int spec_backbone_views(const Spec *s) { return s->method.kind == METHOD_ROTATION ? 4 * s->K : s->K; }
 
+/* DeepCluster (BASELINES.md 3): one view [B] -> backbone -> head ->
+   [B, clusters] logits; cross-entropy against the pseudolabels y [B],
+   weighted per cluster by w [clusters] (inputs the runtime fills each
+   epoch from its k-means). */
+static bool lower_deepcluster(Lower *L, Node *x, int64_t B) {
+    Graph *g = L->g;
+    const Method *m = &L->s->method;
+    if (!m->reset) {
+        diag_error(g->diag, m->loc, "deepcluster: the head has no linear layer (its last one is reset each epoch)");
+        return false;
+    }
+    Node *f = lower_backbone(L, x);
+    Node *z = f ? method_head(L, f, m->clusters) : NULL;
+    if (!z) return false;
+    g->loc = m->loc;
+    g->label = "loss";
+    int64_t k = m->clusters;
+    Node *y = ir_input(g, "y", 1, &B), *w = ir_input(g, "w", 1, &k);
+    graph_add_output(g, "loss", ir_weighted_ce(g, z, y, w));
+    graph_add_output(g, "logits", z);
+    return true;
+}
+
 Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d) {
     Graph *g = graph_new(a);
     g->diag = d;
@@ -242,6 +265,7 @@ Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Ar
     switch (s->method.kind) {
     case METHOD_ROTATION: ok = lower_rotation(&L, x, B); break;
     case METHOD_SIMCLR: ok = lower_simclr(&L, x); break;
+    case METHOD_DEEPCLUSTER: ok = lower_deepcluster(&L, x, B); break;
     case METHOD_RELATIONAL: {
         Node *f = lower_backbone(&L, x);
         g->loc = s->head.loc;

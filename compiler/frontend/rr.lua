@@ -587,6 +587,21 @@ simple("method", "simclr", "rr.simclr{temperature=0.5}", {
     end)
 end)
 
+-- DeepCluster: each epoch, k-means of the backbone's (PCA-whitened)
+-- features gives every image a pseudolabel; the head, whose last linear
+-- layer is reset each epoch, learns them with class-weighted
+-- cross-entropy. clusters: 10 x the classes in the reference.
+simple("method", "deepcluster", "rr.deepcluster{clusters=100}", {
+    {"clusters", int_range(2, 1 << 20, "an integer >= 2"), 100},
+    {"head", object("layer", "a layer whose last linear layer has `clusters` outputs"), nil},
+}, function(d, loc)
+    return method_head("deepcluster", d, loc, function()
+        return rr.sequential{name = "classifier",
+            rr.linear{name = "linear1", out = 256}, rr.batchnorm1d{name = "bn1"},
+            rr.leaky_relu{name = "relu"}, rr.linear{name = "linear2", out = d.clusters}}
+    end)
+end)
+
 ---------------------------------------------------------------------------
 -- The model.
 ---------------------------------------------------------------------------
@@ -625,7 +640,7 @@ ctor("model", function(loc, args)
         {"augment", aug_list, {}},
         {"relation", object("head", "rr.relation_head{...}"), nil},
         {"loss", object("loss", "a loss: rr.focal{...} or rr.bce{}"), nil},
-        {"method", object("method", "a method: rr.rotation{...} or rr.simclr{...} (none: relational reasoning)"), nil},
+        {"method", object("method", "a method: rr.rotation{...}, rr.simclr{...} or rr.deepcluster{...} (none: relational reasoning)"), nil},
         {"optimizer", object("optim", "an optimizer: rr.adam{...} or rr.sgd{...}"), nil},
         {"data", enum(tunpack(DATASETS)), "cifar10"},
         {"batch", int_range(2, 1 << 20, "an integer >= 2 (negatives need two images)"), 64},

@@ -88,13 +88,15 @@ typedef struct Optimizer {
 
 /* What the training step learns from: relational reasoning (K, relation,
    loss), or one of the paper's baselines (BASELINES.md) with its head. */
-typedef enum MethodKind { METHOD_RELATIONAL, METHOD_ROTATION, METHOD_SIMCLR } MethodKind;
+typedef enum MethodKind { METHOD_RELATIONAL, METHOD_ROTATION, METHOD_SIMCLR, METHOD_DEEPCLUSTER } MethodKind;
 
 typedef struct Method {
     SrcLoc loc;
     MethodKind kind;           /* default relational */
     Layer *head;               /* baselines: the head on the backbone's features (named) */
     double temperature;        /* simclr: default 0.5 */
+    int clusters;              /* deepcluster: k (default 100) */
+    const char *reset;         /* deepcluster: path of the head's last linear layer, reset each epoch */
 } Method;
 
 typedef struct Spec {

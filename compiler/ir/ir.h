@@ -272,6 +272,7 @@ Node *ir_matmul(Graph *g, Node *a, Node *b, int64_t ta, int64_t tb);
 Node *ir_rotations(Graph *g, Node *x);
 Node *ir_block_targets(Graph *g, int64_t n, int64_t block);
 Node *ir_simclr_loss(Graph *g, Node *z, double t, double eps);
+Node *ir_weighted_ce(Graph *g, Node *z, Node *y, Node *w);
 
 /* ---- verifier and dump ---- */
 

@@ -414,3 +414,42 @@ TEST(cli_grad_aot_baselines) {
         rt_st_free(&g);
     }
 }
+
+/* Every baseline trains with `rrc train` (2 epochs of 2 steps on
+   synthetic images), writes its accuracy column, resumes, and its backbone
+   goes to `rrc lineval`. DeepCluster clusters at each epoch's start. */
+TEST(cli_train_baselines) {
+    static const struct { const char *spec, *acc, *log; } c[] = {
+        {"rotation_conv4", "rotation_acc", NULL},
+        {"simclr_conv4", "contrastive_acc", NULL},
+        {"deepcluster_conv4", "pseudolabel_acc", "k-means of 256 features into 100 clusters"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        char cmd[2048], run[512], csv[600], *err = NULL, *out = NULL;
+        snprintf(run, sizeof run, "%s/base_%s", test_tmpdir(), c[i].spec);
+        snprintf(cmd, sizeof cmd, "%s train specs/%s.lua --data synthetic:256 --epochs 1 --out %s --quiet", test_rrc(), c[i].spec, run);
+        int rc = test_run(cmd, NULL, &err);
+        CHECKF(rc == 0, "%s: exit %d: %s", c[i].spec, rc, err);
+        free(err);
+        /* one more epoch, resumed */
+        snprintf(cmd, sizeof cmd, "%s train specs/%s.lua --data synthetic:256 --epochs 2 --resume %s --out %s", test_rrc(), c[i].spec,
+                 run, run);
+        rc = test_run(cmd, NULL, &err);
+        CHECKF(rc == 0 && strstr(err, "resuming from"), "%s resumed: exit %d: %s", c[i].spec, rc, err);
+        if (c[i].log) CHECKF(strstr(err, c[i].log) != NULL, "%s: no '%s' in: %s", c[i].spec, c[i].log, err);
+        free(err);
+        snprintf(csv, sizeof csv, "%s/metrics.csv", run);
+        char *text = test_read_file(csv, NULL);
+        CHECKF(text && strstr(text, c[i].acc), "%s: metrics.csv lacks %s", c[i].spec, c[i].acc);
+        int rows = 0;
+        for (const char *s = text; s && (s = strchr(s, '\n')); s++) rows++;
+        CHECKF(rows == 1 + 4, "%s: %d lines in metrics.csv", c[i].spec, rows);
+        free(text);
+        snprintf(cmd, sizeof cmd, "%s lineval specs/%s.lua --data synthetic:256 --checkpoint %s/last.safetensors --epochs 1",
+                 test_rrc(), c[i].spec, run);
+        rc = test_run(cmd, &out, &err);
+        CHECKF(rc == 0 && strstr(out, "test top-1"), "%s lineval: exit %d: %s", c[i].spec, rc, err);
+        free(out);
+        free(err);
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-# make_baseline_goldens.py: PyTorch float64 goldens for two of the paper's
-# baselines, RotationNet and SimCLR (/work/shared/BASELINES.md sections 0-2),
-# on Conv-4 (and one ResNet-8 case each) -> tests/golden/baselines/.
+# make_baseline_goldens.py: PyTorch float64 goldens for three of the paper's
+# baselines, RotationNet, SimCLR and DeepCluster's training step
+# (/work/shared/BASELINES.md sections 0-3), on Conv-4 (and one ResNet-8 case
+# each) -> tests/golden/baselines/.
 #
 #   run with:  /usr/bin/python3 tests/golden/make_baseline_goldens.py
 #   needs:     Debian's python3-torch (written against torch 1.13) and numpy.
@@ -12,12 +13,13 @@
 # See README.md next to this script, section E, for what every file holds.
 #
 # Layout:
-#   1. the two methods, as the reference code (methods/rotationnet.py,
-#      methods/simclr.py) computes them
+#   1. the three methods, as the reference code (methods/rotationnet.py,
+#      methods/simclr.py, methods/deepcluster.py: Model.train's batch step)
+#      computes them
 #   2. independent re-implementations used by the self-checks
 #   3. model building, names, kink margin
-#   4. one-step goldens   -> baselines/{rotation,simclr}_<model>_B<B>
-#   5. 10-step Adam       -> baselines/{rotation,simclr}_conv4_adam10
+#   4. one-step goldens   -> baselines/{rotation,simclr,deepcluster}_<model>_B<B>
+#   5. 10-step Adam       -> baselines/{rotation,simclr,deepcluster}_conv4_adam10
 #   6. main
 #
 # Conventions (as in make_goldens.py): F32 tensors are inputs, generated in
@@ -52,6 +54,11 @@ PROJ_HIDDEN = 256
 PROJ_OUT = 64
 EXP_1_T_F64 = 7.38905609893065     # exp(1/0.5) in float64 (BASELINES.md 1)
 EXP_1_T_F32 = 7.389056205749512    # the same under a float32 default: the trap
+N_CLUSTERS = 10       # DeepCluster k in the goldens (the specs: 100; metadata `clusters`)
+DC_HIDDEN = 256       # DeepCluster head: Linear(F,256) -> BN1d -> LeakyReLU -> Linear(256,k)
+DC_LABELS = 50        # pseudolabels the class weights are counted from (the reference: all N)
+DC_W2_STD = 0.01      # the per-epoch reset of linear2.weight: N(0, 0.01)
+DC_B2_STD = 0.01      # golden-only perturbation of the reset's zero linear2.bias
 
 
 @contextlib.contextmanager
@@ -133,6 +140,46 @@ def simclr_forward(backbone, head, x):
     z_i = head(feats_i)
     L = simclr_ref_loss(z_i)
     return L, z_i[inv], feats_i[inv]
+
+
+def deepcluster_head(fdim, k=N_CLUSTERS):
+    """methods/deepcluster.py: Model.classifier (LeakyReLU() = slope 0.01)."""
+    return nn.Sequential(OrderedDict([
+        ("linear1", nn.Linear(fdim, DC_HIDDEN)),
+        ("bn1", nn.BatchNorm1d(DC_HIDDEN)),
+        ("relu", nn.LeakyReLU()),
+        ("linear2", nn.Linear(DC_HIDDEN, k)),
+    ]))
+
+
+def deepcluster_reset(classifier):
+    """Model.train, start of every epoch: linear2.weight ~ N(0, 0.01), bias
+    0. Then, for the goldens only, bias += 0.01 * N(0, 1), so that the bias
+    path is checked with a nonzero value. float32, in this order."""
+    with torch.no_grad():
+        classifier.linear2.weight.normal_(0, DC_W2_STD)
+        classifier.linear2.bias.zero_()
+        classifier.linear2.bias.add_(DC_B2_STD * torch.randn(classifier.linear2.bias.shape,
+                                                             dtype=torch.float32))
+
+
+def deepcluster_weights(pseudolabels, k):
+    """Model.train: w_c = 1 - n_c/N in float32, statement for statement
+    (not inverse frequency, despite the comment there)."""
+    weight = torch.zeros(k, dtype=torch.float32)
+    for value in pseudolabels:
+        weight[value] += 1.0
+    return 1.0 - (weight / len(pseudolabels))
+
+
+def deepcluster_forward(backbone, classifier, x, y=None, w=None):
+    """Model.forward + torch.nn.CrossEntropyLoss(weight) with its default
+    mean reduction, sum_i w[y_i] l_i / sum_i w[y_i]. Without y (the kink
+    margin): no loss."""
+    feats = backbone(x)
+    logits = classifier(feats)
+    L = nn.CrossEntropyLoss(weight=w)(logits, y) if y is not None else None
+    return L, logits, feats
 
 
 # =========================================================================
@@ -219,6 +266,48 @@ def check_simclr_loss(z_vm, L):
     return rel, worst
 
 
+def weighted_ce_np(z, y, w):
+    """BASELINES.md 3 step 5 written out in numpy: l_i = logsumexp(z_i) -
+    z_i[y_i], L = sum_i w[y_i] l_i / sum_i w[y_i]."""
+    z = np.asarray(z, dtype=np.float64)
+    num, den = [], []
+    for i in range(z.shape[0]):
+        m = float(z[i].max())
+        lse = m + math.log(math.fsum(math.exp(float(v) - m) for v in z[i]))
+        wi = float(w[int(y[i])])
+        num.append(wi * (lse - float(z[i, int(y[i])])))
+        den.append(wi)
+    return math.fsum(num) / math.fsum(den)
+
+
+def check_weighted_ce(logits, y, w, L):
+    """nn.CrossEntropyLoss(weight=w) (1) equals sum_i w[y_i] l_i / sum_i
+    w[y_i], written out in torch and (independently) in numpy, to 1e-12
+    relative, and differs from the unweighted mean (the weights matter);
+    (2) its autograd gradient w.r.t. the logits equals
+    w[y_i] (softmax_i - onehot_i) / sum_j w[y_j], to 1e-12 of its max.
+    Returns the three relative errors (torch formula, numpy, gradient)."""
+    z = logits.detach().clone().requires_grad_(True)
+    L2 = nn.CrossEntropyLoss(weight=w)(z, y)
+    assert float(L2) == float(L)
+    (g,) = torch.autograd.grad(L2, z)
+    zd = z.detach()
+    lsm = zd - torch.logsumexp(zd, 1, keepdim=True)
+    l = -lsm[torch.arange(zd.shape[0]), y]
+    wy = w[y]
+    direct = (wy * l).sum() / wy.sum()
+    rel_t = abs(float(direct) - float(L)) / abs(float(L))
+    assert rel_t <= 1e-12, (float(direct), float(L))
+    ref = weighted_ce_np(zd.numpy(), y.numpy(), w.numpy())
+    rel_n = abs(ref - float(L)) / abs(ref)
+    assert rel_n <= 1e-12, (ref, float(L))
+    assert abs(float(l.mean()) - float(L)) > 1e-9 * abs(float(L)), "weights without effect"
+    closed = wy[:, None] * (torch.softmax(zd, 1) - F.one_hot(y, zd.shape[1]).to(F64)) / wy.sum()
+    rel_g = float((g - closed).abs().max()) / float(closed.abs().max())
+    assert rel_g <= 1e-12, rel_g
+    return rel_t, rel_n, rel_g
+
+
 def close(a, b, rtol, atol):
     return bool(((a - b).abs() <= rtol * b.abs() + atol).all())
 
@@ -269,17 +358,21 @@ METHODS = {
     # method: (head prefix, head builder, forward)
     "rotation": ("classifier", lambda fdim: nn.Linear(fdim, N_ROT), rotation_forward),
     "simclr": ("head", simclr_head, simclr_forward),
+    "deepcluster": ("classifier", deepcluster_head, deepcluster_forward),
 }
 
 
 def build_models(method, model, seed):
     """As make_goldens.build_models: seed, build backbone then head in
-    float32, METHOD.md init + golden BN perturbation (backbone, then head)."""
+    float32, METHOD.md init + golden BN perturbation (backbone, then head).
+    DeepCluster then resets linear2 as every epoch does (deepcluster_reset)."""
     torch.manual_seed(seed)
     backbone = mg.make_backbone(model)
     head = METHODS[method][1](backbone.fdim)
     mg.init_module(backbone)
     mg.init_module(head)
+    if method == "deepcluster":
+        deepcluster_reset(head)
     return backbone, head
 
 
@@ -331,12 +424,26 @@ def kink_margin(method, backbone, head, x):
 def draw_views(method, backbone, head, B):
     """Standard normal views, redrawn (as make_goldens' step cases) until no
     ReLU / LeakyReLU input is within mg.KINK_MARGIN of 0."""
-    rows = B if method == "rotation" else 2 * B
+    rows = 2 * B if method == "simclr" else B
     for _ in range(200):
         x = torch.randn(rows, 3, 32, 32, dtype=torch.float32)
         if kink_margin(method, backbone, head, x) >= mg.KINK_MARGIN:
             return x
     raise RuntimeError("no views without a near-kink ReLU input in 200 draws")
+
+
+def draw_pseudolabels(B, k=N_CLUSTERS, n=DC_LABELS):
+    """DeepCluster's y and w: n pseudolabels uniform over k clusters, w from
+    their counts (deepcluster_weights), y = B of them at random positions.
+    Redrawn until the w[y_i] are not all equal (else the weighting cancels).
+    Returns y (int64 [B]) and w (float32 [k])."""
+    for _ in range(100):
+        labels = torch.randint(0, k, (n,))
+        w = deepcluster_weights(labels, k)
+        y = labels[torch.randperm(n)[:B]]
+        if len(set(w.tolist())) > 1 and len(set(w[y].tolist())) > 1:
+            return y, w
+    raise RuntimeError("no pseudolabels with unequal weights in 100 draws")
 
 
 def base_metadata(method, model, B, seed, extra=None):
@@ -346,6 +453,10 @@ def base_metadata(method, model, B, seed, extra=None):
     if method == "rotation":
         md["classes"] = str(N_ROT)
         md["rows"] = str(N_ROT * B)
+    elif method == "deepcluster":
+        md.update([("clusters", str(N_CLUSTERS)), ("hidden", str(DC_HIDDEN)), ("slope", "0.01"),
+                   ("rows", str(B)), ("weight_labels", str(DC_LABELS)),
+                   ("linear2_init", "weight N(0,0.01); bias 0 + 0.01*N(0,1) (golden perturbation)")])
     else:
         md.update([("temperature", "0.5"), ("norm_eps", "1e-8"), ("hidden", str(PROJ_HIDDEN)),
                    ("out_dim", str(PROJ_OUT)), ("slope", "0.01"), ("rows", str(2 * B)),
@@ -362,11 +473,14 @@ def base_metadata(method, model, B, seed, extra=None):
 
 ROTATION_CASES = [("conv4", 2, 501), ("conv4", 3, 502), ("conv4", 5, 503), ("resnet8", 3, 511)]
 SIMCLR_CASES = [("conv4", 2, 601), ("conv4", 3, 602), ("conv4", 4, 603), ("resnet8", 3, 611)]
+DEEPCLUSTER_CASES = [("conv4", 3, 701), ("conv4", 5, 702), ("resnet8", 3, 711)]
 
 
 def run_step_case(method, idx, model, B, seed):
     hp, _, forward = METHODS[method]
     backbone, head = build_models(method, model, seed)
+    if method == "deepcluster":
+        y, w = draw_pseudolabels(B)
     x = draw_views(method, backbone, head, B)
     with_nbt = idx % 2 == 1          # as make_goldens: every second case
     init = initial_tensors(backbone, head, hp, with_nbt)
@@ -379,6 +493,8 @@ def run_step_case(method, idx, model, B, seed):
         x64 = x.double()
         if method == "rotation":
             L, logits, y, feats = forward(backbone, head, x64)
+        elif method == "deepcluster":
+            L, logits, feats = forward(backbone, head, x64, y, w.double())
         else:
             L, z, feats = forward(backbone, head, x64)
         L.backward()
@@ -386,13 +502,27 @@ def run_step_case(method, idx, model, B, seed):
         stats = [(n, v.detach()) for n, v in running_stats(backbone, head, hp)]
         if method == "rotation":
             check_ce(logits, y, L)
+        elif method == "deepcluster":
+            checks["ce_rel"], checks["ce_np_rel"], checks["dz_rel"] = \
+                check_weighted_ce(logits, y, w.double(), L)
+            checks["l1b_grad"] = float(head.linear1.bias.grad.abs().max())
         else:
             checks["loss_rel"], checks["fd_rel"] = check_simclr_loss(z, L)
             checks["perm_rel"] = check_simclr_permutation(backbone0, head0, x64, L, grads, stats)
 
-    tensors = [("x", x)] + init
+    tensors = [("x", x)]
+    if method == "deepcluster":
+        tensors += [("y", y.to(torch.float32)), ("w", w)]
+    tensors += init
     tensors.append(("loss", L.detach().reshape(1)))
-    if method == "rotation":
+    if method == "deepcluster":
+        acc = (logits.detach().argmax(-1) == y).to(F64).mean()
+        top2 = logits.detach().topk(2, dim=1).values
+        checks["top2_gap"] = float((top2[:, 0] - top2[:, 1]).min())
+        assert checks["top2_gap"] >= 1e-4
+        tensors += [("logits", logits.detach()), ("acc", acc.reshape(1)),
+                    ("features", feats.detach())]
+    elif method == "rotation":
         acc = (logits.detach().argmax(-1) == y).to(F64).mean()
         # argmax robust to float32 rounding: top-1 ahead of top-2 by >= 1e-4
         top2 = logits.detach().topk(2, dim=1).values
@@ -421,6 +551,7 @@ ADAM_CASES = [
     # (file stem, method, model, B, steps, seed)
     ("rotation_conv4_adam10", "rotation", "conv4", 3, 10, 521),
     ("simclr_conv4_adam10", "simclr", "conv4", 3, 10, 621),
+    ("deepcluster_conv4_adam10", "deepcluster", "conv4", 3, 10, 721),
 ]
 
 
@@ -431,6 +562,8 @@ def run_adam_case(stem, method, model, B, steps, seed):
     The reference has two parameter groups (backbone, head), both lr 1e-3."""
     hp, _, forward = METHODS[method]
     backbone, head = build_models(method, model, seed)
+    if method == "deepcluster":
+        y, w = draw_pseudolabels(B)
     x = draw_views(method, backbone, head, B)
     init = initial_tensors(backbone, head, hp, with_nbt=False)
 
@@ -446,9 +579,10 @@ def run_adam_case(stem, method, model, B, steps, seed):
         m = [torch.zeros_like(p) for p in params]
         v = [torch.zeros_like(p) for p in params]
         x64 = x.double()
+        args = (y, w.double()) if method == "deepcluster" else ()
         for t in range(1, steps + 1):
             opt.zero_grad(set_to_none=True)
-            L = forward(backbone, head, x64)[0]
+            L = forward(backbone, head, x64, *args)[0]
             L.backward()
             losses.append(float(L))
             expected = mg.adam_reference_update([p.detach() for p in params],
@@ -457,7 +591,10 @@ def run_adam_case(stem, method, model, B, steps, seed):
             for p, e in zip(params, expected):
                 assert torch.allclose(p.detach(), e, rtol=1e-14, atol=1e-17), (p.detach() - e).abs().max()
 
-    tensors = [("x", x)] + init
+    tensors = [("x", x)]
+    if method == "deepcluster":
+        tensors += [("y", y.to(torch.float32)), ("w", w)]
+    tensors += init
     tensors.append(("losses", torch.tensor(losses, dtype=F64)))
     for name, val in full_state(backbone, head, hp, with_nbt=False):
         assert val.dtype == F64, name
@@ -488,6 +625,15 @@ def self_checks():
     assert h == ["linear1.weight", "linear1.bias", "bn1.weight", "bn1.bias", "bn1.running_mean",
                  "bn1.running_var", "bn1.num_batches_tracked", "linear2.weight", "linear2.bias"], h
     assert isinstance(simclr_head(64).relu, nn.LeakyReLU) and simclr_head(64).relu.negative_slope == 0.01
+    h = list(deepcluster_head(64).state_dict().keys())
+    assert h == ["linear1.weight", "linear1.bias", "bn1.weight", "bn1.bias", "bn1.running_mean",
+                 "bn1.running_var", "bn1.num_batches_tracked", "linear2.weight", "linear2.bias"], h
+    dc = deepcluster_head(64)
+    assert isinstance(dc.relu, nn.LeakyReLU) and dc.relu.negative_slope == 0.01
+    assert dc.linear2.out_features == N_CLUSTERS
+    # w_c = 1 - n_c/N (not inverse frequency): counts 2, 1, 0, 1 of N = 4
+    w = deepcluster_weights(torch.tensor([0, 1, 0, 3]), 4)
+    assert w.dtype == torch.float32 and w.tolist() == [0.5, 0.75, 1.0, 0.75], w
 
 
 def main():
@@ -496,18 +642,19 @@ def main():
     os.makedirs(OUT_DIR, exist_ok=True)
     self_checks()
     made, total = set(), 0
-    for method, cases in (("rotation", ROTATION_CASES), ("simclr", SIMCLR_CASES)):
+    for method, cases in (("rotation", ROTATION_CASES), ("simclr", SIMCLR_CASES),
+                          ("deepcluster", DEEPCLUSTER_CASES)):
         for idx, (model, B, seed) in enumerate(cases):
             fname, size, L, ch = run_step_case(method, idx, model, B, seed)
             made.add(fname)
             total += size
             extra = "".join("  %s %.1e" % kv for kv in ch.items())
-            print("baselines/%-34s %8d bytes  loss %.12f%s" % (fname, size, L, extra))
+            print("baselines/%-36s %8d bytes  loss %.12f%s" % (fname, size, L, extra))
     for case in ADAM_CASES:
         fname, size, losses = run_adam_case(*case)
         made.add(fname)
         total += size
-        print("baselines/%-34s %8d bytes  losses %.6f -> %.6f" % (fname, size, losses[0], losses[-1]))
+        print("baselines/%-36s %8d bytes  losses %.6f -> %.6f" % (fname, size, losses[0], losses[-1]))
     mg.clean_stale(OUT_DIR, made)
     print("%d files, %d bytes (%.2f MB), torch %s" % (len(made), total, total / 1e6, torch.__version__))
 

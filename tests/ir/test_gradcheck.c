@@ -118,7 +118,14 @@ static Node *b_simclr_t(Graph *g) { return ir_simclr_loss(g, P(g, "z", 2, 4, 3, 
    column sums stay above exp(1/t) without the unit diagonal) */
 static Node *b_simclr_clamp(Graph *g) { return ir_simclr_loss(g, P(g, "z", 2, 12, 3, 0, 0), 0.5, 10.0); }
 
+/* DeepCluster's loss: 3 pseudolabel classes (block targets 0,0,1,1,2,2),
+   positive class weights ("pos"; not differentiated) */
+static Node *b_weighted_ce(Graph *g) {
+    return ir_weighted_ce(g, P(g, "z", 2, 6, 3, 0, 0), ir_block_targets(g, 6, 2), P(g, "pos", 1, 3, 0, 0, 0));
+}
+
 static const GradCase cases[] = {
+    {"weighted_ce", OP_WEIGHTED_CE, b_weighted_ce},
     {"rotations", OP_ROTATIONS, b_rot},
     {"rotations 4x4", OP_ROTATIONS, b_rot4},
     {"softmax_ce on block targets", OP_SOFTMAX_CE, b_softmax_ce_blocks},

@@ -773,3 +773,28 @@ TEST(kernel_simclr) {
             arena_free(&a);
         }
 }
+
+TEST(kernel_weighted_ce) {
+    /* DeepCluster's batch (128 rows, 100 clusters) and a small one */
+    static const int64_t cases[][2] = {{128, 100}, {5, 3}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t N = cases[c][0], C = cases[c][1];
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        int64_t zd[] = {N, C}, one = 1;
+        Node *z = ir_input(g, "z", 2, zd), *y = ir_input(g, "y", 1, &N), *w = ir_input(g, "w", 1, &C),
+             *dl = ir_input(g, "dl", 1, &one);
+        T tz = t_rand(N * C, 100 + (uint32_t)c, -3, 3, 0), ty = t_rand(N, 110 + (uint32_t)c, 0, (double)C - 0.5, 1),
+          tw = t_rand(C, 120 + (uint32_t)c, 0.5, 1, 0), tdl = t_rand(1, 130, 0.5, 2, 0);
+        float *o = out_f32(N * C);
+        rt_k_weighted_ce(o, tz.f, ty.f, tw.f, N, C);
+        check_op("weighted_ce", ir_weighted_ce(g, z, y, w), (const T *[]){&tz, &ty, &tw}, 3, o);
+        rt_k_weighted_ce_back(o, tdl.f, tz.f, ty.f, tw.f, N, C);
+        Node *in[] = {dl, z, y, w};
+        check_op("weighted_ce_back", ir_make(g, OP_WEIGHTED_CE_BACK, in, 4, NULL, 0, NULL, 0),
+                 (const T *[]){&tdl, &tz, &ty, &tw}, 4, o);
+        free(o);
+        t_free(&tz); t_free(&ty); t_free(&tw); t_free(&tdl);
+        arena_free(&a);
+    }
+}
