@@ -18,7 +18,8 @@
 static void grad_usage(FILE *f) {
     driver_usage(f, RRC_CMD_GRAD, "SPEC --input X.safetensors --out G.safetensors [flags]",
                  "Runs one training-mode step of SPEC (BatchNorm with batch statistics) on the views in\n"
-                 "tensor 'x' of X (F32 [K*B,C,H,W], view k of image i in row k*B+i), without updating,\n"
+                 "tensor 'x' of X (F32 [K*B,C,H,W], view k of image i in row k*B+i; a baseline's other\n"
+                 "inputs too: DeepCluster's y and w, Deep InfoMax's u), without updating,\n"
                  "and writes loss, logits, grad.<param>, state.<running stat> (and param.<name> when\n"
                  "the parameters were initialised here) as F32 safetensors.\n");
 }
@@ -200,6 +201,27 @@ int cmd_grad(int argc, char **argv) {
     engine_set(&en, graph_find_leaf(g, OP_INPUT, "x"), xv);
     for (int i = 0; i < g->nnodes; i++)
         if (pv[i]) engine_set(&en, g->nodes[i], pv[i]);
+    /* a method's other inputs (DeepCluster's y and w, Deep InfoMax's u) */
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (n->op != OP_INPUT || !strcmp(n->name, "x")) continue;
+        const rt_tensor *v = rt_st_find(&xf, n->name);
+        bool fits = v && v->rank == n->rank;
+        for (int k = 0; fits && k < n->rank; k++) fits = v->shape[k] == n->dim[k];
+        char sh[64];
+        fmt_shape(sh, sizeof sh, n);
+        if (!fits) {
+            fprintf(stderr, "rrc grad: %s: %s tensor '%s' of shape %s (an input of %s's step)\n", input, v ? "the" : "no", n->name, sh,
+                    s->name);
+            rc = EXIT_USAGE;
+            goto done;
+        }
+        float *iv = xmalloc((size_t)node_numel(n) * sizeof *iv);
+        int bad = rt_tensor_to_f32(v, iv, node_numel(n), input, err, sizeof err);
+        if (!bad) engine_set(&en, n, iv);
+        free(iv);
+        if (bad) { fprintf(stderr, "rrc grad: %s\n", err); goto done; }
+    }
     engine_run(&en);
     rc = write_results("grad", out, g, &en, initialised);
 done:

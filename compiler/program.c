@@ -173,7 +173,9 @@ bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows,
     program_reset(pr);
     pr->p.spec_name = s->name;   /* for messages while the entries are built */
     Diag d = {0};
-    int64_t B = s->batch, Blast = n_train ? n_train % B : 0;
+    /* Deep InfoMax's loader drops the last partial batch (drop_last=True) */
+    bool drop_last = s->method.kind == METHOD_DIM;
+    int64_t B = s->batch, Blast = n_train && !drop_last ? n_train % B : 0;
     char name[64];
     snprintf(name, sizeof name, "train_b%lld", (long long)B);
     if (!build_entry(pr, 0, lower_train(s, B, s->in_c, s->in_h, s->in_w, &pr->arena, &d), name, s->K, B, co)) return false;
@@ -196,6 +198,7 @@ bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows,
     case METHOD_RELATIONAL: p->method = RT_METHOD_RELATIONAL; p->loss = loss_name(s->loss.kind); break;
     case METHOD_ROTATION: p->method = RT_METHOD_ROTATION; p->loss = "cross-entropy"; break;
     case METHOD_SIMCLR: p->method = RT_METHOD_SIMCLR; p->loss = "simclr"; break;
+    case METHOD_DIM: p->method = RT_METHOD_DIM; p->loss = "dim"; p->drop_last = 1; break;
     case METHOD_DEEPCLUSTER:
         p->method = RT_METHOD_DEEPCLUSTER;
         p->loss = "weighted-cross-entropy";

@@ -971,11 +971,28 @@ int rt_cli_grad(const rt_program *p, const char *prog, int argc, char **argv) {
         fprintf(stderr, "%s: %s\n", prog, err);
         goto done;
     }
-    int64_t xn = 1;
-    for (int k = 0; k < xt->rank; k++) xn *= xt->dim[k];
-    if (rt_tensor_to_f32(x, (float *)(m.io[RT_REGION_INPUT] + xt->offset), xn, input, err, sizeof err) != 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
-        goto done;
+    /* every input of the step: x, and a method's others (DeepCluster's y
+       and w, Deep InfoMax's u), each of the compiled shape */
+    for (int i = 0; i < e->ntensors; i++) {
+        const rt_step_tensor *t = &e->tensors[i];
+        if (t->region != RT_REGION_INPUT) continue;
+        const rt_tensor *v = rt_st_find(&xf, t->name);
+        bool fits = v && v->rank == t->rank;
+        int64_t cnt = 1;
+        for (int k = 0; k < t->rank; k++) {
+            fits = fits && v->shape[k] == t->dim[k];
+            cnt *= t->dim[k];
+        }
+        if (!fits) {
+            fprintf(stderr, "%s: %s: %s tensor '%s' of shape [", prog, input, v ? "the" : "no", t->name);
+            for (int k = 0; k < t->rank; k++) fprintf(stderr, "%s%lld", k ? "," : "", (long long)t->dim[k]);
+            fprintf(stderr, "] (the compiled step's input)\n");
+            goto done;
+        }
+        if (rt_tensor_to_f32(v, (float *)(m.io[RT_REGION_INPUT] + t->offset), cnt, input, err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            goto done;
+        }
     }
     rt_model_run(&m, e);
     rt_tensor *ts = calloc((size_t)(2 * e->ntensors), sizeof *ts);

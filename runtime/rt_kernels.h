@@ -213,6 +213,23 @@ void rt_k_rotations(float *restrict y, const float *restrict x, int64_t planes, 
 void rt_k_rotations_back(float *restrict dx, const float *restrict dy, int64_t planes, int64_t S);
 /* y [n] = floor(i / block) */
 void rt_k_block_targets(float *restrict y, int64_t n, int64_t block);
+/* Deep InfoMax (rt_kernels_dim.c): z [2B, C+F, S] = rows (M_i, y_i) then
+   (M_{i+1 mod B}, y_i), y broadcast over the S = H*W positions; the
+   gradients dM [B, C, S] and dy [B, F]; rows [start, start+count) of x
+   [N, F]; the JSD-estimator loss of scores t [2*half] (positive half
+   first) and the prior loss of logits p [2*half] (prior half first), each
+   times scale, and their gradients */
+void rt_k_local_pairs(float *restrict z, const float *restrict M, const float *restrict y, int64_t B, int64_t C, int64_t F,
+                      int64_t S);
+void rt_k_local_pairs_dm(float *restrict dM, const float *restrict dz, int64_t B, int64_t C, int64_t F, int64_t S);
+void rt_k_local_pairs_dy(float *restrict dy, const float *restrict dz, int64_t B, int64_t C, int64_t F, int64_t S);
+void rt_k_slice_rows(float *restrict y, const float *restrict x, int64_t start, int64_t count, int64_t F);
+/* y = a's na values, then b's nb */
+void rt_k_concat_rows(float *restrict y, const float *restrict a, const float *restrict b, int64_t na, int64_t nb);
+void rt_k_jsd_loss(float *restrict out, const float *restrict t, int64_t half, float scale);
+void rt_k_jsd_back(float *restrict dt, const float *restrict dl, const float *restrict t, int64_t half, float scale);
+void rt_k_prior_loss(float *restrict out, const float *restrict p, int64_t half, float scale);
+void rt_k_prior_back(float *restrict dp, const float *restrict dl, const float *restrict p, int64_t half, float scale);
 /* DeepCluster's loss out [1] of logits z [N, C], labels y [N] and class
    weights w [C] (sum_i w[y_i] l_i / sum_i w[y_i]), and dz */
 void rt_k_weighted_ce(float *restrict out, const float *restrict z, const float *restrict y, const float *restrict w, int64_t N,

@@ -62,7 +62,7 @@ bool rt_fits_memory(const char *what, double bytes, char *err, size_t errlen) {
     return false;
 }
 
-static const char *const method_names[] = {"relational", "supervised", "rotation", "simclr", "deepcluster"};   /* ORDER rt_method */
+static const char *const method_names[] = {"relational", "supervised", "rotation", "simclr", "deepcluster", "dim"};   /* ORDER rt_method */
 
 const char *rt_method_name(rt_method m) {
     return (unsigned)m < sizeof method_names / sizeof method_names[0] ? method_names[m] : "?";

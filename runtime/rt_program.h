@@ -38,9 +38,11 @@ typedef enum rt_optim_kind { RT_OPT_ADAM, RT_OPT_SGD } rt_optim_kind;
    step rotates each view four times: outputs logits [4B, 4] and targets),
    SimCLR (two views; output z, the head's embeddings), DeepCluster (one
    view; inputs y, the pseudolabels, and w, the clusters' weights, which the
-   runtime computes each epoch; output logits [B, clusters]). */
+   runtime computes each epoch; output logits [B, clusters]), Deep InfoMax
+   (one view; input u [B, F], uniform samples the runtime draws each step;
+   the last partial batch is dropped). */
 typedef enum rt_method {
-    RT_METHOD_RELATIONAL, RT_METHOD_SUPERVISED, RT_METHOD_ROTATION, RT_METHOD_SIMCLR, RT_METHOD_DEEPCLUSTER
+    RT_METHOD_RELATIONAL, RT_METHOD_SUPERVISED, RT_METHOD_ROTATION, RT_METHOD_SIMCLR, RT_METHOD_DEEPCLUSTER, RT_METHOD_DIM
 } rt_method;
 
 /* "relational", "supervised", "rotation", "simclr"; and back (false for
@@ -62,6 +64,7 @@ typedef struct rt_program {
     const rt_entry *classify;   /* supervised: x [rows] -> logits, eval mode */
     int classes;                /* supervised: classifier width */
     int clusters;               /* deepcluster: k */
+    int drop_last;              /* the epoch drops its last partial batch (Deep InfoMax) */
     const char *reset_layer;    /* deepcluster: the head's last linear layer ("classifier.linear2"),
                                    its weight ~ N(0, 0.01) and bias 0 at each epoch's start */
     /* what the spec says */

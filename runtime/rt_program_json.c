@@ -50,6 +50,7 @@ char *rt_program_to_json(const rt_program *p, const int fn_index[RT_PROGRAM_SLOT
     json_object_set_new(o, "aggregation", json_string(p->aggregation ? p->aggregation : ""));
     json_object_set_new(o, "loss", json_string(p->loss ? p->loss : ""));
     json_object_set_new(o, "classes", json_integer(p->classes));
+    if (p->drop_last) json_object_set_new(o, "drop_last", json_integer(p->drop_last));
     if (p->method == RT_METHOD_DEEPCLUSTER) {
         json_object_set_new(o, "clusters", json_integer(p->clusters));
         json_object_set_new(o, "reset_layer", json_string(p->reset_layer ? p->reset_layer : ""));
@@ -206,6 +207,7 @@ int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_p
     p->aggregation = str(&ps, o, "aggregation");
     p->loss = str(&ps, o, "loss");
     p->classes = (int)integer(&ps, o, "classes");
+    p->drop_last = json_object_get(o, "drop_last") ? (int)integer(&ps, o, "drop_last") : 0;
     /* DeepCluster's: required for it, absent in other programs */
     bool dc = p->method == RT_METHOD_DEEPCLUSTER;
     p->clusters = dc || json_object_get(o, "clusters") ? (int)integer(&ps, o, "clusters") : 0;

@@ -32,6 +32,7 @@ enum {
     RT_DOMAIN_TEST = 5,
     RT_DOMAIN_SUBSET = 6,    /* a = class: the --labels subset */
     RT_DOMAIN_CLUSTER = 7,   /* a = stream (the epoch), b = restart: k-means++ (rt_cluster.c) */
+    RT_DOMAIN_PRIOR = 8,     /* a = epoch, b = step of the epoch: Deep InfoMax's uniform prior samples */
 };
 
 void rt_stream_init(rt_stream *s, uint64_t seed, uint32_t domain, uint32_t a, uint32_t b);

@@ -187,6 +187,7 @@ const char *rt_acc_name(rt_method m) {
     case RT_METHOD_ROTATION: return "rotation_acc";
     case RT_METHOD_SIMCLR: return "contrastive_acc";
     case RT_METHOD_DEEPCLUSTER: return "pseudolabel_acc";
+    case RT_METHOD_DIM: return "acc";   /* none: the column stays empty */
     case RT_METHOD_RELATIONAL: case RT_METHOD_SUPERVISED: break;
     }
     return "pair_acc";
@@ -219,6 +220,7 @@ typedef struct EntryPlan {
     int nsc;
     const rt_step_tensor *x, *loss, *logits, *targets, *z;   /* logits and targets, or z, or none */
     const rt_step_tensor *y, *w;   /* DeepCluster's inputs: the batch's pseudolabels, the clusters' weights */
+    const rt_step_tensor *u;       /* Deep InfoMax's input: samples of the prior, U[0, 1) */
 } EntryPlan;
 
 static int plan_entry(EntryPlan *pl, const rt_entry *e, char *err, size_t errlen) {
@@ -246,6 +248,7 @@ static int plan_entry(EntryPlan *pl, const rt_entry *e, char *err, size_t errlen
     pl->z = rt_entry_tensor(e, "z");
     pl->y = rt_entry_tensor(e, "y");
     pl->w = rt_entry_tensor(e, "w");
+    pl->u = rt_entry_tensor(e, "u");
     if (!pl->targets && pl->y) pl->targets = pl->y;   /* DeepCluster: the pseudolabels it was given */
     if (!pl->y != !pl->w) {
         snprintf(err, errlen, "%s: entry has one of the inputs y and w without the other", e->name);
@@ -493,8 +496,13 @@ static int run_data(Run *r) {
     if (rt_aug_check(&r->pipe, dp->h, dp->w, dp->c, p->in_c, r->err, r->errlen) != 0) return -1;
     r->B = p->batch;
     r->n = dp->n;
-    r->steps_per_epoch = (r->n + r->B - 1) / r->B;
-    r->Blast = r->n % r->B;
+    r->steps_per_epoch = p->drop_last ? r->n / r->B : (r->n + r->B - 1) / r->B;
+    r->Blast = p->drop_last ? 0 : r->n % r->B;
+    if (r->steps_per_epoch < 1) {
+        snprintf(r->err, r->errlen, "%s: %lld images do not fill one batch of %lld, and %s drops a partial one", o->data,
+                 (long long)r->n, (long long)r->B, rt_method_name(p->method));
+        return -1;
+    }
     r->total_steps = (int64_t)o->epochs * r->steps_per_epoch;
     if (o->monitor_every <= 0) return 0;
     /* --monitor knn: the test split (of the same classes), the
@@ -613,6 +621,12 @@ static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_ac
     } else {
         rt_augment_batch(&r->pipe, r->dp->pixels, r->dp->h, r->dp->w, r->dp->c, p->in_c, r->perm + b0, (int)bsz, p->K, o->seed,
                          (uint32_t)epoch, o->nthreads, tensor_ptr(m, pl->x));
+    }
+    if (pl->u) {   /* torch.rand_like(y): one stream per step of the run */
+        rt_stream st;
+        rt_stream_init(&st, o->seed, RT_DOMAIN_PRIOR, (uint32_t)epoch, (uint32_t)s);
+        float *u = tensor_ptr(m, pl->u);
+        for (int64_t i = 0, nu = numel(pl->u); i < nu; i++) u[i] = (float)rt_stream_uniform(&st);
     }
     rt_model_run(m, pl->e);
     r->step++;

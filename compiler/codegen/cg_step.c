@@ -147,6 +147,22 @@ static bool emit_node(CG *cg, const Node *n) {
     case OP_SIMCLR_BACK:
         call_rt_k_simclr_back(cg, O, I(0), I(1), D(n, 0), D(n, 1), n->fa[0], n->fa[1], cg_ws(cg));
         return true;
+    case OP_LOCAL_PAIRS:
+        call_rt_k_local_pairs(cg, O, I(0), I(1), D(a, 0), D(a, 1), D(b, 1), D(a, 2) * D(a, 3));
+        return true;
+    case OP_LOCAL_PAIRS_BACK: {
+        /* dZ [2B, C+F, H, W]; b is the input whose gradient this is */
+        int64_t B = D(a, 0) / 2, S = D(a, 2) * D(a, 3);
+        if (n->ia[0] == 0) call_rt_k_local_pairs_dm(cg, O, I(0), B, D(n, 1), D(a, 1) - D(n, 1), S);
+        else call_rt_k_local_pairs_dy(cg, O, I(0), B, D(a, 1) - D(n, 1), D(n, 1), S);
+        return true;
+    }
+    case OP_CONCAT_ROWS: call_rt_k_concat_rows(cg, O, I(0), I(1), node_numel(a), node_numel(b)); return true;
+    case OP_SLICE_ROWS: call_rt_k_slice_rows(cg, O, I(0), n->ia[0], n->ia[1], D(n, 1)); return true;
+    case OP_JSD_LOSS: call_rt_k_jsd_loss(cg, O, I(0), node_numel(a) / 2, n->fa[0]); return true;
+    case OP_JSD_BACK: call_rt_k_jsd_back(cg, O, I(0), I(1), node_numel(n) / 2, n->fa[0]); return true;
+    case OP_PRIOR_LOSS: call_rt_k_prior_loss(cg, O, I(0), D(a, 0) / 2, n->fa[0]); return true;
+    case OP_PRIOR_BACK: call_rt_k_prior_back(cg, O, I(0), I(1), D(n, 0) / 2, n->fa[0]); return true;
     case OP_WEIGHTED_CE: call_rt_k_weighted_ce(cg, O, I(0), I(1), I(2), D(a, 0), D(a, 1)); return true;
     case OP_WEIGHTED_CE_BACK:
         call_rt_k_weighted_ce_back(cg, O, I(0), I(1), I(2), I(3), D(n, 0), D(n, 1));

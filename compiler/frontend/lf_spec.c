@@ -352,6 +352,17 @@ static void conv_method(Conv *c, Spec *s) {
     if (strcmp(kind, "rotation") == 0) {
         m->kind = METHOD_ROTATION;
         s->K = 1;
+    } else if (strcmp(kind, "dim") == 0) {
+        m->kind = METHOD_DIM;
+        m->beta = get_num(c, t, "beta");
+        m->gamma = get_num(c, t, "gamma");
+        s->K = 1;
+        lua_getfield(c->L, t, "local_d");
+        m->head = conv_layer(c, 0);
+        lua_getfield(c->L, t, "prior_d");
+        m->prior = conv_layer(c, 0);
+        lua_pop(c->L, 1);
+        return;
     } else if (strcmp(kind, "deepcluster") == 0) {
         m->kind = METHOD_DEEPCLUSTER;
         m->clusters = (int)get_int(c, t, "clusters");
@@ -545,7 +556,7 @@ bool loss_parse(const char *s, LossKind *out) {
 }
 
 const char *method_name(MethodKind k) {
-    static const char *const names[] = {"relational", "rotation", "simclr", "deepcluster"};   /* ORDER MethodKind */
+    static const char *const names[] = {"relational", "rotation", "simclr", "deepcluster", "dim"};   /* ORDER MethodKind */
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 

@@ -19,6 +19,7 @@ typedef struct Lower {
     Graph *g;
     const Spec *s;
     bool train;
+    Node *first_relu;   /* the backbone's first ReLU output (Deep InfoMax's M) */
 } Lower;
 
 rt_init init_conv_weight(int64_t out, int64_t k) {
@@ -120,7 +121,11 @@ static Node *lower_layer(Lower *L, const Layer *ly, Node *x, const char *path) {
         return y;
     }
     case LK_BATCHNORM: return lower_batchnorm(L, ly, x, path);
-    case LK_RELU: return ir_relu(g, x);
+    case LK_RELU: {
+        Node *r = ir_relu(g, x);
+        if (!L->first_relu) L->first_relu = r;
+        return r;
+    }
     case LK_LEAKY_RELU: return ir_leaky_relu(g, x, ly->slope);
     case LK_AVGPOOL2D: return ir_avgpool2d(g, x, ly->kernel, ly->stride, ly->padding);
     case LK_MAXPOOL2D: return ir_maxpool2d(g, x, ly->kernel, ly->stride, ly->padding);
@@ -176,7 +181,7 @@ static Node *relation_head(Lower *L, Node *pairs) {
 }
 
 Node *lower_module(Graph *g, const Layer *ly, Node *x, const char *path, bool train) {
-    Lower L = {g, NULL, train};
+    Lower L = {g, NULL, train, NULL};
     return lower_layer(&L, ly, x, path);
 }
 
@@ -254,10 +259,59 @@ static bool lower_deepcluster(Lower *L, Node *x, int64_t B) {
     return true;
 }
 
+/* Deep InfoMax (BASELINES.md 4, alpha = 0): y = the backbone's features,
+   M = the map after its first ReLU; the local discriminator scores (M_i,
+   y_i) and (M_{i+1}, y_i) in one batch (no BatchNorm in it, so batching
+   changes nothing), the JSD-estimator loss times beta; the prior
+   discriminator scores uniform samples u [B, F] (an input the runtime
+   draws) and y, the prior loss times gamma. Both discriminators' parameters
+   are under "loss_fn.", the reference's checkpoint key. */
+static bool lower_dim(Lower *L, Node *x, int64_t B) {
+    Graph *g = L->g;
+    const Method *m = &L->s->method;
+    Node *y = lower_backbone(L, x);
+    if (!y) return false;
+    Node *M = L->first_relu;
+    if (!M || M->rank != 4) {
+        diag_error(g->diag, m->loc, "dim: the backbone has no ReLU on a feature map [B,C,H,W] (its first one is M)");
+        return false;
+    }
+    g->loc = m->loc;
+    g->label = "local_pairs";
+    Node *T = lower_layer(L, m->head, ir_local_pairs(g, M, y), "loss_fn");
+    if (!T) return false;
+    if (T->rank != 4 || T->dim[1] != 1) {
+        char sh[64];
+        fmt_shape(sh, sizeof sh, T);
+        diag_error(g->diag, m->loc, "dim: local_d's output must be [2B, 1, H, W] (got %s)", sh);
+        return false;
+    }
+    g->loc = m->loc;
+    g->label = "loss";
+    Node *loss = ir_jsd_loss(g, T, m->beta);
+    if (m->gamma > 0) {
+        int64_t ud[2] = {B, y->dim[1]};
+        g->label = "prior";
+        Node *p = lower_layer(L, m->prior, ir_concat_rows(g, ir_input(g, "u", 2, ud), y), "loss_fn");
+        if (!p) return false;
+        if (p->rank != 2 || p->dim[1] != 1) {
+            char sh[64];
+            fmt_shape(sh, sizeof sh, p);
+            diag_error(g->diag, m->loc, "dim: prior_d's output must be [2B, 1] (got %s)", sh);
+            return false;
+        }
+        g->loc = m->loc;
+        g->label = "loss";
+        loss = ir_add(g, loss, ir_prior_loss(g, p, m->gamma));
+    }
+    graph_add_output(g, "loss", loss);
+    return true;
+}
+
 Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d) {
     Graph *g = graph_new(a);
     g->diag = d;
-    Lower L = {g, s, true};
+    Lower L = {g, s, true, NULL};
     int errors = d->nerrors;
     int64_t xd[4] = {s->K * B, C, H, W};
     Node *x = ir_input(g, "x", 4, xd);
@@ -266,6 +320,7 @@ Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Ar
     case METHOD_ROTATION: ok = lower_rotation(&L, x, B); break;
     case METHOD_SIMCLR: ok = lower_simclr(&L, x); break;
     case METHOD_DEEPCLUSTER: ok = lower_deepcluster(&L, x, B); break;
+    case METHOD_DIM: ok = lower_dim(&L, x, B); break;
     case METHOD_RELATIONAL: {
         Node *f = lower_backbone(&L, x);
         g->loc = s->head.loc;
@@ -292,7 +347,7 @@ Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Ar
 Graph *lower_features(const Spec *s, int64_t N, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d) {
     Graph *g = graph_new(a);
     g->diag = d;
-    Lower L = {g, s, false};
+    Lower L = {g, s, false, NULL};
     int errors = d->nerrors;
     int64_t xd[4] = {N, C, H, W};
     Node *f = lower_backbone(&L, ir_input(g, "x", 4, xd));
@@ -307,7 +362,7 @@ Graph *lower_supervised(const Spec *s, int64_t B, int64_t classes, int64_t C, in
                         Diag *d) {
     Graph *g = graph_new(a);
     g->diag = d;
-    Lower L = {g, s, train};
+    Lower L = {g, s, train, NULL};
     int errors = d->nerrors;
     int64_t xd[4] = {B, C, H, W};
     Node *f = lower_backbone(&L, ir_input(g, "x", 4, xd));

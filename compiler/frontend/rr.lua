@@ -602,6 +602,36 @@ simple("method", "deepcluster", "rr.deepcluster{clusters=100}", {
     end)
 end)
 
+-- Deep InfoMax (the reference's alpha = 0: no global discriminator): a
+-- local discriminator (1x1 convolutions) tells the map M after the
+-- backbone's first ReLU concatenated with the image's features y from M of
+-- the next image; a prior discriminator pushes y towards U[0,1) (gamma = 0
+-- drops it). Both are named layers, trained by the same step.
+simple("method", "dim", "rr.dim{beta=1, gamma=0.1}", {
+    {"beta", positive, 1.0}, {"gamma", nonneg, 0.1},
+    {"local_d", object("layer", "a layer on [2B, C+F, H, W] with 1 output channel, e.g. 1x1 convolutions"), nil},
+    {"prior_d", object("layer", "a layer on [2B, F] with 1 output"), nil},
+}, function(d, loc)
+    if d.local_d == nil then
+        d.local_d = rr.sequential{name = "local_d",
+            rr.conv2d{name = "c0", out = 256, kernel = 1}, rr.relu{},
+            rr.conv2d{name = "c1", out = 256, kernel = 1}, rr.relu{},
+            rr.conv2d{name = "c2", out = 1, kernel = 1}}
+    end
+    if d.prior_d == nil then
+        d.prior_d = rr.sequential{name = "prior_d",
+            rr.linear{name = "l0", out = 512}, rr.relu{},
+            rr.linear{name = "l1", out = 128}, rr.relu{},
+            rr.linear{name = "l2", out = 1}}
+    end
+    for _, k in ipairs({"local_d", "prior_d"}) do
+        if not objs[d[k]].name then
+            report(loc, "dim", sformat("'%s' needs a name (it prefixes its parameters, e.g. name='%s')", k, k))
+            return true
+        end
+    end
+end)
+
 ---------------------------------------------------------------------------
 -- The model.
 ---------------------------------------------------------------------------
@@ -640,7 +670,7 @@ ctor("model", function(loc, args)
         {"augment", aug_list, {}},
         {"relation", object("head", "rr.relation_head{...}"), nil},
         {"loss", object("loss", "a loss: rr.focal{...} or rr.bce{}"), nil},
-        {"method", object("method", "a method: rr.rotation{...}, rr.simclr{...} or rr.deepcluster{...} (none: relational reasoning)"), nil},
+        {"method", object("method", "a method: rr.rotation{...}, rr.simclr{...}, rr.deepcluster{...} or rr.dim{...} (none: relational reasoning)"), nil},
         {"optimizer", object("optim", "an optimizer: rr.adam{...} or rr.sgd{...}"), nil},
         {"data", enum(tunpack(DATASETS)), "cifar10"},
         {"batch", int_range(2, 1 << 20, "an integer >= 2 (negatives need two images)"), 64},

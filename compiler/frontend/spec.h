@@ -88,12 +88,14 @@ typedef struct Optimizer {
 
 /* What the training step learns from: relational reasoning (K, relation,
    loss), or one of the paper's baselines (BASELINES.md) with its head. */
-typedef enum MethodKind { METHOD_RELATIONAL, METHOD_ROTATION, METHOD_SIMCLR, METHOD_DEEPCLUSTER } MethodKind;
+typedef enum MethodKind { METHOD_RELATIONAL, METHOD_ROTATION, METHOD_SIMCLR, METHOD_DEEPCLUSTER, METHOD_DIM } MethodKind;
 
 typedef struct Method {
     SrcLoc loc;
     MethodKind kind;           /* default relational */
-    Layer *head;               /* baselines: the head on the backbone's features (named) */
+    Layer *head;               /* baselines: the head on the backbone's features (named); dim: local_d */
+    Layer *prior;              /* dim: prior_d */
+    double beta, gamma;        /* dim: the local and prior terms' weights (1, 0.1) */
     double temperature;        /* simclr: default 0.5 */
     int clusters;              /* deepcluster: k (default 100) */
     const char *reset;         /* deepcluster: path of the head's last linear layer, reset each epoch */

@@ -273,6 +273,11 @@ Node *ir_rotations(Graph *g, Node *x);
 Node *ir_block_targets(Graph *g, int64_t n, int64_t block);
 Node *ir_simclr_loss(Graph *g, Node *z, double t, double eps);
 Node *ir_weighted_ce(Graph *g, Node *z, Node *y, Node *w);
+/* ops_dim.c */
+Node *ir_local_pairs(Graph *g, Node *M, Node *y);
+Node *ir_concat_rows(Graph *g, Node *a, Node *b);
+Node *ir_jsd_loss(Graph *g, Node *t, double scale);
+Node *ir_prior_loss(Graph *g, Node *p, double scale);
 
 /* ---- verifier and dump ---- */
 

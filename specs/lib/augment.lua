@@ -47,4 +47,15 @@ function M.crop_flip(size, padding, data)
     }
 end
 
+-- Deep InfoMax's view (BASELINES.md 4): flip and normalise, no crop (the
+-- images must already be size x size).
+function M.flip(size, data)
+    local s = M.stats[data]
+    assert(s, "augment.flip: no normalisation constants for '" .. tostring(data) .. "'")
+    return {
+        rr.hflip{p = 0.5},
+        rr.normalize{mean = s.mean, std = s.std},
+    }
+end
+
 return M

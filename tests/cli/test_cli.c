@@ -371,26 +371,33 @@ TEST(cli_grad_engine_aot_cache) {
 }
 
 /* The baselines' PyTorch goldens through an AOT trainer: `rrc grad
-   --engine aot` builds rotation_conv4's and simclr_conv4's trainers and
-   runs one step on the golden's views and parameters. */
+   --engine aot` builds the baselines' trainers and runs one step on the
+   golden's inputs and parameters (DeepCluster's from a spec with the
+   golden's 10 clusters). */
+static bool is_step_input(const char *n, void *c) {
+    (void)c;
+    return !strcmp(n, "x") || !strcmp(n, "y") || !strcmp(n, "w") || !strcmp(n, "u");
+}
 static bool is_input_tensor(const char *n, void *src) {
     const rt_tensor *t = rt_st_find((const rt_st_file *)src, n);
-    return strcmp(n, "x") != 0 && t->dtype == RT_F32;
+    return !is_step_input(n, NULL) && t->dtype == RT_F32;
 }
 
 TEST(cli_grad_aot_baselines) {
-    static const char *const models[] = {"rotation_conv4", "simclr_conv4"};
-    for (int m = 0; m < 2; m++) {
+    static const char *const models[] = {"rotation_conv4", "simclr_conv4", "deepcluster_conv4", "dim_conv4"};
+    static const char *const specs[] = {"specs/rotation_conv4.lua", "specs/simclr_conv4.lua", "tests/specs/deepcluster10_conv4.lua",
+                                        "specs/dim_conv4.lua"};
+    for (int m = 0; m < 4; m++) {
         char golden[512], xf[512], pf[512], of[512], cmd[4096], *err = NULL;
-        snprintf(golden, sizeof golden, "%s/baselines/%s_B3.safetensors", golden_dir(), models[m]);
+        snprintf(golden, sizeof golden, "%s/baselines/%s_B%d.safetensors", golden_dir(), models[m], m == 3 ? 2 : 3);
         rt_st_file g = {0}, o = {0};
         REQUIRE(golden_read(golden, &g));
         snprintf(xf, sizeof xf, "%s/bx%d.safetensors", test_tmpdir(), m);
         snprintf(pf, sizeof pf, "%s/bp%d.safetensors", test_tmpdir(), m);
         snprintf(of, sizeof of, "%s/bg%d.safetensors", test_tmpdir(), m);
-        REQUIRE(extract(&g, xf, is_x, NULL) && extract(&g, pf, is_input_tensor, &g));
-        snprintf(cmd, sizeof cmd, "RRC_CACHE_DIR=%s/bcache %s grad specs/%s.lua --engine aot --input %s --params %s --out %s",
-                 test_tmpdir(), test_rrc(), models[m], xf, pf, of);
+        REQUIRE(extract(&g, xf, is_step_input, NULL) && extract(&g, pf, is_input_tensor, &g));
+        snprintf(cmd, sizeof cmd, "RRC_CACHE_DIR=%s/bcache %s grad %s --engine aot --input %s --params %s --out %s", test_tmpdir(),
+                 test_rrc(), specs[m], xf, pf, of);
         int rc = test_run(cmd, NULL, &err);
         CHECKF(rc == 0, "%s: exit %d: %s", models[m], rc, err);
         free(err);
@@ -419,20 +426,23 @@ TEST(cli_grad_aot_baselines) {
    synthetic images), writes its accuracy column, resumes, and its backbone
    goes to `rrc lineval`. DeepCluster clusters at each epoch's start. */
 TEST(cli_train_baselines) {
-    static const struct { const char *spec, *acc, *log; } c[] = {
-        {"rotation_conv4", "rotation_acc", NULL},
-        {"simclr_conv4", "contrastive_acc", NULL},
-        {"deepcluster_conv4", "pseudolabel_acc", "k-means of 256 features into 100 clusters"},
+    static const struct { const char *spec, *acc, *log, *data; } c[] = {
+        {"rotation_conv4", "rotation_acc", NULL, "synthetic:256"},
+        {"simclr_conv4", "contrastive_acc", NULL, "synthetic:256"},
+        {"deepcluster_conv4", "pseudolabel_acc", "k-means of 256 features into 100 clusters", "synthetic:256"},
+        /* the local discriminator is costly: fewer, smaller batches; 70
+           images drop a last batch of 6 */
+        {"dim_conv4", "acc", NULL, "synthetic:70 --batch 32"},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         char cmd[2048], run[512], csv[600], *err = NULL, *out = NULL;
         snprintf(run, sizeof run, "%s/base_%s", test_tmpdir(), c[i].spec);
-        snprintf(cmd, sizeof cmd, "%s train specs/%s.lua --data synthetic:256 --epochs 1 --out %s --quiet", test_rrc(), c[i].spec, run);
+        snprintf(cmd, sizeof cmd, "%s train specs/%s.lua --data %s --epochs 1 --out %s --quiet", test_rrc(), c[i].spec, c[i].data, run);
         int rc = test_run(cmd, NULL, &err);
         CHECKF(rc == 0, "%s: exit %d: %s", c[i].spec, rc, err);
         free(err);
         /* one more epoch, resumed */
-        snprintf(cmd, sizeof cmd, "%s train specs/%s.lua --data synthetic:256 --epochs 2 --resume %s --out %s", test_rrc(), c[i].spec,
+        snprintf(cmd, sizeof cmd, "%s train specs/%s.lua --data %s --epochs 2 --resume %s --out %s", test_rrc(), c[i].spec, c[i].data,
                  run, run);
         rc = test_run(cmd, NULL, &err);
         CHECKF(rc == 0 && strstr(err, "resuming from"), "%s resumed: exit %d: %s", c[i].spec, rc, err);
@@ -445,8 +455,8 @@ TEST(cli_train_baselines) {
         for (const char *s = text; s && (s = strchr(s, '\n')); s++) rows++;
         CHECKF(rows == 1 + 4, "%s: %d lines in metrics.csv", c[i].spec, rows);
         free(text);
-        snprintf(cmd, sizeof cmd, "%s lineval specs/%s.lua --data synthetic:256 --checkpoint %s/last.safetensors --epochs 1",
-                 test_rrc(), c[i].spec, run);
+        snprintf(cmd, sizeof cmd, "%s lineval specs/%s.lua --data %s --checkpoint %s/last.safetensors --epochs 1", test_rrc(),
+                 c[i].spec, c[i].data, run);
         rc = test_run(cmd, &out, &err);
         CHECKF(rc == 0 && strstr(out, "test top-1"), "%s lineval: exit %d: %s", c[i].spec, rc, err);
         free(out);

@@ -197,9 +197,10 @@ out:
 TEST(golden_adam_10_steps) { CHECK(for_each_step("adam10", NULL, check_adam_file) >= 2); }
 
 /* The baselines (tests/golden/baselines/, make_baseline_goldens.py):
-   RotationNet, SimCLR and DeepCluster steps on Conv-4 at odd and even B
+   RotationNet, SimCLR, DeepCluster and Deep InfoMax steps on Conv-4 at odd and even B
    and on ResNet-8, and 10 Adam steps of each. */
 TEST(golden_steps_rotation) { CHECK(for_each_in("baselines", "rotation_", "adam", check_step_file) >= 4); }
 TEST(golden_steps_simclr) { CHECK(for_each_in("baselines", "simclr_", "adam", check_step_file) >= 4); }
 TEST(golden_steps_deepcluster) { CHECK(for_each_in("baselines", "deepcluster_", "adam", check_step_file) >= 3); }
-TEST(golden_adam_10_steps_baselines) { CHECK(for_each_in("baselines", "adam10", NULL, check_adam_file) >= 3); }
+TEST(golden_steps_dim) { CHECK(for_each_in("baselines", "dim_", "adam", check_step_file) >= 3); }
+TEST(golden_adam_10_steps_baselines) { CHECK(for_each_in("baselines", "adam10", NULL, check_adam_file) >= 4); }

@@ -610,3 +610,49 @@ TEST(spec_name_helpers) {
     CHECK(strcmp(layer_kind_name(LK_CONV2D), "conv2d") == 0);
     CHECK(strcmp(layer_kind_name(LK_RESIDUAL), "residual") == 0);
 }
+
+/* ---- the baselines' specs (BASELINES.md) ------------------------------ */
+
+/* What every baseline spec shares with the reference: batch 128, Adam, one
+   Conv-4 or ResNet-32 backbone, and its method's pipeline. */
+TEST(spec_baselines) {
+    static const struct {
+        const char *path;
+        MethodKind kind;
+        int K, naug;
+        AugKind first;
+        double lr;
+        const char *head;
+    } c[] = {
+        {"specs/rotation_conv4.lua", METHOD_ROTATION, 1, 3, AUG_RANDOM_CROP, 1e-3, "classifier"},
+        {"specs/rotation_resnet32.lua", METHOD_ROTATION, 1, 3, AUG_RANDOM_CROP, 1e-3, "classifier"},
+        {"specs/simclr_conv4.lua", METHOD_SIMCLR, 2, 5, AUG_RANDOM_RESIZED_CROP, 1e-3, "head"},
+        {"specs/simclr_resnet32.lua", METHOD_SIMCLR, 2, 5, AUG_RANDOM_RESIZED_CROP, 1e-3, "head"},
+        {"specs/deepcluster_conv4.lua", METHOD_DEEPCLUSTER, 1, 3, AUG_RANDOM_CROP, 1e-3, "classifier"},
+        {"specs/deepcluster_resnet32.lua", METHOD_DEEPCLUSTER, 1, 3, AUG_RANDOM_CROP, 1e-3, "classifier"},
+        {"specs/dim_conv4.lua", METHOD_DIM, 1, 2, AUG_HFLIP, 1e-4, "local_d"},
+        {"specs/dim_resnet32.lua", METHOD_DIM, 1, 2, AUG_HFLIP, 1e-4, "local_d"},
+    };
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        Arena a = {0};
+        Spec *s = load_ok(c[i].path, &a);
+        if (s) {
+            const Method *m = &s->method;
+            CHECKF(m->kind == c[i].kind && s->K == c[i].K, "%s: method %s, K %d", c[i].path, method_name(m->kind), s->K);
+            CHECKF(s->batch == 128 && s->optim.kind == OPT_ADAM && s->optim.lr == c[i].lr, "%s: batch %d, lr %g", c[i].path,
+                   s->batch, s->optim.lr);
+            CHECKF(s->naug == c[i].naug && s->aug[0].kind == c[i].first && s->aug[s->naug - 1].kind == AUG_NORMALIZE,
+                   "%s: pipeline", c[i].path);
+            if (c[i].first == AUG_RANDOM_CROP) CHECK(s->aug[0].size == 32 && s->aug[0].padding == 4);
+            CHECKF(m->head && m->head->name && !strcmp(m->head->name, c[i].head), "%s: head %s", c[i].path,
+                   m->head && m->head->name ? m->head->name : "(none)");
+            if (c[i].kind == METHOD_SIMCLR) CHECK(m->temperature == 0.5);
+            if (c[i].kind == METHOD_DEEPCLUSTER)
+                CHECKF(m->clusters == 100 && m->reset && !strcmp(m->reset, "classifier.linear2"), "%s: reset %s", c[i].path,
+                       m->reset ? m->reset : "(none)");
+            if (c[i].kind == METHOD_DIM)
+                CHECK(m->beta == 1 && m->gamma == 0.1 && m->prior && m->prior->name && !strcmp(m->prior->name, "prior_d"));
+        }
+        arena_free(&a);
+    }
+}

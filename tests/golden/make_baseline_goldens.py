@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-# make_baseline_goldens.py: PyTorch float64 goldens for three of the paper's
-# baselines, RotationNet, SimCLR and DeepCluster's training step
-# (/work/shared/BASELINES.md sections 0-3), on Conv-4 (and one ResNet-8 case
+# make_baseline_goldens.py: PyTorch float64 goldens for four of the paper's
+# baselines, RotationNet, SimCLR, DeepCluster and Deep InfoMax's training step
+# (/work/shared/BASELINES.md sections 0-4), on Conv-4 (and one ResNet-8 case
 # each) -> tests/golden/baselines/.
 #
 #   run with:  /usr/bin/python3 tests/golden/make_baseline_goldens.py
@@ -20,7 +20,9 @@
 #   3. model building, names, kink margin
 #   4. one-step goldens   -> baselines/{rotation,simclr,deepcluster}_<model>_B<B>
 #   5. 10-step Adam       -> baselines/{rotation,simclr,deepcluster}_conv4_adam10
-#   6. main
+#   6. Deep InfoMax (methods/deepinfomax.py: the model, its kink margins, its
+#      one-step and 10-step Adam goldens -> baselines/dim_*)
+#   7. main
 #
 # Conventions (as in make_goldens.py): F32 tensors are inputs, generated in
 # float32 and used via .double(); F64 tensors are results computed entirely
@@ -59,6 +61,19 @@ DC_HIDDEN = 256       # DeepCluster head: Linear(F,256) -> BN1d -> LeakyReLU -> 
 DC_LABELS = 50        # pseudolabels the class weights are counted from (the reference: all N)
 DC_W2_STD = 0.01      # the per-epoch reset of linear2.weight: N(0, 0.01)
 DC_B2_STD = 0.01      # golden-only perturbation of the reset's zero linear2.bias
+DIM_ALPHA = 0.0       # Deep InfoMax weights (train_unsupervised.py): alpha 0 = no global
+DIM_BETA = 1.0        # discriminator, beta on the local term, gamma on the prior term
+DIM_GAMMA = 0.1
+DIM_LOCAL_HIDDEN = 256          # LocalDiscriminator: 1x1 convs C_M+F -> 256 -> 256 -> 1
+DIM_PRIOR_HIDDEN = (512, 128)   # PriorDiscriminator: Linear F -> 512 -> 128 -> 1
+DIM_LR = 1e-4         # DIM's Adam (both groups); the other methods: mg.ADAM_LR = 1e-3
+DIM_M_CHANNELS = {"conv4": 8, "resnet8": 16}
+DIM_M_TAP = {"conv4": "layer1.relu", "resnet8": "relu"}   # M = that ReLU's output
+# The local discriminator's two ReLUs see 2 x 2 x B x 32 x 32 x 256 inputs (2M at
+# B = 2): at make_goldens' 2e-6 about 10-35 of them fall inside the margin per
+# draw, so no draw passes. Their margin is 1e-7 (about 1 inside per draw: a few
+# redraws); every other ReLU (backbone, prior discriminator) keeps mg.KINK_MARGIN.
+DIM_LOCAL_KINK_MARGIN = 1e-7
 
 
 @contextlib.contextmanager
@@ -457,6 +472,15 @@ def base_metadata(method, model, B, seed, extra=None):
         md.update([("clusters", str(N_CLUSTERS)), ("hidden", str(DC_HIDDEN)), ("slope", "0.01"),
                    ("rows", str(B)), ("weight_labels", str(DC_LABELS)),
                    ("linear2_init", "weight N(0,0.01); bias 0 + 0.01*N(0,1) (golden perturbation)")])
+    elif method == "dim":
+        md.update([("alpha", "0"), ("beta", "1"), ("gamma", "0.1"), ("rows", str(B)),
+                   ("m_channels", str(DIM_M_CHANNELS[model])), ("m_tap", DIM_M_TAP[model]),
+                   ("local_hidden", str(DIM_LOCAL_HIDDEN)),
+                   ("prior_hidden", "%d,%d" % DIM_PRIOR_HIDDEN),
+                   ("negatives", "M rolled by -1 along the batch: M'_i = M_(i+1) mod B"),
+                   ("disc_init", "PyTorch default (U(+-1/sqrt(fan_in)) weight and bias)"),
+                   ("kink_margin", "%g" % mg.KINK_MARGIN),
+                   ("kink_margin_local", "%g" % DIM_LOCAL_KINK_MARGIN)])
     else:
         md.update([("temperature", "0.5"), ("norm_eps", "1e-8"), ("hidden", str(PROJ_HIDDEN)),
                    ("out_dim", str(PROJ_OUT)), ("slope", "0.01"), ("rows", str(2 * B)),
@@ -608,7 +632,328 @@ def run_adam_case(stem, method, model, B, steps, seed):
 
 
 # =========================================================================
-# 6. main
+# 6. Deep InfoMax (methods/deepinfomax.py, BASELINES.md 4)
+# =========================================================================
+
+def _trace(trace, h):
+    if trace is not None:
+        trace.append(h.detach().abs().min().item())
+
+
+class LocalDiscriminator(nn.Module):
+    """methods/deepinfomax.py: LocalDiscriminator, F.relu after c0 and c1.
+    `trace`, when a list, collects min |input| of the two ReLUs (kink margin)."""
+
+    def __init__(self, y_size, m_channels):
+        super().__init__()
+        self.c0 = nn.Conv2d(y_size + m_channels, DIM_LOCAL_HIDDEN, kernel_size=1)
+        self.c1 = nn.Conv2d(DIM_LOCAL_HIDDEN, DIM_LOCAL_HIDDEN, kernel_size=1)
+        self.c2 = nn.Conv2d(DIM_LOCAL_HIDDEN, 1, kernel_size=1)
+        self.trace = None
+
+    def forward(self, x):
+        h = self.c0(x)
+        _trace(self.trace, h)
+        h = F.relu(h)
+        h = self.c1(h)
+        _trace(self.trace, h)
+        h = F.relu(h)
+        return self.c2(h)
+
+
+class PriorDiscriminator(nn.Module):
+    """methods/deepinfomax.py: PriorDiscriminator (sigmoid output). `logit`
+    is the pre-sigmoid value (self-checks only)."""
+
+    def __init__(self, y_size):
+        super().__init__()
+        self.l0 = nn.Linear(y_size, DIM_PRIOR_HIDDEN[0])
+        self.l1 = nn.Linear(DIM_PRIOR_HIDDEN[0], DIM_PRIOR_HIDDEN[1])
+        self.l2 = nn.Linear(DIM_PRIOR_HIDDEN[1], 1)
+        self.trace = None
+
+    def logit(self, x):
+        h = self.l0(x)
+        _trace(self.trace, h)
+        h = F.relu(h)
+        h = self.l1(h)
+        _trace(self.trace, h)
+        h = F.relu(h)
+        return self.l2(h)
+
+    def forward(self, x):
+        return torch.sigmoid(self.logit(x))
+
+
+class DeepInfoMaxLoss(nn.Module):
+    """methods/deepinfomax.py: DeepInfoMaxLoss with alpha = 0 (no
+    global_d is built), beta = 1, gamma = 0.1; the prior sample u, the
+    reference's torch.rand_like(y), is an argument. Statement for statement
+    otherwise. `parts` keeps (LOCAL, PRIOR) of the last call."""
+
+    def __init__(self, y_size, m_channels, beta=DIM_BETA, gamma=DIM_GAMMA):
+        super().__init__()
+        self.local_d = LocalDiscriminator(y_size, m_channels)
+        self.prior_d = PriorDiscriminator(y_size)
+        self.beta = beta
+        self.gamma = gamma
+        self.parts = None
+
+    def forward(self, y, M, M_prime, u):
+        y_expanded = y.unsqueeze(-1).unsqueeze(-1)
+        y_expanded = y_expanded.expand(-1, -1, M.shape[2], M.shape[3])
+        y_M = torch.cat((M, y_expanded), dim=1)
+        y_M_prime = torch.cat((M_prime, y_expanded), dim=1)
+        Ej = -F.softplus(-self.local_d(y_M)).mean()
+        Em = F.softplus(self.local_d(y_M_prime)).mean()
+        LOCAL = (Em - Ej) * self.beta
+        GLOBAL = 0.0                                   # alpha = 0
+        prior = u                                      # torch.rand_like(y)
+        term_a = torch.log(self.prior_d(prior)).mean()
+        term_b = torch.log(1.0 - self.prior_d(y)).mean()
+        PRIOR = - (term_a + term_b) * self.gamma
+        self.parts = (LOCAL.detach(), PRIOR.detach())
+        return LOCAL + GLOBAL + PRIOR
+
+
+def dim_encoder(backbone, model, x):
+    """methods/deepinfomax.py: Encoder.forward_conv4 / forward_resnet, layer
+    by layer: y = the features, M = the output of the backbone's first ReLU
+    (conv4: layer1's, before its pool; resnet: the stem's)."""
+    fe = backbone
+    if model == "conv4":
+        x = fe.layer1.conv(x)
+        x = fe.layer1.bn(x)
+        M = fe.layer1.relu(x)
+        x = fe.layer1.pool(M)
+        x = fe.layer2(x)
+        x = fe.layer3(x)
+        x = fe.layer4(x)
+        x = torch.flatten(x, 1)
+    else:
+        x = fe.conv1(x)
+        x = fe.bn1(x)
+        M = fe.relu(x)
+        x = fe.layer1(M)
+        x = fe.layer2(x)
+        x = fe.layer3(x)
+        x = fe.avgpool(x)
+        x = x.view(x.size(0), -1)
+    return x, M
+
+
+def dim_forward(backbone, loss_fn, model, x, u):
+    """DIM.train's batch step up to the loss: M' = M rolled by -1."""
+    y, M = dim_encoder(backbone, model, x)
+    M_prime = torch.cat([M[1:], M[0].unsqueeze(0)], dim=0)
+    L = loss_fn(y, M, M_prime, u)
+    return L, y, M
+
+
+def build_dim(model, seed):
+    """Seed, build backbone then loss_fn (local_d, prior_d: PyTorch default
+    init) in float32; METHOD.md init + golden BN perturbation of the backbone
+    only (the discriminators have no BN; their convs keep the default init)."""
+    torch.manual_seed(seed)
+    backbone = mg.make_backbone(model)
+    loss_fn = DeepInfoMaxLoss(backbone.fdim, DIM_M_CHANNELS[model])
+    mg.init_module(backbone)
+    return backbone, loss_fn
+
+
+def dim_kink_margins(model, backbone, loss_fn, x, u):
+    """min |input| over (1) every backbone ReLU and the prior discriminator's
+    ReLUs (both calls), (2) the local discriminator's ReLUs (both calls), of
+    one float64 training-mode step on copies."""
+    bb, lf = copy.deepcopy(backbone).double().train(), copy.deepcopy(loss_fn).double().train()
+    seen, local = [], []
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(i[0].detach().abs().min().item()))
+             for m in bb.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU))]
+    lf.prior_d.trace, lf.local_d.trace = seen, local
+    with torch.no_grad(), default_dtype(F64):
+        dim_forward(bb, lf, model, x.double(), u.double())
+    for h in hooks:
+        h.remove()
+    n_bb = {"conv4": 4, "resnet8": 7}[model]
+    assert len(seen) == n_bb + 4 and len(local) == 4, (len(seen), len(local))
+    return min(seen), min(local)
+
+
+def draw_dim_inputs(model, backbone, loss_fn, B):
+    """x standard normal, u uniform [0,1) (both F32), redrawn together until
+    no ReLU input is within its margin (DIM_LOCAL_KINK_MARGIN for the local
+    discriminator, mg.KINK_MARGIN otherwise). Returns x, u, the number of
+    draws and the two margins."""
+    for n in range(1, 201):
+        x = torch.randn(B, 3, 32, 32, dtype=torch.float32)
+        u = torch.rand(B, backbone.fdim, dtype=torch.float32)
+        m, ml = dim_kink_margins(model, backbone, loss_fn, x, u)
+        if m >= mg.KINK_MARGIN and ml >= DIM_LOCAL_KINK_MARGIN:
+            return x, u, n, m, ml
+    raise RuntimeError("no (x, u) without a near-kink ReLU input in 200 draws")
+
+
+def softplus_np(v):
+    """log(1 + e^v), stable, float64 numpy."""
+    return np.maximum(v, 0.0) + np.log1p(np.exp(-np.abs(v)))
+
+
+def check_dim_prior(loss_fn, y, u, PRIOR):
+    """rrc's stabler prior form, gamma * (mean softplus(-p_u) + mean
+    softplus(p_y)) with p the pre-sigmoid logits, equals the reference's
+    -gamma * (mean log D(u) + mean log(1 - D(y))) to 1e-12 relative.
+    Returns the relative difference."""
+    with torch.no_grad():
+        pu, py = loss_fn.prior_d.logit(u), loss_fn.prior_d.logit(y)
+        assert torch.equal(torch.sigmoid(pu), loss_fn.prior_d(u))
+        stable = loss_fn.gamma * (F.softplus(-pu).mean() + F.softplus(py).mean())
+    rel = abs(float(stable) - float(PRIOR)) / abs(float(PRIOR))
+    assert rel <= 1e-12, (float(stable), float(PRIOR), rel)
+    return rel
+
+
+def check_dim(model, backbone0, loss_fn, x64, u64, y, M, L):
+    """(1) M's shape; the hand-run encoder (dim_encoder) equals a forward
+    hook on the tapped ReLU + the backbone's own forward, on a fresh float64
+    copy of the initial backbone (bit for bit); (2) the stable prior form
+    (check_dim_prior); (3) the whole loss from the discriminators' logits,
+    written out in numpy (math.fsum, stable softplus), to 1e-12 relative;
+    (4) |T| < 20, so torch's softplus threshold (x > 20: x) is not reached.
+    Returns (prior_rel, np_rel, max |T|)."""
+    B = x64.shape[0]
+    assert tuple(M.shape) == (B, DIM_M_CHANNELS[model], 32, 32), tuple(M.shape)
+    bb = copy.deepcopy(backbone0).double().train()
+    tap = dict(bb.named_modules())[DIM_M_TAP[model]]
+    got = []
+    h = tap.register_forward_hook(lambda m, i, o: got.append(o.detach()))
+    with torch.no_grad():
+        y2 = bb(x64)
+    h.remove()
+    assert len(got) == 1 and torch.equal(got[0], M.detach()) and torch.equal(y2, y.detach())
+
+    LOCAL, PRIOR = loss_fn.parts
+    assert float(LOCAL + PRIOR) == float(L)
+    prior_rel = check_dim_prior(loss_fn, y.detach(), u64, PRIOR)
+    with torch.no_grad():
+        yd, Md = y.detach(), M.detach()
+        ye = yd[:, :, None, None].expand(-1, -1, 32, 32)
+        Mp = torch.roll(Md, -1, 0)
+        t_pos = loss_fn.local_d(torch.cat((Md, ye), 1)).numpy().ravel()
+        t_neg = loss_fn.local_d(torch.cat((Mp, ye), 1)).numpy().ravel()
+        pu = loss_fn.prior_d.logit(u64).numpy().ravel()
+        py = loss_fn.prior_d.logit(yd).numpy().ravel()
+    local = DIM_BETA * (math.fsum(softplus_np(t_neg)) / t_neg.size +
+                        math.fsum(softplus_np(-t_pos)) / t_pos.size)
+    prior = DIM_GAMMA * (math.fsum(softplus_np(-pu)) / pu.size + math.fsum(softplus_np(py)) / py.size)
+    ref = local + prior
+    np_rel = abs(ref - float(L)) / abs(ref)
+    assert np_rel <= 1e-12, (ref, float(L))
+    assert abs(local - float(LOCAL)) <= 1e-12 * abs(local), (local, float(LOCAL))
+    tmax = float(max(np.abs(t_pos).max(), np.abs(t_neg).max()))
+    assert tmax < 20.0, tmax
+    return prior_rel, np_rel, tmax
+
+
+DIM_CASES = [("conv4", 2, 801), ("conv4", 3, 802), ("resnet8", 2, 811)]
+DIM_ADAM_CASE = ("dim_conv4_adam10", "conv4", 2, 10, 821)
+
+
+def run_dim_step_case(idx, model, B, seed):
+    backbone, loss_fn = build_dim(model, seed)
+    x, u, draws, margin, margin_local = draw_dim_inputs(model, backbone, loss_fn, B)
+    with_nbt = idx % 2 == 1
+    init = initial_tensors(backbone, loss_fn, "loss_fn", with_nbt)
+    backbone0 = copy.deepcopy(backbone)
+    checks = OrderedDict()
+
+    with default_dtype(F64):
+        backbone.double().train()
+        loss_fn.double().train()
+        x64, u64 = x.double(), u.double()
+        L, y, M = dim_forward(backbone, loss_fn, model, x64, u64)
+        L.backward()
+        grads = [(n, p.grad.detach()) for n, p in named_params(backbone, loss_fn, "loss_fn")]
+        stats = [(n, v.detach()) for n, v in running_stats(backbone, loss_fn, "loss_fn")]
+        checks["prior_rel"], checks["np_rel"], checks["max|T|"] = \
+            check_dim(model, backbone0, loss_fn, x64, u64, y, M, L)
+    checks["draws"] = draws
+    checks["kink"], checks["kink_local"] = margin, margin_local
+    LOCAL, PRIOR = loss_fn.parts
+
+    tensors = [("x", x), ("u", u)] + init
+    tensors += [("loss", L.detach().reshape(1)), ("loss_local", LOCAL.reshape(1)),
+                ("loss_prior", PRIOR.reshape(1)), ("features", y.detach())]
+    for name, g in grads:
+        assert g.dtype == F64, name
+        tensors.append(("grad." + name, g))
+    for name, v in stats:
+        assert v.dtype == F64, name
+        tensors.append(("state." + name, v))
+    fname = "dim_%s_B%d.safetensors" % (model, B)
+    md = base_metadata("dim", model, B, seed, {"num_batches_tracked": "1" if with_nbt else "0"})
+    size = mg.write_safetensors(os.path.join(OUT_DIR, fname), tensors, md)
+    return fname, size, float(L), checks
+
+
+def adam_update_lr(params, grads, m, v, t, lr):
+    """mg.adam_reference_update (METHOD.md step 6) with lr as an argument."""
+    b1, b2 = mg.ADAM_BETAS
+    new = []
+    for p, g, mi, vi in zip(params, grads, m, v):
+        mi.mul_(b1).add_((1 - b1) * g)
+        vi.mul_(b2).add_((1 - b2) * g * g)
+        denom = vi.sqrt() / math.sqrt(1 - b2 ** t) + mg.ADAM_EPS
+        new.append(p - (lr / (1 - b1 ** t)) * mi / denom)
+    return new
+
+
+def run_dim_adam_case(stem, model, B, steps, seed):
+    """As run_adam_case, DIM.train's step: the same x and u at every step,
+    Adam with two groups (encoder, loss_fn), both lr 1e-4; checked against
+    METHOD.md step 6 and the stable prior form at every step."""
+    backbone, loss_fn = build_dim(model, seed)
+    x, u = draw_dim_inputs(model, backbone, loss_fn, B)[:2]
+    init = initial_tensors(backbone, loss_fn, "loss_fn", with_nbt=False)
+
+    losses, worst = [], 0.0
+    with default_dtype(F64):
+        backbone.double().train()
+        loss_fn.double().train()
+        groups = [{"params": list(backbone.parameters()), "lr": DIM_LR},
+                  {"params": list(loss_fn.parameters()), "lr": DIM_LR}]
+        opt = torch.optim.Adam(groups, lr=DIM_LR, betas=mg.ADAM_BETAS, eps=mg.ADAM_EPS,
+                               weight_decay=0, amsgrad=False)
+        params = [p for _, p in named_params(backbone, loss_fn, "loss_fn")]
+        m = [torch.zeros_like(p) for p in params]
+        v = [torch.zeros_like(p) for p in params]
+        x64, u64 = x.double(), u.double()
+        for t in range(1, steps + 1):
+            opt.zero_grad(set_to_none=True)
+            L, y, _ = dim_forward(backbone, loss_fn, model, x64, u64)
+            L.backward()
+            losses.append(float(L))
+            worst = max(worst, check_dim_prior(loss_fn, y.detach(), u64, loss_fn.parts[1]))
+            expected = adam_update_lr([p.detach() for p in params],
+                                      [p.grad.detach() for p in params], m, v, t, DIM_LR)
+            opt.step()
+            for p, e in zip(params, expected):
+                assert torch.allclose(p.detach(), e, rtol=1e-14, atol=1e-17), (p.detach() - e).abs().max()
+
+    tensors = [("x", x), ("u", u)] + init
+    tensors.append(("losses", torch.tensor(losses, dtype=F64)))
+    for name, val in full_state(backbone, loss_fn, "loss_fn", with_nbt=False):
+        assert val.dtype == F64, name
+        tensors.append(("final." + name, val.detach()))
+    md = base_metadata("dim", model, B, seed, OrderedDict([
+        ("steps", steps), ("optimizer", "adam"), ("lr", "1e-4"), ("beta1", "0.9"),
+        ("beta2", "0.999"), ("eps", "1e-8"), ("weight_decay", "0")]))
+    fname = stem + ".safetensors"
+    size = mg.write_safetensors(os.path.join(OUT_DIR, fname), tensors, md)
+    return fname, size, losses, worst
+
+
+# =========================================================================
+# 7. main
 # =========================================================================
 
 def self_checks():
@@ -634,6 +979,21 @@ def self_checks():
     # w_c = 1 - n_c/N (not inverse frequency): counts 2, 1, 0, 1 of N = 4
     w = deepcluster_weights(torch.tensor([0, 1, 0, 3]), 4)
     assert w.dtype == torch.float32 and w.tolist() == [0.5, 0.75, 1.0, 0.75], w
+    # DIM: the checkpoint names of loss_fn and their shapes (alpha = 0: no global_d)
+    for model in ("conv4", "resnet8"):
+        lf = DeepInfoMaxLoss(64, DIM_M_CHANNELS[model])
+        cm = DIM_M_CHANNELS[model] + 64
+        shapes = [(k, tuple(v.shape)) for k, v in lf.state_dict().items()]
+        assert shapes == [("local_d.c0.weight", (256, cm, 1, 1)), ("local_d.c0.bias", (256,)),
+                          ("local_d.c1.weight", (256, 256, 1, 1)), ("local_d.c1.bias", (256,)),
+                          ("local_d.c2.weight", (1, 256, 1, 1)), ("local_d.c2.bias", (1,)),
+                          ("prior_d.l0.weight", (512, 64)), ("prior_d.l0.bias", (512,)),
+                          ("prior_d.l1.weight", (128, 512)), ("prior_d.l1.bias", (128,)),
+                          ("prior_d.l2.weight", (1, 128)), ("prior_d.l2.bias", (1,))], shapes
+        assert isinstance(dict(mg.make_backbone(model).named_modules())[DIM_M_TAP[model]], nn.ReLU)
+    # the reference's roll, cat([M[1:], M[0].unsqueeze(0)]), is torch.roll by -1
+    t = torch.arange(24.).view(4, 6)
+    assert torch.equal(torch.cat([t[1:], t[0].unsqueeze(0)], 0), torch.roll(t, -1, 0))
 
 
 def main():
@@ -655,6 +1015,18 @@ def main():
         made.add(fname)
         total += size
         print("baselines/%-36s %8d bytes  losses %.6f -> %.6f" % (fname, size, losses[0], losses[-1]))
+    for idx, (model, B, seed) in enumerate(DIM_CASES):
+        fname, size, L, ch = run_dim_step_case(idx, model, B, seed)
+        made.add(fname)
+        total += size
+        extra = "".join("  %s %.1e" % kv if isinstance(kv[1], float) else "  %s %d" % kv
+                        for kv in ch.items())
+        print("baselines/%-36s %8d bytes  loss %.12f%s" % (fname, size, L, extra))
+    fname, size, losses, worst = run_dim_adam_case(*DIM_ADAM_CASE)
+    made.add(fname)
+    total += size
+    print("baselines/%-36s %8d bytes  losses %.6f -> %.6f  prior_rel %.1e"
+          % (fname, size, losses[0], losses[-1], worst))
     mg.clean_stale(OUT_DIR, made)
     print("%d files, %d bytes (%.2f MB), torch %s" % (len(made), total, total / 1e6, torch.__version__))
 

@@ -124,7 +124,19 @@ static Node *b_weighted_ce(Graph *g) {
     return ir_weighted_ce(g, P(g, "z", 2, 6, 3, 0, 0), ir_block_targets(g, 6, 2), P(g, "pos", 1, 3, 0, 0, 0));
 }
 
+/* Deep InfoMax's ops (ops_dim.c) */
+static Node *b_local_pairs(Graph *g) { return ir_local_pairs(g, P(g, "M", 4, 3, 2, 2, 3), P(g, "y", 2, 3, 4, 0, 0)); }
+static Node *b_concat_rows(Graph *g) { return ir_concat_rows(g, P(g, "a", 2, 2, 3, 0, 0), P(g, "b", 2, 3, 3, 0, 0)); }
+static Node *b_jsd(Graph *g) { return ir_jsd_loss(g, P(g, "t", 4, 4, 1, 2, 2), 1.0); }
+static Node *b_jsd_scaled(Graph *g) { return ir_jsd_loss(g, P(g, "t", 2, 6, 1, 0, 0), 0.7); }
+static Node *b_prior(Graph *g) { return ir_prior_loss(g, P(g, "p", 2, 6, 1, 0, 0), 0.1); }
+
 static const GradCase cases[] = {
+    {"local_pairs", OP_LOCAL_PAIRS, b_local_pairs},
+    {"concat_rows", OP_CONCAT_ROWS, b_concat_rows},
+    {"jsd_loss", OP_JSD_LOSS, b_jsd},
+    {"jsd_loss scaled", OP_JSD_LOSS, b_jsd_scaled},
+    {"prior_loss", OP_PRIOR_LOSS, b_prior},
     {"weighted_ce", OP_WEIGHTED_CE, b_weighted_ce},
     {"rotations", OP_ROTATIONS, b_rot},
     {"rotations 4x4", OP_ROTATIONS, b_rot4},

@@ -798,3 +798,47 @@ TEST(kernel_weighted_ce) {
         arena_free(&a);
     }
 }
+
+/* ---- Deep InfoMax ---- */
+
+TEST(kernel_dim) {
+    /* conv4's map (8 channels, 32x32) and features, and a small odd case */
+    static const int64_t cases[][4] = {{4, 8, 64, 32 * 32}, {3, 2, 5, 3}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t B = cases[c][0], C = cases[c][1], F = cases[c][2], S = cases[c][3], Z = 2 * B * (C + F) * S;
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        int64_t md[] = {B, C, S, 1}, yd[] = {B, F}, zd[] = {2 * B, C + F, S, 1}, one = 1, pd[] = {2 * B, 1};
+        Node *M = ir_input(g, "M", 4, md), *y = ir_input(g, "y", 2, yd), *dz = ir_input(g, "dz", 4, zd),
+             *dl = ir_input(g, "dl", 1, &one), *p = ir_input(g, "p", 2, pd);
+        T tM = t_rand(B * C * S, 140 + (uint32_t)c, -1, 1, 0), ty = t_rand(B * F, 150 + (uint32_t)c, -1, 1, 0),
+          tdz = t_rand(Z, 160 + (uint32_t)c, -1, 1, 0), tdl = t_rand(1, 170, 0.5, 2, 0),
+          tp = t_rand(2 * B, 180 + (uint32_t)c, -25, 25, 0);   /* both sides of softplus's threshold */
+        float *o = out_f32(Z);
+        rt_k_local_pairs(o, tM.f, ty.f, B, C, F, S);
+        check_op("local_pairs", ir_local_pairs(g, M, y), (const T *[]){&tM, &ty}, 2, o);
+        for (int w = 0; w < 2; w++) {
+            Node *in[] = {dz, w ? y : M};
+            int64_t which = w;
+            if (w) rt_k_local_pairs_dy(o, tdz.f, B, C, F, S);
+            else rt_k_local_pairs_dm(o, tdz.f, B, C, F, S);
+            check_op(w ? "local_pairs dy" : "local_pairs dM", ir_make(g, OP_LOCAL_PAIRS_BACK, in, 2, &which, 1, NULL, 0),
+                     (const T *[]){&tdz, w ? &ty : &tM}, 2, o);
+        }
+        rt_k_concat_rows(o, ty.f, ty.f, B * F, B * F);
+        check_op("concat_rows", ir_concat_rows(g, y, y), (const T *[]){&ty, &ty}, 2, o);
+        rt_k_jsd_loss(o, tp.f, B, 0.5f);
+        check_op("jsd_loss", ir_jsd_loss(g, p, 0.5), (const T *[]){&tp}, 1, o);
+        double fa = 0.5;
+        Node *jin[] = {dl, p};
+        rt_k_jsd_back(o, tdl.f, tp.f, B, 0.5f);
+        check_op("jsd_back", ir_make(g, OP_JSD_BACK, jin, 2, NULL, 0, &fa, 1), (const T *[]){&tdl, &tp}, 2, o);
+        rt_k_prior_loss(o, tp.f, B, 0.5f);
+        check_op("prior_loss", ir_prior_loss(g, p, 0.5), (const T *[]){&tp}, 1, o);
+        rt_k_prior_back(o, tdl.f, tp.f, B, 0.5f);
+        check_op("prior_back", ir_make(g, OP_PRIOR_BACK, jin, 2, NULL, 0, &fa, 1), (const T *[]){&tdl, &tp}, 2, o);
+        free(o);
+        t_free(&tM); t_free(&ty); t_free(&tdz); t_free(&tdl); t_free(&tp);
+        arena_free(&a);
+    }
+}
