@@ -22,29 +22,39 @@ x86-64-v3 (AVX2; RRC_CPU=x86-64-v3), recorded beside the native rows and not
 judged. The targets judged are issue 12's on an AVX2-only host, issue 5's on
 an AVX-512 host.
 
-Two of the paper's baselines run as step cases of their own, B=128, at 1
-and 2 threads, against bench/torch_ref.py --method rotation | simclr: the
-RotationNet step (specs/rotation_conv4.lua: each image rotated 0/90/180/270
-degrees inside the step, 4B backbone images, Linear(64,4), cross-entropy)
-and the SimCLR step (specs/simclr_conv4.lua: 2B views, projection head, the
-reference's loss). rrc: `rrc compile specs/NAME.lua --batch 128`, then
-`NAME-train bench`; images/s counts backbone images on both sides (4B, 2B).
-Target: rrc at least as fast as PyTorch (>= 1x), judged per row, native code
-only. Their table, with the slowest ops of each step (`NAME-train bench
---profile`, 1 thread), is a section of docs/PERFORMANCE.md of its own,
-between the markers BASELINES_BEGIN and BASELINES_END.
+Four of the paper's baselines run as step cases of their own, B=128, at 1
+and 2 threads, against bench/torch_ref.py --method rotation | simclr |
+deepcluster | dim: the RotationNet step (specs/rotation_conv4.lua: each
+image rotated 0/90/180/270 degrees inside the step, 4B backbone images,
+Linear(64,4), cross-entropy), the SimCLR step (specs/simclr_conv4.lua: 2B
+views, projection head, the reference's loss), the DeepCluster step
+(specs/deepcluster_conv4.lua: B images, classifier Linear(64,256) ->
+BatchNorm1d -> LeakyReLU -> Linear(256,100), class-weighted cross-entropy
+against pseudolabels) and the Deep InfoMax step (specs/dim_conv4.lua: B
+images, local and prior discriminators, Adam lr 1e-4; seconds a step, its
+local discriminator's, so 5 timed steps after 1 warmup step on both sides).
+rrc: `rrc compile specs/NAME.lua --batch 128`, then `NAME-train bench`;
+images/s counts backbone images on both sides (4B, 2B, B, B). Target: rrc at least as fast
+as PyTorch (>= 1x), judged per row, native code only. Their table, with the
+slowest ops of each step (`NAME-train bench --profile`, 1 thread), is a
+section of docs/PERFORMANCE.md of its own, between the markers
+BASELINES_BEGIN and BASELINES_END.
 
 Which cases run: BENCH_CASES, a comma-separated subset of
     relational   every case above the baselines (steps, end to end, the
                  relation head, the resnet32 profile) and the targets table
     rotation     the RotationNet step, 1 and 2 threads
     simclr       the SimCLR step, 1 and 2 threads
+    deepcluster  the DeepCluster step, 1 and 2 threads
+    dim          the Deep InfoMax step, 1 and 2 threads
 (unset or empty: all). docs/PERFORMANCE.md is rewritten only in the parts
-that ran: the relational report (when relational ran), the baselines'
-section (whole, when rotation or simclr ran); the other part is kept from
-the file. So the baselines alone:
+that ran: the relational report (when relational ran); in the baselines'
+section, the rows, profile line and date of each baseline group that ran
+(the other groups' are kept from the file, as they were written). So one
+baseline alone, or the baselines alone:
 
-    flock /tmp/rrc-heavy.lock env BENCH_CASES=rotation,simclr /usr/bin/python3 bench/bench.py
+    flock /tmp/rrc-heavy.lock env BENCH_CASES=dim /usr/bin/python3 bench/bench.py
+    flock /tmp/rrc-heavy.lock env BENCH_CASES=rotation,simclr,deepcluster,dim /usr/bin/python3 bench/bench.py
 
 (flock only where other heavy jobs share the machine; ./rrc must be built:
 `make rrc`, or `make bench` with the variable set.)
@@ -62,10 +72,28 @@ BUILD = os.path.join(ROOT, "build", "bench")
 REPS = 3
 EXTRA = 3        # at most this many more PyTorch runs when one is more than 10% off their median
 V3 = "x86-64-v3"  # the AVX2 target rrc also runs on an AVX-512 host (recorded, not judged)
-CASE_GROUPS = ("relational", "rotation", "simclr")
-# the baselines' step cases: (method, spec name, B, backbone images per image, threads, steps)
-BASELINES = [("rotation", "rotation_conv4", 128, 4, (1, 2), 20), ("simclr", "simclr_conv4", 128, 2, (1, 2), 20)]
-BASELINES_BEGIN = "<!-- BASELINES_BEGIN: written by bench.py (BENCH_CASES=rotation,simclr rewrites only this section) -->"
+# Deep InfoMax's discriminators, forward multiply-adds per image (specs/dim_conv4.lua): the local one's 1x1 convs
+# (8 + 64) -> 256 -> 256 -> 1 at 32 x 32 positions, twice (M and M rolled), the prior one's linears 64 -> 512 -> 128 -> 1,
+# twice (u and y). 172.7 M, 156 x the backbone's 1.1 M: its GFLOP/s counts them (the other baselines' heads are a few %).
+DIM_DISC_MACS = 2 * 32 * 32 * ((8 + 64) * 256 + 256 * 256 + 256 * 1) + 2 * (64 * 512 + 512 * 128 + 128 * 1)
+# the baselines' step cases, one case group each, in the table's order: method (= its group in BENCH_CASES),
+# spec name, B, backbone images per image, threads, timed steps and untimed warmup steps (both sides), forward
+# multiply-adds per image counted besides the backbone's
+BASELINES = [
+    {"method": "rotation", "name": "rotation_conv4", "B": 128, "per": 4, "threads": (1, 2), "steps": 20, "warmup": 3,
+     "extra_macs": 0},
+    {"method": "simclr", "name": "simclr_conv4", "B": 128, "per": 2, "threads": (1, 2), "steps": 20, "warmup": 3,
+     "extra_macs": 0},
+    {"method": "deepcluster", "name": "deepcluster_conv4", "B": 128, "per": 1, "threads": (1, 2), "steps": 20,
+     "warmup": 3, "extra_macs": 0},
+    {"method": "dim", "name": "dim_conv4", "B": 128, "per": 1, "threads": (1, 2), "steps": 5, "warmup": 1,
+     "extra_macs": DIM_DISC_MACS},
+]
+CASE_GROUPS = ("relational",) + tuple(c["method"] for c in BASELINES)
+# the section's markers: found by their start (an older file's BEGIN line says something else after the colon)
+BASELINES_BEGIN = ("<!-- BASELINES_BEGIN: written by bench.py (BENCH_CASES=rotation,simclr,deepcluster,dim; a run "
+                   "rewrites only the rows of the baselines it ran) -->")
+BASELINES_BEGIN_PREFIX = "<!-- BASELINES_BEGIN"
 BASELINES_END = "<!-- BASELINES_END -->"
 
 
@@ -195,9 +223,10 @@ def head_share(trainer, threads):
     return ms, share, step
 
 
-def op_profile(trainer, threads, top=8):
-    """The trainer's --profile sums by op: [(op, ms per step, share %, GFLOP/s, GB/s)], slowest first."""
-    out = subprocess.run([trainer, "bench", "--threads", str(threads), "--steps", "3", "--warmup", "1", "--profile"],
+def op_profile(trainer, threads, top=8, steps=3):
+    """The trainer's --profile sums by op over steps timed steps (after one
+    warmup step): [(op, ms per step, share %, GFLOP/s, GB/s)], slowest first."""
+    out = subprocess.run([trainer, "bench", "--threads", str(threads), "--steps", str(steps), "--warmup", "1", "--profile"],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
     rows, section = [], False
     for line in out.splitlines():
@@ -333,10 +362,10 @@ def main():
     main_doc = relational(cpu, peak, targets) if "relational" in sel else None
     base_rows, base_prof = [], {}
     for case in BASELINES:
-        if case[0] in sel:
-            r, base_prof[case[1]] = baseline(case, peak["native"])
+        if case["method"] in sel:
+            r, base_prof[case["name"]] = baseline(case, peak["native"])
             base_rows += r
-    base_doc = baselines_report(base_rows, base_prof, peak["native"], cpu) if base_rows else None
+    base_doc = baselines_report(base_rows, base_prof, cpu, old_baselines()) if base_rows else None
     write_doc(main_doc, base_doc)
 
 
@@ -424,7 +453,8 @@ def baseline(case, peak):
     """One baseline's step case (BASELINES) at each of its thread counts, rrc's
     native code against torch_ref.py --method; returns (rows, the slowest ops
     of rrc's 1-thread step)."""
-    method, name, B, per, threads, steps = case
+    method, name, B, per, threads = case["method"], case["name"], case["B"], case["per"], case["threads"]
+    counts = ["--steps", str(case["steps"]), "--warmup", str(case["warmup"])]
     spec = "specs/%s.lua" % name
     model = name.split("_", 1)[1]
     outdir = os.path.join(BUILD, name)
@@ -433,16 +463,16 @@ def baseline(case, peak):
                    check=True, capture_output=True, cwd=ROOT, env=env)
     trainer = os.path.join(outdir, "%s-train" % name)
     images = per * B
-    gflop_per_image = 6.0 * macs_per_image(spec, None) / 1e9
+    gflop_per_image = 6.0 * (macs_per_image(spec, None) + case["extra_macs"]) / 1e9
     py = "/usr/bin/python3"
     tref = os.path.join(ROOT, "bench", "torch_ref.py")
     rows = []
     for t in threads:
-        o = measure([trainer, "bench", "--threads", str(t), "--steps", str(steps)],
+        o = measure([trainer, "bench", "--threads", str(t)] + counts,
                     lambda out: float(re.search(r"([\d.]+) images/s", out).group(1)), env)
-        ref = measure([py, tref, "--method", method, "--model", model, "--B", str(B), "--threads", str(t),
-                       "--steps", str(steps)], lambda out: json.loads(out)["images_per_s"], steady=True)
-        rows.append({"case": "%s B=%d step" % (name, B), "method": method, "images": images, "threads": t,
+        ref = measure([py, tref, "--method", method, "--model", model, "--B", str(B), "--threads", str(t)] + counts,
+                      lambda out: json.loads(out)["images_per_s"], steady=True)
+        rows.append({"case": "%s B=%d step" % (name, B), "name": name, "method": method, "images": images, "threads": t,
                      "target": "native", "rrc": o["value"], "torch": ref["value"],
                      "rrc_gflops": gflop_per_image * o["value"], "torch_gflops": gflop_per_image * ref["value"],
                      "peak": peak[t], "rrc_mb": o["mb"], "torch_mb": ref["mb"],
@@ -450,7 +480,7 @@ def baseline(case, peak):
                      "disturbed": o["disturbed"] or ref["disturbed"], "torch_extra": ref["extra"],
                      "torch_unsteady": ref["unsteady"]})
         print_row(rows[-1])
-    return rows, op_profile(trainer, 1, top=4)
+    return rows, op_profile(trainer, 1, top=4, steps=min(3, case["steps"]))
 
 
 def notes(r):
@@ -536,52 +566,115 @@ def machine_line(cpu):
     return "%s (%s; FMA peak measured with %s code), %d CPUs" % (cpu["name"], cpu["isa"], cpu["fma_isa"], os.cpu_count())
 
 
-def baselines_report(rows, prof, peak, cpu):
+def baseline_row(r):
+    """One row of the baselines' table."""
+    ratio = r["rrc"] / r["torch"]
+    return ("| %s | %d | %d | %.4f | %.4f | %.0f | %.0f | **%.2f** | %s | %.1f | %.1f | %.0f | %.0f | %.0f "
+            "| %.2f + %.2f%s |" % (
+                r["case"], r["threads"], r["images"], r["images"] / r["rrc"], r["images"] / r["torch"], r["rrc"],
+                r["torch"], ratio, "yes" if ratio >= 1.0 else "**no**", r["rrc_gflops"], r["torch_gflops"],
+                r["peak"], r["rrc_mb"], r["torch_mb"], r["other"], r["steal"], notes(r)))
+
+
+def baseline_prof_line(name, ops):
+    """The profile line of one baseline in the section."""
+    return "- %s: %s" % (name, "; ".join("%s %.1f ms (%.1f%%, %.1f GFLOP/s)" % (op, ms, share, gf)
+                                         for op, ms, share, gf, _ in ops))
+
+
+def doc_sections(text):
+    """(the text outside the baselines' section, the section from its BEGIN
+    line to its END marker, or "" when the text has none)."""
+    b, e = text.find(BASELINES_BEGIN_PREFIX), text.find(BASELINES_END)
+    if b >= 0 and e > b:
+        return text[:b] + text[e + len(BASELINES_END):], text[b:e + len(BASELINES_END)]
+    return text, ""
+
+
+def old_baselines():
+    """What docs/PERFORMANCE.md's baselines' section holds, per case group
+    (BASELINES' methods): {method: {"rows": [table lines], "prof": [profile
+    lines], "date": the date its rows were measured, or None}}. A group's
+    rows are those whose case starts with its spec's name; its date comes
+    from the section's "Measured on:" line, or (a file written before that
+    line) from its "Written by ... on DATE"."""
+    doc = os.path.join(ROOT, "docs", "PERFORMANCE.md")
+    section = doc_sections(open(doc).read())[1] if os.path.exists(doc) else ""
+    m = re.search(r"Measured on: (.*)", section)
+    dates = dict(re.findall(r"(\w+) (\d{4}-\d\d-\d\d)", m.group(1))) if m else {}
+    m = re.search(r"Written by .*? on (\d{4}-\d\d-\d\d)", section)
+    written = m.group(1) if m else None
+    old = {}
+    for case in BASELINES:
+        rows = [line for line in section.splitlines() if line.startswith("| %s " % case["name"])]
+        prof = [line for line in section.splitlines() if line.startswith("- %s: " % case["name"])]
+        if rows:
+            old[case["method"]] = {"rows": rows, "prof": prof, "date": dates.get(case["method"], written)}
+    return old
+
+
+def baselines_report(rows, prof, cpu, old):
     """The baselines' section of docs/PERFORMANCE.md (between BASELINES_BEGIN
-    and BASELINES_END); prints its table."""
-    lines = ["| case | threads | backbone images per step | rrc s/step | PyTorch s/step | rrc images/s | PyTorch images/s "
-             "| rrc / PyTorch | target >= 1x | rrc GFLOP/s | PyTorch GFLOP/s | FMA peak GFLOP/s | rrc peak MB "
-             "| PyTorch peak MB | other load + steal (cores) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        ratio = r["rrc"] / r["torch"]
-        lines.append("| %s | %d | %d | %.4f | %.4f | %.0f | %.0f | **%.2f** | %s | %.1f | %.1f | %.0f | %.0f | %.0f "
-                     "| %.2f + %.2f%s |" % (
-                         r["case"], r["threads"], r["images"], r["images"] / r["rrc"], r["images"] / r["torch"], r["rrc"],
-                         r["torch"], ratio, "yes" if ratio >= 1.0 else "**no**", r["rrc_gflops"], r["torch_gflops"],
-                         r["peak"], r["rrc_mb"], r["torch_mb"], r["other"], r["steal"], notes(r)))
-    table = "\n".join(lines)
+    and BASELINES_END): this run's rows and profile lines for the groups
+    that ran, the others' as old (old_baselines) holds them; prints this
+    run's table."""
+    head = ["| case | threads | backbone images per step | rrc s/step | PyTorch s/step | rrc images/s | PyTorch images/s "
+            "| rrc / PyTorch | target >= 1x | rrc GFLOP/s | PyTorch GFLOP/s | FMA peak GFLOP/s | rrc peak MB "
+            "| PyTorch peak MB | other load + steal (cores) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print()
     print(machine_line(cpu))
-    print(table)
+    print("\n".join(head + [baseline_row(r) for r in rows]))
+    today = time.strftime("%Y-%m-%d")
+    ran = set(r["method"] for r in rows)
+    lines, prof_lines, dates = list(head), [], []
+    for case in BASELINES:
+        method, name = case["method"], case["name"]
+        if method in ran:
+            lines += [baseline_row(r) for r in rows if r["method"] == method]
+            if name in prof:
+                prof_lines.append(baseline_prof_line(name, prof[name]))
+            dates.append("%s %s" % (method, today))
+        elif method in old:
+            lines += old[method]["rows"]
+            prof_lines += old[method]["prof"]
+            dates.append("%s %s" % (method, old[method]["date"] or "(date unknown)"))
+    table = "\n".join(lines)
     f = io.StringIO()
     f.write(BASELINES_BEGIN + "\n")
-    f.write("## The paper's baselines: RotationNet and SimCLR training steps\n\n")
-    f.write("Written by `make bench` (bench/bench.py; this section alone: `BENCH_CASES=rotation,simclr "
-            "/usr/bin/python3 bench/bench.py`) on %s, %s, PyTorch from Debian's python3-torch. rrc's code is for `%s`, "
-            "the CPU LLVM names this host.\n\n" % (time.strftime("%Y-%m-%d"), machine_line(cpu), cpu["host"]))
+    f.write("## The paper's baselines: RotationNet, SimCLR, DeepCluster and Deep InfoMax training steps\n\n")
+    f.write("Written by `make bench` (bench/bench.py; this section alone: `BENCH_CASES=rotation,simclr,deepcluster,dim "
+            "/usr/bin/python3 bench/bench.py`, or a subset of them: a run rewrites the rows of the baselines it ran "
+            "and keeps the others') on %s, PyTorch from Debian's python3-torch. rrc's code is for `%s`, the CPU LLVM "
+            "names this host. Measured on: %s.\n\n" % (machine_line(cpu), cpu["host"], ", ".join(dates)))
     f.write("Both sides run the same training step of the baseline as the authors' code trains it (/work/shared/"
             "BASELINES.md) in float32 with the same thread count, alternately, %d repetitions each, medians, on fixed "
-            "random inputs (no augmentation), B=128, one Adam step (lr 1e-3) per step. RotationNet (section 2): B "
+            "random inputs (no augmentation), B=128, one Adam step per step (lr 1e-3; DIM 1e-4), the median of 20 "
+            "timed steps after 3 untimed ones (DIM, seconds a step: 5 after 1). RotationNet (section 2): B "
             "images rotated by 0/90/180/270 degrees inside the step (rotation-major, 4B backbone images, BatchNorm over "
             "all), Linear(64,4) `classifier`, cross-entropy. SimCLR (section 1): 2B views (view-major rows), head "
             "Linear(64,256) -> BatchNorm1d -> LeakyReLU -> Linear(256,64), the reference's loss at t=0.5 (the log of "
-            "the mean ratio). rrc: `rrc compile specs/NAME.lua --batch 128 -o build/bench/NAME`, then `NAME-train bench`; "
-            "PyTorch: "
-            "`bench/torch_ref.py --method rotation|simclr --B 128` (torch.rot90 + F.cross_entropy; the reference's "
-            "return_loss_fn with the view-major partner). Images/s counts backbone images, 4B for RotationNet and 2B "
-            "for SimCLR, on both sides; s/step = backbone images per step / images/s. GFLOP/s = 6 x forward "
-            "multiply-adds of the backbone's convs and linears per image x images per second. Other load + steal "
-            "(/proc/stat), repeated runs and marks: as for the relational rows. Target: rrc at least as fast as PyTorch (rrc / PyTorch >= 1x) at each "
-            "thread count.\n\n" % REPS)
+            "the mean ratio). DeepCluster (section 3): B images, `classifier` Linear(64,256) -> BatchNorm1d -> "
+            "LeakyReLU -> Linear(256,100), cross-entropy weighted by the clusters' weights against the batch's "
+            "pseudolabels (the per-epoch clustering is not part of the step). Deep InfoMax (section 4): B images, "
+            "y = the features, M = layer1's ReLU output before its pool (8 x 32 x 32); local discriminator, 1x1 "
+            "convs (8+64) -> 256 -> 256 -> 1, on [M, y] and [M rolled by one image, y]; prior discriminator "
+            "64 -> 512 -> 128 -> 1 on u ~ U[0,1) and on y; JSD local term + 0.1 x prior term. "
+            "rrc: `rrc compile specs/NAME.lua --batch 128 -o build/bench/NAME`, then `NAME-train bench`; "
+            "PyTorch: `bench/torch_ref.py --method rotation|simclr|deepcluster|dim --B 128` (torch.rot90 + "
+            "F.cross_entropy; the reference's return_loss_fn with the view-major partner; "
+            "nn.CrossEntropyLoss(weight=w); the reference's DeepInfoMaxLoss with u = torch.rand_like(y)). "
+            "Images/s counts backbone images, 4B for RotationNet, 2B for SimCLR, B for DeepCluster and DIM, on both "
+            "sides; s/step = backbone images per step / images/s. GFLOP/s = 6 x forward multiply-adds of the "
+            "backbone's convs and linears per image x images per second; for DIM also its discriminators' "
+            "(%.1f M per image besides the backbone's 1.1 M). Other load + steal "
+            "(/proc/stat), repeated runs and marks: as for the relational rows. Target: rrc at least as fast as PyTorch "
+            "(rrc / PyTorch >= 1x) at each thread count.\n\n" % (REPS, DIM_DISC_MACS / 1e6))
     f.write(table + "\n\n")
-    if prof:
+    if prof_lines:
         f.write("Where rrc's steps go, one thread: the four slowest ops of `build/bench/NAME/NAME-train bench "
                 "--threads 1 --profile` (ms per step, share of the step, GFLOP/s).\n\n")
-        for name, ops in prof.items():
-            f.write("- %s: %s\n" % (name, "; ".join("%s %.1f ms (%.1f%%, %.1f GFLOP/s)" % (op, ms, share, gf)
-                                                      for op, ms, share, gf, _ in ops)))
-        f.write("\n")
+        f.write("\n".join(prof_lines) + "\n\n")
     f.write(BASELINES_END + "\n")
     return f.getvalue()
 
@@ -591,11 +684,7 @@ def write_doc(main_doc, base_doc):
     each from this run when it ran (not None), else kept from the file."""
     doc = os.path.join(ROOT, "docs", "PERFORMANCE.md")
     old = open(doc).read() if os.path.exists(doc) else ""
-    b, e = old.find(BASELINES_BEGIN), old.find(BASELINES_END)
-    if b >= 0 and e > b:
-        old_main, old_base = old[:b] + old[e + len(BASELINES_END):], old[b:e + len(BASELINES_END)]
-    else:
-        old_main, old_base = old, ""
+    old_main, old_base = doc_sections(old)
     main_doc = (old_main if main_doc is None else main_doc).rstrip("\n") or "# Performance: rrc against PyTorch"
     base_doc = (old_base if base_doc is None else base_doc).strip("\n")
     with open(doc, "w") as f:

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """torch_ref.py: the PyTorch reference of one training step of relational
 reasoning, for `make bench` (Debian's python3-torch, float32, CPU), and of
-two of the paper's baselines (--method rotation | simclr).
+the paper's four other baselines (--method rotation | simclr | deepcluster |
+dim).
 
 The models and initialisation are those of the golden script
 (tests/golden/make_goldens.py: METHOD.md exactly); the step is forward,
@@ -13,17 +14,29 @@ prints one JSON line: median step seconds, backbone images/s, peak RSS.
 
     torch_ref.py --method rotation --model conv4 --B 128 --threads 1 --steps 20
     torch_ref.py --method simclr --model conv4 --B 128 --threads 1 --steps 20
+    torch_ref.py --method deepcluster --model conv4 --B 128 --threads 1 --steps 20
+    torch_ref.py --method dim --model conv4 --B 128 --threads 1 --steps 5 --warmup 1
 
 time the baselines' steps as the authors' code trains them (BASELINES.md
-sections 1 and 2; models and initialisation of
+sections 1-4; models and initialisation of
 tests/golden/make_baseline_goldens.py, in float32): RotationNet rotates B
 fixed random images by 0/90/180/270 degrees inside the step (torch.rot90,
 rotation-major, 4B backbone images), Linear(F, 4), cross-entropy; SimCLR
 runs 2B fixed random views (view-major: row v*B+i is view v of image i)
 through the backbone and the projection head, then the reference's loss at
-t = 0.5 (partner (i + B) mod 2B, the interleaved reference's i +- 1). One
-Adam step (lr 1e-3, the reference's two groups: backbone, head) per step;
-images/s counts backbone images (4B, 2B); --K is ignored.
+t = 0.5 (partner (i + B) mod 2B, the interleaved reference's i +- 1);
+DeepCluster runs B fixed random images through the backbone and the
+classifier Linear(F,256) -> BatchNorm1d -> LeakyReLU -> Linear(256,
+--clusters), then torch.nn.CrossEntropyLoss(weight=w) against fixed random
+pseudolabels y (w = 1 - n_c/N of fixed random labels, the reference's
+weights; the classifier's last layer reset as every epoch starts); Deep
+InfoMax runs B fixed random images through the backbone, y = its features,
+M = layer1's ReLU output before the pool, M' = M rolled by -1, and the
+reference's DeepInfoMaxLoss (alpha 0, beta 1, gamma 0.1: local
+discriminator on cat(M, y) and cat(M', y), prior discriminator on
+u = torch.rand_like(y), drawn every step, and on y). One Adam step per step
+(the reference's two groups: backbone, head or loss_fn; lr 1e-3, DIM's
+1e-4); images/s counts backbone images (4B, 2B, B, B); --K is ignored.
 """
 import argparse
 import json
@@ -76,28 +89,66 @@ def simclr_loss(z, B, t=0.5, eps=1e-8):
     return -torch.log(x.mean())
 
 
-def baseline(a):
-    """The step of --method rotation | simclr, timed as the relational one:
-    (median step seconds, backbone images per step)."""
+DC_CLUSTERS = 100   # specs/deepcluster_conv4.lua: clusters = 100 (10 x the classes)
+DC_LABELS = 1280    # the fixed random pseudolabels DeepCluster's class weights are counted from
+
+
+def baseline_models(a):
+    """The --method's backbone and head (DIM: its loss_fn, the two
+    discriminators) in float32, initialised as the golden script does."""
     import make_baseline_goldens as mbg  # (the baselines' models; imported only here)
-    torch.manual_seed(1)
-    backbone, head = mbg.build_models(a.method, a.model, 1)
+    if a.method == "dim":
+        return mbg.build_dim(a.model, 1)
+    if a.method == "deepcluster":
+        # mbg.build_models with the spec's clusters instead of the goldens' 10
+        torch.manual_seed(1)
+        backbone = mg.make_backbone(a.model)
+        head = mbg.deepcluster_head(backbone.fdim, a.clusters)
+        mg.init_module(backbone)
+        mg.init_module(head)
+        mbg.deepcluster_reset(head)
+        return backbone, head
+    return mbg.build_models(a.method, a.model, 1)
+
+
+def baseline(a):
+    """The step of --method rotation | simclr | deepcluster | dim, timed as
+    the relational one: (median step seconds, backbone images per step)."""
+    import make_baseline_goldens as mbg
+    backbone, head = baseline_models(a)
     backbone.train()
     head.train()
+    lr = mbg.DIM_LR if a.method == "dim" else mg.ADAM_LR
     opt = torch.optim.Adam([{"params": list(backbone.parameters())}, {"params": list(head.parameters())}],
-                           lr=1e-3, betas=(0.9, 0.999), eps=1e-8)
-    rows = 4 * a.B if a.method == "rotation" else 2 * a.B
-    # rotation: B images, rotated inside the step; simclr: 2B views, view-major
-    x = torch.randn(a.B if a.method == "rotation" else 2 * a.B, 3, 32, 32)
+                           lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    rows = {"rotation": 4 * a.B, "simclr": 2 * a.B}.get(a.method, a.B)
+    # rotation: B images, rotated inside the step; simclr: 2B views, view-major;
+    # deepcluster, dim: B images
+    x = torch.randn(2 * a.B if a.method == "simclr" else a.B, 3, 32, 32)
+    if a.method == "deepcluster":
+        # Model.train: the class weights of the epoch's pseudolabels, one
+        # CrossEntropyLoss(weight) per epoch; the batch's pseudolabels y
+        g = torch.Generator().manual_seed(2)
+        w = mbg.deepcluster_weights(torch.randint(0, a.clusters, (DC_LABELS,), generator=g), a.clusters)
+        y = torch.randint(0, a.clusters, (a.B,), generator=g)
+        criterion = torch.nn.CrossEntropyLoss(weight=w)
     times = []
     for t in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         if a.method == "rotation":
-            xr, y = mbg.rotate_batch(x)      # methods/rotationnet.py: _data_augmentation
-            loss = torch.nn.functional.cross_entropy(head(backbone(xr)), y)
-        else:
+            xr, yr = mbg.rotate_batch(x)     # methods/rotationnet.py: _data_augmentation
+            loss = torch.nn.functional.cross_entropy(head(backbone(xr)), yr)
+        elif a.method == "simclr":
             loss = simclr_loss(head(backbone(x)), a.B)
+        elif a.method == "deepcluster":
+            loss = criterion(head(backbone(x)), y)
+        else:
+            # methods/deepinfomax.py: DIM.train's batch step (mbg.dim_forward,
+            # with the prior sample drawn as the reference draws it)
+            yf, M = mbg.dim_encoder(backbone, a.model, x)
+            M_prime = torch.cat([M[1:], M[0].unsqueeze(0)], dim=0)
+            loss = head(yf, M, M_prime, torch.rand_like(yf))
         loss.backward()
         opt.step()
         if t >= a.warmup:
@@ -108,14 +159,16 @@ def baseline(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--method", default="relational", choices=("relational", "rotation", "simclr"),
-                    help="the step timed: relational reasoning (default), RotationNet or SimCLR (BASELINES.md)")
+    ap.add_argument("--method", default="relational", choices=("relational", "rotation", "simclr", "deepcluster", "dim"),
+                    help="the step timed: relational reasoning (default), RotationNet, SimCLR, DeepCluster or "
+                         "Deep InfoMax (BASELINES.md)")
     ap.add_argument("--model", default="conv4")
     ap.add_argument("--K", type=int, default=4)
     ap.add_argument("--B", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--clusters", type=int, default=DC_CLUSTERS, help="DeepCluster's k (the spec's: 100)")
     ap.add_argument("--head-only", action="store_true", help="time the relation head alone on random features")
     ap.add_argument("--e2e", action="store_true", help="with torchvision/PIL augmentation of K views per image, in process")
     ap.add_argument("--data", default="synthetic",

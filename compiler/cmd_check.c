@@ -243,16 +243,13 @@ static bool check_node(const Node *n, const double *const *in, int k, rt_stream 
 
 /* ---- 3. compiled against the interpreter ---- */
 
-static bool check_compiled(Graph *g, float **pv, const float *xv, const CgOptions *co, int *nouts, double *worst) {
+static bool check_compiled(Graph *g, float **pv, const CgOptions *co, int *nouts, double *worst) {
     Engine ej = {0}, ei = {0};
     if (!engine_init(&ej, g, ENGINE_JIT, co) || !engine_init(&ei, g, ENGINE_INTERP, NULL)) {
         engine_free(&ej);
         engine_free(&ei);
         return false;
     }
-    const Node *x = graph_find_leaf(g, OP_INPUT, "x");
-    engine_set(&ej, x, xv);
-    engine_set(&ei, x, xv);
     for (int i = 0; i < g->nnodes; i++)
         if (pv[i]) {
             engine_set(&ej, g->nodes[i], pv[i]);
@@ -305,13 +302,14 @@ int cmd_check(int argc, char **argv) {
     int rc = driver_parse(RRC_CMD_CHECK, argc, argv, 1, usage, &a);
     if (rc >= 0) return rc;
     const char *spec = a.npos ? a.pos[0] : NULL, *engine = "jit", *cpu = NULL;
-    SpecOverrides ov = {.seed = -1, .K = 3, .batch = 3};
+    SpecOverrides ov = {.seed = -1, .batch = 3};
+    bool K_given = false;
     long long seed = 1;
     int k = 8;
     for (int i = 0; i < a.nopts; i++) {
         const rt_opt *o = &a.opts[i];
         switch (o->flag->id) {
-        case RRC_F_K: ov.K = (int)o->ival; break;
+        case RRC_F_K: ov.K = (int)o->ival; K_given = true; break;
         case RRC_F_BATCH: ov.batch = (int)o->ival; break;
         case RRC_F_SEED: seed = o->ival; break;
         case RRC_F_ELEMENTS: k = (int)o->ival; break;
@@ -327,6 +325,7 @@ int cmd_check(int argc, char **argv) {
     CgOptions co = {.debug = rrc_env_debug(), .target = driver_target("check", cpu, NULL, NULL, true, &target)};
     Arena arena = {0};
     Spec *s = driver_load_spec("check", spec, &ov, &arena);
+    if (!K_given && s->method.kind == METHOD_RELATIONAL) s->K = 3;   /* the check's default; a baseline's views are its own */
     Diag d = {0};
     /* the step (forward, backward, planned) and the forward alone (the loss) */
     Graph *g = lower_train(s, s->batch, s->in_c, s->in_h, s->in_w, &arena, &d);
@@ -339,17 +338,31 @@ int cmd_check(int argc, char **argv) {
     if (!pv) { arena_free(&arena); return EXIT_USAGE; }
     rt_stream rng;
     rt_stream_init(&rng, (uint64_t)seed, RT_DOMAIN_TEST, 77, 0);
-    const Node *xg = graph_find_leaf(g, OP_INPUT, "x");
-    int64_t xn = node_numel(xg);
-    float *xv = xmalloc((size_t)xn * sizeof *xv);
-    for (int64_t j = 0; j < xn; j++) xv[j] = (float)(2 * rt_stream_uniform(&rng) - 1);
+    /* every input of the step, valid for what it is: views x in [-1, 1);
+       DeepCluster's pseudolabels y (classes of its logits) and cluster
+       weights w in [0.5, 1); Deep InfoMax's prior samples u in [0, 1) */
+    int64_t classes = 1;
+    for (int i = 0; i < g->nnodes; i++)
+        if (g->nodes[i]->op == OP_WEIGHTED_CE) classes = g->nodes[i]->in[0]->dim[1];
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *n = g->nodes[i];
+        if (n->op != OP_INPUT) continue;
+        int64_t e = node_numel(n);
+        pv[i] = xmalloc((size_t)e * sizeof **pv);
+        for (int64_t j = 0; j < e; j++) {
+            double r = rt_stream_uniform(&rng);
+            pv[i][j] = !strcmp(n->name, "y")   ? (float)floor(r * (double)classes)
+                       : !strcmp(n->name, "w") ? (float)(0.5 + 0.5 * r)
+                       : !strcmp(n->name, "u") ? (float)r
+                                               : (float)(2 * r - 1);
+        }
+    }
     printf("rrc check %s: K=%d B=%d input %dx%dx%d, seed %lld; finite differences in double, h = %g\n", s->name, s->K,
            s->batch, s->in_c, s->in_h, s->in_w, seed, FD_STEP);
 
     /* analytic gradients: the step on the interpreter */
     Interp it;
     interp_init(&it, g);
-    interp_bind_f32(&it, xg, xv);
     for (int i = 0; i < g->nnodes; i++)
         if (pv[i]) interp_bind_f32(&it, g->nodes[i], pv[i]);
     interp_run(&it);
@@ -361,7 +374,7 @@ int cmd_check(int argc, char **argv) {
         const Node *l = fwd->nodes[i];
         if (op_table[l->op].fusion != FUSE_LEAF) continue;
         const Node *gl = graph_find_leaf(g, l->op, l->name);
-        const float *src = gl && gl->op == OP_INPUT ? xv : gl ? pv[gl->id] : NULL;
+        const float *src = gl ? pv[gl->id] : NULL;
         if (!src) continue;
         int64_t e = node_numel(l);
         st.vals[i] = xmalloc((size_t)e * sizeof **st.vals);
@@ -409,7 +422,7 @@ int cmd_check(int argc, char **argv) {
         printf("\n3. the JIT-compiled step against the interpreter (f32 rule: 1e-6 + 1e-4 max|ref|):\n");
         int nouts = 0;
         double worst = 0;
-        comp_ok = check_compiled(g, pv, xv, &co, &nouts, &worst);
+        comp_ok = check_compiled(g, pv, &co, &nouts, &worst);
         printf("  %d outputs, worst error %.3f of the allowed: %s\n", nouts, worst, comp_ok ? "ok" : "FAIL");
     }
     bool ok = c.fail == 0 && node_fail == 0 && comp_ok;
@@ -419,7 +432,6 @@ int cmd_check(int argc, char **argv) {
     interp_free(&st.it);
     for (int i = 0; i < fwd->nnodes; i++) free(st.vals[i]);
     free(st.vals);
-    free(xv);
     driver_free_params(g, pv);
     arena_free(&arena);
     return ok ? 0 : EXIT_USAGE;

@@ -1073,6 +1073,20 @@ int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv) {
     rt_stream_init(&s, p->seed, RT_DOMAIN_TEST, 1, 0);
     float *xv = (float *)(m.io[RT_REGION_INPUT] + x->offset);
     for (int64_t i = 0; i < xn; i++) xv[i] = (float)rt_stream_normal(&s);
+    /* a method's other inputs, valid as training makes them: DeepCluster's
+       pseudolabels and cluster weights, Deep InfoMax's prior samples */
+    for (int i = 0; i < e->ntensors; i++) {
+        const rt_step_tensor *t = &e->tensors[i];
+        if (t->region != RT_REGION_INPUT || !strcmp(t->name, "x")) continue;
+        float *v = (float *)(m.io[RT_REGION_INPUT] + t->offset);
+        int64_t n = 1;
+        for (int k = 0; k < t->rank; k++) n *= t->dim[k];
+        for (int64_t j = 0; j < n; j++) {
+            double r = rt_stream_uniform(&s);
+            v[j] = !strcmp(t->name, "y") ? (float)floor(r * (p->clusters > 1 ? p->clusters : 1))
+                   : !strcmp(t->name, "w") ? (float)(0.5 + 0.5 * r) : (float)r;
+        }
+    }
     double *dt = malloc((size_t)steps * sizeof *dt);
     if (profile) rt_prof_start();
     for (int t = 0; t < warmup + steps; t++) {

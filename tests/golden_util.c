@@ -124,6 +124,14 @@ Spec *golden_spec(const rt_st_file *f, const char *path, Arena *a) {
     return s;
 }
 
+void golden_view_size(const rt_st_file *f, int64_t *c, int64_t *h, int64_t *w) {
+    const rt_tensor *x = rt_st_find(f, "x");
+    bool ok = x && x->rank == 4;
+    *c = ok ? x->shape[1] : 3;
+    *h = ok ? x->shape[2] : 32;
+    *w = ok ? x->shape[3] : 32;
+}
+
 const char *golden_dir(void) {
     const char *d = getenv("RRC_GOLDEN_DIR");
     return d && *d ? d : "tests/golden";

@@ -36,6 +36,10 @@ int golden_bind(Interp *it, Graph *g, const rt_st_file *f, const char *path);
    recorded failure. */
 Spec *golden_spec(const rt_st_file *f, const char *path, Arena *a);
 
+/* The view size of a golden's input x [rows, C, H, W] (*h = *w = 32 when
+   it has none). */
+void golden_view_size(const rt_st_file *f, int64_t *c, int64_t *h, int64_t *w);
+
 /* The golden directory: $RRC_GOLDEN_DIR or tests/golden. */
 const char *golden_dir(void);
 

@@ -11,7 +11,8 @@
 #include "test.h"
 
 TEST(check_passes_specs) {
-    static const char *const specs[] = {"conv4", "tests/specs/small_conv.lua"};
+    /* and two baselines: their losses, DeepCluster's label and weight inputs */
+    static const char *const specs[] = {"conv4", "tests/specs/small_conv.lua", "simclr_conv4", "deepcluster_conv4"};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
         char cmd[1024], *out = NULL, *err = NULL;
         snprintf(cmd, sizeof cmd, "%s check %s", test_rrc(), specs[i]);
@@ -36,6 +37,18 @@ TEST(check_names_a_wrong_backward_rule) {
         free(out);
         free(err);
     }
+}
+
+/* A wrong rule of a baseline's loss is named too (SimCLR's, whose backward
+   is written by hand). */
+TEST(check_names_a_wrong_baseline_rule) {
+    char cmd[1024], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "RRC_TEST_WRONG_BACKWARD=simclr_loss %s check simclr_conv4 --engine interp", test_rrc());
+    int rc = test_run(cmd, &out, &err);
+    CHECKF(rc == 1 && strstr(out, "the backward rule of op simclr_loss gives a wrong gradient") && strstr(out, "simclr_conv4.lua:"),
+           "planted simclr_loss: exit %d: %s%s", rc, out, err);
+    free(out);
+    free(err);
 }
 
 /* `rrc plan` (issue 19): the planned memory is the compiled program's (what

@@ -23,7 +23,9 @@ static Graph *golden_graph(const rt_st_file *f, const char *path, Arena *a) {
     Diag d = {0};
     Spec *s = golden_spec(f, path, a);
     if (!s) return NULL;
-    Graph *g = lower_train(s, atoi(rt_st_meta(f, "B")), 3, 32, 32, a, &d);
+    int64_t c, h, w;
+    golden_view_size(f, &c, &h, &w);
+    Graph *g = lower_train(s, atoi(rt_st_meta(f, "B")), c, h, w, a, &d);
     PipelineOpts po = {.verify_each = true, .target = test_target(), .caps = cg_caps()};
     if (!g || !pipeline_run(g, &d, &po)) { test_fail(__FILE__, __LINE__, "%s: graph failed", path); return NULL; }
     return g;

@@ -31,7 +31,9 @@ static bool step_build(Step *st, const rt_st_file *f, const char *path) {
     if (!st->spec) return false;
     Spec *s = st->spec;
     st->B = atoi(rt_st_meta(f, "B"));
-    st->g = lower_train(s, st->B, 3, 32, 32, &st->arena, &d);
+    int64_t c, h, w;
+    golden_view_size(f, &c, &h, &w);
+    st->g = lower_train(s, st->B, c, h, w, &st->arena, &d);
     if (!st->g) { test_fail(__FILE__, __LINE__, "%s: lowering failed", path); return false; }
     PipelineOpts po = {.verify_each = true, .caps = cg_caps()};
     if (!pipeline_run(st->g, &d, &po)) { test_fail(__FILE__, __LINE__, "%s: passes failed", path); return false; }
