@@ -5,15 +5,20 @@
 # evaluates the trained backbone and a random one by linear evaluation, the
 # weighted kNN and retrieval, and prints the figures side by side.
 #
-#   DEMO_EPOCHS (default 10), DEMO_THREADS (default 2), DEMO_RUN (default runs/demo-conv4)
+# DEMO_K compiles the spec with another K (views per image); what K and
+# epochs buy in accuracy and time is in docs/RESULTS.md.
+#
+#   DEMO_EPOCHS (default 10), DEMO_K (default 4, the spec's), DEMO_THREADS
+#   (default 2), DEMO_RUN (default runs/demo-conv4)
 set -e
 RRC_EXTRA_PKGS="dataset-fashion-mnist gnuplot-nox" sh tools/deps.sh
 EPOCHS=${DEMO_EPOCHS:-10}
+K=${DEMO_K:-4}
 THREADS=${DEMO_THREADS:-2}
 RUN=${DEMO_RUN:-runs/demo-conv4}
 mkdir -p runs
 start=$(date +%s)
-./rrc compile specs/conv4.lua --data fashion-mnist
+./rrc compile specs/conv4.lua --data fashion-mnist --K "$K"
 T=generated/conv4/conv4-train
 $T train --data fashion-mnist --epochs "$EPOCHS" --threads "$THREADS" --seed 1 --out "$RUN"
 $T lineval --data fashion-mnist --checkpoint "$RUN/last.safetensors" --threads "$THREADS" --seed 1 \
@@ -29,7 +34,7 @@ done
 end=$(date +%s)
 pct() { awk -v k="$2" '$1 == k {printf "%.2f%%", 100*$2}' "$RUN/$1"; }
 echo
-echo "== rrc demo: Conv-4, relational reasoning (K=4, B=64, focal, Adam 1e-3), Fashion-MNIST, seed 1 =="
+echo "== rrc demo: Conv-4, relational reasoning (K=$K, B=64, focal, Adam 1e-3), Fashion-MNIST, seed 1 =="
 printf "%-28s %-16s %-16s %-16s %s\n" "backbone" "linear top-1" "kNN top-1" "retrieval P@10" "mAP"
 printf "%-28s %-16s %-16s %-16s %s\n" "trained, $EPOCHS epoch(s)" "$(pct lineval.txt test_top1)" "$(pct knn.txt test_top1)" \
     "$(pct retrieval.txt precision_at_10)" "$(pct retrieval.txt map)"
