@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -140,11 +141,73 @@ static void usage(FILE *f) {
                  "the compile cache; made on first use) as a roofline per kernel, divided over N threads.\n");
 }
 
+/* --plot: the rows as a PNG (ms/step and images/s against K), through a
+   gnuplot script FILE.gp kept beside it; the data is inline, so the script
+   remakes the plot alone. gnuplot draws under a temporary name renamed when
+   it succeeds: no half a picture. */
+static bool plot_rows(const char *png, const char *name, int threads, const int *Ks, const double *ms, const double *ips, int n) {
+    size_t len = strlen(png);
+    if (len < 5 || strcmp(png + len - 4, ".png") != 0 || strpbrk(png, "'\n")) {
+        fprintf(stderr, "rrc plan: --plot needs a FILE.png without quotes (got \"%s\")\n", png);
+        return false;
+    }
+    char gp[4200], tmp[4300], err[4400], setout[4400];
+    snprintf(gp, sizeof gp, "%.*s.gp", (int)(len - 4), png);
+    if (!rt_tmp_path(tmp, sizeof tmp, png)) {
+        fprintf(stderr, "rrc plan: %s: name too long\n", png);
+        return false;
+    }
+    char *text = xmalloc(8192 + (size_t)n * 128);
+    int k = snprintf(text, 8192,
+                     "# made by rrc plan: the predicted step of %s on %d thread%s\n"
+                     "if (!exists('out')) out = '%s'\n"
+                     "set terminal png size 1000,420\n"
+                     "set output out\n"
+                     "set multiplot layout 1,2\n"
+                     "set xlabel 'K (views per image)'\n"
+                     "set logscale x 2\n"
+                     "set key off\n"
+                     "set grid\n"
+                     "$rows << EOD\n",
+                     name, threads, threads > 1 ? "s" : "", png);
+    if (k < 0 || k >= 8192) {
+        free(text);
+        fprintf(stderr, "rrc plan: %s: name too long\n", png);
+        return false;
+    }
+    for (int i = 0; i < n; i++) k += sprintf(text + k, "%d %.6g %.6g\n", Ks[i], ms[i], ips[i]);
+    k += sprintf(text + k,
+                 "EOD\n"
+                 "set title 'predicted time per step (ms)'\n"
+                 "plot $rows using 1:2 with linespoints pt 7\n"
+                 "set title 'predicted backbone images/s'\n"
+                 "plot $rows using 1:3 with linespoints pt 7\n"
+                 "unset multiplot\n"
+                 "set output\n");
+    bool ok = rt_write_atomic(gp, text, (size_t)k, err, sizeof err) == 0;
+    free(text);
+    if (!ok) {
+        fprintf(stderr, "rrc plan: %s\n", err);
+        return false;
+    }
+    snprintf(setout, sizeof setout, "out = '%s'", tmp);
+    const char *argv[] = {"gnuplot", "-e", setout, gp, NULL};
+    int rc = rt_run_bounded(argv, 60.0);
+    if (rc == 0 && rename(tmp, png) == 0) {
+        printf("rrc plan: wrote %s (script %s)\n", png, gp);
+        return true;
+    }
+    unlink(tmp);
+    if (rc == 127) fprintf(stderr, "rrc plan: gnuplot not found; no %s (apt-get install gnuplot-nox; then gnuplot %s)\n", png, gp);
+    else fprintf(stderr, "rrc plan: gnuplot failed (exit %d); no %s (script %s)\n", rc, png, gp);
+    return false;
+}
+
 int cmd_plan(int argc, char **argv) {
     rt_args a;
     int st = driver_parse(RRC_CMD_PLAN, argc, argv, 1, usage, &a);
     if (st >= 0) return st;
-    const char *spec = a.npos ? a.pos[0] : NULL, *cpu = NULL, *sweep = NULL;
+    const char *spec = a.npos ? a.pos[0] : NULL, *cpu = NULL, *sweep = NULL, *plot = NULL;
     SpecOverrides ov = {.seed = -1};
     int threads = 1;
     bool calib = false;
@@ -155,6 +218,7 @@ int cmd_plan(int argc, char **argv) {
         case RRC_F_BATCH: ov.batch = (int)o->ival; break;
         case RRC_F_THREADS: threads = (int)o->ival; break;
         case RRC_F_SWEEP: sweep = o->value; break;
+        case RRC_F_PLOT: plot = o->value; break;
         case RRC_F_CPU: cpu = o->value; break;
         case RRC_F_CALIBRATE: calib = true; break;
         default: break;
@@ -197,20 +261,33 @@ int cmd_plan(int argc, char **argv) {
     const Target *t = driver_target("plan", cpu, NULL, NULL, false, &target);
     Arena arena = {0};
     Spec *s = driver_load_spec("plan", spec, &ov, &arena);
+    bool rel = s->method.kind == METHOD_RELATIONAL;
+    if (sweep && !rel) {
+        fprintf(stderr, "rrc plan: --sweep varies relational reasoning's K, but %s trains %s\n", s->name,
+                method_name(s->method.kind));
+        arena_free(&arena);
+        return EXIT_USAGE;
+    }
     if (!nK) Ks[nK++] = s->K;
     printf("rrc plan %s: B=%d, %d thread%s, input %dx%dx%d (rates: convolution %.1f GFLOP/s, memory %.1f GB/s per thread)\n", s->name, s->batch,
            threads, threads > 1 ? "s" : "", s->in_c, s->in_h, s->in_w, r.gflops, r.gbytes);
-    printf("  %4s %11s %11s %11s %11s %10s %10s %9s %10s\n", "K", "GFLOP", "backbone", "relation", "GB moved", "peak MiB",
-           "scratch", "ms/step", "images/s");
+    printf("  %4s %11s %11s %11s %11s %10s %10s %9s %10s\n", "K", "GFLOP", "backbone", rel ? "relation" : "head", "GB moved",
+           "peak MiB", "scratch", "ms/step", "images/s");
     int rc = 0;
+    double ms[16], ips[16];
     for (int i = 0; i < nK; i++) {
         Plan pl;
         if (!plan_at(s, Ks[i], s->batch, t, &r, &pl)) { rc = EXIT_BADSPEC; break; }
         double sec = (pl.seconds[0] + pl.seconds[1]) / threads;
+        /* images through the backbone: K views, RotationNet's 4 rotations of each */
+        int views = rel ? Ks[i] : spec_backbone_views(s);
+        ms[i] = 1e3 * sec;
+        ips[i] = (double)views * s->batch / sec;
         printf("  %4d %11.2f %11.2f %11.2f %11.3f %10.1f %10.1f %9.1f %10.0f\n", Ks[i], (pl.flops[0] + pl.flops[1]) / 1e9,
                pl.flops[0] / 1e9, pl.flops[1] / 1e9, (pl.bytes[0] + pl.bytes[1]) / 1e9, (double)pl.peak / (1 << 20),
-               (double)pl.scratch / (1 << 20), 1e3 * sec, (double)Ks[i] * s->batch / sec);
+               (double)pl.scratch / (1 << 20), ms[i], ips[i]);
     }
+    if (rc == 0 && plot && !plot_rows(plot, s->name, threads, Ks, ms, ips, nK)) rc = EXIT_USAGE;
     arena_free(&arena);
     return rc;
 }

@@ -46,6 +46,8 @@ static const rt_flag ROWS[] = {
     {"batch", RRC_F_BATCH, PL, 'i', 2, 1 << 16, NULL, NULL, "B", "images per step (default: the spec's)"},
     {"threads", RRC_F_THREADS, PL, 'i', 1, 256, NULL, NULL, "N", "threads the predicted time is divided over (default 1)"},
     {"sweep", RRC_F_SWEEP, PL, 's', 0, 0, NULL, NULL, "K=2,4,8", "a row per K in the list, each in [2, 1024] (default: the spec's K)"},
+    {"plot", RRC_F_PLOT, PL, 's', 0, 0, NULL, NULL, "FILE.png",
+     "also draw the rows (time per step and images/s against K) with gnuplot;\nits script is FILE.gp"},
     {"aggregation", RRC_F_AGGREGATION, DU | GR, 'c', 0, 0, "cat|sum|mean|max", NULL, "A",
      "cat | sum | mean | max (default: the spec's)"},
     {"aggregation", RRC_F_AGGREGATION, CO, 'c', 0, 0, "cat|sum|mean|max", NULL, "A",

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "test.h"
+#include "test_util.h"
 
 TEST(check_passes_specs) {
     /* and two baselines: their losses, DeepCluster's label and weight inputs */
@@ -90,4 +91,41 @@ TEST(plan_predicts_memory_and_flops) {
     rc = test_run(cmd, &out, NULL);
     CHECKF(rc == 0 && !strstr(out, "calibrated"), "the rates were not kept: %s", out);
     free(out);
+}
+
+/* rrc plan --plot draws the rows (with gnuplot, when the machine has it)
+   and keeps the script; a name that is not a PNG, and --sweep on a
+   baseline's spec, are refused. */
+TEST(plan_plot_and_baselines) {
+    char cmd[1024], png[600], gp[600], *out = NULL, *err = NULL;
+    snprintf(png, sizeof png, "%s/plan.png", test_tmpdir());
+    snprintf(gp, sizeof gp, "%s/plan.gp", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s plan conv4 --sweep K=2,4 --plot %s", test_rrc(), png);
+    int rc = test_run(cmd, &out, &err);
+    bool have_gnuplot = system("command -v gnuplot > /dev/null 2>&1") == 0;
+    if (have_gnuplot) CHECKF(rc == 0 && test_exists(png) && test_exists(gp), "plot: exit %d: %s%s", rc, out, err);
+    else CHECKF(rc != 0 && strstr(err, "gnuplot not found") && test_exists(gp), "no gnuplot: exit %d: %s", rc, err);
+    free(out);
+    free(err);
+    static const struct { const char *args, *want; } bad[] = {
+        {"plan conv4 --plot plan.svg", "--plot needs a FILE.png"},
+        {"plan rotation_conv4 --sweep K=2,4", "--sweep varies relational reasoning's K, but rotation_conv4 trains rotation"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s", test_rrc(), bad[i].args);
+        rc = test_run(cmd, &out, &err);
+        CHECKF(rc == 1 && strstr(err, bad[i].want), "%s: exit %d: %s", bad[i].args, rc, err);
+        free(out);
+        free(err);
+    }
+    /* a baseline's row counts the images through its backbone: 4B for RotationNet */
+    snprintf(cmd, sizeof cmd, "%s plan rotation_conv4 --batch 8", test_rrc());
+    rc = test_run(cmd, &out, &err);
+    double ms = 0, ips = 0;
+    const char *row = strstr(out ? out : "", "images/s\n");
+    CHECKF(rc == 0 && row && sscanf(strchr(row, '\n') + 1, "%*d %*f %*f %*f %*f %*f %*f %lf %lf", &ms, &ips) == 2 &&
+               fabs(ips - 32 / (ms / 1e3)) < 0.01 * ips,
+           "rotation plan: exit %d: %s%s", rc, out, err);
+    free(out);
+    free(err);
 }
