@@ -5,6 +5,7 @@
 ** statistics. Layers are built by the same lowering as specs (lower.c).
 */
 #include <dirent.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,4 +172,50 @@ TEST(golden_ops) {
     }
     closedir(dp);
     CHECKF(n >= 40, "only %d op goldens found in %s", n, dir);
+}
+
+/* The reference convolution runs its loops output-position-innermost (for
+   speed); each output must still be the per-output sum in (c, kh, kw)
+   order, bit for bit, at strides and paddings of every kind. */
+TEST(interp_conv2d_is_the_per_output_sum) {
+    static const int cases[][7] = {   /* N C H W O K S P */
+        {2, 3, 7, 6, 4, 3, 1}, {1, 2, 8, 8, 3, 3, 2}, {2, 4, 5, 5, 2, 1, 2}, {1, 2, 9, 7, 2, 5, 3},
+    };
+    static const int pads[] = {1, 1, 0, 2};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int N = cases[i][0], C = cases[i][1], H = cases[i][2], W = cases[i][3], O = cases[i][4], K = cases[i][5], S = cases[i][6],
+            P = pads[i];
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        int64_t xd[] = {N, C, H, W}, wd[] = {O, C, K, K};
+        Node *x = ir_input(g, "x", 4, xd), *w = ir_input(g, "w", 4, wd), *y = ir_conv2d(g, x, w, S, P);
+        REQUIRE(y);
+        int64_t nx = node_numel(x), nw = node_numel(w), ny = node_numel(y);
+        double *X = malloc(sizeof(double) * (size_t)nx), *Wt = malloc(sizeof(double) * (size_t)nw),
+               *got = malloc(sizeof(double) * (size_t)ny);
+        for (int64_t k = 0; k < nx; k++) X[k] = sin(0.37 * (double)k + 0.1);
+        for (int64_t k = 0; k < nw; k++) Wt[k] = cos(0.91 * (double)k);
+        const double *in[] = {X, Wt};
+        op_table[OP_CONV2D].fwd(y, in, got);
+        int64_t OH = y->dim[2], OW = y->dim[3], bad = 0;
+        for (int b = 0; b < N; b++)
+            for (int o = 0; o < O; o++)
+                for (int64_t oh = 0; oh < OH; oh++)
+                    for (int64_t ow = 0; ow < OW; ow++) {
+                        double s = 0;
+                        for (int c = 0; c < C; c++)
+                            for (int kh = 0; kh < K; kh++)
+                                for (int kw = 0; kw < K; kw++) {
+                                    int64_t ih = oh * S - P + kh, iw = ow * S - P + kw;
+                                    if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                    s += X[((b * C + c) * H + ih) * W + iw] * Wt[((o * C + c) * K + kh) * K + kw];
+                                }
+                        bad += memcmp(&s, &got[((b * O + o) * OH + oh) * OW + ow], sizeof s) != 0;
+                    }
+        CHECKF(bad == 0, "case %zu: %lld outputs differ from the per-output sum", i, (long long)bad);
+        free(X);
+        free(Wt);
+        free(got);
+        arena_free(&a);
+    }
 }
