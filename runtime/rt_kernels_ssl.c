@@ -44,45 +44,6 @@ void rt_k_block_targets(float *restrict y, int64_t n, int64_t block) {
     for (int64_t i = 0; i < n; i++) y[i] = (float)(i / block);
 }
 
-/* ---- DeepCluster's weighted cross-entropy ---- */
-
-static double lse_row(const float *z, int64_t C) {
-    double m = z[0], s = 0;
-    for (int64_t c = 1; c < C; c++) m = fmax(m, (double)z[c]);
-    for (int64_t c = 0; c < C; c++) s += exp((double)z[c] - m);
-    return m + log(s);
-}
-
-/* a label outside [0, C) (a corrupt input) is clamped rather than read
-   out of bounds, as rt_k_softmax_ce does */
-static inline int64_t label_of(float y, int64_t C) {
-    int64_t k = (int64_t)y;
-    return k < 0 ? 0 : k >= C ? C - 1 : k;
-}
-
-void rt_k_weighted_ce(float *restrict out, const float *restrict z, const float *restrict y, const float *restrict w, int64_t N,
-                      int64_t C) {
-    double s = 0, ws = 0;
-    for (int64_t i = 0; i < N; i++) {
-        int64_t k = label_of(y[i], C);
-        s += (double)w[k] * (lse_row(z + i * C, C) - (double)z[i * C + k]);
-        ws += (double)w[k];
-    }
-    out[0] = (float)(s / ws);
-}
-
-void rt_k_weighted_ce_back(float *restrict dz, const float *restrict dl, const float *restrict z, const float *restrict y,
-                           const float *restrict w, int64_t N, int64_t C) {
-    double ws = 0;
-    for (int64_t i = 0; i < N; i++) ws += (double)w[label_of(y[i], C)];
-    for (int64_t i = 0; i < N; i++) {
-        int64_t k = label_of(y[i], C);
-        double lse = lse_row(z + i * C, C), scale = (double)dl[0] * (double)w[k] / ws;
-        for (int64_t c = 0; c < C; c++)
-            dz[i * C + c] = (float)(scale * (exp((double)z[i * C + c] - lse) - (c == k ? 1.0 : 0.0)));
-    }
-}
-
 /* ---- SimCLR ----
    Scratch (rt_k_simclr_ws floats), all double: norm, den, r, dn [N], z as
    double [N, D], P = z z^T [N, N], the gradient's dP + dP^T [N, N] and
@@ -90,9 +51,8 @@ void rt_k_weighted_ce_back(float *restrict dz, const float *restrict dl, const f
    Everything is in double (dgemm for the products): the loss subtracts the
    constant exp(1/t) from column sums that hold exp(S_ii / t) = exp(1/t)
    up to rounding, so float's rounding of |z_i|^2 would be amplified by
-   exp(1/t) / (the rest of the column), enough to move the gradient in its
-   third digit at t = 0.2. The cost, O(N^2 D), is small beside the
-   backbone's. */
+   exp(1/t) / (the rest of the column) (docs/DECISIONS.md has the effect).
+   The cost, O(N^2 D), is small beside the backbone's. */
 
 int64_t rt_k_simclr_ws(int64_t N, int64_t D) { return 2 * (4 * N + 2 * N * D + 2 * N * N); }
 

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <math.h>
+
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,30 +157,25 @@ rt_step_metrics rt_class_metrics(const float *logits, const float *targets, int6
 }
 
 rt_step_metrics rt_contrastive_metrics(const float *z, int64_t N, int64_t D, double loss) {
-    double *norm = malloc((size_t)N * sizeof *norm);
-    if (!norm || N < 2) {
-        free(norm);
-        return (rt_step_metrics){loss, NAN, NAN, NAN};
-    }
-    for (int64_t i = 0; i < N; i++) {
-        double s = 0;
-        for (int64_t d = 0; d < D; d++) s += (double)z[i * D + d] * z[i * D + d];
-        norm[i] = sqrt(s) > 1e-8 ? sqrt(s) : 1e-8;
-    }
+    /* on every step, so the O(N^2 D) products go to one sgemm; ranking row
+       i's neighbours needs only their norms, not row i's */
+    float *gram = N >= 2 ? malloc((size_t)(N * N + N) * sizeof *gram) : NULL;
+    if (!gram) return (rt_step_metrics){loss, NAN, NAN, NAN};
+    float *norm = gram + N * N;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)N, (blasint)N, (blasint)D, 1.0f, z, (blasint)D, z, (blasint)D,
+                0.0f, gram, (blasint)N);
+    for (int64_t i = 0; i < N; i++) norm[i] = sqrtf(gram[i * N + i]) > 1e-8f ? sqrtf(gram[i * N + i]) : 1e-8f;
     int64_t ok = 0;
     for (int64_t i = 0; i < N; i++) {
         int64_t best = -1;
-        double bs = -INFINITY;
+        float bs = -INFINITY;
         for (int64_t j = 0; j < N; j++) {
-            if (j == i) continue;
-            double s = 0;
-            for (int64_t d = 0; d < D; d++) s += (double)z[i * D + d] * z[j * D + d];
-            s /= norm[j];
-            if (s > bs) { bs = s; best = j; }
+            float s = gram[i * N + j] / norm[j];
+            if (j != i && s > bs) { bs = s; best = j; }
         }
         ok += best == (i + N / 2) % N;   /* rows are view-major: the partner is B rows away */
     }
-    free(norm);
+    free(gram);
     return (rt_step_metrics){loss, (double)ok / (double)N, NAN, NAN};
 }
 

@@ -25,12 +25,14 @@
 ** reference's float overflow to -inf when sigmoid saturates.
 */
 #include "ir/ops_impl.h"
+#include "rt_kernels.h"
 
-/* softplus as PyTorch: x past 20 (the threshold) is x itself */
-static double softplus(double x) { return x > 20 ? x : log1p(exp(x)); }
+/* softplus as PyTorch and the softplus op (ops_math.c): x past the
+   threshold is x itself */
+static double softplus(double x) { return x > RT_SOFTPLUS_THRESHOLD ? x : log1p(exp(x)); }
 static double sigmoid(double x) { return 1 / (1 + exp(-x)); }
 /* its derivative, 1 past the threshold as PyTorch's softplus_backward */
-static double dsoftplus(double x) { return x > 20 ? 1 : sigmoid(x); }
+static double dsoftplus(double x) { return x > RT_SOFTPLUS_THRESHOLD ? 1 : sigmoid(x); }
 
 /* ---- local_pairs ---- */
 

@@ -1,7 +1,8 @@
 /*
 ** ops_ssl.c: the ops of the paper's self-supervised baselines
 ** (BASELINES.md): RotationNet's four rotations of a batch and their class
-** targets, SimCLR's loss, DeepCluster's class-weighted cross-entropy.
+** targets, and SimCLR's loss. (DeepCluster's class-weighted cross-entropy
+** is with softmax_ce in ops_rel.c.)
 **
 ** rotations(x): x [N, C, S, S] -> [4N, C, S, S], rotation-major: row r*N+i
 ** is torch.rot90(x[i], r, dims=(H, W)), counter-clockwise as displayed:
@@ -229,78 +230,6 @@ Cost cost_simclr_back(const Node *n) {
     return (Cost){4 * N * N * D + 40 * N * N, 4.0 * (2 * N * D + 2 * N * N)};
 }
 
-/* ---- weighted_ce: z [N, C], y [N] class indices, w [C] -> [1]:
-   sum_i w[y_i] (lse(z_i) - z_i[y_i]) / sum_i w[y_i] (PyTorch's
-   CrossEntropyLoss(weight) with reduction "mean") ---- */
-
-bool shape_weighted_ce(Node *n, char *err, size_t errlen) {
-    const Node *z = n->in[0], *y = n->in[1], *w = n->in[2];
-    if (z->rank != 2 || y->rank != 1 || y->dim[0] != z->dim[0] || w->rank != 1 || w->dim[0] != z->dim[1])
-        SHAPE_FAIL("weighted_ce: logits %s, labels %s and class weights %s must be [N,C], [N] and [C]", shp(z), shp(y), shp(w));
-    set_shape1(n, 1);
-    return true;
-}
-
-static double lse_row(const double *z, int64_t C) {
-    double m = z[0], s = 0;
-    for (int64_t c = 1; c < C; c++) m = fmax(m, z[c]);
-    for (int64_t c = 0; c < C; c++) s += exp(z[c] - m);
-    return m + log(s);
-}
-
-static int64_t label_of(double y, int64_t C) {
-    int64_t k = (int64_t)y;
-    RRC_ASSERT(k >= 0 && k < C);
-    return k;
-}
-
-void fwd_weighted_ce(const Node *n, const double *const *in, double *out) {
-    int64_t N = n->in[0]->dim[0], C = n->in[0]->dim[1];
-    double s = 0, ws = 0;
-    for (int64_t i = 0; i < N; i++) {
-        int64_t k = label_of(in[1][i], C);
-        double w = in[2][k];
-        s += w * (lse_row(in[0] + i * C, C) - in[0][i * C + k]);
-        ws += w;
-    }
-    out[0] = s / ws;
-}
-
-Cost cost_weighted_ce(const Node *n) { return (Cost){20.0 * (double)node_numel(n->in[0]), 4.0 * (double)node_numel(n->in[0])}; }
-
-void bwd_weighted_ce(Graph *g, Node *n, Node *dy, unsigned need, Node **dx) {
-    if (need & 1) {
-        Node *in[] = {dy, n->in[0], n->in[1], n->in[2]};
-        dx[0] = ir_make(g, OP_WEIGHTED_CE_BACK, in, 4, NULL, 0, NULL, 0);
-    }
-}
-
-/* weighted_ce_back(dl, z, y, w) = dl w[y_i] (softmax(z_i) - onehot(y_i)) / sum_i w[y_i] */
-bool shape_weighted_ce_back(Node *n, char *err, size_t errlen) {
-    if (n->in[0]->rank != 1 || n->in[0]->dim[0] != 1) SHAPE_FAIL("weighted_ce_back: dl must be [1]");
-    Node tmp = *n;
-    tmp.in[0] = n->in[1];
-    tmp.in[1] = n->in[2];
-    tmp.in[2] = n->in[3];
-    if (!shape_weighted_ce(&tmp, err, errlen)) return false;
-    set_shape(n, 2, n->in[1]->dim);
-    return true;
-}
-
-void fwd_weighted_ce_back(const Node *n, const double *const *in, double *out) {
-    int64_t N = n->dim[0], C = n->dim[1];
-    double ws = 0;
-    for (int64_t i = 0; i < N; i++) ws += in[3][label_of(in[2][i], C)];
-    for (int64_t i = 0; i < N; i++) {
-        const double *z = in[1] + i * C;
-        int64_t k = label_of(in[2][i], C);
-        double lse = lse_row(z, C), scale = in[0][0] * in[3][k] / ws;
-        for (int64_t c = 0; c < C; c++) out[i * C + c] = scale * (exp(z[c] - lse) - (c == k ? 1.0 : 0.0));
-    }
-}
-
-Cost cost_weighted_ce_back(const Node *n) { return (Cost){20.0 * (double)node_numel(n), 8.0 * (double)node_numel(n)}; }
-
 /* ---- builders ---- */
 
 Node *ir_rotations(Graph *g, Node *x) { return ir_make(g, OP_ROTATIONS, &x, 1, NULL, 0, NULL, 0); }
@@ -308,11 +237,6 @@ Node *ir_rotations(Graph *g, Node *x) { return ir_make(g, OP_ROTATIONS, &x, 1, N
 Node *ir_block_targets(Graph *g, int64_t n, int64_t block) {
     int64_t ia[] = {n, block};
     return ir_make(g, OP_BLOCK_TARGETS, NULL, 0, ia, 2, NULL, 0);
-}
-
-Node *ir_weighted_ce(Graph *g, Node *z, Node *y, Node *w) {
-    Node *in[] = {z, y, w};
-    return ir_make(g, OP_WEIGHTED_CE, in, 3, NULL, 0, NULL, 0);
 }
 
 Node *ir_simclr_loss(Graph *g, Node *z, double t, double eps) {

@@ -914,8 +914,9 @@ def run_dim_adam_case(stem, model, B, steps, seed):
     METHOD.md step 6 and the stable prior form at every step."""
     backbone, loss_fn = build_dim(model, seed)
     # 16x16 views (Conv-4 takes any side divisible by 8): the local
-    # discriminator runs at every position, and 10 steps of it at 32x32 cost
-    # rrc's float64 interpreter 40 s in every test run
+    # discriminator runs at every position, and 10 steps of it at 32x32 are
+    # slow on rrc's float64 interpreter, which runs them in every test run
+    # (tests/golden/README.md has the times)
     x, u = draw_dim_inputs(model, backbone, loss_fn, B, side=DIM_ADAM_SIDE)[:2]
     init = initial_tensors(backbone, loss_fn, "loss_fn", with_nbt=False)
 

@@ -4,9 +4,11 @@
 ** run stopped and resumed gives exactly the losses of an uninterrupted
 ** one, checkpoints load, and linear evaluation runs.
 */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "rt_train.h"
 #include "test.h"
 
 /* The loss column of a metrics.csv, malloc'd; *n rows. */
@@ -187,4 +189,17 @@ TEST(augment_preview_writes_png) {
     unsigned w = (unsigned)h[16] << 24 | (unsigned)h[17] << 16 | (unsigned)h[18] << 8 | h[19];
     unsigned hh = (unsigned)h[20] << 24 | (unsigned)h[21] << 16 | (unsigned)h[22] << 8 | h[23];
     CHECKF(w == 148 && hh == 112, "grid is %ux%u", w, hh);
+}
+
+/* SimCLR's contrastive accuracy: row i is right when its most
+   cosine-similar other row is its partner, B rows away. */
+TEST(train_contrastive_metrics) {
+    /* B = 3, D = 2, rows view-major: images 0 and 1 have both views along
+       one direction (at different lengths), image 2's views point apart:
+       row 2 (-1, .2) is nearest rows 1 and 4, row 5 (2, .1) rows 0 and 3.
+       So rows 0, 1, 3, 4 are right, 2 and 5 wrong. */
+    static const float z[6 * 2] = {1, 0, 0, 1, -1, 0.2f, 3, 0, 0, 2, 2, 0.1f};
+    rt_step_metrics m = rt_contrastive_metrics(z, 6, 2, 0.5);
+    CHECKF(fabs(m.acc - 4.0 / 6) < 1e-12, "acc %g", m.acc);
+    CHECK(m.loss == 0.5 && isnan(m.pos_acc) && isnan(m.neg_acc));
 }
