@@ -26,10 +26,14 @@ CFLAGS_WARN = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
 # Debian's llvm-19-dev paths are written out (not $(shell llvm-config-19 ...)):
 # the Makefile is read before `deps` can install LLVM on a fresh machine.
 LLVM_DIR = /usr/lib/llvm-19
-CPPFLAGS = -D_GNU_SOURCE -Icompiler -Iruntime -I/usr/include/lua5.4 -I$(LLVM_DIR)/include
+# Debian's Open MPI (libopenmpi-dev) likewise: these are the paths
+# `pkg-config --cflags --libs ompi-c` gives, written out for the same reason
+# (runtime/rt_comm.c; mpirun starts the ranks of a data-parallel run).
+MPI_DIR = /usr/lib/x86_64-linux-gnu/openmpi
+CPPFLAGS = -D_GNU_SOURCE -Icompiler -Iruntime -I/usr/include/lua5.4 -I$(LLVM_DIR)/include -I$(MPI_DIR)/include
 CFLAGS  = -std=c11 $(OPT) -g $(CFLAGS_WARN) $(SAN) -pthread -DRRC_LINK_SAN='"$(SAN)"'
 LDFLAGS = $(SAN) -pthread
-LDLIBS_RT = -ljansson -lz -lpng -ljpeg -lm -lopenblas
+LDLIBS_RT = -ljansson -lz -lpng -ljpeg -lm -lopenblas -L$(MPI_DIR)/lib -lmpi
 # rrc exports the runtime's kernels (-rdynamic, whole archive) so that code
 # JIT-compiled in-process resolves them as process symbols.
 LDLIBS    = -L$(LLVM_DIR)/lib -lLLVM-19 -llua5.4 $(LDLIBS_RT)
@@ -99,7 +103,11 @@ $(BUILD)/compiler/frontend/prelude_lua.o: $(BUILD)/compiler/frontend/prelude_lua
 $(BUILD)/rrc_tests: $(TEST_OBJS) $(BUILD)/librrc.a $(BUILD)/librrt.a
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJS) $(BUILD)/librrc.a $(LINK_RT) $(LDLIBS)
 
-test: rrc $(BUILD)/rrc_tests
+# the MPI collectives' self-test, run under mpirun by tests/runtime/test_comm.c
+$(BUILD)/comm_selftest: $(BUILD)/tools/comm_selftest.o $(BUILD)/librrt.a
+	$(CC) $(LDFLAGS) -o $@ $(BUILD)/tools/comm_selftest.o $(BUILD)/librrt.a $(LDLIBS_RT)
+
+test: rrc $(BUILD)/rrc_tests $(BUILD)/comm_selftest
 	@sh tools/layering.sh $(BUILD)
 	@$(BUILD)/rrc_tests
 
@@ -108,22 +116,23 @@ asan:
 	    RRC=build-asan/rrc test-asan
 
 .PHONY: test-asan
-test-asan: $(BUILD)/rrc_tests $(BUILD)/rrc
+test-asan: $(BUILD)/rrc_tests $(BUILD)/rrc $(BUILD)/comm_selftest
 	@RRC_BIN=$(BUILD)/rrc ASAN_OPTIONS=detect_leaks=1 $(BUILD)/rrc_tests
 
 # ThreadSanitizer: the tests that run threads (compiling in two threads,
 # LLVM's one-time setup, the JIT and its cache, the worker pool, the views'
-# making, training, AOT trainers) and the rrc processes they start, all
+# making, training, AOT trainers, the MPI hang guard's watchdog thread in
+# comm_selftest under mpirun) and the rrc processes they start, all
 # instrumented. Code TSan cannot see into (libLLVM, OpenBLAS, JIT output) is
 # covered by tools/tsan.supp, a reason per line.
 TSAN_TESTS = llvm_init pool_ cluster_kmeans_same_on_pool_threads deepcluster_views jit_cache cli_train_uses_the_cache aug_batch_thread_count_invariant \
              jit_golden_steps_threaded jit_matches_interp train_ aot_trainer_equals_jit kill_9 probe_deterministic \
-             eval_same_on_pool_threads cli_train_monitor_knn
+             eval_same_on_pool_threads cli_train_monitor_knn comm_mpi_
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" test-tsan
 
 .PHONY: test-tsan
-test-tsan: $(BUILD)/rrc_tests $(BUILD)/rrc
+test-tsan: $(BUILD)/rrc_tests $(BUILD)/rrc $(BUILD)/comm_selftest
 	@RRC_BIN=$(BUILD)/rrc TSAN_OPTIONS="suppressions=$(CURDIR)/tools/tsan.supp halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
 	    $(BUILD)/rrc_tests $(TSAN_TESTS)
 
@@ -177,10 +186,11 @@ uninstall:
 
 # The package's Depends: the shared libraries rrc links (dpkg-shlibdeps'
 # answer for Debian 12, written out) and what `rrc compile` links trainers
-# with (cc, ld and the -dev packages of the runtime's libraries).
+# with (cc, ld and the -dev packages of the runtime's libraries), and mpirun
+# (openmpi-bin) for data-parallel runs.
 DEB_DEPENDS = libc6, libllvm19, liblua5.4-0, libjansson4, zlib1g, libpng16-16, libjpeg62-turbo, \
-              libopenblas0 | libopenblas0-pthread, gcc, binutils, libc6-dev, libjansson-dev, zlib1g-dev, libpng-dev, \
-              libjpeg62-turbo-dev, libopenblas-dev
+              libopenblas0 | libopenblas0-pthread, libopenmpi3, gcc, binutils, libc6-dev, libjansson-dev, zlib1g-dev, \
+              libpng-dev, libjpeg62-turbo-dev, libopenblas-dev, libopenmpi-dev, openmpi-bin
 deb: rrc
 	rm -rf $(BUILD)/deb
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(BUILD)/deb PREFIX=/usr

@@ -42,9 +42,9 @@ static void *write_object_job(void *arg) {
 }
 
 static bool write_objects(Program *pr, const char *outdir, const char *name) {
-    ObjJob jobs[4];
+    ObjJob jobs[PROGRAM_SLOTS];
     int n = 0;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < PROGRAM_SLOTS; i++) {
         if (!pr->cgm[i]) continue;
         jobs[n].m = pr->cgm[i];
         jobs[n].ok = false;
@@ -104,8 +104,9 @@ static bool write_header(const char *path, const Program *pr) {
                "** scratch) and allocates nothing. */\n"
                "#ifndef RRC_%s_H\n#define RRC_%s_H\n\n#include <stdint.h>\n\n", p->spec_name, p->spec_name, up, up);
     fprintf(f, "#define %s_K %d\n#define %s_BATCH %d\n#define %s_FEATURES %lld\n\n", up, p->K, up, p->batch, up, (long long)p->feat_dim);
-    const rt_entry *es[4] = {p->train_full, p->train_last, p->features, p->classify};
-    for (int i = 0; i < 4; i++) {
+    const rt_entry *es[PROGRAM_SLOTS] = {p->train_full, p->train_last, p->features, p->classify,
+                                         p->rank_full[0], p->rank_full[1], p->rank_last[0], p->rank_last[1]};
+    for (int i = 0; i < PROGRAM_SLOTS; i++) {
         if (!es[i]) continue;
         const rt_entry *e = es[i];
         fprintf(f, "/* entry %s (B=%lld) */\nvoid %s(char *const regions[5]);\n", e->name, (long long)e->B, program_fn_names[i]);
@@ -144,6 +145,7 @@ typedef struct CompileOpts {
     SpecOverrides ov;
     bool emit_ll, emit_obj, supervised;
     long long train_size;
+    int ranks;
     int classes;
     PipelineOpts pipe;
 } CompileOpts;
@@ -174,6 +176,7 @@ static int parse_flags(CompileOpts *c, int argc, char **argv) {
         case RRC_F_TARGET: c->triple = o->value; break;
         case RRC_F_FEATURES: c->features = o->value; break;
         case RRC_F_EMIT_OBJ: c->emit_obj = true; break;
+        case RRC_F_RANKS: c->ranks = (int)o->ival; break;
         default: break;
         }
     }
@@ -210,11 +213,12 @@ static int64_t train_size_of(CompileOpts *c, const Spec *s) {
 static bool emit_objects(const CompileOpts *c, Program *pr, const Spec *s, const char *outdir, bool foreign, const CgOptions *co,
                          char *parts, size_t nparts) {
     char path[1400], cmd[12288];
-    int fn_index[RT_PROGRAM_SLOTS] = {-1, -1, -1, -1}, nfns = 0;
-    const char *fns[4];
+    int fn_index[RT_PROGRAM_SLOTS], nfns = 0;
+    const char *fns[PROGRAM_SLOTS];
+    for (int i = 0; i < RT_PROGRAM_SLOTS; i++) fn_index[i] = -1;
     parts[0] = 0;
     if (!write_objects(pr, outdir, s->name)) return false;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < PROGRAM_SLOTS; i++) {
         if (!pr->cgm[i]) continue;
         snprintf(path, sizeof path, "%s/%s.%s.o", outdir, s->name, program_fn_names[i] + 4);
         strncat(parts, " ", nparts - strlen(parts) - 1);
@@ -257,7 +261,7 @@ static bool link_trainer(const char *outdir, const char *name) {
     }
     snprintf(cmd, sizeof cmd,
              "cc -pthread %s -o '%s/%s-train.tmp' '%s/%s.o' '%s/rrc_trainer_main.o' '%s/librrt.a' -ljansson -lz -lpng -ljpeg"
-             " -lopenblas -lm && mv '%s/%s-train.tmp' '%s/%s-train'",
+             " -lopenblas -lm -L/usr/lib/x86_64-linux-gnu/openmpi/lib -lmpi && mv '%s/%s-train.tmp' '%s/%s-train'",
              RRC_LINK_SAN, outdir, name, outdir, name, rtdir, rtdir, outdir, name, outdir, name);
     if (run_cmd(cmd) != 0) {
         fprintf(stderr, "rrc compile: linking the trainer failed: %s\n", cmd);
@@ -300,7 +304,12 @@ int cmd_compile(int argc, char **argv) {
         arena_free(&arena);
         return EXIT_USAGE;
     }
-    Program pr = {.aot = true, .pipe = c.pipe};
+    Program pr = {.aot = true, .pipe = c.pipe, .ranks = c.ranks, .rank = -1};
+    if (c.ranks > 1 && c.supervised) {
+        fprintf(stderr, "rrc compile: --ranks: supervised training runs in one process\n");
+        arena_free(&arena);
+        return EXIT_USAGE;
+    }
     int rc = EXIT_USAGE;
     char parts[4096];
     bool built = c.supervised ? program_build_supervised(&pr, s, c.classes, n, 256, &co) : program_build(&pr, s, n, 256, &co);
@@ -316,9 +325,11 @@ int cmd_compile(int argc, char **argv) {
     double t1 = (double)clock() / CLOCKS_PER_SEC;
     int64_t peak = 0;
     for (int r = 0; r < RT_NREGIONS; r++) peak += pr.p.train_full->region_bytes[r];
-    printf("rrc: compiled %s (%s, K=%d, B=%d%s) in %.2f s (%.2f s of CPU): %s/%s-train; peak step memory %.1f MiB "
+    char ranks[64] = "";
+    if (pr.p.ranks > 1) snprintf(ranks, sizeof ranks, ", + %d ranks", pr.p.ranks);
+    printf("rrc: compiled %s (%s, K=%d, B=%d%s%s) in %.2f s (%.2f s of CPU): %s/%s-train; peak step memory %.1f MiB "
            "(scratch %.1f MiB)\n",
-           s->name, rt_method_name(pr.p.method), pr.p.K, pr.p.batch, pr.p.train_last ? ", + last batch" : "",
+           s->name, rt_method_name(pr.p.method), pr.p.K, pr.p.batch, pr.p.train_last ? ", + last batch" : "", ranks,
            wall_seconds() - w0, t1 - t0,
            outdir, s->name, (double)peak / (1 << 20), (double)pr.p.train_full->region_bytes[RT_REGION_SCRATCH] / (1 << 20));
     rc = 0;

@@ -13,6 +13,7 @@
 #include "driver.h"
 #include "program.h"
 #include "rt_cli.h"
+#include "rt_comm.h"
 #include "rt_data.h"
 
 typedef enum { CMD_TRAIN, CMD_LINEVAL, CMD_FINETUNE, CMD_KNN, CMD_RETRIEVAL, CMD_EVAL } Cmd;
@@ -133,14 +134,16 @@ static int run(Cmd cmd, int argc, char **argv) {
         rt_dataset_free(&d);
     }
     Target target;
-    Program pr = {.pipe = pipe};
+    /* one rank of a data-parallel run builds the steps of its share */
+    const rt_comm *cm = rt_comm_get();
+    Program pr = {.pipe = pipe, .ranks = cm->size, .rank = cm->rank};
     CgOptions co = {.debug = rrc_env_debug(), .target = driver_target(name, cpu, NULL, NULL, true, &target)};
     pr.pipe.target = co.target;
     int rc = EXIT_USAGE;
     bool built = supervised ? program_build_supervised(&pr, s, classes, n_train, 256, &co)
                             : program_build(&pr, s, n_train, 256, &co);
     if (built) {
-        if (rrc_env_debug() >= 1 || trains) {
+        if (rrc_env_debug() >= 1 || (trains && cm->rank == 0)) {
             char cached[48] = "";
             if (pr.ncached == pr.ncompiled) snprintf(cached, sizeof cached, " (cached)");
             else if (pr.ncached) snprintf(cached, sizeof cached, " (%d of %d cached)", pr.ncached, pr.ncompiled);

@@ -12,6 +12,7 @@
 
 #include "codegen/cg.h"
 #include "driver.h"
+#include "rt_comm.h"
 #include "frontend/lower.h"
 #include "rt_blas.h"
 
@@ -113,6 +114,7 @@ static int cmd_dump_ir(int argc, char **argv) {
     SpecOverrides ov = {.seed = -1};
     bool verify = false;
     int shape[3] = {0, 0, 0};
+    int ranks = 1;
     for (int i = 0; i < a.nopts && rc < 0; i++) {
         const rt_opt *o = &a.opts[i];
         switch (o->flag->id) {
@@ -123,6 +125,7 @@ static int cmd_dump_ir(int argc, char **argv) {
         case RRC_F_LOSS: ov.loss = o->value; break;
         case RRC_F_VERIFY_EACH: verify = true; break;
         case RRC_F_CPU: cpu = o->value; break;
+        case RRC_F_RANKS: ranks = (int)o->ival; break;
         case RRC_F_INPUT_SHAPE: {
             char tail;
             long long c, h, w;   /* wider than the result, so that a huge value is refused, not wrapped */
@@ -154,7 +157,13 @@ static int cmd_dump_ir(int argc, char **argv) {
         s->in_w = shape[2];
     }
     Diag d = {0};
-    Graph *g = lower_train(s, s->batch, s->in_c, s->in_h, s->in_w, &arena, &d);
+    int64_t off, mine = rt_comm_share(s->batch, 0, ranks, &off);   /* rank 0's share */
+    if (ranks > s->batch) {
+        fprintf(stderr, "rrc dump-ir: a batch of %d images cannot be split over %d ranks\n", s->batch, ranks);
+        arena_free(&arena);
+        return EXIT_USAGE;
+    }
+    Graph *g = lower_train_rank(s, s->batch, mine, s->in_c, s->in_h, s->in_w, &arena, &d);
     if (!g) { arena_free(&arena); return EXIT_BADSPEC; }
     Target target;
     PipelineOpts po = {.verify_each = verify, .stop_after = after, .debug = rrc_env_debug(),
@@ -167,6 +176,9 @@ static int cmd_dump_ir(int argc, char **argv) {
     else
         printf("# rrc dump-ir %s after %s: method %s, %d view%s per image, B=%d input [%d,%d,%d]\n", spec, after ? after : "dce",
                method_name(s->method.kind), s->K, s->K > 1 ? "s" : "", s->batch, s->in_c, s->in_h, s->in_w);
+    if (ranks > 1)
+        printf("# rank 0 of %d: %lld of the batch's %d images; collectives bn_stats_all, bn_train_dx_all, gather_rows\n", ranks,
+               (long long)mine, s->batch);
     graph_dump(stdout, g);
     GraphStats st = graph_stats(g, (int64_t)spec_backbone_views(s) * s->batch);
     const char *head = rel ? "relation" : "head";
@@ -205,8 +217,28 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) cmd = "help";
     if (!strcmp(cmd, "version")) cmd = "--version";
-    for (int i = 0; i < NCOMMANDS; i++)
-        if (!strcmp(cmd, command_name(i))) return COMMANDS[i].run(argc - 2, argv + 2);
+    for (int i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(cmd, command_name(i))) continue;
+        /* under mpirun: one rank of a data-parallel run (rt_comm.h); only
+           training is split over ranks */
+        if (rt_comm_launched()) {
+            char err[512];
+            if (rt_comm_init(err, sizeof err) != 0) {
+                fprintf(stderr, "rrc: %s\n", err);
+                return EXIT_USAGE;
+            }
+            if (rt_comm_get()->size > 1 && strcmp(cmd, "train")) {
+                if (rt_comm_get()->rank == 0)
+                    fprintf(stderr, "rrc %s: runs in one process; only rrc train runs over several ranks (mpirun -np %d)\n", cmd,
+                            rt_comm_get()->size);
+                rt_comm_finalize();
+                return EXIT_USAGE;
+            }
+        }
+        int rc = COMMANDS[i].run(argc - 2, argv + 2);
+        rt_comm_finalize();
+        return rc;
+    }
     fprintf(stderr, "rrc: unknown command '%s' (see rrc help)\n", cmd);
     return EXIT_USAGE;
 }

@@ -8,6 +8,7 @@
 #include "driver.h"
 #include "frontend/lower.h"
 #include "program.h"
+#include "rt_comm.h"
 
 rt_step_tensor *program_tensor_table(Graph *g, Arena *a, int *n) {
     rt_step_tensor *t = arena_alloc(a, (size_t)(g->nnodes + g->nouts) * sizeof *t);
@@ -15,13 +16,16 @@ rt_step_tensor *program_tensor_table(Graph *g, Arena *a, int *n) {
     for (int i = 0; i < g->nnodes; i++) {
         Node *x = g->nodes[i];
         if (op_table[x->op].fusion != FUSE_LEAF) continue;
-        t[k] = (rt_step_tensor){x->name, x->region, x->offset, x->rank, {0}, x->init};
+        t[k] = (rt_step_tensor){x->name, x->region, x->offset, x->rank, {0}, x->init, 0};
         memcpy(t[k].dim, x->dim, sizeof t[k].dim);
         k++;
     }
     for (int i = 0; i < g->nouts; i++) {
         Node *x = g->outs[i].node;
-        t[k] = (rt_step_tensor){g->outs[i].name, x->region, x->offset, x->rank, {0}, {0}};
+        t[k] = (rt_step_tensor){g->outs[i].name, x->region, x->offset, x->rank, {0}, {0}, 0};
+        const char *gp = !strncmp(g->outs[i].name, "grad.", 5) ? g->outs[i].name + 5 : NULL;
+        Node *p = gp ? graph_find_leaf(g, OP_PARAM, gp) : NULL;
+        if (p && (p->flags & NF_RANK_PARTIAL)) t[k].flags |= RT_TENSOR_PARTIAL;
         memcpy(t[k].dim, x->dim, sizeof t[k].dim);
         k++;
     }
@@ -44,9 +48,11 @@ rt_aug_op convert_aug(const AugOp *a) {
     return o;
 }
 
-const char *const program_fn_names[4] = {"rrc_train_full", "rrc_train_last", "rrc_features", "rrc_classify"};
+const char *const program_fn_names[PROGRAM_SLOTS] = {"rrc_train_full", "rrc_train_last", "rrc_features", "rrc_classify",
+                                                     "rrc_rank_full",  "rrc_rank_full_lo", "rrc_rank_last", "rrc_rank_last_lo"};
 
-static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, int64_t B, const CgOptions *co) {
+static bool build_entry_of(Program *pr, int i, Graph *g, const char *name, int K, int64_t B, int64_t B_total,
+                           const CgOptions *co) {
     Diag d = {0};
     PipelineOpts po = pr->pipe;
     po.debug = co ? co->debug : 0;
@@ -83,7 +89,12 @@ static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, i
     e->tensors = program_tensor_table(g, &pr->arena, &e->ntensors);
     e->K = K;
     e->B = B;
+    e->B_total = B_total;
     return true;
+}
+
+static bool build_entry(Program *pr, int i, Graph *g, const char *name, int K, int64_t B, const CgOptions *co) {
+    return build_entry_of(pr, i, g, name, K, B, B, co);
 }
 
 /* Every PARAM and STATE tensor of `e` sits where train_full has it. */
@@ -100,13 +111,16 @@ static bool same_layout(const rt_entry *e, const rt_entry *full) {
     return true;
 }
 
-/* Clears pr but for the build options (aot, pipe). */
+/* Clears pr but for the build options (aot, pipe, ranks, rank). */
 static void program_reset(Program *pr) {
     bool aot = pr->aot;
     PipelineOpts pipe = pr->pipe;
+    int ranks = pr->ranks, rank = pr->rank;
     memset(pr, 0, sizeof *pr);
     pr->aot = aot;
     pr->pipe = pipe;
+    pr->ranks = ranks;
+    pr->rank = rank;
 }
 
 /* AOT: the entries' LLVM modules, built and optimised on two threads (the
@@ -114,14 +128,15 @@ static void program_reset(Program *pr) {
    other on the calling thread). Each module has its own LLVM context. */
 typedef struct ModJob {
     Program *pr;
-    int first, last;   /* entries [first, last] */
+    unsigned slots;    /* bit i: entry i */
     bool ok;
 } ModJob;
 
 static void *build_modules(void *arg) {
     ModJob *j = arg;
     j->ok = true;
-    for (int i = j->first; i <= j->last && j->ok; i++) {
+    for (int i = 0; i < PROGRAM_SLOTS && j->ok; i++) {
+        if (!(j->slots & (1u << i))) continue;
         if (!j->pr->graph[i]) continue;
         j->pr->cgm[i] = cg_build(j->pr->graph[i], program_fn_names[i], &j->pr->aot_opts[i]);
         j->ok = j->pr->cgm[i] != NULL;
@@ -131,24 +146,56 @@ static void *build_modules(void *arg) {
 
 static bool aot_modules(Program *pr) {
     if (!pr->aot) return true;
-    ModJob a = {pr, 0, 0, false}, b = {pr, 1, 3, false};
+    /* the full-batch steps (of one process, of a rank's larger share) on one
+       thread, the rest on the other */
+    ModJob a = {pr, 0x11, false}, b = {pr, 0xEE, false};
     pthread_t th;
     bool threaded = pthread_create(&th, NULL, build_modules, &a) == 0;
     if (!threaded) build_modules(&a);
     build_modules(&b);
     if (threaded) pthread_join(th, NULL);
     /* code generation adds the kernels' workspace to the scratch region */
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < PROGRAM_SLOTS; i++)
         if (pr->graph[i]) memcpy(pr->entry[i].region_bytes, pr->graph[i]->region_bytes, sizeof pr->entry[i].region_bytes);
     return a.ok && b.ok;
+}
+
+/* The steps of one rank's share of a full batch of B images (slot 4, and 5
+   for the smaller share when B % ranks != 0) and of the last batch of
+   Blast (slots 6, 7; Blast 0: none): of every share, or of pr->rank's. */
+static bool build_rank_entries(Program *pr, Spec *s, int64_t B, int64_t Blast, const CgOptions *co) {
+    int N = pr->ranks;
+    if (B < N || (Blast && Blast < N)) {
+        fprintf(stderr, "rrc: %s: a batch of %lld images cannot be split over %d ranks (each needs one); use fewer ranks\n",
+                s->name, (long long)(B < N ? B : Blast), N);
+        return false;
+    }
+    int64_t totals[2] = {B, Blast};
+    for (int t = 0; t < 2; t++) {
+        if (!totals[t]) continue;
+        int64_t o, hi = rt_comm_share(totals[t], 0, N, &o), lo = rt_comm_share(totals[t], N - 1, N, &o);
+        for (int k = 0; k < 2; k++) {
+            int64_t b = k ? lo : hi;
+            if ((k && lo == hi) || (pr->rank >= 0 && rt_comm_share(totals[t], pr->rank, N, &o) != b)) continue;
+            Diag d = {0};
+            char name[64];
+            snprintf(name, sizeof name, "train_b%lld_of_%lld", (long long)b, (long long)totals[t]);
+            /* a single rank's program puts its step in slot [0] */
+            int slot = 4 + 2 * t + (pr->rank >= 0 ? 0 : k);
+            Graph *g = lower_train_rank(s, totals[t], b, s->in_c, s->in_h, s->in_w, &pr->arena, &d);
+            if (!build_entry_of(pr, slot, g, name, s->K, b, totals[t], co)) return false;
+        }
+    }
+    return true;
 }
 
 /* What the spec says, for every kind of program; the entries are set. */
 static bool program_fill(Program *pr, const Spec *s) {
     rt_program *p = &pr->p;
     p->spec_name = s->name;
-    const rt_entry *others[] = {p->train_last, p->features, p->classify};
-    for (int i = 0; i < 3; i++)
+    const rt_entry *others[] = {p->train_last, p->features, p->classify, p->rank_full[0], p->rank_full[1], p->rank_last[0],
+                                p->rank_last[1]};
+    for (int i = 0; i < 7; i++)
         if (others[i] && !same_layout(others[i], p->train_full)) return false;
     p->layout_hash = rt_layout_hash(p->train_full);
     p->in_c = s->in_c;
@@ -177,13 +224,16 @@ bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows,
     bool drop_last = s->method.kind == METHOD_DIM;
     int64_t B = s->batch, Blast = n_train && !drop_last ? n_train % B : 0;
     char name[64];
+    bool alone = pr->ranks <= 1 || pr->rank < 0;   /* the one-process steps too */
     snprintf(name, sizeof name, "train_b%lld", (long long)B);
-    if (!build_entry(pr, 0, lower_train(s, B, s->in_c, s->in_h, s->in_w, &pr->arena, &d), name, s->K, B, co)) return false;
-    if (Blast >= 2) {
+    if (alone && !build_entry(pr, 0, lower_train(s, B, s->in_c, s->in_h, s->in_w, &pr->arena, &d), name, s->K, B, co))
+        return false;
+    if (alone && Blast >= 2) {
         snprintf(name, sizeof name, "train_b%lld", (long long)Blast);
         if (!build_entry(pr, 1, lower_train(s, Blast, s->in_c, s->in_h, s->in_w, &pr->arena, &d), name, s->K, Blast, co))
             return false;
     }
+    if (pr->ranks > 1 && !build_rank_entries(pr, s, B, Blast >= 2 ? Blast : 0, co)) return false;
     if (!build_entry(pr, 2, lower_features(s, features_rows, s->in_c, s->in_h, s->in_w, &pr->arena, &d), "features", 0,
                      features_rows, co))
         return false;
@@ -192,6 +242,17 @@ bool program_build(Program *pr, Spec *s, int64_t n_train, int64_t features_rows,
     p->train_full = &pr->entry[0];
     p->train_last = Blast >= 2 ? &pr->entry[1] : NULL;
     p->features = &pr->entry[2];
+    if (pr->ranks > 1) {
+        p->ranks = pr->ranks;
+        for (int k = 0; k < 2; k++) {
+            p->rank_full[k] = pr->graph[4 + k] ? &pr->entry[4 + k] : NULL;
+            p->rank_last[k] = pr->graph[6 + k] ? &pr->entry[6 + k] : NULL;
+        }
+        if (!alone) {   /* one rank's program: its steps are the training steps */
+            p->train_full = p->rank_full[0];
+            p->train_last = p->rank_last[0];
+        }
+    }
     if (!program_fill(pr, s)) return false;
     p->K = s->K;
     switch (s->method.kind) {
@@ -256,7 +317,7 @@ bool program_build_supervised(Program *pr, Spec *s, int classes, int64_t n_train
 }
 
 void program_free(Program *pr) {
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < PROGRAM_SLOTS; i++) {
         engine_free(&pr->eng[i]);
         cg_free(pr->cgm[i]);
     }

@@ -29,7 +29,7 @@ static int fuzz_program_json_one(const uint8_t *data, size_t size, char *err, si
     if (rc != 0) return rc;
     if (!p.train_full || !p.features) abort();
     /* the writer's slot -> function index map: fn of each entry */
-    int idx[RT_PROGRAM_SLOTS] = {0, 1, 2, 3};
+    int idx[RT_PROGRAM_SLOTS] = {0, 1, 2, 3, 4, 5, 6, 7};
     char *again = rt_program_to_json(&p, idx);
     if (!again) abort();
     rt_program q;

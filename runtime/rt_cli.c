@@ -10,11 +10,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cblas.h>
 #include <jansson.h>
 
 #include "rt_checkpoint.h"
+#include "rt_comm.h"
+#include "rt_program_json.h"
 #include "rt_file.h"
 #include "rt_flags.h"
 #include "rt_blas.h"
@@ -287,7 +290,40 @@ static int train_supervised(const rt_program *p, const char *prog, const rt_trai
     return rc;
 }
 
+/* FNV-1a over a string, continuing from h */
+static uint64_t fnv(uint64_t h, const char *s) {
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return (h ^ 0xff) * 1099511628211ULL;   /* the end of the string: "a","b" is not "ab" */
+}
+
+/* What every rank of a data-parallel run must share: its command line and
+   its compiled program (but for the steps of its own share of the batch).
+   -1 after printing which differs (every rank prints it). */
+static int ranks_agree(const rt_program *p, const char *prog, int argc, char **argv) {
+    uint64_t h = 14695981039346656037ULL;
+    for (int i = 0; i < argc; i++) h = fnv(h, argv[i]);
+    char err[512];
+    if (rt_comm_agree(h, "the command line", err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return -1;
+    }
+    rt_program q = *p;
+    q.train_full = q.train_last = q.rank_full[0] = q.rank_full[1] = q.rank_last[0] = q.rank_last[1] = NULL;
+    int fi[RT_PROGRAM_SLOTS] = {0};
+    char *json = rt_program_to_json(&q, fi);
+    h = fnv(fnv(14695981039346656037ULL, json ? json : ""), p->spec_name);
+    free(json);
+    h ^= p->layout_hash;
+    if (rt_comm_agree(h, "the compiled program (spec, options, parameter layout)", err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return -1;
+    }
+    return 0;
+}
+
 int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
+    const rt_comm *cm = rt_comm_get();
+    if (cm->size > 1 && ranks_agree(p, prog, argc, argv) != 0) return 1;
     rt_args a;
     if (!parse(RT_CMD_TRAIN, prog, argc, argv, &a)) return 1;
     if (a.help) {
@@ -298,7 +334,7 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
     rt_train_opts o = {.data = p->data, .epochs = p->epochs, .nthreads = 2, .seed = p->seed, .engine = "compiled"};
     char outbuf[512], csvbuf[1100];
     int profile = 0, every = 0;
-    bool monitor = false;
+    bool monitor = false, threads_given = false;
     const char *prof_csv = NULL;
     bool ok = compiled_flags_match(p, prog, &a);
     for (int i = 0; i < a.nopts; i++) {
@@ -307,7 +343,7 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
         case RT_F_DATA: o.data = x->value; break;
         case RT_F_EPOCHS: o.epochs = (int)x->ival; break;
         case RT_F_SEED: o.seed = (uint64_t)x->ival; break;
-        case RT_F_THREADS: o.nthreads = (int)x->ival; break;
+        case RT_F_THREADS: o.nthreads = (int)x->ival, threads_given = true; break;
         case RT_F_OUT: o.out_dir = x->value; break;
         case RT_F_MAX_STEPS: o.max_steps = x->ival; break;
         case RT_F_RESUME_ANYWAY: o.resume_anyway = 1; break;
@@ -336,11 +372,24 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
         fprintf(stderr, "%s: --labels is for training with labels (--method supervised) and for lineval\n", prog);
         return 1;
     }
+    if (cm->size > 1) {
+        /* a rank's threads: its share of this machine's cores */
+        if (!threads_given) {
+            long cores = sysconf(_SC_NPROCESSORS_ONLN);
+            o.nthreads = cores / cm->local_size >= 1 ? (int)(cores / cm->local_size) : 1;
+        }
+        const char *alone = p->method == RT_METHOD_SUPERVISED ? "supervised training" : profile ? "--profile" : NULL;
+        if (alone) {
+            if (cm->rank == 0) fprintf(stderr, "%s: %s runs in one process, not under mpirun\n", prog, alone);
+            return 1;
+        }
+        if (cm->rank != 0) o.quiet = 1;
+    }
     if (!o.out_dir) {
         if (o.resume) {
             o.out_dir = o.resume;
         } else {
-            mkdir("runs", 0777);
+            if (cm->rank == 0) mkdir("runs", 0777);
             snprintf(outbuf, sizeof outbuf, "runs/%s", p->spec_name);
             o.out_dir = outbuf;
         }
@@ -356,6 +405,11 @@ int rt_cli_train(const rt_program *p, const char *prog, int argc, char **argv) {
     if (p->method == RT_METHOD_SUPERVISED) {
         rc = train_supervised(p, prog, &o, NULL, NULL);
     } else if (rt_train(p, &o, err, sizeof err) != 0) {
+        if (cm->size > 1) {
+            /* the other ranks wait in a collective: end them all */
+            fprintf(stderr, "%s: rank %d: %s\n", prog, cm->rank, err);
+            rt_comm_abort(1);
+        }
         fprintf(stderr, "%s: %s\n", prog, err);
         rc = 1;
     }

@@ -56,6 +56,12 @@ void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restr
                        int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
                        int64_t P, int64_t OH, int64_t OW, float *restrict ws, rt_rows_fn fwd, void **fargs,
                        int64_t nargs);
+/* the same in one rank's step of a data-parallel run: statistics of every
+   rank's (total values per channel) */
+void rt_k_conv2d_stats_all(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,
+                           int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
+                           int64_t P, int64_t OH, int64_t OW, float *restrict ws, rt_rows_fn fwd, void **fargs,
+                           int64_t nargs, int64_t total);
 /* dw [dwn floats] = the weight gradient summed over N images, from a
    generated kernel fn(args, n0, n1) that writes the sum over [n0, n1) into
    args[1] (args = {dy, dw, what x is computed from...}, nargs of them);
@@ -243,5 +249,31 @@ void rt_k_simclr_loss(float *restrict out, const float *restrict z, int64_t N, i
                       float *restrict ws);
 void rt_k_simclr_back(float *restrict dz, const float *restrict dl, const float *restrict z, int64_t N, int64_t D, float t,
                       float eps, float *restrict ws);
+
+/* ---- data-parallel ranks (rt_kernels_dist.c, rt_kernels_norm.c, rt_comm.h);
+   with one rank each is the one-process computation. Their buffers sized
+   by the channels or ranks come from malloc (the ranks are known only when
+   the run starts). ---- */
+/* st = the mean and biased variance over `total` values per channel, of
+   every rank (x: this rank's N images) */
+void rt_k_bn_stats_all(float *restrict st, const float *restrict x, int64_t N, int64_t C, int64_t S, int64_t total);
+/* bn_train_dx with the per-channel sums over every rank (`total` values
+   per channel) */
+void rt_k_bn_train_dx_all(float *restrict dx, const float *restrict dy, const float *restrict x, const float *restrict st,
+                          const float *restrict gamma, int64_t N, int64_t C, int64_t S, int64_t total, float eps);
+/* Chan et al.'s combination of each rank's (count, mean[C], var[C]) rows
+   (2C+1 values each, in rank order) into the mean and biased variance:
+   every rank adds in the same order, so gets the same bits. */
+void rt_stats_combine(const double *all, int nranks, int64_t C, double *mean, double *var);
+/* loc = this rank's (count, mean[C], var[C]); out = (mean[C], var[C]) of
+   every rank's, checked to be over `total` values */
+void rt_stats_allreduce(const double *loc, int64_t C, int64_t total, double *out);
+/* out [G*B, E] from each rank's x [G*b_r, E]: group g's rows of rank r at
+   rows g*B + (rank r's offset); b = this rank's share, checked */
+void rt_k_gather_rows(float *restrict out, const float *restrict x, int64_t G, int64_t B, int64_t E, int64_t b);
+/* out [G*b, E] = this rank's rows of y [G*B, E] */
+void rt_k_local_rows(float *restrict out, const float *restrict y, int64_t G, int64_t B, int64_t E, int64_t b);
+/* ends the run: a collective's buffer could not be had */
+_Noreturn void rt_k_dist_oom(size_t bytes);
 
 #endif

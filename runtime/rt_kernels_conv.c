@@ -392,10 +392,12 @@ int64_t rt_k_conv2d_stats_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t
     return (ws + 15) / 16 * 16 + 8 * O;
 }
 
-void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,
-                       int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
-                       int64_t P, int64_t OH, int64_t OW, float *restrict ws, rt_rows_fn fwd, void **fargs,
-                       int64_t nargs) {
+/* total > 0: one rank's share of a data-parallel step, its statistics
+   combined with every rank's (total values per channel) */
+static void conv2d_stats(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,
+                         int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
+                         int64_t P, int64_t OH, int64_t OW, float *restrict ws, rt_rows_fn fwd, void **fargs,
+                         int64_t nargs, int64_t total) {
     int T = rt_pool_threads();
     if (T > 64) T = 64;
     if (T > N) T = (int)N;
@@ -420,10 +422,34 @@ void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restr
         for (int64_t o = 0; o < O; o++) stats_merge(&acc[o], &acc[O + o], na, p[o], p[O + o], nb);
     }
     double M = (double)N * Q;
+    if (total) {   /* (count, mean, var) of this rank, in double, then of all */
+        double *loc = malloc((size_t)(4 * O + 1) * sizeof *loc), *all = loc + 2 * O + 1;
+        if (!loc) rt_k_dist_oom((size_t)(4 * O + 1) * sizeof *loc);
+        loc[0] = M;
+        for (int64_t o = 0; o < O; o++) loc[1 + o] = acc[o], loc[1 + O + o] = acc[O + o] / M;
+        rt_stats_allreduce(loc, O, total, all);
+        for (int64_t o = 0; o < 2 * O; o++) st[o] = (float)all[o];
+        free(loc);
+        return;
+    }
     for (int64_t o = 0; o < O; o++) {
         st[o] = (float)acc[o];
         st[O + o] = (float)(acc[O + o] / M);
     }
+}
+
+void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,
+                       int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
+                       int64_t P, int64_t OH, int64_t OW, float *restrict ws, rt_rows_fn fwd, void **fargs,
+                       int64_t nargs) {
+    conv2d_stats(y, st, x, w, N, C, H, W, O, KH, KW, S, P, OH, OW, ws, fwd, fargs, nargs, 0);
+}
+
+void rt_k_conv2d_stats_all(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,
+                           int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t S,
+                           int64_t P, int64_t OH, int64_t OW, float *restrict ws, rt_rows_fn fwd, void **fargs,
+                           int64_t nargs, int64_t total) {
+    conv2d_stats(y, st, x, w, N, C, H, W, O, KH, KW, S, P, OH, OW, ws, fwd, fargs, nargs, total);
 }
 
 void rt_k_conv2d(float *restrict y, const float *restrict x, const float *restrict w, int64_t N, int64_t C,

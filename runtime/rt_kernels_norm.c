@@ -16,6 +16,7 @@
 */
 #include <math.h>
 
+#include "rt_comm.h"
 #include "rt_kernels.h"
 #include "rt_kernels_impl.h"
 
@@ -120,34 +121,47 @@ static DxCoef dx_coef(double sdy, double sdyx, double mean, double var, double g
     return (DxCoef){(float)k1, (float)(-k1 * sdy / M), (float)(-k1 * rstd * rstd * sdyx / M), (float)mean};
 }
 
-void rt_k_bn_train_dx(float *restrict dx, const float *restrict dy, const float *restrict x,
-                      const float *restrict st, const float *restrict gamma, int64_t N, int64_t C, int64_t S,
-                      float eps) {
-    double M = (double)(N * S);
+/* The sums of bn_train_dx and bn_dsums for channels [c0, c1):
+   sdy[c - c0] = sum dy, sdyx[c - c0] = sum dy (x - mean) (not yet scaled
+   by rstd). */
+static void dy_sums(double *restrict sdy, double *restrict sdyx, const float *restrict dy, const float *restrict x,
+                    const float *restrict mean, int64_t N, int64_t C, int64_t S, int64_t c0, int64_t c1) {
     if (S == 1) {
-        for (int64_t c0 = 0; c0 < C; c0 += RT_CBLK) {
-            int64_t cb = C - c0 < RT_CBLK ? C - c0 : RT_CBLK;
-            double sdy[RT_CBLK], sdyx[RT_CBLK];
+        for (int64_t c = c0; c < c1; c += RT_CBLK)
+            dy_sums_rows(sdy + (c - c0), sdyx + (c - c0), dy, x, mean, N, C, c, c1 - c < RT_CBLK ? c1 - c : RT_CBLK);
+        return;
+    }
+    for (int64_t c = c0; c < c1; c++) {
+        sdy[c - c0] = sdyx[c - c0] = 0;
+        for (int64_t b = 0; b < N; b++)
+            rt_dy_sums(dy + (b * C + c) * S, x + (b * C + c) * S, S, mean[c], &sdy[c - c0], &sdyx[c - c0]);
+    }
+}
+
+/* dx = a dy + b + cx (x - mean) for channels [c0, c1), from their sums
+   (sdyx unscaled) over M values per channel */
+static void dx_apply(float *restrict dx, const float *restrict dy, const float *restrict x, const float *restrict st,
+                     const float *restrict gamma, const double *sdy, const double *sdyx, int64_t N, int64_t C, int64_t S,
+                     float eps, double M, int64_t c0, int64_t c1) {
+    if (S == 1) {
+        for (int64_t cs = c0; cs < c1; cs += RT_CBLK) {
+            int64_t cb = c1 - cs < RT_CBLK ? c1 - cs : RT_CBLK;
             float a[RT_CBLK], b[RT_CBLK], cx[RT_CBLK], m[RT_CBLK];
-            dy_sums_rows(sdy, sdyx, dy, x, st, N, C, c0, cb);
             for (int64_t j = 0; j < cb; j++) {
-                int64_t c = c0 + j;
-                DxCoef k = dx_coef(sdy[j], sdyx[j], st[c], st[C + c], gamma[c], eps, M);
+                int64_t c = cs + j;
+                DxCoef k = dx_coef(sdy[c - c0], sdyx[c - c0], st[c], st[C + c], gamma[c], eps, M);
                 a[j] = k.a, b[j] = k.b, cx[j] = k.cx, m[j] = k.m;
             }
             for (int64_t r = 0; r < N; r++) {
-                float *restrict o = dx + r * C + c0;
-                const float *restrict g = dy + r * C + c0, *restrict xr = x + r * C + c0;
+                float *restrict o = dx + r * C + cs;
+                const float *restrict g = dy + r * C + cs, *restrict xr = x + r * C + cs;
                 RT_VFOR(j, cb, o[j] = a[j] * g[j] + b[j] + cx[j] * (xr[j] - m[j]););
             }
         }
         return;
     }
-    for (int64_t c = 0; c < C; c++) {
-        double sdy = 0, sdyx = 0;
-        for (int64_t b = 0; b < N; b++)
-            rt_dy_sums(dy + (b * C + c) * S, x + (b * C + c) * S, S, st[c], &sdy, &sdyx);
-        DxCoef k = dx_coef(sdy, sdyx, st[c], st[C + c], gamma[c], eps, M);
+    for (int64_t c = c0; c < c1; c++) {
+        DxCoef k = dx_coef(sdy[c - c0], sdyx[c - c0], st[c], st[C + c], gamma[c], eps, M);
         for (int64_t b = 0; b < N; b++) {
             float *restrict o = dx + (b * C + c) * S;
             const float *restrict g = dy + (b * C + c) * S, *restrict xr = x + (b * C + c) * S;
@@ -155,6 +169,75 @@ void rt_k_bn_train_dx(float *restrict dx, const float *restrict dy, const float 
             RT_VFOR(i, S, o[i] = ka * g[i] + kb + kcx * (xr[i] - km););
         }
     }
+}
+
+/* Channels per block of sums on the stack (the step allocates nothing). */
+#define SUMS_BLK 256
+
+void rt_k_bn_train_dx(float *restrict dx, const float *restrict dy, const float *restrict x,
+                      const float *restrict st, const float *restrict gamma, int64_t N, int64_t C, int64_t S,
+                      float eps) {
+    double sdy[SUMS_BLK], sdyx[SUMS_BLK];
+    for (int64_t c0 = 0; c0 < C; c0 += SUMS_BLK) {
+        int64_t c1 = C - c0 < SUMS_BLK ? C : c0 + SUMS_BLK;
+        dy_sums(sdy, sdyx, dy, x, st, N, C, S, c0, c1);
+        dx_apply(dx, dy, x, st, gamma, sdy, sdyx, N, C, S, eps, (double)(N * S), c0, c1);
+    }
+}
+
+void rt_k_bn_train_dx_all(float *restrict dx, const float *restrict dy, const float *restrict x, const float *restrict st,
+                          const float *restrict gamma, int64_t N, int64_t C, int64_t S, int64_t total, float eps) {
+    /* all channels' sums at once: one collective a layer */
+    double stack[2 * SUMS_BLK], *sums = C <= SUMS_BLK ? stack : malloc((size_t)(2 * C) * sizeof *sums);
+    if (!sums) rt_k_dist_oom((size_t)(2 * C) * sizeof *sums);
+    for (int64_t c0 = 0; c0 < C; c0 += SUMS_BLK) {
+        int64_t c1 = C - c0 < SUMS_BLK ? C : c0 + SUMS_BLK;
+        dy_sums(sums + c0, sums + C + c0, dy, x, st, N, C, S, c0, c1);
+    }
+    rt_comm_sum_f64(sums, 2 * C);
+    for (int64_t c0 = 0; c0 < C; c0 += SUMS_BLK) {
+        int64_t c1 = C - c0 < SUMS_BLK ? C : c0 + SUMS_BLK;
+        dx_apply(dx, dy, x, st, gamma, sums + c0, sums + C + c0, N, C, S, eps, (double)total, c0, c1);
+    }
+    if (sums != stack) free(sums);
+}
+
+/* This rank's (mean, M2) of channel c in double, as the fused convolution's
+   statistics make them: per image (shifted by its first value), merged in
+   image order (Chan et al.). */
+static void rank_stats(const float *restrict x, int64_t N, int64_t C, int64_t S, int64_t c, double *mean, double *m2) {
+    double m = 0, q = 0, n = 0;
+    for (int64_t b = 0; b < N; b++) {
+        const float *restrict p = x + (b * C + c) * S;
+        double s1 = 0, s2 = 0;
+        rt_shifted_sums(p, S, p[0], &s1, &s2);
+        double mi = (double)p[0] + s1 / (double)S, qi = s2 - s1 * s1 / (double)S;
+        if (qi < 0) qi = 0;
+        double nn = n + (double)S, d = mi - m;
+        m += d * ((double)S / nn);
+        q += qi + d * d * (n * (double)S / nn);
+        n = nn;
+    }
+    *mean = m;
+    *m2 = q;
+}
+
+void rt_k_bn_stats_all(float *restrict st, const float *restrict x, int64_t N, int64_t C, int64_t S, int64_t total) {
+    double *loc = malloc((size_t)(4 * C + 1) * sizeof *loc), *out = loc + 2 * C + 1;
+    if (!loc) rt_k_dist_oom((size_t)(4 * C + 1) * sizeof *loc);
+    double n = (double)(N * S);
+    loc[0] = n;
+    for (int64_t c = 0; c < C; c++) {
+        double m2;
+        rank_stats(x, N, C, S, c, &loc[1 + c], &m2);
+        loc[1 + C + c] = m2 / n;
+    }
+    rt_stats_allreduce(loc, C, total, out);
+    for (int64_t c = 0; c < C; c++) {
+        st[c] = (float)out[c];
+        st[C + c] = (float)out[C + c];
+    }
+    free(loc);
 }
 
 void rt_k_bn_dgamma(float *restrict dg, const float *restrict dy, const float *restrict x,

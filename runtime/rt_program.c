@@ -4,6 +4,7 @@
 ** programs apart by what their PARAM and STATE regions hold.
 */
 #include "rt_program.h"
+#include "rt_comm.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -78,3 +79,31 @@ bool rt_method_parse(const char *s, rt_method *out) {
 }
 
 int rt_backbone_views(const rt_program *p) { return p->method == RT_METHOD_ROTATION ? 4 * p->K : p->K; }
+
+int rt_program_for_rank(rt_program *p, int rank, int size, char *err, size_t errlen) {
+    if (size <= 1) return 0;
+    if (p->ranks != size) {
+        if (p->ranks > 1)
+            snprintf(err, errlen, "%s was compiled for %d ranks, not %d (rrc compile --ranks %d)", p->spec_name, p->ranks, size, size);
+        else
+            snprintf(err, errlen, "%s was compiled for one process; for %d ranks: rrc compile --ranks %d", p->spec_name, size, size);
+        return -1;
+    }
+    /* the first B % N ranks have the larger share (rt_comm_share) */
+    int64_t o;
+    const rt_entry *full = rt_comm_share(p->batch, rank, size, &o) == p->rank_full[0]->B ? p->rank_full[0] : p->rank_full[1];
+    const rt_entry *last = NULL;
+    if (p->rank_last[0]) {
+        int64_t blast = p->rank_last[0]->B_total;
+        last = rt_comm_share(blast, rank, size, &o) == p->rank_last[0]->B ? p->rank_last[0] : p->rank_last[1];
+    }
+    if (!full || !full->fn || (p->rank_last[0] && !last)) {
+        snprintf(err, errlen, "%s: no step for rank %d's share of the batch", p->spec_name, rank);
+        return -1;
+    }
+    p->alone[0] = p->train_full;
+    p->alone[1] = p->train_last;
+    p->train_full = full;
+    p->train_last = last;
+    return 0;
+}

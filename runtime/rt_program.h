@@ -26,7 +26,8 @@ typedef struct rt_entry {
     const rt_step_tensor *tensors;   /* every named tensor it reads or writes */
     int ntensors;
     int K;                      /* train entries: views per image */
-    int64_t B;                  /* train entries: images per batch; features: rows */
+    int64_t B;                  /* train entries: images per batch (of this rank); features: rows */
+    int64_t B_total;            /* train entries: the step's images over all ranks (B for one process) */
 } rt_entry;
 
 typedef enum rt_optim_kind { RT_OPT_ADAM, RT_OPT_SGD } rt_optim_kind;
@@ -80,7 +81,20 @@ typedef struct rt_program {
     rt_sgd sgd;
     int nmilestones;
     double milestones[8], lr_gamma;
+    /* data-parallel: > 1 when compiled for a run over this many ranks
+       (rrc compile --ranks N); the steps of one rank's share of a full
+       and of the last batch, [0] of the larger share, [1] of the smaller
+       (NULL when the shares are equal). rt_program_for_rank makes a rank's
+       train_full / train_last of them. */
+    int ranks;
+    const rt_entry *rank_full[2], *rank_last[2];
+    const rt_entry *alone[2];   /* the one-process train_full, train_last that rt_program_for_rank replaced */
 } rt_program;
+
+/* Sets train_full and train_last to rank `rank`'s steps of a run over
+   `size` ranks (nothing for one). 0, or -1 with a one-line reason (the
+   program was compiled for another number of ranks, or for none). */
+int rt_program_for_rank(rt_program *p, int rank, int size, char *err, size_t errlen);
 
 /* Images the backbone sees per image of the dataset in a training step:
    the views the runtime makes (K), times 4 rotations for RotationNet. */

@@ -11,9 +11,11 @@
 **            "momentum", "milestones": [..], "lr_gamma"},
 **  "aug": [{"kind": n, "size", "scale": [2], "ratio": [2], "p", "brightness", "contrast",
 **           "saturation", "hue", "mean": [3], "std": [3], "padding"}],
-**  "entries": {"train_full"|"train_last"|"features"|"classify": {"name", "fn", "K", "B",
+**  "ranks": N (optional: compiled for data-parallel runs over N ranks),
+**  "entries": {"train_full"|"train_last"|"features"|"classify"|"rank_full"|"rank_full_lo"|
+**           "rank_last"|"rank_last_lo": {"name", "fn", "K", "B", "B_total" (optional),
 **           "region_bytes": [5], "tensors": [{"name", "region", "offset", "dim": [..],
-**           "init": [kind, a]}]}}}
+**           "init": [kind, a], "partial": true (optional)}]}}}
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +25,18 @@
 
 #include "rt_program_json.h"
 
-static const char *slot_names[RT_PROGRAM_SLOTS] = {"train_full", "train_last", "features", "classify"};
+static const char *slot_names[RT_PROGRAM_SLOTS] = {"train_full", "train_last", "features", "classify",
+                                                    "rank_full", "rank_full_lo", "rank_last", "rank_last_lo"};
 
 static const rt_entry **slot(rt_program *p, int i) {
-    return i == 0 ? &p->train_full : i == 1 ? &p->train_last : i == 2 ? &p->features : &p->classify;
+    switch (i) {
+    case 0: return &p->train_full;
+    case 1: return &p->train_last;
+    case 2: return &p->features;
+    case 3: return &p->classify;
+    case 4: case 5: return &p->rank_full[i - 4];
+    default: return &p->rank_last[i - 6];
+    }
 }
 
 static json_t *darray(const double *v, int n) {
@@ -51,6 +61,7 @@ char *rt_program_to_json(const rt_program *p, const int fn_index[RT_PROGRAM_SLOT
     json_object_set_new(o, "loss", json_string(p->loss ? p->loss : ""));
     json_object_set_new(o, "classes", json_integer(p->classes));
     if (p->drop_last) json_object_set_new(o, "drop_last", json_integer(p->drop_last));
+    if (p->ranks > 1) json_object_set_new(o, "ranks", json_integer(p->ranks));
     if (p->method == RT_METHOD_DEEPCLUSTER) {
         json_object_set_new(o, "clusters", json_integer(p->clusters));
         json_object_set_new(o, "reset_layer", json_string(p->reset_layer ? p->reset_layer : ""));
@@ -94,6 +105,7 @@ char *rt_program_to_json(const rt_program *p, const int fn_index[RT_PROGRAM_SLOT
         json_object_set_new(j, "fn", json_integer(fn_index[s]));
         json_object_set_new(j, "K", json_integer(e->K));
         json_object_set_new(j, "B", json_integer(e->B));
+        if (e->B_total != e->B) json_object_set_new(j, "B_total", json_integer(e->B_total));
         json_t *rb = json_array();
         for (int r = 0; r < RT_NREGIONS; r++) json_array_append_new(rb, json_integer(e->region_bytes[r]));
         json_object_set_new(j, "region_bytes", rb);
@@ -102,9 +114,10 @@ char *rt_program_to_json(const rt_program *p, const int fn_index[RT_PROGRAM_SLOT
             const rt_step_tensor *t = &e->tensors[i];
             json_t *dim = json_array();
             for (int k = 0; k < t->rank; k++) json_array_append_new(dim, json_integer(t->dim[k]));
-            json_array_append_new(ts, json_pack("{s:s, s:i, s:I, s:o, s:[i,f]}", "name", t->name, "region", t->region,
-                                                "offset", (json_int_t)t->offset, "dim", dim, "init", (int)t->init.kind,
-                                                t->init.a));
+            json_t *tj = json_pack("{s:s, s:i, s:I, s:o, s:[i,f]}", "name", t->name, "region", t->region, "offset",
+                                   (json_int_t)t->offset, "dim", dim, "init", (int)t->init.kind, t->init.a);
+            if (t->flags & RT_TENSOR_PARTIAL) json_object_set_new(tj, "partial", json_true());
+            json_array_append_new(ts, tj);
         }
         json_object_set_new(j, "tensors", ts);
         json_object_set_new(ents, slot_names[s], j);
@@ -208,6 +221,8 @@ int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_p
     p->loss = str(&ps, o, "loss");
     p->classes = (int)integer(&ps, o, "classes");
     p->drop_last = json_object_get(o, "drop_last") ? (int)integer(&ps, o, "drop_last") : 0;
+    p->ranks = json_object_get(o, "ranks") ? (int)integer(&ps, o, "ranks") : 0;
+    if (p->ranks < 0 || p->ranks > 65536) perr(&ps, "ranks");
     /* DeepCluster's: required for it, absent in other programs */
     bool dc = p->method == RT_METHOD_DEEPCLUSTER;
     p->clusters = dc || json_object_get(o, "clusters") ? (int)integer(&ps, o, "clusters") : 0;
@@ -260,6 +275,8 @@ int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_p
         else e->fn = fns[fi];
         e->K = (int)integer(&ps, j, "K");
         e->B = integer(&ps, j, "B");
+        e->B_total = json_object_get(j, "B_total") ? integer(&ps, j, "B_total") : e->B;
+        if (e->B_total < e->B) perr(&ps, "B_total");
         ints(&ps, j, "region_bytes", e->region_bytes, RT_NREGIONS, 0, SIZE_RANGE);
         json_t *ts = json_object_get(j, "tensors");
         e->ntensors = json_is_array(ts) ? (int)json_array_size(ts) : 0;
@@ -281,6 +298,8 @@ int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_p
             if (!(init[0] >= 0 && init[0] <= 255) || init[0] != (double)(int)init[0]) perr(&ps, "init");
             else kind = (int64_t)init[0];
             t[i].init = (rt_init){(rt_init_kind)kind, init[1]};
+            json_t *pj = json_object_get(tj, "partial");
+            if (pj && json_is_true(pj)) t[i].flags |= RT_TENSOR_PARTIAL;
             if (t[i].region < 0 || t[i].region >= RT_NREGIONS || t[i].offset < 0) perr(&ps, "tensor placement");
         }
         e->tensors = t;
@@ -297,9 +316,16 @@ int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_p
 }
 
 void rt_program_free_parsed(rt_program *p) {
-    for (int s = 0; s < RT_PROGRAM_SLOTS; s++) {
-        rt_entry *e = (rt_entry *)*slot(p, s);
-        if (!e) continue;
+    /* the slots, and the one-process steps a rank's replaced (each once) */
+    const rt_entry *all[RT_PROGRAM_SLOTS + 2];
+    for (int s = 0; s < RT_PROGRAM_SLOTS; s++) all[s] = *slot(p, s);
+    all[RT_PROGRAM_SLOTS] = p->alone[0];
+    all[RT_PROGRAM_SLOTS + 1] = p->alone[1];
+    for (int s = 0; s < RT_PROGRAM_SLOTS + 2; s++) {
+        rt_entry *e = (rt_entry *)all[s];
+        bool seen = false;
+        for (int k = 0; k < s; k++) seen |= all[k] == e;
+        if (!e || seen) continue;
         for (int i = 0; i < e->ntensors; i++) free((char *)e->tensors[i].name);
         free((void *)e->tensors);
         free((char *)e->name);

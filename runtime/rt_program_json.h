@@ -9,7 +9,8 @@
 
 #include "rt_program.h"
 
-enum { RT_PROGRAM_SLOTS = 4 };   /* train_full, train_last, features, classify */
+/* train_full, train_last, features, classify, rank_full[0..1], rank_last[0..1] */
+enum { RT_PROGRAM_SLOTS = 8 };
 
 /* malloc'd JSON text; fn_index[slot] is the index of the slot's function in
    the array the trainer will hold */

@@ -41,7 +41,14 @@ typedef struct rt_step_tensor {
     int rank;
     int64_t dim[4];
     rt_init init;          /* PARAM and STATE: initial value */
+    unsigned flags;        /* RT_TENSOR_* */
 } rt_step_tensor;
+
+enum {
+    /* an output grad.<p> that is one rank's part of the gradient, which the
+       runtime sums over the ranks of a data-parallel run (rt_comm.h) */
+    RT_TENSOR_PARTIAL = 1u << 0,
+};
 
 const char *rt_region_name(int region);
 

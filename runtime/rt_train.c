@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "rt_checkpoint.h"
+#include "rt_comm.h"
 #include "rt_eval.h"
 #include "rt_file.h"
 #include "rt_prof.h"
@@ -218,6 +219,7 @@ typedef struct EntryPlan {
     const rt_step_tensor *x, *loss, *logits, *targets, *z;   /* logits and targets, or z, or none */
     const rt_step_tensor *y, *w;   /* DeepCluster's inputs: the batch's pseudolabels, the clusters' weights */
     const rt_step_tensor *u;       /* Deep InfoMax's input: samples of the prior, U[0, 1) */
+    int64_t npartial;              /* elements of the gradients that are a rank's part (RT_TENSOR_PARTIAL) */
 } EntryPlan;
 
 static int plan_entry(EntryPlan *pl, const rt_entry *e, char *err, size_t errlen) {
@@ -232,6 +234,7 @@ static int plan_entry(EntryPlan *pl, const rt_entry *e, char *err, size_t errlen
             const rt_step_tensor *p = rt_entry_tensor(e, t->name + 5);
             if (!p || p->region != RT_REGION_PARAM) { snprintf(err, errlen, "%s: %s has no parameter", e->name, t->name); return -1; }
             pl->up[pl->nup++] = (Update){t, p};
+            if (t->flags & RT_TENSOR_PARTIAL) pl->npartial += numel(t);
         } else if (!strncmp(t->name, "state.", 6)) {
             const rt_step_tensor *s = rt_entry_tensor(e, t->name + 6);
             if (!s || s->region != RT_REGION_STATE) { snprintf(err, errlen, "%s: %s has no running statistic", e->name, t->name); return -1; }
@@ -261,6 +264,29 @@ static int plan_entry(EntryPlan *pl, const rt_entry *e, char *err, size_t errlen
 static void free_plan(EntryPlan *pl) {
     free(pl->up);
     free(pl->sc);
+}
+
+/* The gradients that are this rank's part, summed over the ranks in one
+   collective (the bucket: they are copied together, summed, copied back);
+   the others (the relation head's, computed alike by every rank) are
+   whole already. */
+static void sum_partial_grads(rt_model *m, const EntryPlan *pl, float *bucket) {
+    if (!pl->npartial || rt_comm_get()->size == 1) return;
+    int64_t k = 0;
+    for (int i = 0; i < pl->nup; i++)
+        if (pl->up[i].grad->flags & RT_TENSOR_PARTIAL) {
+            int64_t n = numel(pl->up[i].grad);
+            memcpy(bucket + k, tensor_ptr(m, pl->up[i].grad), (size_t)n * sizeof *bucket);
+            k += n;
+        }
+    rt_comm_sum_f32(bucket, k);
+    k = 0;
+    for (int i = 0; i < pl->nup; i++)
+        if (pl->up[i].grad->flags & RT_TENSOR_PARTIAL) {
+            int64_t n = numel(pl->up[i].grad);
+            memcpy(tensor_ptr(m, pl->up[i].grad), bucket + k, (size_t)n * sizeof *bucket);
+            k += n;
+        }
 }
 
 static double sgd_lr(const rt_program *p, int epoch, int epochs) {
@@ -462,6 +488,12 @@ typedef struct Run {
     double seconds_before, t_start;
     bool tty, stopped;
     rt_dc dc;                  /* DeepCluster: this epoch's pseudolabels and weights */
+    /* data-parallel (rt_comm.h): this rank makes the views of its share of
+       each batch; rank 0 alone writes (metrics, checkpoints, progress) */
+    const rt_comm *cm;
+    bool io;                   /* this rank writes */
+    float *bucket;             /* the partial gradients, summed over ranks */
+    double comm_before;        /* rt_comm_seconds() at the run's start */
 } Run;
 
 /* Phase 1: the data set, checked against the program; the views'
@@ -535,7 +567,7 @@ static int run_model(Run *r) {
     const rt_program *p = r->p;
     const char *data = r->o->data;
     if (r->n < 2) { snprintf(r->err, r->errlen, "%s: needs at least 2 images", data); return -1; }
-    if (r->Blast && (!p->train_last || p->train_last->B != r->Blast)) {
+    if (r->Blast && (!p->train_last || p->train_last->B_total != r->Blast)) {
         snprintf(r->err, r->errlen, "%s: %lld images leave a last batch of %lld, which this program was not compiled for", data,
                  (long long)r->n, (long long)r->Blast);
         return -1;
@@ -544,13 +576,26 @@ static int run_model(Run *r) {
         snprintf(r->err, r->errlen, "%s: the last batch would hold 1 image (BatchNorm needs 2); choose another batch size", data);
         return -1;
     }
-    if (p->train_full->B != r->B) {
-        snprintf(r->err, r->errlen, "program compiled for batch %lld, not %lld", (long long)p->train_full->B, (long long)r->B);
+    if (p->train_full->B_total != r->B) {
+        snprintf(r->err, r->errlen, "program compiled for batch %lld, not %lld", (long long)p->train_full->B_total, (long long)r->B);
+        return -1;
+    }
+    if (r->cm->size > 1 && (p->method == RT_METHOD_DEEPCLUSTER || p->method == RT_METHOD_DIM)) {
+        snprintf(r->err, r->errlen, "%s is not yet trained data-parallel; run it in one process", rt_method_name(p->method));
+        return -1;
+    }
+    if (r->cm->size > 1 && r->o->monitor_every) {
+        snprintf(r->err, r->errlen, "--monitor knn runs in one process; evaluate the run's checkpoints after it");
         return -1;
     }
     if (rt_model_init(&r->m, p, r->err, r->errlen) != 0) return -1;
     if (plan_entry(&r->full, p->train_full, r->err, r->errlen) != 0) return -1;
     if (r->Blast && plan_entry(&r->last, p->train_last, r->err, r->errlen) != 0) return -1;
+    int64_t nb = r->full.npartial > r->last.npartial ? r->full.npartial : r->last.npartial;
+    if (nb && r->cm->size > 1 && !(r->bucket = malloc((size_t)nb * sizeof *r->bucket))) {
+        snprintf(r->err, r->errlen, "out of memory");
+        return -1;
+    }
     r->perm = malloc((size_t)r->n * sizeof *r->perm);
     if (!r->perm) { snprintf(r->err, r->errlen, "out of memory"); return -1; }
     if (p->method == RT_METHOD_DEEPCLUSTER) {
@@ -569,7 +614,7 @@ static int run_model(Run *r) {
 /* Phase 3: the run directory (stale temporary files removed); the
    parameters, seeded or resumed from a checkpoint of the same run; and
    metrics.csv, fresh or cut back to the checkpoint. */
-static int run_start(Run *r) {
+static int run_start_io(Run *r) {
     const rt_program *p = r->p;
     const rt_train_opts *o = r->o;
     rt_model *m = &r->m;
@@ -598,6 +643,31 @@ static int run_start(Run *r) {
     return 0;
 }
 
+/* Phase 3: rank 0 makes the run directory (stale temporary files
+   removed), seeds the parameters or resumes them from a checkpoint of the
+   same run, and opens metrics.csv, fresh or cut back to the checkpoint;
+   then every rank gets its model, optimizer state and position (the ranks
+   need no shared file system). */
+static int run_start(Run *r) {
+    int32_t status = r->io ? run_start_io(r) : 0;
+    if (r->cm->size == 1) return status;
+    rt_comm_bcast(&status, sizeof status, 0);
+    if (status != 0) {
+        if (!r->io) snprintf(r->err, r->errlen, "rank 0 could not start the run (it says why)");
+        return -1;
+    }
+    const rt_entry *e = r->p->train_full;
+    size_t pb = (size_t)e->region_bytes[RT_REGION_PARAM], sb = (size_t)e->region_bytes[RT_REGION_STATE];
+    rt_comm_bcast(r->m.params, pb, 0);
+    rt_comm_bcast(r->m.state, sb, 0);
+    rt_comm_bcast(r->m.opt_m, pb, 0);
+    rt_comm_bcast(r->m.opt_v, pb, 0);
+    int64_t pos[2] = {r->step, r->start_epoch};
+    rt_comm_bcast(pos, sizeof pos, 0);
+    r->step = pos[0], r->start_epoch = pos[1];
+    return 0;
+}
+
 /* One step of batch s of an epoch: the views, the compiled step, the
    update, a metrics row and the progress line. */
 static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_acc) {
@@ -608,6 +678,9 @@ static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_ac
     double t0 = now();
     int64_t b0 = s * r->B, bsz = b0 + r->B <= r->n ? r->B : r->n - b0;
     const EntryPlan *pl = bsz == r->B ? &r->full : &r->last;
+    /* this rank's images of the batch: the one-process views of each, from
+       the same (seed, epoch, image, view) streams */
+    int64_t off, mine = rt_comm_share(bsz, r->cm->rank, r->cm->size, &off);
     /* the views, straight into the step's input, on all the threads the
        step has (--threads counts every thread the run uses) */
     if (p->method == RT_METHOD_DEEPCLUSTER) {
@@ -616,8 +689,8 @@ static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_ac
         for (int64_t i = 0; i < bsz; i++) y[i] = (float)r->dc.labels[r->perm[b0 + i]];
         memcpy(tensor_ptr(m, pl->w), r->dc.w, (size_t)r->dc.k * sizeof(float));
     } else {
-        rt_augment_batch(&r->pipe, r->dp->pixels, r->dp->h, r->dp->w, r->dp->c, p->in_c, r->perm + b0, (int)bsz, p->K, o->seed,
-                         (uint32_t)epoch, o->nthreads, tensor_ptr(m, pl->x));
+        rt_augment_batch(&r->pipe, r->dp->pixels, r->dp->h, r->dp->w, r->dp->c, p->in_c, r->perm + b0 + off, (int)mine, p->K,
+                         o->seed, (uint32_t)epoch, o->nthreads, tensor_ptr(m, pl->x));
     }
     if (pl->u) {   /* torch.rand_like(y): one stream per step of the run */
         rt_stream st;
@@ -626,6 +699,7 @@ static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_ac
         for (int64_t i = 0, nu = numel(pl->u); i < nu; i++) u[i] = (float)rt_stream_uniform(&st);
     }
     rt_model_run(m, pl->e);
+    sum_partial_grads(m, pl, r->bucket);
     r->step++;
     r->run_steps++;
     apply_update(m, pl, r->step, epoch, o->epochs);
@@ -640,8 +714,8 @@ static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_ac
     fmt_metric(acc[0], sizeof acc[0], mt.acc);
     fmt_metric(acc[1], sizeof acc[1], mt.pos_acc);
     fmt_metric(acc[2], sizeof acc[2], mt.neg_acc);
-    if (fprintf(r->csv, "%d,%lld,%.6f,%s,%s,%s,%.1f,%.3f,,\n", epoch + 1, (long long)r->step, mt.loss, acc[0], acc[1], acc[2], ips,
-                r->seconds_before + elapsed) < 0) {
+    if (r->csv && fprintf(r->csv, "%d,%lld,%.6f,%s,%s,%s,%.1f,%.3f,,\n", epoch + 1, (long long)r->step, mt.loss, acc[0], acc[1],
+                          acc[2], ips, r->seconds_before + elapsed) < 0) {
         rt_flush_checked(r->csv, r->csv_path, r->err, r->errlen);
         return -1;
     }
@@ -650,7 +724,7 @@ static int run_step(Run *r, int epoch, int64_t s, double *ep_loss, double *ep_ac
         return -1;
     }
     bool last_step = s + 1 == r->steps_per_epoch || (o->max_steps && r->run_steps >= o->max_steps);
-    if (r->tty || (!o->quiet && (r->step % 100 == 0 || last_step))) {
+    if (r->io && (r->tty || (!o->quiet && (r->step % 100 == 0 || last_step)))) {
         int64_t left = (o->max_steps ? o->max_steps - r->run_steps : r->total_steps - r->step);
         char eta[32];
         fmt_duration(eta, sizeof eta, elapsed / (double)r->run_steps * (double)left);
@@ -672,6 +746,7 @@ static int run_checkpoint(Run *r, int64_t ckpt_epoch) {
     const rt_program *p = r->p;
     const rt_train_opts *o = r->o;
     rt_model *m = &r->m;
+    if (!r->io) return 0;
     if (rt_flush_checked(r->csv, r->csv_path, r->err, r->errlen) != 0) return -1;
     snprintf(r->ckpt, sizeof r->ckpt, "%s/last.safetensors", o->out_dir);
     rt_ckpt_run run = {r->step, ckpt_epoch, o->seed, r->n};
@@ -733,9 +808,18 @@ static int run_cluster(Run *r, int epoch) {
    --max-steps stops early (a mid-epoch stop resumes inside that epoch). */
 static int run_epochs(Run *r) {
     const rt_train_opts *o = r->o;
-    r->tty = isatty(2) && !o->quiet;
+    r->tty = isatty(2) && !o->quiet && r->io;
     r->t_start = now();
-    if (!o->quiet)
+    r->comm_before = rt_comm_seconds();
+    if (!o->quiet && r->io && r->cm->size > 1) {
+        int64_t off, lo = rt_comm_share(r->B, r->cm->size - 1, r->cm->size, &off), hi = rt_comm_share(r->B, 0, r->cm->size, &off);
+        char share[64];
+        if (lo == hi) snprintf(share, sizeof share, "%lld", (long long)hi);
+        else snprintf(share, sizeof share, "%lld-%lld", (long long)lo, (long long)hi);
+        fprintf(stderr, "rrc: data-parallel over %d ranks: %s of each batch's %lld images a rank, %d thread%s each\n",
+                r->cm->size, share, (long long)r->B, o->nthreads, o->nthreads > 1 ? "s" : "");
+    }
+    if (!o->quiet && r->io)
         fprintf(stderr, "rrc: training %s (%s) on %s (%lld images, %lld steps per epoch, K=%d, B=%lld) for %d epochs, engine %s, run %s\n",
                 r->p->spec_name, rt_method_name(r->p->method), r->dp->name, (long long)r->n, (long long)r->steps_per_epoch, r->p->K,
                 (long long)r->B,
@@ -758,7 +842,7 @@ static int run_epochs(Run *r) {
         }
         if (r->tty) fputc('\n', stderr);
         if (run_checkpoint(r, epoch + 1) != 0) return -1;
-        if (!o->quiet && ep_n && !r->stopped)
+        if (!o->quiet && r->io && ep_n && !r->stopped)
             fprintf(stderr, "rrc: epoch %d: mean loss %.4f, mean %s %.4f; checkpoint %s\n", epoch + 1, ep_loss / (double)ep_n,
                     rt_acc_name(r->p->method), ep_acc / (double)ep_n, r->ckpt);
         bool whole = !r->stopped || r->step == (int64_t)(epoch + 1) * r->steps_per_epoch;   /* not a mid-epoch stop */
@@ -771,13 +855,19 @@ static int run_epochs(Run *r) {
 
 /* Phase 5: metrics.csv closed (checked), the curves plotted. */
 static int run_finish(Run *r) {
+    if (!r->io) return 0;
     FILE *done = r->csv;
     r->csv = NULL;
     if (rt_close_checked(done, r->csv_path, r->err, r->errlen) != 0) return -1;
     plot_curves(r->o->out_dir, r->o->quiet, r->o->monitor_every > 0, r->p->method);
+    double t = now() - r->t_start;
     if (!r->o->quiet)
-        fprintf(stderr, "rrc: %lld steps in %.1f s; run directory %s\n", (long long)r->run_steps, now() - r->t_start,
-                r->o->out_dir);
+        fprintf(stderr, "rrc: %lld steps in %.1f s; run directory %s\n", (long long)r->run_steps, t, r->o->out_dir);
+    if (!r->o->quiet && r->cm->size > 1) {
+        double c = rt_comm_seconds() - r->comm_before;
+        fprintf(stderr, "rrc: rank 0 spent %.2f s in collectives (%.1f%% of the run, %.2f ms a step)\n", c, 100 * c / (t > 0 ? t : 1),
+                r->run_steps ? 1e3 * c / (double)r->run_steps : 0.0);
+    }
     return 0;
 }
 
@@ -790,13 +880,15 @@ static void run_free(Run *r) {
     free(r->ops);
     free_plan(&r->full);
     free_plan(&r->last);
+    free(r->bucket);
     rt_model_free(&r->m);
     rt_dataset_free(&r->own);
     rt_dc_free(&r->dc);
 }
 
 int rt_train(const rt_program *p, const rt_train_opts *o, char *err, size_t errlen) {
-    Run r = {.p = p, .o = o, .err = err, .errlen = errlen};
+    Run r = {.p = p, .o = o, .err = err, .errlen = errlen, .cm = rt_comm_get()};
+    r.io = r.cm->rank == 0;
     int rc = run_data(&r) || run_model(&r) || run_start(&r) || run_epochs(&r) || run_finish(&r) ? -1 : 0;
     run_free(&r);
     return rc;

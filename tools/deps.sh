@@ -2,7 +2,7 @@
 # Installs the Debian packages rrc needs, with one apt-get, only when some are
 # missing. Run by `make` (target deps); safe to run by hand.
 set -e
-PKGS="gcc make pkg-config llvm-19-dev liblua5.4-dev libopenblas-dev zlib1g-dev libjansson-dev libpng-dev libjpeg62-turbo-dev"
+PKGS="gcc make pkg-config llvm-19-dev liblua5.4-dev libopenblas-dev zlib1g-dev libjansson-dev libpng-dev libjpeg62-turbo-dev openmpi-bin libopenmpi-dev"
 [ -n "$RRC_EXTRA_PKGS" ] && PKGS="$PKGS $RRC_EXTRA_PKGS"
 missing=""
 for p in $PKGS; do

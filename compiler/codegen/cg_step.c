@@ -167,6 +167,14 @@ static bool emit_node(CG *cg, const Node *n) {
     case OP_WEIGHTED_CE_BACK:
         call_rt_k_weighted_ce_back(cg, O, I(0), I(1), I(2), I(3), D(n, 0), D(n, 1));
         return true;
+    case OP_BN_STATS_ALL: call_rt_k_bn_stats_all(cg, O, I(0), D(a, 0), D(a, 1), spatial_of(a), n->ia[0]); return true;
+    case OP_BN_TRAIN_DX_ALL:
+        call_rt_k_bn_train_dx_all(cg, O, I(0), I(1), I(2), I(3), D(n, 0), D(n, 1), spatial_of(n), n->ia[0], n->fa[0]);
+        return true;
+    case OP_GATHER_ROWS:
+        call_rt_k_gather_rows(cg, O, I(0), n->ia[0], n->ia[1], node_numel(a) / D(a, 0), D(a, 0) / n->ia[0]);
+        return true;
+    case OP_LOCAL_ROWS: call_rt_k_local_rows(cg, O, I(0), n->ia[0], n->ia[1], node_numel(n) / D(n, 0), n->ia[2]); return true;
     case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_COUNT: break;
     }
     return false;
@@ -190,8 +198,12 @@ static void emit_kernel(CG *cg, const Kernel *K) {
         int nargs = 0;
         if (y->direct) fn = cg_conv_direct_fn(cg, y, &args, &nargs, true, NULL);
         else x = cg_ptr(cg, y->in[0]);
-        call_rt_k_conv2d_stats(cg, cg_ptr(cg, y), cg_ptr(cg, st), x, cg_ptr(cg, y->in[1]),
-                CONV_DIMS(y->in[0], y->in[1], y, y), cg_ws(cg), fn, args, (int64_t)nargs);
+        if (st->op == OP_BN_STATS_ALL)   /* one rank's: combined with every rank's */
+            call_rt_k_conv2d_stats_all(cg, cg_ptr(cg, y), cg_ptr(cg, st), x, cg_ptr(cg, y->in[1]),
+                    CONV_DIMS(y->in[0], y->in[1], y, y), cg_ws(cg), fn, args, (int64_t)nargs, st->ia[0]);
+        else
+            call_rt_k_conv2d_stats(cg, cg_ptr(cg, y), cg_ptr(cg, st), x, cg_ptr(cg, y->in[1]),
+                    CONV_DIMS(y->in[0], y->in[1], y, y), cg_ws(cg), fn, args, (int64_t)nargs);
         return;
     }
     if (K->kind == KERNEL_DX_EPI) {   /* the direct input gradient, storing its epilogue's value */

@@ -20,7 +20,13 @@ typedef struct Lower {
     const Spec *s;
     bool train;
     Node *first_relu;   /* the backbone's first ReLU output (Deep InfoMax's M) */
+    /* one rank of a data-parallel run (ops_dist.c): its b of the step's B
+       images; b == B: one process, no collectives */
+    int64_t B, b;
+    bool in_backbone;   /* lowering the backbone: BatchNorm over all ranks */
 } Lower;
+
+static bool ranked(const Lower *L) { return L->b != L->B; }
 
 rt_init init_conv_weight(int64_t out, int64_t k) {
     return (rt_init){RT_INIT_NORMAL, sqrt(2.0 / (double)(k * k * out))};
@@ -71,7 +77,8 @@ static Node *lower_batchnorm(Lower *L, const Layer *ly, Node *x, const char *pat
     Node *rm = state(L, path, "running_mean", C, 0), *rv = state(L, path, "running_var", C, 1);
     if (!gamma || !beta || !rm || !rv) return NULL;
     if (!L->train) return ir_bn_eval(g, x, rm, rv, gamma, beta, ly->eps);
-    Node *st = ir_bn_stats(g, x);
+    /* over all the step's views: every rank's */
+    Node *st = ranked(L) && L->in_backbone ? ir_bn_stats_all(g, x, node_numel(x) / x->dim[1] / L->b * L->B) : ir_bn_stats(g, x);
     Node *y = ir_bn_train(g, x, st, gamma, beta, ly->eps);
     if (!y) return NULL;
     graph_add_output(g, arena_printf(g->arena, "state.%s", rm->name), ir_bn_running(g, rm, st, 0, ly->momentum));
@@ -145,8 +152,14 @@ static Node *lower_layer(Lower *L, const Layer *ly, Node *x, const char *path) {
     RRC_ABORT("unknown layer kind %d", (int)ly->kind);
 }
 
+/* The backbone on this rank's views; on one rank of several, its
+   parameters get partial gradients (NF_RANK_PARTIAL: the runtime sums them
+   over ranks) and the features of all ranks are gathered. */
 static Node *lower_backbone(Lower *L, Node *x) {
+    int first = L->g->nnodes;
+    L->in_backbone = true;
     Node *f = lower_layer(L, L->s->backbone, x, "backbone");
+    L->in_backbone = false;
     if (f && f->rank != 2) {
         char sh[64];
         fmt_shape(sh, sizeof sh, f);
@@ -154,7 +167,12 @@ static Node *lower_backbone(Lower *L, Node *x) {
                    "backbone: its output must be [N, features] (got %s); end it with global_avgpool or flatten", sh);
         return NULL;
     }
-    return f;
+    if (!f || !ranked(L)) return f;
+    for (int i = first; i < L->g->nnodes; i++)
+        if (L->g->nodes[i]->op == OP_PARAM) L->g->nodes[i]->flags |= NF_RANK_PARTIAL;
+    L->g->loc = L->s->backbone->loc;
+    L->g->label = "backbone.gather";
+    return ir_gather_rows(L->g, f, f->dim[0] / L->b, L->B);
 }
 
 static Node *relation_head(Lower *L, Node *pairs) {
@@ -181,7 +199,7 @@ static Node *relation_head(Lower *L, Node *pairs) {
 }
 
 Node *lower_module(Graph *g, const Layer *ly, Node *x, const char *path, bool train) {
-    Lower L = {g, NULL, train, NULL};
+    Lower L = {g, NULL, train, NULL, 1, 1, false};
     return lower_layer(&L, ly, x, path);
 }
 
@@ -309,11 +327,25 @@ static bool lower_dim(Lower *L, Node *x, int64_t B) {
 }
 
 Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d) {
+    return lower_train_rank(s, B, B, C, H, W, a, d);
+}
+
+Graph *lower_train_rank(const Spec *s, int64_t B, int64_t b, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d) {
     Graph *g = graph_new(a);
     g->diag = d;
-    Lower L = {g, s, true, NULL};
+    Lower L = {g, s, true, NULL, B, b, false};
     int errors = d->nerrors;
-    int64_t xd[4] = {s->K * B, C, H, W};
+    if (b != B && (s->method.kind == METHOD_DIM || s->method.kind == METHOD_DEEPCLUSTER)) {
+        diag_error(d, s->method.loc, "%s: not yet trained data-parallel (relational reasoning, rotation and simclr are)",
+                   method_name(s->method.kind));
+        return NULL;
+    }
+    if (b < 1 || b > B) {
+        diag_error(d, s->backbone->loc, "a rank's share of %lld images is %lld; use at most %lld ranks", (long long)B, (long long)b,
+                   (long long)B);
+        return NULL;
+    }
+    int64_t xd[4] = {s->K * b, C, H, W};
     Node *x = ir_input(g, "x", 4, xd);
     bool ok = true;
     switch (s->method.kind) {
@@ -347,7 +379,7 @@ Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Ar
 Graph *lower_features(const Spec *s, int64_t N, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d) {
     Graph *g = graph_new(a);
     g->diag = d;
-    Lower L = {g, s, false, NULL};
+    Lower L = {g, s, false, NULL, N, N, false};
     int errors = d->nerrors;
     int64_t xd[4] = {N, C, H, W};
     Node *f = lower_backbone(&L, ir_input(g, "x", 4, xd));
@@ -362,7 +394,7 @@ Graph *lower_supervised(const Spec *s, int64_t B, int64_t classes, int64_t C, in
                         Diag *d) {
     Graph *g = graph_new(a);
     g->diag = d;
-    Lower L = {g, s, train, NULL};
+    Lower L = {g, s, train, NULL, B, B, false};
     int errors = d->nerrors;
     int64_t xd[4] = {B, C, H, W};
     Node *f = lower_backbone(&L, ir_input(g, "x", 4, xd));

@@ -20,6 +20,11 @@
 int spec_backbone_views(const Spec *s);
 
 Graph *lower_train(const Spec *s, int64_t B, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d);
+/* The step of one rank of a data-parallel run (compiler/ir/ops_dist.c):
+   input "x" holds its b of the step's B images (rt_comm_share), the
+   backbone's BatchNorm statistics and features are combined over ranks,
+   the rest is the one-process step's. b == B: lower_train. */
+Graph *lower_train_rank(const Spec *s, int64_t B, int64_t b, int64_t C, int64_t H, int64_t W, Arena *a, Diag *d);
 
 /* The evaluation backbone: input "x" [N, C, H, W] -> output "features"
    [N, F], BatchNorm with running statistics. */

@@ -164,8 +164,11 @@ bool graph_verify(Graph *g, const char *when) {
         if (!info->shape(&tmp, err, sizeof err)) bad += verr(when, n, err);
         else if (!same_shape(&tmp, n)) bad += verr(when, n, "shape differs from its shape rule");
         /* saved-value edges: bn_train's statistics must be of its own input */
-        if (n->op == OP_BN_TRAIN && (n->in[1]->op != OP_BN_STATS || n->in[1]->in[0] != n->in[0]))
-            bad += verr(when, n, "input 1 must be bn_stats of input 0");
+        if (n->op == OP_BN_TRAIN) {
+            const Node *st = n->in[1];
+            if ((st->op != OP_BN_STATS && st->op != OP_BN_STATS_ALL) || st->in[0] != n->in[0])
+                bad += verr(when, n, "input 1 must be bn_stats (or bn_stats_all) of input 0");
+        }
     }
     for (int i = 0; i < g->nouts; i++) {
         Node *n = g->outs[i].node;

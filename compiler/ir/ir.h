@@ -95,6 +95,7 @@ const char *fusion_class_name(FusionClass f);
 
 enum NodeFlags {
     NF_TRAINABLE = 1u << 0,   /* param with a gradient */
+    NF_RANK_PARTIAL = 1u << 1,   /* param whose gradient in one rank's graph is that rank's part (ops_dist.c) */
 };
 
 struct Node {
@@ -278,6 +279,12 @@ Node *ir_local_pairs(Graph *g, Node *M, Node *y);
 Node *ir_concat_rows(Graph *g, Node *a, Node *b);
 Node *ir_jsd_loss(Graph *g, Node *t, double scale);
 Node *ir_prior_loss(Graph *g, Node *p, double scale);
+/* ops_dist.c: data-parallel ranks. bn_stats_all: bn_stats over the
+   `total` values per channel of all ranks (x: this rank's);
+   gather_rows: x [G*b, ...], this rank's b of `total` images in each of G
+   groups -> [G*total, ...] in one process's row order. */
+Node *ir_bn_stats_all(Graph *g, Node *x, int64_t total);
+Node *ir_gather_rows(Graph *g, Node *x, int64_t groups, int64_t total);
 
 /* ---- verifier and dump ---- */
 

@@ -8,7 +8,9 @@
 ** is the full BatchNorm gradient through the statistics and no gradient
 ** flows along the stats edge itself. bn_running makes the new running
 ** statistics (momentum; the variance unbiased by n/(n-1)) as graph
-** outputs. bn_eval normalises with given (running) statistics.
+** outputs. bn_eval normalises with given (running) statistics. In a
+** graph of one rank of several (ops_dist.c) the statistics are
+** bn_stats_all(x), and bn_train's rule sums over ranks too.
 */
 #include "ir/ops_impl.h"
 
@@ -88,7 +90,14 @@ Cost cost_bn_train(const Node *n) { return cost_elementwise(n, 4); }
 
 void bwd_bn_train(Graph *g, Node *n, Node *dy, unsigned need, Node **dx) {
     double eps = n->fa[0];
-    if (need & 1) dx[0] = ir_bn_train_dx(g, dy, n->in[0], n->in[1], n->in[2], eps);
+    Node *st = n->in[1];
+    if ((need & 1) && st->op == OP_BN_STATS_ALL) {
+        /* statistics over all ranks: so are the two sums of the gradient */
+        Node *in[] = {dy, n->in[0], st, n->in[2]};
+        dx[0] = ir_make(g, OP_BN_TRAIN_DX_ALL, in, 4, &st->ia[0], 1, &eps, 1);
+    } else if (need & 1) {
+        dx[0] = ir_bn_train_dx(g, dy, n->in[0], n->in[1], n->in[2], eps);
+    }
     if (need & 4) dx[2] = ir_bn_dgamma(g, dy, n->in[0], n->in[1], eps);
     if (need & 8) dx[3] = ir_chan_sum(g, dy);
 }
@@ -230,6 +239,8 @@ Node *ir_bn_eval(Graph *g, Node *x, Node *mean, Node *var, Node *gamma, Node *be
 
 Node *ir_bn_running(Graph *g, Node *old, Node *stats, int which, double momentum) {
     Node *in[] = {old, stats};
-    int64_t ia[] = {which, stats->nin ? per_channel(stats->in[0]) : 0};
+    /* values per channel: all ranks' for combined statistics */
+    int64_t n = stats->op == OP_BN_STATS_ALL ? stats->ia[0] : stats->nin ? per_channel(stats->in[0]) : 0;
+    int64_t ia[] = {which, n};
     return ir_make(g, OP_BN_RUNNING, in, 2, ia, 2, &momentum, 1);
 }

@@ -261,7 +261,10 @@ static void phase_conv_stats_and_pool(Graph *g) {
     int n = g->nnodes;
     for (int i = 0; i < n; i++) {
         Node *st = g->nodes[i], *y = st->nin ? st->in[0] : NULL;
-        if (st->op != OP_BN_STATS || !y || y->op != OP_CONV2D || y->kernel || y->rank != 4) continue;
+        /* bn_stats_all too: the rank's statistics as one process makes them,
+           then every rank's */
+        bool stats = st->op == OP_BN_STATS || st->op == OP_BN_STATS_ALL;
+        if (!stats || !y || y->op != OP_CONV2D || y->kernel || y->rank != 4) continue;
         Kernel *k = new_kernel(g, KERNEL_CONV_STATS, y);
         add_member(k, st);
     }

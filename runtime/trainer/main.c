@@ -19,6 +19,7 @@
 
 #include "rt_blas.h"
 #include "rt_cli.h"
+#include "rt_comm.h"
 #include "rt_program_json.h"
 
 extern const char rrc_program_json[];
@@ -88,6 +89,27 @@ int main(int argc, char **argv) {
     }
     int rc;
     const char *cmd = argc > 1 ? argv[1] : "train";
+    /* under mpirun: one rank of a data-parallel run (rt_comm.h), with the
+       steps of its share of the batch; only training is split over ranks */
+    if (rt_comm_launched()) {
+        if (rt_comm_init(err, sizeof err) != 0) {
+            fprintf(stderr, "%s: %s\n", prog, err);
+            rt_program_free_parsed(&p);
+            return 1;
+        }
+        const rt_comm *cm = rt_comm_get();
+        const char *why = NULL;
+        if (cm->size > 1 && strcmp(cmd, "train") && cmd[0] != '-')
+            why = "runs in one process; only train runs over several ranks";
+        else if (rt_program_for_rank(&p, cm->rank, cm->size, err, sizeof err) != 0)
+            why = err;
+        if (why) {
+            if (cm->rank == 0) fprintf(stderr, "%s %s: %s\n", prog, cmd, why);
+            rt_comm_finalize();
+            rt_program_free_parsed(&p);
+            return 1;
+        }
+    }
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) { usage(stdout, prog); rc = 0; }
     else if (!strcmp(cmd, "info")) { info(&p); rc = 0; }
     else if (!strcmp(cmd, "train")) rc = rt_cli_train(&p, prog, argc - 2, argv + 2);
@@ -103,6 +125,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "bench")) rc = rt_cli_bench(&p, prog, argc - 2, argv + 2);
     else if (cmd[0] == '-') rc = rt_cli_train(&p, prog, argc - 1, argv + 1);
     else { fprintf(stderr, "%s: unknown command '%s' (see %s help)\n", prog, cmd, prog); rc = 1; }
+    rt_comm_finalize();
     rt_program_free_parsed(&p);
     return rc;
 }

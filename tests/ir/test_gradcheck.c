@@ -62,6 +62,16 @@ static Node *bn(Graph *g, Node *x) {
     return ir_bn_train(g, x, ir_bn_stats(g, x), gamma, beta, 1e-5);
 }
 static Node *b_bn2d(Graph *g) { return bn(g, P(g, "x", 4, 3, 4, 3, 3)); }
+/* the data-parallel BatchNorm (ops_dist.c) of one rank alone: statistics
+   bn_stats_all, its rule's bn_train_dx_all */
+static Node *b_bn2d_ranks(Graph *g) {
+    Node *x = P(g, "x", 4, 3, 4, 3, 3);
+    Node *gamma = P(g, "gamma", 1, 4, 0, 0, 0), *beta = P(g, "beta", 1, 4, 0, 0, 0);
+    Node *st = ir_bn_stats_all(g, x, 3 * 3 * 3);
+    return ir_bn_train(g, x, st, gamma, beta, 1e-5);
+}
+/* the features of one rank alone, 3 groups (views) of 2 images */
+static Node *b_gather_rows(Graph *g) { return ir_gather_rows(g, P(g, "f", 2, 6, 4, 0, 0), 3, 2); }
 static Node *b_bn1d(Graph *g) { return bn(g, P(g, "x", 2, 6, 5, 0, 0)); }
 static Node *b_pairs_cat(Graph *g) { return ir_pairs(g, P(g, "f", 2, 9, 4, 0, 0), 3, 0); }
 static Node *b_pairs_sum(Graph *g) { return ir_pairs(g, P(g, "f", 2, 9, 4, 0, 0), 3, 1); }
@@ -175,6 +185,8 @@ static const GradCase cases[] = {
     {"global_avgpool", OP_GLOBAL_AVGPOOL, b_gap},
     {"bn_train 2d", OP_BN_TRAIN, b_bn2d},
     {"bn_train 1d", OP_BN_TRAIN, b_bn1d},
+    {"bn_train with statistics of all ranks", OP_BN_TRAIN, b_bn2d_ranks},
+    {"gather_rows", OP_GATHER_ROWS, b_gather_rows},
     {"pairs cat", OP_PAIRS, b_pairs_cat},
     {"pairs sum", OP_PAIRS, b_pairs_sum},
     {"pairs mean", OP_PAIRS, b_pairs_mean},

@@ -37,28 +37,28 @@
 
 /* "tiny": conv [4,2,3,3], bn [4], relation linear [2,4] + [2]. */
 static const rt_step_tensor tiny_tensors[] = {
-    {"x", RT_REGION_INPUT, 0, 4, {2, 2, 4, 4}, {0}},
-    {"backbone.layer1.conv.weight", RT_REGION_PARAM, 0, 4, {4, 2, 3, 3}, {RT_INIT_NORMAL, 0.1}},
-    {"backbone.layer1.bn.weight", RT_REGION_PARAM, 320, 1, {4}, {RT_INIT_CONST, 1}},
-    {"backbone.layer1.bn.bias", RT_REGION_PARAM, 384, 1, {4}, {RT_INIT_CONST, 0}},
-    {"backbone.layer1.bn.running_mean", RT_REGION_STATE, 0, 1, {4}, {RT_INIT_CONST, 0}},
-    {"backbone.layer1.bn.running_var", RT_REGION_STATE, 64, 1, {4}, {RT_INIT_CONST, 1}},
-    {"relation.linear1.weight", RT_REGION_PARAM, 448, 2, {2, 4}, {RT_INIT_UNIFORM, 0.5}},
-    {"relation.linear1.bias", RT_REGION_PARAM, 512, 1, {2}, {RT_INIT_UNIFORM, 0.5}},
-    {"loss", RT_REGION_OUTPUT, 0, 0, {0}, {0}},
-    {"grad.relation.linear1.bias", RT_REGION_OUTPUT, 64, 1, {2}, {0}},
+    {"x", RT_REGION_INPUT, 0, 4, {2, 2, 4, 4}, {0}, 0},
+    {"backbone.layer1.conv.weight", RT_REGION_PARAM, 0, 4, {4, 2, 3, 3}, {RT_INIT_NORMAL, 0.1}, 0},
+    {"backbone.layer1.bn.weight", RT_REGION_PARAM, 320, 1, {4}, {RT_INIT_CONST, 1}, 0},
+    {"backbone.layer1.bn.bias", RT_REGION_PARAM, 384, 1, {4}, {RT_INIT_CONST, 0}, 0},
+    {"backbone.layer1.bn.running_mean", RT_REGION_STATE, 0, 1, {4}, {RT_INIT_CONST, 0}, 0},
+    {"backbone.layer1.bn.running_var", RT_REGION_STATE, 64, 1, {4}, {RT_INIT_CONST, 1}, 0},
+    {"relation.linear1.weight", RT_REGION_PARAM, 448, 2, {2, 4}, {RT_INIT_UNIFORM, 0.5}, 0},
+    {"relation.linear1.bias", RT_REGION_PARAM, 512, 1, {2}, {RT_INIT_UNIFORM, 0.5}, 0},
+    {"loss", RT_REGION_OUTPUT, 0, 0, {0}, {0}, 0},
+    {"grad.relation.linear1.bias", RT_REGION_OUTPUT, 64, 1, {2}, {0}, 0},
 };
 
 /* "other": the same names, but a BatchNorm of 8 channels (a conv of 8
    output channels) at other offsets: a checkpoint of another layout. */
 static const rt_step_tensor other_tensors[] = {
-    {"backbone.layer1.conv.weight", RT_REGION_PARAM, 0, 4, {4, 2, 3, 3}, {RT_INIT_NORMAL, 0.1}},
-    {"backbone.layer1.bn.weight", RT_REGION_PARAM, 320, 1, {8}, {RT_INIT_CONST, 1}},
-    {"backbone.layer1.bn.bias", RT_REGION_PARAM, 384, 1, {8}, {RT_INIT_CONST, 0}},
-    {"backbone.layer1.bn.running_mean", RT_REGION_STATE, 0, 1, {8}, {RT_INIT_CONST, 0}},
-    {"backbone.layer1.bn.running_var", RT_REGION_STATE, 64, 1, {8}, {RT_INIT_CONST, 1}},
-    {"relation.linear1.weight", RT_REGION_PARAM, 448, 2, {2, 8}, {RT_INIT_UNIFORM, 0.5}},
-    {"relation.linear1.bias", RT_REGION_PARAM, 512, 1, {2}, {RT_INIT_UNIFORM, 0.5}},
+    {"backbone.layer1.conv.weight", RT_REGION_PARAM, 0, 4, {4, 2, 3, 3}, {RT_INIT_NORMAL, 0.1}, 0},
+    {"backbone.layer1.bn.weight", RT_REGION_PARAM, 320, 1, {8}, {RT_INIT_CONST, 1}, 0},
+    {"backbone.layer1.bn.bias", RT_REGION_PARAM, 384, 1, {8}, {RT_INIT_CONST, 0}, 0},
+    {"backbone.layer1.bn.running_mean", RT_REGION_STATE, 0, 1, {8}, {RT_INIT_CONST, 0}, 0},
+    {"backbone.layer1.bn.running_var", RT_REGION_STATE, 64, 1, {8}, {RT_INIT_CONST, 1}, 0},
+    {"relation.linear1.weight", RT_REGION_PARAM, 448, 2, {2, 8}, {RT_INIT_UNIFORM, 0.5}, 0},
+    {"relation.linear1.bias", RT_REGION_PARAM, 512, 1, {2}, {RT_INIT_UNIFORM, 0.5}, 0},
 };
 
 #define NT(a) ((int)(sizeof(a) / sizeof((a)[0])))
