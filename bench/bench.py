@@ -47,6 +47,11 @@ Which cases run: BENCH_CASES, a comma-separated subset of
     simclr       the SimCLR step, 1 and 2 threads
     deepcluster  the DeepCluster step, 1 and 2 threads
     dim          the Deep InfoMax step, 1 and 2 threads
+    mpi          data-parallel training (JIT `rrc train`, synthetic images):
+                 conv4 and resnet32, K=4 B=64, one process of 2 threads
+                 against `mpirun -np 2` ranks of 1 thread, with rank 0's
+                 time in collectives; a section of docs/PERFORMANCE.md of
+                 its own, between the markers MPI_BEGIN and MPI_END
 (unset or empty: all). docs/PERFORMANCE.md is rewritten only in the parts
 that ran: the relational report (when relational ran); in the baselines'
 section, the rows, profile line and date of each baseline group that ran
@@ -89,7 +94,20 @@ BASELINES = [
     {"method": "dim", "name": "dim_conv4", "B": 128, "per": 1, "threads": (1, 2), "steps": 5, "warmup": 1,
      "extra_macs": DIM_DISC_MACS},
 ]
-CASE_GROUPS = ("relational",) + tuple(c["method"] for c in BASELINES)
+# data-parallel training over MPI (BENCH_CASES=mpi): model, K, B, steps a run (the first MPI_WARMUP of them untimed),
+# one process with MPI_THREADS threads against `mpirun -np MPI_RANKS` ranks of one thread each
+MPI_CASES = [("conv4", 4, 64, 60), ("resnet32", 4, 64, 12)]
+MPI_WARMUP = 3
+MPI_RANKS = 2
+MPI_THREADS = 2
+# mpirun on one machine: any user (root in containers), all ranks on this host's cores, shared memory only, and no
+# cross-process memory access (which kernels in containers refuse)
+MPIRUN = ["mpirun", "-np", str(MPI_RANKS), "--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader",
+          "--mca", "btl_vader_single_copy_mechanism", "none"]
+MPI_BEGIN = "<!-- MPI_BEGIN: written by bench.py (BENCH_CASES=mpi) -->"
+MPI_BEGIN_PREFIX = "<!-- MPI_BEGIN"
+MPI_END = "<!-- MPI_END -->"
+CASE_GROUPS = ("relational",) + tuple(c["method"] for c in BASELINES) + ("mpi",)
 # the section's markers: found by their start (an older file's BEGIN line says something else after the colon)
 BASELINES_BEGIN = ("<!-- BASELINES_BEGIN: written by bench.py (BENCH_CASES=rotation,simclr,deepcluster,dim; a run "
                    "rewrites only the rows of the baselines it ran) -->")
@@ -106,14 +124,16 @@ def proc_stat():
     return v[0] + v[1] + v[2] + v[5] + v[6], v[7], os.sysconf("SC_CLK_TCK")
 
 
-def timed(cmd, env=None):
+def timed(cmd, env=None, merge=False):
     """Like run, with the child's own CPU time and peak RSS (os.wait4): (stdout,
-    peak MB, other processes' cores, stolen cores) over the run."""
+    peak MB, other processes' cores, stolen cores) over the run. With merge,
+    stdout holds stderr too (the collectives line of an MPI run)."""
     b0, s0, hz = proc_stat()
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge else subprocess.PIPE, cwd=ROOT,
+                         env=env)
     out = p.stdout.read()
-    err = p.stderr.read()
+    err = out if merge else p.stderr.read()
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
     b1, s1, _ = proc_stat()
@@ -129,7 +149,7 @@ def median(v):
     return v[len(v) // 2]
 
 
-def measure(cmd, parse, env=None, steady=False):
+def measure(cmd, parse, env=None, steady=False, merge=False):
     """Median of REPS quiet runs of cmd: {value, mb (peak), other and steal
     (the worst run's cores), disturbed, extra, unsteady}. With steady (the
     PyTorch side), a run more than 10% off the median gets one more run, and
@@ -139,7 +159,7 @@ def measure(cmd, parse, env=None, steady=False):
 
     def run():
         for attempt in range(3):
-            out, mb, other, steal = timed(cmd, env)
+            out, mb, other, steal = timed(cmd, env, merge)
             if other + steal <= 0.1:
                 break
         vals.append(parse(out))
@@ -366,7 +386,8 @@ def main():
             r, base_prof[case["name"]] = baseline(case, peak["native"])
             base_rows += r
     base_doc = baselines_report(base_rows, base_prof, cpu, old_baselines()) if base_rows else None
-    write_doc(main_doc, base_doc)
+    mpi_doc = mpi_report(mpi_cases(), cpu) if "mpi" in sel else None
+    write_doc(main_doc, base_doc, mpi_doc)
 
 
 def relational(cpu, peak, targets):
@@ -679,16 +700,151 @@ def baselines_report(rows, prof, cpu, old):
     return f.getvalue()
 
 
-def write_doc(main_doc, base_doc):
-    """docs/PERFORMANCE.md: the relational report and the baselines' section,
-    each from this run when it ran (not None), else kept from the file."""
+def mpi_section(text):
+    """(the text outside the MPI section, the section from its BEGIN line to
+    its END marker, or "" when the text has none)."""
+    b, e = text.find(MPI_BEGIN_PREFIX), text.find(MPI_END)
+    if b >= 0 and e > b:
+        return text[:b] + text[e + len(MPI_END):], text[b:e + len(MPI_END)]
+    return text, ""
+
+
+def lscpu_name():
+    """lscpu's "Model name" with its family and model numbers."""
+    f = {}
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, env=dict(os.environ, LC_ALL="C")).stdout.splitlines():
+            k, _, v = line.partition(":")
+            f.setdefault(k.strip(), v.strip())
+    except OSError:
+        pass
+    return "%s (family %s, model %s)" % (f.get("Model name", "unknown CPU"), f.get("CPU family", "?"), f.get("Model", "?"))
+
+
+def mpi_run(model, K, B, steps, ranks, threads, run_dir, quiet=False):
+    """The command and environment of one JIT `rrc train` run on synthetic
+    images (enough for the steps): one process (ranks 1) or under mpirun."""
+    images = B * (steps + 4)
+    cmd = [os.path.join(ROOT, "rrc"), "train", "specs/%s.lua" % model, "--K", str(K), "--batch", str(B), "--data",
+           "synthetic:%d" % images, "--max-steps", str(steps), "--threads", str(threads), "--out", run_dir] + (
+               ["--quiet"] if quiet else [])
+    env = target_env(None)
+    if ranks > 1:
+        cmd = MPIRUN + cmd
+        if os.geteuid() == 0:
+            env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    return cmd, env
+
+
+def mpi_cases():
+    """MPI_CASES: each model's training throughput in one process of
+    MPI_THREADS threads and in MPI_RANKS ranks of one thread (images/s =
+    K*B*timed steps / their wall seconds, metrics.csv's `seconds` after the
+    first MPI_WARMUP steps; median of REPS runs), with rank 0's collectives
+    line of the MPI run."""
+    rows = []
+    for model, K, B, steps in MPI_CASES:
+        row = {"model": model, "K": K, "B": B, "steps": steps}
+        for ranks, threads in ((1, MPI_THREADS), (MPI_RANKS, 1)):
+            run_dir = os.path.join(BUILD, "mpi_run_%s_%d" % (model, ranks))
+            # one untimed step first: the compile cache then holds this configuration's entries
+            cmd, env = mpi_run(model, K, B, 1, ranks, threads, run_dir, quiet=True)
+            subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT, env=env)
+            cmd, env = mpi_run(model, K, B, steps, ranks, threads, run_dir)
+
+            def parse(out, run_dir=run_dir, ranks=ranks):
+                with open(os.path.join(run_dir, "metrics.csv")) as f:
+                    lines = f.readlines()
+                    head = lines[0].strip().split(",")
+                    sec = [float(line.split(",")[head.index("seconds")]) for line in lines[1:]]
+                if len(sec) <= MPI_WARMUP:
+                    sys.exit("bench: %s: %d steps in metrics.csv" % (run_dir, len(sec)))
+                timed_steps = len(sec) - MPI_WARMUP
+                wall = sec[-1] - sec[MPI_WARMUP - 1]
+                ips = K * B * timed_steps / wall
+                comm = (None, None, None)
+                if ranks > 1:
+                    m = re.search(r"spent ([\d.]+) s in collectives \(([\d.]+)% of the run, ([\d.]+) ms a step\)", out)
+                    if not m:
+                        sys.exit("bench: no collectives line in the output of the MPI run:\n" + out)
+                    comm = tuple(float(x) for x in m.groups())
+                return (ips, 1e3 * wall / timed_steps) + comm
+            o = measure(cmd, parse, env, merge=True)
+            v = o["value"]
+            key = "one" if ranks == 1 else "mpi"
+            row[key] = {"ips": v[0], "step_ms": v[1], "comm_s": v[2], "comm_pct_run": v[3], "comm_ms": v[4],
+                        "other": o["other"], "steal": o["steal"], "disturbed": o["disturbed"],
+                        "cmd": " ".join("DIR" if c == run_dir else "./rrc" if c == os.path.join(ROOT, "rrc") else c
+                                        for c in cmd)}
+        m = row["mpi"]
+        print("%-9s K=%d B=%d: 1 process x %d threads %8.1f img/s; %d ranks x 1 thread %8.1f img/s (%.2fx); "
+              "collectives %.2f ms a step (%.1f%% of a %.1f ms step)" % (
+                  model, K, B, MPI_THREADS, row["one"]["ips"], MPI_RANKS, m["ips"], m["ips"] / row["one"]["ips"],
+                  m["comm_ms"], 100 * m["comm_ms"] / m["step_ms"], m["step_ms"]), flush=True)
+        rows.append(row)
+    return rows
+
+
+def mpi_report(rows, cpu):
+    """The MPI section of docs/PERFORMANCE.md (between MPI_BEGIN and MPI_END):
+    the table of mpi_cases' rows; prints it."""
+    lines = ["| model | steps (timed) | 1 process x %d threads img/s | %d ranks x 1 thread img/s | ranks / process "
+             "| step ms (1 process / %d ranks) | rank 0 collectives ms a step | share of the %d-rank step "
+             "| rank 0 collectives s (share of the run) | other load + steal (cores) |" % (
+                 MPI_THREADS, MPI_RANKS, MPI_RANKS, MPI_RANKS),
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        one, m = r["one"], r["mpi"]
+        dist = " (disturbed)" if one["disturbed"] or m["disturbed"] else ""
+        lines.append("| %s K=%d B=%d | %d (%d) | %.0f | %.0f | **%.2f** | %.1f / %.1f | %.2f | %.1f%% | %.2f (%.1f%%) "
+                     "| %.2f + %.2f%s |" % (
+                         r["model"], r["K"], r["B"], r["steps"], r["steps"] - MPI_WARMUP, one["ips"], m["ips"],
+                         m["ips"] / one["ips"], one["step_ms"], m["step_ms"], m["comm_ms"],
+                         100 * m["comm_ms"] / m["step_ms"], m["comm_s"], m["comm_pct_run"],
+                         max(one["other"], m["other"]), max(one["steal"], m["steal"]), dist))
+    table = "\n".join(lines)
+    name = lscpu_name()
+    print()
+    print("%s, %d CPUs" % (name, os.cpu_count()))
+    print(table)
+    cmds = "\n".join("    %s" % c for r in rows for c in (r["one"]["cmd"], r["mpi"]["cmd"]))
+    f = io.StringIO()
+    f.write(MPI_BEGIN + "\n")
+    f.write("## Data-parallel training over MPI: one process against %d ranks\n\n" % MPI_RANKS)
+    f.write("Written by bench.py (this section alone: `BENCH_CASES=mpi /usr/bin/python3 bench/bench.py`) on %s, "
+            "%s, %d CPUs. rrc's code is for `%s`.\n\n" % (time.strftime("%Y-%m-%d"), name, os.cpu_count(), cpu["host"]))
+    f.write("The same cores two ways: one process with `--threads %d`, and `mpirun -np %d` ranks with `--threads 1` "
+            "each (shared memory, `btl self,vader`, no single-copy mechanism). JIT `rrc train` on synthetic images "
+            "with augmentation, after an untimed 1-step run of each configuration that fills the compile cache. "
+            "Images/s = K*B x the timed steps / their wall seconds, from metrics.csv's `seconds` (rank 0's clock), "
+            "skipping the first %d steps as warm-up; median of %d runs. The collectives are rank 0's own line "
+            "(`rrc: rank 0 spent X s in collectives (Y%% of the run, Z ms a step)`): wall time inside the "
+            "gradient allreduce, the BatchNorm statistics' allgathers and backward sums, and the feature allgather, "
+            "waiting for the other rank included, averaged over all the run's steps (the warm-up's too); their "
+            "share is that against the timed step. The commands (DIR: a run directory under build/bench):\n\n"
+            % (MPI_THREADS, MPI_RANKS, MPI_WARMUP, REPS))
+    f.write(cmds + "\n\n")
+    if os.geteuid() == 0:
+        f.write("(Run as root: mpirun also had `OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1` in its "
+                "environment.)\n\n")
+    f.write(table + "\n\n")
+    f.write(MPI_END + "\n")
+    return f.getvalue()
+
+
+def write_doc(main_doc, base_doc, mpi_doc=None):
+    """docs/PERFORMANCE.md: the relational report, the baselines' section and
+    the MPI section, each from this run when it ran (not None), else kept
+    from the file."""
     doc = os.path.join(ROOT, "docs", "PERFORMANCE.md")
     old = open(doc).read() if os.path.exists(doc) else ""
-    old_main, old_base = doc_sections(old)
+    old_rest, old_mpi = mpi_section(old)
+    old_main, old_base = doc_sections(old_rest)
     main_doc = (old_main if main_doc is None else main_doc).rstrip("\n") or "# Performance: rrc against PyTorch"
     base_doc = (old_base if base_doc is None else base_doc).strip("\n")
+    mpi_doc = (old_mpi if mpi_doc is None else mpi_doc).strip("\n")
     with open(doc, "w") as f:
-        f.write(main_doc + "\n" + ("\n" + base_doc + "\n" if base_doc else ""))
+        f.write(main_doc + "\n" + ("\n" + base_doc + "\n" if base_doc else "") + ("\n" + mpi_doc + "\n" if mpi_doc else ""))
     print("\nwrote %s" % doc)
 
 
