@@ -290,18 +290,12 @@ static int train_supervised(const rt_program *p, const char *prog, const rt_trai
     return rc;
 }
 
-/* FNV-1a over a string, continuing from h */
-static uint64_t fnv(uint64_t h, const char *s) {
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (h ^ 0xff) * 1099511628211ULL;   /* the end of the string: "a","b" is not "ab" */
-}
-
 /* What every rank of a data-parallel run must share: its command line and
    its compiled program (but for the steps of its own share of the batch).
    -1 after printing which differs (every rank prints it). */
 static int ranks_agree(const rt_program *p, const char *prog, int argc, char **argv) {
-    uint64_t h = 14695981039346656037ULL;
-    for (int i = 0; i < argc; i++) h = fnv(h, argv[i]);
+    uint64_t h = rt_hash_text(0, "argv");
+    for (int i = 0; i < argc; i++) h = rt_hash_text(h, argv[i]);
     char err[512];
     if (rt_comm_agree(h, "the command line", err, sizeof err) != 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
@@ -311,7 +305,7 @@ static int ranks_agree(const rt_program *p, const char *prog, int argc, char **a
     q.train_full = q.train_last = q.rank_full[0] = q.rank_full[1] = q.rank_last[0] = q.rank_last[1] = NULL;
     int fi[RT_PROGRAM_SLOTS] = {0};
     char *json = rt_program_to_json(&q, fi);
-    h = fnv(fnv(14695981039346656037ULL, json ? json : ""), p->spec_name);
+    h = rt_hash_text(rt_hash_text(0, json ? json : ""), p->spec_name);
     free(json);
     h ^= p->layout_hash;
     if (rt_comm_agree(h, "the compiled program (spec, options, parameter layout)", err, sizeof err) != 0) {

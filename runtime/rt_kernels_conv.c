@@ -301,24 +301,15 @@ typedef struct ConvJob {
    into the running (mean, m2) by Chan et al.'s pairwise formula, images in
    order; the pool's parts merge in thread order. ---- */
 
-static void stats_merge(double *restrict mean, double *restrict m2, double na, double mb, double m2b, double nb) {
-    double n = na + nb, d = mb - *mean;
-    *mean += d * (nb / n);
-    *m2 += m2b + d * d * (na * nb / n);
-}
-
 static void stats_image(double *restrict acc, double cnt, const float *restrict yn, int64_t O, int64_t Q) {
     for (int64_t o = 0; o < O; o++) {
-        const float *restrict p = yn + o * Q;
-        double s1 = 0, s2 = 0, k = (double)p[0];
-        rt_shifted_sums(p, Q, p[0], &s1, &s2);   /* sums of d = y - y[0]: no cancellation */
-        double mi = k + s1 / (double)Q, q = s2 - s1 * s1 / (double)Q;
-        if (q < 0) q = 0;
+        double mi, q;
+        rt_plane_stats(yn + o * Q, Q, &mi, &q);
         if (cnt == 0) {
             acc[o] = mi;
             acc[O + o] = q;
         } else {
-            stats_merge(&acc[o], &acc[O + o], cnt, mi, q, (double)Q);
+            rt_stats_merge(&acc[o], &acc[O + o], cnt, mi, q, (double)Q);
         }
     }
 }
@@ -334,7 +325,7 @@ static void conv_stats_part(ConvJob *j, int t, int64_t n0, int64_t n1, float *ws
                     acc[o] = im[o];
                     acc[j->O + o] = im[j->O + o];
                 } else {
-                    stats_merge(&acc[o], &acc[j->O + o], (double)((n - n0) * Q), im[o], im[j->O + o], (double)Q);
+                    rt_stats_merge(&acc[o], &acc[j->O + o], (double)((n - n0) * Q), im[o], im[j->O + o], (double)Q);
                 }
             }
             continue;
@@ -419,7 +410,7 @@ static void conv2d_stats(float *restrict y, float *restrict st, const float *res
         double na = (double)(N * t / T) * Q, nb = (double)(N * (t + 1) / T - N * t / T) * Q;
         const double *p = (const double *)(void *)j->partial[t];
         if (nb == 0) continue;
-        for (int64_t o = 0; o < O; o++) stats_merge(&acc[o], &acc[O + o], na, p[o], p[O + o], nb);
+        for (int64_t o = 0; o < O; o++) rt_stats_merge(&acc[o], &acc[O + o], na, p[o], p[O + o], nb);
     }
     double M = (double)N * Q;
     if (total) {   /* (count, mean, var) of this rank, in double, then of all */

@@ -26,10 +26,8 @@ void rt_stats_combine(const double *all, int nranks, int64_t C, double *mean, do
         double n = 0, m = 0, m2 = 0;
         for (int r = 0; r < nranks; r++) {
             const double *p = all + (size_t)r * (size_t)(2 * C + 1);
-            double nb = p[0], d = p[1 + c] - m, nn = n + nb;
-            m += d * nb / nn;
-            m2 += p[1 + C + c] * nb + d * d * n * nb / nn;
-            n = nn;
+            rt_stats_merge(&m, &m2, n, p[1 + c], p[1 + C + c] * p[0], p[0]);
+            n += p[0];
         }
         mean[c] = m;
         var[c] = m2 / n;

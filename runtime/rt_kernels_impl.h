@@ -127,6 +127,24 @@ static inline void rt_shifted_sums(const float *restrict x, int64_t n, float k, 
     *s2 += t2;
 }
 
+/* Chan et al.'s pairwise merge of (count nb, mean mb, sum of squared
+   deviations m2b) into a running (na, *mean, *m2). */
+static inline void rt_stats_merge(double *mean, double *m2, double na, double mb, double m2b, double nb) {
+    double n = na + nb, d = mb - *mean;
+    *mean += d * (nb / n);
+    *m2 += m2b + d * d * (na * nb / n);
+}
+
+/* The mean and sum of squared deviations of one plane p[0..Q), from shifted
+   sums (d = p - p[0]: no cancellation of E[p^2] - E[p]^2). */
+static inline void rt_plane_stats(const float *restrict p, int64_t Q, double *mean, double *m2) {
+    double s1 = 0, s2 = 0;
+    rt_shifted_sums(p, Q, p[0], &s1, &s2);
+    double q = s2 - s1 * s1 / (double)Q;
+    *mean = (double)p[0] + s1 / (double)Q;
+    *m2 = q > 0 ? q : 0;
+}
+
 /* *sdy += sum dy, *sdyx += sum dy (x - mean) over [0..n); mean an f32 value */
 static inline void rt_dy_sums(const float *restrict dy, const float *restrict x, int64_t n, float mean,
                               double *sdy, double *sdyx) {

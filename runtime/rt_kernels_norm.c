@@ -206,20 +206,12 @@ void rt_k_bn_train_dx_all(float *restrict dx, const float *restrict dy, const fl
    statistics make them: per image (shifted by its first value), merged in
    image order (Chan et al.). */
 static void rank_stats(const float *restrict x, int64_t N, int64_t C, int64_t S, int64_t c, double *mean, double *m2) {
-    double m = 0, q = 0, n = 0;
+    *mean = *m2 = 0;
     for (int64_t b = 0; b < N; b++) {
-        const float *restrict p = x + (b * C + c) * S;
-        double s1 = 0, s2 = 0;
-        rt_shifted_sums(p, S, p[0], &s1, &s2);
-        double mi = (double)p[0] + s1 / (double)S, qi = s2 - s1 * s1 / (double)S;
-        if (qi < 0) qi = 0;
-        double nn = n + (double)S, d = mi - m;
-        m += d * ((double)S / nn);
-        q += qi + d * d * (n * (double)S / nn);
-        n = nn;
+        double mi, qi;
+        rt_plane_stats(x + (b * C + c) * S, S, &mi, &qi);
+        rt_stats_merge(mean, m2, (double)(b * S), mi, qi, (double)S);
     }
-    *mean = m;
-    *m2 = q;
 }
 
 void rt_k_bn_stats_all(float *restrict st, const float *restrict x, int64_t N, int64_t C, int64_t S, int64_t total) {

@@ -38,6 +38,8 @@ static uint64_t fnv_i64(uint64_t h, int64_t v) {
     return fnv_bytes(h, b, 8);
 }
 
+uint64_t rt_hash_text(uint64_t h, const char *s) { return fnv_bytes(h ? h : FNV64_BASIS, s, strlen(s) + 1); }
+
 uint64_t rt_layout_hash(const rt_entry *e) {
     uint64_t h = FNV64_BASIS;
     for (int i = 0; i < e->ntensors; i++) {

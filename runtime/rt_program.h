@@ -102,6 +102,9 @@ int rt_backbone_views(const rt_program *p);
 
 /* The tensor `name` of an entry, or NULL. */
 const rt_step_tensor *rt_entry_tensor(const rt_entry *e, const char *name);
+/* FNV-1a of s with its NUL (so "ab","c" and "a","bc" differ), continuing
+   from h (0: from the start). */
+uint64_t rt_hash_text(uint64_t h, const char *s);
 /* Computes the layout hash of an entry's PARAM and STATE tensors (FNV-1a
    over name, rank, dims, region and offset). */
 uint64_t rt_layout_hash(const rt_entry *e);

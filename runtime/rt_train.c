@@ -272,21 +272,17 @@ static void free_plan(EntryPlan *pl) {
    whole already. */
 static void sum_partial_grads(rt_model *m, const EntryPlan *pl, float *bucket) {
     if (!pl->npartial || rt_comm_get()->size == 1) return;
-    int64_t k = 0;
-    for (int i = 0; i < pl->nup; i++)
-        if (pl->up[i].grad->flags & RT_TENSOR_PARTIAL) {
-            int64_t n = numel(pl->up[i].grad);
-            memcpy(bucket + k, tensor_ptr(m, pl->up[i].grad), (size_t)n * sizeof *bucket);
-            k += n;
+    for (int back = 0; back < 2; back++) {   /* into the bucket, summed, back */
+        if (back) rt_comm_sum_f32(bucket, pl->npartial);
+        float *b = bucket;
+        for (int i = 0; i < pl->nup; i++) {
+            if (!(pl->up[i].grad->flags & RT_TENSOR_PARTIAL)) continue;
+            float *g = tensor_ptr(m, pl->up[i].grad);
+            size_t bytes = (size_t)numel(pl->up[i].grad) * sizeof *b;
+            memcpy(back ? g : b, back ? b : g, bytes);
+            b += numel(pl->up[i].grad);
         }
-    rt_comm_sum_f32(bucket, k);
-    k = 0;
-    for (int i = 0; i < pl->nup; i++)
-        if (pl->up[i].grad->flags & RT_TENSOR_PARTIAL) {
-            int64_t n = numel(pl->up[i].grad);
-            memcpy(tensor_ptr(m, pl->up[i].grad), bucket + k, (size_t)n * sizeof *bucket);
-            k += n;
-        }
+    }
 }
 
 static double sgd_lr(const rt_program *p, int epoch, int epochs) {
@@ -578,10 +574,6 @@ static int run_model(Run *r) {
     }
     if (p->train_full->B_total != r->B) {
         snprintf(r->err, r->errlen, "program compiled for batch %lld, not %lld", (long long)p->train_full->B_total, (long long)r->B);
-        return -1;
-    }
-    if (r->cm->size > 1 && (p->method == RT_METHOD_DEEPCLUSTER || p->method == RT_METHOD_DIM)) {
-        snprintf(r->err, r->errlen, "%s is not yet trained data-parallel; run it in one process", rt_method_name(p->method));
         return -1;
     }
     if (r->cm->size > 1 && r->o->monitor_every) {

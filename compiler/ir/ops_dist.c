@@ -78,31 +78,7 @@ bool shape_bn_train_dx_all(Node *n, char *err, size_t errlen) {
 }
 
 void fwd_bn_train_dx_all(const Node *n, const double *const *in, double *out) {
-    int64_t N = n->dim[0], C = n->dim[1], S = spatial(n);
-    double M = (double)n->ia[0];
-    const double *dy = in[0], *x = in[1], *st = in[2], *gamma = in[3];
-    double *sums = calloc((size_t)(2 * C), sizeof *sums);
-    if (!sums) RRC_ABORT("out of memory");
-    for (int64_t c = 0; c < C; c++) {
-        double mean = st[c], rstd = 1.0 / sqrt(st[C + c] + n->fa[0]);
-        for (int64_t b = 0; b < N; b++)
-            for (int64_t k = 0; k < S; k++) {
-                int64_t i = (b * C + c) * S + k;
-                sums[c] += dy[i];
-                sums[C + c] += dy[i] * (x[i] - mean) * rstd;
-            }
-    }
-    rt_comm_sum_f64(sums, 2 * C);
-    for (int64_t c = 0; c < C; c++) {
-        double mean = st[c], rstd = 1.0 / sqrt(st[C + c] + n->fa[0]), scale = gamma[c] * rstd / M;
-        for (int64_t b = 0; b < N; b++)
-            for (int64_t k = 0; k < S; k++) {
-                int64_t i = (b * C + c) * S + k;
-                double xhat = (x[i] - mean) * rstd;
-                out[i] = scale * (M * dy[i] - sums[c] - xhat * sums[C + c]);
-            }
-    }
-    free(sums);
+    bn_dx_reference(n, in, out, (double)n->ia[0], true);
 }
 
 Cost cost_bn_train_dx_all(const Node *n) { return cost_bn_train_dx(n); }
@@ -125,15 +101,12 @@ bool shape_gather_rows(Node *n, char *err, size_t errlen) {
     return true;
 }
 
-/* the rows of group g of rank r in a [G*B, ...] tensor: start, count */
-static int64_t rank_rows(int64_t B, int r, int N, int64_t *start) { return rt_comm_share(B, r, N, start); }
-
 void fwd_gather_rows(const Node *n, const double *const *in, double *out) {
     const rt_comm *cm = rt_comm_get();
     int64_t G = n->ia[0], B = n->ia[1], E = row_elems(n), o;
     int64_t *counts = malloc((size_t)cm->size * sizeof *counts), total = 0;
     if (!counts) RRC_ABORT("out of memory");
-    for (int r = 0; r < cm->size; r++) total += counts[r] = G * rank_rows(B, r, cm->size, &o) * E;
+    for (int r = 0; r < cm->size; r++) total += counts[r] = G * rt_comm_share(B, r, cm->size, &o) * E;
     if (counts[cm->rank] != node_numel(n->in[0]))
         RRC_ABORT("gather_rows: built for %lld rows a group, rank %d has %lld", (long long)(n->in[0]->dim[0] / G), cm->rank,
                   (long long)(counts[cm->rank] / E / G));
@@ -142,7 +115,7 @@ void fwd_gather_rows(const Node *n, const double *const *in, double *out) {
     rt_comm_allgather_f64(in[0], node_numel(n->in[0]), all, counts);
     const double *p = all;
     for (int r = 0; r < cm->size; r++) {
-        int64_t b = rank_rows(B, r, cm->size, &o);
+        int64_t b = rt_comm_share(B, r, cm->size, &o);
         for (int64_t g = 0; g < G; g++, p += b * E) memcpy(out + (g * B + o) * E, p, (size_t)(b * E) * sizeof *out);
     }
     free(all);

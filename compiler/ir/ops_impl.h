@@ -40,6 +40,10 @@ int64_t per_channel(const Node *x);
 /* Size of the trailing dims after the channel axis. */
 int64_t spatial(const Node *x);
 
+/* The reference BatchNorm input gradient (bn_train_dx's inputs dy, x,
+   stats, gamma) over M values per channel; all_ranks: its two sums over
+   every rank (bn_train_dx_all). */
+void bn_dx_reference(const Node *n, const double *const *in, double *out, double M, bool all_ranks);
 /* Costs */
 Cost cost_elementwise(const Node *n, double flops_per_elem);
 

@@ -12,7 +12,10 @@
 ** graph of one rank of several (ops_dist.c) the statistics are
 ** bn_stats_all(x), and bn_train's rule sums over ranks too.
 */
+#include <stdlib.h>
+
 #include "ir/ops_impl.h"
+#include "rt_comm.h"
 
 static bool check_bn_input(const Node *x, const char *op, char *err, size_t errlen) {
     if (x->rank < 2) SHAPE_FAIL("%s: input must be [N,C] or [N,C,H,W] (got %s)", op, shp(x));
@@ -114,26 +117,35 @@ bool shape_bn_train_dx(Node *n, char *err, size_t errlen) {
     return true;
 }
 
-void fwd_bn_train_dx(const Node *n, const double *const *in, double *out) {
-    int64_t N = n->dim[0], C = n->dim[1], S = spatial(n), M = N * S;
+void bn_dx_reference(const Node *n, const double *const *in, double *out, double M, bool all_ranks) {
+    int64_t N = n->dim[0], C = n->dim[1], S = spatial(n);
     const double *dy = in[0], *x = in[1], *st = in[2], *gamma = in[3];
+    double *sums = calloc((size_t)(2 * C), sizeof *sums);   /* sum dy, sum dy * xhat */
+    if (!sums) RRC_ABORT("out of memory");
     for (int64_t c = 0; c < C; c++) {
         double mean = st[c], rstd = 1.0 / sqrt(st[C + c] + n->fa[0]);
-        double sdy = 0, sdyx = 0;
         for (int64_t b = 0; b < N; b++)
             for (int64_t k = 0; k < S; k++) {
                 int64_t i = (b * C + c) * S + k;
-                sdy += dy[i];
-                sdyx += dy[i] * (x[i] - mean) * rstd;
+                sums[c] += dy[i];
+                sums[C + c] += dy[i] * (x[i] - mean) * rstd;
             }
-        double scale = gamma[c] * rstd / (double)M;
+    }
+    if (all_ranks) rt_comm_sum_f64(sums, 2 * C);
+    for (int64_t c = 0; c < C; c++) {
+        double mean = st[c], rstd = 1.0 / sqrt(st[C + c] + n->fa[0]), scale = gamma[c] * rstd / M;
         for (int64_t b = 0; b < N; b++)
             for (int64_t k = 0; k < S; k++) {
                 int64_t i = (b * C + c) * S + k;
                 double xhat = (x[i] - mean) * rstd;
-                out[i] = scale * ((double)M * dy[i] - sdy - xhat * sdyx);
+                out[i] = scale * (M * dy[i] - sums[c] - xhat * sums[C + c]);
             }
     }
+    free(sums);
+}
+
+void fwd_bn_train_dx(const Node *n, const double *const *in, double *out) {
+    bn_dx_reference(n, in, out, (double)per_channel(n), false);
 }
 
 Cost cost_bn_train_dx(const Node *n) { return cost_elementwise(n, 9); }

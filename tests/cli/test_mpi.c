@@ -156,12 +156,11 @@ static void two_ranks_equal_one(const char *spec, const char *tag, bool strict) 
 
 /* Conv-4's steps at --threads 1 and 2 differ only in the convolutions'
    weight-gradient sums (its forward pass and BatchNorm sums are the same
-   bits), so its yardstick is tiny (1e-5 after 20 steps), and 2 ranks
-   exceed twice it from the 4th step: a BatchNorm backward sum that nearly
-   cancels is made from f32 partials per image by one process and by the
-   rank's own kernel in another grouping (docs/DECISIONS.md). Until the
-   ranks' graph sums as the fused one-process kernels do, Conv-4 is held to
-   the absolute bounds. */
+   bits), so its yardstick is tiny, and 2 ranks exceed twice it: a
+   BatchNorm backward sum that nearly cancels is made from f32 partials per
+   image by one process and in another grouping by the rank's kernel
+   (figures in docs/DECISIONS.md). Until the ranks' graph sums as the fused
+   one-process kernels do, Conv-4 is held to the absolute bounds. */
 TEST(mpi_conv4_two_ranks_equal_one) { two_ranks_equal_one("specs/conv4.lua", "mpi_conv4", false); }
 
 TEST(mpi_resnet8_two_ranks_equal_one) { two_ranks_equal_one("specs/resnet8.lua", "mpi_resnet8", true); }

@@ -235,6 +235,33 @@ TEST(jit_matches_interp_supervised_and_eval) {
     arena_free(&a);
 }
 
+/* The data-parallel ops (ops_dist.c) compiled against the interpreter,
+   one rank alone: BatchNorm statistics of every rank fused with a
+   convolution (rt_k_conv2d_stats_all) and alone on [N, C] (rt_k_bn_stats_all),
+   their backward (bn_train_dx_all on planes and rows), the features'
+   gather and its gradient (local_rows). */
+TEST(jit_matches_interp_rank_collectives) {
+    Arena a = {0};
+    Graph *g = graph_new(&a);
+    rt_init u = {RT_INIT_UNIFORM, 1.0}, one = {RT_INIT_CONST, 1.0};
+    int64_t xd[4] = {4, 3, 8, 8}, wd[4] = {8, 3, 3, 3}, c8 = 8, yd = 4;
+    Node *x = ir_input(g, "x", 4, xd), *w = ir_param(g, "w", 4, wd, u);
+    Node *y = ir_conv2d(g, x, w, 1, 1);
+    Node *z = ir_relu(g, ir_bn_train(g, y, ir_bn_stats_all(g, y, 4 * 64), ir_param(g, "g1", 1, &c8, one),
+                                     ir_param(g, "b1", 1, &c8, u), 1e-5));
+    Node *f = ir_gather_rows(g, ir_global_avgpool(g, z), 2, 2);
+    Node *h = ir_bn_train(g, f, ir_bn_stats_all(g, f, 4), ir_param(g, "g2", 1, &c8, one), ir_param(g, "b2", 1, &c8, u), 1e-5);
+    graph_add_output(g, "loss", ir_softmax_ce(g, h, ir_input(g, "y", 1, &yd)));
+    int fused = 0;
+    jit_vs_interp(g, "rank collectives");
+    for (int i = 0; i < g->nnodes; i++) fused += g->nodes[i]->op == OP_BN_STATS_ALL && g->nodes[i]->kernel != NULL;
+    CHECKF(fused == 1, "%d bn_stats_all fused with their convolution, expected 1", fused);
+    int back = 0;
+    for (int i = 0; i < g->nnodes; i++) back += g->nodes[i]->op == OP_BN_TRAIN_DX_ALL || g->nodes[i]->op == OP_LOCAL_ROWS;
+    CHECKF(back == 3, "%d bn_train_dx_all and local_rows in the backward, expected 3", back);
+    arena_free(&a);
+}
+
 /* Whole training steps at K, B and inputs that no golden has (random
    views and parameters): the compiled step against the interpreter. */
 TEST(jit_matches_interp_train_steps_off_the_goldens) {
