@@ -1111,6 +1111,7 @@ int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv) {
     rt_pool_init(threads);
     rt_model m;
     char err[1024];
+    int64_t rss0 = rt_prof_rss();   /* before the model: what the steps make resident is the rest */
     if (rt_model_init(&m, p, err, sizeof err) != 0) { fprintf(stderr, "%s: %s\n", prog, err); return 1; }
     rt_model_seed(&m, p->seed);
     const rt_entry *e = p->train_full;
@@ -1157,6 +1158,11 @@ int rt_cli_bench(const rt_program *p, const char *prog, int argc, char **argv) {
     double med = dt[steps / 2];
     printf("bench %s K=%d B=%lld threads=%d steps=%d: median %.6f s/step, %.1f images/s (BLAS kernels %s)\n", p->spec_name,
            e->K, (long long)e->B, threads, steps, med, (double)(rt_backbone_views(p) * e->B) / med, rt_blas_core());
+    int64_t planned = 0, peak = rt_prof_peak_rss();
+    for (int r = 0; r < RT_NREGIONS; r++) planned += e->region_bytes[r];
+    if (rss0 >= 0 && peak >= rss0)   /* the model's regions, moments, the pool's and BLAS's buffers */
+        printf("bench %s memory: step regions %.1f MiB planned; resident %.1f MiB more at the peak than before the model\n",
+               p->spec_name, (double)planned / (1 << 20), (double)(peak - rss0) / (1 << 20));
     free(dt);
     int rc = profile ? prof_finish(prog, 0, prof_csv) : 0;
     rt_model_free(&m);

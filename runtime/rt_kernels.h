@@ -261,6 +261,9 @@ void rt_k_bn_stats_all(float *restrict st, const float *restrict x, int64_t N, i
    per channel) */
 void rt_k_bn_train_dx_all(float *restrict dx, const float *restrict dy, const float *restrict x, const float *restrict st,
                           const float *restrict gamma, int64_t N, int64_t C, int64_t S, int64_t total, float eps);
+/* v[0..n) = its sum over every rank, in rank order (every rank gets the
+   same bits; a copy with one rank): a fused BatchNorm backward's sums */
+void rt_k_sum_ranks(double *v, int64_t n);
 /* Chan et al.'s combination of each rank's (count, mean[C], var[C]) rows
    (2C+1 values each, in rank order) into the mean and biased variance:
    every rank adds in the same order, so gets the same bits. */

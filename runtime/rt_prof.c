@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rt_file.h"
 #include "rt_prof.h"
@@ -237,4 +238,24 @@ int rt_prof_report(FILE *f, int top, const char *csv_path, char *err, size_t err
     free(ops);
     free(mods);
     return rc;
+}
+
+int64_t rt_prof_rss(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long long size, resident;
+    int ok = f && fscanf(f, "%lld %lld", &size, &resident) == 2;
+    if (f) fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return ok && page > 0 ? (int64_t)resident * page : -1;
+}
+
+int64_t rt_prof_peak_rss(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lld kB", &kb) == 1) break;
+    fclose(f);
+    return kb >= 0 ? (int64_t)kb * 1024 : -1;
 }

@@ -58,4 +58,10 @@ void rt_prof_step_end(void);
    cannot be written. */
 int rt_prof_report(FILE *f, int top, const char *csv_path, char *err, size_t errlen);
 
+/* The process's resident memory now and its peak so far (bytes, from
+   /proc/self; -1 where that cannot be read): `bench` reports what a step
+   made resident against the planned regions. */
+int64_t rt_prof_rss(void);
+int64_t rt_prof_peak_rss(void);
+
 #endif

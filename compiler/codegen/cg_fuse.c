@@ -19,7 +19,10 @@
 **    N planes (f32 vector partials of a plane, added in double: the
 **    runtime's rule) and then writes its dx planes; with S == 1 a row range
 **    of channels keeps double sums per channel while walking the samples, so
-**    the inner loops stay contiguous.
+**    the inner loops stay contiguous. A bn_train_dx_all (over ranks, planes)
+**    is two such kernels around the ranks' sum of the sums (workspace,
+**    double [2][C]): one process's sums code for the rank's planes, then
+**    one process's dx code from the every-rank sums.
 ** An inlined value is recomputed from its inputs wherever it is read
 ** (val()); everything else is loaded from its planned address. CgExpr
 ** exposes val() to the direct convolutions (cg_conv.c), whose padding loops
@@ -64,6 +67,12 @@ typedef struct KB {
     const Node *acc, *root;
     LLVMValueRef *cmemo, cmemo_c;   /* per-channel terms of the epilogue's channel cmemo_c, by node id x CMEMO */
     const Node *sx, *sst;       /* with BatchNorm sums: their x and statistics */
+    /* a BatchNorm backward over every rank (bn_train_dx_all) is two
+       kernels around the ranks' sum: BN_SUMS writes this rank's sums to
+       the workspace (and its bn_dgamma / chan_sum members, which are this
+       rank's), BN_APPLY writes dx from the every-rank sums there */
+    enum { BN_WHOLE, BN_SUMS, BN_APPLY } bn_phase;
+    LLVMValueRef ws;            /* then: the workspace, double [2][C], the parameter after the values */
 } KB;
 
 /* ---- small builders ---- */
@@ -506,14 +515,27 @@ static void pool_kernel(KB *k, const Node *y, LLVMValueRef r0, LLVMValueRef r1) 
 /* dx = a g + b + cx (x - m) with per-channel f32 coefficients from the
    double sums (rt_kernels_norm.c's dx_coef); dgamma = sdyx / sqrt(var +
    eps); dbeta = sdy. Writes the coefficients into the given slots. */
+/* sqrt(var + eps) in double, var the f32 biased variance */
+static LLVMValueRef bn_sq(KB *k, const Node *dx, LLVMValueRef var32) {
+    LLVMValueRef sq = LLVMBuildFAdd(k->b, LLVMBuildFPExt(k->b, var32, k->f64, ""), f64c(k, (double)(float)dx->fa[0]), "");
+    return intrinsic(k, "llvm.sqrt", k->f64, &sq, 1);
+}
+
+/* The kernel's bn_dgamma (sdyx / sq) and chan_sum (sdy) members at channel c. */
+static void bn_store_sums(KB *k, const Kernel *K, LLVMValueRef sdy, LLVMValueRef sdyx, LLVMValueRef sq, LLVMValueRef c) {
+    for (int i = 1; i < K->nmembers; i++) {
+        const Node *m = K->members[i];
+        LLVMValueRef v = m->op == OP_BN_DGAMMA ? LLVMBuildFDiv(k->b, sdyx, sq, "") : sdy;
+        storef(k, LLVMBuildFPTrunc(k->b, v, k->cg->f32, ""), ptr_of(k, m), c);
+    }
+}
+
 static void bn_dx_coef(KB *k, const Kernel *K, LLVMValueRef sdy, LLVMValueRef sdyx, LLVMValueRef var32,
                        LLVMValueRef gamma32, double M, LLVMValueRef c, LLVMValueRef *ka, LLVMValueRef *kb,
                        LLVMValueRef *kcx) {
-    const Node *dx = K->members[0];
     LLVMBuilderRef b = k->b;
-    LLVMValueRef var = LLVMBuildFPExt(b, var32, k->f64, ""), gamma = LLVMBuildFPExt(b, gamma32, k->f64, "");
-    LLVMValueRef sq = LLVMBuildFAdd(b, var, f64c(k, (double)(float)dx->fa[0]), "");
-    sq = intrinsic(k, "llvm.sqrt", k->f64, &sq, 1);
+    LLVMValueRef gamma = LLVMBuildFPExt(b, gamma32, k->f64, "");
+    LLVMValueRef sq = bn_sq(k, K->members[0], var32);
     if (K->given[0]) {   /* made by the epilogue kernel (rt_k_bn_dx_sums): dbeta = sdy, dgamma = sdyx / sq */
         sdy = LLVMBuildFPExt(b, loadf(k, ptr_of(k, K->given[1]), c), k->f64, "");
         sdyx = LLVMBuildFMul(b, LLVMBuildFPExt(b, loadf(k, ptr_of(k, K->given[0]), c), k->f64, ""), sq, "");
@@ -524,11 +546,7 @@ static void bn_dx_coef(KB *k, const Kernel *K, LLVMValueRef sdy, LLVMValueRef sd
     *kb = LLVMBuildFPTrunc(b, LLVMBuildFNeg(b, t, ""), k->cg->f32, "");
     t = LLVMBuildFDiv(b, LLVMBuildFMul(b, LLVMBuildFMul(b, LLVMBuildFMul(b, k1, rstd, ""), rstd, ""), sdyx, ""), f64c(k, M), "");
     *kcx = LLVMBuildFPTrunc(b, LLVMBuildFNeg(b, t, ""), k->cg->f32, "");
-    for (int i = 1; i < K->nmembers; i++) {
-        const Node *m = K->members[i];
-        LLVMValueRef v = m->op == OP_BN_DGAMMA ? LLVMBuildFDiv(b, sdyx, sq, "") : sdy;
-        storef(k, LLVMBuildFPTrunc(b, v, k->cg->f32, ""), ptr_of(k, m), c);
-    }
+    if (k->bn_phase == BN_WHOLE) bn_store_sums(k, K, sdy, sdyx, sq, c);
 }
 
 static LLVMValueRef dx_value(KB *k, const Node *dx, LLVMValueRef ka, LLVMValueRef kb, LLVMValueRef kcx, LLVMValueRef m) {
@@ -541,7 +559,8 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
     const Node *dx = K->members[0];
     int64_t N, C, S;
     nc_dims(dx, &N, &C, &S);
-    double M = (double)N * (double)S;
+    /* values per channel: bn_train_dx_all's are every rank's */
+    double M = dx->op == OP_BN_TRAIN_DX_ALL ? (double)dx->ia[0] : (double)N * (double)S;
     LLVMTypeRef f32 = k->cg->f32, f64 = k->f64;
     LLVMValueRef out = ptr_of(k, dx), st = ptr_of(k, dx->in[2]), gm = ptr_of(k, dx->in[3]);
     Loop Lc, Ln;
@@ -550,7 +569,12 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
         LLVMValueRef c = loop_open(k, &Lc, r0, r1, "c");
         LLVMValueRef m = loadf(k, st, c), var = loadf(k, st, LLVMBuildNSWAdd(k->b, c, i64c(k, C), ""));
         LLVMValueRef sdy = acc_new(k, f64, "sdy"), sdyx = acc_new(k, f64, "sdyx"), n, plane, base;
-        if (!K->given[0]) {
+        LLVMValueRef wsy = k->ws ? gep(k, f64, k->ws, c) : NULL;
+        LLVMValueRef wsyx = k->ws ? gep(k, f64, k->ws, LLVMBuildNSWAdd(k->b, c, i64c(k, C), "")) : NULL;
+        if (k->bn_phase == BN_APPLY) {
+            LLVMBuildStore(k->b, LLVMBuildLoad2(k->b, f64, wsy, ""), sdy);
+            LLVMBuildStore(k->b, LLVMBuildLoad2(k->b, f64, wsyx, ""), sdyx);
+        } else if (!K->given[0]) {
             n = loop_open(k, &Ln, i64c(k, 0), i64c(k, N), "n");
             plane = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, "");
             base = LLVMBuildNSWMul(k->b, plane, i64c(k, S), "");
@@ -563,6 +587,14 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
             acc_add(k, sdy, f64, LLVMBuildFPExt(k->b, LLVMBuildLoad2(k->b, f32, f1, ""), f64, ""));
             acc_add(k, sdyx, f64, LLVMBuildFPExt(k->b, LLVMBuildLoad2(k->b, f32, f2, ""), f64, ""));
             loop_close(k, &Ln);
+        }
+        if (k->bn_phase == BN_SUMS) {   /* this rank's sums, summed over ranks before BN_APPLY */
+            LLVMValueRef y = LLVMBuildLoad2(k->b, f64, sdy, ""), yx = LLVMBuildLoad2(k->b, f64, sdyx, "");
+            LLVMBuildStore(k->b, y, wsy);
+            LLVMBuildStore(k->b, yx, wsyx);
+            bn_store_sums(k, K, y, yx, bn_sq(k, dx, var), c);
+            loop_close(k, &Lc);
+            return;
         }
         LLVMValueRef ka, kb, kcx;
         k->c = c;
@@ -579,7 +611,7 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
         loop_close(k, &Lc);
         return;
     }
-    RRC_ASSERT(!K->given[0]);   /* sums are only given by epilogues: planes */
+    RRC_ASSERT(!K->given[0] && k->bn_phase == BN_WHOLE);   /* given sums and ranks' sums: planes only (fuse.c) */
     /* [N, C]: rows are a channel range; per-channel double sums in arrays
        while walking the samples, so the inner loops run along memory */
     LLVMTypeRef ad = LLVMArrayType2(f64, (uint64_t)C), af = LLVMArrayType2(f32, (uint64_t)C);
@@ -694,6 +726,7 @@ static char *kernel_sig(KB *k, const Kernel *K) {
         sig_node(&s, k, root->in[i]);
     }
     if (K->given[0]) sig_put(&s, " given e%d e%d", ext_slot(k, K->given[0]), ext_slot(k, K->given[1]));
+    if (k->bn_phase != BN_WHOLE) sig_put(&s, " ranks' %s", k->bn_phase == BN_SUMS ? "sums" : "apply");
     for (int i = 0; i < k->next; i++) {   /* the shapes of the values in memory (a pool's input) */
         sig_put(&s, " e%d[", i);
         for (int d = 0; d < k->ext[i]->rank; d++) sig_put(&s, "%lld,", (long long)k->ext[i]->dim[d]);
@@ -705,19 +738,22 @@ static char *kernel_sig(KB *k, const Kernel *K) {
 /* The body and the rows wrapper of a kernel; returns the wrapper. */
 static LLVMValueRef build_kernel(CG *cg, KB *k, const Kernel *K, const Node *root) {
     LLVMValueRef w;
-    LLVMTypeRef params[MAX_EXT + 2];
-    for (int i = 0; i < k->next; i++) params[i] = cg->ptr;
-    params[k->next] = params[k->next + 1] = cg->i64;
+    LLVMTypeRef params[MAX_EXT + 3];
+    int np = k->next + (k->bn_phase != BN_WHOLE);   /* pointers: the values, then the workspace */
+    for (int i = 0; i < np; i++) params[i] = cg->ptr;
+    params[np] = params[np + 1] = cg->i64;
     char name[256];
     kernel_name(name, sizeof name, root);
-    LLVMTypeRef ft = LLVMFunctionType(cg->void_, params, (unsigned)k->next + 2, 0);
+    if (k->bn_phase != BN_WHOLE) strncat(name, k->bn_phase == BN_SUMS ? ".sums" : ".apply", sizeof name - strlen(name) - 1);
+    LLVMTypeRef ft = LLVMFunctionType(cg->void_, params, (unsigned)np + 2, 0);
     k->fn = LLVMAddFunction(cg->mod, name, ft);
-    cg_fn_attrs(cg, k->fn, k->next);
+    cg_fn_attrs(cg, k->fn, np);
     for (int i = 0; i < k->next; i++) k->p[i] = LLVMGetParam(k->fn, (unsigned)i);
+    if (k->bn_phase != BN_WHOLE) k->ws = LLVMGetParam(k->fn, (unsigned)k->next);
     k->entry = LLVMAppendBasicBlockInContext(cg->ctx, k->fn, "entry");
     k->b = LLVMCreateBuilderInContext(cg->ctx);
     LLVMPositionBuilderAtEnd(k->b, k->entry);
-    LLVMValueRef r0 = LLVMGetParam(k->fn, (unsigned)k->next), r1 = LLVMGetParam(k->fn, (unsigned)k->next + 1);
+    LLVMValueRef r0 = LLVMGetParam(k->fn, (unsigned)np), r1 = LLVMGetParam(k->fn, (unsigned)np + 1);
     for (int i = 0; i < root->nin; i++) find_unpool2(k, root->in[i]);
     for (int i = 0; i < k->nunpool; i++) {
         int64_t S = k->unpool[i]->dim[2] * k->unpool[i]->dim[3];
@@ -729,7 +765,7 @@ static LLVMValueRef build_kernel(CG *cg, KB *k, const Kernel *K, const Node *roo
     else ew_kernel(k, root, r0, r1);
     LLVMBuildRetVoid(k->b);
 
-    w = cg_rows_wrapper(cg, k->b, k->fn, ft, name, k->next);
+    w = cg_rows_wrapper(cg, k->b, k->fn, ft, name, np);
     LLVMDisposeBuilder(k->b);
 
     return w;
@@ -828,9 +864,11 @@ void cg_fuse_done(CG *cg) {
 
 /* Emits a kernel (or finds one of the same structure) and the step's call
    to it. */
-void cg_emit_generated(CG *cg, const Kernel *K) {
+/* Emits kernel K (in phase `phase` of a BatchNorm backward over ranks)
+   as a function over rows and its call through rt_par_rows. */
+static void emit_rows(CG *cg, const Kernel *K, int phase) {
     const Node *root = K->members[0];
-    KB k = {.cg = cg, .f64 = LLVMDoubleTypeInContext(cg->ctx)};
+    KB k = {.cg = cg, .f64 = LLVMDoubleTypeInContext(cg->ctx), .bn_phase = phase};
     k.memo = xcalloc((size_t)cg->g->nnodes, sizeof *k.memo);
     k.scale = xcalloc((size_t)cg->g->nnodes, sizeof *k.scale);
     /* the values in memory: outputs first, then what the expressions read */
@@ -868,14 +906,30 @@ void cg_emit_generated(CG *cg, const Kernel *K) {
         cg->shared[cg->nshared++] = (struct CgShared){sig, w};
     }
 
-    /* the step: pointers into an array, then rt_par_rows */
-    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)k.next, 0), "args");
-    for (int i = 0; i < k.next; i++) {
+    /* the step: pointers into an array (the workspace last), then rt_par_rows */
+    int np = k.next + (phase != BN_WHOLE);
+    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)np, 0), "args");
+    for (int i = 0; i < np; i++) {
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
-        LLVMBuildStore(cg->b, cg_ptr(cg, k.ext[i]), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+        LLVMBuildStore(cg->b, i < k.next ? cg_ptr(cg, k.ext[i]) : cg_ws(cg), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
     }
     int64_t min_rows = per_row >= 16384 ? 1 : 16384 / (per_row ? per_row : 1);
     call_rt_par_rows(cg, w, arr, rows, min_rows);
     free(k.memo);
     free(k.scale);
+}
+
+void cg_emit_generated(CG *cg, const Kernel *K) {
+    const Node *root = K->members[0];
+    if (K->kind != KERNEL_BN_DX || root->op != OP_BN_TRAIN_DX_ALL) {
+        emit_rows(cg, K, BN_WHOLE);
+        return;
+    }
+    /* this rank's sums per channel with one process's code (its planes'
+       f32 partials added in double), summed over ranks in double in rank
+       order, then dx from them: one process's arithmetic but for the
+       order of adding the planes' double sums */
+    emit_rows(cg, K, BN_SUMS);
+    call_rt_k_sum_ranks(cg, cg_ws(cg), 2 * root->dim[1]);
+    emit_rows(cg, K, BN_APPLY);
 }

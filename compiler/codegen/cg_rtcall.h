@@ -14,6 +14,7 @@
 ** Kinds:
 **   P float *      C const float *     D const double *    R rt_rows_fn
 **   A void **      S rt_prof_site *    I int64_t           F float
+**   W double *
 */
 #ifndef RRC_CG_RTCALL_H
 #define RRC_CG_RTCALL_H
@@ -32,6 +33,7 @@
 #define CGK_CT_S rt_prof_site *
 #define CGK_CT_I int64_t
 #define CGK_CT_F float
+#define CGK_CT_W double *
 /* the argument type of call_<function> */
 #define CGK_AT_P LLVMValueRef
 #define CGK_AT_C LLVMValueRef
@@ -41,6 +43,7 @@
 #define CGK_AT_S LLVMValueRef
 #define CGK_AT_I int64_t
 #define CGK_AT_F double
+#define CGK_AT_W LLVMValueRef
 /* 'p' pointer, 'i' int64, 'f' float: what cg_call_typed builds */
 #define CGK_LL_P 'p'
 #define CGK_LL_C 'p'
@@ -50,6 +53,7 @@
 #define CGK_LL_S 'p'
 #define CGK_LL_I 'i'
 #define CGK_LL_F 'f'
+#define CGK_LL_W 'p'
 
 /* Emits `fn(args)`: kinds[i] is 'p' (args[i].v), 'i' (args[i].i) or 'f'
    (args[i].f, as float). */
@@ -94,6 +98,7 @@ void cg_call_typed(CG *cg, const char *fn, int n, const char *kinds, const CgArg
 #define CGK_VALUE_P(n) {.v = a##n}
 #define CGK_VALUE_C(n) {.v = a##n}
 #define CGK_VALUE_D(n) {.v = a##n}
+#define CGK_VALUE_W(n) {.v = a##n}
 #define CGK_VALUE_R(n) {.v = a##n}
 #define CGK_VALUE_A(n) {.v = a##n}
 #define CGK_VALUE_S(n) {.v = a##n}

@@ -17,7 +17,9 @@
 **  - BatchNorm backward: bn_train_dx(g, x, st, gamma) is a KERNEL_BN_DX with
 **    the bn_dgamma(g, x, st) and chan_sum(g) of the same g as members: one
 **    kernel makes the per-channel sums once and writes dx, dgamma and dbeta;
-**    the relu_back (and residual add) making g is inlined into it;
+**    the relu_back (and residual add) making g is inlined into it. Over
+**    ranks, bn_train_dx_all on planes is one too: its codegen makes this
+**    rank's sums, sums them over ranks, then writes dx;
 **  - pooling gradients: the 2x2 avgpool2d_back and global_avgpool_back of
 **    a stored gradient (fuse_unpool_op) are inlined like elementwise ops
 **    where only elementwise and BatchNorm-backward plane loops compute them
@@ -239,7 +241,10 @@ static void phase_bn_dx(Graph *g) {
     int n = g->nnodes;
     for (int i = 0; i < n; i++) {
         Node *dx = g->nodes[i];
-        if (dx->op != OP_BN_TRAIN_DX || !nc_shape(dx)) continue;
+        /* over ranks: planes only (two generated kernels around the
+           ranks' sum; the [N, C] rows kernel keeps its sums in registers) */
+        bool all_ranks = dx->op == OP_BN_TRAIN_DX_ALL && dx->rank == 4 && dx->dim[2] * dx->dim[3] > 1;
+        if ((dx->op != OP_BN_TRAIN_DX && !all_ranks) || !nc_shape(dx)) continue;
         Kernel *k = new_kernel(g, KERNEL_BN_DX, dx);
         Node *dg = NULL, *db = NULL;
         for (int j = i + 1; j < n && (!dg || !db); j++) {
@@ -387,6 +392,7 @@ static void phase_epilogue_sums(Graph *g, const Uses *uses) {
         Node *bx = g->nodes[i];
         Kernel *kb = bx->kernel;
         if (!kb || kb->kind != KERNEL_BN_DX || kb->members[0] != bx || kb->nmembers != 3 || bx->rank != 4) continue;
+        if (bx->op != OP_BN_TRAIN_DX) continue;   /* over ranks: the sums are summed over ranks first */
         Node *gv = bx->in[0], *dg = kb->members[1], *db = kb->members[2];
         if (dg->op != OP_BN_DGAMMA || db->op != OP_CHAN_SUM || !is_output(g, dg) || !is_output(g, db)) continue;
         bool only_here = true;

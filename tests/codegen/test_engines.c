@@ -259,6 +259,12 @@ TEST(jit_matches_interp_rank_collectives) {
     int back = 0;
     for (int i = 0; i < g->nnodes; i++) back += g->nodes[i]->op == OP_BN_TRAIN_DX_ALL || g->nodes[i]->op == OP_LOCAL_ROWS;
     CHECKF(back == 3, "%d bn_train_dx_all and local_rows in the backward, expected 3", back);
+    /* the planes' BatchNorm backward is generated (this rank's sums, the
+       ranks' sum, dx), the rows' one a runtime call */
+    int gen = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        gen += g->nodes[i]->op == OP_BN_TRAIN_DX_ALL && g->nodes[i]->kernel && g->nodes[i]->kernel->kind == KERNEL_BN_DX;
+    CHECKF(gen == 1, "%d bn_train_dx_all in generated kernels, expected 1", gen);
     arena_free(&a);
 }
 
