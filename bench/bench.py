@@ -52,6 +52,10 @@ Which cases run: BENCH_CASES, a comma-separated subset of
                  against `mpirun -np 2` ranks of 1 thread, with rank 0's
                  time in collectives; a section of docs/PERFORMANCE.md of
                  its own, between the markers MPI_BEGIN and MPI_END
+    plan         `rrc plan`'s predicted step time and memory against the
+                 measured ones (bench/plan_bench.py): conv4, resnet8,
+                 resnet32 at K=4, 8, 16, 1 and 2 threads; a section of its
+                 own between PLAN_BEGIN and PLAN_END
 (unset or empty: all). docs/PERFORMANCE.md is rewritten only in the parts
 that ran: the relational report (when relational ran); in the baselines'
 section, the rows, profile line and date of each baseline group that ran
@@ -71,6 +75,8 @@ import re
 import subprocess
 import sys
 import time
+
+import plan_bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build", "bench")
@@ -107,7 +113,7 @@ MPIRUN = ["mpirun", "-np", str(MPI_RANKS), "--oversubscribe", "--bind-to", "none
 MPI_BEGIN = "<!-- MPI_BEGIN: written by bench.py (BENCH_CASES=mpi) -->"
 MPI_BEGIN_PREFIX = "<!-- MPI_BEGIN"
 MPI_END = "<!-- MPI_END -->"
-CASE_GROUPS = ("relational",) + tuple(c["method"] for c in BASELINES) + ("mpi",)
+CASE_GROUPS = ("relational",) + tuple(c["method"] for c in BASELINES) + ("mpi", "plan")
 # the section's markers: found by their start (an older file's BEGIN line says something else after the colon)
 BASELINES_BEGIN = ("<!-- BASELINES_BEGIN: written by bench.py (BENCH_CASES=rotation,simclr,deepcluster,dim; a run "
                    "rewrites only the rows of the baselines it ran) -->")
@@ -387,7 +393,11 @@ def main():
             base_rows += r
     base_doc = baselines_report(base_rows, base_prof, cpu, old_baselines()) if base_rows else None
     mpi_doc = mpi_report(mpi_cases(), cpu) if "mpi" in sel else None
-    write_doc(main_doc, base_doc, mpi_doc)
+    plan_doc = None
+    if "plan" in sel:
+        rows, cal = plan_bench.plan_cases(measure)
+        plan_doc = plan_bench.plan_report(rows, cal, lscpu_name(), cpu["host"])
+    write_doc(main_doc, base_doc, mpi_doc, plan_doc)
 
 
 def relational(cpu, peak, targets):
@@ -700,12 +710,12 @@ def baselines_report(rows, prof, cpu, old):
     return f.getvalue()
 
 
-def mpi_section(text):
-    """(the text outside the MPI section, the section from its BEGIN line to
+def marked_section(text, begin_prefix, end):
+    """(the text outside a marked section, the section from its BEGIN line to
     its END marker, or "" when the text has none)."""
-    b, e = text.find(MPI_BEGIN_PREFIX), text.find(MPI_END)
+    b, e = text.find(begin_prefix), text.find(end)
     if b >= 0 and e > b:
-        return text[:b] + text[e + len(MPI_END):], text[b:e + len(MPI_END)]
+        return text[:b] + text[e + len(end):], text[b:e + len(end)]
     return text, ""
 
 
@@ -832,19 +842,20 @@ def mpi_report(rows, cpu):
     return f.getvalue()
 
 
-def write_doc(main_doc, base_doc, mpi_doc=None):
-    """docs/PERFORMANCE.md: the relational report, the baselines' section and
-    the MPI section, each from this run when it ran (not None), else kept
-    from the file."""
+def write_doc(main_doc, base_doc, mpi_doc=None, plan_doc=None):
+    """docs/PERFORMANCE.md: the relational report, the baselines' section, the
+    MPI section and the plan section, each from this run when it ran (not
+    None), else kept from the file."""
     doc = os.path.join(ROOT, "docs", "PERFORMANCE.md")
     old = open(doc).read() if os.path.exists(doc) else ""
-    old_rest, old_mpi = mpi_section(old)
+    old_rest, old_mpi = marked_section(old, MPI_BEGIN_PREFIX, MPI_END)
+    old_rest, old_plan = marked_section(old_rest, plan_bench.PLAN_BEGIN_PREFIX, plan_bench.PLAN_END)
     old_main, old_base = doc_sections(old_rest)
     main_doc = (old_main if main_doc is None else main_doc).rstrip("\n") or "# Performance: rrc against PyTorch"
-    base_doc = (old_base if base_doc is None else base_doc).strip("\n")
-    mpi_doc = (old_mpi if mpi_doc is None else mpi_doc).strip("\n")
+    tail = [(old_base if base_doc is None else base_doc).strip("\n"), (old_mpi if mpi_doc is None else mpi_doc).strip("\n"),
+            (old_plan if plan_doc is None else plan_doc).strip("\n")]
     with open(doc, "w") as f:
-        f.write(main_doc + "\n" + ("\n" + base_doc + "\n" if base_doc else "") + ("\n" + mpi_doc + "\n" if mpi_doc else ""))
+        f.write(main_doc + "\n" + "".join("\n" + t + "\n" for t in tail if t))
     print("\nwrote %s" % doc)
 
 

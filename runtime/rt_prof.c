@@ -70,6 +70,8 @@ void rt_prof_stop(void) {
     on = active = false;
 }
 
+const rt_prof_site *rt_prof_sites(void) { return list; }
+
 void rt_prof_step_begin(void) {
     if (!on) return;
     active = true;

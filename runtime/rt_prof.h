@@ -51,6 +51,10 @@ void rt_prof_stop(void);
 void rt_prof_step_begin(void);
 void rt_prof_step_end(void);
 
+/* The sites that recorded a call since rt_prof_start, the last called
+   first (follow ->next): `rrc plan --calibrate` reads them. */
+const rt_prof_site *rt_prof_sites(void);
+
 /* Prints the table of the profiled steps to f (the `top` slowest kernels,
    then the rest in one line, the total, "other", and summaries by op and
    by top-level module); when csv_path is not NULL writes every kernel and
