@@ -181,6 +181,11 @@ static bool calibrate_spec(const char *name, int K, int steps, RateSet *rs) {
     }
     bool initialised;
     float **pv = driver_load_params("plan", g, NULL, 1, &initialised);
+    if (!pv) {
+        engine_free(&e);
+        arena_free(&arena);
+        return false;
+    }
     rt_stream rng;
     rt_stream_init(&rng, 1, RT_DOMAIN_TEST, 78, 0);
     for (int i = 0; i < g->nnodes; i++) {
@@ -198,10 +203,10 @@ static bool calibrate_spec(const char *name, int K, int steps, RateSet *rs) {
     int ne = 0;
     for (int i = 0; i < g->nnodes && ne < 4096; i++)
         if (node_emits(g->nodes[i])) emit[ne++] = g->nodes[i];
-    /* rounds of `steps` steps; each class keeps its median round, so one
-       round slowed by another process or the hypervisor does not count
-       (the fastest round per class predicted steps 12-25% short of the
-       measured medians) */
+    /* rounds of `steps` steps; each class keeps its median round: a round
+       slowed by another process or the hypervisor does not count, and
+       neither does one luckier than the steps a user will run (the fastest
+       round per class predicts short: docs/DECISIONS.md) */
     static RateSet rounds[CALIB_ROUNDS];
     bool ok = true;
     for (int round = 0, tries = 0; round < CALIB_ROUNDS && ok; round++) {
