@@ -366,26 +366,20 @@ static void *scratch_for(size_t bytes, const char *where) {
     return scratch;
 }
 
-/* dst[i] = ((src_0[i] + src_1[i]) + ...) + src_{N-1}[i], src_r = src + r*stride */
-static void add_f32(void *dst_, const void *src_, int64_t m, int N, int64_t stride) {
-    float *dst = dst_;
-    const float *src = src_;
-    memcpy(dst, src, (size_t)m * sizeof *dst);
-    for (int r = 1; r < N; r++) {
-        const float *s = src + (int64_t)r * stride;
-        for (int64_t i = 0; i < m; i++) dst[i] += s[i];
+/* dst[i] = ((src_0[i] + src_1[i]) + ...) + src_{N-1}[i], src_r = src + r*stride:
+   one loop, made for each element type */
+#define RANK_ORDER_ADD(name, T)                                                   \
+    static void name(void *dst_, const void *src_, int64_t m, int N, int64_t stride) { \
+        T *dst = dst_;                                                            \
+        const T *src = src_;                                                      \
+        memcpy(dst, src, (size_t)m * sizeof *dst);                                \
+        for (int r = 1; r < N; r++) {                                             \
+            const T *s = src + (int64_t)r * stride;                               \
+            for (int64_t i = 0; i < m; i++) dst[i] += s[i];                       \
+        }                                                                         \
     }
-}
-
-static void add_f64(void *dst_, const void *src_, int64_t m, int N, int64_t stride) {
-    double *dst = dst_;
-    const double *src = src_;
-    memcpy(dst, src, (size_t)m * sizeof *dst);
-    for (int r = 1; r < N; r++) {
-        const double *s = src + (int64_t)r * stride;
-        for (int64_t i = 0; i < m; i++) dst[i] += s[i];
-    }
-}
+RANK_ORDER_ADD(add_f32, float)
+RANK_ORDER_ADD(add_f64, double)
 
 typedef void (*add_fn)(void *dst, const void *src, int64_t m, int N, int64_t stride);
 
