@@ -135,19 +135,6 @@ static void kernel_class(const Node *n, char *buf, size_t len) {
     if (k) snprintf(buf + m, len - (size_t)m, ".%s", kernel_kind_name(k->kind));
 }
 
-/* The cost of the kernel node n runs: its members' summed. */
-static Cost kernel_cost(const Node *n) {
-    Cost c = {0, 0};
-    const Kernel *k = n->kernel;
-    for (int j = 0; j < (k ? k->nmembers : 1); j++) {
-        const Node *m = k ? k->members[j] : n;
-        Cost cj = op_table[m->op].cost(m);
-        c.flops += cj.flops;
-        c.bytes += cj.bytes;
-    }
-    return c;
-}
-
 static RateClass *find_class(RateSet *rs, const char *key, bool add) {
     for (int i = 0; i < rs->n; i++)
         if (!strcmp(rs->c[i].key, key)) return &rs->c[i];
@@ -237,7 +224,7 @@ static bool calibrate_spec(const char *name, int K, int steps, RateSet *rs) {
             body = body ? body + 2 : site->name;
             if (strncmp(body, label, strlen(label)) != 0) ok = false;   /* not the node expected: no guess */
             kernel_class(n, key, sizeof key);
-            Cost c = kernel_cost(n);
+            Cost c = node_kernel_cost(n);
             if (rrc_env_debug() >= 2)
                 fprintf(stderr, "rrc plan: %s: %s -> %s, %lld calls, %.3f ms, %.3g flops a call\n", name, site->name, key,
                         (long long)site->calls, 1e-6 * (double)site->ns, c.flops);
@@ -373,28 +360,28 @@ static const RateSet *rates_for(const Rates *r, int threads, double *scale) {
     return &r->set[0];
 }
 
-/* The rates of a set in two figures: its compute-bound classes' FLOP/s and
-   its memory-bound classes' bytes/s, in G. */
+/* A class's work: its FLOPs if the calibration found it compute-bound (4
+   FLOPs a byte or more), else its bytes. */
+static bool compute_bound(const RateClass *c) { return c->flops >= 4 * c->bytes; }
+
+/* The rates of a set in two figures: its compute-bound points' FLOP/s and
+   its memory-bound points' bytes/s, in G. */
 static void summary(const RateSet *rs, double *gflops, double *gbytes) {
     double fl = 0, fs = 0, by = 0, bs = 0;
     for (int i = 0; i < rs->n; i++) {
         const RateClass *x = &rs->c[i];
-        if (x->flops >= 4 * x->bytes) fl += x->flops, fs += x->seconds;
+        if (compute_bound(x)) fl += x->flops, fs += x->seconds;
         else by += x->bytes, bs += x->seconds;
     }
     *gflops = fs > 0 ? fl / fs / 1e9 : 0;
     *gbytes = bs > 0 ? by / bs / 1e9 : 0;
 }
 
-/* A class's work: its FLOPs if the calibration found it compute-bound (4
-   FLOPs a byte or more), else its bytes. */
-static bool compute_bound(const RateClass *c) { return c->flops >= 4 * c->bytes; }
-
 /* Seconds of the kernel node n runs at the rates of rs. */
 static double kernel_seconds(const Node *n, const RateSet *rs) {
     char key[96];
     kernel_class(n, key, sizeof key);
-    Cost c = kernel_cost(n);
+    Cost c = node_kernel_cost(n);
     /* the point of the class whose kernels were nearest this one in bytes a call */
     const RateClass *rc = NULL;
     double best = INFINITY;
@@ -404,16 +391,11 @@ static double kernel_seconds(const Node *n, const RateSet *rs) {
         if (!strcmp(x->key, key) && dist < best) best = dist, rc = x;
     }
     if (rc) return compute_bound(rc) ? rc->seconds * c.flops / fmax(rc->flops, 1) : rc->seconds * c.bytes / fmax(rc->bytes, 1);
-    /* unseen: every calibrated convolution's rate, or every memory-bound
-       kernel's bandwidth, whichever bounds this kernel more */
-    double fl = 0, fs = 0, by = 0, bs = 0;
-    for (int i = 0; i < rs->n; i++) {
-        const RateClass *x = &rs->c[i];
-        if (compute_bound(x)) fl += x->flops, fs += x->seconds;
-        else by += x->bytes, bs += x->seconds;
-    }
-    double t1 = fl > 0 ? c.flops * fs / fl : 0, t2 = by > 0 ? c.bytes * bs / by : 0;
-    return fmax(t1, t2);
+    /* unseen: every compute-bound point's rate, or every memory-bound
+       point's bandwidth, whichever bounds this kernel more */
+    double gf, gb;
+    summary(rs, &gf, &gb);
+    return fmax(gf > 0 ? c.flops / (gf * 1e9) : 0, gb > 0 ? c.bytes / (gb * 1e9) : 0);
 }
 
 typedef struct Plan {
@@ -441,7 +423,7 @@ static bool plan_at(const Spec *s, int K, int B, const Target *t, const Rates *r
     for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
         if (!node_emits(n)) continue;
-        Cost c = kernel_cost(n);
+        Cost c = node_kernel_cost(n);
         const char *who = n->kernel ? n->kernel->members[0]->name : n->name;
         int part = starts(who, "backbone") ? 0 : 1;
         pl->flops[part] += c.flops;

@@ -512,9 +512,6 @@ static void pool_kernel(KB *k, const Node *y, LLVMValueRef r0, LLVMValueRef r1) 
     loop_close(k, &R);
 }
 
-/* dx = a g + b + cx (x - m) with per-channel f32 coefficients from the
-   double sums (rt_kernels_norm.c's dx_coef); dgamma = sdyx / sqrt(var +
-   eps); dbeta = sdy. Writes the coefficients into the given slots. */
 /* sqrt(var + eps) in double, var the f32 biased variance */
 static LLVMValueRef bn_sq(KB *k, const Node *dx, LLVMValueRef var32) {
     LLVMValueRef sq = LLVMBuildFAdd(k->b, LLVMBuildFPExt(k->b, var32, k->f64, ""), f64c(k, (double)(float)dx->fa[0]), "");
@@ -530,6 +527,10 @@ static void bn_store_sums(KB *k, const Kernel *K, LLVMValueRef sdy, LLVMValueRef
     }
 }
 
+/* dx = a g + b + cx (x - m) with per-channel f32 coefficients from the
+   double sums (rt_kernels_norm.c's dx_coef); dgamma = sdyx / sqrt(var +
+   eps); dbeta = sdy. Writes the coefficients into the given slots, and
+   one process's kernel (BN_WHOLE) also its dgamma / dbeta members. */
 static void bn_dx_coef(KB *k, const Kernel *K, LLVMValueRef sdy, LLVMValueRef sdyx, LLVMValueRef var32,
                        LLVMValueRef gamma32, double M, LLVMValueRef c, LLVMValueRef *ka, LLVMValueRef *kb,
                        LLVMValueRef *kcx) {
@@ -862,10 +863,9 @@ void cg_fuse_done(CG *cg) {
     cg->nshared = cg->capshared = 0;
 }
 
-/* Emits a kernel (or finds one of the same structure) and the step's call
-   to it. */
 /* Emits kernel K (in phase `phase` of a BatchNorm backward over ranks)
-   as a function over rows and its call through rt_par_rows. */
+   as a function over rows, or finds one of the same structure, and the
+   step's call to it through rt_par_rows. */
 static void emit_rows(CG *cg, const Kernel *K, int phase) {
     const Node *root = K->members[0];
     KB k = {.cg = cg, .f64 = LLVMDoubleTypeInContext(cg->ctx), .bn_phase = phase};

@@ -238,12 +238,7 @@ bool cg_emit_step(CG *cg) {
         if (!node_emits(n)) continue;   /* leaves, inlined values, members emitted with their kernel's last */
         if (n->kernel) {
             const Kernel *k = n->kernel;
-            Cost c = {0, 0};
-            for (int j = 0; j < k->nmembers; j++) {
-                Cost cj = op_table[k->members[j]->op].cost(k->members[j]);
-                c.flops += cj.flops;
-                c.bytes += cj.bytes;
-            }
+            Cost c = node_kernel_cost(n);
             size_t len = strlen(cg_node_label(k->members[0], label, sizeof label));
             snprintf(label + len, sizeof label - len, " [%s]", kernel_kind_name(k->kind));
             cg_kernel_begin(cg, label, c);

@@ -199,6 +199,18 @@ bool node_emits(const Node *n) {
     return n->kernel->members[n->kernel->nmembers - 1] == n;
 }
 
+Cost node_kernel_cost(const Node *n) {
+    const Kernel *k = n->kernel;
+    Cost c = {0, 0};
+    for (int j = 0; j < (k ? k->nmembers : 1); j++) {
+        const Node *m = k ? k->members[j] : n;
+        Cost cj = op_table[m->op].cost(m);
+        c.flops += cj.flops;
+        c.bytes += cj.bytes;
+    }
+    return c;
+}
+
 int graph_kernel_count(const Graph *g) {
     int k = 0;
     for (int i = 0; i < g->nnodes; i++) k += node_emits(g->nodes[i]);

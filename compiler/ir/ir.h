@@ -173,6 +173,9 @@ typedef struct BackendCaps {
 /* For planning and codegen: whether n runs as its own kernel or is the last
    member of a fused one (the node at whose position a kernel is emitted). */
 bool node_emits(const Node *n);
+/* The op table's cost of the kernel emitting node n runs: its own, or
+   its fused kernel's members' summed. */
+Cost node_kernel_cost(const Node *n);
 /* Kernels a compiled step runs: nodes that emit (runtime calls and fused kernels). */
 int graph_kernel_count(const Graph *g);
 

@@ -243,7 +243,7 @@ static void phase_bn_dx(Graph *g) {
         Node *dx = g->nodes[i];
         /* over ranks: planes only (two generated kernels around the
            ranks' sum; the [N, C] rows kernel keeps its sums in registers) */
-        bool all_ranks = dx->op == OP_BN_TRAIN_DX_ALL && dx->rank == 4 && dx->dim[2] * dx->dim[3] > 1;
+        bool all_ranks = dx->op == OP_BN_TRAIN_DX_ALL && dx->rank > 2 && node_numel(dx) > dx->dim[0] * dx->dim[1];
         if ((dx->op != OP_BN_TRAIN_DX && !all_ranks) || !nc_shape(dx)) continue;
         Kernel *k = new_kernel(g, KERNEL_BN_DX, dx);
         Node *dg = NULL, *db = NULL;
