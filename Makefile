@@ -86,6 +86,9 @@ $(BUILD)/%.o: %.c | deps
 # Augmentation is pixel loops with variable trip counts: -O2's "very cheap"
 # vectoriser leaves them scalar (docs/DECISIONS.md)
 $(BUILD)/runtime/rt_augment.o: CFLAGS += -O3
+# The interpreter's convolution runs rrc check's thousands of forwards; its
+# inner loop over output channels has a variable trip count too
+$(BUILD)/compiler/ir/ops_conv.o: CFLAGS += -O3
 
 # `rrc --version` names the commit it was built from (git describe, empty
 # outside a git checkout); the header changes only when that does

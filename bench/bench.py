@@ -56,6 +56,9 @@ Which cases run: BENCH_CASES, a comma-separated subset of
                  measured ones (bench/plan_bench.py): conv4, resnet8,
                  resnet32 at K=4, 8, 16, 1 and 2 threads; a section of its
                  own between PLAN_BEGIN and PLAN_END
+    check        `rrc check`'s time (bench/check_bench.py): conv4, resnet8,
+                 resnet32 at the check's defaults, resnet34 at 32x32 with
+                 B = K = 2 (target 60 s); between CHECK_BEGIN and CHECK_END
 (unset or empty: all). docs/PERFORMANCE.md is rewritten only in the parts
 that ran: the relational report (when relational ran); in the baselines'
 section, the rows, profile line and date of each baseline group that ran
@@ -76,6 +79,7 @@ import subprocess
 import sys
 import time
 
+import check_bench
 import plan_bench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,7 +117,7 @@ MPIRUN = ["mpirun", "-np", str(MPI_RANKS), "--oversubscribe", "--bind-to", "none
 MPI_BEGIN = "<!-- MPI_BEGIN: written by bench.py (BENCH_CASES=mpi) -->"
 MPI_BEGIN_PREFIX = "<!-- MPI_BEGIN"
 MPI_END = "<!-- MPI_END -->"
-CASE_GROUPS = ("relational",) + tuple(c["method"] for c in BASELINES) + ("mpi", "plan")
+CASE_GROUPS = ("relational",) + tuple(c["method"] for c in BASELINES) + ("mpi", "plan", "check")
 # the section's markers: found by their start (an older file's BEGIN line says something else after the colon)
 BASELINES_BEGIN = ("<!-- BASELINES_BEGIN: written by bench.py (BENCH_CASES=rotation,simclr,deepcluster,dim; a run "
                    "rewrites only the rows of the baselines it ran) -->")
@@ -397,7 +401,8 @@ def main():
     if "plan" in sel:
         rows, cal = plan_bench.plan_cases(measure)
         plan_doc = plan_bench.plan_report(rows, cal, lscpu_name(), cpu["host"])
-    write_doc(main_doc, base_doc, mpi_doc, plan_doc)
+    check_doc = check_bench.check_report(check_bench.check_cases(timed), lscpu_name()) if "check" in sel else None
+    write_doc(main_doc, base_doc, mpi_doc, plan_doc, check_doc)
 
 
 def relational(cpu, peak, targets):
@@ -842,18 +847,19 @@ def mpi_report(rows, cpu):
     return f.getvalue()
 
 
-def write_doc(main_doc, base_doc, mpi_doc=None, plan_doc=None):
+def write_doc(main_doc, base_doc, mpi_doc=None, plan_doc=None, check_doc=None):
     """docs/PERFORMANCE.md: the relational report, the baselines' section, the
-    MPI section and the plan section, each from this run when it ran (not
-    None), else kept from the file."""
+    MPI, plan and check sections, each from this run when it ran (not None),
+    else kept from the file."""
     doc = os.path.join(ROOT, "docs", "PERFORMANCE.md")
     old = open(doc).read() if os.path.exists(doc) else ""
     old_rest, old_mpi = marked_section(old, MPI_BEGIN_PREFIX, MPI_END)
     old_rest, old_plan = marked_section(old_rest, plan_bench.PLAN_BEGIN_PREFIX, plan_bench.PLAN_END)
+    old_rest, old_check = marked_section(old_rest, check_bench.CHECK_BEGIN_PREFIX, check_bench.CHECK_END)
     old_main, old_base = doc_sections(old_rest)
     main_doc = (old_main if main_doc is None else main_doc).rstrip("\n") or "# Performance: rrc against PyTorch"
     tail = [(old_base if base_doc is None else base_doc).strip("\n"), (old_mpi if mpi_doc is None else mpi_doc).strip("\n"),
-            (old_plan if plan_doc is None else plan_doc).strip("\n")]
+            (old_plan if plan_doc is None else plan_doc).strip("\n"), (old_check if check_doc is None else check_doc).strip("\n")]
     with open(doc, "w") as f:
         f.write(main_doc + "\n" + "".join("\n" + t + "\n" for t in tail if t))
     print("\nwrote %s" % doc)

@@ -446,7 +446,7 @@ static bool plan_at(const Spec *s, int K, int B, const Target *t, const Rates *r
 }
 
 static void usage(FILE *f) {
-    driver_usage(f, RRC_CMD_PLAN, "SPEC [--K K] [--batch B] [--threads N] [--sweep K=2,4,8] [--cpu NAME]\n"
+    driver_usage(f, RRC_CMD_PLAN, "SPEC [--K K] [--batch B] [--threads N] [--input-shape CxHxW] [--sweep K=2,4,8] [--cpu NAME]\n"
                                   "       rrc plan --calibrate",
                  "Predicts a training step's cost without running it: FLOPs and bytes (the op table's\n"
                  "cost rules over the kernels the step runs; backbone and relation head apart), the peak\n"
@@ -535,6 +535,7 @@ int cmd_plan(int argc, char **argv) {
         case RRC_F_PLOT: plot = o->value; break;
         case RRC_F_CPU: cpu = o->value; break;
         case RRC_F_CALIBRATE: calib = true; break;
+        case RRC_F_INPUT_SHAPE: ov.input_shape = o->value; break;
         default: break;
         }
     }

@@ -44,6 +44,8 @@ static const rt_flag ROWS[] = {
      "images per step, compiled into the step (default: the spec's;\nsupervised: 128)"},
     {"batch", RRC_F_BATCH, CH, 'i', 2, 256, NULL, NULL, "B", "images (default 3)"},
     {"batch", RRC_F_BATCH, PL, 'i', 2, 1 << 16, NULL, NULL, "B", "images per step (default: the spec's)"},
+    {"threads", RRC_F_THREADS, CH, 'i', 1, 64, NULL, NULL, "N",
+     "threads of the finite differences (default: the cores); each keeps\na copy of the forward's values"},
     {"threads", RRC_F_THREADS, PL, 'i', 1, 256, NULL, NULL, "N", "threads the predicted time is divided over (default 1)"},
     {"sweep", RRC_F_SWEEP, PL, 's', 0, 0, NULL, NULL, "K=2,4,8", "a row per K in the list, each in [2, 1024] (default: the spec's K)"},
     {"plot", RRC_F_PLOT, PL, 's', 0, 0, NULL, NULL, "FILE.png",
@@ -58,7 +60,7 @@ static const rt_flag ROWS[] = {
      "relational (default) or supervised, compiled into the step"},
     {"classes", RRC_F_CLASSES, CO, 'i', 2, 100000, NULL, NULL, "C",
      "supervised: classifier width (default: the dataset's classes or 10)"},
-    {"input-shape", RRC_F_INPUT_SHAPE, DU, 's', 0, 0, NULL, NULL, "CxHxW", "image shape (default: the spec's input)"},
+    {"input-shape", RRC_F_INPUT_SHAPE, DU | CH | PL, 's', 0, 0, NULL, NULL, "CxHxW", "image shape (default: the spec's input)"},
     {"seed", RRC_F_SEED, GR, 'i', 0, SEED_MAX, NULL, NULL, "S", "seed of the initialisation (default: the spec's)"},
     {"seed", RRC_F_SEED, CH, 'i', 0, SEED_MAX, NULL, NULL, "S", "seed of parameters, views and directions (default 1)"},
     {"seed", RRC_F_SEED, PR, 'i', 0, SEED_MAX, NULL, NULL, "S", "seed (default: the spec's)"},
@@ -257,6 +259,17 @@ Spec *driver_load_spec(const char *cmd, const char *arg, const SpecOverrides *ov
     if (ov->seed >= 0) s->seed = (uint64_t)ov->seed;
     if (ov->batch) s->batch = ov->batch;
     if (ov->epochs) s->epochs = ov->epochs;
+    if (ov->input_shape) {
+        char tail;
+        long long c, h, w;   /* wider than the result, so that a huge value is refused, not wrapped */
+        if (sscanf(ov->input_shape, "%lldx%lldx%lld%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1 || c > 65536 ||
+            h > 65536 || w > 65536) {
+            fprintf(stderr, "rrc %s: --input-shape must be CxHxW, each in [1, 65536], e.g. 3x32x32 (got \"%s\")\n", cmd,
+                    ov->input_shape);
+            exit(EXIT_USAGE);
+        }
+        s->in_c = (int)c, s->in_h = (int)h, s->in_w = (int)w;
+    }
     return s;
 }
 

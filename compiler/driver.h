@@ -77,6 +77,7 @@ typedef struct SpecOverrides {
     long long seed;        /* -1: keep */
     int batch;             /* 0: keep */
     int epochs;            /* 0: keep */
+    const char *input_shape;   /* "CxHxW", NULL: keep the spec's input */
 } SpecOverrides;
 
 /* Loads the spec and applies overrides; on error prints and exits with 2

@@ -113,7 +113,6 @@ static int cmd_dump_ir(int argc, char **argv) {
     const char *spec = a.npos ? a.pos[0] : NULL, *after = NULL, *cpu = NULL;
     SpecOverrides ov = {.seed = -1};
     bool verify = false;
-    int shape[3] = {0, 0, 0};
     int ranks = 1;
     for (int i = 0; i < a.nopts && rc < 0; i++) {
         const rt_opt *o = &a.opts[i];
@@ -126,19 +125,7 @@ static int cmd_dump_ir(int argc, char **argv) {
         case RRC_F_VERIFY_EACH: verify = true; break;
         case RRC_F_CPU: cpu = o->value; break;
         case RRC_F_RANKS: ranks = (int)o->ival; break;
-        case RRC_F_INPUT_SHAPE: {
-            char tail;
-            long long c, h, w;   /* wider than the result, so that a huge value is refused, not wrapped */
-            if (sscanf(o->value, "%lldx%lldx%lld%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1 || c > 65536 ||
-                h > 65536 || w > 65536) {
-                fprintf(stderr, "rrc dump-ir: --input-shape must be CxHxW, each in [1, 65536], e.g. 3x32x32 (got \"%s\")\n",
-                        o->value);
-                rc = EXIT_USAGE;
-            } else {
-                shape[0] = (int)c, shape[1] = (int)h, shape[2] = (int)w;
-            }
-            break;
-        }
+        case RRC_F_INPUT_SHAPE: ov.input_shape = o->value; break;
         default: break;
         }
     }
@@ -151,11 +138,6 @@ static int cmd_dump_ir(int argc, char **argv) {
     }
     Arena arena = {0};
     Spec *s = driver_load_spec("dump-ir", spec, &ov, &arena);
-    if (shape[0]) {
-        s->in_c = shape[0];
-        s->in_h = shape[1];
-        s->in_w = shape[2];
-    }
     Diag d = {0};
     int64_t off, mine = rt_comm_share(s->batch, 0, ranks, &off);   /* rank 0's share */
     if (ranks > s->batch) {

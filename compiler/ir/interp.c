@@ -17,6 +17,7 @@ void interp_init(Interp *it, const Graph *g) {
     it->vals = xcalloc((size_t)g->nnodes, sizeof *it->vals);
     it->owned = xcalloc((size_t)g->nnodes, sizeof *it->owned);
     it->keep_all = false;
+    it->round_f32 = false;
 }
 
 void interp_bind(Interp *it, const Node *leaf, const double *data) {
@@ -39,9 +40,12 @@ void interp_bind_f32(Interp *it, const Node *leaf, const float *data) {
 
 void interp_run(Interp *it) { interp_run_from(it, 0); }
 
-void interp_run_from(Interp *it, int first) {
+void interp_run_from(Interp *it, int first) { interp_run_range(it, first, it->g->nnodes); }
+
+void interp_run_range(Interp *it, int first, int end) {
     const Graph *g = it->g;
     RRC_ASSERT(first == 0 || it->keep_all);
+    RRC_ASSERT(end <= g->nnodes);
     int *last = xmalloc((size_t)g->nnodes * sizeof *last);
     bool *keep = xcalloc((size_t)g->nnodes, sizeof *keep);
     for (int i = 0; i < g->nnodes; i++) last[i] = -1;
@@ -50,7 +54,7 @@ void interp_run_from(Interp *it, int first) {
     for (int i = 0; i < g->nouts; i++) keep[g->outs[i].node->id] = true;
     for (int i = 0; i < g->nnodes && it->keep_all; i++) keep[i] = true;
 
-    for (int i = first; i < g->nnodes; i++) {
+    for (int i = first; i < end; i++) {
         const Node *n = g->nodes[i];
         const OpInfo *info = &op_table[n->op];
         if (info->fusion == FUSE_LEAF) {
@@ -66,6 +70,8 @@ void interp_run_from(Interp *it, int first) {
         it->vals[i] = xmalloc((size_t)node_numel(n) * sizeof(double));
         it->owned[i] = true;
         info->fwd(n, in, it->vals[i]);
+        if (it->round_f32)
+            for (int64_t j = 0, e = node_numel(n); j < e; j++) it->vals[i][j] = (double)(float)it->vals[i][j];
         /* free inputs (not leaves, not outputs) whose last user this was */
         for (int k = 0; k < n->nin; k++) {
             int j = n->in[k]->id;

@@ -351,6 +351,7 @@ typedef struct Interp {
     double **vals;
     bool *owned;
     bool keep_all;            /* keep every value after interp_run (else outputs and leaves only) */
+    bool round_f32;           /* round every node's values to float, as a float evaluation stores them */
 } Interp;
 void interp_init(Interp *it, const Graph *g);
 void interp_bind(Interp *it, const Node *leaf, const double *data);      /* copies */
@@ -360,6 +361,9 @@ void interp_run(Interp *it);
    it are those of the last run), after a leaf read only from there on
    changed. */
 void interp_run_from(Interp *it, int first);
+/* Runs the nodes of index [first, end) only: from 0, the values up to a
+   node without what comes after it. */
+void interp_run_range(Interp *it, int first, int end);
 const double *interp_value(const Interp *it, const Node *n);
 void interp_free(Interp *it);
 

@@ -2,6 +2,7 @@
 ** ops.c: the op table (generated from ops.def) and the helpers that the
 ** shape rules and kernels of ops_*.c share.
 */
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "ir/ops_impl.h"
@@ -72,15 +73,16 @@ Cost cost_elementwise(const Node *n, double flops_per_elem) {
 
 /* RRC_TEST_WRONG_BACKWARD=<op> (tests only) doubles every gradient that
    op's rule makes, so that a test can see `rrc check` name it. */
+static int wrong_op = -1;
+static void find_wrong_op(void) {
+    const char *e = getenv("RRC_TEST_WRONG_BACKWARD");
+    for (int i = 0; e && i < OP_COUNT; i++)
+        if (!strcmp(op_table[i].name, e)) wrong_op = i;
+}
 static int wrong_backward_op(void) {
-    static int op = -2;
-    if (op == -2) {
-        const char *e = getenv("RRC_TEST_WRONG_BACKWARD");
-        op = -1;
-        for (int i = 0; e && i < OP_COUNT; i++)
-            if (!strcmp(op_table[i].name, e)) op = i;
-    }
-    return op;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;   /* rrc check builds rules on several threads */
+    pthread_once(&once, find_wrong_op);
+    return wrong_op;
 }
 
 void ir_backward(Graph *g, Node *n, Node *dy, unsigned need, Node **dx) {

@@ -4,6 +4,8 @@
 ** weight [O,I] (y = x W^T). The reference kernels are plain loops in
 ** double: readable first, they are the oracle.
 */
+#include <stdlib.h>
+
 #include "ir/ops_impl.h"
 
 static int64_t conv_out(int64_t in, int64_t k, int64_t s, int64_t p) { return (in + 2 * p - k) / s + 1; }
@@ -27,39 +29,76 @@ bool shape_conv2d(Node *n, char *err, size_t errlen) {
     return true;
 }
 
-void fwd_conv2d(const Node *n, const double *const *in, double *out) {
+__attribute__((target_clones("avx2", "default"))) void fwd_conv2d(const Node *n, const double *const *in, double *out) {
     const Node *x = n->in[0], *w = n->in[1];
     int64_t N = x->dim[0], C = x->dim[1], H = x->dim[2], W = x->dim[3];
     int64_t O = w->dim[0], KH = w->dim[2], KW = w->dim[3];
     int64_t OH = n->dim[2], OW = n->dim[3], S = n->ia[0], P = n->ia[1];
     const double *X = in[0], *Wt = in[1];
-    /* Every output sums its terms in (c, kh, kw) order from 0, skipping the
-       padding: the loops run that order outermost and the output positions
-       innermost (one weight against a row of inputs, no test per term),
-       which adds the same terms in the same order as a per-output loop, so
-       the values are the same bits, only computed without a branch in the
-       innermost loop (rrc check evaluates the forward thousands of times). */
-    for (int64_t b = 0; b < N; b++)
-        for (int64_t o = 0; o < O; o++) {
-            double *y = out + (b * O + o) * OH * OW;
-            memset(y, 0, sizeof(double) * (size_t)(OH * OW));
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t kh = 0; kh < KH; kh++)
-                    for (int64_t kw = 0; kw < KW; kw++) {
-                        double wv = Wt[((o * C + c) * KH + kh) * KW + kw];
-                        /* the output columns whose input column ow*S - P + kw is inside */
-                        int64_t lo = P - kw > 0 ? (P - kw + S - 1) / S : 0, hi = (W - 1 + P - kw) / S + 1;
-                        if (W - 1 + P - kw < 0) hi = 0;
-                        if (hi > OW) hi = OW;
-                        for (int64_t oh = 0; oh < OH; oh++) {
-                            int64_t ih = oh * S - P + kh;
-                            if (ih < 0 || ih >= H) continue;
-                            const double *xr = X + ((b * C + c) * H + ih) * W;
-                            double *yr = y + oh * OW;
-                            for (int64_t ow = lo; ow < hi; ow++) yr[ow] += xr[ow * S - P + kw] * wv;
-                        }
-                    }
+    int64_t K = C * KH * KW, NP = N * OH * OW;
+    /* Every output sums its terms in (c, kh, kw) order from 0. The output
+       positions of the whole batch are taken in blocks: a block's inputs
+       are gathered as rows col[k][p], k = (c, kh, kw), zero where the
+       kernel reads padding, and each weight W[o][k] in its own order is
+       added times a row into the block's sums. The innermost loop then runs
+       over positions, contiguous and free of tests however small the plane
+       (ResNet-34's last stage is 1x1 at 32x32) and without transposing the
+       weights; a row of padding only is skipped. A zero term changes no
+       sum, so the sums are those of a per-output loop that skips the
+       padding, bit for bit. rrc check evaluates the forward thousands of
+       times. */
+    enum { PB = 64, OB = 4 };
+    double *col = xmalloc((size_t)(K * PB) * sizeof *col), acc[OB][PB];
+    int64_t *live = xmalloc((size_t)K * sizeof *live);
+    for (int64_t p0 = 0; p0 < NP; p0 += PB) {
+        int64_t np = NP - p0 < PB ? NP - p0 : PB, nlive = 0;
+        for (int64_t k = 0; k < K; k++) {
+            int64_t c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
+            double *row = col + k * np;
+            bool any = false;
+            for (int64_t q = 0; q < np; q++) {
+                int64_t p = p0 + q, b = p / (OH * OW), oh = p / OW % OH, ow = p % OW;
+                int64_t ih = oh * S - P + kh, iw = ow * S - P + kw;
+                bool in_plane = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                row[q] = in_plane ? X[((b * C + c) * H + ih) * W + iw] : 0.0;
+                any |= in_plane;
+            }
+            if (any) live[nlive++] = k;
         }
+        /* OB output channels at a time, so that a row read from memory
+           serves several */
+        for (int64_t o0 = 0; o0 < O; o0 += OB) {
+            int64_t no = O - o0 < OB ? O - o0 : OB;
+            memset(acc, 0, sizeof acc);
+            for (int64_t l = 0; l < nlive; l++) {
+                int64_t k = live[l];
+                const double *restrict row = col + k * np;
+                if (no == OB) {
+                    double w0 = Wt[o0 * K + k], w1 = Wt[(o0 + 1) * K + k], w2 = Wt[(o0 + 2) * K + k],
+                           w3 = Wt[(o0 + 3) * K + k];
+                    for (int64_t q = 0; q < np; q++) {
+                        double r = row[q];
+                        acc[0][q] += w0 * r;
+                        acc[1][q] += w1 * r;
+                        acc[2][q] += w2 * r;
+                        acc[3][q] += w3 * r;
+                    }
+                } else {
+                    for (int64_t i = 0; i < no; i++) {
+                        double wv = Wt[(o0 + i) * K + k];
+                        for (int64_t q = 0; q < np; q++) acc[i][q] += wv * row[q];
+                    }
+                }
+            }
+            for (int64_t i = 0; i < no; i++)
+                for (int64_t q = 0; q < np; q++) {
+                    int64_t p = p0 + q, b = p / (OH * OW), r = p % (OH * OW);
+                    out[(b * O + o0 + i) * OH * OW + r] = acc[i][q];
+                }
+        }
+    }
+    free(col);
+    free(live);
 }
 
 Cost cost_conv2d(const Node *n) {
@@ -88,29 +127,61 @@ bool shape_conv2d_dx(Node *n, char *err, size_t errlen) {
     return true;
 }
 
-void fwd_conv2d_dx(const Node *n, const double *const *in, double *out) {
+/* Gathers the inputs x a block of output positions [p0, p0 + np) reads as
+   rows colT[q][k], k = (c, kh, kw), zero where the kernel reads padding;
+   or, x NULL, adds such rows into dx where they were read from. */
+static void conv_block_rows(const double *x, double *dx, double *colT, int64_t p0, int64_t np, int64_t C, int64_t H,
+                            int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t S, int64_t P) {
+    int64_t K = C * KH * KW;
+    for (int64_t q = 0; q < np; q++) {
+        int64_t p = p0 + q, b = p / (OH * OW), oh = p / OW % OH, ow = p % OW;
+        double *row = colT + q * K;
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t kh = 0; kh < KH; kh++) {
+                int64_t ih = oh * S - P + kh;
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    int64_t iw = ow * S - P + kw, k = (c * KH + kh) * KW + kw;
+                    bool in_plane = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                    int64_t at = ((b * C + c) * H + ih) * W + iw;
+                    if (!x) {
+                        if (in_plane) dx[at] += row[k];
+                    } else {
+                        row[k] = in_plane ? x[at] : 0.0;
+                    }
+                }
+            }
+    }
+}
+
+enum { CONV_PB = 16 };   /* output positions per block of the gradients */
+
+/* The gradient of a block of positions' input rows, sum over o of
+   dy[o][q] W[o][:], then added where the rows were read from: the
+   innermost loops run over a weight row, contiguous. */
+__attribute__((target_clones("avx2", "default"))) void fwd_conv2d_dx(const Node *n, const double *const *in, double *out) {
     const Node *dy = n->in[0], *w = n->in[1];
     int64_t N = n->dim[0], C = n->dim[1], H = n->dim[2], W = n->dim[3];
     int64_t O = w->dim[0], KH = w->dim[2], KW = w->dim[3];
     int64_t OH = dy->dim[2], OW = dy->dim[3], S = n->ia[0], P = n->ia[1];
+    int64_t K = C * KH * KW, NP = N * OH * OW;
     const double *DY = in[0], *Wt = in[1];
     memset(out, 0, sizeof(double) * (size_t)node_numel(n));
-    for (int64_t b = 0; b < N; b++)
-        for (int64_t o = 0; o < O; o++)
-            for (int64_t oh = 0; oh < OH; oh++)
-                for (int64_t ow = 0; ow < OW; ow++) {
-                    double d = DY[((b * O + o) * OH + oh) * OW + ow];
-                    for (int64_t c = 0; c < C; c++)
-                        for (int64_t kh = 0; kh < KH; kh++) {
-                            int64_t ih = oh * S - P + kh;
-                            if (ih < 0 || ih >= H) continue;
-                            for (int64_t kw = 0; kw < KW; kw++) {
-                                int64_t iw = ow * S - P + kw;
-                                if (iw < 0 || iw >= W) continue;
-                                out[((b * C + c) * H + ih) * W + iw] += d * Wt[((o * C + c) * KH + kh) * KW + kw];
-                            }
-                        }
-                }
+    double *colT = xmalloc((size_t)(CONV_PB * K) * sizeof *colT);
+    for (int64_t p0 = 0; p0 < NP; p0 += CONV_PB) {
+        int64_t np = NP - p0 < CONV_PB ? NP - p0 : CONV_PB;
+        memset(colT, 0, sizeof(double) * (size_t)(np * K));
+        for (int64_t q = 0; q < np; q++) {
+            int64_t p = p0 + q, b = p / (OH * OW), r = p % (OH * OW);
+            double *restrict row = colT + q * K;
+            for (int64_t o = 0; o < O; o++) {
+                double d = DY[(b * O + o) * OH * OW + r];
+                const double *restrict wr = Wt + o * K;
+                for (int64_t k = 0; k < K; k++) row[k] += d * wr[k];
+            }
+        }
+        conv_block_rows(NULL, out, colT, p0, np, C, H, W, KH, KW, OH, OW, S, P);
+    }
+    free(colT);
 }
 
 Cost cost_conv2d_dx(const Node *n) {
@@ -131,29 +202,33 @@ bool shape_conv2d_dw(Node *n, char *err, size_t errlen) {
     return true;
 }
 
-void fwd_conv2d_dw(const Node *n, const double *const *in, double *out) {
+/* Each weight's gradient sums dy times input over the positions in order
+   (as a per-weight loop does, padding adding nothing): position by
+   position, dy[o] times the position's input row added into W's row o, the
+   innermost loop contiguous. */
+__attribute__((target_clones("avx2", "default"))) void fwd_conv2d_dw(const Node *n, const double *const *in, double *out) {
     const Node *dy = n->in[0], *x = n->in[1];
     int64_t N = x->dim[0], C = x->dim[1], H = x->dim[2], W = x->dim[3];
     int64_t O = n->dim[0], KH = n->dim[2], KW = n->dim[3];
     int64_t OH = dy->dim[2], OW = dy->dim[3], S = n->ia[0], P = n->ia[1];
-    const double *DY = in[0], *X = in[1];
-    for (int64_t o = 0; o < O; o++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t kh = 0; kh < KH; kh++)
-                for (int64_t kw = 0; kw < KW; kw++) {
-                    double s = 0;
-                    for (int64_t b = 0; b < N; b++)
-                        for (int64_t oh = 0; oh < OH; oh++) {
-                            int64_t ih = oh * S - P + kh;
-                            if (ih < 0 || ih >= H) continue;
-                            for (int64_t ow = 0; ow < OW; ow++) {
-                                int64_t iw = ow * S - P + kw;
-                                if (iw < 0 || iw >= W) continue;
-                                s += DY[((b * O + o) * OH + oh) * OW + ow] * X[((b * C + c) * H + ih) * W + iw];
-                            }
-                        }
-                    out[((o * C + c) * KH + kh) * KW + kw] = s;
-                }
+    int64_t K = C * KH * KW, NP = N * OH * OW;
+    const double *DY = in[0];
+    memset(out, 0, sizeof(double) * (size_t)node_numel(n));
+    double *colT = xmalloc((size_t)(CONV_PB * K) * sizeof *colT);
+    for (int64_t p0 = 0; p0 < NP; p0 += CONV_PB) {
+        int64_t np = NP - p0 < CONV_PB ? NP - p0 : CONV_PB;
+        conv_block_rows(in[1], NULL, colT, p0, np, C, H, W, KH, KW, OH, OW, S, P);
+        for (int64_t o = 0; o < O; o++) {
+            double *restrict wr = out + o * K;
+            for (int64_t q = 0; q < np; q++) {
+                int64_t p = p0 + q, b = p / (OH * OW), r = p % (OH * OW);
+                double d = DY[(b * O + o) * OH * OW + r];
+                const double *restrict row = colT + q * K;
+                for (int64_t k = 0; k < K; k++) wr[k] += d * row[k];
+            }
+        }
+    }
+    free(colT);
 }
 
 Cost cost_conv2d_dw(const Node *n) {

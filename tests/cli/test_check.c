@@ -25,19 +25,42 @@ TEST(check_passes_specs) {
 }
 
 TEST(check_names_a_wrong_backward_rule) {
-    static const char *const ops[][2] = {{"relu", "(relu) at "}, {"bn_train", "(bn_train) at "}, {"linear", "(linear) at "}};
+    /* {op, spec and flags, where}: ResNet-34's stem for max pooling, whose
+       ties at ReLU's zeros must not hide a wrong rule */
+    static const char *const ops[][3] = {{"relu", "tests/specs/small_conv.lua", "small_conv.lua:"},
+                                         {"bn_train", "tests/specs/small_conv.lua", "small_conv.lua:"},
+                                         {"linear", "tests/specs/small_conv.lua", "small_conv.lua:"},
+                                         {"conv2d", "tests/specs/small_conv.lua", "small_conv.lua:"},
+                                         {"maxpool2d", "resnet34 --input-shape 3x16x16 --K 2 --batch 2 --elements 2", "resnet.lua:"}};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-        char cmd[1024], *out = NULL, *err = NULL, want[128];
-        snprintf(cmd, sizeof cmd, "RRC_TEST_WRONG_BACKWARD=%s %s check tests/specs/small_conv.lua --engine interp", ops[i][0],
-                 test_rrc());
+        char cmd[1024], *out = NULL, *err = NULL, want[128], at[64];
+        snprintf(cmd, sizeof cmd, "RRC_TEST_WRONG_BACKWARD=%s %s check %s --engine interp", ops[i][0], test_rrc(), ops[i][1]);
         int rc = test_run(cmd, &out, &err);
         snprintf(want, sizeof want, "the backward rule of op %s gives a wrong gradient", ops[i][0]);
-        CHECKF(rc == 1 && strstr(out, ": FAILED (") && strstr(out, want) && strstr(out, ops[i][1]) &&
-                   strstr(out, "small_conv.lua:"),
+        snprintf(at, sizeof at, "(%s) at ", ops[i][0]);
+        CHECKF(rc == 1 && strstr(out, ": FAILED (") && strstr(out, want) && strstr(out, at) && strstr(out, ops[i][2]),
                "planted %s: exit %d: %s%s", ops[i][0], rc, out, err);
         free(out);
         free(err);
     }
+}
+
+/* The finite differences' threads change nothing but the time: the points
+   and their draws are made before any runs. */
+TEST(check_is_the_same_on_any_threads) {
+    char cmd[1024], *out[2] = {NULL, NULL}, *err = NULL;
+    for (int t = 0; t < 2; t++) {
+        snprintf(cmd, sizeof cmd, "%s check conv4 --engine interp --threads %d --input-shape 3x24x24", test_rrc(), t ? 3 : 1);
+        int rc = test_run(cmd, &out[t], &err);
+        CHECKF(rc == 0 && strstr(out[t], "input 3x24x24"), "threads %d: exit %d: %s%s", t ? 3 : 1, rc, out[t], err);
+        free(err);
+        err = NULL;
+    }
+    /* the same lines but the one naming the threads */
+    const char *a = out[0] ? strstr(out[0], "elements, 1 thread):") : NULL, *b = out[1] ? strstr(out[1], "elements, 3 threads):") : NULL;
+    CHECKF(a && b && !strcmp(strchr(a, '\n'), strchr(b, '\n')), "the outputs differ:\n%s\n---\n%s", out[0], out[1]);
+    free(out[0]);
+    free(out[1]);
 }
 
 /* A wrong rule of a baseline's loss is named too (SimCLR's, whose backward
