@@ -130,7 +130,7 @@ test-asan: $(BUILD)/rrc_tests $(BUILD)/rrc $(BUILD)/comm_selftest
 # covered by tools/tsan.supp, a reason per line.
 TSAN_TESTS = llvm_init pool_ cluster_kmeans_same_on_pool_threads deepcluster_views jit_cache cli_train_uses_the_cache aug_batch_thread_count_invariant \
              jit_golden_steps_threaded jit_matches_interp train_ aot_trainer_equals_jit kill_9 probe_deterministic \
-             eval_same_on_pool_threads cli_train_monitor_knn comm_mpi_
+             eval_same_on_pool_threads cli_train_monitor_knn comm_mpi_ check_is_the_same_on_any_threads
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" test-tsan
 

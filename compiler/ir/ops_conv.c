@@ -29,7 +29,7 @@ bool shape_conv2d(Node *n, char *err, size_t errlen) {
     return true;
 }
 
-__attribute__((target_clones("avx2", "default"))) void fwd_conv2d(const Node *n, const double *const *in, double *out) {
+RRC_HOT_KERNEL void fwd_conv2d(const Node *n, const double *const *in, double *out) {
     const Node *x = n->in[0], *w = n->in[1];
     int64_t N = x->dim[0], C = x->dim[1], H = x->dim[2], W = x->dim[3];
     int64_t O = w->dim[0], KH = w->dim[2], KW = w->dim[3];
@@ -158,7 +158,7 @@ enum { CONV_PB = 16 };   /* output positions per block of the gradients */
 /* The gradient of a block of positions' input rows, sum over o of
    dy[o][q] W[o][:], then added where the rows were read from: the
    innermost loops run over a weight row, contiguous. */
-__attribute__((target_clones("avx2", "default"))) void fwd_conv2d_dx(const Node *n, const double *const *in, double *out) {
+RRC_HOT_KERNEL void fwd_conv2d_dx(const Node *n, const double *const *in, double *out) {
     const Node *dy = n->in[0], *w = n->in[1];
     int64_t N = n->dim[0], C = n->dim[1], H = n->dim[2], W = n->dim[3];
     int64_t O = w->dim[0], KH = w->dim[2], KW = w->dim[3];
@@ -206,7 +206,7 @@ bool shape_conv2d_dw(Node *n, char *err, size_t errlen) {
    (as a per-weight loop does, padding adding nothing): position by
    position, dy[o] times the position's input row added into W's row o, the
    innermost loop contiguous. */
-__attribute__((target_clones("avx2", "default"))) void fwd_conv2d_dw(const Node *n, const double *const *in, double *out) {
+RRC_HOT_KERNEL void fwd_conv2d_dw(const Node *n, const double *const *in, double *out) {
     const Node *dy = n->in[0], *x = n->in[1];
     int64_t N = x->dim[0], C = x->dim[1], H = x->dim[2], W = x->dim[3];
     int64_t O = n->dim[0], KH = n->dim[2], KW = n->dim[3];
