@@ -3,7 +3,8 @@
 
 For conv4, resnet8 and resnet32 at K = 4, 8 and 16 (B = 64): after a fresh
 `rrc plan --calibrate`, `rrc plan NAME --K K --threads T` predicts the time
-per step and the peak memory of the step's planned regions; the AOT
+per step and the memory (the peak of the step's planned regions and the
+optimizer's state beside them); the AOT
 trainer's `bench --threads T` measures the step (median over its steps, the
 Adam update included) and the resident memory the step made (its peak
 resident set minus what the process held before the model). The error is
@@ -47,11 +48,12 @@ def run(cmd, env=None):
 
 def predicted(model, K, B, threads):
     out = run([RRC, "plan", model, "--K", str(K), "--batch", str(B), "--threads", str(threads)])
-    # the row: K GFLOP backbone head GB peak scratch ms/step images/s
+    # the row: K GFLOP backbone head GB peak optimizer scratch ms/step images/s; the memory a trainer
+    # holds for the step is the planned regions and the optimizer's state
     for line in out.splitlines():
         f = line.split()
-        if len(f) == 9 and f[0] == str(K):
-            return float(f[7]), float(f[5])
+        if len(f) == 10 and f[0] == str(K):
+            return float(f[8]), float(f[5]) + float(f[6])
     sys.exit("bench: no row for K=%d in rrc plan's output:\n%s" % (K, out))
 
 

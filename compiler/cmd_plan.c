@@ -402,6 +402,7 @@ typedef struct Plan {
     double flops[2], bytes[2], seconds[2];   /* [0] backbone, [1] relation head and loss */
     double update;                           /* the Adam update's seconds */
     int64_t peak, scratch;
+    int64_t optim;                           /* the optimizer's state beside the regions */
 } Plan;
 
 static bool starts(const char *s, const char *p) { return s && strncmp(s, p, strlen(p)) == 0; }
@@ -441,6 +442,10 @@ static bool plan_at(const Spec *s, int K, int B, const Target *t, const Rates *r
     pl->update = 7.0 * (double)g->region_bytes[RT_REGION_PARAM] / (r->gbytes * 1e9);
     for (int q = 0; q < RT_NREGIONS; q++) pl->peak += g->region_bytes[q];
     pl->scratch = g->region_bytes[RT_REGION_SCRATCH];
+    /* the trainer keeps the optimizer's state outside the regions: Adam's
+       two moments a parameter, SGD's momentum buffer */
+    int per = s->optim.kind == OPT_ADAM ? 2 : s->optim.momentum != 0 ? 1 : 0;
+    pl->optim = per * g->region_bytes[RT_REGION_PARAM];
     arena_free(&arena);
     return true;
 }
@@ -597,8 +602,8 @@ int cmd_plan(int argc, char **argv) {
     printf("rrc plan %s: B=%d, %d thread%s, input %dx%dx%d (rates of %d thread%s%s: convolutions %.1f GFLOP/s, memory-bound %.1f GB/s)\n",
            s->name, s->batch, threads, threads > 1 ? "s" : "", s->in_c, s->in_h, s->in_w, rs->threads, rs->threads > 1 ? "s" : "",
            scale != 1 ? ", scaled" : "", gf, gb);
-    printf("  %4s %11s %11s %11s %11s %10s %10s %9s %10s\n", "K", "GFLOP", "backbone", rel ? "relation" : "head", "GB moved",
-           "peak MiB", "scratch", "ms/step", "images/s");
+    printf("  %4s %11s %11s %11s %11s %10s %10s %10s %9s %10s\n", "K", "GFLOP", "backbone", rel ? "relation" : "head", "GB moved",
+           "peak MiB", "optimizer", "scratch", "ms/step", "images/s");
     int rc = 0;
     double ms[16], ips[16];
     for (int i = 0; i < nK; i++) {
@@ -609,9 +614,9 @@ int cmd_plan(int argc, char **argv) {
         int views = rel ? Ks[i] : spec_backbone_views(s);
         ms[i] = 1e3 * sec;
         ips[i] = (double)views * s->batch / sec;
-        printf("  %4d %11.2f %11.2f %11.2f %11.3f %10.1f %10.1f %9.1f %10.0f\n", Ks[i], (pl.flops[0] + pl.flops[1]) / 1e9,
+        printf("  %4d %11.2f %11.2f %11.2f %11.3f %10.1f %10.1f %10.1f %9.1f %10.0f\n", Ks[i], (pl.flops[0] + pl.flops[1]) / 1e9,
                pl.flops[0] / 1e9, pl.flops[1] / 1e9, (pl.bytes[0] + pl.bytes[1]) / 1e9, (double)pl.peak / (1 << 20),
-               (double)pl.scratch / (1 << 20), ms[i], ips[i]);
+               (double)pl.optim / (1 << 20), (double)pl.scratch / (1 << 20), ms[i], ips[i]);
     }
     if (rc == 0 && plot && !plot_rows(plot, s->name, threads, Ks, ms, ips, nK)) rc = EXIT_USAGE;
     arena_free(&arena);

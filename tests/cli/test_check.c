@@ -90,8 +90,9 @@ TEST(plan_predicts_memory_and_flops) {
         p = strchr(p, '\n');
         if (!p) break;
         int K;
-        double bb, gb, scr, ms, ips;
-        if (sscanf(p + 1, "%d %lf %lf %lf %lf %lf %lf %lf %lf", &K, &gf[rows], &bb, &rel[rows], &gb, &peak[rows], &scr, &ms, &ips) != 9)
+        double bb, gb, opt, scr, ms, ips;
+        if (sscanf(p + 1, "%d %lf %lf %lf %lf %lf %lf %lf %lf %lf", &K, &gf[rows], &bb, &rel[rows], &gb, &peak[rows], &opt, &scr, &ms,
+                   &ips) != 10)
             break;
         p++;
     }
@@ -156,7 +157,7 @@ TEST(plan_plot_and_baselines) {
     rc = test_run(cmd, &out, &err);
     double ms = 0, ips = 0;
     const char *row = strstr(out ? out : "", "images/s\n");
-    CHECKF(rc == 0 && row && sscanf(strchr(row, '\n') + 1, "%*d %*f %*f %*f %*f %*f %*f %lf %lf", &ms, &ips) == 2 &&
+    CHECKF(rc == 0 && row && sscanf(strchr(row, '\n') + 1, "%*d %*f %*f %*f %*f %*f %*f %*f %lf %lf", &ms, &ips) == 2 &&
                fabs(ips - 32 / (ms / 1e3)) < (0.01 + 0.05 / ms) * ips,   /* ms is printed to 0.1 */
            "rotation plan: exit %d: %s%s", rc, out, err);
     free(out);
