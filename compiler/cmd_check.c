@@ -3,13 +3,14 @@
 ** step right? At a small size (B = K = 3 by default), with seeded
 ** parameters and random views, in double precision on the reference
 ** interpreter:
-**   1. every trainable tensor and the views: a random-direction check and
-**      k sampled elements, central finite differences of the loss against
-**      the step's gradients;
+**   1. every trainable tensor: a random-direction check and k sampled
+**      elements, central finite differences of the loss against the step's
+**      gradients (the views' gradient is checked node by node, in 2);
 **   2. every differentiable node of the forward graph on its own: its
 **      backward rule against finite differences of that node alone, so a
 **      wrong rule is named with its op and spec line;
-**   3. the compiled step (JIT) against the interpreter by the f32 rule.
+**   3. the compiled step (JIT) against the interpreter by the f32 rule, or
+**      by how far its outputs move at float's precision if more.
 ** A difference that the loss's own kink explains (a ReLU, max pooling or
 ** max aggregation crossed within the stencil) is reported as skipped: for
 ** a function piecewise smooth along the direction, the error a kink causes
@@ -329,9 +330,9 @@ static bool check_node(const Node *n, const double *const *in, int k, rt_stream 
         memcpy(yb, yv_, (size_t)ny * sizeof *yv_);                                     \
         (res) = (double)s_;                                                             \
     } while (0)
-    double f0;
-    OBJ(f0, ybuf[0]);
-    (void)f0;
+    double f_base;
+    OBJ(f_base, ybuf[0]);   /* for y's values at the base point */
+    (void)f_base;
     interp_run(&it);   /* the backward rule's gradients */
     double **ana = xcalloc((size_t)n->nin, sizeof *ana);
     for (int i = 0; i < n->nin; i++) {
