@@ -29,6 +29,33 @@ bool shape_conv2d(Node *n, char *err, size_t errlen) {
     return true;
 }
 
+/* Gathers the inputs x a block of output positions [p0, p0 + np) reads as
+   rows: value (q, k), k = (c, kh, kw), at col[q * sq + k * sk], zero where
+   the kernel reads padding; or, x NULL, adds such rows into dx where they
+   were read from. */
+static void conv_block_rows(const double *x, double *dx, double *col, int64_t sq, int64_t sk, int64_t p0, int64_t np,
+                            int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t S,
+                            int64_t P) {
+    for (int64_t q = 0; q < np; q++) {
+        int64_t p = p0 + q, b = p / (OH * OW), oh = p / OW % OH, ow = p % OW;
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t kh = 0; kh < KH; kh++) {
+                int64_t ih = oh * S - P + kh;
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    int64_t iw = ow * S - P + kw, k = (c * KH + kh) * KW + kw;
+                    bool in_plane = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                    int64_t at = ((b * C + c) * H + ih) * W + iw;
+                    double *v = col + q * sq + k * sk;
+                    if (!x) {
+                        if (in_plane) dx[at] += *v;
+                    } else {
+                        *v = in_plane ? x[at] : 0.0;
+                    }
+                }
+            }
+    }
+}
+
 RRC_HOT_KERNEL void fwd_conv2d(const Node *n, const double *const *in, double *out) {
     const Node *x = n->in[0], *w = n->in[1];
     int64_t N = x->dim[0], C = x->dim[1], H = x->dim[2], W = x->dim[3];
@@ -43,7 +70,7 @@ RRC_HOT_KERNEL void fwd_conv2d(const Node *n, const double *const *in, double *o
        added times a row into the block's sums. The innermost loop then runs
        over positions, contiguous and free of tests however small the plane
        (ResNet-34's last stage is 1x1 at 32x32) and without transposing the
-       weights; a row of padding only is skipped. A zero term changes no
+       weights; a row of zeros (padding) is skipped. A zero term changes no
        sum, so the sums are those of a per-output loop that skips the
        padding, bit for bit. rrc check evaluates the forward thousands of
        times. */
@@ -52,17 +79,10 @@ RRC_HOT_KERNEL void fwd_conv2d(const Node *n, const double *const *in, double *o
     int64_t *live = xmalloc((size_t)K * sizeof *live);
     for (int64_t p0 = 0; p0 < NP; p0 += PB) {
         int64_t np = NP - p0 < PB ? NP - p0 : PB, nlive = 0;
+        conv_block_rows(X, NULL, col, 1, np, p0, np, C, H, W, KH, KW, OH, OW, S, P);
         for (int64_t k = 0; k < K; k++) {
-            int64_t c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
-            double *row = col + k * np;
             bool any = false;
-            for (int64_t q = 0; q < np; q++) {
-                int64_t p = p0 + q, b = p / (OH * OW), oh = p / OW % OH, ow = p % OW;
-                int64_t ih = oh * S - P + kh, iw = ow * S - P + kw;
-                bool in_plane = ih >= 0 && ih < H && iw >= 0 && iw < W;
-                row[q] = in_plane ? X[((b * C + c) * H + ih) * W + iw] : 0.0;
-                any |= in_plane;
-            }
+            for (int64_t q = 0; q < np; q++) any |= col[k * np + q] != 0;
             if (any) live[nlive++] = k;
         }
         /* OB output channels at a time, so that a row read from memory
@@ -127,32 +147,6 @@ bool shape_conv2d_dx(Node *n, char *err, size_t errlen) {
     return true;
 }
 
-/* Gathers the inputs x a block of output positions [p0, p0 + np) reads as
-   rows colT[q][k], k = (c, kh, kw), zero where the kernel reads padding;
-   or, x NULL, adds such rows into dx where they were read from. */
-static void conv_block_rows(const double *x, double *dx, double *colT, int64_t p0, int64_t np, int64_t C, int64_t H,
-                            int64_t W, int64_t KH, int64_t KW, int64_t OH, int64_t OW, int64_t S, int64_t P) {
-    int64_t K = C * KH * KW;
-    for (int64_t q = 0; q < np; q++) {
-        int64_t p = p0 + q, b = p / (OH * OW), oh = p / OW % OH, ow = p % OW;
-        double *row = colT + q * K;
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t kh = 0; kh < KH; kh++) {
-                int64_t ih = oh * S - P + kh;
-                for (int64_t kw = 0; kw < KW; kw++) {
-                    int64_t iw = ow * S - P + kw, k = (c * KH + kh) * KW + kw;
-                    bool in_plane = ih >= 0 && ih < H && iw >= 0 && iw < W;
-                    int64_t at = ((b * C + c) * H + ih) * W + iw;
-                    if (!x) {
-                        if (in_plane) dx[at] += row[k];
-                    } else {
-                        row[k] = in_plane ? x[at] : 0.0;
-                    }
-                }
-            }
-    }
-}
-
 enum { CONV_PB = 16 };   /* output positions per block of the gradients */
 
 /* The gradient of a block of positions' input rows, sum over o of
@@ -179,7 +173,7 @@ RRC_HOT_KERNEL void fwd_conv2d_dx(const Node *n, const double *const *in, double
                 for (int64_t k = 0; k < K; k++) row[k] += d * wr[k];
             }
         }
-        conv_block_rows(NULL, out, colT, p0, np, C, H, W, KH, KW, OH, OW, S, P);
+        conv_block_rows(NULL, out, colT, K, 1, p0, np, C, H, W, KH, KW, OH, OW, S, P);
     }
     free(colT);
 }
@@ -217,7 +211,7 @@ RRC_HOT_KERNEL void fwd_conv2d_dw(const Node *n, const double *const *in, double
     double *colT = xmalloc((size_t)(CONV_PB * K) * sizeof *colT);
     for (int64_t p0 = 0; p0 < NP; p0 += CONV_PB) {
         int64_t np = NP - p0 < CONV_PB ? NP - p0 : CONV_PB;
-        conv_block_rows(in[1], NULL, colT, p0, np, C, H, W, KH, KW, OH, OW, S, P);
+        conv_block_rows(in[1], NULL, colT, K, 1, p0, np, C, H, W, KH, KW, OH, OW, S, P);
         for (int64_t o = 0; o < O; o++) {
             double *restrict wr = out + o * K;
             for (int64_t q = 0; q < np; q++) {
