@@ -3,9 +3,9 @@
 ** step right? At a small size (B = K = 3 by default), with seeded
 ** parameters and random views, in double precision on the reference
 ** interpreter:
-**   1. every trainable tensor: a random-direction check and k sampled
-**      elements, central finite differences of the loss against the step's
-**      gradients (the views' gradient is checked node by node, in 2);
+**   1. every trainable tensor and the views: a random-direction check and
+**      k sampled elements, central finite differences of the loss against
+**      the step's gradients (the step is built to output the views' too);
 **   2. every differentiable node of the forward graph on its own: its
 **      backward rule against finite differences of that node alone, so a
 **      wrong rule is named with its op and spec line;
@@ -530,10 +530,10 @@ static bool check_compiled(Graph *g, float **pv, const Interp *ref, const CgOpti
 static void usage(FILE *f) {
     driver_usage(f, RRC_CMD_CHECK, "SPEC [--K K] [--batch B] [--seed S] [--input-shape CxHxW] [--threads N] [--elements N] [--engine jit|interp] [--cpu NAME]",
                  "Checks the gradients of SPEC's training step at a small size, in double precision on the\n"
-                 "reference interpreter: for every trainable tensor, a random-direction check and N sampled\n"
-                 "elements (every element of tensors below 2N) by central finite differences of the loss;\n"
-                 "every differentiable node's backward rule on its own, the views' gradient included (a\n"
-                 "wrong rule is named with its op and spec line); then the compiled step against the\n"
+                 "reference interpreter: for every trainable tensor and the views x, a random-direction\n"
+                 "check and N sampled elements (every element of tensors below 2N) by central finite\n"
+                 "differences of the loss; every differentiable node's backward rule on its own (a wrong\n"
+                 "rule is named with its op and spec line); then the compiled step against the\n"
                  "interpreter, repeated at new views if it fails (a kink flipped by rounding). A difference\n"
                  "a kink explains (ReLU, max pooling, max aggregation crossed by the stencil) is skipped.\n");
     fprintf(f, "\nExit status: 0 passed, 1 a check failed, 2 a bad spec.\n");
@@ -574,6 +574,10 @@ int cmd_check(int argc, char **argv) {
     /* the step (forward, backward, planned) and the forward alone (the loss) */
     Graph *g = lower_train(s, s->batch, s->in_c, s->in_h, s->in_w, &arena, &d);
     PipelineOpts po = {.target = co.target, .caps = cg_caps()};
+    /* the step also outputs the views' gradient ("dinput.x"), which part 1
+       checks like a parameter's */
+    Node *views = g ? (Node *)graph_find_leaf(g, OP_INPUT, "x") : NULL;
+    if (views) views->flags |= NF_WANT_GRAD;
     if (!g || !pipeline_run(g, &d, &po)) { arena_free(&arena); return EXIT_BADSPEC; }
     Graph *fwd = lower_train(s, s->batch, s->in_c, s->in_h, s->in_w, &arena, &d);
     if (!fwd) { arena_free(&arena); return EXIT_BADSPEC; }
@@ -652,8 +656,9 @@ int cmd_check(int argc, char **argv) {
     int nt = 0;
     for (int o = 0; o < g->nouts; o++) {
         const char *name = g->outs[o].name;
-        if (strncmp(name, "grad.", 5)) continue;
-        const Node *fl = graph_find_leaf(fwd, OP_PARAM, name + 5);
+        bool param = !strncmp(name, "grad.", 5);
+        if (!param && strncmp(name, "dinput.", 7)) continue;
+        const Node *fl = graph_find_leaf(fwd, param ? OP_PARAM : OP_INPUT, strchr(name, '.') + 1);
         if (!fl || !st.vals[fl->id]) continue;
         xs[nt] = fl;
         anas[nt++] = interp_value(&it, g->outs[o].node);

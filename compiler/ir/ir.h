@@ -96,6 +96,7 @@ const char *fusion_class_name(FusionClass f);
 enum NodeFlags {
     NF_TRAINABLE = 1u << 0,   /* param with a gradient */
     NF_RANK_PARTIAL = 1u << 1,   /* param whose gradient in one rank's graph is that rank's part (ops_dist.c) */
+    NF_WANT_GRAD = 1u << 2,   /* input whose gradient autodiff also outputs, as "dinput.<name>" (rrc check's views) */
 };
 
 struct Node {

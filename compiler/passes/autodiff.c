@@ -9,7 +9,9 @@
 ** contributions to one value are summed with `add` in a fixed order (the
 ** reverse of the graph), so the result is deterministic. Each trainable
 ** parameter gets an output "grad.<name>" (zeros if the loss does not
-** depend on it).
+** depend on it); an input flagged NF_WANT_GRAD gets "dinput.<name>", which
+** no trainer reads (rrc check compares the views' gradient with finite
+** differences of the loss).
 */
 #include <stdlib.h>
 
@@ -33,6 +35,10 @@ bool pass_autodiff(Graph *g, Diag *d) {
     return true;
 }
 
+static bool wants_grad(const Node *n) {
+    return (n->op == OP_PARAM && (n->flags & NF_TRAINABLE)) || (n->op == OP_INPUT && (n->flags & NF_WANT_GRAD));
+}
+
 void ir_vjp(Graph *g, Node *y, Node *dy) {
     Node *loss = y;
     int n0 = g->nnodes;
@@ -40,7 +46,7 @@ void ir_vjp(Graph *g, Node *y, Node *dy) {
     Node **grad = xcalloc((size_t)n0, sizeof *grad);
     for (int i = 0; i < n0; i++) {
         Node *n = g->nodes[i];
-        if (n->op == OP_PARAM && (n->flags & NF_TRAINABLE)) req[i] = true;
+        if (wants_grad(n)) req[i] = true;
         for (int k = 0; k < n->nin; k++)
             if ((op_table[n->op].diffmask >> k & 1) && req[n->in[k]->id]) req[i] = true;
     }
@@ -69,7 +75,7 @@ void ir_vjp(Graph *g, Node *y, Node *dy) {
     }
     for (int i = 0; i < n0; i++) {
         Node *n = g->nodes[i];
-        if (n->op != OP_PARAM || !(n->flags & NF_TRAINABLE)) continue;
+        if (!wants_grad(n)) continue;
         Node *gn = grad[i];
         if (!gn) {
             g->loc = n->loc;
@@ -77,7 +83,7 @@ void ir_vjp(Graph *g, Node *y, Node *dy) {
             gn = ir_fill(g, n->rank, n->dim, 0.0);
         }
         char name[512];
-        snprintf(name, sizeof name, "grad.%s", n->name);
+        snprintf(name, sizeof name, "%s.%s", n->op == OP_PARAM ? "grad" : "dinput", n->name);
         graph_add_output(g, name, gn);
     }
     g->loc = saved_loc;

@@ -11,6 +11,15 @@
 #include "test.h"
 #include "test_util.h"
 
+/* Part 1's row of the views x ("  x  <elements> ... ok|FAIL"), or NULL */
+static const char *views_row(const char *out, char *row, size_t cap) {
+    const char *p = out ? strstr(out, "\n  x ") : NULL;
+    if (!p) return NULL;
+    size_t n = strcspn(p + 1, "\n");
+    snprintf(row, cap, "%.*s", (int)n, p + 1);
+    return row;
+}
+
 TEST(check_passes_specs) {
     /* and two baselines: their losses, DeepCluster's label and weight inputs */
     static const char *const specs[] = {"conv4", "tests/specs/small_conv.lua", "simclr_conv4", "deepcluster_conv4"};
@@ -19,6 +28,9 @@ TEST(check_passes_specs) {
         snprintf(cmd, sizeof cmd, "%s check %s", test_rrc(), specs[i]);
         int rc = test_run(cmd, &out, &err);
         CHECKF(rc == 0 && strstr(out, ": passed (") && strstr(out, "worst error"), "%s: exit %d: %s%s", specs[i], rc, out, err);
+        char row[256];
+        const char *r = views_row(out, row, sizeof row);
+        CHECKF(r && strlen(r) > 2 && !strcmp(r + strlen(r) - 2, "ok"), "%s: the views' gradient not checked: %s", specs[i], out);
         free(out);
         free(err);
     }
@@ -40,6 +52,11 @@ TEST(check_names_a_wrong_backward_rule) {
         snprintf(at, sizeof at, "(%s) at ", ops[i][0]);
         CHECKF(rc == 1 && strstr(out, ": FAILED (") && strstr(out, want) && strstr(out, at) && strstr(out, ops[i][2]),
                "planted %s: exit %d: %s%s", ops[i][0], rc, out, err);
+        if (!strcmp(ops[i][0], "conv2d")) {   /* the first convolution's gradient of the views, whole-step */
+            char row[256];
+            const char *r = views_row(out, row, sizeof row);
+            CHECKF(r && strstr(r, "FAIL"), "planted conv2d: the views' gradient not failed: %s", out);
+        }
         free(out);
         free(err);
     }
