@@ -2,7 +2,10 @@
 `rrc plan`'s prediction of a training step is from the measured step.
 
 For conv4, resnet8 and resnet32 at K = 4, 8 and 16 (B = 64): after a fresh
-`rrc plan --calibrate`, `rrc plan NAME --K K --threads T` predicts the time
+`rrc plan --calibrate` (made again before each model's cases: a shared
+machine's speed drifts over the bench's minutes, and a calibration carries
+the speed of its moment into every prediction; the error measured is the
+plan's, not the drift's), `rrc plan NAME --K K --threads T` predicts the time
 per step and the memory (the peak of the step's planned regions and the
 optimizer's state beside them); the AOT
 trainer's `bench --threads T` measures the step (median over its steps, the
@@ -73,11 +76,14 @@ def measured(measure, trainer, threads, steps):
 
 def plan_cases(measure):
     """Every PLAN_CASES row at each thread count: predicted and measured
-    step time and memory."""
-    cal = run([RRC, "plan", "--calibrate"])
-    print(cal.strip(), flush=True)
-    rows = []
+    step time and memory; a calibration before each model's cases."""
+    rows, cals, last = [], [], None
     for model, K, B, steps, judged in PLAN_CASES:
+        if model != last:
+            cal = run([RRC, "plan", "--calibrate"]).strip()
+            print("before %s: %s" % (model, cal), flush=True)
+            cals.append("before %s:\n%s" % (model, cal))
+            last = model
         out_dir = os.path.join(BUILD, "plan_%s_K%d_B%d" % (model, K, B))
         run([RRC, "compile", "specs/%s.lua" % model, "--K", str(K), "--batch", str(B), "-o", out_dir])
         trainer = os.path.join(out_dir, "%s-train" % model)
@@ -92,7 +98,7 @@ def plan_cases(measure):
                   "%7.1f MiB (%+5.1f%%)%s" % (model, K, B, t, "s" if t > 1 else " ", p_ms, m_ms, 100 * row["t_err"],
                                               p_mib, m_mib, 100 * row["m_err"], "" if judged else " (not judged)"),
                   flush=True)
-    return rows, cal.strip()
+    return rows, "\n".join(cals)
 
 
 def verdict(rows):
@@ -121,7 +127,8 @@ def plan_report(rows, cal, cpu_name, host):
     f.write("## `rrc plan` against measured steps\n\n")
     f.write("Written by bench.py (this section alone: `BENCH_CASES=plan /usr/bin/python3 bench/bench.py`) on %s, "
             "%s, %d CPUs; rrc's code for `%s`.\n\n" % (time.strftime("%Y-%m-%d"), cpu_name, os.cpu_count(), host))
-    f.write("After `rrc plan --calibrate` (its output below), each case is predicted by `rrc plan NAME --K K --batch B "
+    f.write("After `rrc plan --calibrate` (made again before each model's cases, as the machine's speed drifts over "
+            "the bench's minutes; its outputs below), each case is predicted by `rrc plan NAME --K K --batch B "
             "--threads T` and measured by the AOT trainer's `bench --threads T --steps S --warmup 2` (`rrc compile "
             "specs/NAME.lua --K K --batch B`): the median step with the Adam update (median of 3 such runs, a run "
             "repeated when other processes or the hypervisor took more than 0.1 core), and the resident memory the "
