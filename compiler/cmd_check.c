@@ -576,7 +576,7 @@ int cmd_check(int argc, char **argv) {
     PipelineOpts po = {.target = co.target, .caps = cg_caps()};
     /* the step also outputs the views' gradient ("dinput.x"), which part 1
        checks like a parameter's */
-    Node *views = g ? (Node *)graph_find_leaf(g, OP_INPUT, "x") : NULL;
+    Node *views = g ? graph_find_leaf(g, OP_INPUT, "x") : NULL;
     if (views) views->flags |= NF_WANT_GRAD;
     if (!g || !pipeline_run(g, &d, &po)) { arena_free(&arena); return EXIT_BADSPEC; }
     Graph *fwd = lower_train(s, s->batch, s->in_c, s->in_h, s->in_w, &arena, &d);
