@@ -6,9 +6,9 @@
 # weighted kNN and retrieval, and prints the figures side by side.
 #
 # DEMO_K compiles the spec with another K (views per image); what K and
-# epochs buy in accuracy and time is in docs/RESULTS.md. 15 epochs are what
-# fits five minutes of two Zen 3 or Zen 4 cores with room for the machine's
-# speed to drift (train, both backbones' evaluations, compile).
+# epochs buy in accuracy and time is in docs/RESULTS.md. 15 epochs: the
+# most that fits the demo's five-minute budget (compile, train, both
+# backbones' evaluations) with room for the machine's speed to drift.
 #
 #   DEMO_EPOCHS (default 15), DEMO_K (default 4, the spec's), DEMO_THREADS
 #   (default 2), DEMO_RUN (default runs/demo-conv4)
