@@ -22,6 +22,22 @@
 /* Row of view k2 paired with row i of view k1 in a negative block. */
 static int64_t rolled(int64_t i, int64_t s, int64_t B) { return ((i - s) % B + B) % B; }
 
+/* Calls fn(ctx, pair row, row a, row b) for every pair, block by block
+   (see the top of this file). */
+typedef void (*pair_row_fn)(void *ctx, int64_t p, int64_t ra, int64_t rb);
+static void each_pair(int64_t K, int64_t B, pair_row_fn fn, void *ctx) {
+    int64_t s = 1, blk = 0;
+    for (int64_t k1 = 0; k1 < K; k1++)
+        for (int64_t k2 = k1 + 1; k2 < K; k2++) {
+            for (int64_t i = 0; i < B; i++) fn(ctx, blk * B + i, k1 * B + i, k2 * B + i);
+            blk++;
+            for (int64_t i = 0; i < B; i++) fn(ctx, blk * B + i, k1 * B + i, k2 * B + rolled(i, s, B));
+            blk++;
+            if (++s >= B) s = 1;
+        }
+}
+
+
 static void pair_row(float *restrict o, const float *restrict a, const float *restrict b, int64_t D, int64_t agg) {
     switch (agg) {
     case RT_AGG_CAT:
@@ -41,19 +57,16 @@ static void pair_row(float *restrict o, const float *restrict a, const float *re
     }
 }
 
+typedef struct { float *out; const float *F, *dP; int64_t D, Wd, agg; } PairsCtx;
+
+static void pairs_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
+    const PairsCtx *c = vctx;
+    pair_row(c->out + p * c->Wd, c->F + ra * c->D, c->F + rb * c->D, c->D, c->agg);
+}
+
 void rt_k_pairs(float *restrict out, const float *restrict F, int64_t K, int64_t B, int64_t D, int64_t agg) {
-    int64_t Wd = agg == RT_AGG_CAT ? 2 * D : D, s = 1, blk = 0;
-    for (int64_t k1 = 0; k1 < K; k1++)
-        for (int64_t k2 = k1 + 1; k2 < K; k2++) {
-            for (int64_t i = 0; i < B; i++)
-                pair_row(out + (blk * B + i) * Wd, F + (k1 * B + i) * D, F + (k2 * B + i) * D, D, agg);
-            blk++;
-            for (int64_t i = 0; i < B; i++)
-                pair_row(out + (blk * B + i) * Wd, F + (k1 * B + i) * D, F + (k2 * B + rolled(i, s, B)) * D, D,
-                         agg);
-            blk++;
-            if (++s >= B) s = 1;
-        }
+    PairsCtx c = {out, F, NULL, D, agg == RT_AGG_CAT ? 2 * D : D, agg};
+    each_pair(K, B, pairs_row, &c);
 }
 
 /* Accumulates the gradient of one pair row d into rows da (view k1) and db
@@ -85,24 +98,47 @@ static void pair_row_back(float *restrict da, float *restrict db, const float *r
     }
 }
 
+static void pairs_back_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
+    const PairsCtx *c = vctx;   /* out: dF */
+    int64_t D = c->D;
+    pair_row_back(c->out + ra * D, c->out + rb * D, c->dP + p * c->Wd, c->F + ra * D, c->F + rb * D, D, c->agg);
+}
+
 void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *restrict F, int64_t K,
                      int64_t B, int64_t D, int64_t agg) {
-    int64_t Wd = agg == RT_AGG_CAT ? 2 * D : D, s = 1, blk = 0;
     memset(dF, 0, sizeof(float) * (size_t)(K * B * D));
-    for (int64_t k1 = 0; k1 < K; k1++)
-        for (int64_t k2 = k1 + 1; k2 < K; k2++) {
-            for (int64_t i = 0; i < B; i++) {
-                int64_t ra = k1 * B + i, rb = k2 * B + i;
-                pair_row_back(dF + ra * D, dF + rb * D, dP + (blk * B + i) * Wd, F + ra * D, F + rb * D, D, agg);
-            }
-            blk++;
-            for (int64_t i = 0; i < B; i++) {
-                int64_t ra = k1 * B + i, rb = k2 * B + rolled(i, s, B);
-                pair_row_back(dF + ra * D, dF + rb * D, dP + (blk * B + i) * Wd, F + ra * D, F + rb * D, D, agg);
-            }
-            blk++;
-            if (++s >= B) s = 1;
-        }
+    PairsCtx c = {dF, F, dP, D, agg == RT_AGG_CAT ? 2 * D : D, agg};
+    each_pair(K, B, pairs_back_row, &c);
+}
+
+typedef struct { float *out; const float *in; int64_t H; } Halves;
+
+static void halves_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
+    const Halves *c = vctx;
+    int64_t H = c->H;
+    const float *restrict a = c->in + ra * 2 * H, *restrict b = c->in + rb * 2 * H;
+    float *restrict o = c->out + p * H;
+    RT_VFOR(h, H, o[h] = a[2 * h] + b[2 * h + 1];);
+}
+
+void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H) {
+    Halves c = {out, X, H};
+    each_pair(K, B, halves_row, &c);
+}
+
+static void halves_back_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
+    const Halves *c = vctx;   /* in: dY, out: dX */
+    int64_t H = c->H;
+    const float *restrict d = c->in + p * H;
+    float *a = c->out + ra * 2 * H, *b = c->out + rb * 2 * H;
+    RT_VFOR(h, H, a[2 * h] += d[h];);
+    RT_VFOR(h, H, b[2 * h + 1] += d[h];);
+}
+
+void rt_k_pair_halves_back(float *restrict dX, const float *restrict dY, int64_t K, int64_t B, int64_t H) {
+    memset(dX, 0, sizeof(float) * (size_t)(K * B * 2 * H));
+    Halves c = {dX, dY, H};
+    each_pair(K, B, halves_back_row, &c);
 }
 
 void rt_k_pair_targets(float *restrict y, int64_t K, int64_t B) {

@@ -118,6 +118,8 @@ static bool emit_node(CG *cg, const Node *n) {
     case OP_PAIRS_BACK:
         call_rt_k_pairs_back(cg, O, I(0), I(1), n->ia[0], D(n, 0) / n->ia[0], D(n, 1), n->ia[1]);
         return true;
+    case OP_PAIR_HALVES: call_rt_k_pair_halves(cg, O, I(0), n->ia[0], D(a, 0) / n->ia[0], D(n, 1)); return true;
+    case OP_PAIR_HALVES_BACK: call_rt_k_pair_halves_back(cg, O, I(0), n->ia[0], D(n, 0) / n->ia[0], D(a, 1)); return true;
     case OP_PAIR_TARGETS: call_rt_k_pair_targets(cg, O, n->ia[0], n->ia[1]); return true;
     case OP_FOCAL_LOSS: call_rt_k_focal_loss(cg, O, I(0), I(1), D(a, 0), n->fa[0], n->fa[1]); return true;
     case OP_FOCAL_BACK: call_rt_k_focal_back(cg, O, I(0), I(1), I(2), D(n, 0), n->fa[0], n->fa[1]); return true;

@@ -255,6 +255,7 @@ Node *ir_bn_eval(Graph *g, Node *x, Node *mean, Node *var, Node *gamma, Node *be
 Node *ir_bn_running(Graph *g, Node *old, Node *stats, int which, double momentum);
 Node *ir_pairs(Graph *g, Node *f, int K, int agg);
 Node *ir_pairs_back(Graph *g, Node *dp, Node *f, int K, int agg);
+Node *ir_pair_halves(Graph *g, Node *x, int K);
 Node *ir_pair_targets(Graph *g, int K, int64_t B);
 Node *ir_focal_loss(Graph *g, Node *z, Node *y, double gamma, double alpha);
 Node *ir_focal_back(Graph *g, Node *dl, Node *z, Node *y, double gamma, double alpha);
@@ -312,6 +313,8 @@ void fmt_shape(char *buf, size_t n, const Node *node);
 
 /* ---- passes (passes/) ---- */
 
+/* The cat-aggregated pairs' linear layer per view (passes/factor.c). */
+bool pass_factor(Graph *g, Diag *d);
 /* Reverse-mode autodiff: adds the gradient of output `loss` with respect to
    every trainable param as output "grad.<name>". */
 bool pass_autodiff(Graph *g, Diag *d);

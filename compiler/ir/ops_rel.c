@@ -108,6 +108,74 @@ void fwd_pairs_back(const Node *n, const double *const *in, double *out) {
 
 Cost cost_pairs_back(const Node *n) { return (Cost){(double)node_numel(n->in[0]), 12.0 * (double)node_numel(n->in[0])}; }
 
+/* ---- pair_halves(X): ia = K. X [K*B, 2H] holds, per view, the products
+   with W1's and W2's rows interleaved (column 2h: W1[h], 2h+1: W2[h]); a
+   pair's row is the first half of view a plus the second half of view b,
+   which is W [F_a; F_b] ---- */
+
+bool shape_pair_halves(Node *n, char *err, size_t errlen) {
+    const Node *x = n->in[0];
+    int64_t K = n->ia[0];
+    if (x->rank != 2 || x->dim[1] % 2 != 0)
+        SHAPE_FAIL("pair_halves: input must be [K*B, 2H] (got %s)", shp(x));
+    if (K < 2) SHAPE_FAIL("pair_halves: K must be at least 2 (got %lld)", (long long)K);
+    if (x->dim[0] % K != 0 || x->dim[0] == 0)
+        SHAPE_FAIL("pair_halves: %lld rows are not K=%lld views of a batch", (long long)x->dim[0], (long long)K);
+    set_shape2(n, x->dim[0] / K * K * (K - 1), x->dim[1] / 2);
+    return true;
+}
+
+typedef struct { const double *x; double *out; int64_t H; } HalvesCtx;
+
+static void halves_fwd(void *vctx, int64_t p, int64_t ra, int64_t rb) {
+    HalvesCtx *c = vctx;
+    const double *a = c->x + ra * 2 * c->H, *b = c->x + rb * 2 * c->H;
+    for (int64_t h = 0; h < c->H; h++) c->out[p * c->H + h] = a[2 * h] + b[2 * h + 1];
+}
+
+void fwd_pair_halves(const Node *n, const double *const *in, double *out) {
+    HalvesCtx c = {in[0], out, n->dim[1]};
+    for_each_pair(n->ia[0], n->in[0]->dim[0] / n->ia[0], halves_fwd, &c);
+}
+
+Cost cost_pair_halves(const Node *n) { return (Cost){(double)node_numel(n), 12.0 * (double)node_numel(n)}; }
+
+void bwd_pair_halves(Graph *g, Node *n, Node *dy, unsigned need, Node **dx) {
+    int64_t ia[] = {n->ia[0]};
+    if (need & 1) dx[0] = ir_make(g, OP_PAIR_HALVES_BACK, &dy, 1, ia, 1, NULL, 0);
+}
+
+/* ---- pair_halves_back(dY [P, H]): ia = K -> dX [K*B, 2H]: each pair's
+   gradient row added to the first half of view a and the second of b ---- */
+
+bool shape_pair_halves_back(Node *n, char *err, size_t errlen) {
+    const Node *d = n->in[0];
+    int64_t K = n->ia[0];
+    if (d->rank != 2 || K < 2 || d->dim[0] % (K * (K - 1)) != 0 || d->dim[0] == 0)
+        SHAPE_FAIL("pair_halves_back: dY %s is not the pairs of K=%lld views", shp(d), (long long)K);
+    set_shape2(n, d->dim[0] / (K - 1), 2 * d->dim[1]);
+    return true;
+}
+
+static void halves_bwd(void *vctx, int64_t p, int64_t ra, int64_t rb) {
+    HalvesCtx *c = vctx;   /* x: dY, out: dX */
+    double *a = c->out + ra * 2 * c->H, *b = c->out + rb * 2 * c->H;
+    for (int64_t h = 0; h < c->H; h++) {
+        a[2 * h] += c->x[p * c->H + h];
+        b[2 * h + 1] += c->x[p * c->H + h];
+    }
+}
+
+void fwd_pair_halves_back(const Node *n, const double *const *in, double *out) {
+    memset(out, 0, sizeof(double) * (size_t)node_numel(n));
+    HalvesCtx c = {in[0], out, n->in[0]->dim[1]};
+    for_each_pair(n->ia[0], n->dim[0] / n->ia[0], halves_bwd, &c);
+}
+
+Cost cost_pair_halves_back(const Node *n) {
+    return (Cost){(double)node_numel(n->in[0]), 4.0 * (double)(3 * node_numel(n->in[0]) + node_numel(n))};
+}
+
 /* ---- pair_targets: ia = K, B -> [P], 1 for positive blocks, 0 for negative ---- */
 
 bool shape_pair_targets(Node *n, char *err, size_t errlen) {
@@ -219,6 +287,11 @@ Node *ir_pairs_back(Graph *g, Node *dp, Node *f, int K, int agg) {
     Node *in[] = {dp, f};
     int64_t ia[] = {K, agg};
     return ir_make(g, OP_PAIRS_BACK, in, 2, ia, 2, NULL, 0);
+}
+
+Node *ir_pair_halves(Graph *g, Node *x, int K) {
+    int64_t ia[] = {K};
+    return ir_make(g, OP_PAIR_HALVES, &x, 1, ia, 1, NULL, 0);
 }
 
 Node *ir_pair_targets(Graph *g, int K, int64_t B) {

@@ -115,8 +115,9 @@ TEST(plan_predicts_memory_and_flops) {
     }
     CHECKF(rows == 3, "%d rows in: %s", rows, out);
     CHECK(gf[0] < gf[1] && gf[1] < gf[2]);
-    /* the relation head's pairs grow as K^2: 4x from K=2 to K=4 and again to 8, give or take the loss */
-    CHECKF(rel[1] > 3 * rel[0] && rel[2] > 3 * rel[1], "relation GFLOP %g %g %g", rel[0], rel[1], rel[2]);
+    /* the relation head grows faster than the views (its pairs grow as K^2; its
+       first layer, factored per view, as K): more than 1.5x per doubling of K */
+    CHECKF(rel[1] > 1.5 * rel[0] && rel[2] > 1.5 * rel[1], "relation GFLOP %g %g %g", rel[0], rel[1], rel[2]);
     free(out);
     free(err);
     /* the same planned memory as the compiled program */

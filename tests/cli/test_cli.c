@@ -156,6 +156,7 @@ TEST(cli_dump_ir_goldens) {
         {"tiny", "tests/specs/tiny.lua"},
         {"tiny_max_bce", "tests/specs/tiny.lua --aggregation max --loss bce --K 3"},
         {"conv4_K2_B2", "specs/conv4.lua --K 2 --batch 2 --verify-each"},
+        {"conv4_K3_B2", "specs/conv4.lua --K 3 --batch 2 --verify-each"},   /* linear1 factored per view */
         {"resnet8_K2_B2_lower", "specs/resnet8.lua --K 2 --batch 2 --after lower"},
     };
     bool update = getenv("RRC_UPDATE_GOLDENS") && *getenv("RRC_UPDATE_GOLDENS") == '1';

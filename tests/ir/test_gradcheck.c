@@ -78,6 +78,9 @@ static Node *b_pairs_sum(Graph *g) { return ir_pairs(g, P(g, "f", 2, 9, 4, 0, 0)
 static Node *b_pairs_mean(Graph *g) { return ir_pairs(g, P(g, "f", 2, 8, 3, 0, 0), 4, 2); }
 static Node *b_pairs_max(Graph *g) { return ir_pairs(g, P(g, "f", 2, 9, 4, 0, 0), 3, 3); }
 static Node *b_pairs_cat_k4b2(Graph *g) { return ir_pairs(g, P(g, "f", 2, 8, 3, 0, 0), 4, 0); }
+/* pair_halves: K=3 of B=3 and K=4 of B=2 (the roll shift wraps) */
+static Node *b_halves(Graph *g) { return ir_pair_halves(g, P(g, "x", 2, 9, 4, 0, 0), 3); }
+static Node *b_halves_k4b2(Graph *g) { return ir_pair_halves(g, P(g, "x", 2, 8, 6, 0, 0), 4); }
 static Node *b_focal(Graph *g) {
     Node *z = P(g, "z", 1, 2 * 3 * 2, 0, 0, 0);
     return ir_focal_loss(g, z, ir_pair_targets(g, 3, 2), 2.0, 0.5);
@@ -192,6 +195,8 @@ static const GradCase cases[] = {
     {"pairs mean", OP_PAIRS, b_pairs_mean},
     {"pairs max", OP_PAIRS, b_pairs_max},
     {"pairs cat K4 B2", OP_PAIRS, b_pairs_cat_k4b2},
+    {"pair_halves", OP_PAIR_HALVES, b_halves},
+    {"pair_halves K4 B2", OP_PAIR_HALVES, b_halves_k4b2},
     {"focal_loss", OP_FOCAL_LOSS, b_focal},
     {"focal_loss gamma 3", OP_FOCAL_LOSS, b_focal_g3},
     {"bce_loss", OP_BCE_LOSS, b_bce},

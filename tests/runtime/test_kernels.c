@@ -542,6 +542,37 @@ TEST(kernel_pairs) {
             }
 }
 
+/* pair_halves and its backward (passes/factor.c's pairs), H = 1, 5, 16 */
+TEST(kernel_pair_halves) {
+    static const int64_t kb[][2] = {{2, 4}, {3, 3}, {4, 2}, {4, 3}, {5, 3}, {4, 1}, {4, 8}, {5, 4}};
+    static const int64_t dims[] = {1, 5, 16};
+    for (size_t i = 0; i < sizeof kb / sizeof kb[0]; i++)
+        for (size_t j = 0; j < sizeof dims / sizeof dims[0]; j++) {
+            int64_t K = kb[i][0], B = kb[i][1], H = dims[j];
+            Arena a = {0};
+            Graph *g = graph_new(&a);
+            int64_t xd[] = {K * B, 2 * H};
+            Node *x = ir_input(g, "X", 2, xd);
+            Node *p = ir_pair_halves(g, x, (int)K);
+            Node *dp = ir_input(g, "dY", 2, p->dim);
+            int64_t ia[] = {K};
+            Node *pb = ir_make(g, OP_PAIR_HALVES_BACK, &dp, 1, ia, 1, NULL, 0);
+            uint32_t s = (uint32_t)(100 * i + 10 * j) + 500;
+            T tx = t_rand(K * B * 2 * H, s, -2, 2, 0), tdp = t_rand(node_numel(p), s + 7, -1, 1, 0);
+            float *op = out_f32(node_numel(p)), *odx = out_f32(K * B * 2 * H);
+            char what[96];
+            snprintf(what, sizeof what, "pair_halves K%lld B%lld H%lld", (long long)K, (long long)B, (long long)H);
+            rt_k_pair_halves(op, tx.f, K, B, H);
+            check_op(what, p, (const T *[]){&tx}, 1, op);
+            rt_k_pair_halves_back(odx, tdp.f, K, B, H);
+            snprintf(what, sizeof what, "pair_halves_back K%lld B%lld H%lld", (long long)K, (long long)B, (long long)H);
+            check_op(what, pb, (const T *[]){&tdp}, 1, odx);
+            free(op); free(odx);
+            t_free(&tx); t_free(&tdp);
+            arena_free(&a);
+        }
+}
+
 /* max aggregation with NaN features: the forward takes b unless a >= b,
    the backward splits the gradient when neither is greater */
 TEST(kernel_pairs_nan) {
