@@ -184,9 +184,10 @@ static const char *const SUMMARY[] = {
                          "writes them to OUT/retrieval.txt.\n",
     [RT_CMD_EVAL] = "Every protocol of --protocols on one backbone, one report: linear evaluation, fine-tuning,\n"
                     "the weighted kNN, retrieval and fine-tuning on label fractions, as the commands of the same\n"
-                    "names do them. Writes OUT/eval.json (each figure with its protocol, data, split, labels and\n"
-                    "seed), OUT/eval_map.png (the test features' two principal components, a colour per\n"
-                    "class) and prints a table.\n",
+                    "names do them, from one pass of feature extraction. Writes OUT/eval.json (each figure with\n"
+                    "its protocol, data, split, labels and seed), the commands' own lineval.txt, knn.txt and\n"
+                    "retrieval.txt, OUT/eval_map.png (the test features' two principal components, a colour per\n"
+                    "class) and prints a table (a random backbone's files end in _random).\n",
     [RT_CMD_FINETUNE] = "Fine-tuning (BASELINES.md section 7): the backbone of CHECKPOINT and a new linear\n"
                         "classifier trained together on the labelled train split, backbone in train mode, Adam\n"
                         "with backbone lr 1e-3 and classifier lr 1e-4, weight decay 1e-5, batch 128, no\n"
@@ -876,6 +877,7 @@ int rt_cli_eval(const rt_eval_programs *ps, const char *prog, int argc, char **a
             char body[1024];
             double fig[5];
             rc = frozen_run(frozen[i].cmd, p, prog, &e, body, sizeof body, fig);
+            if (rc == 0) rc = frozen_report(p, prog, &e, FROZEN_FILE[frozen[i].cmd], body);   /* as the command writes it */
             if (rc) break;
             if (frozen[i].cmd == RT_CMD_LINEVAL) {
                 add_figure(figures, table, "linear", "top1", fig[0], &e, e.part.labels, e.tr.n, e.epochs);

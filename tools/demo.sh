@@ -3,7 +3,8 @@
 # of time into a standalone trainer, trains Conv-4 with self-supervised
 # relational reasoning on Fashion-MNIST (Debian's dataset-fashion-mnist),
 # evaluates the trained backbone and a random one by linear evaluation, the
-# weighted kNN and retrieval, and prints the figures side by side.
+# weighted kNN and retrieval (`eval`: each backbone's features once), and
+# prints the figures side by side.
 #
 # DEMO_K compiles the spec with another K (views per image); what K and
 # epochs buy in accuracy and time is in docs/RESULTS.md. 15 epochs: the
@@ -23,16 +24,11 @@ start=$(date +%s)
 ./rrc compile specs/conv4.lua --data fashion-mnist --K "$K"
 T=generated/conv4/conv4-train
 $T train --data fashion-mnist --epochs "$EPOCHS" --threads "$THREADS" --seed 1 --out "$RUN"
-$T lineval --data fashion-mnist --checkpoint "$RUN/last.safetensors" --threads "$THREADS" --seed 1 \
-    | tee "$RUN/lineval_summary.txt"
-$T lineval --data fashion-mnist --random-init --threads "$THREADS" --seed 1 --out "$RUN" \
+# every protocol of a backbone from one pass of feature extraction
+$T eval --protocols linear,knn,retrieval --data fashion-mnist --checkpoint "$RUN/last.safetensors" --threads "$THREADS" \
+    --seed 1 | tee "$RUN/lineval_summary.txt"
+$T eval --protocols linear,knn,retrieval --data fashion-mnist --random-init --threads "$THREADS" --seed 1 --out "$RUN" \
     | tee -a "$RUN/lineval_summary.txt"
-for protocol in knn retrieval; do
-    $T $protocol --data fashion-mnist --checkpoint "$RUN/last.safetensors" --threads "$THREADS" --seed 1 \
-        | tee -a "$RUN/lineval_summary.txt"
-    $T $protocol --data fashion-mnist --random-init --threads "$THREADS" --seed 1 --out "$RUN" \
-        | tee -a "$RUN/lineval_summary.txt"
-done
 end=$(date +%s)
 pct() { awk -v k="$2" '$1 == k {printf "%.2f%%", 100*$2}' "$RUN/$1"; }
 echo
@@ -42,5 +38,6 @@ printf "%-28s %-16s %-16s %-16s %s\n" "trained, $EPOCHS epoch(s)" "$(pct lineval
     "$(pct retrieval.txt precision_at_10)" "$(pct retrieval.txt map)"
 printf "%-28s %-16s %-16s %-16s %s\n" "random (lower bound)" "$(pct lineval_random.txt test_top1)" \
     "$(pct knn_random.txt test_top1)" "$(pct retrieval_random.txt precision_at_10)" "$(pct retrieval_random.txt map)"
-echo "run directory: $RUN (metrics.csv, curves.png, last.safetensors, lineval*.txt, knn*.txt, retrieval*.txt);" \
+echo "run directory: $RUN (metrics.csv, curves.png, last.safetensors, eval*.json, eval_map*.png, lineval*.txt, knn*.txt," \
+    "retrieval*.txt);" \
     "wall time $((end - start)) s"

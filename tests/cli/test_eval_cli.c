@@ -166,6 +166,14 @@ TEST(cli_eval_report) {
         }
     }
     json_decref(doc);
+    /* and the commands' own reports, as make demo reads them */
+    snprintf(path, sizeof path, "%s/knn_random.txt", dir);
+    const char *ek = value_of(path, "test_top1");
+    CHECKF(ek && fabs(atof(ek) - knn) < 1e-4, "eval's knn_random.txt says %s, its json %g", ek ? ek : "(none)", knn);
+    snprintf(path, sizeof path, "%s/lineval_random.txt", dir);
+    CHECKF(value_of(path, "test_top1"), "eval wrote no %s", path);
+    snprintf(path, sizeof path, "%s/retrieval_random.txt", dir);
+    CHECKF(value_of(path, "map"), "eval wrote no %s", path);
     if (system("command -v gnuplot > /dev/null 2>&1") == 0) {
         snprintf(path, sizeof path, "%s/eval_map_random.png", dir);
         CHECKF(test_exists(path), "no %s", path);
