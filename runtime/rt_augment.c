@@ -85,6 +85,10 @@
 typedef struct aug_ws {
     void *img[2], *tmp, *dk, *ik, *bounds;
     size_t img_cap[2], tmp_cap, dk_cap, ik_cap, bounds_cap;   /* bytes */
+    /* to_float's value tables, made for the views' (mean, std, c_out) once */
+    float tf[3][256];
+    const double *tf_mean, *tf_std;
+    int tf_c;                                                 /* c_out; 0: none made */
 } aug_ws;
 
 /* Makes *p at least `need` bytes; keeps the old block if realloc fails. */
@@ -512,24 +516,28 @@ void rt_aug_color_jitter(uint8_t *img, int h, int w, int c, const int order[4], 
    x = v / 255 (a float division), then (x - mean) / std with mean and std
    rounded to float. Without mean/std: x only. Channels: the image's, or
    gray replicated (c = 1, c_out = 3), or the L of RGB (c = 3, c_out = 1). */
-static void to_float(const uint8_t *img, int h, int w, int c, int c_out, const double *mean, const double *std,
-                     float *out) {
-    size_t np = (size_t)h * (size_t)w;
+static void float_tables(float t[3][256], int c_out, const double *mean, const double *std) {
     for (int oc = 0; oc < c_out; oc++) {
         float m = mean ? (float)mean[oc] : 0.0f, s = std ? (float)std[oc] : 1.0f;
-        float t[256];   /* the same float operations, once per value */
-        for (int v = 0; v < 256; v++) {
+        for (int v = 0; v < 256; v++) {   /* the same float operations, once per value */
             float x = (float)v / 255.0f;
-            t[v] = mean ? (x - m) / s : x;
+            t[oc][v] = mean ? (x - m) / s : x;
         }
+    }
+}
+
+static void to_float(const uint8_t *img, int h, int w, int c, int c_out, const float t[3][256], float *out) {
+    size_t np = (size_t)h * (size_t)w;
+    for (int oc = 0; oc < c_out; oc++) {
+        const float *tt = t[oc];
         float *o = out + (size_t)oc * np;
         if (c == c_out || c == 1) {
             const uint8_t *px = img + (c == 1 ? 0 : oc);
-            for (size_t i = 0; i < np; i++) o[i] = t[px[i * (size_t)c]];
+            for (size_t i = 0; i < np; i++) o[i] = tt[px[i * (size_t)c]];
         } else {
             for (size_t i = 0; i < np; i++) {
                 const uint8_t *px = img + i * (size_t)c;
-                o[i] = t[rt_aug_luma(px[0], px[1], px[2])];
+                o[i] = tt[rt_aug_luma(px[0], px[1], px[2])];
             }
         }
     }
@@ -537,7 +545,9 @@ static void to_float(const uint8_t *img, int h, int w, int c, int c_out, const d
 
 void rt_normalize_image(const uint8_t *img, int h, int w, int c, int c_out, const double mean[3],
                         const double std[3], float *out) {
-    to_float(img, h, w, c, c_out, mean, std, out);
+    float t[3][256];
+    float_tables(t, c_out, mean, std);
+    to_float(img, h, w, c, c_out, (const float(*)[256])t, out);
 }
 
 /* ---- parameters ------------------------------------------------------------ */
@@ -705,7 +715,11 @@ static int apply_ws(aug_ws *ws, const rt_aug_pipeline *p, const rt_aug_params *p
             break;
         }
     }
-    to_float(cur, ch, cw, wc, c_out, mean, std, out);
+    if (ws->tf_c != c_out || ws->tf_mean != mean || ws->tf_std != std) {
+        float_tables(ws->tf, c_out, mean, std);
+        ws->tf_c = c_out, ws->tf_mean = mean, ws->tf_std = std;
+    }
+    to_float(cur, ch, cw, wc, c_out, (const float(*)[256])ws->tf, out);
     return 0;
 }
 

@@ -18,6 +18,7 @@
 
 #include "rt_kernels.h"
 #include "rt_kernels_impl.h"
+#include "rt_pool.h"
 
 /* Row of view k2 paired with row i of view k1 in a negative block. */
 static int64_t rolled(int64_t i, int64_t s, int64_t B) { return ((i - s) % B + B) % B; }
@@ -111,34 +112,53 @@ void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *
     each_pair(K, B, pairs_back_row, &c);
 }
 
+/* pair_halves and its backward work on whole contiguous rows (restrict
+   parameters, so they vectorise), with the per-view products laid out
+   [N][2][H] in scratch: the forward deinterleaves X once, then adds two
+   rows per pair; the backward adds each pair's row into two rows, then
+   interleaves once. */
 typedef struct { float *out; const float *in; int64_t H; } Halves;
 
+static void add_rows(float *restrict o, const float *restrict a, const float *restrict b, int64_t n) {
+    RT_VFOR(h, n, o[h] = a[h] + b[h];);
+}
+
+static void acc_row(float *restrict o, const float *restrict d, int64_t n) { RT_VFOR(h, n, o[h] += d[h];); }
+
 static void halves_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
-    const Halves *c = vctx;
-    int64_t H = c->H;
-    const float *restrict a = c->in + ra * 2 * H, *restrict b = c->in + rb * 2 * H;
-    float *restrict o = c->out + p * H;
-    RT_VFOR(h, H, o[h] = a[2 * h] + b[2 * h + 1];);
+    const Halves *c = vctx;   /* in: the [N][2][H] products */
+    add_rows(c->out + p * c->H, c->in + ra * 2 * c->H, c->in + rb * 2 * c->H + c->H, c->H);
+}
+
+static void deinterleave(float *restrict a, float *restrict b, const float *restrict x, int64_t n) {
+    RT_VFOR(h, n, a[h] = x[2 * h]; b[h] = x[2 * h + 1];);
+}
+
+static void interleave(float *restrict x, const float *restrict a, const float *restrict b, int64_t n) {
+    RT_VFOR(h, n, x[2 * h] = a[h]; x[2 * h + 1] = b[h];);
 }
 
 void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H) {
-    Halves c = {out, X, H};
+    int64_t N = K * B;
+    float *prod = rt_pool_scratch(0, (size_t)(N * 2 * H));
+    for (int64_t v = 0; v < N; v++) deinterleave(prod + v * 2 * H, prod + v * 2 * H + H, X + v * 2 * H, H);
+    Halves c = {out, prod, H};
     each_pair(K, B, halves_row, &c);
 }
 
 static void halves_back_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
-    const Halves *c = vctx;   /* in: dY, out: dX */
-    int64_t H = c->H;
-    const float *restrict d = c->in + p * H;
-    float *a = c->out + ra * 2 * H, *b = c->out + rb * 2 * H;
-    RT_VFOR(h, H, a[2 * h] += d[h];);
-    RT_VFOR(h, H, b[2 * h + 1] += d[h];);
+    const Halves *c = vctx;   /* in: dY, out: the [N][2][H] sums */
+    acc_row(c->out + ra * 2 * c->H, c->in + p * c->H, c->H);
+    acc_row(c->out + rb * 2 * c->H + c->H, c->in + p * c->H, c->H);
 }
 
 void rt_k_pair_halves_back(float *restrict dX, const float *restrict dY, int64_t K, int64_t B, int64_t H) {
-    memset(dX, 0, sizeof(float) * (size_t)(K * B * 2 * H));
-    Halves c = {dX, dY, H};
+    int64_t N = K * B;
+    float *sums = rt_pool_scratch(0, (size_t)(N * 2 * H));
+    memset(sums, 0, sizeof(float) * (size_t)(N * 2 * H));
+    Halves c = {sums, dY, H};
     each_pair(K, B, halves_back_row, &c);
+    for (int64_t v = 0; v < N; v++) interleave(dX + v * 2 * H, sums + v * 2 * H, sums + v * 2 * H + H, H);
 }
 
 void rt_k_pair_targets(float *restrict y, int64_t K, int64_t B) {
