@@ -89,6 +89,9 @@ $(BUILD)/runtime/rt_augment.o: CFLAGS += -O3
 # The interpreter's convolution runs rrc check's thousands of forwards; its
 # inner loop over output channels has a variable trip count too
 $(BUILD)/compiler/ir/ops_conv.o: CFLAGS += -O3
+# The optimizers' per-element double arithmetic vectorises once sqrt need
+# not set errno (the arguments are never negative)
+$(BUILD)/runtime/rt_optim.o: CFLAGS += -O3 -fno-math-errno
 
 # `rrc --version` names the commit it was built from (git describe, empty
 # outside a git checkout); the header changes only when that does

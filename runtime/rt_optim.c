@@ -7,7 +7,8 @@
 
 #include "rt_optim.h"
 
-void rt_adam_update(float *p, const float *g, float *m, float *v, int64_t n, int64_t t, const rt_adam *o) {
+void rt_adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, int64_t n, int64_t t,
+                    const rt_adam *o) {
     double bc1 = 1 - pow(o->beta1, (double)t), bc2 = 1 - pow(o->beta2, (double)t);
     double step = o->lr / bc1, sbc2 = sqrt(bc2);
     for (int64_t i = 0; i < n; i++) {
@@ -20,7 +21,7 @@ void rt_adam_update(float *p, const float *g, float *m, float *v, int64_t n, int
     }
 }
 
-void rt_sgd_update(float *p, const float *g, float *buf, int64_t n, int64_t t, const rt_sgd *o) {
+void rt_sgd_update(float *restrict p, const float *restrict g, float *restrict buf, int64_t n, int64_t t, const rt_sgd *o) {
     for (int64_t i = 0; i < n; i++) {
         double gi = (double)g[i] + o->weight_decay * (double)p[i];
         double b = o->momentum != 0 && t > 1 ? o->momentum * (double)buf[i] + gi : gi;
