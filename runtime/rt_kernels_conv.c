@@ -558,13 +558,22 @@ void rt_k_conv2d_dw_gen(float *restrict dw, rt_rows_fn fn, void **args, int64_t 
     }
 }
 
-/* ---- linear: one GEMM each; the batch is the GEMM's M (or K for dW) ---- */
+/* ---- linear: one GEMM each; the batch is the GEMM's M (or K for dW).
+   One output (the relation head's score) is a matrix-vector product and
+   its input gradient an outer product, which sgemm runs far below the
+   memory's speed: sgemv and a row loop instead ---- */
+
+static void scaled_row(float *restrict o, const float *restrict w, float a, int64_t n) { RT_VFOR(i, n, o[i] = a * w[i];); }
 
 void rt_k_linear(float *restrict y, const float *restrict x, const float *restrict w, int64_t N, int64_t In,
                  int64_t O) {
     if (N == 0 || O == 0) return;
     if (In == 0) {
         memset(y, 0, sizeof(float) * (size_t)(N * O));
+        return;
+    }
+    if (O == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, rt_bi(N), rt_bi(In), 1.0f, x, rt_bi(In), w, 1, 0.0f, y, 1);
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rt_bi(N), rt_bi(O), rt_bi(In), 1.0f, x, rt_bi(In), w, rt_bi(In), 0.0f, y,
@@ -578,6 +587,10 @@ void rt_k_linear_dx(float *restrict dx, const float *restrict dy, const float *r
         memset(dx, 0, sizeof(float) * (size_t)(N * In));
         return;
     }
+    if (O == 1) {
+        for (int64_t n = 0; n < N; n++) scaled_row(dx + n * In, w, dy[n], In);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rt_bi(N), rt_bi(In), rt_bi(O), 1.0f, dy, rt_bi(O), w, rt_bi(In), 0.0f,
                 dx, rt_bi(In));
 }
@@ -587,6 +600,10 @@ void rt_k_linear_dw(float *restrict dw, const float *restrict dy, const float *r
     if (O == 0 || In == 0) return;
     if (N == 0) {
         memset(dw, 0, sizeof(float) * (size_t)(O * In));
+        return;
+    }
+    if (O == 1) {
+        cblas_sgemv(CblasRowMajor, CblasTrans, rt_bi(N), rt_bi(In), 1.0f, x, rt_bi(In), dy, 1, 0.0f, dw, 1);
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rt_bi(O), rt_bi(In), rt_bi(N), 1.0f, dy, rt_bi(O), x, rt_bi(In), 0.0f, dw,
