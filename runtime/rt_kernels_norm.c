@@ -19,6 +19,7 @@
 #include "rt_comm.h"
 #include "rt_kernels.h"
 #include "rt_kernels_impl.h"
+#include "rt_pool.h"
 
 static void stats_finish(float *restrict st, int64_t C, int64_t c, double k, double s1, double s2, double M) {
     double m1 = s1 / M;
@@ -27,27 +28,43 @@ static void stats_finish(float *restrict st, int64_t C, int64_t c, double k, dou
     st[C + c] = (float)(var > 0 ? var : 0);
 }
 
-void rt_k_bn_stats(float *restrict st, const float *restrict x, int64_t N, int64_t C, int64_t S) {
+/* args: st, x, then N, C, S as int64_t. Rows: blocks of RT_CBLK channels
+   (S == 1) or channels; each channel's sums run over its values in the
+   same order whatever the split, so every thread count gives the same
+   statistics. */
+static void stats_rows(void **args, int64_t r0, int64_t r1) {
+    float *restrict st = args[0];
+    const float *restrict x = args[1];
+    const int64_t *d = args[2];
+    int64_t N = d[0], C = d[1], S = d[2];
     double M = (double)(N * S);
     if (S == 1) {
-        for (int64_t c0 = 0; c0 < C; c0 += RT_CBLK) {
+        for (int64_t c0 = r0 * RT_CBLK; c0 < C && c0 < r1 * RT_CBLK; c0 += RT_CBLK) {
             int64_t cb = C - c0 < RT_CBLK ? C - c0 : RT_CBLK;
             double k[RT_CBLK], s1[RT_CBLK] = {0}, s2[RT_CBLK] = {0};
             for (int64_t j = 0; j < cb; j++) k[j] = (double)x[c0 + j];
             for (int64_t r = 0; r < N; r++) {
                 const float *restrict xr = x + r * C + c0;
-                RT_VFOR(j, cb, double d = (double)xr[j] - k[j]; s1[j] += d; s2[j] += d * d;);
+                RT_VFOR(j, cb, double dv = (double)xr[j] - k[j]; s1[j] += dv; s2[j] += dv * dv;);
             }
             for (int64_t j = 0; j < cb; j++) stats_finish(st, C, c0 + j, k[j], s1[j], s2[j], M);
         }
         return;
     }
-    for (int64_t c = 0; c < C; c++) {
+    for (int64_t c = r0; c < r1; c++) {
         float k = x[c * S];
         double s1 = 0, s2 = 0;
         for (int64_t b = 0; b < N; b++) rt_shifted_sums(x + (b * C + c) * S, S, k, &s1, &s2);
         stats_finish(st, C, c, k, s1, s2, M);
     }
+}
+
+void rt_k_bn_stats(float *restrict st, const float *restrict x, int64_t N, int64_t C, int64_t S) {
+    int64_t d[3] = {N, C, S};
+    int64_t rows = S == 1 ? (C + RT_CBLK - 1) / RT_CBLK : C;
+    /* a part has at least 64K values to sum */
+    int64_t per_row = N * S * (S == 1 ? RT_CBLK : 1), min_rows = per_row >= 65536 ? 1 : 65536 / (per_row ? per_row : 1);
+    rt_par_rows(stats_rows, (void *[]){st, (void *)x, d}, rows, min_rows);
 }
 
 /* y = a (x - m) + b on a row of n values. */

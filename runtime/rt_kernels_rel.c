@@ -116,8 +116,10 @@ void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *
    parameters, so they vectorise), with the per-view products laid out
    [N][2][H] in scratch: the forward deinterleaves X once, then adds two
    rows per pair; the backward adds each pair's row into two rows, then
-   interleaves once. */
-typedef struct { float *out; const float *in; int64_t H; } Halves;
+   interleaves once. The pool's threads take column slices [h0, h1) of
+   every row (the pair walk) or whole rows (the (de)interleaving), so every
+   value is computed the same way whatever the thread count. */
+typedef struct { float *out; const float *in; int64_t H, h0, n; } Halves;
 
 static void add_rows(float *restrict o, const float *restrict a, const float *restrict b, int64_t n) {
     RT_VFOR(h, n, o[h] = a[h] + b[h];);
@@ -127,7 +129,15 @@ static void acc_row(float *restrict o, const float *restrict d, int64_t n) { RT_
 
 static void halves_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
     const Halves *c = vctx;   /* in: the [N][2][H] products */
-    add_rows(c->out + p * c->H, c->in + ra * 2 * c->H, c->in + rb * 2 * c->H + c->H, c->H);
+    int64_t H = c->H, h0 = c->h0;
+    add_rows(c->out + p * H + h0, c->in + ra * 2 * H + h0, c->in + rb * 2 * H + H + h0, c->n);
+}
+
+static void halves_back_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
+    const Halves *c = vctx;   /* in: dY, out: the [N][2][H] sums */
+    int64_t H = c->H, h0 = c->h0;
+    acc_row(c->out + ra * 2 * H + h0, c->in + p * H + h0, c->n);
+    acc_row(c->out + rb * 2 * H + H + h0, c->in + p * H + h0, c->n);
 }
 
 static void deinterleave(float *restrict a, float *restrict b, const float *restrict x, int64_t n) {
@@ -138,27 +148,45 @@ static void interleave(float *restrict x, const float *restrict a, const float *
     RT_VFOR(h, n, x[2 * h] = a[h]; x[2 * h + 1] = b[h];);
 }
 
-void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H) {
-    int64_t N = K * B;
-    float *prod = rt_pool_scratch(0, (size_t)(N * 2 * H));
-    for (int64_t v = 0; v < N; v++) deinterleave(prod + v * 2 * H, prod + v * 2 * H + H, X + v * 2 * H, H);
-    Halves c = {out, prod, H};
-    each_pair(K, B, halves_row, &c);
+/* args: out, in, then K, B, H as int64_t; rows are columns h */
+enum { HALVES_FWD, HALVES_BACK };
+static void halves_cols(void **args, int64_t h0, int64_t h1, int dir) {
+    const int64_t *d = args[2];
+    Halves c = {args[0], args[1], d[2], h0, h1 - h0};
+    each_pair(d[0], d[1], dir == HALVES_FWD ? halves_row : halves_back_row, &c);
+}
+static void halves_fwd_cols(void **args, int64_t h0, int64_t h1) { halves_cols(args, h0, h1, HALVES_FWD); }
+static void halves_back_cols(void **args, int64_t h0, int64_t h1) { halves_cols(args, h0, h1, HALVES_BACK); }
+
+/* args: interleaved [N, 2H], the [N][2][H] layout, H; rows are views */
+static void deinterleave_rows(void **args, int64_t v0, int64_t v1) {
+    int64_t H = *(const int64_t *)args[2];
+    const float *x = args[0];
+    float *p = args[1];
+    for (int64_t v = v0; v < v1; v++) deinterleave(p + v * 2 * H, p + v * 2 * H + H, x + v * 2 * H, H);
 }
 
-static void halves_back_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
-    const Halves *c = vctx;   /* in: dY, out: the [N][2][H] sums */
-    acc_row(c->out + ra * 2 * c->H, c->in + p * c->H, c->H);
-    acc_row(c->out + rb * 2 * c->H + c->H, c->in + p * c->H, c->H);
+static void interleave_rows(void **args, int64_t v0, int64_t v1) {
+    int64_t H = *(const int64_t *)args[2];
+    float *x = args[0];
+    const float *p = args[1];
+    for (int64_t v = v0; v < v1; v++) interleave(x + v * 2 * H, p + v * 2 * H, p + v * 2 * H + H, H);
+}
+
+/* slices of at least 32 columns, parts of at least 16 views */
+void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H) {
+    int64_t N = K * B, dims[3] = {K, B, H};
+    float *prod = rt_pool_scratch(0, (size_t)(N * 2 * H));
+    rt_par_rows(deinterleave_rows, (void *[]){(void *)X, prod, &dims[2]}, N, 16);
+    rt_par_rows(halves_fwd_cols, (void *[]){out, prod, dims}, H, 32);
 }
 
 void rt_k_pair_halves_back(float *restrict dX, const float *restrict dY, int64_t K, int64_t B, int64_t H) {
-    int64_t N = K * B;
+    int64_t N = K * B, dims[3] = {K, B, H};
     float *sums = rt_pool_scratch(0, (size_t)(N * 2 * H));
     memset(sums, 0, sizeof(float) * (size_t)(N * 2 * H));
-    Halves c = {sums, dY, H};
-    each_pair(K, B, halves_back_row, &c);
-    for (int64_t v = 0; v < N; v++) interleave(dX + v * 2 * H, sums + v * 2 * H, sums + v * 2 * H + H, H);
+    rt_par_rows(halves_back_cols, (void *[]){sums, (void *)dY, dims}, H, 32);
+    rt_par_rows(interleave_rows, (void *[]){dX, sums, &dims[2]}, N, 16);
 }
 
 void rt_k_pair_targets(float *restrict y, int64_t K, int64_t B) {
@@ -183,10 +211,13 @@ void rt_k_focal_loss(float *restrict out, const float *restrict z, const float *
     out[0] = (float)(s / (double)P);
 }
 
-void rt_k_focal_back(float *restrict dz, const float *restrict dl, const float *restrict z,
-                     const float *restrict y, int64_t P, float gamma, float alpha) {
-    double g = (double)gamma, al = (double)alpha, scale = (double)dl[0] / (double)P;
-    for (int64_t i = 0; i < P; i++) {
+/* args: dz, dl, z, y, then P, gamma, alpha as double; rows are pairs */
+static void focal_back_rows(void **args, int64_t i0, int64_t i1) {
+    float *dz = args[0];
+    const float *dl = args[1], *z = args[2], *y = args[3];
+    const double *a = args[4];
+    double g = a[1], al = a[2], scale = (double)dl[0] / a[0];
+    for (int64_t i = i0; i < i1; i++) {
         double zi = (double)z[i], yi = (double)y[i], p = sigmoid(zi);
         double pt = yi * p + (1 - yi) * (1 - p), at = yi * al + (1 - yi) * (1 - al), q = 1 - pt;
         double dq = -(2 * yi - 1) * p * (1 - p);   /* d(1-p_t)/dz */
@@ -194,6 +225,13 @@ void rt_k_focal_back(float *restrict dz, const float *restrict dl, const float *
         double dmod = (g == 0 || q == 0) ? 0 : g * pow(q, g - 1) * dq;
         dz[i] = (float)(scale * at * (dmod * bce_logits(zi, yi) + pow(q, g) * (p - yi)));
     }
+}
+
+/* elementwise: the pool's threads take ranges of pairs */
+void rt_k_focal_back(float *restrict dz, const float *restrict dl, const float *restrict z,
+                     const float *restrict y, int64_t P, float gamma, float alpha) {
+    double a[3] = {(double)P, (double)gamma, (double)alpha};
+    rt_par_rows(focal_back_rows, (void *[]){dz, (void *)dl, (void *)z, (void *)y, a}, P, 1024);
 }
 
 void rt_k_bce_loss(float *restrict out, const float *restrict z, const float *restrict y, int64_t P) {
