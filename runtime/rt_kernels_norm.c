@@ -28,6 +28,13 @@ static void stats_finish(float *restrict st, int64_t C, int64_t c, double k, dou
     st[C + c] = (float)(var > 0 ? var : 0);
 }
 
+enum { RT_ROWBLK = 16, RT_SEG = 512 };
+
+/* p1 += x - k, p2 += (x - k)^2 over one row's block of channels */
+static void shifted_row(float *restrict p1, float *restrict p2, const float *restrict xr, const float *restrict k, int64_t n) {
+    RT_VFOR(j, n, float d = xr[j] - k[j]; p1[j] += d; p2[j] += d * d;);
+}
+
 /* args: st, x, then N, C, S as int64_t. Rows: blocks of RT_CBLK channels
    (S == 1) or channels; each channel's sums run over its values in the
    same order whatever the split, so every thread count gives the same
@@ -39,15 +46,22 @@ static void stats_rows(void **args, int64_t r0, int64_t r1) {
     int64_t N = d[0], C = d[1], S = d[2];
     double M = (double)(N * S);
     if (S == 1) {
-        for (int64_t c0 = r0 * RT_CBLK; c0 < C && c0 < r1 * RT_CBLK; c0 += RT_CBLK) {
-            int64_t cb = C - c0 < RT_CBLK ? C - c0 : RT_CBLK;
-            double k[RT_CBLK], s1[RT_CBLK] = {0}, s2[RT_CBLK] = {0};
-            for (int64_t j = 0; j < cb; j++) k[j] = (double)x[c0 + j];
-            for (int64_t r = 0; r < N; r++) {
-                const float *restrict xr = x + r * C + c0;
-                RT_VFOR(j, cb, double dv = (double)xr[j] - k[j]; s1[j] += dv; s2[j] += dv * dv;);
+        /* the part's channels in segments of up to RT_SEG, each over all
+           rows: every row is read as one contiguous run */
+        int64_t c1 = r1 * RT_CBLK < C ? r1 * RT_CBLK : C;
+        for (int64_t c0 = r0 * RT_CBLK; c0 < c1; c0 += RT_SEG) {
+            int64_t cb = c1 - c0 < RT_SEG ? c1 - c0 : RT_SEG;
+            float k[RT_SEG];
+            double s1[RT_SEG] = {0}, s2[RT_SEG] = {0};
+            for (int64_t j = 0; j < cb; j++) k[j] = x[c0 + j];
+            /* f32 partials over RT_ROWBLK rows, added in double (the
+               runtime's rule for long sums, rt_kernels_impl.h) */
+            for (int64_t rb = 0; rb < N; rb += RT_ROWBLK) {
+                float p1[RT_SEG] = {0}, p2[RT_SEG] = {0};
+                for (int64_t r = rb; r < N && r < rb + RT_ROWBLK; r++) shifted_row(p1, p2, x + r * C + c0, k, cb);
+                for (int64_t j = 0; j < cb; j++) s1[j] += (double)p1[j], s2[j] += (double)p2[j];
             }
-            for (int64_t j = 0; j < cb; j++) stats_finish(st, C, c0 + j, k[j], s1[j], s2[j], M);
+            for (int64_t j = 0; j < cb; j++) stats_finish(st, C, c0 + j, (double)k[j], s1[j], s2[j], M);
         }
         return;
     }
