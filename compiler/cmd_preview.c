@@ -47,7 +47,7 @@ int cmd_augment_preview(int argc, char **argv) {
     int rc = EXIT_USAGE;
     rt_aug_op *ops = arena_alloc(&arena, (size_t)(s->naug ? s->naug : 1) * sizeof *ops);
     for (int i = 0; i < s->naug; i++) ops[i] = convert_aug(&s->aug[i]);
-    rt_aug_pipeline p = {ops, s->naug, s->in_h, s->in_w};
+    rt_aug_pipeline p = {ops, s->naug, s->in_h, s->in_w, 0};
     if (rt_dataset_load(data, RT_SPLIT_TRAIN, &o, &d, err, sizeof err) != 0 ||
         rt_aug_check(&p, d.h, d.w, d.c, 3, err, sizeof err) != 0) {
         fprintf(stderr, "rrc augment-preview: %s\n", err);

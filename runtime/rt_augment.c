@@ -668,7 +668,7 @@ static int apply_ws(aug_ws *ws, const rt_aug_pipeline *p, const rt_aug_params *p
        channel is worked on and replicated by to_float, with the same
        result bytes (tests/runtime/test_augment.c checks it). */
     bool gray = rt_aug_gray_fast && wc == 3;
-    if (gray && c == 3)
+    if (gray && c == 3 && !p->gray_input)   /* else the loader replicated a gray image */
         for (size_t i = 0; i < n && gray; i++) gray = img[3 * i] == img[3 * i + 1] && img[3 * i] == img[3 * i + 2];
     if (gray) wc = 1;
     if (grow(&ws->img[0], &ws->img_cap[0], n * (size_t)wc + 1)) return -1;

@@ -38,6 +38,8 @@ typedef struct rt_aug_pipeline {
     const rt_aug_op *ops;
     int nops;
     int out_h, out_w;            /* size of the views it makes */
+    int gray_input;              /* 1: the images' three channels are known equal (rt_dataset.gray),
+                                    so a view need not check its image before the gray fast path */
 } rt_aug_pipeline;
 
 /* One view of image `img` (h x w x c uint8, HWC; c = 1 or 3) written to out as

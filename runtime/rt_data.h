@@ -53,6 +53,9 @@ typedef struct rt_dataset {
        channel), when known; has_norm = 0 otherwise */
     int has_norm;
     double mean[3], std[3];
+    /* 1: every image's channels are equal because the loader made them so
+       (a gray data set replicated to 3 channels); 0: not known */
+    int gray;
 } rt_dataset;
 
 /* Options for datasets whose shape the caller chooses (synthetic). */

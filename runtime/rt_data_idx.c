@@ -379,6 +379,7 @@ int rtd_load_idx(const char *name, const char *dir, rt_split split, rt_dataset *
     }
     const double m3[3] = {mean, mean, mean}, s3[3] = {std, std, std};
     rtd_set_norm(out, m3, s3);
+    out->gray = 1;   /* replicated to 3 channels by idx_read_images */
     return 0;
 fail:
     free(lab);

@@ -60,7 +60,7 @@ int rt_augment_preview(const char *path, const rt_aug_pipeline *p, const rt_data
     int nops = 0;
     for (int i = 0; i < p->nops; i++)
         if (p->ops[i].kind != RT_AUG_NORMALIZE) ops[nops++] = p->ops[i];
-    rt_aug_pipeline q = {ops, nops, p->out_h, p->out_w};
+    rt_aug_pipeline q = {ops, nops, p->out_h, p->out_w, p->gray_input};
     int vh = p->out_h, vw = p->out_w, gap = 4;
     int cellh = (vh > d->h ? vh : d->h) * scale, cellw = (vw > d->w ? vw : d->w) * scale;
     int gw = (K + 1) * (cellw + gap) + gap, gh = n * (cellh + gap) + gap;

@@ -166,7 +166,7 @@ static int run_supervised(const rt_program *p, const rt_train_opts *o, const rt_
     memcpy(ops[2].mean, mean, sizeof mean);
     memcpy(ops[2].std, std, sizeof std);
     bool aug = !ft || ft->augment;
-    rt_aug_pipeline pipe = {aug ? ops : ops + 2, aug ? 3 : 1, p->in_h, p->in_w};
+    rt_aug_pipeline pipe = {aug ? ops : ops + 2, aug ? 3 : 1, p->in_h, p->in_w, train->gray};
     int64_t B = p->batch, n = train->n, steps = (n + B - 1) / B, Blast = n % B;
     if (Blast && (!p->train_last || p->train_last->B != Blast)) {
         snprintf(err, errlen, "%s: a last batch of %lld images was not compiled", o->data, (long long)Blast);

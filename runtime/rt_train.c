@@ -517,7 +517,7 @@ static int run_data(Run *r) {
             memcpy(r->ops[i].mean, dp->mean, sizeof dp->mean);
             memcpy(r->ops[i].std, dp->std, sizeof dp->std);
         }
-    r->pipe = (rt_aug_pipeline){r->ops, p->naug, p->in_h, p->in_w};
+    r->pipe = (rt_aug_pipeline){r->ops, p->naug, p->in_h, p->in_w, dp->gray};
     if (rt_aug_check(&r->pipe, dp->h, dp->w, dp->c, p->in_c, r->err, r->errlen) != 0) return -1;
     r->B = p->batch;
     r->n = dp->n;

@@ -250,7 +250,7 @@ static void crop_case(json_t *root, const char *prefix, int H, int W, uint32_t n
     if (ok) {
         rt_aug_op ops[5];
         test_method_pipeline(ops, 32, CIFAR_MEAN, CIFAR_STD);
-        rt_aug_pipeline p = {ops, 1, 32, 32};      /* the crop alone */
+        rt_aug_pipeline p = {ops, 1, 32, 32, 0};      /* the crop alone */
         for (uint32_t v = 0; v < n; v++) {
             rt_aug_params par;
             draw_view(&p, H, W, v, &par);
@@ -303,7 +303,7 @@ TEST(aug_dist_flip_jitter_grayscale) {
     if (ok) {
         rt_aug_op ops[5];
         test_method_pipeline(ops, 32, CIFAR_MEAN, CIFAR_STD);
-        rt_aug_pipeline p = {ops, 5, 32, 32};
+        rt_aug_pipeline p = {ops, 5, 32, 32, 0};
         uint32_t n = meta_count(root, "n_views"), off = 0;
         for (uint32_t v = 0; v < n; v++) {
             rt_aug_params par[5];
@@ -408,7 +408,7 @@ TEST(aug_dist_pixel_moments) {
         CHECKF((int64_t)fnv1a32(img, PLANE) == want, "image %d differs from the golden script's", k);
         rt_aug_op ops[5];
         test_method_pipeline(ops, 32, k < 4 ? FASHION_MEAN : CIFAR_MEAN, k < 4 ? FASHION_STD : CIFAR_STD);
-        rt_aug_pipeline p = {ops, 5, 32, 32};
+        rt_aug_pipeline p = {ops, 5, 32, 32, 0};
         char err[256];
         REQUIREF(rt_aug_check(&p, 32, 32, 3, 3, err, sizeof err) == 0, "%s", err);
         /* views 0..N-1 of image k, made as in training (B = 1, K = N) */

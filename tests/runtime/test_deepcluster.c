@@ -29,7 +29,7 @@ TEST(deepcluster_views_are_the_pipeline_twice) {
         {.kind = RT_AUG_HFLIP, .p = 0.5},
         {.kind = RT_AUG_NORMALIZE, .mean = {0.5, 0.5, 0.5}, .std = {0.25, 0.25, 0.25}},
     };
-    rt_aug_pipeline p = {ops, 3, 8, 8};
+    rt_aug_pipeline p = {ops, 3, 8, 8, 0};
     enum { N = 5, H = 8, C = 3, IMG = C * H * H };
     uint8_t pixels[N * H * H * C];
     for (int i = 0; i < N * H * H * C; i++) pixels[i] = (uint8_t)(i * 37 + 11);
