@@ -116,10 +116,8 @@ void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *
    parameters, so they vectorise), with the per-view products laid out
    [N][2][H] in scratch: the forward deinterleaves X once, then adds two
    rows per pair; the backward adds each pair's row into two rows, then
-   interleaves once. The pool's threads take column slices [h0, h1) of
-   every row (the pair walk) or whole rows (the (de)interleaving), so every
-   value is computed the same way whatever the thread count. */
-typedef struct { float *out; const float *in; int64_t H, h0, n; } Halves;
+   interleaves once. */
+typedef struct { float *out; const float *in; int64_t H, h0, n; } Halves;   /* columns [h0, h0 + n) */
 
 static void add_rows(float *restrict o, const float *restrict a, const float *restrict b, int64_t n) {
     RT_VFOR(h, n, o[h] = a[h] + b[h];);
@@ -148,45 +146,24 @@ static void interleave(float *restrict x, const float *restrict a, const float *
     RT_VFOR(h, n, x[2 * h] = a[h]; x[2 * h + 1] = b[h];);
 }
 
-/* args: out, in, then K, B, H as int64_t; rows are columns h */
-enum { HALVES_FWD, HALVES_BACK };
-static void halves_cols(void **args, int64_t h0, int64_t h1, int dir) {
-    const int64_t *d = args[2];
-    Halves c = {args[0], args[1], d[2], h0, h1 - h0};
-    each_pair(d[0], d[1], dir == HALVES_FWD ? halves_row : halves_back_row, &c);
-}
-static void halves_fwd_cols(void **args, int64_t h0, int64_t h1) { halves_cols(args, h0, h1, HALVES_FWD); }
-static void halves_back_cols(void **args, int64_t h0, int64_t h1) { halves_cols(args, h0, h1, HALVES_BACK); }
-
-/* args: interleaved [N, 2H], the [N][2][H] layout, H; rows are views */
-static void deinterleave_rows(void **args, int64_t v0, int64_t v1) {
-    int64_t H = *(const int64_t *)args[2];
-    const float *x = args[0];
-    float *p = args[1];
-    for (int64_t v = v0; v < v1; v++) deinterleave(p + v * 2 * H, p + v * 2 * H + H, x + v * 2 * H, H);
-}
-
-static void interleave_rows(void **args, int64_t v0, int64_t v1) {
-    int64_t H = *(const int64_t *)args[2];
-    float *x = args[0];
-    const float *p = args[1];
-    for (int64_t v = v0; v < v1; v++) interleave(x + v * 2 * H, p + v * 2 * H, p + v * 2 * H + H, H);
-}
-
-/* slices of at least 32 columns, parts of at least 16 views */
+/* One thread: these are streams over memory, and a second thread made
+   them slower (conv4 K=8 sizes on Zen 4, split by column slices: forward
+   0.16 -> 0.19 ms, backward 0.24 -> 0.25-0.46 ms). */
 void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H) {
-    int64_t N = K * B, dims[3] = {K, B, H};
+    int64_t N = K * B;
     float *prod = rt_pool_scratch(0, (size_t)(N * 2 * H));
-    rt_par_rows(deinterleave_rows, (void *[]){(void *)X, prod, &dims[2]}, N, 16);
-    rt_par_rows(halves_fwd_cols, (void *[]){out, prod, dims}, H, 32);
+    for (int64_t v = 0; v < N; v++) deinterleave(prod + v * 2 * H, prod + v * 2 * H + H, X + v * 2 * H, H);
+    Halves c = {out, prod, H, 0, H};
+    each_pair(K, B, halves_row, &c);
 }
 
 void rt_k_pair_halves_back(float *restrict dX, const float *restrict dY, int64_t K, int64_t B, int64_t H) {
-    int64_t N = K * B, dims[3] = {K, B, H};
+    int64_t N = K * B;
     float *sums = rt_pool_scratch(0, (size_t)(N * 2 * H));
     memset(sums, 0, sizeof(float) * (size_t)(N * 2 * H));
-    rt_par_rows(halves_back_cols, (void *[]){sums, (void *)dY, dims}, H, 32);
-    rt_par_rows(interleave_rows, (void *[]){dX, sums, &dims[2]}, N, 16);
+    Halves c = {sums, dY, H, 0, H};
+    each_pair(K, B, halves_back_row, &c);
+    for (int64_t v = 0; v < N; v++) interleave(dX + v * 2 * H, sums + v * 2 * H, sums + v * 2 * H + H, H);
 }
 
 void rt_k_pair_targets(float *restrict y, int64_t K, int64_t B) {
