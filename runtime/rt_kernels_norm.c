@@ -35,36 +35,40 @@ static void shifted_row(float *restrict p1, float *restrict p2, const float *res
     RT_VFOR(j, n, float d = xr[j] - k[j]; p1[j] += d; p2[j] += d * d;);
 }
 
-/* args: st, x, then N, C, S as int64_t. Rows: blocks of RT_CBLK channels
-   (S == 1) or channels; each channel's sums run over its values in the
-   same order whatever the split, so every thread count gives the same
-   statistics. */
+/* [N, C] (S == 1): part t of T sums rows [N t/T, N (t+1)/T) of every
+   channel, so each thread streams one contiguous part of x (split by
+   channels instead, two threads read alternate halves of every row and ran
+   at a third of the speed); its double sums go to part[t], which are added
+   in part order: a thread count always gives the same statistics. Sums of
+   d = x - k with k the channel's value in row 0, f32 partials over
+   RT_ROWBLK rows added in double (the runtime's rule for long sums,
+   rt_kernels_impl.h). */
+typedef struct { const float *x; int64_t N, C; int T; double *part; } RowStats;
+
+static void row_stats_task(void *ctx, int t) {
+    const RowStats *j = ctx;
+    int64_t C = j->C, r0 = j->N * t / j->T, r1 = j->N * (t + 1) / j->T;
+    double *s1 = j->part + (size_t)t * 2 * (size_t)C, *s2 = s1 + C;
+    for (int64_t c0 = 0; c0 < C; c0 += RT_SEG) {
+        int64_t cb = C - c0 < RT_SEG ? C - c0 : RT_SEG;
+        float k[RT_SEG];
+        for (int64_t i = 0; i < cb; i++) k[i] = j->x[c0 + i], s1[c0 + i] = 0, s2[c0 + i] = 0;
+        for (int64_t rb = r0; rb < r1; rb += RT_ROWBLK) {
+            float p1[RT_SEG] = {0}, p2[RT_SEG] = {0};
+            for (int64_t r = rb; r < r1 && r < rb + RT_ROWBLK; r++) shifted_row(p1, p2, j->x + r * C + c0, k, cb);
+            for (int64_t i = 0; i < cb; i++) s1[c0 + i] += (double)p1[i], s2[c0 + i] += (double)p2[i];
+        }
+    }
+}
+
+/* [N, C, S] with S > 1: rows are channels (args: st, x, then N, C, S as
+   int64_t); each channel's sums run over its planes in order. */
 static void stats_rows(void **args, int64_t r0, int64_t r1) {
     float *restrict st = args[0];
     const float *restrict x = args[1];
     const int64_t *d = args[2];
     int64_t N = d[0], C = d[1], S = d[2];
     double M = (double)(N * S);
-    if (S == 1) {
-        /* the part's channels in segments of up to RT_SEG, each over all
-           rows: every row is read as one contiguous run */
-        int64_t c1 = r1 * RT_CBLK < C ? r1 * RT_CBLK : C;
-        for (int64_t c0 = r0 * RT_CBLK; c0 < c1; c0 += RT_SEG) {
-            int64_t cb = c1 - c0 < RT_SEG ? c1 - c0 : RT_SEG;
-            float k[RT_SEG];
-            double s1[RT_SEG] = {0}, s2[RT_SEG] = {0};
-            for (int64_t j = 0; j < cb; j++) k[j] = x[c0 + j];
-            /* f32 partials over RT_ROWBLK rows, added in double (the
-               runtime's rule for long sums, rt_kernels_impl.h) */
-            for (int64_t rb = 0; rb < N; rb += RT_ROWBLK) {
-                float p1[RT_SEG] = {0}, p2[RT_SEG] = {0};
-                for (int64_t r = rb; r < N && r < rb + RT_ROWBLK; r++) shifted_row(p1, p2, x + r * C + c0, k, cb);
-                for (int64_t j = 0; j < cb; j++) s1[j] += (double)p1[j], s2[j] += (double)p2[j];
-            }
-            for (int64_t j = 0; j < cb; j++) stats_finish(st, C, c0 + j, (double)k[j], s1[j], s2[j], M);
-        }
-        return;
-    }
     for (int64_t c = r0; c < r1; c++) {
         float k = x[c * S];
         double s1 = 0, s2 = 0;
@@ -74,11 +78,28 @@ static void stats_rows(void **args, int64_t r0, int64_t r1) {
 }
 
 void rt_k_bn_stats(float *restrict st, const float *restrict x, int64_t N, int64_t C, int64_t S) {
-    int64_t d[3] = {N, C, S};
-    int64_t rows = S == 1 ? (C + RT_CBLK - 1) / RT_CBLK : C;
-    /* a part has at least 64K values to sum */
-    int64_t per_row = N * S * (S == 1 ? RT_CBLK : 1), min_rows = per_row >= 65536 ? 1 : 65536 / (per_row ? per_row : 1);
-    rt_par_rows(stats_rows, (void *[]){st, (void *)x, d}, rows, min_rows);
+    if (S == 1) {
+        if (N == 0 || C == 0) {
+            for (int64_t c = 0; c < C; c++) stats_finish(st, C, c, 0, 0, 0, 0);
+            return;
+        }
+        /* parts of at least 64K values */
+        int64_t T = rt_pool_threads(), most = N * C / 65536;
+        if (T > most) T = most > 1 ? most : 1;
+        if (T > N) T = N;
+        RowStats j = {x, N, C, (int)T, (double *)rt_pool_scratch(0, (size_t)(4 * C * T))};
+        rt_pool_run((int)T, row_stats_task, &j);
+        for (int64_t c = 0; c < C; c++) {
+            double s1 = 0, s2 = 0;
+            for (int64_t t = 0; t < T; t++) s1 += j.part[(2 * t) * C + c], s2 += j.part[(2 * t + 1) * C + c];
+            stats_finish(st, C, c, (double)x[c], s1, s2, (double)N);
+        }
+        return;
+    }
+    int64_t d[3] = {N, C, S}, per_channel = N * S;
+    /* parts of at least 64K values */
+    int64_t min_rows = per_channel >= 65536 ? 1 : 65536 / (per_channel > 0 ? per_channel : 1);
+    rt_par_rows(stats_rows, (void *[]){st, (void *)x, d}, C, min_rows);
 }
 
 /* y = a (x - m) + b on a row of n values. */

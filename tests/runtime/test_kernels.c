@@ -23,6 +23,7 @@
 
 #include "ir/ir.h"
 #include "rt_kernels.h"
+#include "rt_pool.h"
 #include "rt_rng.h"
 #include "test.h"
 #include "tolerance.h"
@@ -503,6 +504,48 @@ TEST(kernel_batchnorm) {
         t_free(&tst);
         arena_free(&a);
     }
+}
+
+/* The runtime kernels the pool splits, on two threads: bn_stats of [N, C]
+   values by rows (a part has at least 64K values: these sizes make two),
+   across the 512-channel segment, with a mean far from 0; focal_back by
+   ranges of pairs */
+TEST(kernel_pool_split_bn_stats_focal_back) {
+    static const struct { int64_t N, C; double offset; } cases[] = {{1000, 300, 0}, {700, 600, 50}, {3584, 256, 0}};
+    rt_pool_init(2);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t N = cases[c].N, C = cases[c].C;
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        int64_t xd[] = {N, C};
+        Node *stn = ir_bn_stats(g, ir_input(g, "x", 2, xd));
+        T tx = t_rand(N * C, 900 + (uint32_t)c, cases[c].offset - 1, cases[c].offset + 2, 0);
+        float *ost = out_f32(2 * C);
+        rt_k_bn_stats(ost, tx.f, N, C, 1);
+        char what[64];
+        snprintf(what, sizeof what, "bn_stats N%lld C%lld, 2 threads", (long long)N, (long long)C);
+        check_op(what, stn, (const T *[]){&tx}, 1, ost);
+        free(ost);
+        t_free(&tx);
+        arena_free(&a);
+    }
+    /* focal_back over pairs: parts of at least 1024 */
+    {
+        const int64_t P = 5000;
+        Arena a = {0};
+        Graph *g = graph_new(&a);
+        int64_t one = 1, pd = P;
+        Node *dl = ir_input(g, "dl", 1, &one), *z = ir_input(g, "z", 1, &pd), *y = ir_input(g, "y", 1, &pd);
+        Node *fb = ir_focal_back(g, dl, z, y, 2.0, 0.5);
+        T tdl = t_rand(1, 950, 0.5, 1.5, 0), tz = t_rand(P, 951, -4, 4, 0), ty = t_rand(P, 952, 0, 2, 1);
+        float *o = out_f32(P);
+        rt_k_focal_back(o, tdl.f, tz.f, ty.f, P, 2.0f, 0.5f);
+        check_op("focal_back P5000, 2 threads", fb, (const T *[]){&tdl, &tz, &ty}, 3, o);
+        free(o);
+        t_free(&tdl), t_free(&tz), t_free(&ty);
+        arena_free(&a);
+    }
+    rt_pool_init(1);
 }
 
 /* ---- relational reasoning ---- */
