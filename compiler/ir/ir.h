@@ -304,7 +304,7 @@ typedef struct GraphStats {
     int64_t params_backbone, params_relation;     /* relation: every tensor not the backbone's (the head's) */
     int64_t bn_stats_backbone, bn_stats_relation;
     int64_t macs_per_image;      /* convs and linears of the backbone, forward */
-    int64_t macs_relation_per_pair;
+    int64_t macs_relation_per_pair;   /* as the graph computes them: a layer the factor pass runs per view counts its share */
     int nnodes;
 } GraphStats;
 GraphStats graph_stats(const Graph *g, int64_t images);

@@ -84,7 +84,8 @@ GraphStats graph_stats(const Graph *g, int64_t images) {
     int64_t pairs = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
-        if (n->op == OP_PAIRS) pairs = n->dim[0];
+        /* the pairs' rows (after the factor pass, pair_halves makes them) */
+        if (n->op == OP_PAIRS || n->op == OP_PAIR_HALVES) pairs = n->dim[0];
     }
     for (int i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
