@@ -37,8 +37,9 @@ static void shifted_row(float *restrict p1, float *restrict p2, const float *res
 
 /* [N, C] (S == 1): part t of T sums rows [N t/T, N (t+1)/T) of every
    channel, so each thread streams one contiguous part of x (split by
-   channels instead, two threads read alternate halves of every row and ran
-   at a third of the speed); its double sums go to part[t], which are added
+   channels instead, two threads read alternate halves of every row, a
+   pattern that ran far below the memory's speed: docs/DECISIONS.md); its
+   double sums go to part[t], which are added
    in part order: a thread count always gives the same statistics. Sums of
    d = x - k with k the channel's value in row 0, f32 partials over
    RT_ROWBLK rows added in double (the runtime's rule for long sums,

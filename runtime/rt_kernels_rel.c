@@ -38,7 +38,6 @@ static void each_pair(int64_t K, int64_t B, pair_row_fn fn, void *ctx) {
         }
 }
 
-
 static void pair_row(float *restrict o, const float *restrict a, const float *restrict b, int64_t D, int64_t agg) {
     switch (agg) {
     case RT_AGG_CAT:
@@ -117,7 +116,7 @@ void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *
    [N][2][H] in scratch: the forward deinterleaves X once, then adds two
    rows per pair; the backward adds each pair's row into two rows, then
    interleaves once. */
-typedef struct { float *out; const float *in; int64_t H, h0, n; } Halves;   /* columns [h0, h0 + n) */
+typedef struct { float *out; const float *in; int64_t H; } Halves;
 
 static void add_rows(float *restrict o, const float *restrict a, const float *restrict b, int64_t n) {
     RT_VFOR(h, n, o[h] = a[h] + b[h];);
@@ -127,15 +126,15 @@ static void acc_row(float *restrict o, const float *restrict d, int64_t n) { RT_
 
 static void halves_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
     const Halves *c = vctx;   /* in: the [N][2][H] products */
-    int64_t H = c->H, h0 = c->h0;
-    add_rows(c->out + p * H + h0, c->in + ra * 2 * H + h0, c->in + rb * 2 * H + H + h0, c->n);
+    int64_t H = c->H;
+    add_rows(c->out + p * H, c->in + ra * 2 * H, c->in + rb * 2 * H + H, H);
 }
 
 static void halves_back_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
     const Halves *c = vctx;   /* in: dY, out: the [N][2][H] sums */
-    int64_t H = c->H, h0 = c->h0;
-    acc_row(c->out + ra * 2 * H + h0, c->in + p * H + h0, c->n);
-    acc_row(c->out + rb * 2 * H + H + h0, c->in + p * H + h0, c->n);
+    int64_t H = c->H;
+    acc_row(c->out + ra * 2 * H, c->in + p * H, H);
+    acc_row(c->out + rb * 2 * H + H, c->in + p * H, H);
 }
 
 static void deinterleave(float *restrict a, float *restrict b, const float *restrict x, int64_t n) {
@@ -146,14 +145,13 @@ static void interleave(float *restrict x, const float *restrict a, const float *
     RT_VFOR(h, n, x[2 * h] = a[h]; x[2 * h + 1] = b[h];);
 }
 
-/* One thread: these are streams over memory, and a second thread made
-   them slower (conv4 K=8 sizes on Zen 4, split by column slices: forward
-   0.16 -> 0.19 ms, backward 0.24 -> 0.25-0.46 ms). */
+/* One thread: these are streams over memory that one core saturates; split
+   over the pool by column slices they ran slower (docs/DECISIONS.md). */
 void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H) {
     int64_t N = K * B;
     float *prod = rt_pool_scratch(0, (size_t)(N * 2 * H));
     for (int64_t v = 0; v < N; v++) deinterleave(prod + v * 2 * H, prod + v * 2 * H + H, X + v * 2 * H, H);
-    Halves c = {out, prod, H, 0, H};
+    Halves c = {out, prod, H};
     each_pair(K, B, halves_row, &c);
 }
 
@@ -161,7 +159,7 @@ void rt_k_pair_halves_back(float *restrict dX, const float *restrict dY, int64_t
     int64_t N = K * B;
     float *sums = rt_pool_scratch(0, (size_t)(N * 2 * H));
     memset(sums, 0, sizeof(float) * (size_t)(N * 2 * H));
-    Halves c = {sums, dY, H, 0, H};
+    Halves c = {sums, dY, H};
     each_pair(K, B, halves_back_row, &c);
     for (int64_t v = 0; v < N; v++) interleave(dX + v * 2 * H, sums + v * 2 * H, sums + v * 2 * H + H, H);
 }
