@@ -512,6 +512,8 @@ static void pool_kernel(KB *k, const Node *y, LLVMValueRef r0, LLVMValueRef r1) 
     loop_close(k, &R);
 }
 
+static int64_t bn_parts(int64_t N) { return rt_bn_parts(N); }
+
 /* sqrt(var + eps) in double, var the f32 biased variance */
 static LLVMValueRef bn_sq(KB *k, const Node *dx, LLVMValueRef var32) {
     LLVMValueRef sq = LLVMBuildFAdd(k->b, LLVMBuildFPExt(k->b, var32, k->f64, ""), f64c(k, (double)(float)dx->fa[0]), "");
@@ -612,38 +614,66 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
         loop_close(k, &Lc);
         return;
     }
-    RRC_ASSERT(!K->given[0] && k->bn_phase == BN_WHOLE);   /* given sums and ranks' sums: planes only (fuse.c) */
-    /* [N, C]: rows are a channel range; per-channel double sums in arrays
-       while walking the samples, so the inner loops run along memory */
+    RRC_ASSERT(!K->given[0] && k->bn_phase != BN_WHOLE);   /* [N, C]: always two phases (cg_emit_generated) */
     LLVMTypeRef ad = LLVMArrayType2(f64, (uint64_t)C), af = LLVMArrayType2(f32, (uint64_t)C);
-    LLVMValueRef A1 = entry_alloca(k, ad, "sdy"), A2 = entry_alloca(k, ad, "sdyx");
+    LLVMValueRef n, c, idx;
+    if (k->bn_phase == BN_SUMS) {
+        /* rows are RT_BN_PARTS parts of the samples; part r's double sums per
+           channel go to the workspace's [r][2][C], walking each sample's
+           channels along memory */
+        LLVMValueRef A1 = entry_alloca(k, ad, "sdy"), A2 = entry_alloca(k, ad, "sdyx");
+        Loop Lr;
+        LLVMValueRef r = loop_open(k, &Lr, r0, r1, "part"), parts = i64c(k, bn_parts(N));
+        LLVMValueRef n0 = LLVMBuildSDiv(k->b, LLVMBuildNSWMul(k->b, r, i64c(k, N), ""), parts, "");
+        LLVMValueRef n1 = LLVMBuildSDiv(k->b, LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, r, i64c(k, 1), ""), i64c(k, N), ""), parts, "");
+        c = loop_open(k, &Lc, i64c(k, 0), i64c(k, C), "c0");
+        LLVMBuildStore(k->b, f64c(k, 0), gep(k, f64, A1, c));
+        LLVMBuildStore(k->b, f64c(k, 0), gep(k, f64, A2, c));
+        loop_close(k, &Lc);
+        n = loop_open(k, &Ln, n0, n1, "n");
+        c = loop_open(k, &Lc, i64c(k, 0), i64c(k, C), "c");
+        at_element(k, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, ""), c);
+        LLVMValueRef g = LLVMBuildFPExt(k->b, val(k, dx->in[0]), f64, "");
+        LLVMValueRef xv = LLVMBuildFPExt(k->b, val(k, dx->in[1]), f64, ""), m = LLVMBuildFPExt(k->b, loadf(k, st, c), f64, "");
+        LLVMValueRef p1 = gep(k, f64, A1, c), p2 = gep(k, f64, A2, c);
+        LLVMBuildStore(k->b, LLVMBuildFAdd(k->b, LLVMBuildLoad2(k->b, f64, p1, ""), g, ""), p1);
+        LLVMBuildStore(k->b, fma_(k, g, LLVMBuildFSub(k->b, xv, m, ""), LLVMBuildLoad2(k->b, f64, p2, "")), p2);
+        loop_close(k, &Lc);
+        loop_close(k, &Ln);
+        LLVMValueRef base = LLVMBuildNSWMul(k->b, r, i64c(k, 2 * C), "");
+        c = loop_open(k, &Lc, i64c(k, 0), i64c(k, C), "c1");
+        LLVMValueRef at = LLVMBuildNSWAdd(k->b, base, c, "");
+        LLVMBuildStore(k->b, LLVMBuildLoad2(k->b, f64, gep(k, f64, A1, c), ""), gep(k, f64, k->ws, at));
+        LLVMBuildStore(k->b, LLVMBuildLoad2(k->b, f64, gep(k, f64, A2, c), ""),
+                       gep(k, f64, k->ws, LLVMBuildNSWAdd(k->b, at, i64c(k, C), "")));
+        loop_close(k, &Lc);
+        loop_close(k, &Lr);
+        return;
+    }
+    /* BN_APPLY: rows are samples; the parts' sums, added in part order
+       (rt_k_sum_parts), are the workspace's first [2][C]. The part with
+       sample 0 writes the dgamma / dbeta members. */
     LLVMValueRef Ka = entry_alloca(k, af, "ka"), Kb = entry_alloca(k, af, "kb"), Kc = entry_alloca(k, af, "kcx");
-    LLVMValueRef c = loop_open(k, &Lc, r0, r1, "c0");
-    LLVMBuildStore(k->b, f64c(k, 0), gep(k, f64, A1, c));
-    LLVMBuildStore(k->b, f64c(k, 0), gep(k, f64, A2, c));
-    loop_close(k, &Lc);
-    LLVMValueRef n = loop_open(k, &Ln, i64c(k, 0), i64c(k, N), "n");
-    c = loop_open(k, &Lc, r0, r1, "c");
-    at_element(k, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, ""), c);
-    LLVMValueRef g = LLVMBuildFPExt(k->b, val(k, dx->in[0]), f64, "");
-    LLVMValueRef xv = LLVMBuildFPExt(k->b, val(k, dx->in[1]), f64, ""), m = LLVMBuildFPExt(k->b, loadf(k, st, c), f64, "");
-    LLVMValueRef p1 = gep(k, f64, A1, c), p2 = gep(k, f64, A2, c);
-    LLVMBuildStore(k->b, LLVMBuildFAdd(k->b, LLVMBuildLoad2(k->b, f64, p1, ""), g, ""), p1);
-    LLVMBuildStore(k->b, fma_(k, g, LLVMBuildFSub(k->b, xv, m, ""), LLVMBuildLoad2(k->b, f64, p2, "")), p2);
-    loop_close(k, &Lc);
-    loop_close(k, &Ln);
-    c = loop_open(k, &Lc, r0, r1, "c1");
+    LLVMValueRef first = LLVMBuildICmp(k->b, LLVMIntEQ, r0, i64c(k, 0), "");
+    c = loop_open(k, &Lc, i64c(k, 0), i64c(k, C), "c1");
     k->c = c;
-    LLVMValueRef ka, kb, kcx;
-    bn_dx_coef(k, K, LLVMBuildLoad2(k->b, f64, gep(k, f64, A1, c), ""), LLVMBuildLoad2(k->b, f64, gep(k, f64, A2, c), ""),
-               loadf(k, st, LLVMBuildNSWAdd(k->b, c, i64c(k, C), "")), loadf(k, gm, c), M, c, &ka, &kb, &kcx);
+    LLVMValueRef ka, kb, kcx, var = loadf(k, st, LLVMBuildNSWAdd(k->b, c, i64c(k, C), ""));
+    LLVMValueRef sdy = LLVMBuildLoad2(k->b, f64, gep(k, f64, k->ws, c), "");
+    LLVMValueRef sdyx = LLVMBuildLoad2(k->b, f64, gep(k, f64, k->ws, LLVMBuildNSWAdd(k->b, c, i64c(k, C), "")), "");
+    bn_dx_coef(k, K, sdy, sdyx, var, loadf(k, gm, c), M, c, &ka, &kb, &kcx);
     LLVMBuildStore(k->b, ka, gep(k, f32, Ka, c));
     LLVMBuildStore(k->b, kb, gep(k, f32, Kb, c));
     LLVMBuildStore(k->b, kcx, gep(k, f32, Kc, c));
+    LLVMBasicBlockRef bs = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, "sums"), bn = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, "nosums");
+    LLVMBuildCondBr(k->b, first, bs, bn);
+    LLVMPositionBuilderAtEnd(k->b, bs);
+    bn_store_sums(k, K, sdy, sdyx, bn_sq(k, dx, var), c);
+    LLVMBuildBr(k->b, bn);
+    LLVMPositionBuilderAtEnd(k->b, bn);
     loop_close(k, &Lc);
-    n = loop_open(k, &Ln, i64c(k, 0), i64c(k, N), "n2");
-    c = loop_open(k, &Lc, r0, r1, "c2");
-    LLVMValueRef idx = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, "");
+    n = loop_open(k, &Ln, r0, r1, "n2");
+    c = loop_open(k, &Lc, i64c(k, 0), i64c(k, C), "c2");
+    idx = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, "");
     at_element(k, idx, c);
     LLVMValueRef v = dx_value(k, dx, LLVMBuildLoad2(k->b, f32, gep(k, f32, Ka, c), ""),
                               LLVMBuildLoad2(k->b, f32, gep(k, f32, Kb, c), ""),
@@ -727,7 +757,7 @@ static char *kernel_sig(KB *k, const Kernel *K) {
         sig_node(&s, k, root->in[i]);
     }
     if (K->given[0]) sig_put(&s, " given e%d e%d", ext_slot(k, K->given[0]), ext_slot(k, K->given[1]));
-    if (k->bn_phase != BN_WHOLE) sig_put(&s, " ranks' %s", k->bn_phase == BN_SUMS ? "sums" : "apply");
+    if (k->bn_phase != BN_WHOLE) sig_put(&s, " phase %s", k->bn_phase == BN_SUMS ? "sums" : "apply");
     for (int i = 0; i < k->next; i++) {   /* the shapes of the values in memory (a pool's input) */
         sig_put(&s, " e%d[", i);
         for (int d = 0; d < k->ext[i]->rank; d++) sig_put(&s, "%lld,", (long long)k->ext[i]->dim[d]);
@@ -880,7 +910,10 @@ static void emit_rows(CG *cg, const Kernel *K, int phase) {
     nc_dims(root, &N, &C, &S);
     k.C = C;
     int64_t rows, per_row;
-    if (K->kind == KERNEL_BN_DX) {
+    if (K->kind == KERNEL_BN_DX && S == 1) {   /* [N, C]: parts of the samples, then samples */
+        rows = phase == BN_SUMS ? bn_parts(N) : N;
+        per_row = phase == BN_SUMS ? N / bn_parts(N) * C : C;
+    } else if (K->kind == KERNEL_BN_DX) {
         rows = C;
         per_row = N * S;
     } else if (K->kind == KERNEL_POOL) {
@@ -921,6 +954,15 @@ static void emit_rows(CG *cg, const Kernel *K, int phase) {
 
 void cg_emit_generated(CG *cg, const Kernel *K) {
     const Node *root = K->members[0];
+    if (K->kind == KERNEL_BN_DX && root->rank == 2) {
+        /* [N, C]: the sums of parts of the samples (each part along memory),
+           added in part order, then dx by samples: two threads never read
+           alternate halves of the same rows */
+        emit_rows(cg, K, BN_SUMS);
+        call_rt_k_sum_parts(cg, cg_ws(cg), bn_parts(root->dim[0]), 2 * root->dim[1]);
+        emit_rows(cg, K, BN_APPLY);
+        return;
+    }
     if (K->kind != KERNEL_BN_DX || root->op != OP_BN_TRAIN_DX_ALL) {
         emit_rows(cg, K, BN_WHOLE);
         return;
