@@ -15,11 +15,14 @@
 ** Iteration spaces, for values [N, C, S] (S = the spatial size, 1 for [N, C]):
 **  - KERNEL_EW, S > 1: rows are the N*C planes, the inner loop runs over S;
 **    S == 1: rows are the N samples, the inner loop runs over C;
-**  - KERNEL_BN_DX: rows are channels. With S > 1 each channel sums its
+**  - KERNEL_BN_DX: with S > 1 rows are channels: each channel sums its
 **    N planes (f32 vector partials of a plane, added in double: the
-**    runtime's rule) and then writes its dx planes; with S == 1 a row range
-**    of channels keeps double sums per channel while walking the samples, so
-**    the inner loops stay contiguous. A bn_train_dx_all (over ranks, planes)
+**    runtime's rule) and then writes its dx planes. With S == 1 it is two
+**    kernels: rows are rt_bn_parts(N) fixed parts of the samples, each
+**    keeping double sums per channel while walking its samples (the inner
+**    loops along memory) into the workspace, double [parts][2][C]; the
+**    parts are added in part order (rt_k_sum_parts), then rows are samples
+**    and each writes its dx row. A bn_train_dx_all (over ranks, planes)
 **    is two such kernels around the ranks' sum of the sums (workspace,
 **    double [2][C]): one process's sums code for the rank's planes, then
 **    one process's dx code from the every-rank sums.
@@ -70,9 +73,11 @@ typedef struct KB {
     /* a BatchNorm backward over every rank (bn_train_dx_all) is two
        kernels around the ranks' sum: BN_SUMS writes this rank's sums to
        the workspace (and its bn_dgamma / chan_sum members, which are this
-       rank's), BN_APPLY writes dx from the every-rank sums there */
+       rank's), BN_APPLY writes dx from the every-rank sums there; one of
+       [N, C] values is two kernels around the sum of its parts' sums
+       (BN_SUMS by parts of the samples, BN_APPLY by samples) */
     enum { BN_WHOLE, BN_SUMS, BN_APPLY } bn_phase;
-    LLVMValueRef ws;            /* then: the workspace, double [2][C], the parameter after the values */
+    LLVMValueRef ws;            /* then: the workspace (double [2][C], or [parts][2][C] for [N, C]), the parameter after the values */
 } KB;
 
 /* ---- small builders ---- */
