@@ -579,8 +579,12 @@ int cmd_check(int argc, char **argv) {
     Node *views = g ? graph_find_leaf(g, OP_INPUT, "x") : NULL;
     if (views) views->flags |= NF_WANT_GRAD;
     if (!g || !pipeline_run(g, &d, &po)) { arena_free(&arena); return EXIT_BADSPEC; }
+    /* the forward as the step computes it: the passes before autodiff
+       rewrite it (factor: the relation head's first layer per view), so
+       part 2 checks the rules the step's gradients come from */
     Graph *fwd = lower_train(s, s->batch, s->in_c, s->in_h, s->in_w, &arena, &d);
-    if (!fwd) { arena_free(&arena); return EXIT_BADSPEC; }
+    PipelineOpts pf = {.target = co.target, .stop_after = "factor"};
+    if (!fwd || !pipeline_run(fwd, &d, &pf) || !pass_dce(fwd, &d)) { arena_free(&arena); return EXIT_BADSPEC; }
     bool initialised;
     float **pv = driver_load_params("check", g, NULL, s->seed, &initialised);
     if (!pv) { arena_free(&arena); return EXIT_USAGE; }

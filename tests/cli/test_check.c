@@ -43,6 +43,8 @@ TEST(check_names_a_wrong_backward_rule) {
                                          {"bn_train", "tests/specs/small_conv.lua", "small_conv.lua:"},
                                          {"linear", "tests/specs/small_conv.lua", "small_conv.lua:"},
                                          {"conv2d", "tests/specs/small_conv.lua", "small_conv.lua:"},
+                                         /* the factor pass's op: part 2 checks the forward the step computes */
+                                         {"pair_halves", "conv4", "conv4.lua:"},
                                          {"maxpool2d", "resnet34 --input-shape 3x16x16 --K 2 --batch 2 --elements 2", "resnet.lua:"}};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         char cmd[1024], *out = NULL, *err = NULL, want[128], at[64];
