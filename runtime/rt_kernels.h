@@ -162,6 +162,14 @@ void rt_k_bn_dx_sums(float *restrict dg, float *restrict db, const double *restr
 void rt_k_bn_eval(float *restrict y, const float *restrict x, const float *restrict mean,
                   const float *restrict var, const float *restrict gamma, const float *restrict beta, int64_t N,
                   int64_t C, int64_t S, float eps);
+/* BatchNorm over [N, C] values (rt_k_bn_stats, and the generated backward,
+   cg_fuse.c) sums the samples in rt_bn_parts(N) fixed parts, each part's
+   double sums to v[part][n], and adds them in part order into v[0][n]
+   (rt_k_sum_parts): the parts may run on any threads and every thread count
+   gives the same result. */
+enum { RT_BN_PARTS = 16 };
+static inline int64_t rt_bn_parts(int64_t N) { return N < RT_BN_PARTS ? (N > 0 ? N : 1) : RT_BN_PARTS; }
+void rt_k_sum_parts(double *v, int64_t parts, int64_t n);
 /* out = (1-momentum) old + momentum stat, stat = mean (which 0) or the
    variance unbiased by n/(n-1) (which 1); n = values per channel. out may
    be old (an in-place update of the running statistic). */
@@ -269,13 +277,6 @@ void rt_k_bn_train_dx_all(float *restrict dx, const float *restrict dy, const fl
 /* v[0..n) = its sum over every rank, in rank order (every rank gets the
    same bits; a copy with one rank): a fused BatchNorm backward's sums */
 void rt_k_sum_ranks(double *v, int64_t n);
-/* The BatchNorm backward of [N, C] values (cg_fuse.c) sums its samples in
-   rt_bn_parts(N) parts, each part's double sums to v[part][n], and adds
-   them in part order into v[0][n] (rt_k_sum_parts): a fixed order, so every
-   thread count gives the same result. */
-enum { RT_BN_PARTS = 16 };
-static inline int64_t rt_bn_parts(int64_t N) { return N < RT_BN_PARTS ? (N > 0 ? N : 1) : RT_BN_PARTS; }
-void rt_k_sum_parts(double *v, int64_t parts, int64_t n);
 /* Chan et al.'s combination of each rank's (count, mean[C], var[C]) rows
    (2C+1 values each, in rank order) into the mean and biased variance:
    every rank adds in the same order, so gets the same bits. */

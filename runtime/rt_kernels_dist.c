@@ -55,11 +55,6 @@ void rt_stats_allreduce(const double *loc, int64_t C, int64_t total, double *out
 
 void rt_k_sum_ranks(double *v, int64_t n) { rt_comm_sum_f64(v, n); }
 
-void rt_k_sum_parts(double *v, int64_t parts, int64_t n) {
-    for (int64_t p = 1; p < parts; p++)
-        for (int64_t i = 0; i < n; i++) v[i] += v[p * n + i];
-}
-
 /* this rank's share, checked against the compiled one */
 static int64_t my_rows(int64_t B, int64_t b, int64_t *offset, const char *what) {
     const rt_comm *cm = rt_comm_get();

@@ -35,29 +35,30 @@ static void shifted_row(float *restrict p1, float *restrict p2, const float *res
     RT_VFOR(j, n, float d = xr[j] - k[j]; p1[j] += d; p2[j] += d * d;);
 }
 
-/* [N, C] (S == 1): part t of T sums rows [N t/T, N (t+1)/T) of every
-   channel, so each thread streams one contiguous part of x (split by
-   channels instead, two threads read alternate halves of every row, a
-   pattern that ran far below the memory's speed: docs/DECISIONS.md); its
-   double sums go to part[t], which are added
-   in part order: a thread count always gives the same statistics. Sums of
+/* [N, C] (S == 1): part r of rt_bn_parts(N) sums its rows [N r/P, N (r+1)/P)
+   of every channel into part[r] (args: part, x, then N, C as int64_t; rows
+   are parts), so a thread streams contiguous rows (split by channels
+   instead, two threads read alternate halves of every row:
+   docs/DECISIONS.md); rt_k_sum_parts adds the parts in order. Sums of
    d = x - k with k the channel's value in row 0, f32 partials over
    RT_ROWBLK rows added in double (the runtime's rule for long sums,
    rt_kernels_impl.h). */
-typedef struct { const float *x; int64_t N, C; int T; double *part; } RowStats;
-
-static void row_stats_task(void *ctx, int t) {
-    const RowStats *j = ctx;
-    int64_t C = j->C, r0 = j->N * t / j->T, r1 = j->N * (t + 1) / j->T;
-    double *s1 = j->part + (size_t)t * 2 * (size_t)C, *s2 = s1 + C;
-    for (int64_t c0 = 0; c0 < C; c0 += RT_SEG) {
-        int64_t cb = C - c0 < RT_SEG ? C - c0 : RT_SEG;
-        float k[RT_SEG];
-        for (int64_t i = 0; i < cb; i++) k[i] = j->x[c0 + i], s1[c0 + i] = 0, s2[c0 + i] = 0;
-        for (int64_t rb = r0; rb < r1; rb += RT_ROWBLK) {
-            float p1[RT_SEG] = {0}, p2[RT_SEG] = {0};
-            for (int64_t r = rb; r < r1 && r < rb + RT_ROWBLK; r++) shifted_row(p1, p2, j->x + r * C + c0, k, cb);
-            for (int64_t i = 0; i < cb; i++) s1[c0 + i] += (double)p1[i], s2[c0 + i] += (double)p2[i];
+static void part_stats_rows(void **args, int64_t p0, int64_t p1) {
+    const float *x = args[1];
+    const int64_t *d = args[2];
+    int64_t N = d[0], C = d[1], P = rt_bn_parts(N);
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t r0 = N * p / P, r1 = N * (p + 1) / P;
+        double *s1 = (double *)args[0] + p * 2 * C, *s2 = s1 + C;
+        for (int64_t c0 = 0; c0 < C; c0 += RT_SEG) {
+            int64_t cb = C - c0 < RT_SEG ? C - c0 : RT_SEG;
+            float k[RT_SEG];
+            for (int64_t i = 0; i < cb; i++) k[i] = x[c0 + i], s1[c0 + i] = 0, s2[c0 + i] = 0;
+            for (int64_t rb = r0; rb < r1; rb += RT_ROWBLK) {
+                float q1[RT_SEG] = {0}, q2[RT_SEG] = {0};
+                for (int64_t r = rb; r < r1 && r < rb + RT_ROWBLK; r++) shifted_row(q1, q2, x + r * C + c0, k, cb);
+                for (int64_t i = 0; i < cb; i++) s1[c0 + i] += (double)q1[i], s2[c0 + i] += (double)q2[i];
+            }
         }
     }
 }
@@ -80,27 +81,27 @@ static void stats_rows(void **args, int64_t r0, int64_t r1) {
 
 void rt_k_bn_stats(float *restrict st, const float *restrict x, int64_t N, int64_t C, int64_t S) {
     if (S == 1) {
-        if (N == 0 || C == 0) {
+        if (N == 0 || C == 0) {   /* no values: the mean and variance of nothing, as the reference */
             for (int64_t c = 0; c < C; c++) stats_finish(st, C, c, 0, 0, 0, 0);
             return;
         }
-        /* parts of at least 64K values */
-        int64_t T = rt_pool_threads(), most = N * C / 65536;
-        if (T > most) T = most > 1 ? most : 1;
-        if (T > N) T = N;
-        RowStats j = {x, N, C, (int)T, (double *)rt_pool_scratch(0, (size_t)(4 * C * T))};
-        rt_pool_run((int)T, row_stats_task, &j);
-        for (int64_t c = 0; c < C; c++) {
-            double s1 = 0, s2 = 0;
-            for (int64_t t = 0; t < T; t++) s1 += j.part[(2 * t) * C + c], s2 += j.part[(2 * t + 1) * C + c];
-            stats_finish(st, C, c, (double)x[c], s1, s2, (double)N);
-        }
+        int64_t P = rt_bn_parts(N), d[2] = {N, C}, per_part = N / P * C;
+        double *part = (double *)rt_pool_scratch(0, (size_t)(4 * C * P));
+        /* the parts on the pool's threads, at least 64K values a thread */
+        rt_par_rows(part_stats_rows, (void *[]){part, (void *)x, d}, P, per_part >= 65536 ? 1 : (65536 + per_part - 1) / per_part);
+        rt_k_sum_parts(part, P, 2 * C);
+        for (int64_t c = 0; c < C; c++) stats_finish(st, C, c, (double)x[c], part[c], part[C + c], (double)N);
         return;
     }
     int64_t d[3] = {N, C, S}, per_channel = N * S;
     /* parts of at least 64K values */
     int64_t min_rows = per_channel >= 65536 ? 1 : 65536 / (per_channel > 0 ? per_channel : 1);
     rt_par_rows(stats_rows, (void *[]){st, (void *)x, d}, C, min_rows);
+}
+
+void rt_k_sum_parts(double *v, int64_t parts, int64_t n) {
+    for (int64_t p = 1; p < parts; p++)
+        for (int64_t i = 0; i < n; i++) v[i] += v[p * n + i];
 }
 
 /* y = a (x - m) + b on a row of n values. */

@@ -517,8 +517,6 @@ static void pool_kernel(KB *k, const Node *y, LLVMValueRef r0, LLVMValueRef r1) 
     loop_close(k, &R);
 }
 
-static int64_t bn_parts(int64_t N) { return rt_bn_parts(N); }
-
 /* sqrt(var + eps) in double, var the f32 biased variance */
 static LLVMValueRef bn_sq(KB *k, const Node *dx, LLVMValueRef var32) {
     LLVMValueRef sq = LLVMBuildFAdd(k->b, LLVMBuildFPExt(k->b, var32, k->f64, ""), f64c(k, (double)(float)dx->fa[0]), "");
@@ -620,17 +618,17 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
         return;
     }
     RRC_ASSERT(!K->given[0] && k->bn_phase != BN_WHOLE);   /* [N, C]: always two phases (cg_emit_generated) */
-    LLVMTypeRef ad = LLVMArrayType2(f64, (uint64_t)C), af = LLVMArrayType2(f32, (uint64_t)C);
+    LLVMTypeRef af = LLVMArrayType2(f32, (uint64_t)C);
     LLVMValueRef n, c, idx;
     if (k->bn_phase == BN_SUMS) {
-        /* rows are RT_BN_PARTS parts of the samples; part r's double sums per
-           channel go to the workspace's [r][2][C], walking each sample's
-           channels along memory */
-        LLVMValueRef A1 = entry_alloca(k, ad, "sdy"), A2 = entry_alloca(k, ad, "sdyx");
+        /* rows are the rt_bn_parts(N) parts of the samples; part r adds up
+           its double sums per channel in the workspace's [r][2][C], walking
+           each sample's channels along memory */
         Loop Lr;
-        LLVMValueRef r = loop_open(k, &Lr, r0, r1, "part"), parts = i64c(k, bn_parts(N));
+        LLVMValueRef r = loop_open(k, &Lr, r0, r1, "part"), parts = i64c(k, rt_bn_parts(N));
         LLVMValueRef n0 = LLVMBuildSDiv(k->b, LLVMBuildNSWMul(k->b, r, i64c(k, N), ""), parts, "");
         LLVMValueRef n1 = LLVMBuildSDiv(k->b, LLVMBuildNSWMul(k->b, LLVMBuildNSWAdd(k->b, r, i64c(k, 1), ""), i64c(k, N), ""), parts, "");
+        LLVMValueRef A1 = gep(k, f64, k->ws, LLVMBuildNSWMul(k->b, r, i64c(k, 2 * C), "")), A2 = gep(k, f64, A1, i64c(k, C));
         c = loop_open(k, &Lc, i64c(k, 0), i64c(k, C), "c0");
         LLVMBuildStore(k->b, f64c(k, 0), gep(k, f64, A1, c));
         LLVMBuildStore(k->b, f64c(k, 0), gep(k, f64, A2, c));
@@ -645,13 +643,6 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
         LLVMBuildStore(k->b, fma_(k, g, LLVMBuildFSub(k->b, xv, m, ""), LLVMBuildLoad2(k->b, f64, p2, "")), p2);
         loop_close(k, &Lc);
         loop_close(k, &Ln);
-        LLVMValueRef base = LLVMBuildNSWMul(k->b, r, i64c(k, 2 * C), "");
-        c = loop_open(k, &Lc, i64c(k, 0), i64c(k, C), "c1");
-        LLVMValueRef at = LLVMBuildNSWAdd(k->b, base, c, "");
-        LLVMBuildStore(k->b, LLVMBuildLoad2(k->b, f64, gep(k, f64, A1, c), ""), gep(k, f64, k->ws, at));
-        LLVMBuildStore(k->b, LLVMBuildLoad2(k->b, f64, gep(k, f64, A2, c), ""),
-                       gep(k, f64, k->ws, LLVMBuildNSWAdd(k->b, at, i64c(k, C), "")));
-        loop_close(k, &Lc);
         loop_close(k, &Lr);
         return;
     }
@@ -916,8 +907,8 @@ static void emit_rows(CG *cg, const Kernel *K, int phase) {
     k.C = C;
     int64_t rows, per_row;
     if (K->kind == KERNEL_BN_DX && S == 1) {   /* [N, C]: parts of the samples, then samples */
-        rows = phase == BN_SUMS ? bn_parts(N) : N;
-        per_row = phase == BN_SUMS ? N / bn_parts(N) * C : C;
+        rows = phase == BN_SUMS ? rt_bn_parts(N) : N;
+        per_row = phase == BN_SUMS ? N / rt_bn_parts(N) * C : C;
     } else if (K->kind == KERNEL_BN_DX) {
         rows = C;
         per_row = N * S;
@@ -964,7 +955,7 @@ void cg_emit_generated(CG *cg, const Kernel *K) {
            added in part order, then dx by samples: two threads never read
            alternate halves of the same rows */
         emit_rows(cg, K, BN_SUMS);
-        call_rt_k_sum_parts(cg, cg_ws(cg), bn_parts(root->dim[0]), 2 * root->dim[1]);
+        call_rt_k_sum_parts(cg, cg_ws(cg), rt_bn_parts(root->dim[0]), 2 * root->dim[1]);
         emit_rows(cg, K, BN_APPLY);
         return;
     }

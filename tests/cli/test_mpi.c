@@ -156,9 +156,8 @@ static void two_ranks_equal_one(const char *spec, const char *tag, const int *se
        which thread counts do not give here: it must be measured */
     CHECKF(tl > 0 && tp > 0, "threads 1 and 2 agree bitwise (%g, %g): the yardstick is gone", tl, tp);
     /* metrics.csv prints the loss to 6 decimals, and in 20 steps one
-       rounding difference grows to a few dozen units of the last (1.6e-5
-       at seed 5 since the factor pass reordered the relation head's sums,
-       7e-6 between thread counts): the loss's yardstick has that floor */
+       rounding difference grows to a few dozen units of the last: the
+       loss's yardstick has that floor (docs/DECISIONS.md, the factor pass) */
     CHECKF(rl <= fmax(2 * tl, 3e-5), "%s: 2 ranks' losses differ by %g from one process's, threads 1 vs 2 by %g", spec, rl, tl);
     CHECKF(rp <= 2 * tp, "%s: 2 ranks' parameters differ by %g from one process's, threads 1 vs 2 by %g", spec, rp, tp);
 }

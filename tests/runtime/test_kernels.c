@@ -507,7 +507,8 @@ TEST(kernel_batchnorm) {
 }
 
 /* The runtime kernels the pool splits, on two threads: bn_stats of [N, C]
-   values by rows (a part has at least 64K values: these sizes make two),
+   values by its 16 parts of rows (a thread takes at least 64K values:
+   these sizes give both threads parts),
    across the 512-channel segment, with a mean far from 0; focal_back by
    ranges of pairs */
 TEST(kernel_pool_split_bn_stats_focal_back) {
