@@ -23,20 +23,25 @@
 /* Row of view k2 paired with row i of view k1 in a negative block. */
 static int64_t rolled(int64_t i, int64_t s, int64_t B) { return ((i - s) % B + B) % B; }
 
-/* Calls fn(ctx, pair row, row a, row b) for every pair, block by block
-   (see the top of this file). */
+/* Calls fn(ctx, pair row, row a, row b) for every pair of blocks [blk0,
+   blk1), block by block (see the top of this file). Block 2q is the
+   positive and 2q + 1 the negative block of the q-th (k1, k2), whose shift
+   is 1 + q mod (B - 1). */
 typedef void (*pair_row_fn)(void *ctx, int64_t p, int64_t ra, int64_t rb);
-static void each_pair(int64_t K, int64_t B, pair_row_fn fn, void *ctx) {
-    int64_t s = 1, blk = 0;
+static void each_pair_blocks(int64_t K, int64_t B, int64_t blk0, int64_t blk1, pair_row_fn fn, void *ctx) {
+    int64_t q = 0;
     for (int64_t k1 = 0; k1 < K; k1++)
-        for (int64_t k2 = k1 + 1; k2 < K; k2++) {
-            for (int64_t i = 0; i < B; i++) fn(ctx, blk * B + i, k1 * B + i, k2 * B + i);
-            blk++;
-            for (int64_t i = 0; i < B; i++) fn(ctx, blk * B + i, k1 * B + i, k2 * B + rolled(i, s, B));
-            blk++;
-            if (++s >= B) s = 1;
+        for (int64_t k2 = k1 + 1; k2 < K; k2++, q++) {
+            int64_t s = B > 1 ? 1 + q % (B - 1) : 1;
+            for (int neg = 0; neg < 2; neg++) {
+                int64_t blk = 2 * q + neg;
+                if (blk < blk0 || blk >= blk1) continue;
+                for (int64_t i = 0; i < B; i++) fn(ctx, blk * B + i, k1 * B + i, k2 * B + (neg ? rolled(i, s, B) : i));
+            }
         }
 }
+
+static void each_pair(int64_t K, int64_t B, pair_row_fn fn, void *ctx) { each_pair_blocks(K, B, 0, K * (K - 1), fn, ctx); }
 
 static void pair_row(float *restrict o, const float *restrict a, const float *restrict b, int64_t D, int64_t agg) {
     switch (agg) {
@@ -116,7 +121,7 @@ void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *
    [N][2][H] in scratch: the forward deinterleaves X once, then adds two
    rows per pair; the backward adds each pair's row into two rows, then
    interleaves once. */
-typedef struct { float *out; const float *in; int64_t H; } Halves;
+typedef struct { float *out; const float *in; int64_t H, K, B, v0, v1; } Halves;
 
 static void add_rows(float *restrict o, const float *restrict a, const float *restrict b, int64_t n) {
     RT_VFOR(h, n, o[h] = a[h] + b[h];);
@@ -130,11 +135,13 @@ static void halves_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
     add_rows(c->out + p * H, c->in + ra * 2 * H, c->in + rb * 2 * H + H, H);
 }
 
+/* Only the rows of views [v0, v1): a thread owns those rows of the sums,
+   and adds into each in pair order as one thread would. */
 static void halves_back_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
     const Halves *c = vctx;   /* in: dY, out: the [N][2][H] sums */
     int64_t H = c->H;
-    acc_row(c->out + ra * 2 * H, c->in + p * H, H);
-    acc_row(c->out + rb * 2 * H + H, c->in + p * H, H);
+    if (ra >= c->v0 && ra < c->v1) acc_row(c->out + ra * 2 * H, c->in + p * H, H);
+    if (rb >= c->v0 && rb < c->v1) acc_row(c->out + rb * 2 * H + H, c->in + p * H, H);
 }
 
 static void deinterleave(float *restrict a, float *restrict b, const float *restrict x, int64_t n) {
@@ -145,23 +152,50 @@ static void interleave(float *restrict x, const float *restrict a, const float *
     RT_VFOR(h, n, x[2 * h] = a[h]; x[2 * h + 1] = b[h];);
 }
 
-/* One thread: these are streams over memory that one core saturates; split
-   over the pool by column slices they ran slower (docs/DECISIONS.md). */
+/* args: out, X, prod, Halves; rows are views */
+static void deinterleave_rows(void **args, int64_t v0, int64_t v1) {
+    const float *X = args[1];
+    float *prod = args[2];
+    int64_t H = ((const Halves *)args[3])->H;
+    for (int64_t v = v0; v < v1; v++) deinterleave(prod + v * 2 * H, prod + v * 2 * H + H, X + v * 2 * H, H);
+}
+
+/* rows are blocks of B pairs */
+static void halves_rows(void **args, int64_t b0, int64_t b1) {
+    Halves *c = args[3];
+    each_pair_blocks(c->K, c->B, b0, b1, halves_row, c);
+}
+
+/* args: dX, dY, sums, Halves; rows are views: each part walks every pair
+   but adds only into its views' rows, then interleaves them */
+static void halves_back_rows(void **args, int64_t v0, int64_t v1) {
+    float *dX = args[0], *sums = args[2];
+    Halves c = *(const Halves *)args[3];
+    int64_t H = c.H;
+    c.v0 = v0, c.v1 = v1;
+    memset(sums + v0 * 2 * H, 0, sizeof(float) * (size_t)((v1 - v0) * 2 * H));
+    each_pair(c.K, c.B, halves_back_row, &c);
+    for (int64_t v = v0; v < v1; v++) interleave(dX + v * 2 * H, sums + v * 2 * H, sums + v * 2 * H + H, H);
+}
+
+/* On the pool's threads: the forward by views, then by blocks of pairs;
+   the backward by views, each sum made in pair order, so any split gives
+   the same result. (Split by column slices instead, both ran slower than
+   on one thread: docs/DECISIONS.md.) */
 void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H) {
     int64_t N = K * B;
     float *prod = rt_pool_scratch(0, (size_t)(N * 2 * H));
-    for (int64_t v = 0; v < N; v++) deinterleave(prod + v * 2 * H, prod + v * 2 * H + H, X + v * 2 * H, H);
-    Halves c = {out, prod, H};
-    each_pair(K, B, halves_row, &c);
+    Halves c = {out, prod, H, K, B, 0, N};
+    void *args[4] = {out, (void *)X, prod, &c};
+    rt_par_rows(deinterleave_rows, args, N, 16);
+    rt_par_rows(halves_rows, args, K * (K - 1), 2);
 }
 
 void rt_k_pair_halves_back(float *restrict dX, const float *restrict dY, int64_t K, int64_t B, int64_t H) {
     int64_t N = K * B;
     float *sums = rt_pool_scratch(0, (size_t)(N * 2 * H));
-    memset(sums, 0, sizeof(float) * (size_t)(N * 2 * H));
-    Halves c = {sums, dY, H};
-    each_pair(K, B, halves_back_row, &c);
-    for (int64_t v = 0; v < N; v++) interleave(dX + v * 2 * H, sums + v * 2 * H, sums + v * 2 * H + H, H);
+    Halves c = {sums, dY, H, K, B, 0, N};
+    rt_par_rows(halves_back_rows, (void *[]){dX, (void *)dY, sums, &c}, N, 16);
 }
 
 void rt_k_pair_targets(float *restrict y, int64_t K, int64_t B) {

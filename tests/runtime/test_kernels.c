@@ -587,8 +587,10 @@ TEST(kernel_pairs) {
 }
 
 /* pair_halves and its backward (passes/factor.c's pairs), H = 1, 5, 16 */
+/* pair_halves on one thread and on two (the pool splits views and blocks
+   of pairs): each against the interpreter, and the two bit for bit equal */
 TEST(kernel_pair_halves) {
-    static const int64_t kb[][2] = {{2, 4}, {3, 3}, {4, 2}, {4, 3}, {5, 3}, {4, 1}, {4, 8}, {5, 4}};
+    static const int64_t kb[][2] = {{2, 4}, {3, 3}, {4, 2}, {4, 3}, {5, 3}, {4, 1}, {4, 8}, {5, 4}, {8, 64}};
     static const int64_t dims[] = {1, 5, 16};
     for (size_t i = 0; i < sizeof kb / sizeof kb[0]; i++)
         for (size_t j = 0; j < sizeof dims / sizeof dims[0]; j++) {
@@ -603,18 +605,25 @@ TEST(kernel_pair_halves) {
             Node *pb = ir_make(g, OP_PAIR_HALVES_BACK, &dp, 1, ia, 1, NULL, 0);
             uint32_t s = (uint32_t)(100 * i + 10 * j) + 500;
             T tx = t_rand(K * B * 2 * H, s, -2, 2, 0), tdp = t_rand(node_numel(p), s + 7, -1, 1, 0);
-            float *op = out_f32(node_numel(p)), *odx = out_f32(K * B * 2 * H);
-            char what[96];
-            snprintf(what, sizeof what, "pair_halves K%lld B%lld H%lld", (long long)K, (long long)B, (long long)H);
-            rt_k_pair_halves(op, tx.f, K, B, H);
-            check_op(what, p, (const T *[]){&tx}, 1, op);
-            rt_k_pair_halves_back(odx, tdp.f, K, B, H);
-            snprintf(what, sizeof what, "pair_halves_back K%lld B%lld H%lld", (long long)K, (long long)B, (long long)H);
-            check_op(what, pb, (const T *[]){&tdp}, 1, odx);
-            free(op); free(odx);
+            float *op[2], *odx[2];
+            for (int t = 0; t < 2; t++) {
+                rt_pool_init(t + 1);
+                op[t] = out_f32(node_numel(p)), odx[t] = out_f32(K * B * 2 * H);
+                char what[96];
+                snprintf(what, sizeof what, "pair_halves K%lld B%lld H%lld, %d thread(s)", (long long)K, (long long)B, (long long)H, t + 1);
+                rt_k_pair_halves(op[t], tx.f, K, B, H);
+                check_op(what, p, (const T *[]){&tx}, 1, op[t]);
+                rt_k_pair_halves_back(odx[t], tdp.f, K, B, H);
+                snprintf(what, sizeof what, "pair_halves_back K%lld B%lld H%lld, %d thread(s)", (long long)K, (long long)B, (long long)H, t + 1);
+                check_op(what, pb, (const T *[]){&tdp}, 1, odx[t]);
+            }
+            CHECK(memcmp(op[0], op[1], sizeof(float) * (size_t)node_numel(p)) == 0);
+            CHECK(memcmp(odx[0], odx[1], sizeof(float) * (size_t)(K * B * 2 * H)) == 0);
+            for (int t = 0; t < 2; t++) free(op[t]), free(odx[t]);
             t_free(&tx); t_free(&tdp);
             arena_free(&a);
         }
+    rt_pool_init(1);
 }
 
 /* max aggregation with NaN features: the forward takes b unless a >= b,
