@@ -68,6 +68,11 @@ static void usage(FILE *f) {
 
 /* Training-set sizes of the datasets a spec names, for when they are not
    at hand (the trainer checks the real size when it loads the data). */
+static bool known_gray(const char *data) {
+    size_t len = strcspn(data, ":");
+    return (len == 13 && !strncmp(data, "fashion-mnist", len)) || (len == 5 && !strncmp(data, "mnist", len));
+}
+
 static int64_t known_size(const char *data) {
     static const struct { const char *name; int64_t n; } sizes[] = {
         {"cifar10", 50000}, {"cifar100", 50000}, {"cifar100-20", 50000}, {"fashion-mnist", 60000},
@@ -198,11 +203,18 @@ static int64_t train_size_of(CompileOpts *c, const Spec *s) {
         if (rt_dataset_load(c->data, RT_SPLIT_TRAIN, &o, &d, err, sizeof err) == 0) {
             n = d.n;
             if (!c->classes) c->classes = d.nclasses;
+            c->pipe.gray_input = d.gray;
             rt_dataset_free(&d);
         } else {
             n = known_size(c->data);
+            c->pipe.gray_input = known_gray(c->data);
         }
+    } else {
+        c->pipe.gray_input = known_gray(c->data);
     }
+    /* the steps of gray images (Graph.gray_input); the trainer refuses
+       colour data. Supervised training keeps whole convolutions. */
+    if (c->supervised) c->pipe.gray_input = false;
     if (!c->classes) c->classes = 10;
     return n;
 }
@@ -327,9 +339,10 @@ int cmd_compile(int argc, char **argv) {
     for (int r = 0; r < RT_NREGIONS; r++) peak += pr.p.train_full->region_bytes[r];
     char ranks[64] = "";
     if (pr.p.ranks > 1) snprintf(ranks, sizeof ranks, ", + %d ranks", pr.p.ranks);
-    printf("rrc: compiled %s (%s, K=%d, B=%d%s%s) in %.2f s (%.2f s of CPU): %s/%s-train; peak step memory %.1f MiB "
+    printf("rrc: compiled %s (%s, K=%d, B=%d%s%s%s) in %.2f s (%.2f s of CPU): %s/%s-train; peak step memory %.1f MiB "
            "(scratch %.1f MiB)\n",
            s->name, rt_method_name(pr.p.method), pr.p.K, pr.p.batch, pr.p.train_last ? ", + last batch" : "", ranks,
+           pr.p.gray_input ? ", gray images" : "",
            wall_seconds() - w0, t1 - t0,
            outdir, s->name, (double)peak / (1 << 20), (double)pr.p.train_full->region_bytes[RT_REGION_SCRATCH] / (1 << 20));
     rc = 0;

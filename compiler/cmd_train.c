@@ -131,6 +131,7 @@ static int run(Cmd cmd, int argc, char **argv) {
         }
         n_train = d.n;
         classes = d.nclasses;
+        pipe.gray_input = d.gray && !supervised;   /* Graph.gray_input: steps of gray images */
         rt_dataset_free(&d);
     }
     Target target;

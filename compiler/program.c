@@ -56,6 +56,7 @@ static bool build_entry_of(Program *pr, int i, Graph *g, const char *name, int K
     Diag d = {0};
     PipelineOpts po = pr->pipe;
     po.debug = co ? co->debug : 0;
+    po.gray_input &= i != 2 && i != 3;   /* the training steps: the evaluations keep whole convolutions */
     po.caps = cg_caps();
     if (!g || !pipeline_run(g, &d, &po)) return false;
     double bytes = 0;
@@ -210,6 +211,9 @@ static bool program_fill(Program *pr, const Spec *s) {
     /* the relational options only where they mean something: a checkpoint
        and --resume compare them */
     p->aggregation = s->method.kind == METHOD_RELATIONAL ? aggregation_name(s->head.aggregation) : "";
+    /* a step that reads channel 0 alone makes the program one of gray images */
+    for (int i = 0; i < PROGRAM_SLOTS; i++)
+        for (int k = 0; pr->graph[i] && k < pr->graph[i]->nnodes; k++) p->gray_input |= pr->graph[i]->nodes[k]->gray_x;
     p->naug = s->naug;
     p->aug = arena_alloc(&pr->arena, (size_t)(s->naug ? s->naug : 1) * sizeof *p->aug);
     for (int i = 0; i < s->naug; i++) p->aug[i] = convert_aug(&s->aug[i]);

@@ -66,6 +66,8 @@ typedef struct rt_program {
     int classes;                /* supervised: classifier width */
     int clusters;               /* deepcluster: k */
     int drop_last;              /* the epoch drops its last partial batch (Deep InfoMax) */
+    int gray_input;             /* the training steps read channel 0 of their images alone (compiled for a
+                                   gray data set): training refuses images whose channels may differ */
     const char *reset_layer;    /* deepcluster: the head's last linear layer ("classifier.linear2"),
                                    its weight ~ N(0, 0.01) and bias 0 at each epoch's start */
     /* what the spec says */

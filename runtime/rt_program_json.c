@@ -61,6 +61,7 @@ char *rt_program_to_json(const rt_program *p, const int fn_index[RT_PROGRAM_SLOT
     json_object_set_new(o, "loss", json_string(p->loss ? p->loss : ""));
     json_object_set_new(o, "classes", json_integer(p->classes));
     if (p->drop_last) json_object_set_new(o, "drop_last", json_integer(p->drop_last));
+    if (p->gray_input) json_object_set_new(o, "gray_input", json_integer(p->gray_input));
     if (p->ranks > 1) json_object_set_new(o, "ranks", json_integer(p->ranks));
     if (p->method == RT_METHOD_DEEPCLUSTER) {
         json_object_set_new(o, "clusters", json_integer(p->clusters));
@@ -221,6 +222,7 @@ int rt_program_from_json(const char *json, const rt_step_fn *fns, int nfns, rt_p
     p->loss = str(&ps, o, "loss");
     p->classes = (int)integer(&ps, o, "classes");
     p->drop_last = json_object_get(o, "drop_last") ? (int)integer(&ps, o, "drop_last") : 0;
+    p->gray_input = json_object_get(o, "gray_input") ? (int)integer(&ps, o, "gray_input") : 0;
     p->ranks = json_object_get(o, "ranks") ? (int)integer(&ps, o, "ranks") : 0;
     if (p->ranks < 0 || p->ranks > 65536) perr(&ps, "ranks");
     /* DeepCluster's: required for it, absent in other programs */

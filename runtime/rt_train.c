@@ -492,6 +492,24 @@ typedef struct Run {
     double comm_before;        /* rt_comm_seconds() at the run's start */
 } Run;
 
+/* A program compiled for gray images (rt_program.gray_input) convolves
+   channel 0 of each view alone: its views must have equal channels. They
+   do when the data set is gray (rt_dataset.gray: the augmentations keep
+   r = g = b) and every normalisation treats the channels alike. */
+static bool gray_views(Run *r, const rt_dataset *dp) {
+    const char *why = !dp->gray ? "its images have colour" : NULL;
+    for (int i = 0; i < r->pipe.nops && !why; i++) {
+        const rt_aug_op *op = &r->pipe.ops[i];
+        if (op->kind == RT_AUG_NORMALIZE && (op->mean[1] != op->mean[0] || op->mean[2] != op->mean[0] ||
+                                             op->std[1] != op->std[0] || op->std[2] != op->std[0]))
+            why = "its normalisation differs between channels";
+    }
+    if (why)
+        snprintf(r->err, r->errlen, "%s: %s, but this trainer was compiled for gray images (their first channel alone): "
+                 "compile the spec for this data (rrc compile SPEC --data %s)", r->o->data, why, r->o->data);
+    return !why;
+}
+
 /* Phase 1: the data set, checked against the program; the views'
    augmentation pipeline. */
 static int run_data(Run *r) {
@@ -519,6 +537,7 @@ static int run_data(Run *r) {
         }
     r->pipe = (rt_aug_pipeline){r->ops, p->naug, p->in_h, p->in_w, dp->gray};
     if (rt_aug_check(&r->pipe, dp->h, dp->w, dp->c, p->in_c, r->err, r->errlen) != 0) return -1;
+    if (p->gray_input && !gray_views(r, dp)) return -1;
     r->B = p->batch;
     r->n = dp->n;
     r->steps_per_epoch = p->drop_last ? r->n / r->B : (r->n + r->B - 1) / r->B;

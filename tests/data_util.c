@@ -2,12 +2,14 @@
 ** data_util.c: see data_util.h.
 */
 #include "data_util.h"
+#include "test_util.h"
 
 #include <jpeglib.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 
 const char *test_data_dir(const char *name) {
@@ -94,3 +96,57 @@ void test_method_pipeline(rt_aug_op ops[5], int size, const double mean[3], cons
     memcpy(ops[4].mean, mean, 3 * sizeof *mean);
     memcpy(ops[4].std, std, 3 * sizeof *std);
 }
+
+/* ---- IDX (MNIST, Fashion-MNIST) ---- */
+
+/* test_write_file (util.h), gzip-compressed. */
+bool test_write_gz(const char *path, const void *data, size_t n) {
+    gzFile f = gzopen(path, "wb");
+    bool ok = f && (n == 0 || gzwrite(f, data, (unsigned)n) == (int)n);
+    if (f && gzclose(f) != Z_OK) ok = false;
+    if (!ok) test_fail(__FILE__, __LINE__, "cannot write %s", path);
+    return ok;
+}
+
+uint8_t test_idx_pix(int i, int y, int x) { return (uint8_t)(1 + ((i * 37 + y * 5 + x * 11) % 250)); }
+
+/* An IDX file: magic, dims (big-endian), data. Returns malloc'd bytes. */
+uint8_t *test_idx_make(uint32_t magic, int ndim, const uint32_t *dims, const uint8_t *data, size_t ndata,
+                         size_t *len) {
+    size_t hl = 4 + 4 * (size_t)ndim;
+    uint8_t *b = malloc(hl + ndata + 1);
+    uint32_t words[4] = {magic, dims[0], ndim > 1 ? dims[1] : 0, ndim > 2 ? dims[2] : 0};
+    for (int w = 0; w <= ndim; w++) {
+        b[4 * w] = (uint8_t)(words[w] >> 24);
+        b[4 * w + 1] = (uint8_t)(words[w] >> 16);
+        b[4 * w + 2] = (uint8_t)(words[w] >> 8);
+        b[4 * w + 3] = (uint8_t)words[w];
+    }
+    if (ndata) memcpy(b + hl, data, ndata);
+    *len = hl + ndata;
+    return b;
+}
+
+/* Writes an MNIST-like pair prefix-images/labels into dir. */
+void test_idx_write_pair(const char *dir, const char *pre, int n, int gz, uint8_t label_bias) {
+    uint8_t *img = malloc((size_t)n * 784), *lab = malloc((size_t)n + 1);
+    for (int i = 0; i < n; i++) {
+        lab[i] = (uint8_t)((i * 3 + label_bias) % 10);
+        for (int y = 0; y < 28; y++)
+            for (int x = 0; x < 28; x++) img[(size_t)i * 784 + (size_t)y * 28 + (size_t)x] = test_idx_pix(i, y, x);
+    }
+    char name[128];
+    size_t len;
+    uint32_t di[3] = {(uint32_t)n, 28, 28}, dl[1] = {(uint32_t)n};
+    uint8_t *b = test_idx_make(0x803, 3, di, img, (size_t)n * 784, &len);
+    snprintf(name, sizeof name, "%s-images-idx3-ubyte%s", pre, gz ? ".gz" : "");
+    (gz ? test_write_gz : test_write_file)(test_join(dir, name), b, len);
+    free(b);
+    b = test_idx_make(0x801, 1, dl, lab, (size_t)n, &len);
+    snprintf(name, sizeof name, "%s-labels-idx1-ubyte%s", pre, gz ? ".gz" : "");
+    (gz ? test_write_gz : test_write_file)(test_join(dir, name), b, len);
+    free(b);
+    free(img);
+    free(lab);
+}
+

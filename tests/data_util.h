@@ -7,6 +7,8 @@
 #ifndef RRC_DATA_UTIL_H
 #define RRC_DATA_UTIL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -24,6 +26,16 @@ void test_mkdirs(const char *root, const char *rel);
 void test_png_write(const char *path, int w, int h, uint32_t format, const uint8_t *pix);
 /* JPEG at quality 100, gray (comps 1) or RGB (3). */
 void test_jpeg_write(const char *path, int w, int h, int comps, const uint8_t *pix);
+
+/* test_write_file (test_util.h), gzip-compressed. */
+bool test_write_gz(const char *path, const void *data, size_t n);
+/* The pixel (y, x) of image i of test_idx_write_pair's images. */
+uint8_t test_idx_pix(int i, int y, int x);
+/* An IDX file: magic, dims (big-endian), data. Returns malloc'd bytes. */
+uint8_t *test_idx_make(uint32_t magic, int ndim, const uint32_t *dims, const uint8_t *data, size_t ndata, size_t *len);
+/* Writes an MNIST-like pair pre-images/labels (28x28, n images, gzipped
+   or plain) into dir. */
+void test_idx_write_pair(const char *dir, const char *pre, int n, int gz, uint8_t label_bias);
 
 /* METHOD.md's unsupervised augmentation pipeline at side `size`, as
    specs/lib/augment.lua builds it: random resized crop, flip, colour jitter

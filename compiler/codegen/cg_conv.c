@@ -1032,15 +1032,39 @@ static void pf_args(CB *k, LLVMValueRef *out, int ns, const Node *in, CgExpr *e,
     for (int s = m; s < ns; s++) out[s] = out[0];
 }
 
+/* The forward's weights of a gray input, [O][1][K][K]: w[o][0][t] +
+   w[o][1][t] + ... in channel order, in f32, into a stack array made once
+   per call. */
+static LLVMValueRef gray_weights(CB *k, LLVMValueRef w, const Geo *g) {
+    int64_t KK = g->K * g->K, O = g->O, C = g->C;
+    LLVMValueRef ws = alloca_entry(k, LLVMArrayType2(k->cg->f32, (uint64_t)(O * KK)), "wgray");
+    CLoop Lj;
+    LLVMValueRef j = cloop_open(k, &Lj, I(k, 0), I(k, O * KK), "wg");
+    LLVMValueRef o = LLVMBuildSDiv(k->b, j, I(k, KK), ""), t = LLVMBuildSRem(k->b, j, I(k, KK), "");
+    LLVMValueRef base = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, o, I(k, C * KK), ""), t, ""), s = NULL;
+    for (int64_t c = 0; c < C; c++) {
+        LLVMValueRef v = LLVMBuildLoad2(k->b, k->cg->f32, fptr(k, w, LLVMBuildNSWAdd(k->b, base, I(k, c * KK), "")), "");
+        s = s ? LLVMBuildFAdd(k->b, s, v, "") : v;
+    }
+    LLVMBuildStore(k->b, s, fptr(k, ws, j));
+    cloop_close(k, &Lj, 1);
+    return ws;
+}
+
 /* A direct kernel for one input expression: pads each image of [n0, n1)
    through it (x for the forward, dy for the input gradient), then runs the
    shared core on it. */
-static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const Geo *g, bool dx, const Node *in, CgExpr *e,
-                          bool stats, CgExpr *epi, bool sums) {
+static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const Geo *gx, bool dx, const Node *in, CgExpr *e,
+                          bool stats, CgExpr *epi, bool sums, bool gray) {
+    /* gray (forward only): the core convolves channel 0 of x's gx->C with
+       the weights summed over them (passes/fuse.c, gray_conv) */
+    Geo g1 = *gx;
+    if (gray) g1.C = 1;
+    const Geo *g = &g1;
     LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
     if (!core) core = dx && g->S == 2 ? build_dx2_core(cg, core_name, g) : build_core(cg, core_name, g, dx, stats, epi, sums);
     CB k = cb_of(cg);
-    int64_t Ci = dx ? g->O : g->C, Co = dx ? g->C : g->O;
+    int64_t Ci = dx ? g->O : g->C, Co = dx ? g->C : g->O, Cimg = dx ? Ci : gx->C;   /* Cimg: channels of a source image */
     /* w, out, what the input expression reads, then (stats) the per-image
        statistics, double [n1 - n0][2][Co], or what the epilogue reads and
        (sums) the workspace */
@@ -1050,12 +1074,13 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
     for (int i = 2; i < 2 + cg_expr_count(e); i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
     LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
     cg_expr_begin(e, k.b, ext);
+    if (gray) wt = gray_weights(&k, wt, gx);
     Pad pd;
     pad_init(&k, &pd, g, dx, Ci);
     LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)pad_tmp_floats(&pd)), "rowtmp");
     CLoop Ln;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, "n");
-    pad_fill(&k, &pd, e, x, n, I(&k, 0), Ci, rowtmp, I(&k, 0), Ci);
+    pad_fill(&k, &pd, e, x, n, I(&k, 0), Cimg, rowtmp, I(&k, 0), Ci);
     int ns = pf_streams(dx);
     unsigned nfix = (stats ? 5 : 4) + (unsigned)ne, nca = nfix + (unsigned)ns;
     LLVMValueRef ca[5 + MAX_PTRS + PF_STREAMS] = {pd.buf, wt, y, n, NULL};
@@ -1065,7 +1090,7 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
     }
     for (int i = 0; i < ne; i++) ca[4 + i] = LLVMGetParam(k.fn, (unsigned)(np - ne + i));
     RRC_ASSERT(!dx || cg_expr_is_load(e));   /* pf_streams */
-    pf_args(&k, ca + nfix, ns, in, e, ext, n, n1, Ci * pd.SH * pd.SW);
+    pf_args(&k, ca + nfix, ns, in, e, ext, n, n1, Cimg * pd.SH * pd.SW);
     LLVMBuildCall2(k.b, core_type(cg, nca, 1), core, ca, nca, "");
     cloop_close(&k, &Ln, 1);
     LLVMBuildRetVoid(k.b);
@@ -1241,11 +1266,17 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
     return k.fn;
 }
 
-static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, const Geo *g, const Node *in, CgExpr *e) {
+static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, const Geo *gx, const Node *in, CgExpr *e,
+                             bool gray) {
+    /* gray: the gradient of channel 0 of x's gx->C, stored to each of them
+       (passes/fuse.c, gray_conv) */
+    Geo g1 = *gx;
+    if (gray) g1.C = 1;
+    const Geo *g = &g1;
     LLVMValueRef core = LLVMGetNamedFunction(cg->mod, core_name);
     if (!core) core = build_dw_core(cg, core_name, g);
     CB k = cb_of(cg);
-    int64_t L = k.L, C = g->C, O = g->O, KK = g->K * g->K;
+    int64_t L = k.L, C = g->C, O = g->O, KK = g->K * g->K, Cimg = gx->C;
     int np = 2 + cg_expr_count(e);   /* dy, out, then what the x expression reads */
     LLVMTypeRef body_t = begin_variant(&k, name, np);
     LLVMValueRef dy = LLVMGetParam(k.fn, 0), out = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
@@ -1270,12 +1301,12 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     LLVMValueRef nb = LLVMBuildSelect(k.b, LLVMBuildICmp(k.b, LLVMIntSLT, left, I(&k, NB), ""), left, I(&k, NB), "nb");
     CLoop Ls;
     LLVMValueRef jj = cloop_open(&k, &Ls, I(&k, 0), nb, "slot");
-    pad_fill(&k, &pd, e, x, LLVMBuildNSWAdd(k.b, n, jj, ""), cb0, C, rowtmp, LLVMBuildNSWMul(k.b, jj, I(&k, cblk), ""), cblk);
+    pad_fill(&k, &pd, e, x, LLVMBuildNSWAdd(k.b, n, jj, ""), cb0, Cimg, rowtmp, LLVMBuildNSWMul(k.b, jj, I(&k, cblk), ""), cblk);
     cloop_close(&k, &Ls, 1);
     LLVMValueRef ca[5 + PF_STREAMS + 1] = {pd.buf, dy, accv, n, nb};
     unsigned nca = 5;
     if (plan.prefetch) {   /* calls of one image: the next one */
-        pf_args(&k, ca + 5, PF_STREAMS, in, e, ext, n, n1, C * g->H * g->W);
+        pf_args(&k, ca + 5, PF_STREAMS, in, e, ext, n, n1, Cimg * g->H * g->W);
         LLVMValueRef nx = LLVMBuildNSWAdd(k.b, n, I(&k, 1), "");
         nx = LLVMBuildSelect(k.b, LLVMBuildICmp(k.b, LLVMIntSLT, nx, n1, ""), nx, n, "");
         ca[5 + PF_STREAMS] = fptr(&k, dy, LLVMBuildNSWMul(k.b, nx, I(&k, O * g->Ho * g->Wo), ""));
@@ -1288,8 +1319,10 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     LLVMValueRef j = cloop_open(&k, &Lj, I(&k, 0), I(&k, nacc), "j");
     LLVMValueRef sum = lanes_sum(&k, LLVMBuildLoad2(k.b, k.vt, LLVMBuildInBoundsGEP2(k.b, k.vt, accv, &j, 1, ""), ""));
     LLVMValueRef o = LLVMBuildSDiv(k.b, j, I(&k, cblk * KK), ""), rest = LLVMBuildSRem(k.b, j, I(&k, cblk * KK), "");
-    LLVMValueRef oix = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, o, I(&k, C), ""), cb0, ""), I(&k, KK), ""), rest, "");
-    LLVMBuildStore(k.b, sum, fptr(&k, out, oix));
+    for (int64_t cc = 0; cc < (gray ? Cimg : 1); cc++) {   /* gray: C == 1, the same gradient for every channel */
+        LLVMValueRef oc = LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, o, I(&k, gray ? Cimg : C), ""), LLVMBuildNSWAdd(k.b, cb0, I(&k, cc), ""), "");
+        LLVMBuildStore(k.b, sum, fptr(&k, out, LLVMBuildNSWAdd(k.b, LLVMBuildNSWMul(k.b, oc, I(&k, KK), ""), rest, "")));
+    }
     cloop_close(&k, &Lj, 1);
     cloop_close(&k, &Lb, cblk);
     LLVMBuildRetVoid(k.b);
@@ -1307,6 +1340,8 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     RRC_ASSERT(!stats || n->op == OP_CONV2D);
     RRC_ASSERT(!K || (K->kind == KERNEL_DX_EPI && K->members[0] == n && K->epilogue));
     Geo g = geo_of(n);
+    bool gray = n->gray_x;
+    RRC_ASSERT(!gray || (!tr && !K));
     const Node *in = dw ? n->in[1] : n->in[0];   /* what is padded: x, or dy for dx */
     const Node *epi_root = K ? K->epilogue : NULL;
     const Node *dg = K ? K->sums[0] : NULL;
@@ -1317,18 +1352,19 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     uint64_t hsh = sig_hash(cg_expr_sig(e)), ehsh = epi ? sig_hash(cg_expr_sig(epi)) : 0;
     char shape[96];
     snprintf(shape, sizeof shape, "conv%lldx%llds%lld.%s.%lldx%lld.%lldx%lld", (long long)g.K, (long long)g.K,
-             (long long)g.S, dw ? "dw" : tr ? "dx" : stats ? "fwdstats" : "fwd", (long long)g.C, (long long)g.O,
+             (long long)g.S, dw ? "dw" : tr ? "dx" : stats ? "fwdstats" : "fwd", (long long)(gray ? 1 : g.C), (long long)g.O,
              (long long)g.H, (long long)g.W);
     char epis[24] = "";
     if (epi) snprintf(epis, sizeof epis, ".e%016llx", (unsigned long long)ehsh);
     char name[200];
-    snprintf(name, sizeof name, "%s.%s%016llx%s", shape, cg_expr_is_load(e) ? "x" : "fused", (unsigned long long)hsh, epis);
+    snprintf(name, sizeof name, "%s.%s%016llx%s%s", shape, cg_expr_is_load(e) ? "x" : "fused", (unsigned long long)hsh, epis,
+             gray ? ".gray" : "");
     char wname[240];
     snprintf(wname, sizeof wname, "%s.rows", name);
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, wname);
     char core[160];
     snprintf(core, sizeof core, "%s.core%s", shape, epis);
-    if (!f) f = dw ? build_dw(cg, name, core, &g, in, e) : build(cg, name, core, &g, tr, in, e, stats, epi, dg != NULL);
+    if (!f) f = dw ? build_dw(cg, name, core, &g, in, e, gray) : build(cg, name, core, &g, tr, in, e, stats, epi, dg != NULL, gray);
     int np = 2 + cg_expr_count(e);
     LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)(np + 2 + ne), 0), "cargs");
     for (int i = 0; i < np; i++) {

@@ -119,6 +119,8 @@ struct Node {
     /* fusion (passes/fuse.c) */
     struct Kernel *kernel;    /* the fused kernel writing this value, or NULL */
     bool direct;              /* conv2d / conv2d_dx / conv2d_dw with a generated direct kernel (pass_fuse) */
+    bool gray_x;              /* direct conv2d / conv2d_dw whose x is the step's input with equal channels
+                                 (Graph.gray_input): its kernel reads channel 0 alone (pass_fuse) */
     int64_t ws;               /* emitting nodes: bytes of kernel workspace its call needs (pass_fuse) */
     bool inlined;             /* computed inside its consumers' kernels: never in memory (an elementwise
                                  value recomputed by each reader, or the input gradient of a KERNEL_DX_EPI) */
@@ -200,6 +202,8 @@ struct Graph {
     int nkernels;
     bool fused;
     const Target *target;     /* the machine the passes decide for (set by pipeline_run) */
+    bool gray_input;          /* the input images' channels are equal (a gray data set): convolutions of the
+                                 input may read one channel with weights summed over the channels */
     const BackendCaps *caps;  /* what the code generator has kernels for (NULL: nothing special) */
     int64_t ws_offset, ws_bytes;   /* memplan: the kernel workspace, at the end of the scratch region */
     /* builder state: stamped on nodes made from now on */

@@ -64,6 +64,7 @@ void graph_dump(FILE *f, const Graph *g) {
             if (n->kernel) fprintf(f, " [%s %%%d]", kernel_kind_name(n->kernel->kind), n->kernel->members[0]->id);
             else if (n->inlined) fprintf(f, " [inlined]");
             if (n->direct) fprintf(f, " direct");
+            if (n->gray_x) fprintf(f, " gray");
             if (n->ws) fprintf(f, " ws=%lld", (long long)n->ws);
         }
         bool label = n->name && !leafop, loc = n->loc.file && n->loc.line > 0;

@@ -223,6 +223,19 @@ static bool make_epilogue(Graph *g, const Uses *u, Node *e, Kernel *k) {
 
 /* ---- the phases of pass_fuse, in order ---- */
 
+/* A convolution (forward or weight gradient) of the step's input with more
+   than one channel: on gray images (Graph.gray_input) every channel is the
+   same plane, so sum_c W[o][c] * x[c] = (sum_c W[o][c]) * x[0] and the
+   weight gradient of channel c is that of channel 0. Its direct kernel
+   then reads channel 0 alone: a third of the multiply-adds on RGB-shaped
+   gray images. The values are those of the whole convolution on such
+   inputs (the interpreter computes every channel; the kernel tests compare
+   the two on gray inputs), so the graph is unchanged. */
+static bool gray_conv(const Node *n) {
+    const Node *x = n->op == OP_CONV2D ? n->in[0] : n->op == OP_CONV2D_DW ? n->in[1] : NULL;
+    return x && x->op == OP_INPUT && x->rank == 4 && x->dim[1] > 1;
+}
+
 /* Clears earlier decisions; asks codegen which convolutions get direct
    kernels (BackendCaps). */
 static void phase_reset(Graph *g) {
@@ -233,6 +246,7 @@ static void phase_reset(Graph *g) {
         g->nodes[i]->kernel = NULL;
         g->nodes[i]->inlined = false;
         g->nodes[i]->direct = g->caps && g->caps->conv_direct(g->nodes[i], g->target);
+        g->nodes[i]->gray_x = g->gray_input && g->nodes[i]->direct && gray_conv(g->nodes[i]);
     }
 }
 

@@ -49,6 +49,7 @@ bool pipeline_run(Graph *g, Diag *d, const PipelineOpts *o) {
     }
     g->target = o->target ? o->target : target_host();
     g->caps = o->caps;
+    g->gray_input |= o->gray_input;
     if (o->verify_each && !graph_verify(g, "after lower")) return false;
     if (o->stop_after && strcmp(o->stop_after, "lower") == 0) return true;
     for (int i = 0; i < NPASSES; i++) {

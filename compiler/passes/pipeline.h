@@ -14,6 +14,7 @@ typedef struct PipelineOpts {
     const char *dump_after;   /* print the IR to stderr after this pass ("all": after each) */
     const Target *target;     /* the machine to decide for (NULL: the host) */
     const BackendCaps *caps;  /* the code generator's (cg_caps()); NULL: a graph for the interpreter only */
+    bool gray_input;          /* Graph.gray_input: the inputs will be gray images (the trainer checks its data) */
 } PipelineOpts;
 
 /* Returns false (after reporting) if a pass or a verification fails, or if

@@ -3,13 +3,14 @@
 ** expected error lines and exit status 2 (never a crash); dump-ir output
 ** against golden text; the parameter and multiply-add counts of the
 ** bundled specs; `rrc grad` end to end against a PyTorch golden, and its
-** errors for bad inputs.
+** errors for bad inputs; a trainer compiled for gray images.
 */
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "data_util.h"
 #include "golden_util.h"
 #include "test.h"
 #include "test_util.h"
@@ -463,4 +464,38 @@ TEST(cli_train_baselines) {
         free(out);
         free(err);
     }
+}
+
+/* A trainer compiled for a gray data set (Fashion-MNIST's format: its
+   first convolution reads channel 0 alone, passes/fuse.c) says so, trains
+   on it, and refuses colour images with one line naming the cause; the
+   JIT trains on it too. */
+TEST(cli_gray_trainer) {
+    const char *dir = test_data_dir("gray_fmnist");
+    test_idx_write_pair(dir, "train", 40, 0, 0);
+    test_idx_write_pair(dir, "t10k", 10, 0, 1);
+    char outdir[1024], cmd[4096], *out = NULL, *err = NULL;
+    snprintf(outdir, sizeof outdir, "%s/gray_trainer", test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s compile specs/conv4.lua --data fashion-mnist:%s --K 2 --batch 8 -o %s", test_rrc(), dir, outdir);
+    int rc = test_run(cmd, &out, &err);
+    REQUIREF(rc == 0, "compile: exit %d: %.400s", rc, err);
+    CHECKF(strstr(out, "K=2, B=8, gray images"), "compile did not say gray images: %.300s", out);
+    free(out), free(err);
+    snprintf(cmd, sizeof cmd, "%s/conv4-train train --data fashion-mnist:%s --max-steps 3 --threads 2 --quiet --out %s/run", outdir,
+             dir, outdir);
+    rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 0, "train on gray images: exit %d: %.400s", rc, err);
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s/conv4-train train --data synthetic:64 --max-steps 1 --quiet --out %s/run2", outdir, outdir);
+    rc = test_run(cmd, NULL, &err);
+    CHECKF(rc != 0 && strstr(err, "synthetic:64: its images have colour, but this trainer was compiled for gray images") &&
+               strchr(err, '\n') == strrchr(err, '\n'),
+           "colour images: exit %d, stderr %.400s", rc, err);
+    CHECKF(!test_exists(test_join(outdir, "run2/last.safetensors")), "a refused run wrote a checkpoint");
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s train specs/conv4.lua --data fashion-mnist:%s --K 2 --batch 8 --max-steps 2 --quiet --out %s/jit",
+             test_rrc(), dir, outdir);
+    rc = test_run(cmd, NULL, &err);
+    CHECKF(rc == 0, "rrc train on gray images: exit %d: %.400s", rc, err);
+    free(err);
 }

@@ -53,11 +53,25 @@ static int count_kind(const Graph *g, KernelKind k) {
    [-1, 1], but BatchNorm statistics: variances positive) and compares every
    output by the f32 rule of tolerance.h, the interpreter (double, rounded to
    f32) as the reference: max |jit - interp| <= 1e-6 + 1e-4 max |interp|. */
-static void compare_engines(Graph *g, const char *what) {
+static bool engines_agree(Graph *g, const char *what, bool report);
+
+static void compare_engines(Graph *g, const char *what) { engines_agree(g, what, true); }
+
+/* The same comparison; report = false only says whether they agree. A leaf
+   named "xgray" ([N, C, H, W]) gets channel 0's values in every channel. */
+static bool engines_agree(Graph *g, const char *what, bool report) {
     Engine ej, ei;
+    bool agree = true;
     CgOptions co = {.target = test_target()};
-    REQUIREF(engine_init(&ej, g, ENGINE_JIT, &co), "%s: JIT build failed", what);
-    REQUIREF(engine_init(&ei, g, ENGINE_INTERP, NULL), "%s: interpreter init failed", what);
+    if (!engine_init(&ej, g, ENGINE_JIT, &co)) {
+        CHECKF(false, "%s: JIT build failed", what);
+        return false;
+    }
+    if (!engine_init(&ei, g, ENGINE_INTERP, NULL)) {
+        CHECKF(false, "%s: interpreter init failed", what);
+        engine_free(&ej);
+        return false;
+    }
     rt_stream s;
     rt_stream_init(&s, 7, 1, 2, 3);
     for (int i = 0; i < g->nnodes; i++) {
@@ -70,6 +84,10 @@ static void compare_engines(Graph *g, const char *what) {
             for (int64_t j = n / 2; j < n; j++) v[j] = 0.5f + fabsf(v[j]);
         if (x->name && !strcmp(x->name, "wide"))   /* past softplus's threshold and e^x's underflow of 1 + e^x */
             for (int64_t j = 0; j < n; j++) v[j] *= 40;
+        if (x->name && !strcmp(x->name, "xgray")) {
+            int64_t C = x->dim[1], S = x->dim[2] * x->dim[3];
+            for (int64_t j = 0; j < n; j++) v[j] = v[(j / (C * S)) * C * S + j % S];
+        }
         engine_set(&ej, x, v);
         engine_set(&ei, x, v);
         free(v);
@@ -88,13 +106,16 @@ static void compare_engines(Graph *g, const char *what) {
             if (!(e <= err)) err = isnan(e) ? INFINITY : e;   /* NaN on either side fails */
             ref = fmax(ref, fabs((double)b[j]));
         }
-        CHECKF(err <= tol_f32(ref), "%s: output %s: max|jit - interp| = %.3g (max|interp| %.3g, allowed %.3g)", what,
-               g->outs[o].name, err, ref, tol_f32(ref));
+        agree &= err <= tol_f32(ref);
+        if (report)
+            CHECKF(err <= tol_f32(ref), "%s: output %s: max|jit - interp| = %.3g (max|interp| %.3g, allowed %.3g)", what,
+                   g->outs[o].name, err, ref, tol_f32(ref));
         free(a);
         free(b);
     }
     engine_free(&ej);
     engine_free(&ei);
+    return agree;
 }
 
 /* conv -> BatchNorm (batch statistics) -> ReLU: conv and statistics in one
@@ -302,6 +323,50 @@ static void direct_conv_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t
     arena_free(&a);
 }
 
+/* Gray inputs (Graph.gray_input): the forward and weight gradient of a
+   convolution of the step's input read its channel 0 alone, with the
+   weights summed over channels, and match the interpreter's whole
+   convolution on images whose channels are equal; on other images they
+   must not (the kernels really skip channels 1 and 2). A convolution of
+   an inner value and the input gradient stay whole. */
+static void gray_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, int S, bool gray_x) {
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    g->gray_input = true;
+    int64_t Ho = (H + 2 - 3) / S + 1, Wo = (W + 2 - 3) / S + 1;
+    Node *x = leaf(g, false, gray_x ? "xgray" : "x", 4, N, C, H, W), *w = leaf(g, true, "w", 4, O, C, 3, 3);
+    Node *dy = leaf(g, false, "dy", 4, N, O, Ho, Wo);
+    Node *y = ir_conv2d(g, x, w, S, 1), *dw = ir_conv2d_dw(g, dy, x, S, 1, 3, 3);
+    Node *w2 = leaf(g, true, "w2", 4, O, O, 3, 3), *y2 = ir_conv2d(g, y, w2, 1, 1);
+    graph_add_output(g, "y", y);
+    graph_add_output(g, "dw", dw);
+    graph_add_output(g, "y2", y2);
+    plan(g);
+    char what[96];
+    snprintf(what, sizeof what, "gray conv3x3/%d N%lld C%lld O%lld %lldx%lld", S, (long long)N, (long long)C, (long long)O,
+             (long long)H, (long long)W);
+    CHECKF(y->gray_x && dw->gray_x && !y2->gray_x, "%s: gray_x %d %d %d", what, y->gray_x, dw->gray_x, y2->gray_x);
+    if (gray_x) compare_engines(g, what);
+    else CHECKF(!engines_agree(g, what, false), "%s: colour inputs matched the whole convolution", what);
+    arena_free(&a);
+}
+
+TEST(fuse_direct_conv_gray_input) {
+    gray_case(3, 3, 8, 32, 32, 1, true);    /* Conv-4's first layer */
+    gray_case(2, 3, 16, 16, 16, 1, true);
+    gray_case(2, 3, 6, 8, 8, 1, true);      /* packed planes */
+    gray_case(2, 3, 16, 32, 32, 2, true);   /* strided */
+    gray_case(2, 3, 8, 32, 32, 1, false);
+    /* without Graph.gray_input nothing is gray */
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *y = ir_conv2d(g, leaf(g, false, "x", 4, 2, 3, 16, 16), leaf(g, true, "w", 4, 8, 3, 3, 3), 1, 1);
+    graph_add_output(g, "y", y);
+    plan(g);
+    CHECK(y->direct && !y->gray_x);
+    arena_free(&a);
+}
+
 /* Planes too large for a padded copy on a thread's stack stay on im2col +
    BLAS (ImageNet-sized layers), as do odd strided planes and 5x5 taps; the
    CIFAR ones are direct. */
@@ -450,6 +515,7 @@ TEST(fuse_dx_epilogue_bn_sums_match_interpreter) {
    this host runs (tiles of other vector widths and register counts). */
 static void direct_kernels_all(void) {
     test_fuse_direct_conv_matches_interpreter();
+    test_fuse_direct_conv_gray_input();
     test_fuse_direct_strided_conv_matches_interpreter();
     test_fuse_bn_relu_into_direct_conv_input();
     test_fuse_dx_epilogue_matches_interpreter();

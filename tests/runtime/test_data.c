@@ -32,15 +32,6 @@ static char errbuf[1024];
 
 
 
-/* test_write_file (util.h), gzip-compressed. */
-static bool write_gz(const char *path, const void *data, size_t n) {
-    gzFile f = gzopen(path, "wb");
-    bool ok = f && (n == 0 || gzwrite(f, data, (unsigned)n) == (int)n);
-    if (f && gzclose(f) != Z_OK) ok = false;
-    if (!ok) test_fail(__FILE__, __LINE__, "cannot write %s", path);
-    return ok;
-}
-
 static void truncate_to(const char *path, long n) {
     if (truncate(path, n) != 0) abort();
 }
@@ -51,48 +42,6 @@ static const uint8_t *px(const rt_dataset *d, int64_t i, int y, int x) {
 }
 
 /* ---- IDX --------------------------------------------------------------- */
-
-static uint8_t idx_pix(int i, int y, int x) { return (uint8_t)(1 + ((i * 37 + y * 5 + x * 11) % 250)); }
-
-/* An IDX file: magic, dims (big-endian), data. Returns malloc'd bytes. */
-static uint8_t *idx_make(uint32_t magic, int ndim, const uint32_t *dims, const uint8_t *data, size_t ndata,
-                         size_t *len) {
-    size_t hl = 4 + 4 * (size_t)ndim;
-    uint8_t *b = malloc(hl + ndata + 1);
-    uint32_t words[4] = {magic, dims[0], ndim > 1 ? dims[1] : 0, ndim > 2 ? dims[2] : 0};
-    for (int w = 0; w <= ndim; w++) {
-        b[4 * w] = (uint8_t)(words[w] >> 24);
-        b[4 * w + 1] = (uint8_t)(words[w] >> 16);
-        b[4 * w + 2] = (uint8_t)(words[w] >> 8);
-        b[4 * w + 3] = (uint8_t)words[w];
-    }
-    if (ndata) memcpy(b + hl, data, ndata);
-    *len = hl + ndata;
-    return b;
-}
-
-/* Writes an MNIST-like pair prefix-images/labels into dir. */
-static void idx_write_pair(const char *dir, const char *pre, int n, int gz, uint8_t label_bias) {
-    uint8_t *img = malloc((size_t)n * 784), *lab = malloc((size_t)n + 1);
-    for (int i = 0; i < n; i++) {
-        lab[i] = (uint8_t)((i * 3 + label_bias) % 10);
-        for (int y = 0; y < 28; y++)
-            for (int x = 0; x < 28; x++) img[(size_t)i * 784 + (size_t)y * 28 + (size_t)x] = idx_pix(i, y, x);
-    }
-    char name[128];
-    size_t len;
-    uint32_t di[3] = {(uint32_t)n, 28, 28}, dl[1] = {(uint32_t)n};
-    uint8_t *b = idx_make(0x803, 3, di, img, (size_t)n * 784, &len);
-    snprintf(name, sizeof name, "%s-images-idx3-ubyte%s", pre, gz ? ".gz" : "");
-    (gz ? write_gz : test_write_file)(test_join(dir, name), b, len);
-    free(b);
-    b = idx_make(0x801, 1, dl, lab, (size_t)n, &len);
-    snprintf(name, sizeof name, "%s-labels-idx1-ubyte%s", pre, gz ? ".gz" : "");
-    (gz ? write_gz : test_write_file)(test_join(dir, name), b, len);
-    free(b);
-    free(img);
-    free(lab);
-}
 
 static void measure_norm(const rt_dataset *d, double *mean, double *std) {
     size_t m = (size_t)d->n * (size_t)d->h * (size_t)d->w * (size_t)d->c;
@@ -108,8 +57,8 @@ static void measure_norm(const rt_dataset *d, double *mean, double *std) {
 
 TEST(data_idx_gz_and_plain) {
     const char *dir = test_data_dir("idx");
-    idx_write_pair(dir, "train", 7, 1, 0);   /* gzipped */
-    idx_write_pair(dir, "t10k", 4, 0, 1);    /* plain */
+    test_idx_write_pair(dir, "train", 7, 1, 0);   /* gzipped */
+    test_idx_write_pair(dir, "t10k", 4, 0, 1);    /* plain */
     char spec[600];
     snprintf(spec, sizeof spec, "mnist:%s", dir);
     rt_dataset d, t;
@@ -124,7 +73,7 @@ TEST(data_idx_gz_and_plain) {
             for (int x = 0; x < 32; x++) {
                 const uint8_t *p = px(&d, i, y, x);
                 int inside = y >= 2 && y < 30 && x >= 2 && x < 30;
-                uint8_t want = inside ? idx_pix(i, y - 2, x - 2) : 0;
+                uint8_t want = inside ? test_idx_pix(i, y - 2, x - 2) : 0;
                 bad += p[0] != want || p[1] != want || p[2] != want;
             }
     }
@@ -139,7 +88,7 @@ TEST(data_idx_gz_and_plain) {
     rc = rt_dataset_load(spec, RT_SPLIT_TEST, NULL, &t, errbuf, sizeof errbuf);
     REQUIREF(rc == 0, "%s", errbuf);
     CHECK(t.n == 4 && t.labels[0] == 1 && t.labels[3] == 0);
-    CHECK(px(&t, 3, 2, 2)[1] == idx_pix(3, 0, 0) && px(&t, 3, 29, 29)[2] == idx_pix(3, 27, 27));
+    CHECK(px(&t, 3, 2, 2)[1] == test_idx_pix(3, 0, 0) && px(&t, 3, 29, 29)[2] == test_idx_pix(3, 27, 27));
     /* the test split reports the train split's constants */
     CHECK(t.has_norm && t.mean[0] == d.mean[0] && t.std[2] == d.std[2]);
     rt_dataset_free(&t);
@@ -156,7 +105,7 @@ TEST(data_idx_gz_and_plain) {
 
     /* the "train-images.idx3-ubyte" spelling */
     const char *dir2 = test_data_dir("idx_dot");
-    idx_write_pair(dir2, "train", 3, 0, 0);
+    test_idx_write_pair(dir2, "train", 3, 0, 0);
     rename(test_join(dir2, "train-images-idx3-ubyte"), test_join(dir2, "train-images.idx3-ubyte"));
     snprintf(spec, sizeof spec, "mnist:%s", dir2);
     rc = rt_dataset_load(spec, RT_SPLIT_TRAIN, NULL, &d, errbuf, sizeof errbuf);
@@ -174,21 +123,21 @@ TEST(data_idx_errors) {
 
     /* truncated gzip image file (cut in the compressed stream) */
     dir = test_data_dir("idx_trunc_gz");
-    idx_write_pair(dir, "train", 20, 1, 0);
+    test_idx_write_pair(dir, "train", 20, 1, 0);
     truncate_to(test_join(dir, "train-images-idx3-ubyte.gz"), test_file_size(test_join(dir, "train-images-idx3-ubyte.gz")) / 2);
     snprintf(spec, sizeof spec, "mnist:%s", dir);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte.gz: truncated: expected 15680 bytes of image data, got");
 
     /* truncated plain image file: exact message */
     dir = test_data_dir("idx_trunc");
-    idx_write_pair(dir, "train", 3, 0, 0);
+    test_idx_write_pair(dir, "train", 3, 0, 0);
     truncate_to(test_join(dir, "train-images-idx3-ubyte"), 16 + 2 * 784 + 100);
     snprintf(spec, sizeof spec, "mnist:%s", dir);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: truncated: expected 2352 bytes of image data, got 1668");
 
     /* one byte too many */
     dir = test_data_dir("idx_long");
-    idx_write_pair(dir, "train", 3, 0, 0);
+    test_idx_write_pair(dir, "train", 3, 0, 0);
     {
         FILE *f = fopen(test_join(dir, "train-labels-idx1-ubyte"), "ab");
         fputc(0, f);
@@ -199,7 +148,7 @@ TEST(data_idx_errors) {
 
     /* corrupt gzip stream (bytes flipped in the middle) */
     dir = test_data_dir("idx_corrupt");
-    idx_write_pair(dir, "train", 20, 1, 0);
+    test_idx_write_pair(dir, "train", 20, 1, 0);
     {
         const char *p = test_join(dir, "train-images-idx3-ubyte.gz");
         long n = test_file_size(p);
@@ -213,17 +162,17 @@ TEST(data_idx_errors) {
 
     /* a header that claims 10^9 labels in a 1 KB file: an error, no 1 GB malloc */
     dir = test_data_dir("idx_huge");
-    idx_write_pair(dir, "train", 3, 0, 0);
+    test_idx_write_pair(dir, "train", 3, 0, 0);
     uint32_t dl[1] = {1000000000u};
-    b = idx_make(0x801, 1, dl, junk, 1024, &len);
+    b = test_idx_make(0x801, 1, dl, junk, 1024, &len);
     test_write_file(test_join(dir, "train-labels-idx1-ubyte"), b, len);
     free(b);
     snprintf(spec, sizeof spec, "mnist:%s", dir);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-labels-idx1-ubyte: truncated: expected 1000000000 bytes of label data, got 1024");
     /* ... or 10^9 images with 3 real labels */
-    idx_write_pair(dir, "train", 3, 0, 0);
+    test_idx_write_pair(dir, "train", 3, 0, 0);
     uint32_t di[3] = {1000000000u, 28, 28};
-    b = idx_make(0x803, 3, di, junk, 1024, &len);
+    b = test_idx_make(0x803, 3, di, junk, 1024, &len);
     test_write_file(test_join(dir, "train-images-idx3-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: 1000000000 images, but");
@@ -231,23 +180,23 @@ TEST(data_idx_errors) {
     /* wrong magic, wrong image size, short header, label out of range */
     dir = test_data_dir("idx_bad");
     snprintf(spec, sizeof spec, "mnist:%s", dir);
-    idx_write_pair(dir, "train", 3, 0, 0);
+    test_idx_write_pair(dir, "train", 3, 0, 0);
     uint32_t d3[3] = {3, 28, 28};
-    b = idx_make(0x801, 3, d3, junk, 3 * 784, &len);
+    b = test_idx_make(0x801, 3, d3, junk, 3 * 784, &len);
     test_write_file(test_join(dir, "train-images-idx3-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: not an IDX image file (magic 0x00000801, want 0x00000803)");
     uint32_t d20[3] = {3, 20, 20};
-    b = idx_make(0x803, 3, d20, junk, 3 * 400, &len);
+    b = test_idx_make(0x803, 3, d20, junk, 3 * 400, &len);
     test_write_file(test_join(dir, "train-images-idx3-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: images are 20x20, expected 28x28");
     test_write_file(test_join(dir, "train-images-idx3-ubyte"), "\0\0\x08\x03\0\0", 6);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-images-idx3-ubyte: truncated: the IDX header");
-    idx_write_pair(dir, "train", 3, 0, 0);
+    test_idx_write_pair(dir, "train", 3, 0, 0);
     uint8_t labs[3] = {1, 10, 2};
     uint32_t d1[1] = {3};
-    b = idx_make(0x801, 1, d1, labs, 3, &len);
+    b = test_idx_make(0x801, 1, d1, labs, 3, &len);
     test_write_file(test_join(dir, "train-labels-idx1-ubyte"), b, len);
     free(b);
     CHECK_LOAD_FAILS(spec, RT_SPLIT_TRAIN, "train-labels-idx1-ubyte: label 10 of item 1 is out of range");
