@@ -523,6 +523,21 @@ static LLVMValueRef bn_sq(KB *k, const Node *dx, LLVMValueRef var32) {
     return intrinsic(k, "llvm.sqrt", k->f64, &sq, 1);
 }
 
+/* Whether BatchNorm backward K goes by samples: [N, C] rows, and the
+   planes of a one-process bn_train_dx whose sums it makes itself. Walking
+   by channels, a thread reads one plane of each sample, C * S apart: runs
+   of 64 bytes to 4 KB, each a new stream for the hardware prefetchers.
+   By samples, each part of the samples (then each sample) is one run
+   along memory; a plane is still one channel's, summed in f32 and added
+   in double (docs/DECISIONS.md has the figures). Sums given by an
+   epilogue, or summed over ranks, keep the channels' walk. */
+static bool bn_by_samples(const Kernel *K) {
+    const Node *dx = K->members[0];
+    return dx->rank == 2 || (dx->rank == 4 && dx->op == OP_BN_TRAIN_DX && !K->given[0]);
+}
+
+bool cg_bn_by_samples(const Kernel *K) { return K->kind == KERNEL_BN_DX && bn_by_samples(K); }
+
 /* The kernel's bn_dgamma (sdyx / sq) and chan_sum (sdy) members at channel c. */
 static void bn_store_sums(KB *k, const Kernel *K, LLVMValueRef sdy, LLVMValueRef sdyx, LLVMValueRef sq, LLVMValueRef c) {
     for (int i = 1; i < K->nmembers; i++) {
@@ -570,7 +585,7 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
     LLVMTypeRef f32 = k->cg->f32, f64 = k->f64;
     LLVMValueRef out = ptr_of(k, dx), st = ptr_of(k, dx->in[2]), gm = ptr_of(k, dx->in[3]);
     Loop Lc, Ln;
-    if (S > 1) {   /* rows: channels; per channel: sums over its planes (unless given), then dx */
+    if (!bn_by_samples(K)) {   /* rows: channels; per channel: sums over its planes (unless given), then dx */
         Loop Ls;
         LLVMValueRef c = loop_open(k, &Lc, r0, r1, "c");
         LLVMValueRef m = loadf(k, st, c), var = loadf(k, st, LLVMBuildNSWAdd(k->b, c, i64c(k, C), ""));
@@ -617,7 +632,8 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
         loop_close(k, &Lc);
         return;
     }
-    RRC_ASSERT(!K->given[0] && k->bn_phase != BN_WHOLE);   /* [N, C]: always two phases (cg_emit_generated) */
+    /* by samples ([N, C], or short planes): always two phases (cg_emit_generated) */
+    RRC_ASSERT(!K->given[0] && k->bn_phase != BN_WHOLE);
     LLVMTypeRef af = LLVMArrayType2(f32, (uint64_t)C);
     LLVMValueRef n, c, idx;
     if (k->bn_phase == BN_SUMS) {
@@ -635,12 +651,27 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
         loop_close(k, &Lc);
         n = loop_open(k, &Ln, n0, n1, "n");
         c = loop_open(k, &Lc, i64c(k, 0), i64c(k, C), "c");
-        at_element(k, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, ""), c);
-        LLVMValueRef g = LLVMBuildFPExt(k->b, val(k, dx->in[0]), f64, "");
-        LLVMValueRef xv = LLVMBuildFPExt(k->b, val(k, dx->in[1]), f64, ""), m = LLVMBuildFPExt(k->b, loadf(k, st, c), f64, "");
         LLVMValueRef p1 = gep(k, f64, A1, c), p2 = gep(k, f64, A2, c);
-        LLVMBuildStore(k->b, LLVMBuildFAdd(k->b, LLVMBuildLoad2(k->b, f64, p1, ""), g, ""), p1);
-        LLVMBuildStore(k->b, fma_(k, g, LLVMBuildFSub(k->b, xv, m, ""), LLVMBuildLoad2(k->b, f64, p2, "")), p2);
+        if (S == 1) {   /* each value added in double */
+            at_element(k, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, ""), c);
+            LLVMValueRef g = LLVMBuildFPExt(k->b, val(k, dx->in[0]), f64, "");
+            LLVMValueRef xv = LLVMBuildFPExt(k->b, val(k, dx->in[1]), f64, ""), m = LLVMBuildFPExt(k->b, loadf(k, st, c), f64, "");
+            LLVMBuildStore(k->b, LLVMBuildFAdd(k->b, LLVMBuildLoad2(k->b, f64, p1, ""), g, ""), p1);
+            LLVMBuildStore(k->b, fma_(k, g, LLVMBuildFSub(k->b, xv, m, ""), LLVMBuildLoad2(k->b, f64, p2, "")), p2);
+        } else {   /* a plane's f32 partials (as by channels), added in double */
+            Loop Ls;
+            LLVMValueRef plane = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, "");
+            LLVMValueRef m = loadf(k, st, c), f1 = acc_new(k, f32, "p1"), f2 = acc_new(k, f32, "p2");
+            at_element(k, plane_open(k, &Ls, dx, LLVMBuildNSWMul(k->b, plane, i64c(k, S), ""), plane, "s"), c);
+            LLVMValueRef g = val(k, dx->in[0]), xv = val(k, dx->in[1]);
+            acc_add(k, f1, f32, g);
+            acc_add(k, f2, f32, LLVMBuildFMul(k->b, g, LLVMBuildFSub(k->b, xv, m, ""), ""));
+            loop_close(k, &Ls);
+            LLVMBuildStore(k->b, LLVMBuildFAdd(k->b, LLVMBuildLoad2(k->b, f64, p1, ""),
+                                               LLVMBuildFPExt(k->b, LLVMBuildLoad2(k->b, f32, f1, ""), f64, ""), ""), p1);
+            LLVMBuildStore(k->b, LLVMBuildFAdd(k->b, LLVMBuildLoad2(k->b, f64, p2, ""),
+                                               LLVMBuildFPExt(k->b, LLVMBuildLoad2(k->b, f32, f2, ""), f64, ""), ""), p2);
+        }
         loop_close(k, &Lc);
         loop_close(k, &Ln);
         loop_close(k, &Lr);
@@ -670,11 +701,13 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
     n = loop_open(k, &Ln, r0, r1, "n2");
     c = loop_open(k, &Lc, i64c(k, 0), i64c(k, C), "c2");
     idx = LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, "");
+    LLVMValueRef ca = LLVMBuildLoad2(k->b, f32, gep(k, f32, Ka, c), ""), cb = LLVMBuildLoad2(k->b, f32, gep(k, f32, Kb, c), "");
+    LLVMValueRef cc = LLVMBuildLoad2(k->b, f32, gep(k, f32, Kc, c), ""), m = loadf(k, st, c);
+    Loop Ls;
+    if (S > 1) idx = plane_open(k, &Ls, dx, LLVMBuildNSWMul(k->b, idx, i64c(k, S), ""), idx, "s2");
     at_element(k, idx, c);
-    LLVMValueRef v = dx_value(k, dx, LLVMBuildLoad2(k->b, f32, gep(k, f32, Ka, c), ""),
-                              LLVMBuildLoad2(k->b, f32, gep(k, f32, Kb, c), ""),
-                              LLVMBuildLoad2(k->b, f32, gep(k, f32, Kc, c), ""), loadf(k, st, c));
-    storef(k, v, out, idx);
+    storef(k, dx_value(k, dx, ca, cb, cc, m), out, idx);
+    if (S > 1) loop_close(k, &Ls);
     loop_close(k, &Lc);
     loop_close(k, &Ln);
 }
@@ -906,9 +939,9 @@ static void emit_rows(CG *cg, const Kernel *K, int phase) {
     nc_dims(root, &N, &C, &S);
     k.C = C;
     int64_t rows, per_row;
-    if (K->kind == KERNEL_BN_DX && S == 1) {   /* [N, C]: parts of the samples, then samples */
+    if (K->kind == KERNEL_BN_DX && bn_by_samples(K)) {   /* parts of the samples, then samples */
         rows = phase == BN_SUMS ? rt_bn_parts(N) : N;
-        per_row = phase == BN_SUMS ? N / rt_bn_parts(N) * C : C;
+        per_row = phase == BN_SUMS ? N / rt_bn_parts(N) * C * S : C * S;
     } else if (K->kind == KERNEL_BN_DX) {
         rows = C;
         per_row = N * S;
@@ -950,10 +983,10 @@ static void emit_rows(CG *cg, const Kernel *K, int phase) {
 
 void cg_emit_generated(CG *cg, const Kernel *K) {
     const Node *root = K->members[0];
-    if (K->kind == KERNEL_BN_DX && root->rank == 2) {
-        /* [N, C]: the sums of parts of the samples (each part along memory),
-           added in part order, then dx by samples: two threads never read
-           alternate halves of the same rows */
+    if (K->kind == KERNEL_BN_DX && bn_by_samples(K)) {
+        /* [N, C] or short planes: the sums of parts of the samples (each
+           part along memory), added in part order, then dx by samples: two
+           threads never read alternate halves of the same rows */
         emit_rows(cg, K, BN_SUMS);
         call_rt_k_sum_parts(cg, cg_ws(cg), rt_bn_parts(root->dim[0]), 2 * root->dim[1]);
         emit_rows(cg, K, BN_APPLY);

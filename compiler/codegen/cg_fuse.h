@@ -34,6 +34,9 @@ void cg_expr_free(CgExpr *e);
 /* A generated kernel (KERNEL_EW, KERNEL_BN_DX, KERNEL_POOL), or one of the
    same structure emitted before, and the step's call of it. */
 void cg_emit_generated(CG *cg, const Kernel *k);
+/* Whether BatchNorm backward kernel k sums by parts of the samples (then
+   its workspace is double [parts][2][C]): [N, C] rows and short planes. */
+bool cg_bn_by_samples(const Kernel *k);
 /* Frees what cg_emit_generated kept for sharing, at the end of a step. */
 void cg_fuse_done(CG *cg);
 

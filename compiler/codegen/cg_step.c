@@ -185,7 +185,7 @@ static bool emit_node(CG *cg, const Node *n) {
 static int64_t kernel_workspace(const Kernel *K) {
     if (K->kind == KERNEL_DX_EPI)   /* BatchNorm sums per image: double [N][2][C] */
         return K->sums[0] ? 16 * K->members[0]->dim[0] * K->members[0]->dim[1] : 0;
-    if (K->kind == KERNEL_BN_DX && K->members[0]->rank == 2)   /* [N, C]: the parts' sums, double [parts][2][C] */
+    if (cg_bn_by_samples(K))   /* by samples: the parts' sums, double [parts][2][C] */
         return 16 * rt_bn_parts(K->members[0]->dim[0]) * K->members[0]->dim[1];
     if (K->kind == KERNEL_BN_DX)   /* over ranks: the sums, double [2][C] (cg_emit_generated) */
         return K->members[0]->op == OP_BN_TRAIN_DX_ALL ? 16 * K->members[0]->dim[1] : 0;

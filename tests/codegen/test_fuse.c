@@ -23,6 +23,7 @@
 #include "ir/ir.h"
 #include "rt_rng.h"
 #include "golden_util.h"
+#include "rt_pool.h"
 #include "target.h"
 #include "test.h"
 
@@ -151,11 +152,48 @@ TEST(fuse_residual_tail_one_kernel) {
     arena_free(&a);
 }
 
-/* ReLU backward -> BatchNorm backward (dx, dgamma, dbeta): one kernel. */
-static void bn_backward_case(int rank, const char *what) {
+/* The compiled graph's outputs on one thread and on two, bit for bit:
+   kernels that split sums over the pool do so in fixed parts. */
+static void check_threads_bitwise(Graph *g, const char *what) {
+    Engine e;
+    CgOptions co = {.target = test_target()};
+    REQUIREF(engine_init(&e, g, ENGINE_JIT, &co), "%s: JIT build failed", what);
+    rt_stream s;
+    rt_stream_init(&s, 11, 1, 2, 3);
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *x = g->nodes[i];
+        if (op_table[x->op].fusion != FUSE_LEAF) continue;
+        int64_t n = node_numel(x);
+        float *v = malloc((size_t)n * sizeof *v);
+        for (int64_t j = 0; j < n; j++) v[j] = (float)(2 * rt_stream_uniform(&s) - 1) + (x->name && !strcmp(x->name, "st") && j >= n / 2 ? 2.0f : 0.0f);
+        engine_set(&e, x, v);
+        free(v);
+    }
+    float *out[2][8] = {{0}};
+    REQUIRE(g->nouts <= 8);
+    for (int t = 0; t < 2; t++) {
+        rt_pool_init(t + 1);
+        engine_run(&e);
+        for (int o = 0; o < g->nouts; o++) {
+            out[t][o] = malloc((size_t)node_numel(g->outs[o].node) * sizeof(float));
+            engine_get(&e, g->outs[o].node, out[t][o]);
+        }
+    }
+    rt_pool_init(1);
+    for (int o = 0; o < g->nouts; o++) {
+        CHECKF(!memcmp(out[0][o], out[1][o], (size_t)node_numel(g->outs[o].node) * sizeof(float)),
+               "%s: output %s differs between one and two threads", what, g->outs[o].name);
+        free(out[0][o]), free(out[1][o]);
+    }
+    engine_free(&e);
+}
+
+/* ReLU backward -> BatchNorm backward (dx, dgamma, dbeta): one kernel (two
+   phases by samples: the parts' sums, then dx). */
+static void bn_backward_case(int rank, int64_t N, int64_t H, int64_t W, const char *what) {
     Arena a = {0};
     Graph *g = new_graph(&a);
-    int64_t N = 3, C = 4, H = rank == 4 ? 5 : 0, W = rank == 4 ? 3 : 0;
+    int64_t C = 4;
     Node *dy = leaf(g, false, "dy", rank, N, C, H, W), *y = leaf(g, false, "y", rank, N, C, H, W);
     Node *x = leaf(g, false, "x", rank, N, C, H, W), *st = leaf(g, false, "st", 2, 2, C, 0, 0);
     Node *gamma = leaf(g, true, "gamma", 1, C, 0, 0, 0);
@@ -168,11 +206,19 @@ static void bn_backward_case(int rank, const char *what) {
     CHECKF(graph_kernel_count(g) == 1, "%s: %d kernels", what, graph_kernel_count(g));
     CHECK(gr->inlined && dx->kernel && dx->kernel->kind == KERNEL_BN_DX && dx->kernel->nmembers == 3);
     compare_engines(g, what);
+    if (N >= 32) check_threads_bitwise(g, what);
     arena_free(&a);
 }
 
-TEST(fuse_bn_backward_one_kernel_planes) { bn_backward_case(4, "bn backward [N,C,H,W]"); }
-TEST(fuse_bn_backward_one_kernel_rows) { bn_backward_case(2, "bn backward [N,C]"); }
+TEST(fuse_bn_backward_one_kernel_planes) {
+    bn_backward_case(4, 3, 5, 3, "bn backward [N,C,H,W]");
+    bn_backward_case(4, 40, 8, 8, "bn backward [40,C,8,8]");     /* 16 parts of 2-3 samples */
+    bn_backward_case(4, 37, 16, 16, "bn backward [37,C,16,16]");   /* both phases split over two threads */
+}
+TEST(fuse_bn_backward_one_kernel_rows) {
+    bn_backward_case(2, 3, 0, 0, "bn backward [N,C]");
+    bn_backward_case(2, 9000, 0, 0, "bn backward [9000,C]");   /* both phases split over two threads */
+}
 
 /* A residual gradient relu_back(a + b, y) read by two BatchNorm backwards
    (a block's bn2 and its shortcut's): recomputing it in both would load
