@@ -184,10 +184,11 @@ void rt_k_pairs(float *restrict out, const float *restrict F, int64_t K, int64_t
 void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *restrict F, int64_t K,
                      int64_t B, int64_t D, int64_t agg);
 /* out [P, H] (P = B*K*(K-1)): row p = X[a, 2h] + X[b, 2h+1] over h, with a, b
-   the rows rt_k_pairs joins in row p; X [K*B, 2H] */
-void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H);
-/* dX [K*B, 2H] from dY [P, H]: the adjoint of rt_k_pair_halves */
-void rt_k_pair_halves_back(float *restrict dX, const float *restrict dY, int64_t K, int64_t B, int64_t H);
+   the rows rt_k_pairs joins in row p; X [K*B, 2H]; ws: K*B*2H floats of
+   workspace (the planned step's) */
+void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H, float *ws);
+/* dX [K*B, 2H] from dY [P, H]: the adjoint of rt_k_pair_halves; ws as there */
+void rt_k_pair_halves_back(float *restrict dX, const float *restrict dY, int64_t K, int64_t B, int64_t H, float *ws);
 /* y [B*K*(K-1)]: 1 in positive blocks, 0 in negative ones */
 void rt_k_pair_targets(float *restrict y, int64_t K, int64_t B);
 /* out [1] = mean focal loss of logits z [P] against targets y [P] */

@@ -182,18 +182,16 @@ static void halves_back_rows(void **args, int64_t v0, int64_t v1) {
    the backward by views, each sum made in pair order, so any split gives
    the same result. (Split by column slices instead, both ran slower than
    on one thread: docs/DECISIONS.md.) */
-void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H) {
+void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H, float *prod) {
     int64_t N = K * B;
-    float *prod = rt_pool_scratch(0, (size_t)(N * 2 * H));
     Halves c = {out, prod, H, K, B, 0, N};
     void *args[4] = {out, (void *)X, prod, &c};
     rt_par_rows(deinterleave_rows, args, N, 16);
     rt_par_rows(halves_rows, args, K * (K - 1), 2);
 }
 
-void rt_k_pair_halves_back(float *restrict dX, const float *restrict dY, int64_t K, int64_t B, int64_t H) {
+void rt_k_pair_halves_back(float *restrict dX, const float *restrict dY, int64_t K, int64_t B, int64_t H, float *sums) {
     int64_t N = K * B;
-    float *sums = rt_pool_scratch(0, (size_t)(N * 2 * H));
     Halves c = {sums, dY, H, K, B, 0, N};
     rt_par_rows(halves_back_rows, (void *[]){dX, (void *)dY, sums, &c}, N, 16);
 }

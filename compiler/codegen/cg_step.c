@@ -43,6 +43,8 @@ static int64_t node_workspace(const Node *n) {
     case OP_CONV2D_DW: x = n->in[1]; w = n; y = n->in[0]; break;
     case OP_SIMCLR_LOSS: return 4 * rt_k_simclr_ws(n->in[0]->dim[0], n->in[0]->dim[1]);
     case OP_SIMCLR_BACK: return 4 * rt_k_simclr_ws(n->dim[0], n->dim[1]);
+    case OP_PAIR_HALVES: return 4 * node_numel(n->in[0]);   /* the [N][2][H] products, deinterleaved */
+    case OP_PAIR_HALVES_BACK: return 4 * node_numel(n);      /* the [N][2][H] sums */
     default: return 0;
     }
     return 4 * rt_k_conv2d_ws(CONV_DIMS(x, w, y, n));
@@ -118,8 +120,10 @@ static bool emit_node(CG *cg, const Node *n) {
     case OP_PAIRS_BACK:
         call_rt_k_pairs_back(cg, O, I(0), I(1), n->ia[0], D(n, 0) / n->ia[0], D(n, 1), n->ia[1]);
         return true;
-    case OP_PAIR_HALVES: call_rt_k_pair_halves(cg, O, I(0), n->ia[0], D(a, 0) / n->ia[0], D(n, 1)); return true;
-    case OP_PAIR_HALVES_BACK: call_rt_k_pair_halves_back(cg, O, I(0), n->ia[0], D(n, 0) / n->ia[0], D(a, 1)); return true;
+    case OP_PAIR_HALVES: call_rt_k_pair_halves(cg, O, I(0), n->ia[0], D(a, 0) / n->ia[0], D(n, 1), cg_ws(cg)); return true;
+    case OP_PAIR_HALVES_BACK:
+        call_rt_k_pair_halves_back(cg, O, I(0), n->ia[0], D(n, 0) / n->ia[0], D(a, 1), cg_ws(cg));
+        return true;
     case OP_PAIR_TARGETS: call_rt_k_pair_targets(cg, O, n->ia[0], n->ia[1]); return true;
     case OP_FOCAL_LOSS: call_rt_k_focal_loss(cg, O, I(0), I(1), D(a, 0), n->fa[0], n->fa[1]); return true;
     case OP_FOCAL_BACK: call_rt_k_focal_back(cg, O, I(0), I(1), I(2), D(n, 0), n->fa[0], n->fa[1]); return true;

@@ -605,21 +605,22 @@ TEST(kernel_pair_halves) {
             Node *pb = ir_make(g, OP_PAIR_HALVES_BACK, &dp, 1, ia, 1, NULL, 0);
             uint32_t s = (uint32_t)(100 * i + 10 * j) + 500;
             T tx = t_rand(K * B * 2 * H, s, -2, 2, 0), tdp = t_rand(node_numel(p), s + 7, -1, 1, 0);
-            float *op[2], *odx[2];
+            float *op[2], *odx[2], *ws = out_f32(K * B * 2 * H);
             for (int t = 0; t < 2; t++) {
                 rt_pool_init(t + 1);
                 op[t] = out_f32(node_numel(p)), odx[t] = out_f32(K * B * 2 * H);
                 char what[96];
                 snprintf(what, sizeof what, "pair_halves K%lld B%lld H%lld, %d thread(s)", (long long)K, (long long)B, (long long)H, t + 1);
-                rt_k_pair_halves(op[t], tx.f, K, B, H);
+                rt_k_pair_halves(op[t], tx.f, K, B, H, ws);
                 check_op(what, p, (const T *[]){&tx}, 1, op[t]);
-                rt_k_pair_halves_back(odx[t], tdp.f, K, B, H);
+                rt_k_pair_halves_back(odx[t], tdp.f, K, B, H, ws);
                 snprintf(what, sizeof what, "pair_halves_back K%lld B%lld H%lld, %d thread(s)", (long long)K, (long long)B, (long long)H, t + 1);
                 check_op(what, pb, (const T *[]){&tdp}, 1, odx[t]);
             }
             CHECK(memcmp(op[0], op[1], sizeof(float) * (size_t)node_numel(p)) == 0);
             CHECK(memcmp(odx[0], odx[1], sizeof(float) * (size_t)(K * B * 2 * H)) == 0);
             for (int t = 0; t < 2; t++) free(op[t]), free(odx[t]);
+            free(ws);
             t_free(&tx); t_free(&tdp);
             arena_free(&a);
         }
