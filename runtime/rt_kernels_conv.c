@@ -565,6 +565,41 @@ void rt_k_conv2d_dw_gen(float *restrict dw, rt_rows_fn fn, void **args, int64_t 
 
 static void scaled_row(float *restrict o, const float *restrict w, float a, int64_t n) { RT_VFOR(i, n, o[i] = a * w[i];); }
 
+/* args: dx, dy, w, &In; rows n of dx = dy[n] w */
+static void outer_rows(void **args, int64_t n0, int64_t n1) {
+    float *dx = args[0];
+    const float *dy = args[1], *w = args[2];
+    int64_t In = *(const int64_t *)args[3];
+    for (int64_t n = n0; n < n1; n++) scaled_row(dx + n * In, w, dy[n], In);
+}
+
+/* C [M, N] = op(A) op(B), row-major; A is [M, K] (ta: stored [K, M]), B
+   [K, N] (tb: stored [N, K]). */
+typedef struct {
+    bool ta, tb;
+    int64_t M, N, K, lda, ldb;
+    const float *a, *b;
+    float *c;
+} Gemm;
+
+/* rows [r0, r1) of C: a GEMM of their own */
+static void gemm_rows(void **args, int64_t r0, int64_t r1) {
+    const Gemm *g = args[0];
+    const float *a = g->ta ? g->a + r0 : g->a + r0 * g->lda;
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, rt_bi(r1 - r0), rt_bi(g->N),
+                rt_bi(g->K), 1.0f, a, rt_bi(g->lda), g->b, rt_bi(g->ldb), 0.0f, g->c + r0 * g->N, rt_bi(g->N));
+}
+
+/* OpenBLAS runs on one thread inside a step (rt_cli.c), so a linear
+   layer's GEMM (the relation head's first layer, the batch's classifier)
+   would leave the pool's other threads waiting: its C is split by rows
+   over the pool, parts of at least about 2^21 multiply-adds (the split
+   depends only on the thread count, like every kernel's). */
+static void par_sgemm(Gemm g) {
+    int64_t per_row = g.N * g.K, min_rows = per_row >= (1 << 21) ? 1 : (1 << 21) / (per_row ? per_row : 1);
+    rt_par_rows(gemm_rows, (void *[]){&g}, g.M, min_rows);
+}
+
 void rt_k_linear(float *restrict y, const float *restrict x, const float *restrict w, int64_t N, int64_t In,
                  int64_t O) {
     if (N == 0 || O == 0) return;
@@ -576,8 +611,7 @@ void rt_k_linear(float *restrict y, const float *restrict x, const float *restri
         cblas_sgemv(CblasRowMajor, CblasNoTrans, rt_bi(N), rt_bi(In), 1.0f, x, rt_bi(In), w, 1, 0.0f, y, 1);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rt_bi(N), rt_bi(O), rt_bi(In), 1.0f, x, rt_bi(In), w, rt_bi(In), 0.0f, y,
-                rt_bi(O));
+    par_sgemm((Gemm){false, true, N, O, In, In, In, x, w, y});
 }
 
 void rt_k_linear_dx(float *restrict dx, const float *restrict dy, const float *restrict w, int64_t N,
@@ -587,12 +621,11 @@ void rt_k_linear_dx(float *restrict dx, const float *restrict dy, const float *r
         memset(dx, 0, sizeof(float) * (size_t)(N * In));
         return;
     }
-    if (O == 1) {
-        for (int64_t n = 0; n < N; n++) scaled_row(dx + n * In, w, dy[n], In);
+    if (O == 1) {   /* an outer product, by rows over the pool */
+        rt_par_rows(outer_rows, (void *[]){dx, (void *)dy, (void *)w, &In}, N, In >= 16384 ? 1 : 16384 / In);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rt_bi(N), rt_bi(In), rt_bi(O), 1.0f, dy, rt_bi(O), w, rt_bi(In), 0.0f,
-                dx, rt_bi(In));
+    par_sgemm((Gemm){false, false, N, In, O, O, In, dy, w, dx});
 }
 
 void rt_k_linear_dw(float *restrict dw, const float *restrict dy, const float *restrict x, int64_t N,
@@ -606,6 +639,5 @@ void rt_k_linear_dw(float *restrict dw, const float *restrict dy, const float *r
         cblas_sgemv(CblasRowMajor, CblasTrans, rt_bi(N), rt_bi(In), 1.0f, x, rt_bi(In), dy, 1, 0.0f, dw, 1);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, rt_bi(O), rt_bi(In), rt_bi(N), 1.0f, dy, rt_bi(O), x, rt_bi(In), 0.0f, dw,
-                rt_bi(In));
+    par_sgemm((Gemm){true, false, O, In, N, O, In, dy, x, dw});
 }

@@ -255,10 +255,16 @@ TEST(kernel_conv2d_ws) {
 
 /* ---- linear ---- */
 
+/* On one thread and on two: the GEMMs split C's rows over the pool (the
+   relation head's first layer and score at K=8, and an uneven split, are split). */
 TEST(kernel_linear) {
-    static const int64_t cases[][3] = {{4, 64, 10}, {5, 7, 3}, {96, 256, 1}, {96, 128, 256}, {1, 1, 1}, {3, 1, 5}};
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        int64_t N = cases[c][0], I = cases[c][1], O = cases[c][2];
+    static const int64_t cases[][3] = {{4, 64, 10}, {5, 7, 3}, {96, 256, 1}, {96, 128, 256}, {1, 1, 1}, {3, 1, 5},
+                                       {512, 64, 512}, {333, 100, 130}, {3584, 256, 1}};
+    for (size_t c = 0; c < 2 * sizeof cases / sizeof cases[0]; c++) {
+        int threads = (int)(c / (sizeof cases / sizeof cases[0])) + 1;
+        rt_pool_init(threads);
+        int64_t N = cases[c % (sizeof cases / sizeof cases[0])][0], I = cases[c % (sizeof cases / sizeof cases[0])][1];
+        int64_t O = cases[c % (sizeof cases / sizeof cases[0])][2];
         Arena a = {0};
         Graph *g = graph_new(&a);
         int64_t xd[] = {N, I}, wd[] = {O, I}, yd[] = {N, O};
@@ -269,18 +275,19 @@ TEST(kernel_linear) {
         float *oy = out_f32(N * O), *odx = out_f32(N * I), *odw = out_f32(O * I);
         char what[96];
         rt_k_linear(oy, tx.f, tw.f, N, I, O);
-        snprintf(what, sizeof what, "linear %lldx%lld->%lld fwd", (long long)N, (long long)I, (long long)O);
+        snprintf(what, sizeof what, "linear %lldx%lld->%lld fwd, %d thread(s)", (long long)N, (long long)I, (long long)O, threads);
         check_op(what, y, (const T *[]){&tx, &tw}, 2, oy);
         rt_k_linear_dx(odx, tdy.f, tw.f, N, I, O);
-        snprintf(what, sizeof what, "linear %lldx%lld->%lld dx", (long long)N, (long long)I, (long long)O);
+        snprintf(what, sizeof what, "linear %lldx%lld->%lld dx, %d thread(s)", (long long)N, (long long)I, (long long)O, threads);
         check_op(what, dxn, (const T *[]){&tdy, &tw}, 2, odx);
         rt_k_linear_dw(odw, tdy.f, tx.f, N, I, O);
-        snprintf(what, sizeof what, "linear %lldx%lld->%lld dw", (long long)N, (long long)I, (long long)O);
+        snprintf(what, sizeof what, "linear %lldx%lld->%lld dw, %d thread(s)", (long long)N, (long long)I, (long long)O, threads);
         check_op(what, dwn, (const T *[]){&tdy, &tx}, 2, odw);
         free(oy); free(odx); free(odw);
         t_free(&tx); t_free(&tw); t_free(&tdy);
         arena_free(&a);
     }
+    rt_pool_init(1);
 }
 
 /* ---- elementwise and broadcast ---- */
