@@ -6,17 +6,18 @@
 # weighted kNN and retrieval (`eval`: each backbone's features once), and
 # prints the figures side by side.
 #
-# DEMO_K compiles the spec with another K (views per image); what K and
-# epochs buy in accuracy and time is in docs/RESULTS.md. 15 epochs: the
-# most that fits the demo's five-minute budget (compile, train, both
-# backbones' evaluations) with room for the machine's speed to drift.
+# K=8 views per image for 16 epochs: the fewest that reach issue 17's
+# margin (over seeds 1-3 a mean linear accuracy of 84.69%, seed 1 84.87%;
+# K=4 levels off near 84.1% from about 14 epochs on). What K and epochs
+# buy in accuracy and time is in docs/RESULTS.md; `DEMO_K=4 DEMO_EPOCHS=15`
+# is the shorter run (less than half the time, 0.6 points less).
 #
-#   DEMO_EPOCHS (default 15), DEMO_K (default 4, the spec's), DEMO_THREADS
+#   DEMO_EPOCHS (default 16), DEMO_K (default 8; the spec says 4), DEMO_THREADS
 #   (default 2), DEMO_RUN (default runs/demo-conv4)
 set -e
 RRC_EXTRA_PKGS="dataset-fashion-mnist gnuplot-nox" sh tools/deps.sh
-EPOCHS=${DEMO_EPOCHS:-15}
-K=${DEMO_K:-4}
+EPOCHS=${DEMO_EPOCHS:-16}
+K=${DEMO_K:-8}
 THREADS=${DEMO_THREADS:-2}
 RUN=${DEMO_RUN:-runs/demo-conv4}
 mkdir -p runs
