@@ -15,17 +15,17 @@
 ** Iteration spaces, for values [N, C, S] (S = the spatial size, 1 for [N, C]):
 **  - KERNEL_EW, S > 1: rows are the N*C planes, the inner loop runs over S;
 **    S == 1: rows are the N samples, the inner loop runs over C;
-**  - KERNEL_BN_DX: with S > 1 rows are channels: each channel sums its
-**    N planes (f32 vector partials of a plane, added in double: the
-**    runtime's rule) and then writes its dx planes. With S == 1 it is two
-**    kernels: rows are rt_bn_parts(N) fixed parts of the samples, each
-**    keeping double sums per channel while walking its samples (the inner
-**    loops along memory) into the workspace, double [parts][2][C]; the
-**    parts are added in part order (rt_k_sum_parts), then rows are samples
-**    and each writes its dx row. A bn_train_dx_all (over ranks, planes)
-**    is two such kernels around the ranks' sum of the sums (workspace,
-**    double [2][C]): one process's sums code for the rank's planes, then
-**    one process's dx code from the every-rank sums.
+**  - KERNEL_BN_DX making its own sums (bn_by_samples): two kernels. Rows
+**    are rt_bn_parts(N) fixed parts of the samples, each keeping double
+**    sums per channel while walking its samples along memory (S > 1: a
+**    plane's f32 vector partials added in double, the runtime's rule; S ==
+**    1: each value in double) into the workspace, double [parts][2][C];
+**    the parts are added in part order (rt_k_sum_parts); then rows are
+**    samples and each writes its dx. With sums given by an epilogue, rows
+**    are channels and each writes its dx planes. A bn_train_dx_all (over
+**    ranks, planes) is two kernels by channels around the ranks' sum of
+**    the sums (workspace, double [2][C]): one process's sums code for the
+**    rank's planes, then one process's dx code from the every-rank sums.
 ** An inlined value is recomputed from its inputs wherever it is read
 ** (val()); everything else is loaded from its planned address. CgExpr
 ** exposes val() to the direct convolutions (cg_conv.c), whose padding loops
@@ -73,11 +73,11 @@ typedef struct KB {
     /* a BatchNorm backward over every rank (bn_train_dx_all) is two
        kernels around the ranks' sum: BN_SUMS writes this rank's sums to
        the workspace (and its bn_dgamma / chan_sum members, which are this
-       rank's), BN_APPLY writes dx from the every-rank sums there; one of
-       [N, C] values is two kernels around the sum of its parts' sums
-       (BN_SUMS by parts of the samples, BN_APPLY by samples) */
+       rank's), BN_APPLY writes dx from the every-rank sums there; one by
+       samples is two kernels around the sum of its parts' sums (BN_SUMS
+       by parts of the samples, BN_APPLY by samples) */
     enum { BN_WHOLE, BN_SUMS, BN_APPLY } bn_phase;
-    LLVMValueRef ws;            /* then: the workspace (double [2][C], or [parts][2][C] for [N, C]), the parameter after the values */
+    LLVMValueRef ws;            /* then: the workspace (double [2][C], or [parts][2][C] by samples), the parameter after the values */
 } KB;
 
 /* ---- small builders ---- */
@@ -585,7 +585,7 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
     LLVMTypeRef f32 = k->cg->f32, f64 = k->f64;
     LLVMValueRef out = ptr_of(k, dx), st = ptr_of(k, dx->in[2]), gm = ptr_of(k, dx->in[3]);
     Loop Lc, Ln;
-    if (!bn_by_samples(K)) {   /* rows: channels; per channel: sums over its planes (unless given), then dx */
+    if (!bn_by_samples(K)) {   /* sums given, or over ranks: rows are channels; per channel its sums (unless given), then dx */
         Loop Ls;
         LLVMValueRef c = loop_open(k, &Lc, r0, r1, "c");
         LLVMValueRef m = loadf(k, st, c), var = loadf(k, st, LLVMBuildNSWAdd(k->b, c, i64c(k, C), ""));
@@ -632,7 +632,7 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
         loop_close(k, &Lc);
         return;
     }
-    /* by samples ([N, C], or short planes): always two phases (cg_emit_generated) */
+    /* by samples ([N, C] rows or planes): always two phases (cg_emit_generated) */
     RRC_ASSERT(!K->given[0] && k->bn_phase != BN_WHOLE);
     LLVMTypeRef af = LLVMArrayType2(f32, (uint64_t)C);
     LLVMValueRef n, c, idx;
@@ -984,7 +984,7 @@ static void emit_rows(CG *cg, const Kernel *K, int phase) {
 void cg_emit_generated(CG *cg, const Kernel *K) {
     const Node *root = K->members[0];
     if (K->kind == KERNEL_BN_DX && bn_by_samples(K)) {
-        /* [N, C] or short planes: the sums of parts of the samples (each
+        /* by samples ([N, C] rows or planes): the sums of parts of the samples (each
            part along memory), added in part order, then dx by samples: two
            threads never read alternate halves of the same rows */
         emit_rows(cg, K, BN_SUMS);

@@ -35,7 +35,8 @@ void cg_expr_free(CgExpr *e);
    same structure emitted before, and the step's call of it. */
 void cg_emit_generated(CG *cg, const Kernel *k);
 /* Whether BatchNorm backward kernel k sums by parts of the samples (then
-   its workspace is double [parts][2][C]): [N, C] rows and short planes. */
+   its workspace is double [parts][2][C]): [N, C] rows, and planes whose
+   sums it makes itself. */
 bool cg_bn_by_samples(const Kernel *k);
 /* Frees what cg_emit_generated kept for sharing, at the end of a step. */
 void cg_fuse_done(CG *cg);
