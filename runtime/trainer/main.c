@@ -45,9 +45,10 @@ static void usage(FILE *f, const char *prog) {
 }
 
 static void info(const rt_program *p) {
-    printf("spec %s (%s), input %dx%dx%d, K=%d, batch %d, aggregation %s, loss %s, %lld-d features\n", p->spec_name,
-           p->method == RT_METHOD_SUPERVISED ? "supervised" : "relational", p->in_c, p->in_h, p->in_w, p->K, p->batch,
-           p->aggregation, p->loss, (long long)p->feat_dim);
+    printf("spec %s (%s), input %dx%dx%d%s, K=%d, batch %d, aggregation %s, loss %s, %lld-d features\n", p->spec_name,
+           p->method == RT_METHOD_SUPERVISED ? "supervised" : "relational", p->in_c, p->in_h, p->in_w,
+           p->gray_input ? " (gray images: trains on their first channel)" : "", p->K, p->batch, p->aggregation, p->loss,
+           (long long)p->feat_dim);
     const rt_entry *es[] = {p->train_full, p->train_last, p->features, p->classify};
     for (int i = 0; i < 4; i++) {
         if (!es[i]) continue;

@@ -481,6 +481,10 @@ TEST(cli_gray_trainer) {
     REQUIREF(rc == 0, "compile: exit %d: %.400s", rc, err);
     CHECKF(strstr(out, "K=2, B=8, gray images"), "compile did not say gray images: %.300s", out);
     free(out), free(err);
+    snprintf(cmd, sizeof cmd, "%s/conv4-train info", outdir);
+    rc = test_run(cmd, &out, NULL);
+    CHECKF(rc == 0 && strstr(out, "input 3x32x32 (gray images: trains on their first channel)"), "info: %.300s", out);
+    free(out);
     snprintf(cmd, sizeof cmd, "%s/conv4-train train --data fashion-mnist:%s --max-steps 3 --threads 2 --quiet --out %s/run", outdir,
              dir, outdir);
     rc = test_run(cmd, NULL, &err);
