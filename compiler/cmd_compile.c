@@ -66,13 +66,14 @@ static void usage(FILE *f) {
                  "DIR/NAME-train (default DIR: generated/NAME).\n");
 }
 
-/* Training-set sizes of the datasets a spec names, for when they are not
-   at hand (the trainer checks the real size when it loads the data). */
+/* The gray data sets (rt_dataset.gray), for when they are not at hand. */
 static bool known_gray(const char *data) {
     size_t len = strcspn(data, ":");
     return (len == 13 && !strncmp(data, "fashion-mnist", len)) || (len == 5 && !strncmp(data, "mnist", len));
 }
 
+/* Training-set sizes of the datasets a spec names, for when they are not
+   at hand (the trainer checks the real size when it loads the data). */
 static int64_t known_size(const char *data) {
     static const struct { const char *name; int64_t n; } sizes[] = {
         {"cifar10", 50000}, {"cifar100", 50000}, {"cifar100-20", 50000}, {"fashion-mnist", 60000},
