@@ -82,9 +82,20 @@
 
 /* ---- workspace ------------------------------------------------------------ */
 
+/* A resize's coefficients along one axis (coeffs): they depend only on the
+   input and output sizes, and a batch's crops repeat a few dozen sizes, so
+   a workspace keeps them by (in, out), direct-mapped. */
+#define COEF_SLOTS 64
+typedef struct coef_set {
+    int in, out, ksize;          /* in = 0: empty */
+    int *bounds;                 /* [out][2] */
+    int32_t *ik;                 /* [out][ksize] */
+} coef_set;
+
 typedef struct aug_ws {
-    void *img[2], *tmp, *dk, *ik, *bounds;
-    size_t img_cap[2], tmp_cap, dk_cap, ik_cap, bounds_cap;   /* bytes */
+    void *img[2], *tmp, *dk;
+    size_t img_cap[2], tmp_cap, dk_cap;   /* bytes */
+    coef_set coef[COEF_SLOTS];
     /* to_float's value tables, made for the views' (mean, std, c_out) once */
     float tf[3][256];
     const double *tf_mean, *tf_std;
@@ -106,8 +117,10 @@ static void ws_free(aug_ws *ws) {
     free(ws->img[1]);
     free(ws->tmp);
     free(ws->dk);
-    free(ws->ik);
-    free(ws->bounds);
+    for (int i = 0; i < COEF_SLOTS; i++) {
+        free(ws->coef[i].bounds);
+        free(ws->coef[i].ik);
+    }
     memset(ws, 0, sizeof *ws);
 }
 
@@ -244,6 +257,24 @@ static void vpass(const uint8_t *in, size_t in_stride, int width, int c, int oh,
     }
 }
 
+/* The coefficients of a resize from in to out pixels along an axis: the
+   workspace's, made by coeffs the first time. NULL when out of memory. */
+static const coef_set *coef_of(aug_ws *ws, int in, int out) {
+    coef_set *s = &ws->coef[((unsigned)in * 31u + (unsigned)out) % COEF_SLOTS];
+    if (s->in == in && s->out == out) return s;
+    int ksize = coeff_ksize(in, out);
+    size_t n = (size_t)out * (size_t)ksize;
+    int *b = realloc(s->bounds, 2 * (size_t)out * sizeof *b);
+    if (b) s->bounds = b;
+    int32_t *k = b ? realloc(s->ik, n * sizeof *k) : NULL;
+    if (k) s->ik = k;
+    s->in = 0;   /* empty until made */
+    if (!b || !k || grow(&ws->dk, &ws->dk_cap, n * sizeof(double))) return NULL;
+    coeffs(in, out, ksize, s->bounds, ws->dk, s->ik);
+    s->in = in, s->out = out, s->ksize = ksize;
+    return s;
+}
+
 /* ImagingResampleInner on the crop (top, left, ch, cw) of src. */
 static int resized_crop_ws(aug_ws *ws, const uint8_t *src, int w, int c, int top, int left, int ch, int cw,
                            int oh, int ow, uint8_t *dst) {
@@ -255,33 +286,24 @@ static int resized_crop_ws(aug_ws *ws, const uint8_t *src, int w, int c, int top
             memcpy(dst + (size_t)y * (size_t)ow * (size_t)c, base + (size_t)y * stride, (size_t)ow * (size_t)c);
         return 0;
     }
-    int ksv = coeff_ksize(ch, oh), ksh = coeff_ksize(cw, ow);
-    size_t nv = (size_t)oh * (size_t)ksv, nk = nv + (size_t)ow * (size_t)ksh;
-    if (grow(&ws->dk, &ws->dk_cap, nk * sizeof(double)) || grow(&ws->ik, &ws->ik_cap, nk * sizeof(int32_t)) ||
-        grow(&ws->bounds, &ws->bounds_cap, 2 * ((size_t)oh + (size_t)ow) * sizeof(int)))
-        return -1;
-    double *dk = ws->dk;
-    int32_t *ik = ws->ik;
-    int *bounds = ws->bounds;
-    int *bv = bounds, *bh = bounds + 2 * oh;
-    coeffs(ch, oh, ksv, bv, dk, ik);
+    const coef_set *v = coef_of(ws, ch, oh), *hz = need_h ? coef_of(ws, cw, ow) : NULL;
+    if (!v || (need_h && !hz)) return -1;
     /* first and one past the last input row the vertical pass reads */
-    int yfirst = bv[0], ylast = bv[oh * 2 - 2] + bv[oh * 2 - 1];
+    int yfirst = v->bounds[0], ylast = v->bounds[oh * 2 - 2] + v->bounds[oh * 2 - 1];
     if (!need_h) {
-        vpass(base, stride, ow, c, oh, ksv, bv, 0, ik, dst);
+        vpass(base, stride, ow, c, oh, v->ksize, v->bounds, 0, v->ik, dst);
         return 0;
     }
-    coeffs(cw, ow, ksh, bh, dk + nv, ik + nv);
     int rows = ylast - yfirst;
     if (!need_v) {
         /* identity vertical coefficients read every row: rows == ch == oh */
-        hpass(base, stride, oh, c, ow, ksh, bh, ik + nv, dst);
+        hpass(base, stride, oh, c, ow, hz->ksize, hz->bounds, hz->ik, dst);
         return 0;
     }
     if (grow(&ws->tmp, &ws->tmp_cap, (size_t)rows * (size_t)ow * (size_t)c)) return -1;
     uint8_t *tmp = ws->tmp;
-    hpass(base + (size_t)yfirst * stride, stride, rows, c, ow, ksh, bh, ik + nv, tmp);
-    vpass(tmp, (size_t)ow * (size_t)c, ow, c, oh, ksv, bv, yfirst, ik, dst);
+    hpass(base + (size_t)yfirst * stride, stride, rows, c, ow, hz->ksize, hz->bounds, hz->ik, tmp);
+    vpass(tmp, (size_t)ow * (size_t)c, ow, c, oh, v->ksize, v->bounds, yfirst, v->ik, dst);
     return 0;
 }
 
@@ -356,10 +378,13 @@ void rt_aug_contrast(uint8_t *img, int h, int w, int c, double factor) {
     size_t np = (size_t)h * (size_t)w;
     if (np == 0) return;
     uint64_t sum = 0;
-    for (size_t i = 0; i < np; i++) {
-        const uint8_t *px = img + i * (size_t)c;
-        sum += c == 3 ? rt_aug_luma(px[0], px[1], px[2]) : px[0];
-    }
+    if (c == 1)   /* its own loop: it vectorises */
+        for (size_t i = 0; i < np; i++) sum += img[i];
+    else
+        for (size_t i = 0; i < np; i++) {
+            const uint8_t *px = img + i * (size_t)c;
+            sum += c == 3 ? rt_aug_luma(px[0], px[1], px[2]) : px[0];
+        }
     int grey = (int)((double)sum / (double)np + 0.5);
     uint8_t t[256];
     blend_table(t, grey, (float)factor);
