@@ -66,12 +66,6 @@ static void usage(FILE *f) {
                  "DIR/NAME-train (default DIR: generated/NAME).\n");
 }
 
-/* The gray data sets (rt_dataset.gray), for when they are not at hand. */
-static bool known_gray(const char *data) {
-    size_t len = strcspn(data, ":");
-    return (len == 13 && !strncmp(data, "fashion-mnist", len)) || (len == 5 && !strncmp(data, "mnist", len));
-}
-
 /* Training-set sizes of the datasets a spec names, for when they are not
    at hand (the trainer checks the real size when it loads the data). */
 static int64_t known_size(const char *data) {
@@ -208,10 +202,10 @@ static int64_t train_size_of(CompileOpts *c, const Spec *s) {
             rt_dataset_free(&d);
         } else {
             n = known_size(c->data);
-            c->pipe.gray_input = known_gray(c->data);
+            c->pipe.gray_input = rt_dataset_gray_name(c->data);
         }
     } else {
-        c->pipe.gray_input = known_gray(c->data);
+        c->pipe.gray_input = rt_dataset_gray_name(c->data);
     }
     /* the steps of gray images (Graph.gray_input); the trainer refuses
        colour data. Supervised training keeps whole convolutions. */

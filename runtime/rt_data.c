@@ -207,6 +207,13 @@ static int load_synthetic(const char *arg, rt_split split, const rt_data_opts *o
 
 /* ---- front door -------------------------------------------------------- */
 
+/* the names the IDX loader takes (rt_dataset_load below) */
+static bool idx_name(const char *name, size_t len) {
+    return (len == 13 && !strncmp(name, "fashion-mnist", len)) || (len == 5 && !strncmp(name, "mnist", len));
+}
+
+bool rt_dataset_gray_name(const char *spec) { return idx_name(spec, strcspn(spec, ":")); }
+
 const char *rt_dataset_names(void) {
     return "fashion-mnist[:PATH], mnist:PATH, cifar10:PATH, cifar100:PATH, cifar100-20:PATH, stl10:PATH, "
            "tiny-imagenet:PATH, slimagenet64:PATH, folder:PATH, synthetic[:N]";
@@ -259,7 +266,7 @@ int rt_dataset_load(const char *spec, rt_split split, const rt_data_opts *opts, 
     memcpy(out->name, name, nl + 1);
 
     int rc;
-    if (!strcmp(name, "fashion-mnist") || !strcmp(name, "mnist"))
+    if (idx_name(name, nl))
         rc = rtd_load_idx(name, arg, split, out, err, errlen);
     else if (!strcmp(name, "cifar10") || !strcmp(name, "cifar100") || !strcmp(name, "cifar100-20"))
         rc = rtd_load_cifar(name, arg, split, out, err, errlen);

@@ -38,6 +38,7 @@
 #define RT_DATA_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum rt_split { RT_SPLIT_TRAIN, RT_SPLIT_TEST, RT_SPLIT_UNLABELED } rt_split;
@@ -89,5 +90,9 @@ void rt_dataset_free(rt_dataset *d);
 
 /* "fashion-mnist, mnist, cifar10, ..." for help texts */
 const char *rt_dataset_names(void);
+/* Whether dataset `spec` ("NAME" or "NAME:PATH") is one whose loader makes
+   it gray (rt_dataset.gray: the IDX sets, MNIST and Fashion-MNIST), for
+   when it is not at hand to load. */
+bool rt_dataset_gray_name(const char *spec);
 
 #endif

@@ -162,9 +162,10 @@ void rt_k_bn_dx_sums(float *restrict dg, float *restrict db, const double *restr
 void rt_k_bn_eval(float *restrict y, const float *restrict x, const float *restrict mean,
                   const float *restrict var, const float *restrict gamma, const float *restrict beta, int64_t N,
                   int64_t C, int64_t S, float eps);
-/* BatchNorm over [N, C] values (rt_k_bn_stats, and the generated backward,
-   cg_fuse.c) sums the samples in rt_bn_parts(N) fixed parts, each part's
-   double sums to v[part][n], and adds them in part order into v[0][n]
+/* BatchNorm statistics over [N, C] values (rt_k_bn_stats) and the generated
+   BatchNorm backward that makes its own sums ([N, C] or planes, cg_fuse.c)
+   sum the samples in rt_bn_parts(N) fixed parts, each part's
+   double sums to v[part][n], added in part order into v[0][n]
    (rt_k_sum_parts): the parts may run on any threads and every thread count
    gives the same result. */
 enum { RT_BN_PARTS = 16 };

@@ -118,7 +118,7 @@ void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *
 
 /* pair_halves and its backward work on whole contiguous rows (restrict
    parameters, so they vectorise), with the per-view products laid out
-   [N][2][H] in scratch: the forward deinterleaves X once, then adds two
+   [N][2][H] in the step's workspace: the forward deinterleaves X once, then adds two
    rows per pair; the backward adds each pair's row into two rows, then
    interleaves once. */
 typedef struct { float *out; const float *in; int64_t H, K, B, v0, v1; } Halves;

@@ -50,16 +50,42 @@ static int count_kind(const Graph *g, KernelKind k) {
     return n;
 }
 
-/* Runs g on the JIT and the interpreter with the same leaves (uniform in
-   [-1, 1], but BatchNorm statistics: variances positive) and compares every
+/* Every leaf of g, the same values in e1 and (unless NULL) e2: uniform in
+   [-1, 1], but BatchNorm statistics "st" ([mean; var]: variances in
+   [0.5, 1.5]), "wide" values (times 40) and "xgray" images (channel 0's
+   values in every channel). */
+static void set_leaves(Graph *g, Engine *e1, Engine *e2) {
+    rt_stream s;
+    rt_stream_init(&s, 7, 1, 2, 3);
+    for (int i = 0; i < g->nnodes; i++) {
+        Node *x = g->nodes[i];
+        if (op_table[x->op].fusion != FUSE_LEAF) continue;
+        int64_t n = node_numel(x);
+        float *v = malloc((size_t)n * sizeof *v);
+        for (int64_t j = 0; j < n; j++) v[j] = (float)(2 * rt_stream_uniform(&s) - 1);
+        if (x->name && !strcmp(x->name, "st"))
+            for (int64_t j = n / 2; j < n; j++) v[j] = 0.5f + fabsf(v[j]);
+        if (x->name && !strcmp(x->name, "wide"))   /* past softplus's threshold and e^x's underflow of 1 + e^x */
+            for (int64_t j = 0; j < n; j++) v[j] *= 40;
+        if (x->name && !strcmp(x->name, "xgray")) {
+            int64_t C = x->dim[1], S = x->dim[2] * x->dim[3];
+            for (int64_t j = 0; j < n; j++) v[j] = v[(j / (C * S)) * C * S + j % S];
+        }
+        engine_set(e1, x, v);
+        if (e2) engine_set(e2, x, v);
+        free(v);
+    }
+}
+
+/* Runs g on the JIT and the interpreter with the same leaves (set_leaves)
+   and compares every
    output by the f32 rule of tolerance.h, the interpreter (double, rounded to
    f32) as the reference: max |jit - interp| <= 1e-6 + 1e-4 max |interp|. */
 static bool engines_agree(Graph *g, const char *what, bool report);
 
 static void compare_engines(Graph *g, const char *what) { engines_agree(g, what, true); }
 
-/* The same comparison; report = false only says whether they agree. A leaf
-   named "xgray" ([N, C, H, W]) gets channel 0's values in every channel. */
+/* The same comparison; report = false only says whether they agree. */
 static bool engines_agree(Graph *g, const char *what, bool report) {
     Engine ej, ei;
     bool agree = true;
@@ -73,26 +99,7 @@ static bool engines_agree(Graph *g, const char *what, bool report) {
         engine_free(&ej);
         return false;
     }
-    rt_stream s;
-    rt_stream_init(&s, 7, 1, 2, 3);
-    for (int i = 0; i < g->nnodes; i++) {
-        Node *x = g->nodes[i];
-        if (op_table[x->op].fusion != FUSE_LEAF) continue;
-        int64_t n = node_numel(x);
-        float *v = malloc((size_t)n * sizeof *v);
-        for (int64_t j = 0; j < n; j++) v[j] = (float)(2 * rt_stream_uniform(&s) - 1);
-        if (x->name && !strcmp(x->name, "st"))   /* [mean; var]: variances in [0.5, 1.5] */
-            for (int64_t j = n / 2; j < n; j++) v[j] = 0.5f + fabsf(v[j]);
-        if (x->name && !strcmp(x->name, "wide"))   /* past softplus's threshold and e^x's underflow of 1 + e^x */
-            for (int64_t j = 0; j < n; j++) v[j] *= 40;
-        if (x->name && !strcmp(x->name, "xgray")) {
-            int64_t C = x->dim[1], S = x->dim[2] * x->dim[3];
-            for (int64_t j = 0; j < n; j++) v[j] = v[(j / (C * S)) * C * S + j % S];
-        }
-        engine_set(&ej, x, v);
-        engine_set(&ei, x, v);
-        free(v);
-    }
+    set_leaves(g, &ej, &ei);
     engine_run(&ej);
     engine_run(&ei);
     for (int o = 0; o < g->nouts; o++) {
@@ -158,17 +165,7 @@ static void check_threads_bitwise(Graph *g, const char *what) {
     Engine e;
     CgOptions co = {.target = test_target()};
     REQUIREF(engine_init(&e, g, ENGINE_JIT, &co), "%s: JIT build failed", what);
-    rt_stream s;
-    rt_stream_init(&s, 11, 1, 2, 3);
-    for (int i = 0; i < g->nnodes; i++) {
-        Node *x = g->nodes[i];
-        if (op_table[x->op].fusion != FUSE_LEAF) continue;
-        int64_t n = node_numel(x);
-        float *v = malloc((size_t)n * sizeof *v);
-        for (int64_t j = 0; j < n; j++) v[j] = (float)(2 * rt_stream_uniform(&s) - 1) + (x->name && !strcmp(x->name, "st") && j >= n / 2 ? 2.0f : 0.0f);
-        engine_set(&e, x, v);
-        free(v);
-    }
+    set_leaves(g, &e, NULL);
     float *out[2][8] = {{0}};
     REQUIRE(g->nouts <= 8);
     for (int t = 0; t < 2; t++) {
