@@ -362,10 +362,11 @@ static void at_element(KB *k, LLVMValueRef idx, LLVMValueRef c) {
     k->c = c;
 }
 
-/* Kernels whose rows are planes (n, c) would compute each inlined
-   BatchNorm's scale gamma / sqrt(var + eps) (a double square root and
-   division) once per plane; it is made once per channel into an array
-   before the row loop instead (the same operations, so the same bits). */
+/* A kernel would compute each inlined BatchNorm's scale gamma / sqrt(var +
+   eps) (a double square root and division) once per plane, or once per
+   element of [N, C] rows (where it also keeps the channels' loop from
+   vectorising); it is made once per channel into an array before the row
+   loop instead (the same operations, so the same bits). */
 static void precompute_scales(KB *k, const Node *v) {
     if (!v->inlined) return;
     for (int i = 0; i < v->nin; i++) precompute_scales(k, v->in[i]);
@@ -455,8 +456,7 @@ static void ew_kernel(KB *k, const Node *root, LLVMValueRef r0, LLVMValueRef r1)
        S == 1: rows are samples n, the inner loop runs over the channels */
     int64_t inner = S > 1 ? S : C;
     Loop R, I;
-    if (S > 1)
-        for (int i = 0; i < root->nin; i++) precompute_scales(k, root->in[i]);
+    for (int i = 0; i < root->nin; i++) precompute_scales(k, root->in[i]);
     LLVMValueRef r = loop_open(k, &R, r0, r1, S > 1 ? "plane" : "n");
     LLVMValueRef base = LLVMBuildNSWMul(k->b, r, i64c(k, inner), "");
     if (S > 1) {
@@ -585,6 +585,8 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
     LLVMTypeRef f32 = k->cg->f32, f64 = k->f64;
     LLVMValueRef out = ptr_of(k, dx), st = ptr_of(k, dx->in[2]), gm = ptr_of(k, dx->in[3]);
     Loop Lc, Ln;
+    precompute_scales(k, dx->in[0]);
+    precompute_scales(k, dx->in[1]);
     if (!bn_by_samples(K)) {   /* sums given, or over ranks: rows are channels; per channel its sums (unless given), then dx */
         Loop Ls;
         LLVMValueRef c = loop_open(k, &Lc, r0, r1, "c");
