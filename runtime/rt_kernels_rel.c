@@ -18,6 +18,7 @@
 
 #include "rt_kernels.h"
 #include "rt_kernels_impl.h"
+#include "rt_loss.h"
 #include "rt_pool.h"
 
 /* Row of view k2 paired with row i of view k1 in a negative block. */
@@ -201,20 +202,12 @@ void rt_k_pair_targets(float *restrict y, int64_t K, int64_t B) {
     for (int64_t p = 0; p < P; p++) y[p] = (p / B) % 2 == 0 ? 1.0f : 0.0f;
 }
 
-/* ---- losses (double per element) ---- */
-
-static double sigmoid(double z) { return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)); }
-/* binary cross-entropy with logits, the numerically stable form */
-static double bce_logits(double z, double y) { return fmax(z, 0) - z * y + log1p(exp(-fabs(z))); }
+/* ---- losses (double per element, rt_loss.h) ---- */
 
 void rt_k_focal_loss(float *restrict out, const float *restrict z, const float *restrict y, int64_t P,
                      float gamma, float alpha) {
-    double g = (double)gamma, al = (double)alpha, s = 0;
-    for (int64_t i = 0; i < P; i++) {
-        double zi = (double)z[i], yi = (double)y[i], p = sigmoid(zi);
-        double pt = yi * p + (1 - yi) * (1 - p), at = yi * al + (1 - yi) * (1 - al);
-        s += at * pow(1 - pt, g) * bce_logits(zi, yi);
-    }
+    double s = 0;
+    for (int64_t i = 0; i < P; i++) s += rt_focal_term((double)z[i], (double)y[i], (double)gamma, (double)alpha);
     out[0] = (float)(s / (double)P);
 }
 
@@ -223,15 +216,8 @@ static void focal_back_rows(void **args, int64_t i0, int64_t i1) {
     float *dz = args[0];
     const float *dl = args[1], *z = args[2], *y = args[3];
     const double *a = args[4];
-    double g = a[1], al = a[2], scale = (double)dl[0] / a[0];
-    for (int64_t i = i0; i < i1; i++) {
-        double zi = (double)z[i], yi = (double)y[i], p = sigmoid(zi);
-        double pt = yi * p + (1 - yi) * (1 - p), at = yi * al + (1 - yi) * (1 - al), q = 1 - pt;
-        double dq = -(2 * yi - 1) * p * (1 - p);   /* d(1-p_t)/dz */
-        /* (1-p_t)^gamma is not detached (as the reference code) */
-        double dmod = (g == 0 || q == 0) ? 0 : g * pow(q, g - 1) * dq;
-        dz[i] = (float)(scale * at * (dmod * bce_logits(zi, yi) + pow(q, g) * (p - yi)));
-    }
+    double scale = (double)dl[0] / a[0];
+    for (int64_t i = i0; i < i1; i++) dz[i] = (float)rt_focal_grad((double)z[i], (double)y[i], a[1], a[2], scale);
 }
 
 /* elementwise: the pool's threads take ranges of pairs */
@@ -243,12 +229,12 @@ void rt_k_focal_back(float *restrict dz, const float *restrict dl, const float *
 
 void rt_k_bce_loss(float *restrict out, const float *restrict z, const float *restrict y, int64_t P) {
     double s = 0;
-    for (int64_t i = 0; i < P; i++) s += bce_logits((double)z[i], (double)y[i]);
+    for (int64_t i = 0; i < P; i++) s += rt_logit((double)z[i], (double)y[i]).bce;
     out[0] = (float)(s / (double)P);
 }
 
 void rt_k_bce_back(float *restrict dz, const float *restrict dl, const float *restrict z,
                    const float *restrict y, int64_t P) {
     double scale = (double)dl[0] / (double)P;
-    for (int64_t i = 0; i < P; i++) dz[i] = (float)(scale * (sigmoid((double)z[i]) - (double)y[i]));
+    for (int64_t i = 0; i < P; i++) dz[i] = (float)rt_bce_grad((double)z[i], (double)y[i], scale);
 }

@@ -9,6 +9,7 @@
 ** grows by one per (k1,k2) and goes back to 1 when it reaches B.
 */
 #include "ir/ops_impl.h"
+#include "rt_loss.h"
 
 enum { AGG_CAT_, AGG_SUM_, AGG_MEAN_, AGG_MAX_ };  /* ORDER AGG: as spec.h Aggregation */
 
@@ -201,21 +202,14 @@ static bool loss_shape(Node *n, const char *op, char *err, size_t errlen) {
     return true;
 }
 
-static double sigmoid(double z) { return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)); }
-/* binary cross-entropy with logits, the numerically stable form */
-static double bce_logits(double z, double y) { return fmax(z, 0) - z * y + log1p(exp(-fabs(z))); }
 
 /* focal: fa = gamma, alpha */
 bool shape_focal_loss(Node *n, char *err, size_t errlen) { return loss_shape(n, "focal_loss", err, errlen); }
 
 void fwd_focal_loss(const Node *n, const double *const *in, double *out) {
-    double gamma = n->fa[0], alpha = n->fa[1], s = 0;
+    double s = 0;
     int64_t P = n->in[0]->dim[0];
-    for (int64_t i = 0; i < P; i++) {
-        double z = in[0][i], y = in[1][i], p = sigmoid(z);
-        double pt = y * p + (1 - y) * (1 - p), at = y * alpha + (1 - y) * (1 - alpha);
-        s += at * pow(1 - pt, gamma) * bce_logits(z, y);
-    }
+    for (int64_t i = 0; i < P; i++) s += rt_focal_term(in[0][i], in[1][i], n->fa[0], n->fa[1]);
     out[0] = s / (double)P;
 }
 
@@ -236,16 +230,9 @@ bool shape_focal_back(Node *n, char *err, size_t errlen) {
 }
 
 void fwd_focal_back(const Node *n, const double *const *in, double *out) {
-    double gamma = n->fa[0], alpha = n->fa[1];
     int64_t P = n->dim[0];
     double scale = in[0][0] / (double)P;
-    for (int64_t i = 0; i < P; i++) {
-        double z = in[1][i], y = in[2][i], p = sigmoid(z);
-        double pt = y * p + (1 - y) * (1 - p), at = y * alpha + (1 - y) * (1 - alpha), q = 1 - pt;
-        double dq = -(2 * y - 1) * p * (1 - p);    /* d(1-p_t)/dz */
-        double dmod = (gamma == 0 || q == 0) ? 0 : gamma * pow(q, gamma - 1) * dq;
-        out[i] = scale * at * (dmod * bce_logits(z, y) + pow(q, gamma) * (p - y));
-    }
+    for (int64_t i = 0; i < P; i++) out[i] = rt_focal_grad(in[1][i], in[2][i], n->fa[0], n->fa[1], scale);
 }
 
 Cost cost_focal_back(const Node *n) { return (Cost){40.0 * (double)node_numel(n), 12.0 * (double)node_numel(n)}; }
@@ -256,7 +243,7 @@ bool shape_bce_loss(Node *n, char *err, size_t errlen) { return loss_shape(n, "b
 void fwd_bce_loss(const Node *n, const double *const *in, double *out) {
     int64_t P = n->in[0]->dim[0];
     double s = 0;
-    for (int64_t i = 0; i < P; i++) s += bce_logits(in[0][i], in[1][i]);
+    for (int64_t i = 0; i < P; i++) s += rt_logit(in[0][i], in[1][i]).bce;
     out[0] = s / (double)P;
 }
 
@@ -271,7 +258,7 @@ bool shape_bce_back(Node *n, char *err, size_t errlen) { return shape_focal_back
 void fwd_bce_back(const Node *n, const double *const *in, double *out) {
     int64_t P = n->dim[0];
     double scale = in[0][0] / (double)P;
-    for (int64_t i = 0; i < P; i++) out[i] = scale * (sigmoid(in[1][i]) - in[2][i]);
+    for (int64_t i = 0; i < P; i++) out[i] = rt_bce_grad(in[1][i], in[2][i], scale);
 }
 
 Cost cost_bce_back(const Node *n) { return (Cost){10.0 * (double)node_numel(n), 12.0 * (double)node_numel(n)}; }
