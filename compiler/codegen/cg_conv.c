@@ -1266,8 +1266,25 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
     return k.fn;
 }
 
+/* Images per call of a weight gradient's core (DwPlan.NB) times dy's image:
+   the floats of the buffer a staged dy takes (build_dw). */
+static int64_t dw_stage_floats(const Geo *g, const Target *t) { return dw_plan(g, t).NB * g->O * g->Ho * g->Wo; }
+
+bool cg_conv_dw_stages_dy(const Node *n, const Target *t) {
+    if (n->op != OP_CONV2D_DW || !n->direct) return false;
+    Geo g = geo_of(n);
+    if (n->gray_x) g.C = 1;
+    return dw_stage_floats(&g, t) * 4 <= DIRECT_STACK_MAX / 4;
+}
+
+/* staged > 0: dy is a BatchNorm backward applied here (Kernel.apply_in):
+   three more parameters follow the input expression's, that kernel's
+   second phase (an rt_rows_fn over samples), its `staged` arguments (slot
+   0, dx, set here) and x, the tensor it reads most (prefetched for the
+   next image). Each call's images of dy are made into a buffer on the
+   stack, then read by the core as a stored dy would be. */
 static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, const Geo *gx, const Node *in, CgExpr *e,
-                             bool gray) {
+                             bool gray, int staged) {
     /* gray: the gradient of channel 0 of x's gx->C, stored to each of them
        (passes/fuse.c, gray_conv) */
     Geo g1 = *gx;
@@ -1277,12 +1294,31 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     if (!core) core = build_dw_core(cg, core_name, g);
     CB k = cb_of(cg);
     int64_t L = k.L, C = g->C, O = g->O, KK = g->K * g->K, Cimg = gx->C;
-    int np = 2 + cg_expr_count(e);   /* dy, out, then what the x expression reads */
-    LLVMTypeRef body_t = begin_variant(&k, name, np);
+    int npx = 2 + cg_expr_count(e);   /* dy, out, then what the x expression reads */
+    int np = npx + (staged ? 3 : 0);
+    LLVMTypeRef body_t = body_type(cg, np);
+    begin_fn(&k, name, body_t, npx);
     LLVMValueRef dy = LLVMGetParam(k.fn, 0), out = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
-    for (int i = 2; i < np; i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
+    for (int i = 2; i < npx; i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
     LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
     cg_expr_begin(e, k.b, ext);
+    int64_t img = O * g->Ho * g->Wo;   /* floats of dy's image */
+    LLVMValueRef apply = NULL, aargs = NULL, stage = NULL;
+    LLVMTypeRef apply_t = NULL;
+    if (staged) {   /* a copy of the phase's arguments, its dx slot set per call */
+        LLVMValueRef from = LLVMGetParam(k.fn, (unsigned)npx + 1);
+        apply = LLVMGetParam(k.fn, (unsigned)npx);
+        LLVMTypeRef at[3] = {cg->ptr, cg->i64, cg->i64};
+        apply_t = LLVMFunctionType(cg->void_, at, 3, 0);
+        aargs = alloca_entry(&k, LLVMArrayType2(cg->ptr, (uint64_t)staged), "aargs");
+        for (int i = 1; i < staged; i++) {
+            LLVMValueRef ix = I(&k, i);
+            LLVMBuildStore(k.b, LLVMBuildLoad2(k.b, cg->ptr, LLVMBuildGEP2(k.b, cg->ptr, from, &ix, 1, ""), ""),
+                           LLVMBuildGEP2(k.b, cg->ptr, aargs, &ix, 1, ""));
+        }
+        stage = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)dw_stage_floats(g, cg->t)), "stage");
+        LLVMSetAlignment(stage, 64);
+    }
     /* input channels in blocks whose vector partials (O x cblk x KK) stay in L2 */
     DwPlan plan = dw_plan(g, cg->t);
     int64_t cblk = plan.cblk, NB = plan.NB;
@@ -1303,13 +1339,21 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     LLVMValueRef jj = cloop_open(&k, &Ls, I(&k, 0), nb, "slot");
     pad_fill(&k, &pd, e, x, LLVMBuildNSWAdd(k.b, n, jj, ""), cb0, Cimg, rowtmp, LLVMBuildNSWMul(k.b, jj, I(&k, cblk), ""), cblk);
     cloop_close(&k, &Ls, 1);
-    LLVMValueRef ca[5 + PF_STREAMS + 1] = {pd.buf, dy, accv, n, nb};
+    LLVMValueRef dyc = dy;
+    if (staged) {   /* images [n, n + nb) of dx into the buffer, which the core reads as dy at image n */
+        LLVMValueRef back = LLVMBuildNSWMul(k.b, n, I(&k, -img), "");
+        dyc = LLVMBuildGEP2(k.b, cg->f32, stage, &back, 1, "dyst");
+        LLVMBuildStore(k.b, dyc, aargs);
+        LLVMValueRef cargs[3] = {aargs, n, LLVMBuildNSWAdd(k.b, n, nb, "")};
+        LLVMBuildCall2(k.b, apply_t, apply, cargs, 3, "");
+    }
+    LLVMValueRef ca[5 + PF_STREAMS + 1] = {pd.buf, dyc, accv, n, nb};
     unsigned nca = 5;
-    if (plan.prefetch) {   /* calls of one image: the next one */
+    if (plan.prefetch) {   /* calls of one image: the next one (staged: the x its dy is made from) */
         pf_args(&k, ca + 5, PF_STREAMS, in, e, ext, n, n1, Cimg * g->H * g->W);
         LLVMValueRef nx = LLVMBuildNSWAdd(k.b, n, I(&k, 1), "");
         nx = LLVMBuildSelect(k.b, LLVMBuildICmp(k.b, LLVMIntSLT, nx, n1, ""), nx, n, "");
-        ca[5 + PF_STREAMS] = fptr(&k, dy, LLVMBuildNSWMul(k.b, nx, I(&k, O * g->Ho * g->Wo), ""));
+        ca[5 + PF_STREAMS] = fptr(&k, staged ? LLVMGetParam(k.fn, (unsigned)npx + 2) : dy, LLVMBuildNSWMul(k.b, nx, I(&k, img), ""));
         nca = 5 + PF_STREAMS + 1;
     }
     LLVMBuildCall2(k.b, core_type(cg, nca, 2), core, ca, nca, "");
@@ -1347,6 +1391,10 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     const Node *dg = K ? K->sums[0] : NULL;
     CgExpr *e = cg_expr_new(cg, in), *epi = K ? cg_epi_new(cg, epi_root, n, dg ? dg->in[1] : NULL, dg ? dg->in[2] : NULL) : NULL;
     int ne = epi_count(epi);
+    LLVMValueRef afn = NULL, aargs = NULL;
+    int nap = 0;   /* > 0: dy is a BatchNorm backward applied here, its phase's arguments */
+    if (dw && !cg_staged_apply(cg, n, &afn, &aargs, &nap)) nap = 0;
+    RRC_ASSERT(cg_expr_count(e) + 2 + (nap ? 3 : 0) <= MAX_PTRS);
     RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) + ne <= MAX_PTRS - 3);
     /* the input expression's structure, and the epilogue's, hashed into the names */
     uint64_t hsh = sig_hash(cg_expr_sig(e)), ehsh = epi ? sig_hash(cg_expr_sig(epi)) : 0;
@@ -1356,6 +1404,7 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
              (long long)g.H, (long long)g.W);
     char epis[24] = "";
     if (epi) snprintf(epis, sizeof epis, ".e%016llx", (unsigned long long)ehsh);
+    if (nap) snprintf(epis, sizeof epis, ".st%d", nap);   /* the variant only: the core reads dy as stored */
     char name[200];
     snprintf(name, sizeof name, "%s.%s%016llx%s%s", shape, cg_expr_is_load(e) ? "x" : "fused", (unsigned long long)hsh, epis,
              gray ? ".gray" : "");
@@ -1363,14 +1412,21 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     snprintf(wname, sizeof wname, "%s.rows", name);
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, wname);
     char core[160];
-    snprintf(core, sizeof core, "%s.core%s", shape, epis);
-    if (!f) f = dw ? build_dw(cg, name, core, &g, in, e, gray) : build(cg, name, core, &g, tr, in, e, stats, epi, dg != NULL, gray);
+    snprintf(core, sizeof core, "%s.core%s", shape, nap ? "" : epis);
+    if (!f) f = dw ? build_dw(cg, name, core, &g, in, e, gray, nap) : build(cg, name, core, &g, tr, in, e, stats, epi, dg != NULL, gray);
     int np = 2 + cg_expr_count(e);
-    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)(np + 2 + ne), 0), "cargs");
+    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)(np + 3 + ne), 0), "cargs");
     for (int i = 0; i < np; i++) {
         const Node *v = i == 0 ? (dw ? n->in[0] : n->in[1]) : i == 1 ? (epi_root ? epi_root : n) : cg_expr_value(e, i - 2);
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
-        LLVMBuildStore(cg->b, cg_ptr(cg, v), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+        LLVMBuildStore(cg->b, nap && i == 0 ? LLVMConstNull(cg->ptr) : cg_ptr(cg, v), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+    }
+    if (nap) {   /* the BatchNorm backward's second phase, its arguments, and the x it reads */
+        LLVMValueRef extra[3] = {afn, aargs, cg_ptr(cg, n->in[0]->in[1])};
+        for (int i = 0; i < 3; i++, np++) {
+            LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)np, 0);
+            LLVMBuildStore(cg->b, extra[i], LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+        }
     }
     if (stats) {   /* the statistics buffer: each thread's own, set by the runtime (rt_k_conv2d_stats) */
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)np, 0);

@@ -927,7 +927,13 @@ void cg_fuse_done(CG *cg) {
 /* Emits kernel K (in phase `phase` of a BatchNorm backward over ranks)
    as a function over rows, or finds one of the same structure, and the
    step's call to it through rt_par_rows. */
-static void emit_rows(CG *cg, const Kernel *K, int phase) {
+/* Builds (or finds) the rows function of kernel K's phase and its
+   argument array in the step: the values' pointers, the workspace last.
+   *rows, *min_rows: its rows and the fewest per thread. A dx applied in a
+   weight gradient (Kernel.apply_in) has no address: its slot (0) is NULL,
+   set by that kernel per image. */
+static LLVMValueRef rows_fn(CG *cg, const Kernel *K, int phase, LLVMValueRef *args, int *nargs, int64_t *nrows,
+                            int64_t *min_rows) {
     const Node *root = K->members[0];
     KB k = {.cg = cg, .f64 = LLVMDoubleTypeInContext(cg->ctx), .bn_phase = phase};
     k.memo = xcalloc((size_t)cg->g->nnodes, sizeof *k.memo);
@@ -970,17 +976,44 @@ static void emit_rows(CG *cg, const Kernel *K, int phase) {
         cg->shared[cg->nshared++] = (struct CgShared){sig, w};
     }
 
-    /* the step: pointers into an array (the workspace last), then rt_par_rows */
+    /* the step: pointers into an array (the workspace last) */
     int np = k.next + (phase != BN_WHOLE);
     LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)np, 0), "args");
     for (int i = 0; i < np; i++) {
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
-        LLVMBuildStore(cg->b, i < k.next ? cg_ptr(cg, k.ext[i]) : cg_ws(cg), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+        LLVMValueRef p = i >= k.next ? cg_ws(cg) : node_unstored(k.ext[i]) ? LLVMConstNull(cg->ptr) : cg_ptr(cg, k.ext[i]);
+        LLVMBuildStore(cg->b, p, LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
     }
-    int64_t min_rows = per_row >= 16384 ? 1 : 16384 / (per_row ? per_row : 1);
-    call_rt_par_rows(cg, w, arr, rows, min_rows);
+    *args = arr;
+    *nargs = np;
+    *nrows = rows;
+    *min_rows = per_row >= 16384 ? 1 : 16384 / (per_row ? per_row : 1);
     free(k.memo);
     free(k.scale);
+    return w;
+}
+
+/* Kernel K's phase over its rows on the pool (rt_par_rows). */
+static void emit_rows(CG *cg, const Kernel *K, int phase) {
+    LLVMValueRef args;
+    int nargs;
+    int64_t rows, min_rows;
+    LLVMValueRef w = rows_fn(cg, K, phase, &args, &nargs, &rows, &min_rows);
+    call_rt_par_rows(cg, w, args, rows, min_rows);
+}
+
+bool cg_staged_apply(CG *cg, const Node *dw, LLVMValueRef *fn, LLVMValueRef *args, int *nargs) {
+    const Kernel *K = dw->in[0]->kernel;
+    if (!K || K->apply_in != dw) return false;
+    for (int i = 0; i < cg->nstaged; i++)
+        if (cg->staged[i].K == K) {
+            *fn = cg->staged[i].fn;
+            *args = cg->staged[i].args;
+            *nargs = cg->staged[i].nargs;
+            cg->staged[i] = cg->staged[--cg->nstaged];
+            return true;
+        }
+    RRC_ABORT("cg_fuse: weight gradient %%%d before its BatchNorm backward", dw->id);
 }
 
 void cg_emit_generated(CG *cg, const Kernel *K) {
@@ -991,6 +1024,14 @@ void cg_emit_generated(CG *cg, const Kernel *K) {
            threads never read alternate halves of the same rows */
         emit_rows(cg, K, BN_SUMS);
         call_rt_k_sum_parts(cg, cg_ws(cg), rt_bn_parts(root->dim[0]), 2 * root->dim[1]);
+        if (K->apply_in) {   /* applied image by image in the weight gradient */
+            int64_t rows, min_rows;
+            RRC_ASSERT(cg->nstaged < CG_MAX_STAGED);
+            struct CgStaged *st = &cg->staged[cg->nstaged++];
+            st->K = K;
+            st->fn = rows_fn(cg, K, BN_APPLY, &st->args, &st->nargs, &rows, &min_rows);
+            return;
+        }
         emit_rows(cg, K, BN_APPLY);
         return;
     }

@@ -23,6 +23,8 @@
 #define CG_MAX_LANES 16
 /* The most accumulators of a register tile on any target. */
 #define CG_MAX_ACCS 32
+/* BatchNorm backwards waiting for their weight gradient at once. */
+#define CG_MAX_STAGED 8
 
 typedef struct CG {
     LLVMContextRef ctx;
@@ -39,6 +41,14 @@ typedef struct CG {
     LLVMTypeRef prof_ty;              /* rt_prof_site (runtime/rt_prof.h) */
     LLVMValueRef prof_site;           /* the site of the kernel being emitted */
     int nsites;
+    /* the second phases of BatchNorm backwards applied in a weight gradient
+       (Kernel.apply_in), from their emission to that kernel's (cg_fuse.c) */
+    struct CgStaged {
+        const struct Kernel *K;
+        LLVMValueRef fn, args;
+        int nargs;
+    } staged[CG_MAX_STAGED];
+    int nstaged;
 } CG;
 
 /* The most pointers an rt_rows_fn wrapper passes on to its body. */

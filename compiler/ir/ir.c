@@ -199,6 +199,10 @@ bool node_emits(const Node *n) {
     return n->kernel->members[n->kernel->nmembers - 1] == n;
 }
 
+bool node_unstored(const Node *n) {
+    return n->inlined || (n->kernel && n->kernel->apply_in && n->kernel->members[0] == n);
+}
+
 Cost node_kernel_cost(const Node *n) {
     const Kernel *k = n->kernel;
     Cost c = {0, 0};

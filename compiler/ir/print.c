@@ -63,6 +63,8 @@ void graph_dump(FILE *f, const Graph *g) {
             /* pass_fuse's decisions, which codegen obeys */
             if (n->kernel) fprintf(f, " [%s %%%d]", kernel_kind_name(n->kernel->kind), n->kernel->members[0]->id);
             else if (n->inlined) fprintf(f, " [inlined]");
+            if (n->kernel && n->kernel->apply_in && n->kernel->members[0] == n)
+                fprintf(f, " applied in %%%d", n->kernel->apply_in->id);
             if (n->direct) fprintf(f, " direct");
             if (n->gray_x) fprintf(f, " gray");
             if (n->ws) fprintf(f, " ws=%lld", (long long)n->ws);

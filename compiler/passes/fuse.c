@@ -424,6 +424,34 @@ static void phase_epilogue_sums(Graph *g, const Uses *uses) {
     }
 }
 
+/* BatchNorm backward applied in the weight gradient: a by-samples
+   bn_train_dx (planes, its own sums) whose dx only a direct conv2d_dw
+   reads, as dy, and whose dgamma / dbeta members nothing in the step reads
+   (they are written when the second phase runs). The first layer's
+   BatchNorm backward is one: its input needs no gradient. The weight
+   gradient then computes dx per image, with the kernel's second phase,
+   into its thread's buffer: dx (a [N, C, H, W] tensor) is neither written
+   nor read back. The same code makes the same values as storing dx. */
+static void phase_staged(Graph *g, const Uses *u) {
+    if (!g->caps || !g->caps->dw_stages_dy) return;
+    for (int i = 0; i < g->nkernels; i++) {
+        Kernel *k = &g->kernels[i];
+        Node *dx = k->members[0];
+        if (k->kind != KERNEL_BN_DX || dx->kernel != k || k->given[0] || dx->op != OP_BN_TRAIN_DX || dx->rank != 4 ||
+            is_output(g, dx) || u->start[dx->id + 1] - u->start[dx->id] != 1)
+            continue;
+        Node *r = g->nodes[u->list[u->start[dx->id]]];
+        if (r->op != OP_CONV2D_DW || !r->direct || r->in[0] != dx || r->in[1] == dx || !g->caps->dw_stages_dy(r, g->target))
+            continue;
+        bool ok = true;
+        for (int j = 1; j < k->nmembers; j++) {
+            const Node *m = k->members[j];
+            ok &= is_output(g, m) && u->start[m->id] == u->start[m->id + 1];
+        }
+        if (ok) k->apply_in = r;
+    }
+}
+
 /* Members next to their root (an epilogue kernel: next to its epilogue,
    which may read values made after the convolution). */
 static void phase_order(Graph *g) {
@@ -462,6 +490,14 @@ static void phase_record(Graph *g) {
         Node *x = g->nodes[i];
         x->ws = g->caps && node_emits(x) ? g->caps->workspace(x) : 0;
     }
+    /* a BatchNorm backward applied in a weight gradient reads its sums
+       from the workspace there: no call between may use the workspace */
+    for (int i = 0; i < g->nkernels; i++) {
+        Kernel *k = &g->kernels[i];
+        if (!k->apply_in) continue;
+        for (int j = k->members[k->nmembers - 1]->id + 1; j < k->apply_in->id; j++)
+            if (g->nodes[j]->ws) k->apply_in = NULL;
+    }
 }
 
 bool pass_fuse(Graph *g, Diag *d) {
@@ -476,6 +512,7 @@ bool pass_fuse(Graph *g, Diag *d) {
     phase_ew_kernels(g);
     phase_epilogues(g, &u);
     phase_epilogue_sums(g, &u);
+    phase_staged(g, &u);
     free(u.start);
     free(u.list);
     phase_order(g);

@@ -54,6 +54,7 @@ bool pass_memplan(Graph *g, Diag *d) {
     for (int i = 0; i < n; i++) {
         Node *x = g->nodes[i];
         at[i] = x->kernel ? x->kernel->members[x->kernel->nmembers - 1]->id : i;
+        if (x->kernel && x->kernel->apply_in) at[i] = x->kernel->apply_in->id;   /* its second phase runs there */
         if (x->inlined) at[i] = -1;
     }
     for (int i = n - 1; i >= 0; i--)
@@ -90,7 +91,7 @@ bool pass_memplan(Graph *g, Diag *d) {
     int64_t *delta = xcalloc((size_t)n + 1, sizeof *delta);
     for (int i = 0; i < n; i++) {
         Node *x = g->nodes[i];
-        if (x->region >= 0 || x->inlined) continue;
+        if (x->region >= 0 || node_unstored(x)) continue;
         x->region = RT_REGION_SCRATCH;
         vals[nvals++] = x;
         delta[i] += node_bytes(x);

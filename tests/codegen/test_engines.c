@@ -32,13 +32,16 @@ static Graph *golden_graph(const rt_st_file *f, const char *path, Arena *a) {
 }
 
 /* Where node i's reads happen, recomputed here rather than trusted from
-   memplan: at its fused kernel's last member; an inlined node's reads happen
-   wherever a kernel recomputing it runs (the latest of its readers'). */
+   memplan: at its fused kernel's last member, or at the weight gradient a
+   BatchNorm backward is applied in (its second phase); an inlined node's
+   reads happen wherever a kernel recomputing it runs (the latest of its
+   readers'). */
 static int *read_positions(const Graph *g) {
     int n = g->nnodes, *at = calloc((size_t)n, sizeof *at);
     for (int i = 0; i < n; i++) {
         const Node *x = g->nodes[i];
-        at[i] = x->inlined ? -1 : x->kernel ? x->kernel->members[x->kernel->nmembers - 1]->id : i;
+        const Kernel *k = x->kernel;
+        at[i] = x->inlined ? -1 : !k ? i : k->apply_in ? k->apply_in->id : k->members[k->nmembers - 1]->id;
     }
     for (int i = n - 1; i >= 0; i--)
         for (int k = 0; k < g->nodes[i]->nin; k++) {
@@ -48,8 +51,8 @@ static int *read_positions(const Graph *g) {
     return at;
 }
 
-/* No two values whose lifetimes overlap share a byte of scratch; inlined
-   values take none. */
+/* No two values whose lifetimes overlap share a byte of scratch; unstored
+   values (inlined, or applied in their reader) take none. */
 static void check_plan(const Graph *g, const char *what) {
     int64_t total = 0;
     int n = g->nnodes, *at = read_positions(g), *last = calloc((size_t)n, sizeof *last);
@@ -62,15 +65,15 @@ static void check_plan(const Graph *g, const char *what) {
     for (int i = 0; i < n; i++) {
         const Node *a = g->nodes[i];
         total += node_bytes(a);
-        if (a->inlined) {
-            CHECKF(a->region < 0, "%s: inlined %%%d has memory", what, i);
+        if (node_unstored(a)) {
+            CHECKF(a->region < 0, "%s: unstored %%%d has memory", what, i);
             continue;
         }
         CHECKF(a->region >= 0 && a->offset >= 0 && a->offset + node_bytes(a) <= g->region_bytes[a->region],
                "%s: %%%d lies outside its region", what, i);
         for (int k = i + 1; k < n; k++) {
             const Node *b = g->nodes[k];
-            if (b->inlined || a->region != b->region) continue;
+            if (node_unstored(b) || a->region != b->region) continue;
             bool bytes = a->offset < b->offset + node_bytes(b) && b->offset < a->offset + node_bytes(a);
             bool live = a->region != RT_REGION_SCRATCH || k <= last[i];   /* b made while a still read */
             CHECKF(!(bytes && live), "%s: %%%d and %%%d overlap while both live", what, a->id, b->id);
@@ -84,7 +87,7 @@ static void check_plan(const Graph *g, const char *what) {
         int64_t live = 0;
         for (int k = 0; k <= i; k++) {
             const Node *b = g->nodes[k];
-            if (!b->inlined && b->region == RT_REGION_SCRATCH && last[k] >= i) live += node_bytes(b);
+            if (!node_unstored(b) && b->region == RT_REGION_SCRATCH && last[k] >= i) live += node_bytes(b);
         }
         if (live > peak) peak = live;
     }

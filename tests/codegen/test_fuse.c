@@ -554,6 +554,79 @@ TEST(fuse_dx_epilogue_bn_sums_match_interpreter) {
     epilogue_sums_case(3, 8, 8, 8, 8);     /* packed planes */
 }
 
+/* A first layer's backward: the 2x2 pooling gradient -> ReLU backward ->
+   BatchNorm backward -> the direct weight gradient. Its dx, read by the
+   weight gradient alone, is applied there image by image
+   (Kernel.apply_in) and never stored; dgamma and dbeta are written by
+   that second phase. stage false: the same graph with that decision
+   undone and dx planned into memory. */
+static Graph *first_layer_backward(Arena *a, int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, bool stage) {
+    Graph *g = new_graph(a);
+    Node *x = leaf(g, false, "x", 4, N, C, H, W), *w = leaf(g, true, "w", 4, O, C, 3, 3);
+    Node *y = ir_conv2d(g, x, w, 1, 1), *st = ir_bn_stats(g, y), *gamma = leaf(g, true, "gamma", 1, O, 0, 0, 0);
+    Node *z = ir_relu(g, ir_bn_train(g, y, st, gamma, leaf(g, true, "beta", 1, O, 0, 0, 0), 1e-5));
+    Node *up = ir_avgpool2d_back(g, leaf(g, false, "d", 4, N, O, H / 2, W / 2), z, 2, 2, 0);
+    Node *gr = ir_relu_back(g, up, z);
+    Node *dx = ir_bn_train_dx(g, gr, y, st, gamma, 1e-5);
+    graph_add_output(g, "dgamma", ir_bn_dgamma(g, gr, y, st, 1e-5));
+    graph_add_output(g, "dbeta", ir_chan_sum(g, gr));
+    graph_add_output(g, "dw", ir_conv2d_dw(g, dx, x, 1, 1, 3, 3));
+    graph_add_output(g, "pooled", ir_avgpool2d(g, z, 2, 2, 0));
+    plan(g);
+    if (!stage && dx->kernel) {
+        Diag d = {0};
+        dx->kernel->apply_in = NULL;
+        CHECK(pass_memplan(g, &d));
+    }
+    return g;
+}
+
+/* The outputs of g compiled (a malloc'd array each) on `threads` threads. */
+static void run_jit(Graph *g, int threads, float **out) {
+    Engine e;
+    CgOptions co = {.target = test_target()};
+    REQUIRE(engine_init(&e, g, ENGINE_JIT, &co));
+    set_leaves(g, &e, NULL);
+    rt_pool_init(threads);
+    engine_run(&e);
+    rt_pool_init(1);
+    for (int o = 0; o < g->nouts; o++) {
+        out[o] = malloc((size_t)node_numel(g->outs[o].node) * sizeof(float));
+        engine_get(&e, g->outs[o].node, out[o]);
+    }
+    engine_free(&e);
+}
+
+static void staged_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
+    char what[96];
+    snprintf(what, sizeof what, "bn backward applied in dw N%lld C%lld O%lld %lldx%lld", (long long)N, (long long)C,
+             (long long)O, (long long)H, (long long)W);
+    Arena a = {0}, b = {0};
+    Graph *g = first_layer_backward(&a, N, C, O, H, W, true), *h = first_layer_backward(&b, N, C, O, H, W, false);
+    const Node *dw = g->outs[2].node, *dx = dw->in[0], *hdx = h->outs[2].node->in[0];
+    CHECKF(dw->direct && dx->op == OP_BN_TRAIN_DX && dx->kernel && dx->kernel->apply_in == dw && dx->region < 0,
+           "%s: dx is stored, not applied in the weight gradient", what);
+    REQUIRE(hdx->kernel && !hdx->kernel->apply_in && hdx->region >= 0);
+    compare_engines(g, what);
+    for (int t = 1; t <= 2; t++) {   /* the same code: the same bits as storing dx, whatever the threads */
+        float *og[8], *oh[8];
+        run_jit(g, t, og);
+        run_jit(h, t, oh);
+        for (int o = 0; o < g->nouts; o++) {
+            CHECKF(!memcmp(og[o], oh[o], (size_t)node_numel(g->outs[o].node) * sizeof(float)),
+                   "%s, %d thread(s): output %s differs from the stored dx's", what, t, g->outs[o].name);
+            free(og[o]), free(oh[o]);
+        }
+    }
+    arena_free(&a);
+    arena_free(&b);
+}
+
+TEST(fuse_bn_backward_applied_in_weight_gradient) {
+    staged_case(37, 3, 8, 32, 32);   /* Conv-4's first layer: one image per core call; both phases on two threads */
+    staged_case(40, 4, 8, 8, 8);     /* packed planes: several images per call */
+}
+
 /* The direct kernels, their prologues and epilogues on the other targets
    this host runs (tiles of other vector widths and register counts). */
 static void direct_kernels_all(void) {
@@ -563,6 +636,7 @@ static void direct_kernels_all(void) {
     test_fuse_bn_relu_into_direct_conv_input();
     test_fuse_dx_epilogue_matches_interpreter();
     test_fuse_dx_epilogue_bn_sums_match_interpreter();
+    test_fuse_bn_backward_applied_in_weight_gradient();
 }
 
 TEST(fuse_direct_kernels_every_target) { test_other_targets(direct_kernels_all); }
