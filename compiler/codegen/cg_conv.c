@@ -657,14 +657,6 @@ static void begin_fn(CB *k, const char *name, LLVMTypeRef ft, int nalias) {
     LLVMPositionBuilderAtEnd(k->b, k->entry);
 }
 
-/* Starts the body of a variant: internal function `name` of np pointers
-   (noalias) and n0, n1, the builder at its entry. Returns its type. */
-static LLVMTypeRef begin_variant(CB *k, const char *name, int np) {
-    LLVMTypeRef body_t = body_type(k->cg, np);
-    begin_fn(k, name, body_t, np);
-    return body_t;
-}
-
 /* A core's type: n parameters, pointers but for nint i64 ones from index 3
    (the image, and the weight gradient's image count). */
 static LLVMTypeRef core_type(CG *cg, unsigned n, unsigned nint) {
@@ -1032,6 +1024,47 @@ static void pf_args(CB *k, LLVMValueRef *out, int ns, const Node *in, CgExpr *e,
     for (int s = m; s < ns; s++) out[s] = out[0];
 }
 
+static int64_t stage_floats(const Geo *g, bool dw, const Target *t);
+
+/* A staged dy (Kernel.apply_in): the BatchNorm backward's second phase
+   (an rt_rows_fn over samples), a copy of its `nargs` arguments whose
+   slot 0 (dx) each call points into the buffer, and the buffer. */
+typedef struct Stage {
+    LLVMValueRef fn, args, buf;
+    LLVMTypeRef fn_t;
+} Stage;
+
+/* From the variant's parameters `first` (the phase, its arguments; the
+   third, x, is the caller's to prefetch). */
+static Stage stage_init(CB *k, unsigned first, int nargs, int64_t floats) {
+    CG *cg = k->cg;
+    Stage st;
+    LLVMValueRef from = LLVMGetParam(k->fn, first + 1);
+    st.fn = LLVMGetParam(k->fn, first);
+    LLVMTypeRef at[3] = {cg->ptr, cg->i64, cg->i64};
+    st.fn_t = LLVMFunctionType(cg->void_, at, 3, 0);
+    st.args = alloca_entry(k, LLVMArrayType2(cg->ptr, (uint64_t)nargs), "aargs");
+    for (int i = 1; i < nargs; i++) {
+        LLVMValueRef ix = I(k, i);
+        LLVMBuildStore(k->b, LLVMBuildLoad2(k->b, cg->ptr, LLVMBuildGEP2(k->b, cg->ptr, from, &ix, 1, ""), ""),
+                       LLVMBuildGEP2(k->b, cg->ptr, st.args, &ix, 1, ""));
+    }
+    st.buf = alloca_entry(k, LLVMArrayType2(cg->f32, (uint64_t)floats), "stage");
+    LLVMSetAlignment(st.buf, 64);
+    return st;
+}
+
+/* Images [n, n + nb) of dx into the buffer; returns where the buffer
+   reads as dy does in memory (image n at the buffer's start). */
+static LLVMValueRef stage_images(CB *k, const Stage *st, LLVMValueRef n, LLVMValueRef nb, int64_t img) {
+    LLVMValueRef back = LLVMBuildNSWMul(k->b, n, I(k, -img), "");
+    LLVMValueRef dy = LLVMBuildGEP2(k->b, k->cg->f32, st->buf, &back, 1, "dyst");
+    LLVMBuildStore(k->b, dy, st->args);
+    LLVMValueRef cargs[3] = {st->args, n, LLVMBuildNSWAdd(k->b, n, nb, "")};
+    LLVMBuildCall2(k->b, st->fn_t, st->fn, cargs, 3, "");
+    return dy;
+}
+
 /* The forward's weights of a gray input, [O][1][K][K]: w[o][0][t] +
    w[o][1][t] + ... in channel order, in f32, into a stack array made once
    per call. */
@@ -1055,7 +1088,7 @@ static LLVMValueRef gray_weights(CB *k, LLVMValueRef w, const Geo *g) {
    through it (x for the forward, dy for the input gradient), then runs the
    shared core on it. */
 static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const Geo *gx, bool dx, const Node *in, CgExpr *e,
-                          bool stats, CgExpr *epi, bool sums, bool gray) {
+                          bool stats, CgExpr *epi, bool sums, bool gray, int staged) {
     /* gray (forward only): the core convolves channel 0 of x's gx->C with
        the weights summed over them (passes/fuse.c, gray_conv) */
     Geo g1 = *gx;
@@ -1068,18 +1101,29 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
     /* w, out, what the input expression reads, then (stats) the per-image
        statistics, double [n1 - n0][2][Co], or what the epilogue reads and
        (sums) the workspace */
-    int ne = epi_count(epi) + (sums ? 1 : 0), np = 2 + cg_expr_count(e) + (stats ? 1 : 0) + ne;
-    LLVMTypeRef body_t = begin_variant(&k, name, np);
+    int ne = epi_count(epi) + (sums ? 1 : 0), npv = 2 + cg_expr_count(e) + (stats ? 1 : 0) + ne;
+    int np = npv + (staged ? 3 : 0);   /* staged (input gradient): see build_dw */
+    LLVMTypeRef body_t = body_type(cg, np);
+    begin_fn(&k, name, body_t, npv);
     LLVMValueRef wt = LLVMGetParam(k.fn, 0), y = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
     for (int i = 2; i < 2 + cg_expr_count(e); i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
     LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
     cg_expr_begin(e, k.b, ext);
+    RRC_ASSERT(!staged || (dx && cg_expr_is_load(e)));
+    Stage st = {0};
+    if (staged) st = stage_init(&k, (unsigned)npv, staged, stage_floats(g, false, cg->t));
     if (gray) wt = gray_weights(&k, wt, gx);
     Pad pd;
     pad_init(&k, &pd, g, dx, Ci);
     LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)pad_tmp_floats(&pd)), "rowtmp");
     CLoop Ln;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, "n");
+    LLVMValueRef pfext[MAX_PTRS];   /* staged: prefetch the x dy is made from */
+    memcpy(pfext, ext, sizeof pfext);
+    if (staged) {
+        x = stage_images(&k, &st, n, I(&k, 1), Cimg * pd.SH * pd.SW);
+        pfext[0] = LLVMGetParam(k.fn, (unsigned)npv + 2);
+    }
     pad_fill(&k, &pd, e, x, n, I(&k, 0), Cimg, rowtmp, I(&k, 0), Ci);
     int ns = pf_streams(dx);
     unsigned nfix = (stats ? 5 : 4) + (unsigned)ne, nca = nfix + (unsigned)ns;
@@ -1088,9 +1132,9 @@ static LLVMValueRef build(CG *cg, const char *name, const char *core_name, const
         LLVMValueRef off = LLVMBuildNSWMul(k.b, LLVMBuildNSWSub(k.b, n, n0, ""), I(&k, 2 * Co), "");
         ca[4] = LLVMBuildInBoundsGEP2(k.b, LLVMDoubleTypeInContext(cg->ctx), LLVMGetParam(k.fn, (unsigned)np - 1), &off, 1, "");
     }
-    for (int i = 0; i < ne; i++) ca[4 + i] = LLVMGetParam(k.fn, (unsigned)(np - ne + i));
+    for (int i = 0; i < ne; i++) ca[4 + i] = LLVMGetParam(k.fn, (unsigned)(npv - ne + i));
     RRC_ASSERT(!dx || cg_expr_is_load(e));   /* pf_streams */
-    pf_args(&k, ca + nfix, ns, in, e, ext, n, n1, Cimg * pd.SH * pd.SW);
+    pf_args(&k, ca + nfix, ns, in, e, pfext, n, n1, Cimg * pd.SH * pd.SW);
     LLVMBuildCall2(k.b, core_type(cg, nca, 1), core, ca, nca, "");
     cloop_close(&k, &Ln, 1);
     LLVMBuildRetVoid(k.b);
@@ -1266,23 +1310,29 @@ static LLVMValueRef build_dw_core(CG *cg, const char *name, const Geo *g) {
     return k.fn;
 }
 
-/* Images per call of a weight gradient's core (DwPlan.NB) times dy's image:
-   the floats of the buffer a staged dy takes (build_dw). */
-static int64_t dw_stage_floats(const Geo *g, const Target *t) { return dw_plan(g, t).NB * g->O * g->Ho * g->Wo; }
+/* The floats of the buffer a staged dy takes: dy's image (O x Ho x Wo)
+   times the images per call, NB of a weight gradient's (DwPlan), one of an
+   input gradient's (build_dw, build). */
+static int64_t stage_floats(const Geo *g, bool dw, const Target *t) {
+    return (dw ? dw_plan(g, t).NB : 1) * g->O * g->Ho * g->Wo;
+}
 
-bool cg_conv_dw_stages_dy(const Node *n, const Target *t) {
-    if (n->op != OP_CONV2D_DW || !n->direct) return false;
+/* A weight gradient walking its input channels in several blocks would
+   make each image's dy once per block: only one block stages. */
+bool cg_conv_stages_dy(const Node *n, const Target *t) {
+    if ((n->op != OP_CONV2D_DW && n->op != OP_CONV2D_DX) || !n->direct) return false;
     Geo g = geo_of(n);
     if (n->gray_x) g.C = 1;
-    return dw_stage_floats(&g, t) * 4 <= DIRECT_STACK_MAX / 4;
+    bool dw = n->op == OP_CONV2D_DW;
+    return (!dw || dw_plan(&g, t).cblk == g.C) && stage_floats(&g, dw, t) * 4 <= DIRECT_STACK_MAX / 4;
 }
 
 /* staged > 0: dy is a BatchNorm backward applied here (Kernel.apply_in):
-   three more parameters follow the input expression's, that kernel's
-   second phase (an rt_rows_fn over samples), its `staged` arguments (slot
-   0, dx, set here) and x, the tensor it reads most (prefetched for the
-   next image). Each call's images of dy are made into a buffer on the
-   stack, then read by the core as a stored dy would be. */
+   three more parameters follow the others, that kernel's second phase
+   (an rt_rows_fn over samples), its `staged` arguments (slot 0, dx, set
+   here) and x, the tensor it reads most (prefetched for the next image).
+   Each call's images of dy are made into a buffer on the stack (Stage),
+   then read by the core as a stored dy would be. */
 static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, const Geo *gx, const Node *in, CgExpr *e,
                              bool gray, int staged) {
     /* gray: the gradient of channel 0 of x's gx->C, stored to each of them
@@ -1303,22 +1353,8 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     LLVMValueRef x = ext[0], n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
     cg_expr_begin(e, k.b, ext);
     int64_t img = O * g->Ho * g->Wo;   /* floats of dy's image */
-    LLVMValueRef apply = NULL, aargs = NULL, stage = NULL;
-    LLVMTypeRef apply_t = NULL;
-    if (staged) {   /* a copy of the phase's arguments, its dx slot set per call */
-        LLVMValueRef from = LLVMGetParam(k.fn, (unsigned)npx + 1);
-        apply = LLVMGetParam(k.fn, (unsigned)npx);
-        LLVMTypeRef at[3] = {cg->ptr, cg->i64, cg->i64};
-        apply_t = LLVMFunctionType(cg->void_, at, 3, 0);
-        aargs = alloca_entry(&k, LLVMArrayType2(cg->ptr, (uint64_t)staged), "aargs");
-        for (int i = 1; i < staged; i++) {
-            LLVMValueRef ix = I(&k, i);
-            LLVMBuildStore(k.b, LLVMBuildLoad2(k.b, cg->ptr, LLVMBuildGEP2(k.b, cg->ptr, from, &ix, 1, ""), ""),
-                           LLVMBuildGEP2(k.b, cg->ptr, aargs, &ix, 1, ""));
-        }
-        stage = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)dw_stage_floats(g, cg->t)), "stage");
-        LLVMSetAlignment(stage, 64);
-    }
+    Stage st = {0};
+    if (staged) st = stage_init(&k, (unsigned)npx, staged, stage_floats(g, true, cg->t));
     /* input channels in blocks whose vector partials (O x cblk x KK) stay in L2 */
     DwPlan plan = dw_plan(g, cg->t);
     int64_t cblk = plan.cblk, NB = plan.NB;
@@ -1339,14 +1375,7 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     LLVMValueRef jj = cloop_open(&k, &Ls, I(&k, 0), nb, "slot");
     pad_fill(&k, &pd, e, x, LLVMBuildNSWAdd(k.b, n, jj, ""), cb0, Cimg, rowtmp, LLVMBuildNSWMul(k.b, jj, I(&k, cblk), ""), cblk);
     cloop_close(&k, &Ls, 1);
-    LLVMValueRef dyc = dy;
-    if (staged) {   /* images [n, n + nb) of dx into the buffer, which the core reads as dy at image n */
-        LLVMValueRef back = LLVMBuildNSWMul(k.b, n, I(&k, -img), "");
-        dyc = LLVMBuildGEP2(k.b, cg->f32, stage, &back, 1, "dyst");
-        LLVMBuildStore(k.b, dyc, aargs);
-        LLVMValueRef cargs[3] = {aargs, n, LLVMBuildNSWAdd(k.b, n, nb, "")};
-        LLVMBuildCall2(k.b, apply_t, apply, cargs, 3, "");
-    }
+    LLVMValueRef dyc = staged ? stage_images(&k, &st, n, nb, img) : dy;
     LLVMValueRef ca[5 + PF_STREAMS + 1] = {pd.buf, dyc, accv, n, nb};
     unsigned nca = 5;
     if (plan.prefetch) {   /* calls of one image: the next one (staged: the x its dy is made from) */
@@ -1393,7 +1422,7 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     int ne = epi_count(epi);
     LLVMValueRef afn = NULL, aargs = NULL;
     int nap = 0;   /* > 0: dy is a BatchNorm backward applied here, its phase's arguments */
-    if (dw && !cg_staged_apply(cg, n, &afn, &aargs, &nap)) nap = 0;
+    if ((dw || tr) && !cg_staged_apply(cg, n, &afn, &aargs, &nap)) nap = 0;
     RRC_ASSERT(cg_expr_count(e) + 2 + (nap ? 3 : 0) <= MAX_PTRS);
     RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) + ne <= MAX_PTRS - 3);
     /* the input expression's structure, and the epilogue's, hashed into the names */
@@ -1404,29 +1433,24 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
              (long long)g.H, (long long)g.W);
     char epis[24] = "";
     if (epi) snprintf(epis, sizeof epis, ".e%016llx", (unsigned long long)ehsh);
-    if (nap) snprintf(epis, sizeof epis, ".st%d", nap);   /* the variant only: the core reads dy as stored */
+    char stg[16] = "";   /* the variant only: the core reads a staged dy as a stored one */
+    if (nap) snprintf(stg, sizeof stg, ".st%d", nap);
     char name[200];
-    snprintf(name, sizeof name, "%s.%s%016llx%s%s", shape, cg_expr_is_load(e) ? "x" : "fused", (unsigned long long)hsh, epis,
-             gray ? ".gray" : "");
+    snprintf(name, sizeof name, "%s.%s%016llx%s%s%s", shape, cg_expr_is_load(e) ? "x" : "fused", (unsigned long long)hsh, epis,
+             stg, gray ? ".gray" : "");
     char wname[240];
     snprintf(wname, sizeof wname, "%s.rows", name);
     LLVMValueRef f = LLVMGetNamedFunction(cg->mod, wname);
     char core[160];
-    snprintf(core, sizeof core, "%s.core%s", shape, nap ? "" : epis);
-    if (!f) f = dw ? build_dw(cg, name, core, &g, in, e, gray, nap) : build(cg, name, core, &g, tr, in, e, stats, epi, dg != NULL, gray);
+    snprintf(core, sizeof core, "%s.core%s", shape, epis);
+    if (!f)
+        f = dw ? build_dw(cg, name, core, &g, in, e, gray, nap) : build(cg, name, core, &g, tr, in, e, stats, epi, dg != NULL, gray, nap);
     int np = 2 + cg_expr_count(e);
-    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)(np + 3 + ne), 0), "cargs");
+    LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)(np + 2 + ne + 3), 0), "cargs");
     for (int i = 0; i < np; i++) {
         const Node *v = i == 0 ? (dw ? n->in[0] : n->in[1]) : i == 1 ? (epi_root ? epi_root : n) : cg_expr_value(e, i - 2);
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)i, 0);
-        LLVMBuildStore(cg->b, nap && i == 0 ? LLVMConstNull(cg->ptr) : cg_ptr(cg, v), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
-    }
-    if (nap) {   /* the BatchNorm backward's second phase, its arguments, and the x it reads */
-        LLVMValueRef extra[3] = {afn, aargs, cg_ptr(cg, n->in[0]->in[1])};
-        for (int i = 0; i < 3; i++, np++) {
-            LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)np, 0);
-            LLVMBuildStore(cg->b, extra[i], LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
-        }
+        LLVMBuildStore(cg->b, nap && v == n->in[0] ? LLVMConstNull(cg->ptr) : cg_ptr(cg, v), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
     }
     if (stats) {   /* the statistics buffer: each thread's own, set by the runtime (rt_k_conv2d_stats) */
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)np, 0);
@@ -1440,6 +1464,13 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     if (dg) {   /* the sums' workspace */
         LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)np++, 0);
         LLVMBuildStore(cg->b, cg_ws(cg), LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+    }
+    if (nap) {   /* the BatchNorm backward's second phase, its arguments, and the x it reads */
+        LLVMValueRef extra[3] = {afn, aargs, cg_ptr(cg, n->in[0]->in[1])};
+        for (int i = 0; i < 3; i++, np++) {
+            LLVMValueRef ix = LLVMConstInt(cg->i64, (unsigned long long)np, 0);
+            LLVMBuildStore(cg->b, extra[i], LLVMBuildGEP2(cg->b, cg->ptr, arr, &ix, 1, ""));
+        }
     }
     cg_expr_free(e);
     cg_expr_free(epi);

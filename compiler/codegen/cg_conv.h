@@ -10,9 +10,9 @@
 /* Whether conv2d / conv2d_dx / conv2d_dw node n gets a generated direct
    kernel on target t (BackendCaps.conv_direct). */
 bool cg_conv_direct(const Node *n, const Target *t);
-/* Whether direct conv2d_dw n can make its dy image by image on its
-   thread's stack (BackendCaps.dw_stages_dy). */
-bool cg_conv_dw_stages_dy(const Node *n, const Target *t);
+/* Whether direct conv2d_dw / conv2d_dx n can make its dy image by image
+   on its thread's stack (BackendCaps.conv_stages_dy). */
+bool cg_conv_stages_dy(const Node *n, const Target *t);
 
 /* The rt_rows_fn wrapper of direct convolution n (n->direct: pass_fuse
    decided it gets a generated kernel) (rows: images), with *args set to an array

@@ -1002,18 +1002,18 @@ static void emit_rows(CG *cg, const Kernel *K, int phase) {
     call_rt_par_rows(cg, w, args, rows, min_rows);
 }
 
-bool cg_staged_apply(CG *cg, const Node *dw, LLVMValueRef *fn, LLVMValueRef *args, int *nargs) {
-    const Kernel *K = dw->in[0]->kernel;
-    if (!K || K->apply_in != dw) return false;
+bool cg_staged_apply(CG *cg, const Node *conv, LLVMValueRef *fn, LLVMValueRef *args, int *nargs) {
+    const Kernel *K = conv->in[0]->kernel;
+    if (!K || !K->apply_in || K->members[0] != conv->in[0]) return false;
     for (int i = 0; i < cg->nstaged; i++)
         if (cg->staged[i].K == K) {
             *fn = cg->staged[i].fn;
             *args = cg->staged[i].args;
             *nargs = cg->staged[i].nargs;
-            cg->staged[i] = cg->staged[--cg->nstaged];
+            if (conv == K->apply_in) cg->staged[i] = cg->staged[--cg->nstaged];   /* its last reader */
             return true;
         }
-    RRC_ABORT("cg_fuse: weight gradient %%%d before its BatchNorm backward", dw->id);
+    RRC_ABORT("cg_fuse: %%%d before the BatchNorm backward it applies", conv->id);
 }
 
 void cg_emit_generated(CG *cg, const Kernel *K) {
@@ -1024,7 +1024,7 @@ void cg_emit_generated(CG *cg, const Kernel *K) {
            threads never read alternate halves of the same rows */
         emit_rows(cg, K, BN_SUMS);
         call_rt_k_sum_parts(cg, cg_ws(cg), rt_bn_parts(root->dim[0]), 2 * root->dim[1]);
-        if (K->apply_in) {   /* applied image by image in the weight gradient */
+        if (K->apply_in) {   /* applied image by image in its readers */
             int64_t rows, min_rows;
             RRC_ASSERT(cg->nstaged < CG_MAX_STAGED);
             struct CgStaged *st = &cg->staged[cg->nstaged++];

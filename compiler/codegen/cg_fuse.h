@@ -34,11 +34,12 @@ void cg_expr_free(CgExpr *e);
 /* A generated kernel (KERNEL_EW, KERNEL_BN_DX, KERNEL_POOL), or one of the
    same structure emitted before, and the step's call of it. */
 void cg_emit_generated(CG *cg, const Kernel *k);
-/* For direct conv2d_dw node dw whose dy is a BatchNorm backward applied in
-   it (Kernel.apply_in): that kernel's second phase, an rt_rows_fn over
-   samples, and its argument array in the step (nargs pointers; slot 0,
-   dx, NULL: the caller's per image). False for other nodes. */
-bool cg_staged_apply(CG *cg, const Node *dw, LLVMValueRef *fn, LLVMValueRef *args, int *nargs);
+/* For direct convolution gradient conv whose dy is a BatchNorm backward
+   applied in its readers (Kernel.apply_in): that kernel's second phase,
+   an rt_rows_fn over samples, and its argument array in the step (nargs
+   pointers; slot 0, dx, NULL: the caller's per image). False for other
+   nodes. */
+bool cg_staged_apply(CG *cg, const Node *conv, LLVMValueRef *fn, LLVMValueRef *args, int *nargs);
 /* Whether BatchNorm backward kernel k sums by parts of the samples (then
    its workspace is double [parts][2][C]): [N, C] rows, and planes whose
    sums it makes itself. */

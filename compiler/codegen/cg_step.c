@@ -233,7 +233,7 @@ static void emit_kernel(CG *cg, const Kernel *K) {
 static int64_t workspace(const Node *n) { return n->kernel ? kernel_workspace(n->kernel) : node_workspace(n); }
 
 const BackendCaps *cg_caps(void) {
-    static const BackendCaps caps = {cg_conv_direct, workspace, cg_conv_dw_stages_dy};
+    static const BackendCaps caps = {cg_conv_direct, workspace, cg_conv_stages_dy};
     return &caps;
 }
 

@@ -203,6 +203,8 @@ bool node_unstored(const Node *n) {
     return n->inlined || (n->kernel && n->kernel->apply_in && n->kernel->members[0] == n);
 }
 
+const Node *node_runs_at(const Node *n) { return n->kernel ? n->kernel->members[n->kernel->nmembers - 1] : n; }
+
 Cost node_kernel_cost(const Node *n) {
     const Kernel *k = n->kernel;
     Cost c = {0, 0};

@@ -156,10 +156,11 @@ struct Kernel {
        BatchNorm backward reads that value (else NULL) */
     Node *epilogue;
     Node *sums[2];
-    /* KERNEL_BN_DX by samples whose dx only a direct conv2d_dw reads (as its
-       dy): that weight gradient computes dx image by image into its
-       thread's buffer with this kernel's second phase, so dx is never
-       stored; this kernel makes the sums alone (pass_fuse, phase_staged) */
+    /* KERNEL_BN_DX by samples whose dx only direct convolution gradients
+       read (conv2d_dw, conv2d_dx: as their dy): each of them computes dx
+       image by image into its thread's buffer with this kernel's second
+       phase, so dx is never stored; this kernel makes the sums alone
+       (pass_fuse, phase_staged). The last of those readers, or NULL. */
     Node *apply_in;
 };
 typedef struct Kernel Kernel;
@@ -177,17 +178,20 @@ typedef struct BackendCaps {
     /* bytes of workspace the kernel call of emitting node n needs (its
        fused kernel's, when it is a kernel's last member) */
     int64_t (*workspace)(const Node *n);
-    /* whether direct conv2d_dw node n can make its dy image by image in
-       its thread's buffer (Kernel.apply_in) on target t */
-    bool (*dw_stages_dy)(const Node *n, const Target *t);
+    /* whether direct conv2d_dw / conv2d_dx node n can make its dy image
+       by image in its thread's buffer (Kernel.apply_in) on target t */
+    bool (*conv_stages_dy)(const Node *n, const Target *t);
 } BackendCaps;
 /* For planning and codegen: whether n runs as its own kernel or is the last
    member of a fused one (the node at whose position a kernel is emitted). */
 bool node_emits(const Node *n);
 /* Whether n's value is made inside its reader's kernel, never in memory:
-   inlined, or the dx of a BatchNorm backward applied in its weight
-   gradient (Kernel.apply_in). */
+   inlined, or the dx of a BatchNorm backward applied in the convolution
+   gradients reading it (Kernel.apply_in). */
 bool node_unstored(const Node *n);
+/* The node at whose position n's kernel runs: its fused kernel's last
+   member, or n. */
+const Node *node_runs_at(const Node *n);
 /* The op table's cost of the kernel emitting node n runs: its own, or
    its fused kernel's members' summed. */
 Cost node_kernel_cost(const Node *n);

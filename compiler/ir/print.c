@@ -63,8 +63,11 @@ void graph_dump(FILE *f, const Graph *g) {
             /* pass_fuse's decisions, which codegen obeys */
             if (n->kernel) fprintf(f, " [%s %%%d]", kernel_kind_name(n->kernel->kind), n->kernel->members[0]->id);
             else if (n->inlined) fprintf(f, " [inlined]");
-            if (n->kernel && n->kernel->apply_in && n->kernel->members[0] == n)
-                fprintf(f, " applied in %%%d", n->kernel->apply_in->id);
+            if (node_unstored(n) && !n->inlined) {   /* applied in its readers */
+                fprintf(f, " applied in");
+                for (int r = n->id + 1; r < g->nnodes; r++)
+                    if (g->nodes[r]->nin > 0 && g->nodes[r]->in[0] == n) fprintf(f, " %%%d", r);
+            }
             if (n->direct) fprintf(f, " direct");
             if (n->gray_x) fprintf(f, " gray");
             if (n->ws) fprintf(f, " ws=%lld", (long long)n->ws);

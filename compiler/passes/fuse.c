@@ -424,31 +424,35 @@ static void phase_epilogue_sums(Graph *g, const Uses *uses) {
     }
 }
 
-/* BatchNorm backward applied in the weight gradient: a by-samples
-   bn_train_dx (planes, its own sums) whose dx only a direct conv2d_dw
-   reads, as dy, and whose dgamma / dbeta members nothing in the step reads
-   (they are written when the second phase runs). The first layer's
-   BatchNorm backward is one: its input needs no gradient. The weight
-   gradient then computes dx per image, with the kernel's second phase,
-   into its thread's buffer: dx (a [N, C, H, W] tensor) is neither written
-   nor read back. The same code makes the same values as storing dx. */
+/* BatchNorm backward applied in its readers: a by-samples bn_train_dx
+   (planes, its own sums) whose dx only direct convolution gradients read
+   as their dy (conv2d_dw; conv2d_dx), and whose dgamma / dbeta members
+   nothing in the step reads (they are written when the second phase
+   runs). Each reader then computes dx per image, with the kernel's second
+   phase, into its thread's buffer: dx (a [N, C, H, W] tensor) is neither
+   written nor read back, and its inputs are read once per reader instead.
+   The same code makes the same values as storing dx. */
 static void phase_staged(Graph *g, const Uses *u) {
-    if (!g->caps || !g->caps->dw_stages_dy) return;
+    if (!g->caps || !g->caps->conv_stages_dy) return;
     for (int i = 0; i < g->nkernels; i++) {
         Kernel *k = &g->kernels[i];
         Node *dx = k->members[0];
         if (k->kind != KERNEL_BN_DX || dx->kernel != k || k->given[0] || dx->op != OP_BN_TRAIN_DX || dx->rank != 4 ||
-            is_output(g, dx) || u->start[dx->id + 1] - u->start[dx->id] != 1)
-            continue;
-        Node *r = g->nodes[u->list[u->start[dx->id]]];
-        if (r->op != OP_CONV2D_DW || !r->direct || r->in[0] != dx || r->in[1] == dx || !g->caps->dw_stages_dy(r, g->target))
+            is_output(g, dx) || u->start[dx->id + 1] == u->start[dx->id])
             continue;
         bool ok = true;
+        Node *last = NULL;
+        for (int p = u->start[dx->id]; p < u->start[dx->id + 1] && ok; p++) {
+            Node *r = g->nodes[u->list[p]];
+            ok = (r->op == OP_CONV2D_DW || r->op == OP_CONV2D_DX) && r->direct && r->in[0] == dx && r->in[1] != dx &&
+                 g->caps->conv_stages_dy(r, g->target);
+            if (!last || r->id > last->id) last = r;
+        }
         for (int j = 1; j < k->nmembers; j++) {
             const Node *m = k->members[j];
             ok &= is_output(g, m) && u->start[m->id] == u->start[m->id + 1];
         }
-        if (ok) k->apply_in = r;
+        if (ok) k->apply_in = last;
     }
 }
 
@@ -490,12 +494,21 @@ static void phase_record(Graph *g) {
         Node *x = g->nodes[i];
         x->ws = g->caps && node_emits(x) ? g->caps->workspace(x) : 0;
     }
-    /* a BatchNorm backward applied in a weight gradient reads its sums
-       from the workspace there: no call between may use the workspace */
+    /* a BatchNorm backward applied in its readers: the last of them to run
+       in the final order (an epilogue kernel runs at its epilogue's place) */
+    for (int i = 0; i < n; i++) {
+        Node *r = g->nodes[i];
+        Kernel *k = r->nin > 0 && r->in[0]->kernel && r->in[0]->kernel->members[0] == r->in[0] ? r->in[0]->kernel : NULL;
+        if (k && k->apply_in && node_runs_at(r)->id > node_runs_at(k->apply_in)->id) k->apply_in = r;
+    }
+    /* its readers read its sums from the workspace: no call from the
+       kernel to the last reader may use the workspace (an epilogue kernel
+       summing for the next BatchNorm would) */
     for (int i = 0; i < g->nkernels; i++) {
         Kernel *k = &g->kernels[i];
         if (!k->apply_in) continue;
-        for (int j = k->members[k->nmembers - 1]->id + 1; j < k->apply_in->id; j++)
+        int last = node_runs_at(k->apply_in)->id;
+        for (int j = k->members[k->nmembers - 1]->id + 1; j <= last && k->apply_in; j++)
             if (g->nodes[j]->ws) k->apply_in = NULL;
     }
 }

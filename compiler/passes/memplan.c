@@ -54,7 +54,7 @@ bool pass_memplan(Graph *g, Diag *d) {
     for (int i = 0; i < n; i++) {
         Node *x = g->nodes[i];
         at[i] = x->kernel ? x->kernel->members[x->kernel->nmembers - 1]->id : i;
-        if (x->kernel && x->kernel->apply_in) at[i] = x->kernel->apply_in->id;   /* its second phase runs there */
+        if (x->kernel && x->kernel->apply_in) at[i] = node_runs_at(x->kernel->apply_in)->id;   /* its second phase's last run */
         if (x->inlined) at[i] = -1;
     }
     for (int i = n - 1; i >= 0; i--)

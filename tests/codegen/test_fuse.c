@@ -554,13 +554,13 @@ TEST(fuse_dx_epilogue_bn_sums_match_interpreter) {
     epilogue_sums_case(3, 8, 8, 8, 8);     /* packed planes */
 }
 
-/* A first layer's backward: the 2x2 pooling gradient -> ReLU backward ->
-   BatchNorm backward -> the direct weight gradient. Its dx, read by the
-   weight gradient alone, is applied there image by image
-   (Kernel.apply_in) and never stored; dgamma and dbeta are written by
-   that second phase. stage false: the same graph with that decision
-   undone and dx planned into memory. */
-static Graph *first_layer_backward(Arena *a, int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, bool stage) {
+/* A block's backward: the 2x2 pooling gradient -> ReLU backward ->
+   BatchNorm backward -> the direct weight gradient (and, unless it is the
+   first layer, the direct input gradient). Its dx, read by those alone,
+   is applied in each of them image by image (Kernel.apply_in) and never
+   stored; dgamma and dbeta are written by that second phase. stage false:
+   the same graph with that decision undone and dx planned into memory. */
+static Graph *block_backward(Arena *a, int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, bool first, bool stage) {
     Graph *g = new_graph(a);
     Node *x = leaf(g, false, "x", 4, N, C, H, W), *w = leaf(g, true, "w", 4, O, C, 3, 3);
     Node *y = ir_conv2d(g, x, w, 1, 1), *st = ir_bn_stats(g, y), *gamma = leaf(g, true, "gamma", 1, O, 0, 0, 0);
@@ -572,6 +572,7 @@ static Graph *first_layer_backward(Arena *a, int64_t N, int64_t C, int64_t O, in
     graph_add_output(g, "dbeta", ir_chan_sum(g, gr));
     graph_add_output(g, "dw", ir_conv2d_dw(g, dx, x, 1, 1, 3, 3));
     graph_add_output(g, "pooled", ir_avgpool2d(g, z, 2, 2, 0));
+    if (!first) graph_add_output(g, "dinput", ir_conv2d_dx(g, dx, w, 1, 1, H, W));
     plan(g);
     if (!stage && dx->kernel) {
         Diag d = {0};
@@ -597,15 +598,16 @@ static void run_jit(Graph *g, int threads, float **out) {
     engine_free(&e);
 }
 
-static void staged_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
+static void staged_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, bool first) {
     char what[96];
-    snprintf(what, sizeof what, "bn backward applied in dw N%lld C%lld O%lld %lldx%lld", (long long)N, (long long)C,
-             (long long)O, (long long)H, (long long)W);
+    snprintf(what, sizeof what, "bn backward applied in dw%s N%lld C%lld O%lld %lldx%lld", first ? "" : " and dx",
+             (long long)N, (long long)C, (long long)O, (long long)H, (long long)W);
     Arena a = {0}, b = {0};
-    Graph *g = first_layer_backward(&a, N, C, O, H, W, true), *h = first_layer_backward(&b, N, C, O, H, W, false);
+    Graph *g = block_backward(&a, N, C, O, H, W, first, true), *h = block_backward(&b, N, C, O, H, W, first, false);
     const Node *dw = g->outs[2].node, *dx = dw->in[0], *hdx = h->outs[2].node->in[0];
-    CHECKF(dw->direct && dx->op == OP_BN_TRAIN_DX && dx->kernel && dx->kernel->apply_in == dw && dx->region < 0,
-           "%s: dx is stored, not applied in the weight gradient", what);
+    const Node *last = first ? dw : g->outs[4].node;
+    CHECKF(dw->direct && last->direct && dx->op == OP_BN_TRAIN_DX && dx->kernel && dx->kernel->apply_in == last &&
+           dx->region < 0, "%s: dx is stored, not applied in its readers", what);
     REQUIRE(hdx->kernel && !hdx->kernel->apply_in && hdx->region >= 0);
     compare_engines(g, what);
     for (int t = 1; t <= 2; t++) {   /* the same code: the same bits as storing dx, whatever the threads */
@@ -622,9 +624,11 @@ static void staged_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
     arena_free(&b);
 }
 
-TEST(fuse_bn_backward_applied_in_weight_gradient) {
-    staged_case(37, 3, 8, 32, 32);   /* Conv-4's first layer: one image per core call; both phases on two threads */
-    staged_case(40, 4, 8, 8, 8);     /* packed planes: several images per call */
+TEST(fuse_bn_backward_applied_in_its_readers) {
+    staged_case(37, 3, 8, 32, 32, true);     /* Conv-4's first layer: one image per core call; both phases on two threads */
+    staged_case(40, 4, 8, 8, 8, true);       /* packed planes: several images per call */
+    staged_case(37, 8, 16, 16, 16, false);   /* Conv-4's second layer: the input gradient too */
+    staged_case(40, 4, 8, 8, 8, false);
 }
 
 /* The direct kernels, their prologues and epilogues on the other targets
@@ -636,7 +640,7 @@ static void direct_kernels_all(void) {
     test_fuse_bn_relu_into_direct_conv_input();
     test_fuse_dx_epilogue_matches_interpreter();
     test_fuse_dx_epilogue_bn_sums_match_interpreter();
-    test_fuse_bn_backward_applied_in_weight_gradient();
+    test_fuse_bn_backward_applied_in_its_readers();
 }
 
 TEST(fuse_direct_kernels_every_target) { test_other_targets(direct_kernels_all); }
