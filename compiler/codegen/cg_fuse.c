@@ -56,6 +56,7 @@ typedef struct KB {
     int next;
     LLVMValueRef *memo;         /* element values in the loop body being emitted, by node id */
     LLVMValueRef idx, c;        /* element and channel index of that body */
+    LLVMValueRef row;           /* [N, C] loops: the sample n of idx (else NULL) */
     LLVMValueRef plane, s;      /* plane loops: the plane's index n*C + c, the element's index in it */
     const Node *unpool[MAX_UNPOOL];   /* inlined 2x2 avgpool2d_back: each upsampled per plane into */
     LLVMValueRef unbuf[MAX_UNPOOL];   /* a buffer of S floats */
@@ -333,9 +334,19 @@ static LLVMValueRef unpool_value(KB *k, const Node *v) {
     return el(k, LLVMBuildFPTrunc(k->b, d, k->cg->f32, ""));
 }
 
+/* The outer product dy[n] w[c] of a one-output linear layer's input
+   gradient (fuse_outer_op) at the current element of an [N, C] loop: the
+   runtime's product (outer_rows), in f32. */
+static LLVMValueRef outer_value(KB *k, const Node *v) {
+    RRC_ASSERT(k->lanes <= 1 && v->rank == 2);
+    LLVMValueRef n = k->row ? k->row : LLVMBuildSDiv(k->b, k->idx, i64c(k, v->dim[1]), "");
+    return LLVMBuildFMul(k->b, loadf(k, ptr_of(k, v->in[0]), n), loadf(k, ptr_of(k, v->in[1]), k->c), "");
+}
+
 /* One op on the current element. */
 static LLVMValueRef op_value(KB *k, const Node *v) {
     if (ew_body[v->op]) return ew_body[v->op](k, v);
+    if (v->op == OP_LINEAR_DX) return outer_value(k, v);
     if (v->op == OP_AVGPOOL2D_BACK || v->op == OP_GLOBAL_AVGPOOL_BACK) return unpool_value(k, v);
     RRC_ABORT("cg_fuse: op %s has no loop body", op_table[v->op].name);
 }
@@ -360,6 +371,13 @@ static void at_element(KB *k, LLVMValueRef idx, LLVMValueRef c) {
     memset(k->memo, 0, (size_t)k->cg->g->nnodes * sizeof *k->memo);
     k->idx = idx;
     k->c = c;
+    k->row = NULL;
+}
+
+/* The same in a loop over the channels of [N, C] row n. */
+static void at_row_element(KB *k, LLVMValueRef idx, LLVMValueRef c, LLVMValueRef n) {
+    at_element(k, idx, c);
+    k->row = n;
 }
 
 /* A kernel would compute each inlined BatchNorm's scale gamma / sqrt(var +
@@ -468,7 +486,7 @@ static void ew_kernel(KB *k, const Node *root, LLVMValueRef r0, LLVMValueRef r1)
     } else {
         LLVMValueRef i = loop_open(k, &I, i64c(k, 0), i64c(k, inner), "c");
         LLVMValueRef idx = LLVMBuildNSWAdd(k->b, base, i, "");
-        at_element(k, idx, i);
+        at_row_element(k, idx, i, r);
         storef(k, op_value(k, root), out, idx);
         loop_close(k, &I);
     }
@@ -655,7 +673,7 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
         c = loop_open(k, &Lc, i64c(k, 0), i64c(k, C), "c");
         LLVMValueRef p1 = gep(k, f64, A1, c), p2 = gep(k, f64, A2, c);
         if (S == 1) {   /* each value added in double */
-            at_element(k, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, ""), c);
+            at_row_element(k, LLVMBuildNSWAdd(k->b, LLVMBuildNSWMul(k->b, n, i64c(k, C), ""), c, ""), c, n);
             LLVMValueRef g = LLVMBuildFPExt(k->b, val(k, dx->in[0]), f64, "");
             LLVMValueRef xv = LLVMBuildFPExt(k->b, val(k, dx->in[1]), f64, ""), m = LLVMBuildFPExt(k->b, loadf(k, st, c), f64, "");
             LLVMBuildStore(k->b, LLVMBuildFAdd(k->b, LLVMBuildLoad2(k->b, f64, p1, ""), g, ""), p1);
@@ -707,7 +725,8 @@ static void bn_dx_kernel(KB *k, const Kernel *K, LLVMValueRef r0, LLVMValueRef r
     LLVMValueRef cc = LLVMBuildLoad2(k->b, f32, gep(k, f32, Kc, c), ""), m = loadf(k, st, c);
     Loop Ls;
     if (S > 1) idx = plane_open(k, &Ls, dx, LLVMBuildNSWMul(k->b, idx, i64c(k, S), ""), idx, "s2");
-    at_element(k, idx, c);
+    if (S > 1) at_element(k, idx, c);
+    else at_row_element(k, idx, c, n);
     storef(k, dx_value(k, dx, ca, cb, cc, m), out, idx);
     if (S > 1) loop_close(k, &Ls);
     loop_close(k, &Lc);

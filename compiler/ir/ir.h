@@ -360,6 +360,10 @@ bool fuse_pool_op(const Node *n);
    avgpool2d_back of fuse_pool_op's 2x2 pooling (a quarter of its window's
    gradient per element) and global_avgpool_back (1/S of the plane's). */
 bool fuse_unpool_op(const Node *n);
+/* The input gradient of a one-output linear layer (the relation head's
+   score), an outer product dy[n] w[c]: generated [N, C] loops compute it
+   inline, as they compute its readers. */
+bool fuse_outer_op(const Node *n);
 /* Assigns every value a region and offset (rt_step.h): leaves and outputs
    get fixed homes, intermediates share the scratch region by liveness. */
 bool pass_memplan(Graph *g, Diag *d);

@@ -102,6 +102,10 @@ bool fuse_unpool_op(const Node *n) {
            n->dim[2] * n->dim[3] <= 16384;
 }
 
+bool fuse_outer_op(const Node *n) {
+    return n->op == OP_LINEAR_DX && n->rank == 2 && n->in[1]->rank == 2 && n->in[1]->dim[0] == 1;
+}
+
 /* Whether a generated loop computing n reads its input k elementwise (same
    shape and index as n's value) rather than per channel: ops.def's reads. */
 static bool reads_elementwise(const Node *n, int k) {
@@ -305,7 +309,9 @@ static void phase_inline(Graph *g, const Uses *uses) {
     for (int i = n - 1; i >= 0; i--) {
         Node *x = g->nodes[i];
         bool unpool = fuse_unpool_op(x) && !fuse_ew_op(x->in[0]->op);   /* reading a stored value */
-        if ((!fuse_ew_op(x->op) && !unpool) || !nc_shape(x) || x->kernel || is_output(g, x) || u.start[i] == u.start[i + 1])
+        bool outer = fuse_outer_op(x);   /* loops only, like unpool */
+        if ((!fuse_ew_op(x->op) && !unpool && !outer) || !nc_shape(x) || x->kernel || is_output(g, x) ||
+            u.start[i] == u.start[i + 1])
             continue;
         bool ok = true, loops = true;
         for (int p = u.start[i]; p < u.start[i + 1] && ok; p++) {
@@ -326,7 +332,7 @@ static void phase_inline(Graph *g, const Uses *uses) {
                 if (r->in[k] == x && !reads_elementwise(r, k)) ok = false;
             if (r->inlined && !in_loops[r->id]) loops = false;
         }
-        x->inlined = ok && (loops || !unpool);
+        x->inlined = ok && (loops || (!unpool && !outer));
         in_loops[i] = loops;
     }
     free(in_loops);

@@ -328,6 +328,39 @@ TEST(fuse_rows_bn_leaky_relu) {
     arena_free(&a);
 }
 
+/* The relation head's backward from its score: the one-output linear
+   layer's input gradient (an outer product dy[n] w[c]) -> leaky ReLU
+   backward -> BatchNorm backward, one kernel; the outer product is never
+   stored (the same f32 products as the runtime's outer_rows), and one and
+   two threads agree bit for bit. N 9000: both phases split. */
+static void outer_case(int64_t N, int64_t C) {
+    char what[64];
+    snprintf(what, sizeof what, "outer -> leaky -> bn backward [%lld,%lld]", (long long)N, (long long)C);
+    Arena a = {0};
+    Graph *g = new_graph(&a);
+    Node *x = leaf(g, false, "x", 2, N, C, 0, 0), *st = ir_bn_stats(g, x);
+    Node *gamma = leaf(g, true, "gamma", 1, C, 0, 0, 0);
+    Node *bn = ir_bn_train(g, x, st, gamma, leaf(g, true, "beta", 1, C, 0, 0, 0), 1e-5);
+    Node *dy = leaf(g, false, "dy", 2, N, 1, 0, 0), *w = leaf(g, true, "w2", 2, 1, C, 0, 0);
+    Node *outer = ir_linear_dx(g, dy, w), *gr = ir_leaky_relu_back(g, outer, bn, 0.01);
+    graph_add_output(g, "dx", ir_bn_train_dx(g, gr, x, st, gamma, 1e-5));
+    graph_add_output(g, "dgamma", ir_bn_dgamma(g, gr, x, st, 1e-5));
+    graph_add_output(g, "dbeta", ir_chan_sum(g, gr));
+    graph_add_output(g, "masked", ir_leaky_relu_back(g, ir_linear_dx(g, dy, w), bn, 0.01));
+    plan(g);
+    /* the statistics, the BatchNorm backward, the masked outer product */
+    CHECKF(outer->inlined && gr->inlined && graph_kernel_count(g) == 3, "%s: %d kernels, outer %sinlined", what,
+           graph_kernel_count(g), outer->inlined ? "" : "not ");
+    compare_engines(g, what);
+    check_threads_bitwise(g, what);
+    arena_free(&a);
+}
+
+TEST(fuse_outer_product_into_bn_backward) {
+    outer_case(7, 19);
+    outer_case(9000, 16);
+}
+
 /* A value read outside generated kernels is stored, not inlined. */
 TEST(fuse_keeps_values_read_by_other_kernels) {
     Arena a = {0};
