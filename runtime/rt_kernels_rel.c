@@ -122,10 +122,15 @@ void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *
    [N][2][H] in the step's workspace: the forward deinterleaves X once, then adds two
    rows per pair; the backward adds each pair's row into two rows, then
    interleaves once. */
-typedef struct { float *out; const float *in; int64_t H, K, B, v0, v1; } Halves;
+typedef struct { float *out; const float *in, *bias; int64_t H, K, B, v0, v1; } Halves;
 
 static void add_rows(float *restrict o, const float *restrict a, const float *restrict b, int64_t n) {
     RT_VFOR(h, n, o[h] = a[h] + b[h];);
+}
+
+static void add_rows_bias(float *restrict o, const float *restrict a, const float *restrict b,
+                          const float *restrict bias, int64_t n) {
+    RT_VFOR(h, n, o[h] = (a[h] + b[h]) + bias[h];);
 }
 
 static void acc_row(float *restrict o, const float *restrict d, int64_t n) { RT_VFOR(h, n, o[h] += d[h];); }
@@ -133,7 +138,8 @@ static void acc_row(float *restrict o, const float *restrict d, int64_t n) { RT_
 static void halves_row(void *vctx, int64_t p, int64_t ra, int64_t rb) {
     const Halves *c = vctx;   /* in: the [N][2][H] products */
     int64_t H = c->H;
-    add_rows(c->out + p * H, c->in + ra * 2 * H, c->in + rb * 2 * H + H, H);
+    if (c->bias) add_rows_bias(c->out + p * H, c->in + ra * 2 * H, c->in + rb * 2 * H + H, c->bias, H);
+    else add_rows(c->out + p * H, c->in + ra * 2 * H, c->in + rb * 2 * H + H, H);
 }
 
 /* Only the rows of views [v0, v1): a thread owns those rows of the sums,
@@ -183,9 +189,10 @@ static void halves_back_rows(void **args, int64_t v0, int64_t v1) {
    the backward by views, each sum made in pair order, so any split gives
    the same result. (Split by column slices instead, both ran slower than
    on one thread: docs/DECISIONS.md.) */
-void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H, float *prod) {
+void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H, float *prod,
+                      const float *bias) {
     int64_t N = K * B;
-    Halves c = {out, prod, H, K, B, 0, N};
+    Halves c = {out, prod, bias, H, K, B, 0, N};
     void *args[4] = {out, (void *)X, prod, &c};
     rt_par_rows(deinterleave_rows, args, N, 16);
     rt_par_rows(halves_rows, args, K * (K - 1), 2);
@@ -193,7 +200,7 @@ void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, i
 
 void rt_k_pair_halves_back(float *restrict dX, const float *restrict dY, int64_t K, int64_t B, int64_t H, float *sums) {
     int64_t N = K * B;
-    Halves c = {sums, dY, H, K, B, 0, N};
+    Halves c = {sums, dY, NULL, H, K, B, 0, N};
     rt_par_rows(halves_back_rows, (void *[]){dX, (void *)dY, sums, &c}, N, 16);
 }
 

@@ -120,7 +120,9 @@ static bool emit_node(CG *cg, const Node *n) {
     case OP_PAIRS_BACK:
         call_rt_k_pairs_back(cg, O, I(0), I(1), n->ia[0], D(n, 0) / n->ia[0], D(n, 1), n->ia[1]);
         return true;
-    case OP_PAIR_HALVES: call_rt_k_pair_halves(cg, O, I(0), n->ia[0], D(a, 0) / n->ia[0], D(n, 1), cg_ws(cg)); return true;
+    case OP_PAIR_HALVES:
+        call_rt_k_pair_halves(cg, O, I(0), n->ia[0], D(a, 0) / n->ia[0], D(n, 1), cg_ws(cg), LLVMConstNull(cg->ptr));
+        return true;
     case OP_PAIR_HALVES_BACK:
         call_rt_k_pair_halves_back(cg, O, I(0), n->ia[0], D(n, 0) / n->ia[0], D(a, 1), cg_ws(cg));
         return true;
@@ -193,6 +195,7 @@ static int64_t kernel_workspace(const Kernel *K) {
         return 16 * rt_bn_parts(K->members[0]->dim[0]) * K->members[0]->dim[1];
     if (K->kind == KERNEL_BN_DX)   /* over ranks: the sums, double [2][C] (cg_emit_generated) */
         return K->members[0]->op == OP_BN_TRAIN_DX_ALL ? 16 * K->members[0]->dim[1] : 0;
+    if (K->kind == KERNEL_PAIR_BIAS) return node_workspace(K->members[0]);
     if (K->kind != KERNEL_CONV_STATS) return 0;
     const Node *y = K->members[0];
     return 4 * rt_k_conv2d_stats_ws(CONV_DIMS(y->in[0], y->in[1], y, y));
@@ -224,6 +227,12 @@ static void emit_kernel(CG *cg, const Kernel *K) {
         if (dg)   /* the images' sums in order: dgamma and dbeta */
             call_rt_k_bn_dx_sums(cg, cg_ptr(cg, dg), cg_ptr(cg, db), cg_ws(cg), cg_ptr(cg, dg->in[2]),
                     dx->dim[0], dx->dim[1], dg->fa[0]);
+        return;
+    }
+    if (K->kind == KERNEL_PAIR_BIAS) {   /* the pairs' sums written with the bias added */
+        const Node *ph = K->members[0], *b = K->members[1], *x = ph->in[0];
+        call_rt_k_pair_halves(cg, cg_ptr(cg, b), cg_ptr(cg, x), ph->ia[0], D(x, 0) / ph->ia[0], D(ph, 1), cg_ws(cg),
+                              cg_ptr(cg, b->in[1]));
         return;
     }
     cg_emit_generated(cg, K);

@@ -189,6 +189,7 @@ const char *kernel_kind_name(KernelKind k) {
     case KERNEL_CONV_STATS: return "conv_stats";
     case KERNEL_POOL: return "pool";
     case KERNEL_DX_EPI: return "dx_epi";
+    case KERNEL_PAIR_BIAS: return "pair_bias";
     }
     return "?";
 }

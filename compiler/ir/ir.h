@@ -140,6 +140,8 @@ typedef enum KernelKind {
                            the elementwise op they make (the epilogue; e.g. the residual ReLU backward),
                            computed on each output tile as it is stored; then, if a BatchNorm backward
                            reads the epilogue, its bn_dgamma and chan_sum (see Kernel.given) */
+    KERNEL_PAIR_BIAS,   /* pair_halves root (inlined: never stored) + the bias_add reading it: the runtime's
+                           pair kernel adds the bias to each row as it writes it */
 } KernelKind;
 
 #define KERNEL_MAX_MEMBERS 6

@@ -379,6 +379,23 @@ static void phase_recompute_limit(Graph *g, const Uses *uses) {
     free(cost);
 }
 
+/* The relation head's first layer per view: pair_halves read by a
+   bias_add alone (rows [P, H] plus a bias per column) is one runtime
+   kernel writing (a + b) + bias, the same sums as the two ops'. */
+static void phase_pair_bias(Graph *g, const Uses *u) {
+    int n = g->nnodes;
+    for (int i = 0; i < n; i++) {
+        Node *ph = g->nodes[i];
+        if (ph->op != OP_PAIR_HALVES || ph->kernel || ph->inlined || is_output(g, ph) || u->start[i + 1] - u->start[i] != 1)
+            continue;
+        Node *b = g->nodes[u->list[u->start[i]]];
+        if (b->op != OP_BIAS_ADD || b->in[0] != ph || b->in[1] == ph || b->kernel || b->inlined || b->rank != 2) continue;
+        Kernel *k = new_kernel(g, KERNEL_PAIR_BIAS, ph);
+        add_member(k, b);
+        ph->inlined = true;
+    }
+}
+
 /* Every other generated op is a kernel of its own. */
 static void phase_ew_kernels(Graph *g) {
     int n = g->nnodes;
@@ -475,7 +492,10 @@ static void phase_order(Graph *g) {
             order[m++] = x;
             continue;
         }
-        if (x != (k->kind == KERNEL_DX_EPI ? kernel_epilogue(k) : k->members[0])) continue;   /* placed with the others */
+        /* a pair kernel at its bias_add: after the bias it reads */
+        const Node *anchor = k->kind == KERNEL_DX_EPI ? kernel_epilogue(k)
+                           : k->kind == KERNEL_PAIR_BIAS ? k->members[k->nmembers - 1] : k->members[0];
+        if (x != anchor) continue;   /* placed with the others */
         for (int j = 0; j < k->nmembers; j++) order[m++] = k->members[j];
     }
     RRC_ASSERT(m == n);
@@ -528,6 +548,7 @@ bool pass_fuse(Graph *g, Diag *d) {
     Uses u = uses_of(g);
     phase_inline(g, &u);
     phase_recompute_limit(g, &u);
+    phase_pair_bias(g, &u);
     phase_ew_kernels(g);
     phase_epilogues(g, &u);
     phase_epilogue_sums(g, &u);

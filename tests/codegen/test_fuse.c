@@ -361,6 +361,27 @@ TEST(fuse_outer_product_into_bn_backward) {
     outer_case(9000, 16);
 }
 
+/* The relation head's first layer per view: pair_halves -> bias_add is one
+   runtime kernel adding the bias as it writes the pairs' sums (pair_halves
+   never stored); a pair_halves read by anything else stays a kernel. */
+TEST(fuse_pair_halves_with_bias) {
+    for (int other = 0; other < 2; other++) {
+        Arena a = {0};
+        Graph *g = new_graph(&a);
+        int64_t K = 3, B = 5, H = 12;
+        Node *x = leaf(g, false, "x", 2, K * B, 2 * H, 0, 0), *bias = leaf(g, true, "bias", 1, H, 0, 0, 0);
+        Node *ph = ir_pair_halves(g, x, (int)K), *y = ir_bias_add(g, ph, bias);
+        graph_add_output(g, "h", y);
+        if (other) graph_add_output(g, "relu", ir_relu(g, ph));
+        plan(g);
+        bool fused = ph->kernel && ph->kernel->kind == KERNEL_PAIR_BIAS && y->kernel == ph->kernel && ph->inlined &&
+                     ph->region < 0;
+        CHECKF(fused == !other, "pair_halves %s: %sfused with its bias", other ? "read twice" : "read once", fused ? "" : "not ");
+        compare_engines(g, other ? "pair_halves read twice" : "pair_halves + bias");
+        arena_free(&a);
+    }
+}
+
 /* A value read outside generated kernels is stored, not inlined. */
 TEST(fuse_keeps_values_read_by_other_kernels) {
     Arena a = {0};

@@ -618,7 +618,7 @@ TEST(kernel_pair_halves) {
                 op[t] = out_f32(node_numel(p)), odx[t] = out_f32(K * B * 2 * H);
                 char what[96];
                 snprintf(what, sizeof what, "pair_halves K%lld B%lld H%lld, %d thread(s)", (long long)K, (long long)B, (long long)H, t + 1);
-                rt_k_pair_halves(op[t], tx.f, K, B, H, ws);
+                rt_k_pair_halves(op[t], tx.f, K, B, H, ws, NULL);
                 check_op(what, p, (const T *[]){&tx}, 1, op[t]);
                 rt_k_pair_halves_back(odx[t], tdp.f, K, B, H, ws);
                 snprintf(what, sizeof what, "pair_halves_back K%lld B%lld H%lld, %d thread(s)", (long long)K, (long long)B, (long long)H, t + 1);
