@@ -41,6 +41,10 @@
 **          per step sharing their input loads,
 **          several images per call on small planes; partials summed lane by
 **          lane in order at the end.
+** A gradient whose dy is a BatchNorm backward applied in its readers
+** (Kernel.apply_in: never stored) calls that kernel's second phase for the
+** images of each call into a buffer on its stack (Stage), which the core
+** then reads as a stored dy.
 ** Vectors are <L x float>, the target's registers (ir/target.h): 16 lanes
 ** and 32 registers on AVX-512, 8 and 16 on AVX2, 4 and 32 on NEON. Tiles,
 ** register blocks, shuffles and cache budgets are computed from it.

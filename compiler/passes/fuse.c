@@ -23,7 +23,16 @@
 **  - pooling gradients: the 2x2 avgpool2d_back and global_avgpool_back of
 **    a stored gradient (fuse_unpool_op) are inlined like elementwise ops
 **    where only elementwise and BatchNorm-backward plane loops compute them
-**    (Conv-4's pool -> ReLU -> BatchNorm backward is one kernel);
+**    (Conv-4's pool -> ReLU -> BatchNorm backward is one kernel); so is the
+**    outer product dy[n] w[c] of a one-output linear layer's input gradient
+**    (fuse_outer_op: the relation head's score) in [N, C] loops;
+**  - BatchNorm backward applied in its readers: a by-samples bn_train_dx
+**    whose dx only direct convolution gradients read (Conv-4's first two
+**    layers) makes its sums alone; each reader makes dx image by image
+**    with the kernel's second phase into its thread's buffer
+**    (Kernel.apply_in), so dx is never stored;
+**  - pairs with a bias: pair_halves read only by a bias_add is one runtime
+**    kernel adding the bias as it writes (KERNEL_PAIR_BIAS);
 **  - convolution + BatchNorm statistics: bn_stats of a conv2d's output is
 **    accumulated per image while the image's output is in cache
 **    (KERNEL_CONV_STATS);
@@ -42,9 +51,11 @@
 **    BatchNorm + ReLU before a pool is never stored.
 ** Members of a kernel are moved next to their root (they read only what
 ** the root reads, or the root's value; an epilogue kernel's convolution
-** moves to its epilogue instead), so every kernel runs at the position of
-** its last member; memplan keeps a kernel's inputs, and the
-** inputs of everything inlined into it, alive up to there.
+** moves to its epilogue instead, a pair kernel's pair_halves to its
+** bias_add), so every kernel runs at the position of its last member;
+** memplan keeps a kernel's inputs, and the inputs of everything inlined
+** into it, alive up to there (a BatchNorm backward applied in its
+** readers: up to the last of them).
 **
 ** The pass changes no value: the interpreter runs the fused graph node by
 ** node as before, and the compiled kernels are tested against it.
