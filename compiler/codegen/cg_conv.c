@@ -1427,8 +1427,7 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     LLVMValueRef afn = NULL, aargs = NULL;
     int nap = 0;   /* > 0: dy is a BatchNorm backward applied here, its phase's arguments */
     if ((dw || tr) && !cg_staged_apply(cg, n, &afn, &aargs, &nap)) nap = 0;
-    RRC_ASSERT(cg_expr_count(e) + 2 + (nap ? 3 : 0) <= MAX_PTRS);
-    RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) + ne <= MAX_PTRS - 3);
+    RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) + ne + (nap ? 3 : 0) <= MAX_PTRS - 3);
     /* the input expression's structure, and the epilogue's, hashed into the names */
     uint64_t hsh = sig_hash(cg_expr_sig(e)), ehsh = epi ? sig_hash(cg_expr_sig(epi)) : 0;
     char shape[96];

@@ -948,9 +948,9 @@ void cg_fuse_done(CG *cg) {
    step's call to it through rt_par_rows. */
 /* Builds (or finds) the rows function of kernel K's phase and its
    argument array in the step: the values' pointers, the workspace last.
-   *rows, *min_rows: its rows and the fewest per thread. A dx applied in a
-   weight gradient (Kernel.apply_in) has no address: its slot (0) is NULL,
-   set by that kernel per image. */
+   *rows, *min_rows: its rows and the fewest per thread. A dx applied in
+   its readers (Kernel.apply_in) has no address: its slot (0) is NULL, set
+   by each reader per call. */
 static LLVMValueRef rows_fn(CG *cg, const Kernel *K, int phase, LLVMValueRef *args, int *nargs, int64_t *nrows,
                             int64_t *min_rows) {
     const Node *root = K->members[0];
