@@ -186,7 +186,8 @@ void rt_k_pairs_back(float *restrict dF, const float *restrict dP, const float *
                      int64_t B, int64_t D, int64_t agg);
 /* out [P, H] (P = B*K*(K-1)): row p = X[a, 2h] + X[b, 2h+1] over h, with a, b
    the rows rt_k_pairs joins in row p; X [K*B, 2H]; ws: K*B*2H floats of
-   workspace (the planned step's) */
+   workspace (the planned step's); bias [H] or NULL: row p is then
+   (X[a, 2h] + X[b, 2h+1]) + bias[h] (a bias_add fused in, KERNEL_PAIR_BIAS) */
 void rt_k_pair_halves(float *restrict out, const float *restrict X, int64_t K, int64_t B, int64_t H, float *ws,
                       const float *bias);
 /* dX [K*B, 2H] from dY [P, H]: the adjoint of rt_k_pair_halves; ws as there */

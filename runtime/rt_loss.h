@@ -20,9 +20,12 @@ typedef struct {
     double bce;   /* binary cross-entropy with logits */
 } RtLogit;
 
+/* the sigmoid from e = exp(-|z|) */
+static inline double rt_sigmoid_e(double z, double e) { return z >= 0 ? 1 / (1 + e) : e / (1 + e); }
+
 static inline RtLogit rt_logit(double z, double y) {
-    double e = exp(-fabs(z)), p = z >= 0 ? 1 / (1 + e) : e / (1 + e);
-    return (RtLogit){p, fmax(z, 0) - z * y + log1p(e)};
+    double e = exp(-fabs(z));
+    return (RtLogit){rt_sigmoid_e(z, e), fmax(z, 0) - z * y + log1p(e)};
 }
 
 static inline double rt_pow_gamma(double q, double g) { return g == 2 ? q * q : g == 1 ? q : pow(q, g); }
@@ -45,6 +48,7 @@ static inline double rt_focal_grad(double z, double y, double gamma, double alph
     return scale * at * (dmod * l.bce + rt_pow_gamma(q, gamma) * (p - y));
 }
 
-static inline double rt_bce_grad(double z, double y, double scale) { return scale * (rt_logit(z, y).p - y); }
+/* scale * (sigmoid(z) - y): no BCE value needed */
+static inline double rt_bce_grad(double z, double y, double scale) { return scale * (rt_sigmoid_e(z, exp(-fabs(z))) - y); }
 
 #endif

@@ -23,7 +23,7 @@
 #define CG_MAX_LANES 16
 /* The most accumulators of a register tile on any target. */
 #define CG_MAX_ACCS 32
-/* BatchNorm backwards waiting for their weight gradient at once. */
+/* BatchNorm backwards waiting for the readers they are applied in, at once. */
 #define CG_MAX_STAGED 8
 
 typedef struct CG {
@@ -41,8 +41,8 @@ typedef struct CG {
     LLVMTypeRef prof_ty;              /* rt_prof_site (runtime/rt_prof.h) */
     LLVMValueRef prof_site;           /* the site of the kernel being emitted */
     int nsites;
-    /* the second phases of BatchNorm backwards applied in a weight gradient
-       (Kernel.apply_in), from their emission to that kernel's (cg_fuse.c) */
+    /* the second phases of BatchNorm backwards applied in their readers
+       (Kernel.apply_in), from their emission to their last reader's (cg_fuse.c) */
     struct CgStaged {
         const struct Kernel *K;
         LLVMValueRef fn, args;

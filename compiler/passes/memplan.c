@@ -53,7 +53,7 @@ bool pass_memplan(Graph *g, Diag *d) {
     int *at = xmalloc((size_t)(n ? n : 1) * sizeof *at);
     for (int i = 0; i < n; i++) {
         Node *x = g->nodes[i];
-        at[i] = x->kernel ? x->kernel->members[x->kernel->nmembers - 1]->id : i;
+        at[i] = node_runs_at(x)->id;
         if (x->kernel && x->kernel->apply_in) at[i] = node_runs_at(x->kernel->apply_in)->id;   /* its second phase's last run */
         if (x->inlined) at[i] = -1;
     }

@@ -41,7 +41,7 @@ static int *read_positions(const Graph *g) {
     for (int i = 0; i < n; i++) {
         const Node *x = g->nodes[i];
         const Kernel *k = x->kernel;
-        at[i] = x->inlined ? -1 : !k ? i : k->apply_in ? node_runs_at(k->apply_in)->id : k->members[k->nmembers - 1]->id;
+        at[i] = x->inlined ? -1 : node_runs_at(k && k->apply_in ? k->apply_in : x)->id;
     }
     for (int i = n - 1; i >= 0; i--)
         for (int k = 0; k < g->nodes[i]->nin; k++) {
