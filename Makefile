@@ -84,8 +84,9 @@ $(BUILD)/%.o: %.c | deps
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # Augmentation is pixel loops with variable trip counts: -O2's "very cheap"
-# vectoriser leaves them scalar (docs/DECISIONS.md)
-$(BUILD)/runtime/rt_augment.o: CFLAGS += -O3
+# vectoriser leaves them scalar (docs/DECISIONS.md); so are retrieval's
+# passes over a query's similarities
+$(BUILD)/runtime/rt_augment.o $(BUILD)/runtime/rt_eval.o: CFLAGS += -O3
 # The interpreter's convolution runs rrc check's thousands of forwards; its
 # inner loop over output channels has a variable trip count too
 $(BUILD)/compiler/ir/ops_conv.o: CFLAGS += -O3

@@ -705,7 +705,9 @@ static int apply_ws(aug_ws *ws, const rt_aug_pipeline *p, const rt_aug_params *p
     if (grow(&ws->img[0], &ws->img_cap[0], n * (size_t)wc + 1)) return -1;
     uint8_t *cur = ws->img[0];
     int cur_i = 0;
-    if (gray)
+    if (gray && c == 1)
+        memcpy(cur, img, n);
+    else if (gray)
         for (size_t i = 0; i < n; i++) cur[i] = img[(size_t)c * i];
     else if (wc == c)
         memcpy(cur, img, n * (size_t)c);

@@ -25,23 +25,9 @@
 #undef OP
 #undef OPN
 
-/* The reference kernels rrc check runs thousands of times (convolutions):
-   an AVX2 clone beside the generic one, chosen when the program loads (AVX2
-   has no FMA, so both round alike). Not on other architectures, and not in
-   sanitizer builds, whose runtime is not up yet when the loader picks a
-   clone (the tests crashed before main). */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define RRC_NO_CLONES 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define RRC_NO_CLONES 1
-#endif
-#endif
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(RRC_NO_CLONES)
-#define RRC_HOT_KERNEL __attribute__((target_clones("avx2", "default")))
-#else
-#define RRC_HOT_KERNEL
-#endif
+/* The reference kernels rrc check runs thousands of times (convolutions)
+   are RRC_HOT_KERNEL: per-CPU clones, the same bits (rt_clones.h). */
+#include "rt_clones.h"
 
 /* Shape-rule helpers. SHAPE_FAIL formats the message and returns false. */
 #define SHAPE_FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); return false; } while (0)
