@@ -47,9 +47,12 @@ void rt_k_conv2d(float *restrict y, const float *restrict x, const float *restri
    variance per channel): the conv_stats fused kernel. Needs
    rt_k_conv2d_stats_ws(...) floats of ws. With fwd, the convolution of
    image n is fwd(fargs, n, n + 1) (a generated direct kernel) instead of
-   im2col + sgemm; with nargs > 0 that kernel also writes the image's
-   statistics (mean, sum of squared deviations: double [2][O]) to its last
-   argument, which each thread gets its own of. */
+   im2col + sgemm; with nargs > 0 that kernel is called on up to
+   RT_CONV_STATS_IMAGES images at a time, fwd(fargs, n0, n1), and writes
+   image n's statistics (mean, sum of squared deviations: double [2][O]) at
+   (n - n0) * 2 * O doubles into its last argument, which each thread gets
+   its own of. */
+#define RT_CONV_STATS_IMAGES 8
 int64_t rt_k_conv2d_stats_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
                              int64_t S, int64_t P, int64_t OH, int64_t OW);
 void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,

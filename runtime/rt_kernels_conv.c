@@ -277,6 +277,10 @@ void rt_k_conv2d_part(float *restrict y, const float *restrict x, const float *r
 /* ---- over the thread pool: images split into contiguous parts, part t on
    thread t with its own scratch; dW parts summed in thread order ---- */
 
+/* Floats of a thread's statistics: its (mean, m2) and, for a generated
+   forward, those of each image of a call, double [2][O] each. */
+#define STATS_FLOATS(O) (4 * (O) * (1 + RT_CONV_STATS_IMAGES))
+
 typedef struct ConvJob {
     int kind;                    /* 0 fwd, 1 dx, 2 dw, 3 fwd + BatchNorm statistics */
     float *out;
@@ -316,20 +320,28 @@ static void stats_image(double *restrict acc, double cnt, const float *restrict 
 
 static void conv_stats_part(ConvJob *j, int t, int64_t n0, int64_t n1, float *ws, double *acc) {
     int64_t Q = j->OH * j->OW;
-    for (int64_t n = n0; n < n1; n++) {
-        if (j->nargs > 0) {   /* the generated kernel made the image's (mean, m2) itself */
-            j->fwd(j->targs[t], n, n + 1);
-            const double *im = j->targs[t][j->nargs - 1];
-            for (int64_t o = 0; o < j->O; o++) {
-                if (n == n0) {
-                    acc[o] = im[o];
-                    acc[j->O + o] = im[j->O + o];
-                } else {
-                    rt_stats_merge(&acc[o], &acc[j->O + o], (double)((n - n0) * Q), im[o], im[j->O + o], (double)Q);
+    if (j->nargs > 0) {
+        /* the generated kernel makes each image's (mean, m2) itself, for
+           RT_CONV_STATS_IMAGES images a call (a Winograd kernel works on
+           groups of images), merged here image by image in order */
+        for (int64_t c0 = n0; c0 < n1; c0 += RT_CONV_STATS_IMAGES) {
+            int64_t c1 = n1 - c0 < RT_CONV_STATS_IMAGES ? n1 : c0 + RT_CONV_STATS_IMAGES;
+            j->fwd(j->targs[t], c0, c1);
+            for (int64_t n = c0; n < c1; n++) {
+                const double *im = (const double *)j->targs[t][j->nargs - 1] + (n - c0) * 2 * j->O;
+                for (int64_t o = 0; o < j->O; o++) {
+                    if (n == n0) {
+                        acc[o] = im[o];
+                        acc[j->O + o] = im[j->O + o];
+                    } else {
+                        rt_stats_merge(&acc[o], &acc[j->O + o], (double)((n - n0) * Q), im[o], im[j->O + o], (double)Q);
+                    }
                 }
             }
-            continue;
         }
+        return;
+    }
+    for (int64_t n = n0; n < n1; n++) {
         if (j->fwd)
             j->fwd(j->fargs, n, n + 1);
         else
@@ -377,10 +389,10 @@ static bool conv_parallel(int kind, float *out, const float *a, const float *b, 
 
 int64_t rt_k_conv2d_stats_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
                              int64_t S, int64_t P, int64_t OH, int64_t OW) {
-    /* the convolution's, then thread 0's (mean, m2) and one image's, in
-       double, 64-byte aligned */
+    /* the convolution's, then thread 0's (mean, m2) and those of the
+       images of a call, in double, 64-byte aligned */
     int64_t ws = rt_k_conv2d_ws(N, C, H, W, O, KH, KW, S, P, OH, OW);
-    return (ws + 15) / 16 * 16 + 8 * O;
+    return (ws + 15) / 16 * 16 + STATS_FLOATS(O);
 }
 
 /* total > 0: one rank's share of a data-parallel step, its statistics
@@ -398,7 +410,7 @@ static void conv2d_stats(float *restrict y, float *restrict st, const float *res
     if (nargs > RT_DW_MAX_ARGS) abort();   /* generated code passes at most RT_DW_MAX_ARGS */
     j->nargs = fwd ? nargs : 0;
     j->partial[0] = ws + off;
-    for (int t = 1; t < T; t++) j->partial[t] = rt_pool_scratch(t, (size_t)(off + 8 * O)) + off;
+    for (int t = 1; t < T; t++) j->partial[t] = rt_pool_scratch(t, (size_t)(off + STATS_FLOATS(O))) + off;
     for (int t = 0; t < T && j->nargs > 0; t++) {
         for (int64_t i = 0; i < nargs; i++) j->targs[t][i] = fargs[i];
         j->targs[t][nargs - 1] = j->partial[t] + 4 * O;   /* after the thread's (mean, m2) */
