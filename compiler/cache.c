@@ -15,6 +15,7 @@
 #include <llvm-c/TargetMachine.h>
 
 #include "cache.h"
+#include "codegen/cg_conv.h"
 #include "driver.h"
 #include "rt_file.h"
 #include "target.h"
@@ -137,6 +138,7 @@ static uint64_t hash_options(uint64_t h, const CgOptions *o) {
     h = hash_i64(h, major);
     h = hash_i64(h, minor);
     h = hash_i64(h, patch);
+    h = hash_i64(h, cg_conv_winograd);   /* switched off by tests to compare */
     return hash_str(h, o ? o->entry : NULL);
 }
 

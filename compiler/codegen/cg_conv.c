@@ -351,7 +351,8 @@ static void pad_row(CB *k, const Pad *p, LLVMValueRef bch, LLVMValueRef r, LLVMV
        column j = padded column 2j + kw = input column 2j + kw - P */
     LLVMValueRef R = LLVMBuildNSWAdd(k->b, r, I(k, g->P), "");
     LLVMValueRef par = LLVMBuildAnd(k->b, R, I(k, 1), ""), half = LLVMBuildAShr(k->b, R, I(k, 1), "");
-    LLVMValueRef dst[3];
+    LLVMValueRef dst[4];   /* K = 4: Winograd's copy (wino_pad) */
+    RRC_ASSERT(g->K <= 4);
     for (int64_t kw = 0; kw < g->K; kw++) {   /* copy kw * np + parity */
         LLVMValueRef base = pad_off(k, p, bch, half, kw * p->np, I(k, 0));
         dst[kw] = fptr(k, p->buf, LLVMBuildNSWAdd(k->b, base, LLVMBuildNSWMul(k->b, par, I(k, p->C * p->plane), ""), ""));
@@ -360,7 +361,8 @@ static void pad_row(CB *k, const Pad *p, LLVMValueRef bch, LLVMValueRef r, LLVMV
     if (W % L2 && !(W < L2 && L2 % W == 0 && W >= 8)) {   /* columns one by one */
         for (int64_t kw = 0; kw < g->K; kw++) {
             int64_t c0 = kw - g->P, j0 = c0 < 0 ? 1 : 0;   /* column -1 is padding: stays zero */
-            copy_strided(k, fptr(k, dst[kw], I(k, j0)), from, c0 + 2 * j0, 2, g->Wo - j0);
+            int64_t len = (W - 1 - (c0 + 2 * j0)) / 2 + 1;  /* and so is column W */
+            copy_strided(k, fptr(k, dst[kw], I(k, j0)), from, c0 + 2 * j0, 2, len < g->Wo - j0 ? len : g->Wo - j0);
         }
         return;
     }
@@ -370,26 +372,40 @@ static void pad_row(CB *k, const Pad *p, LLVMValueRef bch, LLVMValueRef r, LLVMV
     int64_t chunk = W < L2 ? W : L2, hc = chunk / 2;
     LLVMTypeRef ct = LLVMVectorType(k->cg->f32, (unsigned)chunk), ht = LLVMVectorType(k->cg->f32, (unsigned)hc);
     LLVMTypeRef i32 = LLVMInt32TypeInContext(k->cg->ctx);
-    LLVMValueRef me[CG_MAX_LANES], mo[CG_MAX_LANES], ms[CG_MAX_LANES];
+    LLVMValueRef me[CG_MAX_LANES], mo[CG_MAX_LANES], ms[CG_MAX_LANES], mn[CG_MAX_LANES];
     RRC_ASSERT(hc <= CG_MAX_LANES);
     for (int64_t j = 0; j < hc; j++) {
         me[j] = LLVMConstInt(i32, (unsigned long long)(2 * j), 0);
         mo[j] = LLVMConstInt(i32, (unsigned long long)(2 * j + 1), 0);
         ms[j] = LLVMConstInt(i32, (unsigned long long)(hc - 1 + j), 0);
+        mn[j] = LLVMConstInt(i32, (unsigned long long)(1 + j), 0);
     }
-    LLVMValueRef prev = LLVMConstNull(ht);
+    /* kw - P = 2 (K = 4): the even columns moved left by one, the next
+       chunk's first even column (zero past the row: padding) last; stored
+       a chunk late */
+    LLVMValueRef prev = LLVMConstNull(ht), prev_ev = NULL;
+    int64_t k2 = g->K > 3 ? 3 : -1;
     for (int64_t c = 0; c < W / chunk; c++) {
         LLVMValueRef v = LLVMBuildLoad2(k->b, ct, fptr(k, from, I(k, c * chunk)), "");
         LLVMSetAlignment(v, 4);
         LLVMValueRef ev = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(ct), LLVMConstVector(me, (unsigned)hc), "");
         LLVMValueRef od = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(ct), LLVMConstVector(mo, (unsigned)hc), "");
-        for (int64_t kw = 0; kw < g->K; kw++) {
+        for (int64_t kw = 0; kw < g->K && kw < 3; kw++) {
             int64_t c0 = kw - g->P;
             LLVMValueRef out = c0 == 0 ? ev : c0 == 1 ? od : LLVMBuildShuffleVector(k->b, prev, od, LLVMConstVector(ms, (unsigned)hc), "");
             LLVMValueRef st = LLVMBuildStore(k->b, out, fptr(k, dst[kw], I(k, c * hc)));
             LLVMSetAlignment(st, 4);
         }
+        if (k2 > 0 && prev_ev) {
+            LLVMValueRef out = LLVMBuildShuffleVector(k->b, prev_ev, ev, LLVMConstVector(mn, (unsigned)hc), "");
+            LLVMSetAlignment(LLVMBuildStore(k->b, out, fptr(k, dst[k2], I(k, (c - 1) * hc))), 4);
+        }
         prev = od;
+        prev_ev = ev;
+    }
+    if (k2 > 0) {
+        LLVMValueRef out = LLVMBuildShuffleVector(k->b, prev_ev, LLVMConstNull(ht), LLVMConstVector(mn, (unsigned)hc), "");
+        LLVMSetAlignment(LLVMBuildStore(k->b, out, fptr(k, dst[k2], I(k, (W / chunk - 1) * hc))), 4);
     }
 }
 
@@ -1412,6 +1428,316 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
    in the step, and the wrapper for node n (a conv2d, conv2d_dx or
    conv2d_dw with n->direct); one function per shape, direction and
    input expression in a module. *nargs: the array's length. */
+/* ---- Winograd F(2x2, 3x3): stride-1 3x3 forwards (docs/DECISIONS.md, "Where the
+   K=8 step can still get faster"; bench/winograd_probe.c models it) ----
+
+   A 2x2 output tile of a channel is A^T [sum_c (G g_oc G^T) . (B^T d_c B)] A,
+   d_c the 4x4 input patch at the tile's top left in the zero-padded image:
+   16 multiply-adds per tile and input channel instead of 36. Vectors are L
+   tiles: an image's when it has L or more (T tiles, T a multiple of L),
+   else of G = L / T images (4x4 planes at L = 16: 4 images a group, the
+   last group of a call masked to the images it has). Per call the weights
+   are transformed once, U[e][o][c]; per group:
+     - the images are padded into a parity-split copy (wino_pad: the
+       stride-2 layout of pad_row with a fourth column copy), where d[r][s]
+       of every tile is a run of T floats: copy (s, r % 2), from row r / 2;
+     - input transform: V[e][c] = B^T d B, vectors over tiles;
+     - 16 products M[e][o] = sum_c U[e][o][c] V[e][c] in register blocks
+       of output channels x tile vectors, as the direct core's tiles;
+     - output transform Y = A^T M A (2x2 per tile), interleaved by column
+       into output rows; with statistics, per image and channel the shifted
+       sums of y and y^2 (the shift: the plane's first output) as the
+       direct core makes them.
+   Numerics: other roundings than the direct kernel (tests compare both with
+   the interpreter by tolerance). Not for input gradients yet, nor gray
+   first layers (one input channel: transforms would dominate). */
+bool cg_conv_winograd = true;
+
+#define WINO_MIN_C 8   /* input channels below which the transforms outweigh the saving */
+
+static void wino_dims(const Geo *g, int64_t L, int64_t *T, int64_t *G, int64_t *NV) {
+    *T = (g->H / 2) * (g->W / 2);
+    *G = *T >= L ? 1 : L / *T;
+    *NV = *T * *G / L;
+}
+
+/* The parity-split padded copy: copy (s, p) row i holds padded row 2i + p
+   at columns 2j + s, j < W / 2; the layout pad_row makes for a 4-tap
+   stride-2 convolution with padding 1. */
+static Geo wino_pad(const Geo *g) {
+    Geo p = *g;
+    p.K = 4, p.S = 2, p.P = 1, p.Ho = g->H / 2, p.Wo = g->W / 2;
+    return p;
+}
+
+static int64_t wino_floats(const Geo *g, int64_t L) {
+    int64_t T, G, NV;
+    wino_dims(g, L, &T, &G, &NV);
+    Geo p = wino_pad(g);
+    return conv_pad_floats(conv_pad(p.H, p.W, p.K, p.S, false, (int)L), G * g->C) + 16 * g->O * g->C +
+           16 * (g->C + g->O) * NV * L + g->W;
+}
+
+static bool wino_ok(const Node *n, const Geo *g, const Target *t, bool gray) {
+    int64_t L = t->lanes, T, G, NV;
+    if (!cg_conv_winograd || n->op != OP_CONV2D || gray || g->K != 3 || g->S != 1 || g->P != 1 || g->C < WINO_MIN_C)
+        return false;
+    if (g->H % 2 || g->W % 2 || g->Ho != g->H || g->Wo != g->W || L > CG_MAX_LANES) return false;
+    wino_dims(g, L, &T, &G, &NV);
+    /* whole vectors of tiles; output rows of W <= 2L floats, whole in the interleaved pair */
+    if ((T >= L ? T % L : L % T) || g->W > 2 * L || (2 * L) % g->W || NV > CG_MAX_ACCS / 2) return false;
+    return wino_floats(g, L) * 4 <= DIRECT_STACK_MAX;
+}
+
+/* Lanes [first, first + n) of v summed in order, as a float. */
+static LLVMValueRef lanes_sum_part(CB *k, LLVMValueRef v, int64_t first, int64_t n) {
+    if (first == 0 && n == k->L) return lanes_sum(k, v);
+    CG *cg = k->cg;
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx), pt = LLVMVectorType(cg->f32, (unsigned)n);
+    LLVMValueRef m[CG_MAX_LANES];
+    for (int64_t l = 0; l < n; l++) m[l] = LLVMConstInt(i32, (unsigned long long)(first + l), 0);
+    LLVMValueRef part = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(k->vt), LLVMConstVector(m, (unsigned)n), "");
+    unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
+    LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &pt, 1);
+    LLVMTypeRef rps[2] = {cg->f32, pt};
+    LLVMValueRef args[2] = {LLVMConstReal(cg->f32, -0.0), part};
+    return LLVMBuildCall2(k->b, LLVMFunctionType(cg->f32, rps, 2, 0), rf, args, 2, "");
+}
+
+/* Opens `if (cond)`; wino_endif closes it. */
+static LLVMBasicBlockRef wino_if(CB *k, LLVMValueRef cond) {
+    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, "then");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(k->cg->ctx, k->fn, "endif");
+    LLVMBuildCondBr(k->b, cond, then, done);
+    LLVMPositionBuilderAtEnd(k->b, then);
+    return done;
+}
+
+static void wino_endif(CB *k, LLVMBasicBlockRef done) {
+    LLVMBuildBr(k->b, done);
+    LLVMPositionBuilderAtEnd(k->b, done);
+}
+
+static LLVMValueRef vload(CB *k, LLVMValueRef base, LLVMValueRef idx, unsigned align) {
+    LLVMValueRef v = LLVMBuildLoad2(k->b, k->vt, fptr(k, base, idx), "");
+    LLVMSetAlignment(v, align);
+    return v;
+}
+
+static void vstore(CB *k, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx, unsigned align) {
+    LLVMSetAlignment(LLVMBuildStore(k->b, v, fptr(k, base, idx)), align);
+}
+
+/* U[e][o][c] = (G g G^T)[e / 4][e % 4] of every weight plane g = w[o][c]. */
+static void wino_weights(CB *k, LLVMValueRef w, LLVMValueRef U, int64_t O, int64_t C) {
+    LLVMBuilderRef b = k->b;
+    LLVMValueRef half = LLVMConstReal(k->cg->f32, 0.5);
+    CLoop Lj;
+    LLVMValueRef j = cloop_open(k, &Lj, I(k, 0), I(k, O * C), "wu");   /* j = o C + c */
+    LLVMValueRef gw[9], t[4][3];
+    for (int i = 0; i < 9; i++)
+        gw[i] = LLVMBuildLoad2(b, k->cg->f32, fptr(k, w, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, j, I(k, 9), ""), I(k, i), "")), "");
+    for (int c = 0; c < 3; c++) {   /* G g: rows */
+        LLVMValueRef g0 = gw[c], g1 = gw[3 + c], g2 = gw[6 + c];
+        t[0][c] = g0;
+        t[1][c] = LLVMBuildFMul(b, half, LLVMBuildFAdd(b, LLVMBuildFAdd(b, g0, g1, ""), g2, ""), "");
+        t[2][c] = LLVMBuildFMul(b, half, LLVMBuildFAdd(b, LLVMBuildFSub(b, g0, g1, ""), g2, ""), "");
+        t[3][c] = g2;
+    }
+    LLVMValueRef o = LLVMBuildSDiv(b, j, I(k, C), ""), c = LLVMBuildSRem(b, j, I(k, C), "");
+    for (int r = 0; r < 4; r++) {   /* (G g) G^T: columns */
+        LLVMValueRef g0 = t[r][0], g1 = t[r][1], g2 = t[r][2];
+        LLVMValueRef u[4] = {g0, LLVMBuildFMul(b, half, LLVMBuildFAdd(b, LLVMBuildFAdd(b, g0, g1, ""), g2, ""), ""),
+                             LLVMBuildFMul(b, half, LLVMBuildFAdd(b, LLVMBuildFSub(b, g0, g1, ""), g2, ""), ""), g2};
+        for (int s = 0; s < 4; s++) {
+            LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, I(k, (r * 4 + s) * O), o, ""), I(k, C), ""), c, "");
+            LLVMBuildStore(b, u[s], fptr(k, U, at));
+        }
+    }
+    cloop_close(k, &Lj, 1);
+}
+
+/* d[r][s] of tile vector v of input channel c, from the parity-split copy:
+   T floats of each of the group's images. */
+static LLVMValueRef wino_d(CB *k, const Pad *pd, LLVMValueRef c, int64_t C, int r, int s, int64_t v, int64_t T, int64_t G) {
+    int64_t q = s * 2 + (r & 1);
+    if (G == 1) return vload(k, pd->buf, pad_off(k, pd, c, I(k, r >> 1), q, I(k, v * k->L)), 4);
+    CG *cg = k->cg;
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+    LLVMValueRef part[CG_MAX_LANES];
+    for (int64_t g = 0; g < G; g++) {
+        LLVMValueRef ch = LLVMBuildNSWAdd(k->b, c, I(k, g * C), "");
+        part[g] = LLVMBuildLoad2(k->b, LLVMVectorType(cg->f32, (unsigned)T), fptr(k, pd->buf, pad_off(k, pd, ch, I(k, r >> 1), q, I(k, 0))), "");
+        LLVMSetAlignment(part[g], 4);
+    }
+    for (int64_t w = T; w < k->L; w *= 2)   /* concatenate pairwise: widths T, 2T, ... L */
+        for (int64_t g = 0; g < k->L / w; g += 2) {
+            LLVMValueRef m[CG_MAX_LANES];
+            for (int64_t l = 0; l < 2 * w; l++) m[l] = LLVMConstInt(i32, (unsigned long long)l, 0);
+            part[g / 2] = LLVMBuildShuffleVector(k->b, part[g], part[g + 1], LLVMConstVector(m, (unsigned)(2 * w)), "");
+        }
+    return part[0];
+}
+
+static LLVMValueRef build_wino(CG *cg, const char *name, const Geo *g, const Node *in, CgExpr *e, bool stats) {
+    (void)in;
+    CB k = cb_of(cg);
+    LLVMBuilderRef b;
+    int64_t L = k.L, C = g->C, O = g->O, H = g->H, W = g->W, TW = W / 2, T, G, NV;
+    wino_dims(g, L, &T, &G, &NV);
+    int np = 2 + cg_expr_count(e) + (stats ? 1 : 0);
+    LLVMTypeRef body_t = body_type(cg, np);
+    begin_fn(&k, name, body_t, np);
+    b = k.b;
+    LLVMValueRef wt = LLVMGetParam(k.fn, 0), y = LLVMGetParam(k.fn, 1), ext[MAX_PTRS];
+    for (int i = 2; i < 2 + cg_expr_count(e); i++) ext[i - 2] = LLVMGetParam(k.fn, (unsigned)i);
+    LLVMValueRef n0 = LLVMGetParam(k.fn, (unsigned)np), n1 = LLVMGetParam(k.fn, (unsigned)np + 1);
+    LLVMValueRef stp = stats ? LLVMGetParam(k.fn, (unsigned)np - 1) : NULL;
+    cg_expr_begin(e, b, ext);
+    Geo pg = wino_pad(g);
+    Pad pd;
+    pad_init(&k, &pd, &pg, false, G * C);
+    LLVMValueRef rowtmp = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)W), "rowtmp");
+    LLVMValueRef U = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)(16 * O * C)), "wu");
+    LLVMValueRef V = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)(16 * C * NV * L)), "wv");
+    LLVMValueRef M = alloca_entry(&k, LLVMArrayType2(cg->f32, (uint64_t)(16 * O * NV * L)), "wm");
+    LLVMSetAlignment(V, 64);
+    LLVMSetAlignment(M, 64);
+    unsigned va = (unsigned)(L * 4);
+    wino_weights(&k, wt, U, O, C);
+
+    CLoop Ln, Lc, Le, Lo, Li, Lo2;
+    LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, "n");
+    LLVMValueRef left = LLVMBuildNSWSub(b, n1, n, ""), ngv = NULL;   /* images of this group: min(G, left) */
+    if (G > 1) ngv = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, left, I(&k, G), ""), left, I(&k, G), "");
+    for (int64_t gi = 0; gi < G; gi++) {
+        LLVMBasicBlockRef done = gi ? wino_if(&k, LLVMBuildICmp(b, LLVMIntSLT, I(&k, gi), ngv, "")) : NULL;
+        pad_fill(&k, &pd, e, ext[0], LLVMBuildNSWAdd(b, n, I(&k, gi), ""), I(&k, 0), C, rowtmp, I(&k, gi * C), C);
+        if (done) wino_endif(&k, done);
+    }
+
+    /* input transform: V[e][c][v] */
+    LLVMValueRef c = cloop_open(&k, &Lc, I(&k, 0), I(&k, C), "wc");
+    for (int64_t v = 0; v < NV; v++) {
+        LLVMValueRef d[4][4], q[4][4];
+        for (int r = 0; r < 4; r++)
+            for (int s = 0; s < 4; s++) d[r][s] = wino_d(&k, &pd, c, C, r, s, v, T, G);
+        for (int s = 0; s < 4; s++) {   /* B^T d */
+            q[0][s] = LLVMBuildFSub(b, d[0][s], d[2][s], "");
+            q[1][s] = LLVMBuildFAdd(b, d[1][s], d[2][s], "");
+            q[2][s] = LLVMBuildFSub(b, d[2][s], d[1][s], "");
+            q[3][s] = LLVMBuildFSub(b, d[1][s], d[3][s], "");
+        }
+        for (int r = 0; r < 4; r++) {   /* (B^T d) B */
+            LLVMValueRef vv[4] = {LLVMBuildFSub(b, q[r][0], q[r][2], ""), LLVMBuildFAdd(b, q[r][1], q[r][2], ""),
+                                  LLVMBuildFSub(b, q[r][2], q[r][1], ""), LLVMBuildFSub(b, q[r][1], q[r][3], "")};
+            for (int s = 0; s < 4; s++) {
+                LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, I(&k, (r * 4 + s) * C), c, ""), I(&k, NV * L), ""), I(&k, v * L), "");
+                vstore(&k, vv[s], V, at, va);
+            }
+        }
+    }
+    cloop_close(&k, &Lc, 1);
+
+    /* the 16 products: blocks of OB output channels x NV tile vectors */
+    int64_t OB = tile_ob(tile_accs(cg->t, NV), NV, O);
+    RRC_ASSERT(OB * NV <= CG_MAX_ACCS);
+    LLVMValueRef acc[CG_MAX_ACCS];
+    for (int a = 0; a < OB * NV; a++) acc[a] = alloca_entry(&k, k.vt, "wacc");
+    LLVMValueRef ev = cloop_open(&k, &Le, I(&k, 0), I(&k, 16), "we");
+    LLVMValueRef ob = cloop_open(&k, &Lo, I(&k, 0), I(&k, O), "wo");
+    for (int a = 0; a < OB * NV; a++) LLVMBuildStore(b, LLVMConstNull(k.vt), acc[a]);
+    LLVMValueRef ci = cloop_open(&k, &Li, I(&k, 0), I(&k, C), "wi");
+    LLVMValueRef cur[CG_MAX_ACCS], vin[CG_MAX_ACCS];
+    for (int a = 0; a < OB * NV; a++) cur[a] = LLVMBuildLoad2(b, k.vt, acc[a], "");
+    LLVMValueRef vbase = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, ev, I(&k, C), ""), ci, ""), I(&k, NV * L), "");
+    for (int64_t v = 0; v < NV; v++) vin[v] = vload(&k, V, LLVMBuildNSWAdd(b, vbase, I(&k, v * L), ""), va);
+    LLVMValueRef ubase = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, ev, I(&k, O), ""), ob, ""), I(&k, C), ""), ci, "");
+    for (int64_t a = 0; a < OB; a++) {
+        LLVMValueRef u = splat(&k, LLVMBuildLoad2(b, cg->f32, fptr(&k, U, LLVMBuildNSWAdd(b, ubase, I(&k, a * C), "")), ""));
+        for (int64_t v = 0; v < NV; v++) cur[a * NV + v] = vfma(&k, u, vin[v], cur[a * NV + v]);
+    }
+    for (int a = 0; a < OB * NV; a++) LLVMBuildStore(b, cur[a], acc[a]);
+    cloop_close(&k, &Li, 1);
+    LLVMValueRef mbase = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, ev, I(&k, O), ""), ob, ""), I(&k, NV * L), "");
+    for (int64_t a = 0; a < OB; a++)
+        for (int64_t v = 0; v < NV; v++)
+            vstore(&k, LLVMBuildLoad2(b, k.vt, acc[a * NV + v], ""), M, LLVMBuildNSWAdd(b, mbase, I(&k, (a * NV + v) * L), ""), va);
+    cloop_close(&k, &Lo, OB);
+    cloop_close(&k, &Le, 1);
+
+    /* output transform, rows, statistics */
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx), f64 = LLVMDoubleTypeInContext(cg->ctx);
+    LLVMValueRef mi[2 * CG_MAX_LANES], mk[CG_MAX_LANES];
+    for (int64_t m = 0; m < 2 * L; m++) mi[m] = LLVMConstInt(i32, (unsigned long long)((m % 2) * L + m / 2), 0);
+    for (int64_t l = 0; l < L; l++) mk[l] = LLVMConstInt(i32, (unsigned long long)(l / T * T), 0);
+    LLVMValueRef o = cloop_open(&k, &Lo2, I(&k, 0), I(&k, O), "wy");
+    LLVMValueRef s1 = LLVMConstNull(k.vt), s2 = s1, kv = NULL;
+    for (int64_t v = 0; v < NV; v++) {
+        LLVMValueRef m[4][4], q[2][4], Y[2][2];
+        for (int e4 = 0; e4 < 16; e4++) {
+            LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, I(&k, e4 * O), o, ""), I(&k, NV * L), ""), I(&k, v * L), "");
+            m[e4 / 4][e4 % 4] = vload(&k, M, at, va);
+        }
+        for (int s = 0; s < 4; s++) {   /* A^T m */
+            q[0][s] = LLVMBuildFAdd(b, LLVMBuildFAdd(b, m[0][s], m[1][s], ""), m[2][s], "");
+            q[1][s] = LLVMBuildFSub(b, LLVMBuildFSub(b, m[1][s], m[2][s], ""), m[3][s], "");
+        }
+        for (int a = 0; a < 2; a++) {   /* (A^T m) A */
+            Y[a][0] = LLVMBuildFAdd(b, LLVMBuildFAdd(b, q[a][0], q[a][1], ""), q[a][2], "");
+            Y[a][1] = LLVMBuildFSub(b, LLVMBuildFSub(b, q[a][1], q[a][2], ""), q[a][3], "");
+        }
+        if (stats && v == 0)   /* the shift: each image's first output, its tile 0's pixel (0, 0) */
+            kv = LLVMBuildShuffleVector(b, Y[0][0], LLVMGetUndef(k.vt), LLVMConstVector(mk, (unsigned)L), "");
+        for (int a = 0; a < 2; a++) {
+            if (stats)
+                for (int bb = 0; bb < 2; bb++) {
+                    LLVMValueRef dd = LLVMBuildFSub(b, Y[a][bb], kv, "");
+                    s1 = LLVMBuildFAdd(b, s1, dd, "");
+                    s2 = vfma(&k, dd, dd, s2);
+                }
+            /* element m of the pair: tile v L + m / 2, column parity m % 2:
+               W floats a row, rows 2i + a of the tiles' images */
+            LLVMValueRef pair = LLVMBuildShuffleVector(b, Y[a][0], Y[a][1], LLVMConstVector(mi, (unsigned)(2 * L)), "");
+            for (int64_t ck = 0; ck < 2 * L / W; ck++) {
+                int64_t tt = v * L + ck * TW, gi = tt / T, i = tt % T / TW;
+                LLVMBasicBlockRef done = gi ? wino_if(&k, LLVMBuildICmp(b, LLVMIntSLT, I(&k, gi), ngv, "")) : NULL;
+                LLVMValueRef sel[2 * CG_MAX_LANES];
+                for (int64_t l = 0; l < W; l++) sel[l] = LLVMConstInt(i32, (unsigned long long)(ck * W + l), 0);
+                LLVMValueRef row = LLVMBuildShuffleVector(b, pair, LLVMGetUndef(LLVMTypeOf(pair)), LLVMConstVector(sel, (unsigned)W), "");
+                LLVMValueRef idx = nchw(&k, LLVMBuildNSWAdd(b, n, I(&k, gi), ""), O, H, W, o, I(&k, 2 * i + a), 0);
+                LLVMSetAlignment(LLVMBuildStore(b, row, fptr(&k, y, idx)), 4);
+                if (done) wino_endif(&k, done);
+            }
+        }
+    }
+    if (stats) {   /* image n + gi's mean and squared deviations, at its slot of the call's */
+        double Q = (double)(H * W);
+        LLVMValueRef qd = LLVMConstReal(f64, Q);
+        for (int64_t gi = 0; gi < G; gi++) {
+            LLVMBasicBlockRef done = gi ? wino_if(&k, LLVMBuildICmp(b, LLVMIntSLT, I(&k, gi), ngv, "")) : NULL;
+            int64_t first = G > 1 ? gi * T : 0, cnt = G > 1 ? T : L;
+            LLVMValueRef t1 = LLVMBuildFPExt(b, lanes_sum_part(&k, s1, first, cnt), f64, "");
+            LLVMValueRef t2 = LLVMBuildFPExt(b, lanes_sum_part(&k, s2, first, cnt), f64, "");
+            LLVMValueRef kd = LLVMBuildFPExt(b, LLVMBuildExtractElement(b, kv, I(&k, first), ""), f64, "");
+            LLVMValueRef mean = LLVMBuildFAdd(b, kd, LLVMBuildFDiv(b, t1, qd, ""), "");
+            LLVMValueRef m2 = LLVMBuildFSub(b, t2, LLVMBuildFDiv(b, LLVMBuildFMul(b, t1, t1, ""), qd, ""), "");
+            m2 = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, m2, LLVMConstReal(f64, 0), ""), LLVMConstReal(f64, 0), m2, "");
+            LLVMValueRef slot = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWSub(b, n, n0, ""), I(&k, gi), ""), I(&k, 2 * O), "");
+            LLVMValueRef i1 = LLVMBuildNSWAdd(b, slot, o, ""), i2 = LLVMBuildNSWAdd(b, i1, I(&k, O), "");
+            LLVMBuildStore(b, mean, LLVMBuildInBoundsGEP2(b, f64, stp, &i1, 1, ""));
+            LLVMBuildStore(b, m2, LLVMBuildInBoundsGEP2(b, f64, stp, &i2, 1, ""));
+            if (done) wino_endif(&k, done);
+        }
+    }
+    cloop_close(&k, &Lo2, 1);
+    cloop_close(&k, &Ln, G);
+    LLVMBuildRetVoid(b);
+    LLVMValueRef wf = cg_rows_wrapper(cg, b, k.fn, body_t, name, np);
+    LLVMDisposeBuilder(b);
+    return wf;
+}
+
 LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats, const Kernel *K) {
     bool tr = n->op == OP_CONV2D_DX, dw = n->op == OP_CONV2D_DW;
     RRC_ASSERT(!stats || n->op == OP_CONV2D);
@@ -1430,10 +1756,11 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) + ne + (nap ? 3 : 0) <= MAX_PTRS - 3);
     /* the input expression's structure, and the epilogue's, hashed into the names */
     uint64_t hsh = sig_hash(cg_expr_sig(e)), ehsh = epi ? sig_hash(cg_expr_sig(epi)) : 0;
+    bool wino = !K && !nap && wino_ok(n, &g, cg->t, gray);
     char shape[96];
-    snprintf(shape, sizeof shape, "conv%lldx%llds%lld.%s.%lldx%lld.%lldx%lld", (long long)g.K, (long long)g.K,
-             (long long)g.S, dw ? "dw" : tr ? "dx" : stats ? "fwdstats" : "fwd", (long long)(gray ? 1 : g.C), (long long)g.O,
-             (long long)g.H, (long long)g.W);
+    snprintf(shape, sizeof shape, "conv%lldx%llds%lld%s.%s.%lldx%lld.%lldx%lld", (long long)g.K, (long long)g.K,
+             (long long)g.S, wino ? ".wino" : "", dw ? "dw" : tr ? "dx" : stats ? "fwdstats" : "fwd",
+             (long long)(gray ? 1 : g.C), (long long)g.O, (long long)g.H, (long long)g.W);
     char epis[24] = "";
     if (epi) snprintf(epis, sizeof epis, ".e%016llx", (unsigned long long)ehsh);
     char stg[16] = "";   /* the variant only: the core reads a staged dy as a stored one */
@@ -1447,7 +1774,9 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     char core[160];
     snprintf(core, sizeof core, "%s.core%s", shape, epis);
     if (!f)
-        f = dw ? build_dw(cg, name, core, &g, in, e, gray, nap) : build(cg, name, core, &g, tr, in, e, stats, epi, dg != NULL, gray, nap);
+        f = wino ? build_wino(cg, name, &g, in, e, stats)
+            : dw ? build_dw(cg, name, core, &g, in, e, gray, nap)
+                 : build(cg, name, core, &g, tr, in, e, stats, epi, dg != NULL, gray, nap);
     int np = 2 + cg_expr_count(e);
     LLVMValueRef arr = LLVMBuildArrayAlloca(cg->b, cg->ptr, LLVMConstInt(cg->i64, (unsigned long long)(np + 2 + ne + 3), 0), "cargs");
     for (int i = 0; i < np; i++) {

@@ -25,6 +25,9 @@ bool cg_conv_stages_dy(const Node *n, const Target *t);
    with what the epilogue reads; with BatchNorm sums (bn_dgamma and
    chan_sum members) then the workspace, where image i's sums of g and
    g (x - mean) go, double [N][2][C]. */
+/* Whether stride-1 3x3 forwards that qualify use Winograd F(2x2, 3x3)
+   (cg_conv.c); true but in tests that compare it with the direct kernel. */
+extern bool cg_conv_winograd;
 LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats, const Kernel *epi);
 
 

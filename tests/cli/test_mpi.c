@@ -64,7 +64,7 @@ static int read_losses(const char *run, double *loss, int cap) {
 
 /* The largest difference between two runs: of the losses of every step
    (*dloss) and of any trainable parameter at the end (*dparam). */
-static bool distance(const char *a, const char *b, double *dloss, double *dparam) {
+static bool distance(const char *a, const char *b, double *dloss, double *dparam, double *dfirst) {
     double la[64], lb[64];
     int na = read_losses(a, la, 64), nb = read_losses(b, lb, 64);
     if (na == 0 || na != nb) {
@@ -73,6 +73,7 @@ static bool distance(const char *a, const char *b, double *dloss, double *dparam
     }
     *dloss = 0;
     for (int i = 0; i < na; i++) *dloss = fmax(*dloss, fabs(la[i] - lb[i]));
+    *dfirst = fabs(la[0] - lb[0]);
     char pa[700], pb[700], err[512];
     snprintf(pa, sizeof pa, "%s/last.safetensors", a);
     snprintf(pb, sizeof pb, "%s/last.safetensors", b);
@@ -144,8 +145,12 @@ static void two_ranks_equal_one(const char *spec, const char *tag, const int *se
         CHECKF(rc == 0, "mpirun -np 2: %s", err);
         free(err);
         if (rc != 0) return;
-        double l, p, al, ap, bl, bp;
-        if (!distance(t1, t2, &l, &p) || !distance(r2, t1, &al, &ap) || !distance(r2, t2, &bl, &bp)) return;
+        double l, p, al, ap, bl, bp, f, af, bf;
+        if (!distance(t1, t2, &l, &p, &f) || !distance(r2, t1, &al, &ap, &af) || !distance(r2, t2, &bl, &bp, &bf)) return;
+        /* the first step's loss, before any rounding difference has grown:
+           equal to the digits metrics.csv prints */
+        CHECKF(fmin(af, bf) <= 1e-6, "%s seed %d: 2 ranks' first loss differs by %g from one process's", spec, seeds[s],
+               fmin(af, bf));
         tl = fmax(tl, l), tp = fmax(tp, p);
         rl = fmax(rl, fmin(al, bl)), rp = fmax(rp, fmin(ap, bp));
         /* the figures, for the record */
@@ -156,9 +161,11 @@ static void two_ranks_equal_one(const char *spec, const char *tag, const int *se
        which thread counts do not give here: it must be measured */
     CHECKF(tl > 0 && tp > 0, "threads 1 and 2 agree bitwise (%g, %g): the yardstick is gone", tl, tp);
     /* metrics.csv prints the loss to 6 decimals, and in 20 steps one
-       rounding difference grows to a few dozen units of the last: the
-       loss's yardstick has that floor (docs/DECISIONS.md, the factor pass) */
-    CHECKF(rl <= fmax(2 * tl, 3e-5), "%s: 2 ranks' losses differ by %g from one process's, threads 1 vs 2 by %g", spec, rl, tl);
+       rounding difference grows to dozens of units of the last (55 for
+       conv4's seed 3 with Winograd forwards, its first six steps equal):
+       the loss's yardstick has a floor of a hundred (docs/DECISIONS.md, the
+       factor pass) */
+    CHECKF(rl <= fmax(2 * tl, 1e-4), "%s: 2 ranks' losses differ by %g from one process's, threads 1 vs 2 by %g", spec, rl, tl);
     CHECKF(rp <= 2 * tp, "%s: 2 ranks' parameters differ by %g from one process's, threads 1 vs 2 by %g", spec, rp, tp);
 }
 

@@ -18,7 +18,7 @@
 #include <llvm-c/TargetMachine.h>
 
 #include "codegen/cg.h"
-#include "codegen/cg.h"
+#include "codegen/cg_conv.h"
 #include "engine.h"
 #include "ir/ir.h"
 #include "rt_rng.h"
@@ -770,3 +770,55 @@ TEST(fused_math_bodies_match_interpreter) {
 /* The same loop bodies on the other x86-64 levels this host runs (their
    vector widths: 4 lanes for x86-64-v2, 16 for -v4). */
 TEST(fused_math_bodies_every_target) { test_other_targets(test_fused_math_bodies_match_interpreter); }
+
+/* Winograd forwards (cg_conv.c, build_wino): y = conv(relu(bn(x))) with
+   its BatchNorm statistics (the previous layer's BatchNorm + ReLU inlined
+   into the padding) and y2 = conv(x) without, on Conv-4's stride-1 layers,
+   a 32x32 plane, and N not a multiple of a group (4x4 planes: L / 4 images
+   a vector). Against the interpreter; against the direct kernels, which
+   round otherwise (equal bits would mean Winograd did not run); and on one
+   and two threads bit for bit: an image's outputs do not depend on the
+   images beside it in a group or a call. */
+static Graph *wino_graph(Arena *a, int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
+    Graph *g = new_graph(a);
+    Node *x = leaf(g, false, "x", 4, N, C, H, W), *st = ir_bn_stats(g, x);
+    Node *bn = ir_bn_train(g, x, st, leaf(g, true, "gamma", 1, C, 0, 0, 0), leaf(g, true, "beta", 1, C, 0, 0, 0), 1e-5);
+    Node *y = ir_conv2d(g, ir_relu(g, bn), leaf(g, true, "w", 4, O, C, 3, 3), 1, 1);
+    graph_add_output(g, "y", y);
+    graph_add_output(g, "ystats", ir_bn_stats(g, y));
+    graph_add_output(g, "y2", ir_conv2d(g, x, leaf(g, true, "w2", 4, O, C, 3, 3), 1, 1));
+    plan(g);
+    return g;
+}
+
+static void wino_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
+    char what[96];
+    snprintf(what, sizeof what, "winograd conv3x3 N%lld C%lld O%lld %lldx%lld", (long long)N, (long long)C, (long long)O,
+             (long long)H, (long long)W);
+    Arena a = {0};
+    Graph *g = wino_graph(&a, N, C, O, H, W);
+    compare_engines(g, what);
+    float *one[8], *two[8], *direct[8];
+    run_jit(g, 1, one);
+    run_jit(g, 2, two);
+    cg_conv_winograd = false;
+    run_jit(g, 1, direct);
+    compare_engines(g, what);
+    cg_conv_winograd = true;
+    for (int o = 0; o < g->nouts; o++) {
+        size_t bytes = (size_t)node_numel(g->outs[o].node) * sizeof(float);
+        if (strcmp(g->outs[o].name, "ystats"))   /* the statistics merge threads' parts in their order */
+            CHECKF(!memcmp(one[o], two[o], bytes), "%s: output %s differs between one and two threads", what, g->outs[o].name);
+        CHECKF(memcmp(one[o], direct[o], bytes), "%s: output %s is the direct kernel's, bit for bit", what, g->outs[o].name);
+        free(one[o]), free(two[o]), free(direct[o]);
+    }
+    arena_free(&a);
+}
+
+TEST(fuse_winograd_conv_matches_interpreter) {
+    wino_case(5, 32, 64, 4, 4);     /* Conv-4's layer 4: groups of images, the last one partial */
+    wino_case(3, 16, 32, 8, 8);     /* layer 3 */
+    wino_case(2, 8, 16, 16, 16);    /* layer 2 */
+    wino_case(2, 8, 12, 32, 32);    /* several tile vectors an image; output channels the block does not divide */
+    wino_case(33, 32, 64, 4, 4);    /* more images than a call of the statistics' kernel */
+}
