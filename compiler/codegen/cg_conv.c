@@ -1449,8 +1449,11 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
        sums of y and y^2 (the shift: the plane's first output) as the
        direct core makes them.
    Numerics: other roundings than the direct kernel (tests compare both with
-   the interpreter by tolerance). Not for input gradients yet, nor gray
-   first layers (one input channel: transforms would dominate). */
+   the interpreter by tolerance). Stride-1 input gradients are the same
+   forward on dy with the weights turned and transposed (wino_fwd_geo),
+   when dy is stored (not a BatchNorm backward applied in its readers) and
+   no epilogue rides on them. Not for gray first layers (one input
+   channel: the transforms would outweigh the saving). */
 bool cg_conv_winograd = true;
 
 #define WINO_MIN_C 8   /* input channels below which the transforms outweigh the saving */
@@ -1478,15 +1481,31 @@ static int64_t wino_floats(const Geo *g, int64_t L) {
            16 * (g->C + g->O) * NV * L + g->W;
 }
 
-static bool wino_ok(const Node *n, const Geo *g, const Target *t, bool gray) {
+/* The forward a stride-1 input gradient is: dy (O channels) convolved into
+   dx (C channels) with the weights flipped and transposed. */
+static Geo wino_fwd_geo(const Node *n, const Geo *g) {
+    Geo f = *g;
+    if (n->op == OP_CONV2D_DX) f.C = g->O, f.O = g->C;
+    return f;
+}
+
+static bool wino_ok(const Node *n, const Geo *g0, const Target *t, bool gray) {
     int64_t L = t->lanes, T, G, NV;
-    if (!cg_conv_winograd || n->op != OP_CONV2D || gray || g->K != 3 || g->S != 1 || g->P != 1 || g->C < WINO_MIN_C)
+    Geo f = wino_fwd_geo(n, g0);
+    const Geo *g = &f;
+    if (!cg_conv_winograd || (n->op != OP_CONV2D && n->op != OP_CONV2D_DX) || gray || g->K != 3 || g->S != 1 ||
+        g->P != 1 || g->C < WINO_MIN_C)
         return false;
     if (g->H % 2 || g->W % 2 || g->Ho != g->H || g->Wo != g->W || L > CG_MAX_LANES) return false;
     wino_dims(g, L, &T, &G, &NV);
     /* whole vectors of tiles; output rows of W <= 2L floats, whole in the interleaved pair */
     if ((T >= L ? T % L : L % T) || g->W > 2 * L || (2 * L) % g->W || NV > CG_MAX_ACCS / 2) return false;
     return wino_floats(g, L) * 4 <= DIRECT_STACK_MAX;
+}
+
+bool cg_conv_uses_winograd(const Node *n, const Target *t) {
+    Geo g = geo_of(n);
+    return n->direct && wino_ok(n, &g, t, n->gray_x);
 }
 
 /* Lanes [first, first + n) of v summed in order, as a float. */
@@ -1528,23 +1547,28 @@ static void vstore(CB *k, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx, u
     LLVMSetAlignment(LLVMBuildStore(k->b, v, fptr(k, base, idx)), align);
 }
 
-/* U[e][o][c] = (G g G^T)[e / 4][e % 4] of every weight plane g = w[o][c]. */
-static void wino_weights(CB *k, LLVMValueRef w, LLVMValueRef U, int64_t O, int64_t C) {
+/* U[e][o][c] = (G g G^T)[e / 4][e % 4] of every weight plane g = w[o][c]
+   (w [O][C][3][3]); transposed (an input gradient: w [C][O][3][3]), g =
+   w[c][o] turned by 180 degrees. */
+static void wino_weights(CB *k, LLVMValueRef w, LLVMValueRef U, int64_t O, int64_t C, bool transposed) {
     LLVMBuilderRef b = k->b;
     LLVMValueRef half = LLVMConstReal(k->cg->f32, 0.5);
     CLoop Lj;
     LLVMValueRef j = cloop_open(k, &Lj, I(k, 0), I(k, O * C), "wu");   /* j = o C + c */
-    LLVMValueRef gw[9], t[4][3];
-    for (int i = 0; i < 9; i++)
-        gw[i] = LLVMBuildLoad2(b, k->cg->f32, fptr(k, w, LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, j, I(k, 9), ""), I(k, i), "")), "");
-    for (int c = 0; c < 3; c++) {   /* G g: rows */
-        LLVMValueRef g0 = gw[c], g1 = gw[3 + c], g2 = gw[6 + c];
-        t[0][c] = g0;
-        t[1][c] = LLVMBuildFMul(b, half, LLVMBuildFAdd(b, LLVMBuildFAdd(b, g0, g1, ""), g2, ""), "");
-        t[2][c] = LLVMBuildFMul(b, half, LLVMBuildFAdd(b, LLVMBuildFSub(b, g0, g1, ""), g2, ""), "");
-        t[3][c] = g2;
-    }
     LLVMValueRef o = LLVMBuildSDiv(b, j, I(k, C), ""), c = LLVMBuildSRem(b, j, I(k, C), "");
+    LLVMValueRef plane = transposed ? LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, c, I(k, O), ""), o, "") : j;
+    LLVMValueRef gw[9], t[4][3];
+    for (int i = 0; i < 9; i++) {
+        LLVMValueRef at = LLVMBuildNSWAdd(b, LLVMBuildNSWMul(b, plane, I(k, 9), ""), I(k, transposed ? 8 - i : i), "");
+        gw[i] = LLVMBuildLoad2(b, k->cg->f32, fptr(k, w, at), "");
+    }
+    for (int col = 0; col < 3; col++) {   /* G g: rows */
+        LLVMValueRef g0 = gw[col], g1 = gw[3 + col], g2 = gw[6 + col];
+        t[0][col] = g0;
+        t[1][col] = LLVMBuildFMul(b, half, LLVMBuildFAdd(b, LLVMBuildFAdd(b, g0, g1, ""), g2, ""), "");
+        t[2][col] = LLVMBuildFMul(b, half, LLVMBuildFAdd(b, LLVMBuildFSub(b, g0, g1, ""), g2, ""), "");
+        t[3][col] = g2;
+    }
     for (int r = 0; r < 4; r++) {   /* (G g) G^T: columns */
         LLVMValueRef g0 = t[r][0], g1 = t[r][1], g2 = t[r][2];
         LLVMValueRef u[4] = {g0, LLVMBuildFMul(b, half, LLVMBuildFAdd(b, LLVMBuildFAdd(b, g0, g1, ""), g2, ""), ""),
@@ -1579,8 +1603,9 @@ static LLVMValueRef wino_d(CB *k, const Pad *pd, LLVMValueRef c, int64_t C, int 
     return part[0];
 }
 
-static LLVMValueRef build_wino(CG *cg, const char *name, const Geo *g, const Node *in, CgExpr *e, bool stats) {
-    (void)in;
+/* g: the forward's geometry (wino_fwd_geo); transposed: an input gradient
+   (g->C: dy's channels, g->O: dx's), no statistics. */
+static LLVMValueRef build_wino(CG *cg, const char *name, const Geo *g, bool transposed, CgExpr *e, bool stats) {
     CB k = cb_of(cg);
     LLVMBuilderRef b;
     int64_t L = k.L, C = g->C, O = g->O, H = g->H, W = g->W, TW = W / 2, T, G, NV;
@@ -1604,7 +1629,7 @@ static LLVMValueRef build_wino(CG *cg, const char *name, const Geo *g, const Nod
     LLVMSetAlignment(V, 64);
     LLVMSetAlignment(M, 64);
     unsigned va = (unsigned)(L * 4);
-    wino_weights(&k, wt, U, O, C);
+    wino_weights(&k, wt, U, O, C, transposed);
 
     CLoop Ln, Lc, Le, Lo, Li, Lo2;
     LLVMValueRef n = cloop_open(&k, &Ln, n0, n1, "n");
@@ -1756,7 +1781,9 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     RRC_ASSERT(cg_expr_count(e) >= 1 && cg_expr_count(e) + ne + (nap ? 3 : 0) <= MAX_PTRS - 3);
     /* the input expression's structure, and the epilogue's, hashed into the names */
     uint64_t hsh = sig_hash(cg_expr_sig(e)), ehsh = epi ? sig_hash(cg_expr_sig(epi)) : 0;
-    bool wino = !K && !nap && wino_ok(n, &g, cg->t, gray);
+    /* Winograd: forwards, and input gradients of a stored dy without an epilogue */
+    bool wino = !K && !nap && !dw && (!tr || cg_expr_is_load(e)) && wino_ok(n, &g, cg->t, gray);
+    Geo gw = wino_fwd_geo(n, &g);
     char shape[96];
     snprintf(shape, sizeof shape, "conv%lldx%llds%lld%s.%s.%lldx%lld.%lldx%lld", (long long)g.K, (long long)g.K,
              (long long)g.S, wino ? ".wino" : "", dw ? "dw" : tr ? "dx" : stats ? "fwdstats" : "fwd",
@@ -1774,7 +1801,7 @@ LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *n
     char core[160];
     snprintf(core, sizeof core, "%s.core%s", shape, epis);
     if (!f)
-        f = wino ? build_wino(cg, name, &g, in, e, stats)
+        f = wino ? build_wino(cg, name, &gw, tr, e, stats)
             : dw ? build_dw(cg, name, core, &g, in, e, gray, nap)
                  : build(cg, name, core, &g, tr, in, e, stats, epi, dg != NULL, gray, nap);
     int np = 2 + cg_expr_count(e);

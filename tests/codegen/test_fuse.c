@@ -664,7 +664,11 @@ static void staged_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, b
            dx->region < 0, "%s: dx is stored, not applied in its readers", what);
     REQUIRE(hdx->kernel && !hdx->kernel->apply_in && hdx->region >= 0);
     compare_engines(g, what);
-    for (int t = 1; t <= 2; t++) {   /* the same code: the same bits as storing dx, whatever the threads */
+    /* the same code: the same bits as storing dx, whatever the threads
+       (direct kernels on both sides: a stored dy's input gradient would
+       otherwise be Winograd's) */
+    cg_conv_winograd = false;
+    for (int t = 1; t <= 2; t++) {
         float *og[8], *oh[8];
         run_jit(g, t, og);
         run_jit(h, t, oh);
@@ -674,6 +678,7 @@ static void staged_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, b
             free(og[o]), free(oh[o]);
         }
     }
+    cg_conv_winograd = true;
     arena_free(&a);
     arena_free(&b);
 }
@@ -687,7 +692,10 @@ TEST(fuse_bn_backward_applied_in_its_readers) {
 
 /* The direct kernels, their prologues and epilogues on the other targets
    this host runs (tiles of other vector widths and register counts). */
+static void test_fuse_winograd_conv_matches_interpreter(void);
+
 static void direct_kernels_all(void) {
+    test_fuse_winograd_conv_matches_interpreter();
     test_fuse_direct_conv_matches_interpreter();
     test_fuse_direct_conv_gray_input();
     test_fuse_direct_strided_conv_matches_interpreter();
@@ -773,7 +781,8 @@ TEST(fused_math_bodies_every_target) { test_other_targets(test_fused_math_bodies
 
 /* Winograd forwards (cg_conv.c, build_wino): y = conv(relu(bn(x))) with
    its BatchNorm statistics (the previous layer's BatchNorm + ReLU inlined
-   into the padding) and y2 = conv(x) without, on Conv-4's stride-1 layers,
+   into the padding), y2 = conv(x) without, and the input gradient of a
+   stored dy (dx: the forward with turned, transposed weights), on Conv-4's stride-1 layers,
    a 32x32 plane, and N not a multiple of a group (4x4 planes: L / 4 images
    a vector). Against the interpreter; against the direct kernels, which
    round otherwise (equal bits would mean Winograd did not run); and on one
@@ -783,10 +792,11 @@ static Graph *wino_graph(Arena *a, int64_t N, int64_t C, int64_t O, int64_t H, i
     Graph *g = new_graph(a);
     Node *x = leaf(g, false, "x", 4, N, C, H, W), *st = ir_bn_stats(g, x);
     Node *bn = ir_bn_train(g, x, st, leaf(g, true, "gamma", 1, C, 0, 0, 0), leaf(g, true, "beta", 1, C, 0, 0, 0), 1e-5);
-    Node *y = ir_conv2d(g, ir_relu(g, bn), leaf(g, true, "w", 4, O, C, 3, 3), 1, 1);
+    Node *w = leaf(g, true, "w", 4, O, C, 3, 3), *y = ir_conv2d(g, ir_relu(g, bn), w, 1, 1);
     graph_add_output(g, "y", y);
     graph_add_output(g, "ystats", ir_bn_stats(g, y));
     graph_add_output(g, "y2", ir_conv2d(g, x, leaf(g, true, "w2", 4, O, C, 3, 3), 1, 1));
+    graph_add_output(g, "dx", ir_conv2d_dx(g, leaf(g, false, "dy", 4, N, O, H, W), w, 1, 1, H, W));
     plan(g);
     return g;
 }
@@ -799,6 +809,7 @@ static void wino_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
     Graph *g = wino_graph(&a, N, C, O, H, W);
     compare_engines(g, what);
     float *one[8], *two[8], *direct[8];
+    int wino = 0;
     run_jit(g, 1, one);
     run_jit(g, 2, two);
     cg_conv_winograd = false;
@@ -809,9 +820,16 @@ static void wino_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
         size_t bytes = (size_t)node_numel(g->outs[o].node) * sizeof(float);
         if (strcmp(g->outs[o].name, "ystats"))   /* the statistics merge threads' parts in their order */
             CHECKF(!memcmp(one[o], two[o], bytes), "%s: output %s differs between one and two threads", what, g->outs[o].name);
-        CHECKF(memcmp(one[o], direct[o], bytes), "%s: output %s is the direct kernel's, bit for bit", what, g->outs[o].name);
+        const Node *conv = g->outs[o].node->op == OP_BN_STATS ? g->outs[o].node->in[0] : g->outs[o].node;
+        if (cg_conv_uses_winograd(conv, test_target()))
+            CHECKF(memcmp(one[o], direct[o], bytes), "%s: output %s is the direct kernel's, bit for bit", what, g->outs[o].name);
+        else   /* a plane too wide for the target's vectors: the direct kernel either way */
+            CHECKF(!memcmp(one[o], direct[o], bytes), "%s: output %s is not the direct kernel's", what, g->outs[o].name);
+        wino += cg_conv_uses_winograd(conv, test_target());
         free(one[o]), free(two[o]), free(direct[o]);
     }
+    /* Conv-4's shapes get Winograd kernels on every target with 8 or more lanes */
+    CHECKF(wino > 0 || W > 2 * test_target()->lanes, "%s: no Winograd kernel", what);
     arena_free(&a);
 }
 
