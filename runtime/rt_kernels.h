@@ -52,7 +52,7 @@ void rt_k_conv2d(float *restrict y, const float *restrict x, const float *restri
    image n's statistics (mean, sum of squared deviations: double [2][O]) at
    (n - n0) * 2 * O doubles into its last argument, which each thread gets
    its own of. */
-#define RT_CONV_STATS_IMAGES 8
+#define RT_CONV_STATS_IMAGES 32
 int64_t rt_k_conv2d_stats_ws(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
                              int64_t S, int64_t P, int64_t OH, int64_t OW);
 void rt_k_conv2d_stats(float *restrict y, float *restrict st, const float *restrict x, const float *restrict w,
