@@ -1,9 +1,10 @@
 /*
-** bench/winograd_probe.c: how fast Winograd F(2x2, 3x3) could make Conv-4's
-** stride-1 3x3 forward convolutions on this CPU, before building it into
-** codegen (issue 17: the step is ~75% convolutions at ~88% of the FMA
-** peak, so only fewer multiply-adds make it much faster). A plain-C model of
-** the kernel codegen would emit, with GCC vector extensions of 16 floats:
+** bench/winograd_probe.c: how fast Winograd F(2x2, 3x3) can make Conv-4's
+** stride-1 3x3 forward convolutions on this CPU: the model measured before
+** codegen got the kernel (cg_conv.c, build_wino; issue 17: the step was ~75%
+** convolutions at ~88% of the FMA peak, so only fewer multiply-adds could
+** make it much faster). The generated kernel's structure in plain C, with
+** GCC vector extensions of 16 floats:
 **   - lanes over output tiles (2x2 pixels): of one image when it has 16 or
 **     more tiles, else of G = 16 / tiles images (4x4 planes: 4 images);
 **   - input transform B^T d B per input channel and tile vector, from the
@@ -17,9 +18,10 @@
 **
 **   sh bench/winograd_probe.sh     (the three Conv-4 shapes; -march=native)
 **
-** Compare with `conv4-train bench --threads 1 --profile`: the direct
-** kernel's ms per step for 512 images (K=8). docs/DECISIONS.md has the
-** figures measured.
+** Compare with `conv4-train bench --threads 1 --profile` of a build whose
+** forwards are direct (ms per step for 512 images, K=8): what a new
+** layout or CPU could gain before changing codegen. docs/DECISIONS.md has
+** the figures measured.
 */
 #include <math.h>
 #include <stdio.h>

@@ -1499,7 +1499,9 @@ static bool wino_ok(const Node *n, const Geo *g0, const Target *t, bool gray) {
     if (g->H % 2 || g->W % 2 || g->Ho != g->H || g->Wo != g->W || L > CG_MAX_LANES) return false;
     wino_dims(g, L, &T, &G, &NV);
     /* whole vectors of tiles; output rows of W <= 2L floats, whole in the interleaved pair */
-    if ((T >= L ? T % L : L % T) || g->W > 2 * L || (2 * L) % g->W || NV > CG_MAX_ACCS / 2) return false;
+    if ((T >= L ? T % L : L % T) || g->W > 2 * L || (2 * L) % g->W) return false;
+    /* the tile vectors' loads, as many accumulators and a broadcast in the registers (AVX2 on 16x16 planes: no) */
+    if (2 * NV + 1 > t->vregs || NV > CG_MAX_ACCS / 2) return false;
     return wino_floats(g, L) * 4 <= DIRECT_STACK_MAX;
 }
 

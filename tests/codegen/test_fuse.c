@@ -828,15 +828,15 @@ static void wino_case(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W) {
         wino += cg_conv_uses_winograd(conv, test_target());
         free(one[o]), free(two[o]), free(direct[o]);
     }
-    /* Conv-4's shapes get Winograd kernels on every target with 8 or more lanes */
-    CHECKF(wino > 0 || W > 2 * test_target()->lanes, "%s: no Winograd kernel", what);
+    /* Conv-4's layers 3 and 4 get Winograd kernels on every target */
+    CHECKF(wino > 0 || H > 8, "%s: no Winograd kernel", what);
     arena_free(&a);
 }
 
 TEST(fuse_winograd_conv_matches_interpreter) {
     wino_case(5, 32, 64, 4, 4);     /* Conv-4's layer 4: groups of images, the last one partial */
     wino_case(3, 16, 32, 8, 8);     /* layer 3 */
-    wino_case(2, 8, 16, 16, 16);    /* layer 2 */
+    wino_case(2, 8, 16, 16, 16);    /* layer 2 (direct on AVX2: its 8 tile vectors and their sums fill the registers) */
     wino_case(2, 8, 12, 32, 32);    /* several tile vectors an image; output channels the block does not divide */
     wino_case(33, 32, 64, 4, 4);    /* more images than a call of the statistics' kernel */
 }
