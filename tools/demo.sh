@@ -7,7 +7,7 @@
 # prints the figures side by side.
 #
 # K=8 views per image for 16 epochs: the fewest that reach issue 17's
-# margin (over seeds 1-3 a mean linear accuracy of 84.69%, seed 1 84.87%;
+# margin (over seeds 1-3 a mean linear accuracy of 84.75%, seed 1 85.07%;
 # K=4 levels off near 84.1% from about 14 epochs on). What K and epochs
 # buy in accuracy and time is in docs/RESULTS.md; `DEMO_K=4 DEMO_EPOCHS=15`
 # is the shorter run (less than half the time, 0.6 points less).
