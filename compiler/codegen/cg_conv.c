@@ -45,6 +45,9 @@
 ** (Kernel.apply_in: never stored) calls that kernel's second phase for the
 ** images of each call into a buffer on its stack (Stage), which the core
 ** then reads as a stored dy.
+** Stride-1 3x3 forwards and input gradients with 8 or more input channels
+** use Winograd F(2x2, 3x3) instead where their planes fit its vectors
+** (build_wino, below; cg_conv_uses_winograd says which).
 ** Vectors are <L x float>, the target's registers (ir/target.h): 16 lanes
 ** and 32 registers on AVX-512, 8 and 16 on AVX2, 4 and 32 on NEON. Tiles,
 ** register blocks, shuffles and cache budgets are computed from it.
@@ -1456,7 +1459,10 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
    channel: the transforms would outweigh the saving). */
 bool cg_conv_winograd = true;
 
-#define WINO_MIN_C 8   /* input channels below which the transforms outweigh the saving */
+/* Input channels a Winograd kernel needs: its transforms grow with C + O,
+   its products with C x O. Conv-4's layer 2 (8 channels) still gains; the
+   gray first layer (1) is left direct; between them nothing was measured. */
+#define WINO_MIN_C 8
 
 static void wino_dims(const Geo *g, int64_t L, int64_t *T, int64_t *G, int64_t *NV) {
     *T = (g->H / 2) * (g->W / 2);
