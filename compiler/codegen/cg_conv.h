@@ -28,9 +28,10 @@ bool cg_conv_stages_dy(const Node *n, const Target *t);
 /* Whether stride-1 3x3 forwards that qualify use Winograd F(2x2, 3x3)
    (cg_conv.c); true but in tests that compare it with the direct kernel. */
 extern bool cg_conv_winograd;
-/* Whether direct conv2d / conv2d_dx n gets a Winograd kernel on target t
-   (with cg_conv_winograd; an input gradient only when its dy is stored and
-   no epilogue rides on it, which the kernel's emission checks too). */
+/* Whether direct conv2d / conv2d_dx n qualifies for a Winograd kernel on
+   target t by its shape (and cg_conv_winograd). The emission also needs an
+   input gradient's dy stored (not a BatchNorm backward applied in its
+   readers) and no epilogue on it; this does not look at the kernels. */
 bool cg_conv_uses_winograd(const Node *n, const Target *t);
 LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats, const Kernel *epi);
 
