@@ -204,15 +204,42 @@ static LLVMValueRef vfma(CB *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) 
     return LLVMBuildCall2(k->b, LLVMFunctionType(k->vt, ps, 3, 0), f, args, 3, "");
 }
 
-/* The lanes of vector v summed in order (llvm.vector.reduce.fadd without
-   reassociation: the same bits whatever the vector unit), as a float. */
-static LLVMValueRef lanes_sum(CB *k, LLVMValueRef v) {
+/* Lanes [first, first + n) of vector v summed in order
+   (llvm.vector.reduce.fadd without reassociation: the same bits whatever
+   the vector unit), as a float; lanes_sum: all of them. */
+static LLVMValueRef lanes_sum_part(CB *k, LLVMValueRef v, int64_t first, int64_t n) {
     CG *cg = k->cg;
+    LLVMTypeRef pt = k->vt;
+    if (first != 0 || n != k->L) {
+        LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx);
+        LLVMValueRef m[CG_MAX_LANES];
+        for (int64_t l = 0; l < n; l++) m[l] = LLVMConstInt(i32, (unsigned long long)(first + l), 0);
+        v = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(k->vt), LLVMConstVector(m, (unsigned)n), "");
+        pt = LLVMVectorType(cg->f32, (unsigned)n);
+    }
     unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
-    LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &k->vt, 1);
-    LLVMTypeRef rps[2] = {cg->f32, k->vt};
+    LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &pt, 1);
+    LLVMTypeRef rps[2] = {cg->f32, pt};
     LLVMValueRef args[2] = {LLVMConstReal(cg->f32, -0.0), v};
     return LLVMBuildCall2(k->b, LLVMFunctionType(cg->f32, rps, 2, 0), rf, args, 2, "");
+}
+
+static LLVMValueRef lanes_sum(CB *k, LLVMValueRef v) { return lanes_sum_part(k, v, 0, k->L); }
+
+/* An image's BatchNorm statistics of a channel from its shifted sums (t1,
+   t2: double sums of d = y - shift and d^2 over the Q values; kd: the
+   shift): mean at st[i1], sum of squared deviations (clamped at 0) at
+   st[i2]. The direct core's and Winograd's. */
+static void stats_store(CB *k, LLVMValueRef t1, LLVMValueRef t2, LLVMValueRef kd, double Q, LLVMValueRef st,
+                        LLVMValueRef i1, LLVMValueRef i2) {
+    LLVMBuilderRef b = k->b;
+    LLVMTypeRef f64 = LLVMDoubleTypeInContext(k->cg->ctx);
+    LLVMValueRef qd = LLVMConstReal(f64, Q), zero = LLVMConstReal(f64, 0);
+    LLVMValueRef mean = LLVMBuildFAdd(b, kd, LLVMBuildFDiv(b, t1, qd, ""), "");
+    LLVMValueRef m2 = LLVMBuildFSub(b, t2, LLVMBuildFDiv(b, LLVMBuildFMul(b, t1, t1, ""), qd, ""), "");
+    m2 = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, m2, zero, ""), zero, m2, "");
+    LLVMBuildStore(b, mean, LLVMBuildInBoundsGEP2(b, f64, st, &i1, 1, ""));
+    LLVMBuildStore(b, m2, LLVMBuildInBoundsGEP2(b, f64, st, &i2, 1, ""));
 }
 
 /* A direct convolution: C input and O output channels, H x W input and
@@ -863,19 +890,12 @@ static void core_blocks(const Core *c, int64_t OB) {
     }
     if (stats) {
         LLVMValueRef stp = LLVMGetParam(k.fn, 4);
-        double Q = (double)(H * W);
         for (int o = 0; o < OB; o++) {
             LLVMValueRef t1 = LLVMBuildFPExt(k.b, lanes_sum(&k, LLVMBuildLoad2(k.b, k.vt, s1[o], "")), f64, "");
             LLVMValueRef t2 = LLVMBuildFPExt(k.b, lanes_sum(&k, LLVMBuildLoad2(k.b, k.vt, s2[o], "")), f64, "");
             LLVMValueRef kd = LLVMBuildFPExt(k.b, LLVMBuildLoad2(k.b, cg->f32, kslot[o], ""), f64, "");
-            LLVMValueRef qd = LLVMConstReal(f64, Q);
-            LLVMValueRef mean = LLVMBuildFAdd(k.b, kd, LLVMBuildFDiv(k.b, t1, qd, ""), "");
-            LLVMValueRef m2 = LLVMBuildFSub(k.b, t2, LLVMBuildFDiv(k.b, LLVMBuildFMul(k.b, t1, t1, ""), qd, ""), "");
-            m2 = LLVMBuildSelect(k.b, LLVMBuildFCmp(k.b, LLVMRealOLT, m2, LLVMConstReal(f64, 0), ""), LLVMConstReal(f64, 0), m2, "");
             LLVMValueRef co = LLVMBuildNSWAdd(k.b, ob, I(&k, o), "");
-            LLVMValueRef i1 = co, i2 = LLVMBuildNSWAdd(k.b, co, I(&k, Co), "");
-            LLVMBuildStore(k.b, mean, LLVMBuildInBoundsGEP2(k.b, f64, stp, &i1, 1, ""));
-            LLVMBuildStore(k.b, m2, LLVMBuildInBoundsGEP2(k.b, f64, stp, &i2, 1, ""));
+            stats_store(&k, t1, t2, kd, (double)(H * W), stp, co, LLVMBuildNSWAdd(k.b, co, I(&k, Co), ""));
         }
     }
     cloop_close(&k, &Lo, OB);
@@ -1427,12 +1447,9 @@ static LLVMValueRef build_dw(CG *cg, const char *name, const char *core_name, co
     return wf;
 }
 
-/* The args array {w or dy, out, what the input expression reads...} built
-   in the step, and the wrapper for node n (a conv2d, conv2d_dx or
-   conv2d_dw with n->direct); one function per shape, direction and
-   input expression in a module. *nargs: the array's length. */
-/* ---- Winograd F(2x2, 3x3): stride-1 3x3 forwards (docs/DECISIONS.md, "Where the
-   K=8 step can still get faster"; bench/winograd_probe.c models it) ----
+/* ---- Winograd F(2x2, 3x3): stride-1 3x3 forwards and input gradients
+   (docs/DECISIONS.md, "Where the K=8 step can still get faster";
+   bench/winograd_probe.c models it) ----
 
    A 2x2 output tile of a channel is A^T [sum_c (G g_oc G^T) . (B^T d_c B)] A,
    d_c the 4x4 input patch at the tile's top left in the zero-padded image:
@@ -1514,21 +1531,6 @@ static bool wino_ok(const Node *n, const Geo *g0, const Target *t, bool gray) {
 bool cg_conv_uses_winograd(const Node *n, const Target *t) {
     Geo g = geo_of(n);
     return n->direct && wino_ok(n, &g, t, n->gray_x);
-}
-
-/* Lanes [first, first + n) of v summed in order, as a float. */
-static LLVMValueRef lanes_sum_part(CB *k, LLVMValueRef v, int64_t first, int64_t n) {
-    if (first == 0 && n == k->L) return lanes_sum(k, v);
-    CG *cg = k->cg;
-    LLVMTypeRef i32 = LLVMInt32TypeInContext(cg->ctx), pt = LLVMVectorType(cg->f32, (unsigned)n);
-    LLVMValueRef m[CG_MAX_LANES];
-    for (int64_t l = 0; l < n; l++) m[l] = LLVMConstInt(i32, (unsigned long long)(first + l), 0);
-    LLVMValueRef part = LLVMBuildShuffleVector(k->b, v, LLVMGetUndef(k->vt), LLVMConstVector(m, (unsigned)n), "");
-    unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
-    LLVMValueRef rf = LLVMGetIntrinsicDeclaration(cg->mod, id, &pt, 1);
-    LLVMTypeRef rps[2] = {cg->f32, pt};
-    LLVMValueRef args[2] = {LLVMConstReal(cg->f32, -0.0), part};
-    return LLVMBuildCall2(k->b, LLVMFunctionType(cg->f32, rps, 2, 0), rf, args, 2, "");
 }
 
 /* Opens `if (cond)`; wino_endif closes it. */
@@ -1745,21 +1747,15 @@ static LLVMValueRef build_wino(CG *cg, const char *name, const Geo *g, bool tran
         }
     }
     if (stats) {   /* image n + gi's mean and squared deviations, at its slot of the call's */
-        double Q = (double)(H * W);
-        LLVMValueRef qd = LLVMConstReal(f64, Q);
         for (int64_t gi = 0; gi < G; gi++) {
             LLVMBasicBlockRef done = gi ? wino_if(&k, LLVMBuildICmp(b, LLVMIntSLT, I(&k, gi), ngv, "")) : NULL;
             int64_t first = G > 1 ? gi * T : 0, cnt = G > 1 ? T : L;
             LLVMValueRef t1 = LLVMBuildFPExt(b, lanes_sum_part(&k, s1, first, cnt), f64, "");
             LLVMValueRef t2 = LLVMBuildFPExt(b, lanes_sum_part(&k, s2, first, cnt), f64, "");
             LLVMValueRef kd = LLVMBuildFPExt(b, LLVMBuildExtractElement(b, kv, I(&k, first), ""), f64, "");
-            LLVMValueRef mean = LLVMBuildFAdd(b, kd, LLVMBuildFDiv(b, t1, qd, ""), "");
-            LLVMValueRef m2 = LLVMBuildFSub(b, t2, LLVMBuildFDiv(b, LLVMBuildFMul(b, t1, t1, ""), qd, ""), "");
-            m2 = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, m2, LLVMConstReal(f64, 0), ""), LLVMConstReal(f64, 0), m2, "");
             LLVMValueRef slot = LLVMBuildNSWMul(b, LLVMBuildNSWAdd(b, LLVMBuildNSWSub(b, n, n0, ""), I(&k, gi), ""), I(&k, 2 * O), "");
-            LLVMValueRef i1 = LLVMBuildNSWAdd(b, slot, o, ""), i2 = LLVMBuildNSWAdd(b, i1, I(&k, O), "");
-            LLVMBuildStore(b, mean, LLVMBuildInBoundsGEP2(b, f64, stp, &i1, 1, ""));
-            LLVMBuildStore(b, m2, LLVMBuildInBoundsGEP2(b, f64, stp, &i2, 1, ""));
+            LLVMValueRef i1 = LLVMBuildNSWAdd(b, slot, o, "");
+            stats_store(&k, t1, t2, kd, (double)(H * W), stp, i1, LLVMBuildNSWAdd(b, i1, I(&k, O), ""));
             if (done) wino_endif(&k, done);
         }
     }
@@ -1771,6 +1767,10 @@ static LLVMValueRef build_wino(CG *cg, const char *name, const Geo *g, bool tran
     return wf;
 }
 
+/* The args array {w or dy, out, what the input expression reads...} built
+   in the step, and the wrapper for node n (a conv2d, conv2d_dx or
+   conv2d_dw with n->direct); one function per shape, direction and
+   input expression in a module. *nargs: the array's length. */
 LLVMValueRef cg_conv_direct_fn(CG *cg, const Node *n, LLVMValueRef *args, int *nargs, bool stats, const Kernel *K) {
     bool tr = n->op == OP_CONV2D_DX, dw = n->op == OP_CONV2D_DW;
     RRC_ASSERT(!stats || n->op == OP_CONV2D);

@@ -161,10 +161,9 @@ static void two_ranks_equal_one(const char *spec, const char *tag, const int *se
        which thread counts do not give here: it must be measured */
     CHECKF(tl > 0 && tp > 0, "threads 1 and 2 agree bitwise (%g, %g): the yardstick is gone", tl, tp);
     /* metrics.csv prints the loss to 6 decimals, and in 20 steps one
-       rounding difference grows to dozens of units of the last (55 for
-       conv4's seed 3 with Winograd forwards, its first six steps equal):
-       the loss's yardstick has a floor of a hundred (docs/DECISIONS.md, the
-       factor pass) */
+       rounding difference grows to dozens of units of the last: the loss's
+       yardstick has a floor of a hundred (docs/DECISIONS.md: the factor
+       pass, and Winograd's measurement) */
     CHECKF(rl <= fmax(2 * tl, 1e-4), "%s: 2 ranks' losses differ by %g from one process's, threads 1 vs 2 by %g", spec, rl, tl);
     CHECKF(rp <= 2 * tp, "%s: 2 ranks' parameters differ by %g from one process's, threads 1 vs 2 by %g", spec, rp, tp);
 }
